@@ -1,0 +1,349 @@
+//! Wire types of the daemon's HTTP API, shared by the daemon and the client.
+//!
+//! Every body is JSON. Times are Unix milliseconds (`*_ms`). Errors are
+//! [`ErrorBody`]. `docs/http-api.md` documents each route.
+
+use crate::core::ask::AskState;
+use crate::core::delivery::{DeliveryKind, DeliveryState};
+use crate::core::peer::{Role, Status};
+use serde::{Deserialize, Serialize};
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Health {
+    pub ok: bool,
+    pub version: String,
+    pub pid: u32,
+    pub url: String,
+    pub home: String,
+    pub started_at_ms: i64,
+    pub uptime_ms: i64,
+}
+
+/// A peer as clients see it. `stale` is computed from `last_seen_ms`; a
+/// `ghost` is a stale peer whose status still claims it is there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerInfo {
+    pub peer_id: String,
+    pub name: String,
+    pub circle: String,
+    pub role: Role,
+    pub backend: String,
+    pub project_path: String,
+    pub tags: Vec<String>,
+    pub description: String,
+    pub status: Status,
+    pub route: String,
+    pub created_at_ms: i64,
+    pub last_seen_ms: i64,
+    pub last_seen_age_s: i64,
+    pub stale: bool,
+    pub ghost: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterReq {
+    pub name: String,
+    #[serde(default)]
+    pub circle: Option<String>,
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub backend: Option<String>,
+    #[serde(default)]
+    pub project_path: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub route: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResp {
+    pub peer: PeerInfo,
+    /// The peer's bearer token: only when the peer is new (a resume keeps the
+    /// token the caller already holds).
+    pub token: Option<String>,
+    pub resumed: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePeerReq {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatReq {
+    #[serde(default)]
+    pub status: Option<Status>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneReq {
+    /// Prune peers not seen for this long (default: the daemon's stale_after).
+    #[serde(default)]
+    pub older_than_ms: Option<i64>,
+    #[serde(default)]
+    pub circle: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PruneResp {
+    pub pruned: Vec<PeerInfo>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimReq {
+    #[serde(default)]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimResp {
+    pub circle: String,
+    pub holder: PeerInfo,
+    /// The demoted holder's name, if the role was taken over.
+    pub previous: Option<String>,
+    /// `stale` or `forced` when the role was taken over.
+    pub takeover: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrchestratorStatus {
+    pub circle: String,
+    pub present: bool,
+    pub name: Option<String>,
+    pub peer_id: Option<String>,
+    pub last_seen_ms: Option<i64>,
+    pub last_seen_age_s: Option<i64>,
+    pub stale: bool,
+    pub stale_after_s: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskReq {
+    /// `NAME` or `NAME@CIRCLE`.
+    pub to: String,
+    /// The target's circle (default: the sender's).
+    #[serde(default)]
+    pub circle: Option<String>,
+    pub text: String,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Admin only: allow a target in another circle.
+    #[serde(default)]
+    pub bypass_circle: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AskInfo {
+    pub correlation_id: String,
+    pub parent_id: Option<String>,
+    pub from: String,
+    pub from_peer_id: String,
+    pub to: String,
+    pub to_peer_id: String,
+    pub circle: String,
+    pub text: String,
+    pub state: AskState,
+    pub answer: Option<String>,
+    pub ack_message: Option<String>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub reminded_at_ms: Option<i64>,
+    pub closed_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AskResp {
+    pub ask: AskInfo,
+    pub delivery_id: String,
+    /// The recipient is offline or stale: the ask waits in its inbox.
+    pub queued_offline: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AskManyReq {
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub circle: Option<String>,
+    pub text: String,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub bypass_circle: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AskManyResp {
+    pub parent_id: String,
+    pub asks: Vec<AskResp>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AskManyEntry {
+    pub peer: String,
+    pub correlation_id: String,
+    pub state: AskState,
+    pub answer: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AskManyResult {
+    pub parent_id: String,
+    pub text: String,
+    pub entries: Vec<AskManyEntry>,
+    /// Names whose ask is not yet terminal.
+    pub open: Vec<String>,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckReq {
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerReq {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitResp {
+    pub ask: AskInfo,
+    /// The ask reached a terminal state; false means the wait timed out.
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyReq {
+    pub to: String,
+    #[serde(default)]
+    pub circle: Option<String>,
+    pub text: String,
+    #[serde(default)]
+    pub bypass_circle: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotifyResp {
+    pub delivery_id: String,
+    pub to: String,
+    pub circle: String,
+    pub queued_offline: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastReq {
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BroadcastResp {
+    pub circle: String,
+    pub deliveries: Vec<NotifyResp>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseReq {
+    /// At most this many (default 100).
+    #[serde(default)]
+    pub max: Option<u32>,
+    /// Long-poll up to this long when nothing is pending (default 0).
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
+    /// Lease length (default: the daemon's lease).
+    #[serde(default)]
+    pub lease_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeliveryInfo {
+    pub delivery_id: String,
+    pub seq: i64,
+    pub kind: DeliveryKind,
+    pub from: Option<String>,
+    pub from_circle: Option<String>,
+    pub correlation_id: Option<String>,
+    pub text: String,
+    pub state: DeliveryState,
+    pub attempts: i64,
+    pub created_at_ms: i64,
+    pub lease_until_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxResp {
+    pub deliveries: Vec<DeliveryInfo>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmReq {
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfirmResp {
+    /// How many of the ids were newly marked delivered.
+    pub confirmed: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EventInfo {
+    pub seq: i64,
+    pub ts_ms: i64,
+    pub kind: String,
+    pub subject: String,
+    pub related: Option<String>,
+    pub circle: Option<String>,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventsResp {
+    pub events: Vec<EventInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TraceResp {
+    pub id: String,
+    pub events: Vec<EventInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DoctorResp {
+    pub db_ok: bool,
+    pub db_check: String,
+    pub schema_version: i64,
+    pub peers: i64,
+    pub stale_peers: Vec<PeerInfo>,
+    pub open_asks: i64,
+    pub pending_deliveries: i64,
+    pub events: i64,
+}

@@ -1,0 +1,275 @@
+//! `repowire daemon`: run it, start it in the background, status, stop.
+
+use super::{CmdResult, Ctx, Failure, duration_arg};
+use crate::core::policy::Policy;
+use crate::daemon::Config;
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// With no subcommand, runs the daemon in the foreground until SIGTERM/SIGINT.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DaemonCmd {
+    #[command(subcommand)]
+    action: Option<DaemonAction>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum DaemonAction {
+    /// Run in the foreground (the same as `repowire daemon`).
+    Run(RunArgs),
+    /// Start in the background (log: <home>/daemon.log) and wait until it answers.
+    Start(RunArgs),
+    /// Is a daemon answering? Prints its URL, pid, version and uptime.
+    Status,
+    /// Ask the daemon to shut down gracefully and wait until it has.
+    Stop {
+        /// How long to wait for it to exit.
+        #[arg(long, default_value = "10s", value_parser = duration_arg)]
+        timeout: Duration,
+    },
+}
+
+/// Where to listen and the daemon's limits. Every flag also reads an env var.
+#[derive(Debug, Args, Clone)]
+struct RunArgs {
+    /// Address to listen on; port 0 picks a free port (recorded in <home>/daemon.json).
+    #[arg(long, env = "REPOWIRE_LISTEN", default_value = "127.0.0.1:8377")]
+    listen: SocketAddr,
+    /// Allow a non-loopback listen address (the API is then reachable from the network).
+    #[arg(long)]
+    allow_remote: bool,
+    /// A peer with no heartbeat for this long is stale (a ghost if it claims to be online).
+    #[arg(long, env = "REPOWIRE_STALE_AFTER", default_value = "120s", value_parser = duration_arg)]
+    stale_after: Duration,
+    /// An ask not picked up after this long is re-delivered once as a reminder.
+    #[arg(long, env = "REPOWIRE_REMINDER_AFTER", default_value = "10m", value_parser = duration_arg)]
+    reminder_after: Duration,
+    /// Default timeout of an ask (it expires after this).
+    #[arg(long, env = "REPOWIRE_ASK_TIMEOUT", default_value = "1h", value_parser = duration_arg)]
+    ask_timeout: Duration,
+    /// Largest message text in bytes.
+    #[arg(long, env = "REPOWIRE_MAX_MESSAGE_BYTES", default_value_t = 65536)]
+    max_message_bytes: usize,
+    /// Most undelivered messages one peer may have waiting.
+    #[arg(long, env = "REPOWIRE_MAX_PENDING", default_value_t = 10_000)]
+    max_pending: i64,
+    /// How long a handed-out delivery stays leased before it is handed out again.
+    #[arg(long, env = "REPOWIRE_LEASE", default_value = "30s", value_parser = duration_arg)]
+    lease: Duration,
+    /// Broadcasts one peer may send per minute.
+    #[arg(long, env = "REPOWIRE_BROADCAST_PER_MINUTE", default_value_t = 30)]
+    broadcast_per_minute: u32,
+    /// Most peers one ask-many may reach.
+    #[arg(long, env = "REPOWIRE_MAX_FANOUT", default_value_t = 64)]
+    max_fanout: usize,
+    /// Events older than this are deleted.
+    #[arg(long, env = "REPOWIRE_EVENT_MAX_AGE", default_value = "7d", value_parser = duration_arg)]
+    event_max_age: Duration,
+    /// At most this many events are kept.
+    #[arg(long, env = "REPOWIRE_EVENT_MAX_COUNT", default_value_t = 100_000)]
+    event_max_count: i64,
+    /// How often background tasks (ghosts, reminders, expiry, retention) run.
+    #[arg(long, env = "REPOWIRE_TICK", default_value = "1s", value_parser = duration_arg)]
+    tick: Duration,
+}
+
+fn ms(d: Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+impl RunArgs {
+    fn config(&self, ctx: &Ctx) -> Result<Config, Failure> {
+        if self.max_message_bytes == 0 || self.max_pending <= 0 || self.event_max_count <= 0 {
+            return Err(Failure::usage("limits must be positive"));
+        }
+        if self.tick.is_zero() {
+            return Err(Failure::usage("--tick must be positive"));
+        }
+        Ok(Config {
+            home: ctx.home.clone(),
+            listen: self.listen,
+            allow_remote: self.allow_remote,
+            tick: self.tick,
+            policy: Policy {
+                stale_after_ms: ms(self.stale_after),
+                reminder_after_ms: ms(self.reminder_after),
+                ask_timeout_ms: ms(self.ask_timeout),
+                max_message_bytes: self.max_message_bytes,
+                max_pending_per_peer: self.max_pending,
+                lease_ms: ms(self.lease).max(1),
+                broadcast_per_minute: self.broadcast_per_minute,
+                max_fanout: self.max_fanout,
+                event_max_age_ms: ms(self.event_max_age),
+                event_max_count: self.event_max_count,
+            },
+        })
+    }
+
+    /// The same flags, for a re-exec of `daemon run`.
+    fn to_args(&self) -> Vec<String> {
+        let d = |d: Duration| format!("{}ms", d.as_millis());
+        let mut v = vec![
+            "--listen".into(),
+            self.listen.to_string(),
+            "--stale-after".into(),
+            d(self.stale_after),
+            "--reminder-after".into(),
+            d(self.reminder_after),
+            "--ask-timeout".into(),
+            d(self.ask_timeout),
+            "--max-message-bytes".into(),
+            self.max_message_bytes.to_string(),
+            "--max-pending".into(),
+            self.max_pending.to_string(),
+            "--lease".into(),
+            d(self.lease),
+            "--broadcast-per-minute".into(),
+            self.broadcast_per_minute.to_string(),
+            "--max-fanout".into(),
+            self.max_fanout.to_string(),
+            "--event-max-age".into(),
+            d(self.event_max_age),
+            "--event-max-count".into(),
+            self.event_max_count.to_string(),
+            "--tick".into(),
+            d(self.tick),
+        ];
+        if self.allow_remote {
+            v.push("--allow-remote".into());
+        }
+        v
+    }
+}
+
+impl DaemonCmd {
+    pub async fn run(self, ctx: &Ctx) -> CmdResult {
+        match self.action {
+            None => run_foreground(self.run, ctx).await,
+            Some(DaemonAction::Run(a)) => run_foreground(a, ctx).await,
+            Some(DaemonAction::Start(a)) => start_background(a, ctx).await,
+            Some(DaemonAction::Status) => status(ctx).await,
+            Some(DaemonAction::Stop { timeout }) => stop(ctx, timeout).await,
+        }
+    }
+}
+
+async fn run_foreground(a: RunArgs, ctx: &Ctx) -> CmdResult {
+    let cfg = a.config(ctx)?;
+    crate::daemon::run_until_signal(cfg).await?;
+    Ok(())
+}
+
+async fn start_background(a: RunArgs, ctx: &Ctx) -> CmdResult {
+    let cfg = a.config(ctx)?;
+    let client = ctx.client();
+    if let Ok(h) = client.health().await {
+        return Err(Failure::new(
+            "already_running",
+            format!("a daemon already answers at {} (pid {})", h.url, h.pid),
+            1,
+        ));
+    }
+    cfg.home.ensure_dir()?;
+    let log_path = cfg.home.dir.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Failure::from(anyhow::anyhow!("while opening {}: {e}", log_path.display())))?;
+    let exe = std::env::current_exe().map_err(|e| Failure::from(anyhow::anyhow!(e)))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--home")
+        .arg(&cfg.home.dir)
+        .arg("daemon")
+        .arg("run")
+        .args(a.to_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::from(anyhow::anyhow!("could not start the daemon: {e}")))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(st) = child
+            .try_wait()
+            .map_err(|e| Failure::from(anyhow::anyhow!(e)))?
+        {
+            return Err(Failure::new(
+                "daemon_failed",
+                format!(
+                    "the daemon exited at start ({st}); see {}",
+                    log_path.display()
+                ),
+                5,
+            ));
+        }
+        if let Some(rec) = cfg.home.read_record().filter(|r| r.pid == child.id()) {
+            let c = crate::client::Client::new(&rec.url, None, None);
+            if let Ok(h) = c.health().await {
+                ctx.out(&h, |h| {
+                    format!(
+                        "daemon started: {} (pid {}), log {}",
+                        h.url,
+                        h.pid,
+                        log_path.display()
+                    )
+                });
+                return Ok(());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::new(
+                "daemon_failed",
+                "the daemon did not answer within 10s",
+                5,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn status(ctx: &Ctx) -> CmdResult {
+    let h = ctx.client().health().await?;
+    ctx.out(&h, |h| {
+        format!(
+            "running: {} (pid {}, version {}, up {}, home {})",
+            h.url,
+            h.pid,
+            h.version,
+            crate::core::time::fmt_age(h.uptime_ms),
+            h.home
+        )
+    });
+    Ok(())
+}
+
+async fn stop(ctx: &Ctx, timeout: Duration) -> CmdResult {
+    let client = ctx.client();
+    let h = client.health().await?;
+    client.shutdown().await?;
+    let deadline = std::time::Instant::now() + timeout;
+    while client.health().await.is_ok() {
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::new(
+                "timeout",
+                format!(
+                    "the daemon (pid {}) is still answering after {timeout:?}",
+                    h.pid
+                ),
+                4,
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ctx.out(
+        &serde_json::json!({"stopped": true, "pid": h.pid, "url": h.url}),
+        |_| format!("stopped daemon pid {} at {}", h.pid, h.url),
+    );
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! The `repowire` command line: clap commands, one file per group.
+//!
+//! Thin: each command builds one request, calls the [`Client`], renders the
+//! answer (a readable text, or the API's JSON with `--json`). Errors are
+//! mapped to stderr and an exit code in one place, [`main`].
+//!
+//! Exit codes: 0 ok · 1 the daemon refused (coded error) · 2 usage ·
+//! 3 no daemon reachable · 4 a wait timed out · 5 anything else.
+
+mod daemon;
+mod demo;
+mod doctor;
+mod events;
+mod orchestrator;
+mod peer;
+
+use crate::client::{Client, ClientError};
+use crate::home::Home;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// repowire: a local coordination mesh for fleets of AI coding agents.
+///
+/// Every live agent session is a peer with an address in a circle. Peers ask
+/// each other tracked questions, send notes and broadcasts; one peer per
+/// circle may hold the orchestrator role. A daemon (`repowire daemon`) keeps
+/// the state in SQLite under REPOWIRE_HOME; every other command talks to it.
+///
+/// Identity: commands that act as a peer use REPOWIRE_PEER_TOKEN (printed by
+/// `peer register`), or the admin token of the home with `--as NAME`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "repowire",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// State directory [env: REPOWIRE_HOME] [default: ~/.repowire].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Act as this peer (NAME or NAME@CIRCLE), using the home's admin token.
+    #[arg(long = "as", global = true, value_name = "NAME")]
+    pub as_peer: Option<String>,
+    /// Daemon URL [env: REPOWIRE_URL] [default: the home's daemon.json, else http://127.0.0.1:8377].
+    #[arg(long, global = true, value_name = "URL")]
+    pub url: Option<String>,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the daemon (foreground), or start/stop/inspect it.
+    Daemon(daemon::DaemonCmd),
+    /// Peers: register, list, ask, answer, notify, broadcast, inbox, roles.
+    #[command(subcommand)]
+    Peer(peer::PeerCmd),
+    /// The orchestrator role of a circle.
+    #[command(subcommand)]
+    Orchestrator(orchestrator::OrchestratorCmd),
+    /// Every recorded stage of an ask, ask group, delivery or peer, with times.
+    Trace(events::TraceCmd),
+    /// Print (or follow) the event log.
+    Events(events::EventsCmd),
+    /// Check the daemon, the database, the token file and stale peers.
+    Doctor,
+    /// Run a scripted tour: a daemon in a temp home, peers, an orchestrator
+    /// claim, an ask answered and closed, notes delivered, a trace.
+    Demo,
+}
+
+/// What every command gets: the parsed global flags.
+pub struct Ctx {
+    pub json: bool,
+    pub home: Home,
+    pub as_peer: Option<String>,
+    pub url: Option<String>,
+}
+
+/// A command's failure, already rendered for the user.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+    pub exit: u8,
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Api(e) => Failure {
+                code: e.code.as_str().into(),
+                message: e.message,
+                exit: if e.code == crate::core::ErrorCode::Timeout {
+                    4
+                } else {
+                    1
+                },
+            },
+            ClientError::Unreachable { url, reason } => Failure {
+                code: "daemon_unreachable".into(),
+                message: format!(
+                    "no repowire daemon answers at {url} ({reason}). Start one with `repowire daemon` \
+                     (foreground) or `repowire daemon start` (background)"
+                ),
+                exit: 3,
+            },
+            ClientError::Other(m) => Failure {
+                code: "client_error".into(),
+                message: m,
+                exit: 5,
+            },
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure {
+            code: "error".into(),
+            message: format!("{e:#}"),
+            exit: 5,
+        }
+    }
+}
+
+impl Failure {
+    pub fn new(code: &str, message: impl Into<String>, exit: u8) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            exit,
+        }
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new("usage", message, 2)
+    }
+}
+
+pub type CmdResult = Result<(), Failure>;
+
+impl Ctx {
+    /// The daemon URL this invocation talks to.
+    pub fn url(&self) -> String {
+        self.home.daemon_url(self.url.as_deref())
+    }
+
+    /// A client with this invocation's identity: `--as` with the admin token,
+    /// else REPOWIRE_PEER_TOKEN, else the admin token.
+    pub fn client(&self) -> Client {
+        let peer_token = std::env::var("REPOWIRE_PEER_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        let admin = || {
+            std::env::var("REPOWIRE_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .or_else(|| self.home.read_token())
+        };
+        let (token, as_peer) = match (&self.as_peer, peer_token) {
+            (Some(name), _) => (admin(), Some(name.clone())),
+            (None, Some(t)) => (Some(t), None),
+            (None, None) => (admin(), None),
+        };
+        Client::new(&self.url(), token, as_peer)
+    }
+
+    /// Print `value` as JSON, or the text `human` renders.
+    pub fn out<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
+        } else {
+            let s = human(value);
+            if !s.is_empty() {
+                println!("{}", s.trim_end());
+            }
+        }
+    }
+}
+
+/// A text argument; `-` reads it from stdin.
+pub fn text_arg(s: String) -> Result<String, Failure> {
+    if s != "-" {
+        return Ok(s);
+    }
+    let mut buf = String::new();
+    std::io::stdin()
+        .read_to_string(&mut buf)
+        .map_err(|e| Failure::usage(format!("could not read stdin: {e}")))?;
+    Ok(buf)
+}
+
+/// Parse a humantime duration argument (`5s`, `10m`, `2h`).
+pub fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    crate::core::time::parse_duration(s)
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Parse arguments, run the command, map failure to stderr and an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The daemon logs its lifecycle; client commands stay quiet unless asked.
+    init_tracing(if matches!(cli.cmd, Cmd::Daemon(_)) {
+        "info"
+    } else {
+        "warn"
+    });
+    let ctx = Ctx {
+        json: cli.json,
+        home: Home::resolve(cli.home.as_deref()),
+        as_peer: cli.as_peer,
+        url: cli.url,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::from(5);
+        }
+    };
+    let json = ctx.json;
+    let res = rt.block_on(run(cli.cmd, ctx));
+    match res {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"error": {"code": f.code, "message": f.message}})
+                );
+            } else {
+                eprintln!("error[{}]: {}", f.code, f.message);
+            }
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
+    match cmd {
+        Cmd::Daemon(c) => c.run(&ctx).await,
+        Cmd::Peer(c) => c.run(&ctx).await,
+        Cmd::Orchestrator(c) => c.run(&ctx).await,
+        Cmd::Trace(c) => c.run(&ctx).await,
+        Cmd::Events(c) => c.run(&ctx).await,
+        Cmd::Doctor => doctor::run(&ctx).await,
+        Cmd::Demo => demo::run(&ctx).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_anywhere() {
+        let c = Cli::try_parse_from(["repowire", "peer", "list", "--json", "--home", "/tmp/x"])
+            .unwrap();
+        assert!(c.json);
+        assert_eq!(c.home.as_deref(), Some(std::path::Path::new("/tmp/x")));
+        let c =
+            Cli::try_parse_from(["repowire", "--as", "bob", "peer", "inbox", "--peek"]).unwrap();
+        assert_eq!(c.as_peer.as_deref(), Some("bob"));
+    }
+}

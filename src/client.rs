@@ -1,0 +1,393 @@
+//! The one typed client of the daemon's HTTP API, used by the CLI (and the
+//! MCP server). It holds no rules: each method is one request.
+
+use crate::api::*;
+use crate::core::error::{Error, ErrorCode};
+use futures_util::{Stream, StreamExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The daemon answered with a coded error.
+    #[error("{0}")]
+    Api(Error),
+    /// Nothing answered at the URL.
+    #[error("no repowire daemon answers at {url} ({reason})")]
+    Unreachable { url: String, reason: String },
+    /// Something else went wrong on the way.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// A client bound to one daemon URL and one identity.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    as_peer: Option<String>,
+}
+
+impl Client {
+    /// `token` is the admin or a peer token; `as_peer` (admin only) acts as a peer.
+    pub fn new(base: &str, token: Option<String>, as_peer: Option<String>) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("reqwest client");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            as_peer,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The same daemon, another identity.
+    pub fn with_identity(&self, token: Option<String>, as_peer: Option<String>) -> Self {
+        Self {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token,
+            as_peer,
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(a) = &self.as_peer {
+            r = r.header("x-repowire-as", a);
+        }
+        r
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> ClientError {
+        if e.is_connect() || e.is_timeout() && !e.is_body() {
+            ClientError::Unreachable {
+                url: self.base.clone(),
+                reason: root_cause(&e),
+            }
+        } else {
+            ClientError::Other(format!(
+                "request to {} failed: {}",
+                self.base,
+                root_cause(&e)
+            ))
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> Result<T> {
+        let resp = rb.send().await.map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| ClientError::Other(format!("unreadable answer from daemon: {e}")));
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(b) => Err(ClientError::Api(Error::new(
+                ErrorCode::parse(&b.code).unwrap_or(ErrorCode::Internal),
+                b.message,
+            ))),
+            Err(_) => Err(ClientError::Other(format!(
+                "daemon answered HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            ))),
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.send(self.req(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn get_q<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        q: &Q,
+    ) -> Result<T> {
+        self.send(self.req(reqwest::Method::GET, path).query(q))
+            .await
+    }
+
+    pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        self.send(self.req(reqwest::Method::POST, path).json(body))
+            .await
+    }
+
+    pub async fn delete<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        q: &Q,
+    ) -> Result<T> {
+        self.send(self.req(reqwest::Method::DELETE, path).query(q))
+            .await
+    }
+
+    pub async fn health(&self) -> Result<Health> {
+        self.send(self.http.get(format!("{}/health", self.base)))
+            .await
+    }
+
+    pub async fn register(&self, req: &RegisterReq) -> Result<RegisterResp> {
+        self.post("/v1/peers", req).await
+    }
+    pub async fn list_peers(&self, circle: Option<&str>) -> Result<Vec<PeerInfo>> {
+        self.get_q("/v1/peers", &[("circle", circle)]).await
+    }
+    pub async fn whoami(&self) -> Result<PeerInfo> {
+        self.get("/v1/peers/me").await
+    }
+    pub async fn describe(&self, name: &str, circle: Option<&str>) -> Result<PeerInfo> {
+        self.get_q(&format!("/v1/peers/{}", enc(name)), &[("circle", circle)])
+            .await
+    }
+    pub async fn update_me(&self, req: &UpdatePeerReq) -> Result<PeerInfo> {
+        self.send(self.req(reqwest::Method::PATCH, "/v1/peers/me").json(req))
+            .await
+    }
+    pub async fn heartbeat(&self, req: &HeartbeatReq) -> Result<PeerInfo> {
+        self.post("/v1/peers/me/heartbeat", req).await
+    }
+    pub async fn unregister_me(&self) -> Result<PeerInfo> {
+        self.delete("/v1/peers/me", &()).await
+    }
+    pub async fn unregister(&self, name: &str, circle: Option<&str>) -> Result<PeerInfo> {
+        self.delete(&format!("/v1/peers/{}", enc(name)), &[("circle", circle)])
+            .await
+    }
+    pub async fn prune(&self, req: &PruneReq) -> Result<PruneResp> {
+        self.post("/v1/peers/prune", req).await
+    }
+    pub async fn claim_orchestrator(&self, force: bool) -> Result<ClaimResp> {
+        self.post("/v1/roles/orchestrator/claim", &ClaimReq { force })
+            .await
+    }
+    pub async fn release_orchestrator(&self) -> Result<PeerInfo> {
+        self.post("/v1/roles/orchestrator/release", &serde_json::json!({}))
+            .await
+    }
+    pub async fn orchestrator_status(&self, circle: Option<&str>) -> Result<OrchestratorStatus> {
+        self.get_q("/v1/orchestrator", &[("circle", circle)]).await
+    }
+    pub async fn ask(&self, req: &AskReq) -> Result<AskResp> {
+        self.post("/v1/asks", req).await
+    }
+    pub async fn ask_many(&self, req: &AskManyReq) -> Result<AskManyResp> {
+        self.post("/v1/asks/many", req).await
+    }
+    pub async fn ask_many_result(&self, parent: &str) -> Result<AskManyResult> {
+        self.get(&format!("/v1/asks/many/{}", enc(parent))).await
+    }
+    pub async fn list_asks(&self, dir: &str, open: bool, limit: u32) -> Result<Vec<AskInfo>> {
+        self.get_q(
+            "/v1/asks",
+            &[
+                ("dir", dir.to_string()),
+                ("open", open.to_string()),
+                ("limit", limit.to_string()),
+            ],
+        )
+        .await
+    }
+    pub async fn get_ask(&self, id: &str) -> Result<AskInfo> {
+        self.get(&format!("/v1/asks/{}", enc(id))).await
+    }
+    pub async fn wait(&self, id: &str, timeout: Duration) -> Result<WaitResp> {
+        let ms = timeout.as_millis() as u64;
+        let rb = self
+            .req(reqwest::Method::GET, &format!("/v1/asks/{}/wait", enc(id)))
+            .query(&[("timeout_ms", ms)]);
+        self.send(rb).await
+    }
+    pub async fn pickup(&self, id: &str) -> Result<AskInfo> {
+        self.post(
+            &format!("/v1/asks/{}/pickup", enc(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+    pub async fn ack(&self, id: &str, message: Option<String>) -> Result<AskInfo> {
+        self.post(&format!("/v1/asks/{}/ack", enc(id)), &AckReq { message })
+            .await
+    }
+    pub async fn answer(&self, id: &str, text: &str) -> Result<AskInfo> {
+        self.post(
+            &format!("/v1/asks/{}/answer", enc(id)),
+            &AnswerReq { text: text.into() },
+        )
+        .await
+    }
+    pub async fn cancel(&self, id: &str) -> Result<AskInfo> {
+        self.post(
+            &format!("/v1/asks/{}/cancel", enc(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+    pub async fn notify(&self, req: &NotifyReq) -> Result<NotifyResp> {
+        self.post("/v1/notify", req).await
+    }
+    pub async fn broadcast(&self, text: &str) -> Result<BroadcastResp> {
+        self.post("/v1/broadcast", &BroadcastReq { text: text.into() })
+            .await
+    }
+    pub async fn peek(&self, limit: u32) -> Result<InboxResp> {
+        self.get_q("/v1/inbox", &[("limit", limit)]).await
+    }
+    pub async fn lease(&self, req: &LeaseReq) -> Result<InboxResp> {
+        self.post("/v1/inbox/lease", req).await
+    }
+    pub async fn confirm(&self, ids: Vec<String>) -> Result<ConfirmResp> {
+        self.post("/v1/inbox/confirm", &ConfirmReq { ids }).await
+    }
+    pub async fn events(
+        &self,
+        since: Option<i64>,
+        tail: Option<u32>,
+        circle: Option<&str>,
+    ) -> Result<EventsResp> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = since {
+            q.push(("since", s.to_string()));
+        }
+        if let Some(t) = tail {
+            q.push(("tail", t.to_string()));
+        }
+        if let Some(c) = circle {
+            q.push(("circle", c.to_string()));
+        }
+        self.get_q("/v1/events", &q).await
+    }
+    pub async fn trace(&self, id: &str) -> Result<TraceResp> {
+        self.get(&format!("/v1/trace/{}", enc(id))).await
+    }
+    pub async fn doctor(&self) -> Result<DoctorResp> {
+        self.get("/v1/doctor").await
+    }
+    pub async fn shutdown(&self) -> Result<serde_json::Value> {
+        self.post("/v1/shutdown", &serde_json::json!({})).await
+    }
+
+    /// Follow the event stream (SSE) from after `since` (or the newest `tail`).
+    pub async fn event_stream(
+        &self,
+        since: Option<i64>,
+        tail: Option<u32>,
+        circle: Option<&str>,
+    ) -> Result<impl Stream<Item = Result<EventInfo>> + use<>> {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        if let Some(s) = since {
+            q.push(("since", s.to_string()));
+        }
+        if let Some(t) = tail {
+            q.push(("tail", t.to_string()));
+        }
+        if let Some(c) = circle {
+            q.push(("circle", c.to_string()));
+        }
+        let resp = self
+            .req(reqwest::Method::GET, "/v1/events/stream")
+            .query(&q)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !resp.status().is_success() {
+            let body: ErrorBody = resp
+                .json()
+                .await
+                .map_err(|e| ClientError::Other(e.to_string()))?;
+            return Err(ClientError::Api(Error::new(
+                ErrorCode::parse(&body.code).unwrap_or(ErrorCode::Internal),
+                body.message,
+            )));
+        }
+        let bytes = resp.bytes_stream();
+        Ok(sse_events(bytes))
+    }
+}
+
+/// Turn an SSE byte stream into parsed events (`data:` lines of JSON).
+fn sse_events<S>(bytes: S) -> impl Stream<Item = Result<EventInfo>>
+where
+    S: Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+{
+    futures_util::stream::unfold(
+        (bytes, Vec::<u8>::new()),
+        |(mut bytes, mut buf)| async move {
+            loop {
+                if let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
+                    let block: Vec<u8> = buf.drain(..end + 2).collect();
+                    let block = String::from_utf8_lossy(&block);
+                    let data: String = block
+                        .lines()
+                        .filter_map(|l| l.strip_prefix("data:"))
+                        .map(str::trim_start)
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    if data.is_empty() {
+                        continue; // keep-alive comment
+                    }
+                    let item = serde_json::from_str::<EventInfo>(&data)
+                        .map_err(|e| ClientError::Other(format!("bad event: {e}")));
+                    return Some((item, (bytes, buf)));
+                }
+                match bytes.next().await {
+                    Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
+                    Some(Err(e)) => {
+                        return Some((
+                            Err(ClientError::Other(format!("event stream broke: {e}"))),
+                            (bytes, buf),
+                        ));
+                    }
+                    None => return None,
+                }
+            }
+        },
+    )
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

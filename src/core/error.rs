@@ -1,0 +1,177 @@
+//! The one error type of the domain, with stable machine codes.
+//!
+//! Codes are part of the public contract (HTTP `code`, CLI stderr, MCP
+//! `isError` text); never rename one. `docs/errors.md` lists them.
+
+use std::fmt;
+
+/// A stable, documented error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unauthorized,
+    Forbidden,
+    BadRequest,
+    NotFound,
+    UnknownPeer,
+    UnknownAsk,
+    NameTaken,
+    InvalidName,
+    CrossCircle,
+    RoleHeld,
+    InvalidState,
+    PeerOffline,
+    IdentityRequired,
+    AmbiguousPeer,
+    RateLimited,
+    InboxFull,
+    TooLarge,
+    Timeout,
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, for docs and tests.
+    pub const ALL: [ErrorCode; 19] = [
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::BadRequest,
+        Self::NotFound,
+        Self::UnknownPeer,
+        Self::UnknownAsk,
+        Self::NameTaken,
+        Self::InvalidName,
+        Self::CrossCircle,
+        Self::RoleHeld,
+        Self::InvalidState,
+        Self::PeerOffline,
+        Self::IdentityRequired,
+        Self::AmbiguousPeer,
+        Self::RateLimited,
+        Self::InboxFull,
+        Self::TooLarge,
+        Self::Timeout,
+        Self::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::BadRequest => "bad_request",
+            Self::NotFound => "not_found",
+            Self::UnknownPeer => "unknown_peer",
+            Self::UnknownAsk => "unknown_ask",
+            Self::NameTaken => "name_taken",
+            Self::InvalidName => "invalid_name",
+            Self::CrossCircle => "cross_circle",
+            Self::RoleHeld => "role_held",
+            Self::InvalidState => "invalid_state",
+            Self::PeerOffline => "peer_offline",
+            Self::IdentityRequired => "identity_required",
+            Self::AmbiguousPeer => "ambiguous_peer",
+            Self::RateLimited => "rate_limited",
+            Self::InboxFull => "inbox_full",
+            Self::TooLarge => "too_large",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// The HTTP status that carries this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::Unauthorized => 401,
+            Self::Forbidden | Self::CrossCircle => 403,
+            Self::BadRequest | Self::InvalidName | Self::IdentityRequired | Self::AmbiguousPeer => {
+                400
+            }
+            Self::NotFound | Self::UnknownPeer | Self::UnknownAsk => 404,
+            Self::NameTaken | Self::RoleHeld | Self::InvalidState | Self::PeerOffline => 409,
+            Self::TooLarge => 413,
+            Self::RateLimited | Self::InboxFull => 429,
+            Self::Timeout => 408,
+            Self::Internal => 500,
+        }
+    }
+
+    /// One line for `docs/errors.md` and `--help`.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "missing, malformed or unknown bearer token",
+            Self::Forbidden => "the caller is authenticated but may not do this",
+            Self::BadRequest => {
+                "malformed JSON, a missing or invalid field, or a value over a limit"
+            }
+            Self::NotFound => "no such route or object",
+            Self::UnknownPeer => "no peer of that name (in that circle)",
+            Self::UnknownAsk => "no ask with that correlation id",
+            Self::NameTaken => "a peer of that name already exists in the circle",
+            Self::InvalidName => "a name or circle is not [A-Za-z0-9._-]{1,64}",
+            Self::CrossCircle => "the target is in another circle (admin may bypass explicitly)",
+            Self::RoleHeld => "the orchestrator role is held by a live peer in that circle",
+            Self::InvalidState => "the object is not in a state that allows this",
+            Self::PeerOffline => "the peer is offline and the action needs it online",
+            Self::IdentityRequired => "the action is done as a peer: use a peer token or --as NAME",
+            Self::AmbiguousPeer => "the name exists in several circles: say NAME@CIRCLE",
+            Self::RateLimited => "too many requests of this kind from this sender; retry later",
+            Self::InboxFull => "the recipient has too many undelivered messages",
+            Self::TooLarge => "the request body is over the daemon's size limit",
+            Self::Timeout => "the wait ended before the object reached the awaited state",
+            Self::Internal => "a bug or storage failure in the daemon (see its log)",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A coded error with a human message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ErrorCode::ALL {
+            assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+            assert!(seen.insert(c.as_str()), "duplicate {c}");
+            assert!((400..600).contains(&c.http_status()));
+        }
+        assert_eq!(ErrorCode::parse("nope"), None);
+    }
+}

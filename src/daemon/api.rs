@@ -1,0 +1,627 @@
+//! The HTTP API: routes → one store call each. See `docs/http-api.md`.
+
+use super::DaemonHandle;
+use super::auth::{ApiError, ApiResult, Body, Caller, Query};
+use crate::api::*;
+use crate::core::ask::AskAction;
+use crate::core::error::{Error, ErrorCode};
+use crate::core::time::now_ms;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::wrappers::ReceiverStream;
+
+type H = State<DaemonHandle>;
+
+pub fn router(h: DaemonHandle) -> Router {
+    let body_limit = (h.store.policy.max_message_bytes * 4 + 64 * 1024).max(1 << 20);
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/peers", post(register).get(list_peers))
+        .route("/v1/peers/prune", post(prune))
+        .route(
+            "/v1/peers/me",
+            get(whoami).patch(update_me).delete(unregister_me),
+        )
+        .route("/v1/peers/me/heartbeat", post(heartbeat))
+        .route("/v1/peers/{name}", get(describe).delete(unregister_named))
+        .route("/v1/roles/orchestrator/claim", post(claim))
+        .route("/v1/roles/orchestrator/release", post(release))
+        .route("/v1/orchestrator", get(orchestrator_status))
+        .route("/v1/asks", post(ask).get(list_asks))
+        .route("/v1/asks/many", post(ask_many))
+        .route("/v1/asks/many/{id}", get(ask_many_result))
+        .route("/v1/asks/{id}", get(get_ask))
+        .route("/v1/asks/{id}/wait", get(wait_ask))
+        .route("/v1/asks/{id}/pickup", post(pickup))
+        .route("/v1/asks/{id}/ack", post(ack))
+        .route("/v1/asks/{id}/answer", post(answer))
+        .route("/v1/asks/{id}/cancel", post(cancel))
+        .route("/v1/notify", post(notify))
+        .route("/v1/broadcast", post(broadcast))
+        .route("/v1/inbox", get(peek))
+        .route("/v1/inbox/lease", post(lease))
+        .route("/v1/inbox/confirm", post(confirm))
+        .route("/v1/events", get(events))
+        .route("/v1/events/stream", get(events_stream))
+        .route("/v1/trace/{id}", get(trace))
+        .route("/v1/doctor", get(doctor))
+        .route("/v1/shutdown", post(shutdown))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(h)
+}
+
+async fn not_found() -> ApiError {
+    ApiError(Error::new(ErrorCode::NotFound, "no such route"))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError(Error::new(
+        ErrorCode::NotFound,
+        "this route does not take that method",
+    ))
+}
+
+async fn health(State(h): H) -> Json<Health> {
+    Json(Health {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        url: h.url.clone(),
+        home: h.home.dir.display().to_string(),
+        started_at_ms: h.started_at_ms,
+        uptime_ms: now_ms() - h.started_at_ms,
+    })
+}
+
+fn info(h: &DaemonHandle, p: &crate::store::PeerRow) -> PeerInfo {
+    p.info(now_ms(), h.store.policy.stale_after_ms)
+}
+
+async fn register(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<RegisterReq>,
+) -> ApiResult<Json<RegisterResp>> {
+    let token_peer = match &c {
+        Caller::Peer(p) => Some(p),
+        Caller::AdminAs(_) => {
+            return Err(Error::bad_request("register with the plain admin token, not --as").into());
+        }
+        Caller::Admin => None,
+    };
+    let (row, token, resumed) = h.store.register(req, token_peer)?;
+    Ok(Json(RegisterResp {
+        peer: info(&h, &row),
+        token,
+        resumed,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CircleQuery {
+    circle: Option<String>,
+}
+
+async fn list_peers(
+    State(h): H,
+    c: Caller,
+    Query(q): Query<CircleQuery>,
+) -> ApiResult<Json<Vec<PeerInfo>>> {
+    // A peer sees its own circle; admin sees all, or the one named.
+    let circle = match (c.viewer(), &q.circle) {
+        (Some(me), Some(asked)) if asked != &me.circle => {
+            return Err(Error::new(
+                ErrorCode::CrossCircle,
+                format!("{} may only list its own circle {:?}", me.name, me.circle),
+            )
+            .into());
+        }
+        (Some(me), _) => Some(me.circle.clone()),
+        (None, q) => q.clone(),
+    };
+    let rows = h.store.list_peers(circle.as_deref())?;
+    Ok(Json(rows.iter().map(|p| info(&h, p)).collect()))
+}
+
+async fn whoami(State(h): H, c: Caller) -> ApiResult<Json<PeerInfo>> {
+    Ok(Json(info(&h, c.me()?)))
+}
+
+async fn describe(
+    State(h): H,
+    c: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<CircleQuery>,
+) -> ApiResult<Json<PeerInfo>> {
+    let default_circle = c.viewer().map(|p| p.circle.clone());
+    let p = h
+        .store
+        .resolve_peer(&name, q.circle.as_deref().or(default_circle.as_deref()))?;
+    if let Some(me) = c.viewer()
+        && me.circle != p.circle
+    {
+        return Err(Error::new(
+            ErrorCode::CrossCircle,
+            format!("{} is in another circle", p.name),
+        )
+        .into());
+    }
+    Ok(Json(info(&h, &p)))
+}
+
+async fn update_me(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<UpdatePeerReq>,
+) -> ApiResult<Json<PeerInfo>> {
+    let row = h.store.update_peer(&c.me()?.id, req)?;
+    Ok(Json(info(&h, &row)))
+}
+
+async fn heartbeat(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<HeartbeatReq>,
+) -> ApiResult<Json<PeerInfo>> {
+    let row = h.store.heartbeat(&c.me()?.id, req.status)?;
+    Ok(Json(info(&h, &row)))
+}
+
+async fn unregister_me(State(h): H, c: Caller) -> ApiResult<Json<PeerInfo>> {
+    let row = h.store.unregister(&c.me()?.id)?;
+    Ok(Json(info(&h, &row)))
+}
+
+async fn unregister_named(
+    State(h): H,
+    c: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<CircleQuery>,
+) -> ApiResult<Json<PeerInfo>> {
+    c.require_admin()?;
+    let p = h.store.resolve_peer(&name, q.circle.as_deref())?;
+    let row = h.store.unregister(&p.id)?;
+    Ok(Json(info(&h, &row)))
+}
+
+async fn prune(State(h): H, c: Caller, Body(req): Body<PruneReq>) -> ApiResult<Json<PruneResp>> {
+    c.require_admin()?;
+    let older = req.older_than_ms.unwrap_or(h.store.policy.stale_after_ms);
+    if older < 0 {
+        return Err(Error::bad_request("older_than_ms must not be negative").into());
+    }
+    let rows = h.store.prune(older, req.circle.as_deref())?;
+    Ok(Json(PruneResp {
+        pruned: rows.iter().map(|p| info(&h, p)).collect(),
+    }))
+}
+
+async fn claim(State(h): H, c: Caller, Body(req): Body<ClaimReq>) -> ApiResult<Json<ClaimResp>> {
+    Ok(Json(h.store.claim_orchestrator(&c.me()?.id, req.force)?))
+}
+
+async fn release(State(h): H, c: Caller) -> ApiResult<Json<PeerInfo>> {
+    let row = h.store.release_orchestrator(&c.me()?.id)?;
+    Ok(Json(info(&h, &row)))
+}
+
+async fn orchestrator_status(
+    State(h): H,
+    c: Caller,
+    Query(q): Query<CircleQuery>,
+) -> ApiResult<Json<OrchestratorStatus>> {
+    let circle = q
+        .circle
+        .or_else(|| c.me().ok().map(|p| p.circle.clone()))
+        .unwrap_or_else(|| crate::core::peer::DEFAULT_CIRCLE.to_string());
+    crate::core::peer::validate_name("circle", &circle)?;
+    let stale_after = h.store.policy.stale_after_ms;
+    let holder = h.store.orchestrator(&circle)?;
+    let now = now_ms();
+    Ok(Json(OrchestratorStatus {
+        present: holder.is_some(),
+        stale: holder
+            .as_ref()
+            .is_some_and(|p| !p.reachable(now, stale_after)),
+        name: holder.as_ref().map(|p| p.name.clone()),
+        peer_id: holder.as_ref().map(|p| p.id.clone()),
+        last_seen_ms: holder.as_ref().map(|p| p.last_seen_ms),
+        last_seen_age_s: holder
+            .as_ref()
+            .map(|p| (now - p.last_seen_ms).max(0) / 1000),
+        stale_after_s: stale_after / 1000,
+        circle,
+    }))
+}
+
+async fn ask(State(h): H, c: Caller, Body(req): Body<AskReq>) -> ApiResult<Json<AskResp>> {
+    let bypass = c.bypass(req.bypass_circle)?;
+    Ok(Json(h.store.ask(&c.me()?.id, &req, bypass)?))
+}
+
+async fn ask_many(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<AskManyReq>,
+) -> ApiResult<Json<AskManyResp>> {
+    let bypass = c.bypass(req.bypass_circle)?;
+    Ok(Json(h.store.ask_many(&c.me()?.id, &req, bypass)?))
+}
+
+async fn ask_many_result(
+    State(h): H,
+    c: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AskManyResult>> {
+    let viewer = c.viewer().map(|p| p.id.as_str());
+    Ok(Json(h.store.ask_many_result(&id, viewer)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AsksQuery {
+    /// `sent`, `received` or `all` (default).
+    dir: Option<String>,
+    #[serde(default)]
+    open: bool,
+    limit: Option<u32>,
+}
+
+async fn list_asks(
+    State(h): H,
+    c: Caller,
+    Query(q): Query<AsksQuery>,
+) -> ApiResult<Json<Vec<AskInfo>>> {
+    let (sent, received) = match q.dir.as_deref().unwrap_or("all") {
+        "sent" => (true, false),
+        "received" => (false, true),
+        "all" => (true, true),
+        other => {
+            return Err(Error::bad_request(format!(
+                "dir must be sent, received or all, not {other:?}"
+            ))
+            .into());
+        }
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(h.store.list_asks(
+        &c.me()?.id,
+        sent,
+        received,
+        q.open,
+        limit,
+    )?))
+}
+
+async fn get_ask(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<AskInfo>> {
+    let viewer = c.viewer().map(|p| p.id.as_str());
+    Ok(Json(h.store.get_ask(&id, viewer)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitQuery {
+    timeout_ms: Option<u64>,
+}
+
+/// Long-poll until the ask is terminal or the timeout passes.
+async fn wait_ask(
+    State(h): H,
+    c: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Json<WaitResp>> {
+    let viewer = c.viewer().map(|p| p.id.clone());
+    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(600_000).min(3_600_000));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut rx = h.store.subscribe();
+    loop {
+        let a = h.store.get_ask(&id, viewer.as_deref())?;
+        if a.state.is_terminal() {
+            return Ok(Json(WaitResp { ask: a, done: true }));
+        }
+        loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Err(_) => {
+                    let a = h.store.get_ask(&id, viewer.as_deref())?;
+                    let done = a.state.is_terminal();
+                    return Ok(Json(WaitResp { ask: a, done }));
+                }
+                Ok(Ok(e)) if e.subject == id => break,
+                Ok(Ok(_)) => continue,
+                Ok(Err(RecvError::Lagged(_))) => break,
+                Ok(Err(RecvError::Closed)) => {
+                    return Err(Error::internal("event bus closed").into());
+                }
+            }
+        }
+    }
+}
+
+async fn act(
+    h: DaemonHandle,
+    c: Caller,
+    id: String,
+    action: AskAction,
+    text: Option<String>,
+) -> ApiResult<Json<AskInfo>> {
+    Ok(Json(h.store.act_on_ask(
+        &id,
+        &c.me()?.id,
+        action,
+        text.as_deref(),
+    )?))
+}
+
+async fn pickup(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<AskInfo>> {
+    act(h, c, id, AskAction::Pickup, None).await
+}
+
+async fn ack(
+    State(h): H,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<AckReq>,
+) -> ApiResult<Json<AskInfo>> {
+    act(h, c, id, AskAction::Ack, req.message).await
+}
+
+async fn answer(
+    State(h): H,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<AnswerReq>,
+) -> ApiResult<Json<AskInfo>> {
+    act(h, c, id, AskAction::Answer, Some(req.text)).await
+}
+
+async fn cancel(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<AskInfo>> {
+    act(h, c, id, AskAction::Cancel, None).await
+}
+
+async fn notify(State(h): H, c: Caller, Body(req): Body<NotifyReq>) -> ApiResult<Json<NotifyResp>> {
+    let bypass = c.bypass(req.bypass_circle)?;
+    Ok(Json(h.store.notify(&c.me()?.id, &req, bypass)?))
+}
+
+async fn broadcast(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<BroadcastReq>,
+) -> ApiResult<Json<BroadcastResp>> {
+    let me = c.me()?;
+    h.store.policy.check_text("message", &req.text)?;
+    if !h.allow_broadcast(&me.id) {
+        return Err(Error::new(
+            ErrorCode::RateLimited,
+            format!(
+                "{} sent {} broadcasts in the last minute, the limit (broadcast_per_minute)",
+                me.name, h.store.policy.broadcast_per_minute
+            ),
+        )
+        .into());
+    }
+    Ok(Json(h.store.broadcast(&me.id, &req.text)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeekQuery {
+    limit: Option<u32>,
+}
+
+async fn peek(State(h): H, c: Caller, Query(q): Query<PeekQuery>) -> ApiResult<Json<InboxResp>> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(InboxResp {
+        deliveries: h.store.peek(&c.me()?.id, limit)?,
+    }))
+}
+
+/// Lease pending deliveries, long-polling up to `wait_ms` for the first.
+async fn lease(State(h): H, c: Caller, Body(req): Body<LeaseReq>) -> ApiResult<Json<InboxResp>> {
+    let me = c.me()?.clone();
+    let max = req.max.unwrap_or(100).clamp(1, 1000);
+    let lease_ms = req
+        .lease_ms
+        .map(|v| v.clamp(1_000, 3_600_000) as i64)
+        .unwrap_or(h.store.policy.lease_ms);
+    let wait = Duration::from_millis(req.wait_ms.unwrap_or(0).min(600_000));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut rx = h.store.subscribe();
+    loop {
+        let items = h.store.lease(&me.id, max, lease_ms)?;
+        if !items.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(InboxResp { deliveries: items }));
+        }
+        // Wake on a new delivery for this peer, or now and then for leases
+        // that expired elsewhere.
+        let nap = (deadline - tokio::time::Instant::now()).min(Duration::from_secs(2));
+        let wake = tokio::time::Instant::now() + nap;
+        loop {
+            match tokio::time::timeout_at(wake, rx.recv()).await {
+                Err(_) => break,
+                Ok(Ok(e))
+                    if e.kind == "delivery_queued" && e.payload["to_peer_id"] == me.id.as_str() =>
+                {
+                    break;
+                }
+                Ok(Ok(_)) => continue,
+                Ok(Err(RecvError::Lagged(_))) => break,
+                Ok(Err(RecvError::Closed)) => {
+                    return Err(Error::internal("event bus closed").into());
+                }
+            }
+        }
+    }
+}
+
+async fn confirm(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<ConfirmReq>,
+) -> ApiResult<Json<ConfirmResp>> {
+    if req.ids.len() > 1000 {
+        return Err(Error::bad_request("at most 1000 ids per confirm").into());
+    }
+    Ok(Json(ConfirmResp {
+        confirmed: h.store.confirm(&c.me()?.id, &req.ids)?,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    since: Option<i64>,
+    /// The newest N events (ignored when `since` is given).
+    tail: Option<u32>,
+    limit: Option<u32>,
+    circle: Option<String>,
+}
+
+/// A peer reads its own circle's events; admin reads all (or one circle's).
+fn events_circle(c: &Caller, asked: Option<String>) -> Result<Option<String>, Error> {
+    match (c.viewer(), asked) {
+        (Some(me), Some(a)) if a != me.circle => Err(Error::new(
+            ErrorCode::CrossCircle,
+            format!("{} may only read events of circle {:?}", me.name, me.circle),
+        )),
+        (Some(me), _) => Ok(Some(me.circle.clone())),
+        (None, a) => Ok(a),
+    }
+}
+
+fn start_seq(h: &DaemonHandle, q: &EventsQuery) -> Result<i64, Error> {
+    match (q.since, q.tail) {
+        (Some(s), _) => Ok(s),
+        (None, Some(n)) => h.store.tail_start(n),
+        (None, None) => Ok(0),
+    }
+}
+
+async fn events(
+    State(h): H,
+    c: Caller,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<EventsResp>> {
+    let circle = events_circle(&c, q.circle.clone())?;
+    let since = start_seq(&h, &q)?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    Ok(Json(EventsResp {
+        events: h.store.events_since(since, limit, circle.as_deref())?,
+    }))
+}
+
+/// Server-sent events: the backlog after `since`, then live events.
+async fn events_stream(
+    State(h): H,
+    c: Caller,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let circle = events_circle(&c, q.circle.clone())?;
+    let mut last = start_seq(&h, &q)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    let mut bus = h.store.subscribe();
+    tokio::spawn(async move {
+        let mut shutdown = h.shutdown.subscribe();
+        loop {
+            // Catch up from the log (covers the backlog and any lag).
+            loop {
+                let batch = match h.store.events_since(last, 500, circle.as_deref()) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "event stream read failed");
+                        return;
+                    }
+                };
+                let Some(end) = batch.last().map(|e| e.seq) else {
+                    break;
+                };
+                for e in batch {
+                    let ev = SseEvent::default()
+                        .id(e.seq.to_string())
+                        .event(e.kind.clone())
+                        .json_data(&e)
+                        .unwrap_or_default();
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return;
+                    }
+                }
+                last = end;
+            }
+            tokio::select! {
+                r = bus.recv() => match r {
+                    Ok(e) if e.seq <= last => {}
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return,
+                },
+                _ = shutdown.wait_for(|v| *v) => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
+}
+
+async fn trace(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<TraceResp>> {
+    if crate::core::ids::IdKind::of(&id).is_none() {
+        return Err(Error::bad_request(format!(
+            "{id:?} is not a traceable id (ask-…, askm-…, dlv-…, peer-…)"
+        ))
+        .into());
+    }
+    let events = h.store.trace(&id)?;
+    if events.is_empty() {
+        return Err(Error::new(ErrorCode::NotFound, format!("no events about {id}")).into());
+    }
+    if let Some(me) = c.viewer()
+        && events
+            .iter()
+            .any(|e| e.circle.as_deref().is_some_and(|cl| cl != me.circle))
+    {
+        return Err(Error::new(
+            ErrorCode::CrossCircle,
+            format!("{id} belongs to another circle"),
+        )
+        .into());
+    }
+    Ok(Json(TraceResp { id, events }))
+}
+
+async fn doctor(State(h): H, c: Caller) -> ApiResult<Json<DoctorResp>> {
+    c.require_admin()?;
+    let counts = h.store.counts()?;
+    let now = now_ms();
+    let stale_after = h.store.policy.stale_after_ms;
+    let stale_peers = h
+        .store
+        .list_peers(None)?
+        .iter()
+        .filter(|p| crate::core::peer::is_stale(p.last_seen_ms, now, stale_after))
+        .map(|p| p.info(now, stale_after))
+        .collect();
+    Ok(Json(DoctorResp {
+        db_ok: counts.check == "ok",
+        db_check: counts.check,
+        schema_version: counts.schema_version,
+        peers: counts.peers,
+        stale_peers,
+        open_asks: counts.open_asks,
+        pending_deliveries: counts.pending_deliveries,
+        events: counts.events,
+    }))
+}
+
+async fn shutdown(State(h): H, c: Caller) -> ApiResult<Json<serde_json::Value>> {
+    c.require_admin()?;
+    h.request_shutdown();
+    Ok(Json(serde_json::json!({"ok": true, "stopping": true})))
+}

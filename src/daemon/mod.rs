@@ -1,0 +1,198 @@
+//! The daemon runtime: boot, the shared handle, the HTTP API, background tasks.
+//!
+//! Lifecycle: [`start`] takes the home's lock, opens the store, binds the
+//! listener, writes `daemon.json`, spawns the background tasks and serves
+//! until [`Running::stop`] (or `POST /v1/shutdown`, or a signal via
+//! [`run_until_signal`]). Nothing here decides domain rules; those live in
+//! `core` and `store`.
+
+mod api;
+mod auth;
+mod tasks;
+
+use crate::core::policy::Policy;
+use crate::core::time::now_ms;
+use crate::home::{DaemonRecord, Home};
+use crate::store::Store;
+use anyhow::{Context, Result, bail};
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How the daemon is configured (flags of `repowire daemon`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub home: Home,
+    pub listen: SocketAddr,
+    pub allow_remote: bool,
+    pub policy: Policy,
+    /// How often background tasks (ghosts, reminders, expiry, retention) run.
+    pub tick: Duration,
+}
+
+/// The daemon's state: one cheap `Clone` handle.
+#[derive(Clone)]
+pub struct DaemonHandle(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub admin_token: String,
+    pub url: String,
+    pub home: Home,
+    pub started_at_ms: i64,
+    shutdown: watch::Sender<bool>,
+    broadcasts: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl std::ops::Deref for DaemonHandle {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl DaemonHandle {
+    pub fn request_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Count a broadcast by `peer_id` against the per-minute limit.
+    pub fn allow_broadcast(&self, peer_id: &str) -> bool {
+        let limit = self.store.policy.broadcast_per_minute as usize;
+        let now = Instant::now();
+        let mut map = self.broadcasts.lock().unwrap_or_else(|p| p.into_inner());
+        let q = map.entry(peer_id.to_string()).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            q.pop_front();
+        }
+        if q.len() >= limit {
+            return false;
+        }
+        q.push_back(now);
+        true
+    }
+}
+
+/// A daemon started in this process.
+pub struct Running {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub handle: DaemonHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    tasks: tokio::task::JoinHandle<()>,
+    _lock: File,
+}
+
+impl Running {
+    /// Resolve when a shutdown was requested (API or [`Running::stop`]).
+    pub async fn shutdown_requested(&self) {
+        let mut rx = self.handle.shutdown.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
+    /// Stop serving, finish in-flight requests, clear the record.
+    pub async fn stop(self) -> Result<()> {
+        self.handle.request_shutdown();
+        let res = self.server.await;
+        self.tasks.abort();
+        self.handle.home.clear_record(std::process::id());
+        res.context("server task")?.context("server")?;
+        Ok(())
+    }
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// Boot the daemon and serve in the background of this runtime.
+pub async fn start(cfg: Config) -> Result<Running> {
+    if !cfg.allow_remote && !is_loopback(&cfg.listen) {
+        bail!(
+            "refusing to listen on {}: not a loopback address (pass --allow-remote to expose the daemon beyond this machine)",
+            cfg.listen
+        );
+    }
+    cfg.home.ensure_dir()?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cfg.home.lock_path())
+        .context("while opening daemon.lock")?;
+    if lock.try_lock().is_err() {
+        let at = cfg
+            .home
+            .read_record()
+            .map(|r| format!(" (pid {}, {})", r.pid, r.url))
+            .unwrap_or_default();
+        bail!(
+            "another repowire daemon is already running with home {}{at}",
+            cfg.home.dir.display()
+        );
+    }
+    let admin_token = cfg.home.ensure_token()?;
+    let store = Store::open(&cfg.home.db(), cfg.policy.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("while opening the store")?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("while binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let (shutdown, _) = watch::channel(false);
+    let handle = DaemonHandle(Arc::new(Inner {
+        store,
+        admin_token,
+        url: url.clone(),
+        home: cfg.home.clone(),
+        started_at_ms: now_ms(),
+        shutdown,
+        broadcasts: Mutex::new(HashMap::new()),
+    }));
+    cfg.home.write_record(&DaemonRecord {
+        url: url.clone(),
+        pid: std::process::id(),
+        started_at_ms: handle.started_at_ms,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })?;
+    let tasks = tokio::spawn(tasks::run(handle.clone(), cfg.tick));
+    let app = api::router(handle.clone());
+    let mut rx = handle.shutdown.subscribe();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|v| *v).await;
+            })
+            .await
+    });
+    tracing::info!(%url, home = %cfg.home.dir.display(), "repowire daemon listening");
+    Ok(Running {
+        url,
+        addr,
+        handle,
+        server,
+        tasks,
+        _lock: lock,
+    })
+}
+
+/// Run until SIGTERM, SIGINT or an API shutdown, then stop gracefully.
+pub async fn run_until_signal(cfg: Config) -> Result<()> {
+    let running = start(cfg).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = running.shutdown_requested() => tracing::info!("shutdown requested over the API"),
+    }
+    running.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}

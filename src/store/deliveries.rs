@@ -1,0 +1,285 @@
+//! Deliveries: durable per-peer messages (asks, replies, notifies,
+//! broadcasts, reminders, system notices), leased out and confirmed.
+
+use super::peers::{PeerRow, must, resolve};
+use super::{NewEvent, Store, Tx, parse_col};
+use crate::api::{BroadcastResp, DeliveryInfo, NotifyReq, NotifyResp};
+use crate::core::ask::AskAction;
+use crate::core::delivery::{DeliveryKind, DeliveryState};
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::ids::{IdKind, new_id};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+
+/// A delivery to append.
+pub(super) struct NewDelivery<'a> {
+    pub to: &'a PeerRow,
+    pub from: Option<&'a PeerRow>,
+    pub kind: DeliveryKind,
+    pub ask_id: Option<&'a str>,
+    pub text: &'a str,
+}
+
+/// Append a delivery (and its event); refuses when the inbox is full.
+pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
+    let pending: i64 = t
+        .conn()
+        .prepare_cached(
+            "SELECT COUNT(*) FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')",
+        )?
+        .query_row([&d.to.id], |r| r.get(0))?;
+    if pending >= t.policy.max_pending_per_peer {
+        return Err(Error::new(
+            ErrorCode::InboxFull,
+            format!(
+                "{} has {pending} undelivered messages, the limit (max_pending_per_peer); it must drain its inbox first",
+                d.to.name
+            ),
+        ));
+    }
+    let id = new_id(IdKind::Delivery, t.now);
+    t.conn()
+        .prepare_cached(
+            "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
+               text, state, created_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
+        )?
+        .execute(params![
+            id,
+            d.to.id,
+            d.from.map(|f| &f.id),
+            d.from.map(|f| &f.name),
+            d.from.map(|f| &f.circle),
+            d.kind.as_str(),
+            d.ask_id,
+            d.text,
+            t.now
+        ])?;
+    t.event(NewEvent {
+        kind: "delivery_queued",
+        subject: &id,
+        related: d.ask_id,
+        circle: Some(&d.to.circle),
+        payload: json!({
+            "to": d.to.name, "to_peer_id": d.to.id, "from": d.from.map(|f| &f.name),
+            "kind": d.kind,
+        }),
+    })?;
+    Ok(id)
+}
+
+const COLS: &str = "id, seq, kind, from_name, from_circle, ask_id, text, state, attempts, \
+                    created_ms, lease_until_ms";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryInfo> {
+    Ok(DeliveryInfo {
+        delivery_id: r.get(0)?,
+        seq: r.get(1)?,
+        kind: parse_col(r.get(2)?, DeliveryKind::parse)?,
+        from: r.get(3)?,
+        from_circle: r.get(4)?,
+        correlation_id: r.get(5)?,
+        text: r.get(6)?,
+        state: parse_col(r.get(7)?, DeliveryState::parse)?,
+        attempts: r.get(8)?,
+        created_at_ms: r.get(9)?,
+        lease_until_ms: r.get(10)?,
+    })
+}
+
+fn available(c: &Connection, peer_id: &str, now: i64, max: u32) -> Result<Vec<DeliveryInfo>> {
+    Ok(c
+        .prepare_cached(&format!(
+            "SELECT {COLS} FROM deliveries
+             WHERE to_peer = ?1 AND (state = 'pending' OR (state = 'leased' AND lease_until_ms <= ?2))
+             ORDER BY seq LIMIT ?3"
+        ))?
+        .query_map(params![peer_id, now, max], from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Drop the undelivered deliveries of an ask (it ended before they arrived).
+pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &str) -> Result<usize> {
+    Ok(t.conn()
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'dropped'
+             WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state IN ('pending','leased')",
+        )?
+        .execute([ask_id])?)
+}
+
+/// Resolve a message target for `from`, enforcing circles.
+pub(super) fn target(
+    c: &Connection,
+    from: &PeerRow,
+    addr: &str,
+    circle: Option<&str>,
+    bypass_circle: bool,
+) -> Result<PeerRow> {
+    let to = resolve(c, addr, Some(circle.unwrap_or(&from.circle)))?;
+    if to.circle != from.circle && !bypass_circle {
+        return Err(Error::new(
+            ErrorCode::CrossCircle,
+            format!(
+                "{} is in circle {:?} and {} in {:?}: messages stay inside a circle (an admin may bypass with --cross-circle)",
+                to.name, to.circle, from.name, from.circle
+            ),
+        ));
+    }
+    Ok(to)
+}
+
+impl Store {
+    /// Pending (and lease-expired) deliveries of a peer, oldest first, now
+    /// leased to the caller. Leasing also counts as a sign of life.
+    pub fn lease(&self, peer_id: &str, max: u32, lease_ms: i64) -> Result<Vec<DeliveryInfo>> {
+        let now = crate::core::time::now_ms();
+        if self.read(|c| available(c, peer_id, now, 1))?.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            let mut items = available(t.conn(), peer_id, t.now, max)?;
+            let until = t.now + lease_ms;
+            for d in &mut items {
+                t.conn()
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = 'leased', lease_until_ms = ?2,
+                           attempts = attempts + 1 WHERE id = ?1",
+                    )?
+                    .execute(params![d.delivery_id, until])?;
+                d.state = DeliveryState::Leased;
+                d.attempts += 1;
+                d.lease_until_ms = Some(until);
+                t.event(NewEvent {
+                    kind: "delivery_leased",
+                    subject: &d.delivery_id,
+                    related: d.correlation_id.as_deref(),
+                    circle: Some(&p.circle),
+                    payload: json!({"to": p.name, "attempt": d.attempts, "lease_until_ms": until}),
+                })?;
+            }
+            t.conn()
+                .prepare_cached(
+                    "UPDATE peers SET last_seen_ms = ?2, ghost_since_ms = NULL WHERE id = ?1",
+                )?
+                .execute(params![peer_id, t.now])?;
+            Ok(items)
+        })
+    }
+
+    /// Undelivered deliveries of a peer, without leasing anything.
+    pub fn peek(&self, peer_id: &str, max: u32) -> Result<Vec<DeliveryInfo>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {COLS} FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
+                 ORDER BY seq LIMIT ?2"
+            ))?
+            .query_map(params![peer_id, max], from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Mark the peer's deliveries `ids` delivered. Already-confirmed or
+    /// unknown ids are skipped (confirming twice is harmless).
+    pub fn confirm(&self, peer_id: &str, ids: &[String]) -> Result<usize> {
+        for id in ids {
+            if crate::core::ids::IdKind::of(id) != Some(IdKind::Delivery) {
+                return Err(Error::bad_request(format!("{id:?} is not a delivery id")));
+            }
+        }
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            let mut n = 0;
+            for id in ids {
+                let row: Option<(String, Option<String>)> = t
+                    .conn()
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = 'delivered', delivered_ms = ?3, lease_until_ms = NULL
+                         WHERE id = ?1 AND to_peer = ?2 AND state IN ('pending','leased')
+                         RETURNING kind, ask_id",
+                    )?
+                    .query_row(params![id, peer_id, t.now], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((kind, ask_id)) = row else { continue };
+                n += 1;
+                t.event(NewEvent {
+                    kind: "delivery_confirmed",
+                    subject: id,
+                    related: ask_id.as_deref(),
+                    circle: Some(&p.circle),
+                    payload: json!({"to": p.name, "kind": kind}),
+                })?;
+                if let (Some(ask_id), true) = (&ask_id, kind == "ask" || kind == "reminder") {
+                    super::asks::transition_quiet(t, ask_id, AskAction::Deliver)?;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    pub fn notify(&self, from_id: &str, req: &NotifyReq, bypass: bool) -> Result<NotifyResp> {
+        self.policy.check_text("message", &req.text)?;
+        let stale_after = self.policy.stale_after_ms;
+        self.write(|t| {
+            let from = must(t.conn(), from_id)?;
+            let to = target(t.conn(), &from, &req.to, req.circle.as_deref(), bypass)?;
+            let id = enqueue(
+                t,
+                NewDelivery {
+                    to: &to,
+                    from: Some(&from),
+                    kind: DeliveryKind::Notify,
+                    ask_id: None,
+                    text: &req.text,
+                },
+            )?;
+            Ok(NotifyResp {
+                delivery_id: id,
+                queued_offline: !to.reachable(t.now, stale_after),
+                to: to.name,
+                circle: to.circle,
+            })
+        })
+    }
+
+    /// Send `text` to every peer of the sender's circle but the sender.
+    pub fn broadcast(&self, from_id: &str, text: &str) -> Result<BroadcastResp> {
+        self.policy.check_text("message", text)?;
+        let stale_after = self.policy.stale_after_ms;
+        self.write(|t| {
+            let from = must(t.conn(), from_id)?;
+            let peers: Vec<String> = t
+                .conn()
+                .prepare_cached(
+                    "SELECT id FROM peers WHERE circle = ?1 AND id != ?2 ORDER BY name",
+                )?
+                .query_map(params![from.circle, from.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut deliveries = Vec::with_capacity(peers.len());
+            for pid in peers {
+                let to = must(t.conn(), &pid)?;
+                let id = enqueue(
+                    t,
+                    NewDelivery {
+                        to: &to,
+                        from: Some(&from),
+                        kind: DeliveryKind::Broadcast,
+                        ask_id: None,
+                        text,
+                    },
+                )?;
+                deliveries.push(NotifyResp {
+                    delivery_id: id,
+                    queued_offline: !to.reachable(t.now, stale_after),
+                    to: to.name,
+                    circle: to.circle,
+                });
+            }
+            Ok(BroadcastResp {
+                circle: from.circle,
+                deliveries,
+            })
+        })
+    }
+}

@@ -1,0 +1,123 @@
+//! The event log: reading, tracing one object, and retention.
+
+use super::Store;
+use crate::api::EventInfo;
+use crate::core::error::Result;
+use crate::core::ids::IdKind;
+use rusqlite::{Row, params};
+
+const COLS: &str = "seq, ts_ms, kind, subject, related, circle, payload";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<EventInfo> {
+    let payload: String = r.get(6)?;
+    Ok(EventInfo {
+        seq: r.get(0)?,
+        ts_ms: r.get(1)?,
+        kind: r.get(2)?,
+        subject: r.get(3)?,
+        related: r.get(4)?,
+        circle: r.get(5)?,
+        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// Counts for `doctor`.
+pub struct Counts {
+    pub peers: i64,
+    pub open_asks: i64,
+    pub pending_deliveries: i64,
+    pub events: i64,
+    pub schema_version: i64,
+    pub check: String,
+}
+
+impl Store {
+    /// Events after `since` (a seq), oldest first, optionally one circle's.
+    pub fn events_since(
+        &self,
+        since: i64,
+        limit: u32,
+        circle: Option<&str>,
+    ) -> Result<Vec<EventInfo>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(&format!(
+                "SELECT {COLS} FROM events WHERE seq > ?1 AND (?2 IS NULL OR circle = ?2)
+                 ORDER BY seq LIMIT ?3"
+            ))?
+            .query_map(params![since, circle, limit], from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// The newest `n` events' starting seq (so `events` shows the tail).
+    pub fn tail_start(&self, n: u32) -> Result<i64> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT COALESCE(MIN(seq), 1) - 1 FROM
+                   (SELECT seq FROM events ORDER BY seq DESC LIMIT ?1)",
+                [n],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Every event about `id`: the object itself and what hangs off it (an
+    /// ask's deliveries; an ask group's asks and their deliveries).
+    pub fn trace(&self, id: &str) -> Result<Vec<EventInfo>> {
+        self.read(|c| {
+            let mut ids = vec![id.to_string()];
+            if IdKind::of(id) == Some(IdKind::AskGroup) {
+                let mut st = c.prepare_cached("SELECT id FROM asks WHERE parent_id = ?1")?;
+                let kids: Vec<String> = st
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                ids.extend(kids);
+            }
+            let list = serde_json::to_string(&ids)?;
+            Ok(c.prepare_cached(&format!(
+                "SELECT {COLS} FROM events
+                 WHERE subject IN (SELECT value FROM json_each(?1))
+                    OR related IN (SELECT value FROM json_each(?1))
+                    OR subject IN (SELECT subject FROM events
+                                   WHERE related IN (SELECT value FROM json_each(?1))
+                                     AND subject LIKE 'dlv-%')
+                 ORDER BY seq"
+            ))?
+            .query_map([list], from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Delete events older than `max_age_ms` and beyond the newest
+    /// `max_count`. Returns how many went.
+    pub fn prune_events(&self, max_age_ms: i64, max_count: i64) -> Result<usize> {
+        let now = crate::core::time::now_ms();
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let by_age = tx.execute("DELETE FROM events WHERE ts_ms < ?1", [now - max_age_ms])?;
+        let by_count = tx.execute(
+            "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1",
+            [max_count],
+        )?;
+        tx.commit()?;
+        Ok(by_age + by_count)
+    }
+
+    pub fn counts(&self) -> Result<Counts> {
+        self.read(|c| {
+            let one = |sql: &str| -> Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
+            Ok(Counts {
+                peers: one("SELECT COUNT(*) FROM peers")?,
+                open_asks: one(
+                    "SELECT COUNT(*) FROM asks WHERE state IN ('queued','delivered','picked_up')",
+                )?,
+                pending_deliveries: one(
+                    "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending','leased')",
+                )?,
+                events: one("SELECT COUNT(*) FROM events")?,
+                schema_version: one("PRAGMA user_version")?,
+                check: c.query_row("PRAGMA quick_check", [], |r| r.get(0))?,
+            })
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! Append-only schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Never edit a migration that has shipped: add a new one at the end.
+
+use crate::core::error::{Error, Result};
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: peers, asks, deliveries, events.
+    r#"
+    CREATE TABLE peers (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        circle        TEXT NOT NULL,
+        role          TEXT NOT NULL,
+        backend       TEXT NOT NULL DEFAULT '',
+        project_path  TEXT NOT NULL DEFAULT '',
+        tags          TEXT NOT NULL DEFAULT '[]',
+        description   TEXT NOT NULL DEFAULT '',
+        status        TEXT NOT NULL,
+        route         TEXT NOT NULL DEFAULT 'pull',
+        token_hash    TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        last_seen_ms  INTEGER NOT NULL,
+        ghost_since_ms INTEGER,
+        UNIQUE (circle, name)
+    );
+    CREATE UNIQUE INDEX peers_token ON peers (token_hash);
+    CREATE UNIQUE INDEX peers_one_orchestrator ON peers (circle) WHERE role = 'orchestrator';
+
+    CREATE TABLE ask_groups (
+        id          TEXT PRIMARY KEY,
+        from_peer   TEXT NOT NULL,
+        circle      TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL
+    );
+
+    CREATE TABLE asks (
+        id            TEXT PRIMARY KEY,
+        parent_id     TEXT REFERENCES ask_groups (id),
+        from_peer     TEXT NOT NULL,
+        from_name     TEXT NOT NULL,
+        to_peer       TEXT NOT NULL,
+        to_name       TEXT NOT NULL,
+        circle        TEXT NOT NULL,
+        text          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        answer        TEXT,
+        ack_message   TEXT,
+        created_ms    INTEGER NOT NULL,
+        updated_ms    INTEGER NOT NULL,
+        expires_ms    INTEGER NOT NULL,
+        reminded_ms   INTEGER,
+        closed_ms     INTEGER
+    );
+    CREATE INDEX asks_open ON asks (state, expires_ms);
+    CREATE INDEX asks_from ON asks (from_peer, created_ms);
+    CREATE INDEX asks_to ON asks (to_peer, created_ms);
+    CREATE INDEX asks_parent ON asks (parent_id);
+
+    CREATE TABLE deliveries (
+        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        id            TEXT NOT NULL UNIQUE,
+        to_peer       TEXT NOT NULL,
+        from_peer     TEXT,
+        from_name     TEXT,
+        from_circle   TEXT,
+        kind          TEXT NOT NULL,
+        ask_id        TEXT,
+        text          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        lease_until_ms INTEGER,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        created_ms    INTEGER NOT NULL,
+        delivered_ms  INTEGER
+    );
+    CREATE INDEX deliveries_inbox ON deliveries (to_peer, state, seq);
+
+    CREATE TABLE events (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts_ms    INTEGER NOT NULL,
+        kind     TEXT NOT NULL,
+        subject  TEXT NOT NULL,
+        related  TEXT,
+        circle   TEXT,
+        payload  TEXT NOT NULL
+    );
+    CREATE INDEX events_subject ON events (subject);
+    CREATE INDEX events_related ON events (related);
+    CREATE INDEX events_ts ON events (ts_ms);
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Bring the database up to [`SCHEMA_VERSION`], one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::internal(format!(
+            "the database is at schema {current}, newer than this binary's {SCHEMA_VERSION}: upgrade repowire"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)
+            .map_err(|e| Error::internal(format!("migration {}: {e}", i + 1)))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_from_empty_and_is_idempotent() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        migrate(&mut c).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(migrate(&mut c).unwrap_err().message.contains("newer"));
+    }
+}
