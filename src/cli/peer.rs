@@ -661,6 +661,7 @@ fn print_batch(ctx: &Ctx, items: &[DeliveryInfo], follow: bool) -> Result<(), Fa
 }
 
 async fn inbox(ctx: &Ctx, c: &Client, follow: bool, peek: bool, limit: u32) -> CmdResult {
+    let mut c = c.clone();
     if peek {
         let r = c.peek(limit).await?;
         ctx.out(&r.deliveries, |v| {
@@ -707,6 +708,8 @@ async fn inbox(ctx: &Ctx, c: &Client, follow: bool, peek: bool, limit: u32) -> C
         let items = match res {
             Ok(r) => r.deliveries,
             Err(ClientError::Unreachable { .. }) | Err(ClientError::Other(_)) => {
+                // The daemon may have restarted on another port: re-read its record.
+                c = ctx.client();
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;
@@ -726,6 +729,7 @@ async fn inbox(ctx: &Ctx, c: &Client, follow: bool, peek: bool, limit: u32) -> C
             if tries > 50 || matches!(e, ClientError::Api(_)) {
                 return Err(e.into());
             }
+            c = ctx.client();
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

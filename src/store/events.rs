@@ -53,8 +53,7 @@ impl Store {
     pub fn tail_start(&self, n: u32) -> Result<i64> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT COALESCE(MIN(seq), 1) - 1 FROM
-                   (SELECT seq FROM events ORDER BY seq DESC LIMIT ?1)",
+                "SELECT COALESCE((SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?1), 0)",
                 [n],
                 |r| r.get(0),
             )?)

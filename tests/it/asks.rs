@@ -1,0 +1,359 @@
+//! The ask lifecycle: every state, reminders, expiry, cancel, failure, wait, ask-many.
+
+use crate::support::*;
+use repowire::api::{AskManyReq, AskReq, HeartbeatReq, LeaseReq};
+use repowire::core::ErrorCode;
+use repowire::core::ask::AskState;
+use repowire::core::delivery::DeliveryKind;
+use repowire::core::peer::Status;
+use std::time::Duration;
+
+fn ask(to: &str, text: &str) -> AskReq {
+    AskReq {
+        to: to.into(),
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn every_state_from_queued_offline_to_closed() {
+    let d = Daemon::start(&[]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    bob.heartbeat(&HeartbeatReq {
+        status: Some(Status::Offline),
+    })
+    .await
+    .unwrap();
+
+    // Asking an offline peer queues, and says so.
+    let r = alice.ask(&ask("bob", "ready for review?")).await.unwrap();
+    assert!(r.queued_offline);
+    assert_eq!(r.ask.state, AskState::Queued);
+    let id = r.ask.correlation_id.clone();
+    assert!(id.starts_with("ask-"));
+    assert!(r.delivery_id.starts_with("dlv-"));
+
+    // Bob comes back and takes his inbox: leased, then confirmed → delivered.
+    bob.heartbeat(&HeartbeatReq {
+        status: Some(Status::Online),
+    })
+    .await
+    .unwrap();
+    let got = bob.lease(&LeaseReq::default()).await.unwrap().deliveries;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, DeliveryKind::Ask);
+    assert_eq!(got[0].correlation_id.as_deref(), Some(id.as_str()));
+    assert_eq!(
+        alice.get_ask(&id).await.unwrap().state,
+        AskState::Queued,
+        "leased is not delivered"
+    );
+    bob.confirm(vec![got[0].delivery_id.clone()]).await.unwrap();
+    assert_eq!(alice.get_ask(&id).await.unwrap().state, AskState::Delivered);
+
+    // Only the recipient may pick up / answer / ack; only the asker may cancel.
+    assert_eq!(code_of(alice.pickup(&id).await), ErrorCode::Forbidden);
+    assert_eq!(code_of(alice.answer(&id, "me").await), ErrorCode::Forbidden);
+    assert_eq!(code_of(bob.cancel(&id).await), ErrorCode::Forbidden);
+    assert_eq!(bob.pickup(&id).await.unwrap().state, AskState::PickedUp);
+
+    let waiter = {
+        let alice = alice.clone();
+        let id = id.clone();
+        tokio::spawn(async move { alice.wait(&id, Duration::from_secs(30)).await })
+    };
+    let a = bob.answer(&id, "yes, PR 42").await.unwrap();
+    assert_eq!(a.state, AskState::Closed);
+    let w = waiter.await.unwrap().unwrap();
+    assert!(w.done);
+    assert_eq!(w.ask.answer.as_deref(), Some("yes, PR 42"));
+    // The reply reaches the asker as a message.
+    let reply = alice.lease(&LeaseReq::default()).await.unwrap().deliveries;
+    assert_eq!(reply.len(), 1);
+    assert_eq!(reply[0].kind, DeliveryKind::Reply);
+    assert_eq!(reply[0].text, "yes, PR 42");
+    assert_eq!(reply[0].from.as_deref(), Some("bob"));
+    // Closed is final.
+    assert_eq!(
+        code_of(bob.answer(&id, "again").await),
+        ErrorCode::InvalidState
+    );
+    assert_eq!(code_of(alice.cancel(&id).await), ErrorCode::InvalidState);
+
+    // The trace shows every stage, in order.
+    let t = d.cli(&["trace", &id, "--json"]);
+    let kinds: Vec<String> = t.ok().json()["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    let want = [
+        "ask_queued",
+        "delivery_queued",
+        "delivery_leased",
+        "delivery_confirmed",
+        "ask_delivered",
+        "ask_picked_up",
+        "ask_answered",
+        "ask_closed",
+    ];
+    let mut it = kinds.iter();
+    for w in want {
+        assert!(
+            it.any(|k| k == w),
+            "{w} missing or out of order in {kinds:?}"
+        );
+    }
+    let text = d.cli(&["trace", &id]);
+    assert!(text.ok().stdout.contains("ask_picked_up") && text.stdout.contains(" ms "));
+}
+
+#[test]
+fn cli_ask_answer_wait_ack_cancel() {
+    let d = Daemon::start(&[]);
+    for n in ["alice", "bob"] {
+        d.cli(&["peer", "register", n]).ok();
+    }
+    let r = d.cli(&[
+        "--as",
+        "alice",
+        "peer",
+        "ask",
+        "bob",
+        "which branch?",
+        "--json",
+    ]);
+    let id = r.ok().json()["ask"]["correlation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let inbox = d.cli(&["--as", "bob", "peer", "inbox"]);
+    assert!(inbox.ok().stdout.contains("which branch?") && inbox.stdout.contains(&id));
+    d.cli(&["--as", "alice", "peer", "answer", &id, "nope"])
+        .fails(1, "forbidden");
+    d.cli(&["--as", "bob", "peer", "answer", &id, "main"]).ok();
+    let w = d.cli(&["--as", "alice", "peer", "wait", &id, "--timeout", "5s"]);
+    assert_eq!(w.ok().stdout.trim(), "main");
+
+    // ack with a message closes and tells the asker.
+    let id2 = d
+        .cli(&[
+            "--as",
+            "alice",
+            "peer",
+            "ask",
+            "bob",
+            "seen the RFC?",
+            "--json",
+        ])
+        .json()["ask"]["correlation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.cli(&[
+        "--as",
+        "bob",
+        "peer",
+        "ack",
+        &id2,
+        "--message",
+        "skimmed it",
+    ])
+    .ok();
+    let asks = d.cli(&["--as", "alice", "peer", "asks", &id2, "--json"]);
+    let v = asks.ok().json();
+    assert_eq!(v["state"], "closed");
+    assert_eq!(v["ack_message"], "skimmed it");
+
+    // wait on an ask that stays open: exit 4 with a timeout code.
+    let id3 = d
+        .cli(&["--as", "alice", "peer", "ask", "bob", "lunch?", "--json"])
+        .json()["ask"]["correlation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let w = d.cli(&["--as", "alice", "peer", "wait", &id3, "--timeout", "300ms"]);
+    w.fails(4, "timeout");
+    d.cli(&["--as", "alice", "peer", "cancel", &id3]).ok();
+    d.cli(&["--as", "alice", "peer", "wait", &id3, "--timeout", "1s"])
+        .fails(1, "invalid_state");
+    // The canceled ask's undelivered copy is withdrawn from bob's inbox.
+    let peek = d.cli(&["--as", "bob", "peer", "inbox", "--peek", "--json"]);
+    let items = peek.ok().json();
+    assert!(
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["correlation_id"] != id3.as_str()),
+        "{items}"
+    );
+    // Lists: sent/received/open.
+    let open = d.cli(&[
+        "--as",
+        "bob",
+        "peer",
+        "asks",
+        "--received",
+        "--open",
+        "--json",
+    ]);
+    assert_eq!(open.ok().json(), serde_json::json!([]));
+    let sent = d.cli(&["--as", "alice", "peer", "asks", "--sent", "--json"]);
+    assert_eq!(sent.ok().json().as_array().unwrap().len(), 3);
+    d.cli(&["--as", "alice", "peer", "asks", "ask-nonsense"])
+        .fails(1, "unknown_ask");
+}
+
+#[tokio::test]
+async fn reminder_then_expiry() {
+    let d = Daemon::start(&["--reminder-after", "300ms"]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    let r = alice
+        .ask(&AskReq {
+            to: "bob".into(),
+            text: "ping".into(),
+            timeout_ms: Some(1500),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = r.ask.correlation_id;
+    // Not picked up: re-delivered once as a reminder.
+    let a = eventually(Duration::from_secs(10), "a reminder", || async {
+        let a = alice.get_ask(&id).await.unwrap();
+        a.reminded_at_ms.map(|_| a)
+    })
+    .await;
+    assert_eq!(a.state, AskState::Queued);
+    let inbox = bob.peek(10).await.unwrap().deliveries;
+    let kinds: Vec<DeliveryKind> = inbox.iter().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        [DeliveryKind::Ask, DeliveryKind::Reminder],
+        "exactly one reminder"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        bob.peek(10).await.unwrap().deliveries.len(),
+        2,
+        "still only one reminder"
+    );
+
+    // Then it expires; wait returns at once with the terminal state.
+    let w = alice.wait(&id, Duration::from_secs(10)).await.unwrap();
+    assert!(w.done);
+    assert_eq!(w.ask.state, AskState::Expired);
+    assert!(
+        bob.peek(10).await.unwrap().deliveries.is_empty(),
+        "an expired ask is withdrawn"
+    );
+    assert_eq!(
+        code_of(bob.answer(&id, "late").await),
+        ErrorCode::InvalidState
+    );
+}
+
+#[tokio::test]
+async fn picked_up_asks_get_no_reminder_and_unregister_fails_open_asks() {
+    let d = Daemon::start(&["--reminder-after", "200ms"]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    let id = alice
+        .ask(&ask("bob", "a"))
+        .await
+        .unwrap()
+        .ask
+        .correlation_id;
+    bob.pickup(&id).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(alice.get_ask(&id).await.unwrap().reminded_at_ms.is_none());
+
+    let waiter = {
+        let alice = alice.clone();
+        let id = id.clone();
+        tokio::spawn(async move { alice.wait(&id, Duration::from_secs(30)).await })
+    };
+    bob.unregister_me().await.unwrap();
+    let w = waiter.await.unwrap().unwrap();
+    assert_eq!(w.ask.state, AskState::Failed);
+    assert_eq!(
+        code_of(alice.ask(&ask("bob", "b")).await),
+        ErrorCode::UnknownPeer
+    );
+}
+
+#[tokio::test]
+async fn ask_many_collects_answers() {
+    let d = Daemon::start(&[]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    let carol = d.peer("carol", None).await;
+    d.peer("dave", None).await;
+    let r = alice
+        .ask_many(&AskManyReq {
+            to: vec!["bob".into(), "carol".into(), "dave".into()],
+            text: "estimate for the migration?".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(r.parent_id.starts_with("askm-"));
+    assert_eq!(r.asks.len(), 3);
+    let id_of = |n: &str| {
+        r.asks
+            .iter()
+            .find(|a| a.ask.to == n)
+            .unwrap()
+            .ask
+            .correlation_id
+            .clone()
+    };
+    bob.answer(&id_of("bob"), "2 days").await.unwrap();
+    carol.ack(&id_of("carol"), None).await.unwrap();
+    let res = alice.ask_many_result(&r.parent_id).await.unwrap();
+    assert!(!res.done);
+    assert_eq!(res.open, ["dave"]);
+    let bob_e = res.entries.iter().find(|e| e.peer == "bob").unwrap();
+    assert_eq!(bob_e.answer.as_deref(), Some("2 days"));
+    // Only the asker reads the result.
+    assert_eq!(
+        code_of(bob.ask_many_result(&r.parent_id).await),
+        ErrorCode::Forbidden
+    );
+    // Bad input is refused whole.
+    for bad in [
+        vec![],
+        vec!["bob".to_string(), "bob".to_string()],
+        vec!["bob".into(), "ghost".into()],
+    ] {
+        let e = alice
+            .ask_many(&AskManyReq {
+                to: bad.clone(),
+                text: "q".into(),
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            matches!(code_of(e), ErrorCode::BadRequest | ErrorCode::UnknownPeer),
+            "{bad:?}"
+        );
+    }
+    // CLI form: names… then text, then the result.
+    let out = d.cli(&[
+        "--as", "alice", "peer", "ask-many", "bob", "carol", "ship it?", "--json",
+    ]);
+    let parent = out.ok().json()["parent_id"].as_str().unwrap().to_string();
+    let res = d.cli(&["--as", "alice", "peer", "ask-many-result", &parent]);
+    assert!(
+        res.ok().stdout.contains("0 of 2 answered"),
+        "{}",
+        res.stdout
+    );
+    let tr = d.cli(&["trace", &parent, "--json"]);
+    assert!(tr.ok().json()["events"].as_array().unwrap().len() >= 5);
+}

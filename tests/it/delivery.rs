@@ -1,0 +1,224 @@
+//! Notes and broadcasts: order, leases, confirmation, durability across kill -9.
+
+use crate::support::*;
+use repowire::api::{LeaseReq, NotifyReq};
+use repowire::client::Client;
+use repowire::core::ErrorCode;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::time::Duration;
+
+fn note(to: &str, text: &str) -> NotifyReq {
+    NotifyReq {
+        to: to.into(),
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn order_is_preserved_per_recipient_and_nothing_is_lost_on_kill9() {
+    let mut d = Daemon::start(&[]);
+    let alice_t = d.peer_token("alice", None).await;
+    let bob_t = d.peer_token("bob", None).await;
+    let carol_t = d.peer_token("carol", None).await;
+    let alice = Client::new(&d.url, Some(alice_t.clone()), None);
+    let carol = Client::new(&d.url, Some(carol_t.clone()), None);
+    let mut acked = Vec::new();
+    for i in 0..40 {
+        let r = if i % 5 == 0 {
+            alice
+                .broadcast(&format!("msg {i}"))
+                .await
+                .unwrap()
+                .deliveries
+                .into_iter()
+                .find(|d| d.to == "bob")
+                .unwrap()
+        } else {
+            alice
+                .notify(&note("bob", &format!("msg {i}")))
+                .await
+                .unwrap()
+        };
+        acked.push(r.delivery_id);
+        carol
+            .notify(&note("bob", &format!("carol {i}")))
+            .await
+            .unwrap();
+    }
+    // Crash the daemon right after the acknowledgements; no clean shutdown.
+    d.kill9();
+    d.spawn();
+    let bob = Client::new(&d.url, Some(bob_t), None);
+    let got = bob
+        .lease(&LeaseReq {
+            max: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(got.len(), 80, "every acknowledged message survived");
+    let from_alice: Vec<&str> = got
+        .iter()
+        .filter(|d| d.from.as_deref() == Some("alice"))
+        .map(|d| d.text.as_str())
+        .collect();
+    let want: Vec<String> = (0..40).map(|i| format!("msg {i}")).collect();
+    assert_eq!(from_alice, want, "order preserved");
+    let ids: Vec<&str> = got
+        .iter()
+        .filter(|d| d.from.as_deref() == Some("alice"))
+        .map(|d| d.delivery_id.as_str())
+        .collect();
+    assert_eq!(ids, acked.iter().map(String::as_str).collect::<Vec<_>>());
+    let seqs: Vec<i64> = got.iter().map(|d| d.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[tokio::test]
+async fn leases_expire_peek_consumes_nothing_confirm_is_idempotent() {
+    let d = Daemon::start(&["--lease", "1s"]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    alice.notify(&note("bob", "one")).await.unwrap();
+    alice.notify(&note("bob", "two")).await.unwrap();
+    assert_eq!(bob.peek(10).await.unwrap().deliveries.len(), 2);
+    assert_eq!(
+        bob.peek(10).await.unwrap().deliveries.len(),
+        2,
+        "peek consumes nothing"
+    );
+
+    // A consumer takes them and dies before confirming: they come back.
+    let first = bob.lease(&LeaseReq::default()).await.unwrap().deliveries;
+    assert_eq!(first.len(), 2);
+    assert!(
+        bob.lease(&LeaseReq::default())
+            .await
+            .unwrap()
+            .deliveries
+            .is_empty(),
+        "leased ones are not handed out twice"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let again = bob.lease(&LeaseReq::default()).await.unwrap().deliveries;
+    assert_eq!(again.len(), 2, "expired leases are handed out again");
+    assert_eq!(
+        again[0].delivery_id, first[0].delivery_id,
+        "same ids, so duplicates can be dropped"
+    );
+    assert_eq!(again[0].attempts, 2);
+    let ids: Vec<String> = again.iter().map(|d| d.delivery_id.clone()).collect();
+    assert_eq!(bob.confirm(ids.clone()).await.unwrap().confirmed, 2);
+    assert_eq!(
+        bob.confirm(ids.clone()).await.unwrap().confirmed,
+        0,
+        "confirming twice is harmless"
+    );
+    assert!(bob.peek(10).await.unwrap().deliveries.is_empty());
+    // Alice cannot confirm bob's deliveries.
+    alice.notify(&note("bob", "three")).await.unwrap();
+    let three = bob.peek(10).await.unwrap().deliveries[0]
+        .delivery_id
+        .clone();
+    assert_eq!(alice.confirm(vec![three]).await.unwrap().confirmed, 0);
+    assert_eq!(bob.peek(10).await.unwrap().deliveries.len(), 1);
+    assert_eq!(
+        code_of(bob.confirm(vec!["not-an-id".into()]).await),
+        ErrorCode::BadRequest
+    );
+}
+
+#[tokio::test]
+async fn inbox_cap_and_broadcast_rate_limit_are_clear_errors() {
+    let d = Daemon::start(&["--max-pending", "3", "--broadcast-per-minute", "2"]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    for i in 0..3 {
+        alice.notify(&note("bob", &format!("{i}"))).await.unwrap();
+    }
+    let e = alice.notify(&note("bob", "overflow")).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InboxFull));
+    assert!(e.to_string().contains("max_pending_per_peer"), "{e}");
+    // Draining makes room again.
+    let got = bob.lease(&LeaseReq::default()).await.unwrap().deliveries;
+    bob.confirm(got.into_iter().map(|d| d.delivery_id).collect())
+        .await
+        .unwrap();
+    alice.notify(&note("bob", "fits now")).await.unwrap();
+
+    alice.broadcast("b1").await.unwrap();
+    alice.broadcast("b2").await.unwrap();
+    let e = alice.broadcast("b3").await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::RateLimited));
+    assert!(e.to_string().contains("broadcast_per_minute"), "{e}");
+    // Another sender has its own budget.
+    bob.broadcast("from bob").await.unwrap();
+}
+
+#[tokio::test]
+async fn inbox_follow_streams_and_rides_out_a_daemon_restart() {
+    let mut d = Daemon::start(&[]);
+    let alice_t = d.peer_token("alice", None).await;
+    let bob_t = d.peer_token("bob", None).await;
+    let mut follower = cli_command(
+        d.home_path(),
+        &["peer", "inbox", "--follow", "--json"],
+        &[("REPOWIRE_PEER_TOKEN", &bob_t)],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |rx: &std::sync::mpsc::Receiver<String>| -> serde_json::Value {
+        serde_json::from_str(
+            &rx.recv_timeout(Duration::from_secs(20))
+                .expect("a streamed delivery"),
+        )
+        .unwrap()
+    };
+    let alice = Client::new(&d.url, Some(alice_t.clone()), None);
+    alice.notify(&note("bob", "first")).await.unwrap();
+    assert_eq!(next(&rx)["text"], "first");
+    let bob = Client::new(&d.url, Some(bob_t.clone()), None);
+    eventually(Duration::from_secs(10), "first confirmation", || async {
+        bob.peek(10)
+            .await
+            .unwrap()
+            .deliveries
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    d.kill9();
+    d.spawn(); // same home: the follower finds the new address in daemon.json
+    let alice = Client::new(&d.url, Some(alice_t), None);
+    alice.notify(&note("bob", "after restart")).await.unwrap();
+    assert_eq!(next(&rx)["text"], "after restart");
+    // Confirmed once printed: nothing is left pending.
+    let bob = Client::new(&d.url, Some(bob_t), None);
+    eventually(Duration::from_secs(10), "confirmation", || async {
+        bob.peek(10)
+            .await
+            .unwrap()
+            .deliveries
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let _ = follower.kill();
+    let _ = follower.wait();
+    assert!(rx.try_recv().is_err(), "nothing printed twice");
+}

@@ -1,0 +1,118 @@
+//! Docs that cannot rot: the error table is checked against the code, and
+//! every `repowire …` command shown in README.md and docs/ exists.
+//! `REPOWIRE_BLESS=1 cargo test` rewrites the generated parts.
+
+use crate::support::*;
+use repowire::core::ErrorCode;
+
+fn error_rows() -> String {
+    ErrorCode::ALL
+        .iter()
+        .map(|c| {
+            format!(
+                "| `{}` | {} | {} |\n",
+                c.as_str(),
+                c.http_status(),
+                c.meaning()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn error_table_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/errors.md");
+    let doc = std::fs::read_to_string(path).unwrap();
+    let start = doc.find("|---|---|---|\n").expect("table header") + "|---|---|---|\n".len();
+    let end = start + doc[start..].find("\n\n").unwrap_or(doc.len() - start) + 1;
+    let rows = error_rows();
+    if std::env::var("REPOWIRE_BLESS").is_ok() {
+        let new = format!("{}{}{}", &doc[..start], rows, &doc[end..]);
+        std::fs::write(path, new).unwrap();
+        return;
+    }
+    assert_eq!(
+        &doc[start..end],
+        rows,
+        "docs/errors.md is stale: run REPOWIRE_BLESS=1 cargo test"
+    );
+}
+
+/// `repowire a b …` lines inside fenced code blocks.
+fn shown_commands(text: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        let l = line.trim().trim_start_matches("$ ");
+        if !in_code || !l.starts_with("repowire ") {
+            continue;
+        }
+        // Skip global flags, then take the subcommand path: words up to
+        // the first flag or argument-looking word.
+        let mut rest: Vec<&str> = l.split_whitespace().skip(1).collect();
+        while let Some(first) = rest.first() {
+            match *first {
+                "--as" | "--home" | "--url" => rest.drain(..2.min(rest.len())),
+                "--json" => rest.drain(..1),
+                _ => break,
+            };
+        }
+        let words: Vec<String> = rest
+            .into_iter()
+            .take_while(|w| {
+                w.chars().all(|c| c.is_ascii_lowercase() || c == '-') && !w.starts_with('-')
+            })
+            .map(str::to_string)
+            .collect();
+        out.push(words);
+    }
+    out
+}
+
+#[test]
+fn commands_in_docs_exist() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut files = vec![format!("{root}/README.md")];
+    for e in std::fs::read_dir(format!("{root}/docs")).unwrap() {
+        files.push(e.unwrap().path().display().to_string());
+    }
+    let home = tmp_path();
+    let mut checked = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for words in shown_commands(&text) {
+            // Walk down while the words are subcommands.
+            let mut path: Vec<&str> = Vec::new();
+            for w in &words {
+                let mut probe = path.clone();
+                probe.push(w);
+                probe.push("--help");
+                if run_cli(&home, &probe, &[]).code == 0 {
+                    path.push(w);
+                } else {
+                    break;
+                }
+            }
+            let mut help = path.clone();
+            help.push("--help");
+            let r = run_cli(&home, &help, &[]);
+            assert_eq!(
+                r.code,
+                0,
+                "{f}: `repowire {}` is not a command",
+                words.join(" ")
+            );
+            assert!(
+                !path.is_empty() || words.is_empty(),
+                "{f}: `repowire {}` is not a command",
+                words.join(" ")
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "the docs show commands ({checked} found)");
+}

@@ -1,0 +1,14 @@
+//! Integration tests: every test starts the real `repowire` binary as a
+//! daemon in a temporary REPOWIRE_HOME on a free loopback port, and drives it
+//! through the CLI binary or the typed client over HTTP.
+
+mod asks;
+mod circles;
+mod cli;
+mod delivery;
+mod docs;
+mod errors;
+mod orchestrator;
+mod peers;
+
+pub mod support;
