@@ -314,6 +314,37 @@ struct WaitQuery {
 }
 
 /// Long-poll until the ask is terminal or the timeout passes.
+/// Why a long-poll woke up.
+enum Wake {
+    /// An event of interest (or a lag: re-check).
+    Event,
+    /// The deadline passed, or the daemon is stopping.
+    Done,
+}
+
+/// Sleep until an event matching `wanted`, `until`, or shutdown.
+async fn next_wake(
+    h: &DaemonHandle,
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<EventInfo>>,
+    until: tokio::time::Instant,
+    wanted: impl Fn(&EventInfo) -> bool,
+) -> Result<Wake, Error> {
+    loop {
+        let got = tokio::select! {
+            r = tokio::time::timeout_at(until, rx.recv()) => r,
+            _ = h.stopping() => return Ok(Wake::Done),
+        };
+        match got {
+            Err(_) => return Ok(Wake::Done),
+            Ok(Ok(e)) if wanted(&e) => return Ok(Wake::Event),
+            Ok(Ok(_)) => continue,
+            Ok(Err(RecvError::Lagged(_))) => return Ok(Wake::Event),
+            Ok(Err(RecvError::Closed)) => return Err(Error::internal("event bus closed")),
+        }
+    }
+}
+
+/// Long-poll until the ask is terminal or the timeout passes.
 async fn wait_ask(
     State(h): H,
     c: Caller,
@@ -326,23 +357,14 @@ async fn wait_ask(
     let mut rx = h.store.subscribe();
     loop {
         let a = h.store.get_ask(&id, viewer.as_deref())?;
-        if a.state.is_terminal() {
-            return Ok(Json(WaitResp { ask: a, done: true }));
+        let done = a.state.is_terminal();
+        if done {
+            return Ok(Json(WaitResp { ask: a, done }));
         }
-        loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Err(_) => {
-                    let a = h.store.get_ask(&id, viewer.as_deref())?;
-                    let done = a.state.is_terminal();
-                    return Ok(Json(WaitResp { ask: a, done }));
-                }
-                Ok(Ok(e)) if e.subject == id => break,
-                Ok(Ok(_)) => continue,
-                Ok(Err(RecvError::Lagged(_))) => break,
-                Ok(Err(RecvError::Closed)) => {
-                    return Err(Error::internal("event bus closed").into());
-                }
-            }
+        if let Wake::Done = next_wake(&h, &mut rx, deadline, |e| e.subject == id).await? {
+            let a = h.store.get_ask(&id, viewer.as_deref())?;
+            let done = a.state.is_terminal();
+            return Ok(Json(WaitResp { ask: a, done }));
         }
     }
 }
@@ -439,27 +461,21 @@ async fn lease(State(h): H, c: Caller, Body(req): Body<LeaseReq>) -> ApiResult<J
     let mut rx = h.store.subscribe();
     loop {
         let items = h.store.lease(&me.id, max, lease_ms)?;
-        if !items.is_empty() || tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if !items.is_empty() || now >= deadline {
             return Ok(Json(InboxResp { deliveries: items }));
         }
         // Wake on a new delivery for this peer, or now and then for leases
         // that expired elsewhere.
-        let nap = (deadline - tokio::time::Instant::now()).min(Duration::from_secs(2));
-        let wake = tokio::time::Instant::now() + nap;
-        loop {
-            match tokio::time::timeout_at(wake, rx.recv()).await {
-                Err(_) => break,
-                Ok(Ok(e))
-                    if e.kind == "delivery_queued" && e.payload["to_peer_id"] == me.id.as_str() =>
-                {
-                    break;
-                }
-                Ok(Ok(_)) => continue,
-                Ok(Err(RecvError::Lagged(_))) => break,
-                Ok(Err(RecvError::Closed)) => {
-                    return Err(Error::internal("event bus closed").into());
-                }
-            }
+        let wake = now + (deadline - now).min(Duration::from_secs(2));
+        let mine = |e: &EventInfo| {
+            e.kind == "delivery_queued" && e.payload["to_peer_id"] == me.id.as_str()
+        };
+        next_wake(&h, &mut rx, wake, mine).await?;
+        if *h.shutdown_flag() {
+            return Ok(Json(InboxResp {
+                deliveries: Vec::new(),
+            }));
         }
     }
 }
@@ -531,7 +547,6 @@ async fn events_stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let mut bus = h.store.subscribe();
     tokio::spawn(async move {
-        let mut shutdown = h.shutdown.subscribe();
         loop {
             // Catch up from the log (covers the backlog and any lag).
             loop {
@@ -558,12 +573,8 @@ async fn events_stream(
                 last = end;
             }
             tokio::select! {
-                r = bus.recv() => match r {
-                    Ok(e) if e.seq <= last => {}
-                    Ok(_) | Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return,
-                },
-                _ = shutdown.wait_for(|v| *v) => return,
+                r = bus.recv() => if let Err(RecvError::Closed) = r { return },
+                _ = h.stopping() => return,
                 _ = tx.closed() => return,
             }
         }

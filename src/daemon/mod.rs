@@ -59,6 +59,18 @@ impl DaemonHandle {
         let _ = self.shutdown.send(true);
     }
 
+    /// Whether shutdown was requested.
+    pub fn shutdown_flag(&self) -> tokio::sync::watch::Ref<'_, bool> {
+        self.shutdown.borrow()
+    }
+
+    /// Resolves once shutdown was requested: long-polls and streams select on
+    /// it so a graceful stop never waits for them.
+    pub async fn stopping(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
     /// Count a broadcast by `peer_id` against the per-minute limit.
     pub fn allow_broadcast(&self, peer_id: &str) -> bool {
         let limit = self.store.policy.broadcast_per_minute as usize;
@@ -92,8 +104,7 @@ pub struct Running {
 impl Running {
     /// Resolve when a shutdown was requested (API or [`Running::stop`]).
     pub async fn shutdown_requested(&self) {
-        let mut rx = self.handle.shutdown.subscribe();
-        let _ = rx.wait_for(|v| *v).await;
+        self.handle.stopping().await
     }
 
     /// Stop serving, finish in-flight requests, clear the record.

@@ -99,10 +99,11 @@ fn cas(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<AskInfo> {
 /// A move that is skipped quietly when the ask is already past it (used when
 /// a delivery confirmation arrives after the ask moved on).
 pub(super) fn transition_quiet(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<()> {
-    if let Ok(a) = cas(t, id, action) {
-        ask_event(t, &format!("ask_{}", a.state), &a, json!({"to": a.to}))?;
+    match cas(t, id, action) {
+        Ok(a) => ask_event(t, &format!("ask_{}", a.state), &a, json!({"to": a.to})),
+        Err(e) if e.code == ErrorCode::InvalidState => Ok(()),
+        Err(e) => Err(e),
     }
-    Ok(())
 }
 
 fn create_in(

@@ -287,3 +287,44 @@ fn help_explains_commands() {
     let r = run_cli(&home, &["peer", "frobnicate"], &[]);
     assert_eq!(r.code, 2);
 }
+
+#[tokio::test]
+async fn graceful_stop_does_not_wait_for_long_polls() {
+    let mut d = Daemon::start(&[]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    let id = alice
+        .ask(&repowire::api::AskReq {
+            to: "bob".into(),
+            text: "q".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .ask
+        .correlation_id;
+    let waiting = tokio::spawn(async move { alice.wait(&id, Duration::from_secs(600)).await });
+    bob.lease(&Default::default()).await.unwrap();
+    let polling = tokio::spawn(async move {
+        bob.lease(&repowire::api::LeaseReq {
+            wait_ms: Some(600_000),
+            ..Default::default()
+        })
+        .await
+    });
+    let admin = d.admin();
+    let stream = admin.event_stream(None, Some(0), None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let st = d.signal_and_wait("-TERM");
+    assert_eq!(st.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "stopped without waiting out the polls"
+    );
+    // The long-polls were answered (not cut off): the wait says not done.
+    let w = waiting.await.unwrap().unwrap();
+    assert!(!w.done);
+    assert!(polling.await.unwrap().unwrap().deliveries.is_empty());
+    drop(stream);
+}
