@@ -5,7 +5,7 @@
 //! cleanly and removes the temporary home.
 
 use super::events::timeline;
-use super::peer::delivery_line;
+use super::inbox::delivery_line;
 use super::{CmdResult, Ctx, Failure};
 use crate::api::*;
 use crate::client::{Client, ClientError};

@@ -11,6 +11,7 @@ mod daemon;
 mod demo;
 mod doctor;
 mod events;
+mod inbox;
 mod orchestrator;
 mod peer;
 

@@ -1,20 +1,15 @@
 //! The HTTP API: routes → one store call each. See `docs/http-api.md`.
 
-use super::DaemonHandle;
 use super::auth::{ApiError, ApiResult, Body, Caller, Query};
+use super::{DaemonHandle, poll};
 use crate::api::*;
 use crate::core::ask::AskAction;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::time::now_ms;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use std::convert::Infallible;
-use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
-use tokio_stream::wrappers::ReceiverStream;
 
 type H = State<DaemonHandle>;
 
@@ -37,7 +32,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/asks/many", post(ask_many))
         .route("/v1/asks/many/{id}", get(ask_many_result))
         .route("/v1/asks/{id}", get(get_ask))
-        .route("/v1/asks/{id}/wait", get(wait_ask))
+        .route("/v1/asks/{id}/wait", get(poll::wait_ask))
         .route("/v1/asks/{id}/pickup", post(pickup))
         .route("/v1/asks/{id}/ack", post(ack))
         .route("/v1/asks/{id}/answer", post(answer))
@@ -45,10 +40,10 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/notify", post(notify))
         .route("/v1/broadcast", post(broadcast))
         .route("/v1/inbox", get(peek))
-        .route("/v1/inbox/lease", post(lease))
+        .route("/v1/inbox/lease", post(poll::lease))
         .route("/v1/inbox/confirm", post(confirm))
-        .route("/v1/events", get(events))
-        .route("/v1/events/stream", get(events_stream))
+        .route("/v1/events", get(poll::events))
+        .route("/v1/events/stream", get(poll::events_stream))
         .route("/v1/trace/{id}", get(trace))
         .route("/v1/doctor", get(doctor))
         .route("/v1/shutdown", post(shutdown))
@@ -307,68 +302,6 @@ async fn get_ask(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Js
     Ok(Json(h.store.get_ask(&id, viewer)?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WaitQuery {
-    timeout_ms: Option<u64>,
-}
-
-/// Long-poll until the ask is terminal or the timeout passes.
-/// Why a long-poll woke up.
-enum Wake {
-    /// An event of interest (or a lag: re-check).
-    Event,
-    /// The deadline passed, or the daemon is stopping.
-    Done,
-}
-
-/// Sleep until an event matching `wanted`, `until`, or shutdown.
-async fn next_wake(
-    h: &DaemonHandle,
-    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<EventInfo>>,
-    until: tokio::time::Instant,
-    wanted: impl Fn(&EventInfo) -> bool,
-) -> Result<Wake, Error> {
-    loop {
-        let got = tokio::select! {
-            r = tokio::time::timeout_at(until, rx.recv()) => r,
-            _ = h.stopping() => return Ok(Wake::Done),
-        };
-        match got {
-            Err(_) => return Ok(Wake::Done),
-            Ok(Ok(e)) if wanted(&e) => return Ok(Wake::Event),
-            Ok(Ok(_)) => continue,
-            Ok(Err(RecvError::Lagged(_))) => return Ok(Wake::Event),
-            Ok(Err(RecvError::Closed)) => return Err(Error::internal("event bus closed")),
-        }
-    }
-}
-
-/// Long-poll until the ask is terminal or the timeout passes.
-async fn wait_ask(
-    State(h): H,
-    c: Caller,
-    Path(id): Path<String>,
-    Query(q): Query<WaitQuery>,
-) -> ApiResult<Json<WaitResp>> {
-    let viewer = c.viewer().map(|p| p.id.clone());
-    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(600_000).min(3_600_000));
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut rx = h.store.subscribe();
-    loop {
-        let a = h.store.get_ask(&id, viewer.as_deref())?;
-        let done = a.state.is_terminal();
-        if done {
-            return Ok(Json(WaitResp { ask: a, done }));
-        }
-        if let Wake::Done = next_wake(&h, &mut rx, deadline, |e| e.subject == id).await? {
-            let a = h.store.get_ask(&id, viewer.as_deref())?;
-            let done = a.state.is_terminal();
-            return Ok(Json(WaitResp { ask: a, done }));
-        }
-    }
-}
-
 async fn act(
     h: DaemonHandle,
     c: Caller,
@@ -448,38 +381,6 @@ async fn peek(State(h): H, c: Caller, Query(q): Query<PeekQuery>) -> ApiResult<J
     }))
 }
 
-/// Lease pending deliveries, long-polling up to `wait_ms` for the first.
-async fn lease(State(h): H, c: Caller, Body(req): Body<LeaseReq>) -> ApiResult<Json<InboxResp>> {
-    let me = c.me()?.clone();
-    let max = req.max.unwrap_or(100).clamp(1, 1000);
-    let lease_ms = req
-        .lease_ms
-        .map(|v| v.clamp(1_000, 3_600_000) as i64)
-        .unwrap_or(h.store.policy.lease_ms);
-    let wait = Duration::from_millis(req.wait_ms.unwrap_or(0).min(600_000));
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut rx = h.store.subscribe();
-    loop {
-        let items = h.store.lease(&me.id, max, lease_ms)?;
-        let now = tokio::time::Instant::now();
-        if !items.is_empty() || now >= deadline {
-            return Ok(Json(InboxResp { deliveries: items }));
-        }
-        // Wake on a new delivery for this peer, or now and then for leases
-        // that expired elsewhere.
-        let wake = now + (deadline - now).min(Duration::from_secs(2));
-        let mine = |e: &EventInfo| {
-            e.kind == "delivery_queued" && e.payload["to_peer_id"] == me.id.as_str()
-        };
-        next_wake(&h, &mut rx, wake, mine).await?;
-        if *h.shutdown_flag() {
-            return Ok(Json(InboxResp {
-                deliveries: Vec::new(),
-            }));
-        }
-    }
-}
-
 async fn confirm(
     State(h): H,
     c: Caller,
@@ -491,95 +392,6 @@ async fn confirm(
     Ok(Json(ConfirmResp {
         confirmed: h.store.confirm(&c.me()?.id, &req.ids)?,
     }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EventsQuery {
-    since: Option<i64>,
-    /// The newest N events (ignored when `since` is given).
-    tail: Option<u32>,
-    limit: Option<u32>,
-    circle: Option<String>,
-}
-
-/// A peer reads its own circle's events; admin reads all (or one circle's).
-fn events_circle(c: &Caller, asked: Option<String>) -> Result<Option<String>, Error> {
-    match (c.viewer(), asked) {
-        (Some(me), Some(a)) if a != me.circle => Err(Error::new(
-            ErrorCode::CrossCircle,
-            format!("{} may only read events of circle {:?}", me.name, me.circle),
-        )),
-        (Some(me), _) => Ok(Some(me.circle.clone())),
-        (None, a) => Ok(a),
-    }
-}
-
-fn start_seq(h: &DaemonHandle, q: &EventsQuery) -> Result<i64, Error> {
-    match (q.since, q.tail) {
-        (Some(s), _) => Ok(s),
-        (None, Some(n)) => h.store.tail_start(n),
-        (None, None) => Ok(0),
-    }
-}
-
-async fn events(
-    State(h): H,
-    c: Caller,
-    Query(q): Query<EventsQuery>,
-) -> ApiResult<Json<EventsResp>> {
-    let circle = events_circle(&c, q.circle.clone())?;
-    let since = start_seq(&h, &q)?;
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    Ok(Json(EventsResp {
-        events: h.store.events_since(since, limit, circle.as_deref())?,
-    }))
-}
-
-/// Server-sent events: the backlog after `since`, then live events.
-async fn events_stream(
-    State(h): H,
-    c: Caller,
-    Query(q): Query<EventsQuery>,
-) -> ApiResult<impl axum::response::IntoResponse> {
-    let circle = events_circle(&c, q.circle.clone())?;
-    let mut last = start_seq(&h, &q)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
-    let mut bus = h.store.subscribe();
-    tokio::spawn(async move {
-        loop {
-            // Catch up from the log (covers the backlog and any lag).
-            loop {
-                let batch = match h.store.events_since(last, 500, circle.as_deref()) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(error = %e, "event stream read failed");
-                        return;
-                    }
-                };
-                let Some(end) = batch.last().map(|e| e.seq) else {
-                    break;
-                };
-                for e in batch {
-                    let ev = SseEvent::default()
-                        .id(e.seq.to_string())
-                        .event(e.kind.clone())
-                        .json_data(&e)
-                        .unwrap_or_default();
-                    if tx.send(Ok(ev)).await.is_err() {
-                        return;
-                    }
-                }
-                last = end;
-            }
-            tokio::select! {
-                r = bus.recv() => if let Err(RecvError::Closed) = r { return },
-                _ = h.stopping() => return,
-                _ = tx.closed() => return,
-            }
-        }
-    });
-    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
 }
 
 async fn trace(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<TraceResp>> {

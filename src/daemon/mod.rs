@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod poll;
 mod tasks;
 
 use crate::core::policy::Policy;

@@ -1,0 +1,162 @@
+//! Consuming deliveries from the CLI: `peer inbox` (lease, print, confirm;
+//! `--follow` long-polls and rides out daemon restarts) and `peer wait`.
+
+use super::{CmdResult, Ctx, Failure};
+use crate::api::{DeliveryInfo, LeaseReq};
+use crate::client::{Client, ClientError};
+use crate::core::delivery::DeliveryKind;
+use crate::core::time::fmt_ms;
+use std::io::Write;
+use std::time::Duration;
+
+pub fn delivery_line(d: &DeliveryInfo) -> String {
+    let from = d.from.as_deref().unwrap_or("repowire");
+    let re = d
+        .correlation_id
+        .as_deref()
+        .map(|c| format!(" [{c}]"))
+        .unwrap_or_default();
+    let hint = match d.kind {
+        DeliveryKind::Ask | DeliveryKind::Reminder => {
+            format!(
+                "  (answer: repowire peer answer {} TEXT)",
+                d.correlation_id.as_deref().unwrap_or("")
+            )
+        }
+        _ => String::new(),
+    };
+    format!(
+        "{} {:<9} from {from}{re}: {}{hint}",
+        fmt_ms(d.created_at_ms),
+        d.kind.as_str(),
+        d.text
+    )
+}
+
+pub async fn wait(ctx: &Ctx, c: &Client, id: &str, timeout: Duration) -> CmdResult {
+    let r = c.wait(id, timeout).await?;
+    ctx.out(&r, |r| {
+        let a = &r.ask;
+        match (&a.answer, a.state) {
+            (Some(ans), _) => ans.clone(),
+            (None, crate::core::ask::AskState::Closed) => format!(
+                "{} closed{}",
+                a.correlation_id,
+                a.ack_message
+                    .as_deref()
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+            (None, st) => format!("{} is {st}", a.correlation_id),
+        }
+    });
+    if !r.done {
+        return Err(Failure::new(
+            "timeout",
+            format!("{id} is still {} after {timeout:?}", r.ask.state),
+            4,
+        ));
+    }
+    if r.ask.state != crate::core::ask::AskState::Closed {
+        return Err(Failure::new(
+            "invalid_state",
+            format!("{id} ended {} without an answer", r.ask.state),
+            1,
+        ));
+    }
+    Ok(())
+}
+
+/// Print deliveries, then confirm them: a delivery is confirmed only after
+/// it reached stdout, so a crash in between means it is handed out again.
+fn print_batch(ctx: &Ctx, items: &[DeliveryInfo], follow: bool) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    for d in items {
+        let line = if ctx.json {
+            serde_json::to_string(d).unwrap_or_default()
+        } else {
+            delivery_line(d)
+        };
+        writeln!(out, "{line}").map_err(|e| Failure::new("io", format!("stdout: {e}"), 5))?;
+    }
+    if !follow && items.is_empty() && !ctx.json {
+        writeln!(out, "inbox empty").map_err(|e| Failure::new("io", format!("stdout: {e}"), 5))?;
+    }
+    out.flush()
+        .map_err(|e| Failure::new("io", format!("stdout: {e}"), 5))
+}
+
+pub async fn inbox(ctx: &Ctx, c: &Client, follow: bool, peek: bool, limit: u32) -> CmdResult {
+    let mut c = c.clone();
+    if peek {
+        let r = c.peek(limit).await?;
+        ctx.out(&r.deliveries, |v| {
+            if v.is_empty() {
+                "inbox empty".into()
+            } else {
+                v.iter().map(delivery_line).collect::<Vec<_>>().join("\n")
+            }
+        });
+        return Ok(());
+    }
+    if !follow {
+        let r = c
+            .lease(&LeaseReq {
+                max: Some(limit),
+                wait_ms: None,
+                lease_ms: None,
+            })
+            .await?;
+        if ctx.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&r.deliveries).unwrap_or_default()
+            );
+        } else {
+            print_batch(ctx, &r.deliveries, false)?;
+        }
+        if !r.deliveries.is_empty() {
+            c.confirm(r.deliveries.iter().map(|d| d.delivery_id.clone()).collect())
+                .await?;
+        }
+        return Ok(());
+    }
+    // Follow: long-poll, print, confirm; ride out daemon restarts.
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let res = c
+            .lease(&LeaseReq {
+                max: Some(limit),
+                wait_ms: Some(25_000),
+                lease_ms: None,
+            })
+            .await;
+        let items = match res {
+            Ok(r) => r.deliveries,
+            Err(ClientError::Unreachable { .. }) | Err(ClientError::Other(_)) => {
+                // The daemon may have restarted on another port: re-read its record.
+                c = ctx.client();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        backoff = Duration::from_millis(100);
+        if items.is_empty() {
+            continue;
+        }
+        print_batch(ctx, &items, true)?;
+        let ids: Vec<String> = items.iter().map(|d| d.delivery_id.clone()).collect();
+        // A failed confirm is retried; the lease keeps others from taking them.
+        let mut tries = 0;
+        while let Err(e) = c.confirm(ids.clone()).await {
+            tries += 1;
+            if tries > 50 || matches!(e, ClientError::Api(_)) {
+                return Err(e.into());
+            }
+            c = ctx.client();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

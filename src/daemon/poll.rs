@@ -1,0 +1,204 @@
+//! Long-polls and streams: `wait` on an ask, inbox leases that wait for a
+//! delivery, and the event log (read and SSE-followed). Each ends early when
+//! the daemon is stopping, so a graceful stop never waits on them.
+
+use super::DaemonHandle;
+use super::auth::{ApiResult, Body, Caller, Query};
+use crate::api::{EventInfo, EventsResp, InboxResp, LeaseReq, WaitResp};
+use crate::core::error::{Error, ErrorCode};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use serde::Deserialize;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_stream::wrappers::ReceiverStream;
+
+type H = State<DaemonHandle>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WaitQuery {
+    timeout_ms: Option<u64>,
+}
+
+/// Why a long-poll woke up.
+enum Wake {
+    /// An event of interest (or a lag: re-check).
+    Event,
+    /// The deadline passed, or the daemon is stopping.
+    Done,
+}
+
+/// Sleep until an event matching `wanted`, `until`, or shutdown.
+async fn next_wake(
+    h: &DaemonHandle,
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<EventInfo>>,
+    until: tokio::time::Instant,
+    wanted: impl Fn(&EventInfo) -> bool,
+) -> Result<Wake, Error> {
+    loop {
+        let got = tokio::select! {
+            r = tokio::time::timeout_at(until, rx.recv()) => r,
+            _ = h.stopping() => return Ok(Wake::Done),
+        };
+        match got {
+            Err(_) => return Ok(Wake::Done),
+            Ok(Ok(e)) if wanted(&e) => return Ok(Wake::Event),
+            Ok(Ok(_)) => continue,
+            Ok(Err(RecvError::Lagged(_))) => return Ok(Wake::Event),
+            Ok(Err(RecvError::Closed)) => return Err(Error::internal("event bus closed")),
+        }
+    }
+}
+
+/// Long-poll until the ask is terminal or the timeout passes.
+pub(super) async fn wait_ask(
+    State(h): H,
+    c: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<WaitQuery>,
+) -> ApiResult<Json<WaitResp>> {
+    let viewer = c.viewer().map(|p| p.id.clone());
+    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(600_000).min(3_600_000));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut rx = h.store.subscribe();
+    loop {
+        let a = h.store.get_ask(&id, viewer.as_deref())?;
+        let done = a.state.is_terminal();
+        if done {
+            return Ok(Json(WaitResp { ask: a, done }));
+        }
+        if let Wake::Done = next_wake(&h, &mut rx, deadline, |e| e.subject == id).await? {
+            let a = h.store.get_ask(&id, viewer.as_deref())?;
+            let done = a.state.is_terminal();
+            return Ok(Json(WaitResp { ask: a, done }));
+        }
+    }
+}
+
+/// Lease pending deliveries, long-polling up to `wait_ms` for the first.
+pub(super) async fn lease(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<LeaseReq>,
+) -> ApiResult<Json<InboxResp>> {
+    let me = c.me()?.clone();
+    let max = req.max.unwrap_or(100).clamp(1, 1000);
+    let lease_ms = req
+        .lease_ms
+        .map(|v| v.clamp(1_000, 3_600_000) as i64)
+        .unwrap_or(h.store.policy.lease_ms);
+    let wait = Duration::from_millis(req.wait_ms.unwrap_or(0).min(600_000));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut rx = h.store.subscribe();
+    loop {
+        let items = h.store.lease(&me.id, max, lease_ms)?;
+        let now = tokio::time::Instant::now();
+        if !items.is_empty() || now >= deadline {
+            return Ok(Json(InboxResp { deliveries: items }));
+        }
+        // Wake on a new delivery for this peer, or now and then for leases
+        // that expired elsewhere.
+        let wake = now + (deadline - now).min(Duration::from_secs(2));
+        let mine = |e: &EventInfo| {
+            e.kind == "delivery_queued" && e.payload["to_peer_id"] == me.id.as_str()
+        };
+        next_wake(&h, &mut rx, wake, mine).await?;
+        if *h.shutdown_flag() {
+            return Ok(Json(InboxResp {
+                deliveries: Vec::new(),
+            }));
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventsQuery {
+    since: Option<i64>,
+    /// The newest N events (ignored when `since` is given).
+    tail: Option<u32>,
+    limit: Option<u32>,
+    circle: Option<String>,
+}
+
+/// A peer reads its own circle's events; admin reads all (or one circle's).
+fn events_circle(c: &Caller, asked: Option<String>) -> Result<Option<String>, Error> {
+    match (c.viewer(), asked) {
+        (Some(me), Some(a)) if a != me.circle => Err(Error::new(
+            ErrorCode::CrossCircle,
+            format!("{} may only read events of circle {:?}", me.name, me.circle),
+        )),
+        (Some(me), _) => Ok(Some(me.circle.clone())),
+        (None, a) => Ok(a),
+    }
+}
+
+fn start_seq(h: &DaemonHandle, q: &EventsQuery) -> Result<i64, Error> {
+    match (q.since, q.tail) {
+        (Some(s), _) => Ok(s),
+        (None, Some(n)) => h.store.tail_start(n),
+        (None, None) => Ok(0),
+    }
+}
+
+pub(super) async fn events(
+    State(h): H,
+    c: Caller,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<EventsResp>> {
+    let circle = events_circle(&c, q.circle.clone())?;
+    let since = start_seq(&h, &q)?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    Ok(Json(EventsResp {
+        events: h.store.events_since(since, limit, circle.as_deref())?,
+    }))
+}
+
+/// Server-sent events: the backlog after `since`, then live events.
+pub(super) async fn events_stream(
+    State(h): H,
+    c: Caller,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let circle = events_circle(&c, q.circle.clone())?;
+    let mut last = start_seq(&h, &q)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
+    let mut bus = h.store.subscribe();
+    tokio::spawn(async move {
+        loop {
+            // Catch up from the log (covers the backlog and any lag).
+            loop {
+                let batch = match h.store.events_since(last, 500, circle.as_deref()) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "event stream read failed");
+                        return;
+                    }
+                };
+                let Some(end) = batch.last().map(|e| e.seq) else {
+                    break;
+                };
+                for e in batch {
+                    let ev = SseEvent::default()
+                        .id(e.seq.to_string())
+                        .event(e.kind.clone())
+                        .json_data(&e)
+                        .unwrap_or_default();
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return;
+                    }
+                }
+                last = end;
+            }
+            tokio::select! {
+                r = bus.recv() => if let Err(RecvError::Closed) = r { return },
+                _ = h.stopping() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
+}
