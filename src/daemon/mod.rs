@@ -113,6 +113,9 @@ impl Running {
         self.handle.request_shutdown();
         let res = self.server.await;
         self.tasks.abort();
+        if let Err(e) = self.handle.store.checkpoint(true) {
+            tracing::warn!(error = %e, "final WAL checkpoint failed");
+        }
         self.handle.home.clear_record(std::process::id());
         res.context("server task")?.context("server")?;
         Ok(())

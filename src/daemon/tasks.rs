@@ -1,5 +1,6 @@
 //! Background work, never inside request handlers: ghost detection, ask
-//! reminders and expiry, and event-log retention.
+//! reminders and expiry, event-log retention, and WAL checkpoints (so no
+//! request pays for one).
 
 use super::DaemonHandle;
 use std::time::Duration;
@@ -16,6 +17,12 @@ pub async fn run(h: DaemonHandle, tick: Duration) {
         log("ghost scan", s.mark_ghosts());
         log("ask expiry", s.expire_due());
         log("ask reminders", s.remind_due());
+        let ck = h.clone();
+        match tokio::task::spawn_blocking(move || ck.store.checkpoint(false)).await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint task failed"),
+            Ok(Ok(_)) => {}
+        }
         // Retention is cheap but needs no sub-second precision.
         if n % 60 == 1 {
             log(

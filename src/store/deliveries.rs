@@ -24,10 +24,10 @@ pub(super) struct NewDelivery<'a> {
 pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
     let pending: i64 = t
         .conn()
-        .prepare_cached(
-            "SELECT COUNT(*) FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')",
-        )?
-        .query_row([&d.to.id], |r| r.get(0))?;
+        .prepare_cached("SELECT pending FROM inbox_counts WHERE peer_id = ?1")?
+        .query_row([&d.to.id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
     if pending >= t.policy.max_pending_per_peer {
         return Err(Error::new(
             ErrorCode::InboxFull,

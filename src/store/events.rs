@@ -93,7 +93,14 @@ impl Store {
         let now = crate::core::time::now_ms();
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let by_age = tx.execute("DELETE FROM events WHERE ts_ms < ?1", [now - max_age_ms])?;
+        // seq and ts_ms grow together, so the cut is found by walking only
+        // the rows about to go (no index on ts_ms to pay for on every insert).
+        let by_age = tx.execute(
+            "DELETE FROM events WHERE seq < COALESCE(
+               (SELECT seq FROM events WHERE ts_ms >= ?1 ORDER BY seq LIMIT 1),
+               (SELECT MAX(seq) + 1 FROM events))",
+            [now - max_age_ms],
+        )?;
         let by_count = tx.execute(
             "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1",
             [max_count],

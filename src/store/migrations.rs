@@ -60,7 +60,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX asks_parent ON asks (parent_id);
 
     CREATE TABLE deliveries (
-        seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq           INTEGER PRIMARY KEY,
         id            TEXT NOT NULL UNIQUE,
         to_peer       TEXT NOT NULL,
         from_peer     TEXT,
@@ -76,9 +76,30 @@ const MIGRATIONS: &[&str] = &[
         delivered_ms  INTEGER
     );
     CREATE INDEX deliveries_inbox ON deliveries (to_peer, state, seq);
+    CREATE INDEX deliveries_ask ON deliveries (ask_id) WHERE ask_id IS NOT NULL;
+
+    -- Undelivered (pending or leased) deliveries per recipient, kept by
+    -- triggers so the inbox cap is checked in O(1) and can never drift.
+    CREATE TABLE inbox_counts (
+        peer_id  TEXT PRIMARY KEY,
+        pending  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TRIGGER deliveries_count_insert AFTER INSERT ON deliveries
+    WHEN NEW.state IN ('pending','leased')
+    BEGIN
+        INSERT INTO inbox_counts (peer_id, pending) VALUES (NEW.to_peer, 1)
+        ON CONFLICT (peer_id) DO UPDATE SET pending = pending + 1;
+    END;
+    CREATE TRIGGER deliveries_count_update AFTER UPDATE OF state ON deliveries
+    WHEN (OLD.state IN ('pending','leased')) != (NEW.state IN ('pending','leased'))
+    BEGIN
+        UPDATE inbox_counts
+           SET pending = pending + (CASE WHEN NEW.state IN ('pending','leased') THEN 1 ELSE -1 END)
+         WHERE peer_id = NEW.to_peer;
+    END;
 
     CREATE TABLE events (
-        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        seq      INTEGER PRIMARY KEY,
         ts_ms    INTEGER NOT NULL,
         kind     TEXT NOT NULL,
         subject  TEXT NOT NULL,
@@ -87,8 +108,7 @@ const MIGRATIONS: &[&str] = &[
         payload  TEXT NOT NULL
     );
     CREATE INDEX events_subject ON events (subject);
-    CREATE INDEX events_related ON events (related);
-    CREATE INDEX events_ts ON events (ts_ms);
+    CREATE INDEX events_related ON events (related) WHERE related IS NOT NULL;
     "#,
 ];
 

@@ -39,6 +39,8 @@ impl From<serde_json::Error> for Error {
 pub struct Store {
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    /// Checkpoints the WAL from the background, off the request path.
+    checkpointer: Mutex<Connection>,
     bus: broadcast::Sender<Arc<EventInfo>>,
     pub policy: Policy,
 }
@@ -111,8 +113,13 @@ impl Store {
             )));
         }
         configure(&writer)?;
+        // Checkpoints run in the background (Store::checkpoint); this is only
+        // a backstop should that stop (10,000 pages, about 40 MiB of WAL).
+        writer.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         let mut writer = writer;
         migrations::migrate(&mut writer)?;
+        let checkpointer = Connection::open(path)?;
+        configure(&checkpointer)?;
         let reader = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -122,6 +129,7 @@ impl Store {
         Ok(Self {
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            checkpointer: Mutex::new(checkpointer),
             bus,
             policy,
         })
@@ -155,6 +163,20 @@ impl Store {
         Ok(out)
     }
 
+    /// Copy committed WAL frames into the database file without blocking
+    /// writers (`PASSIVE`), or fully and then truncate the WAL (`truncate`,
+    /// at shutdown). Returns the number of WAL frames left uncopied.
+    pub fn checkpoint(&self, truncate: bool) -> Result<i64> {
+        let conn = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
+        let mode = if truncate { "TRUNCATE" } else { "PASSIVE" };
+        let (busy, log, done): (i64, i64, i64) =
+            conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        let _ = busy;
+        Ok((log - done).max(0))
+    }
+
     /// Run a read-only query on the reader connection.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
@@ -167,4 +189,91 @@ fn parse_col<T>(s: String, parse: fn(&str) -> Result<T>) -> rusqlite::Result<T> 
     parse(&s).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{AskReq, NotifyReq, RegisterReq};
+    use crate::core::ask::AskAction;
+
+    fn reg(s: &Store, name: &str) -> String {
+        let req = RegisterReq {
+            name: name.into(),
+            ..Default::default()
+        };
+        s.register(req, None).unwrap().0.id
+    }
+
+    /// The trigger-kept inbox counters always equal a recount.
+    #[test]
+    fn inbox_counts_match_a_recount() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (a, b, c) = (reg(&s, "a"), reg(&s, "b"), reg(&s, "c"));
+        let note = |to: &str| NotifyReq {
+            to: to.into(),
+            text: "x".into(),
+            ..Default::default()
+        };
+        for _ in 0..5 {
+            s.notify(&a, &note("b"), false).unwrap();
+            s.notify(&b, &note("c"), false).unwrap();
+        }
+        s.broadcast(&c, "all").unwrap();
+        let ask = |to: &str| AskReq {
+            to: to.into(),
+            text: "q".into(),
+            ..Default::default()
+        };
+        let q1 = s.ask(&a, &ask("b"), false).unwrap().ask.correlation_id;
+        let q2 = s.ask(&a, &ask("c"), false).unwrap().ask.correlation_id;
+        let leased = s.lease(&b, 3, 30_000).unwrap();
+        let ids: Vec<String> = leased.iter().map(|d| d.delivery_id.clone()).collect();
+        s.confirm(&b, &ids).unwrap();
+        s.act_on_ask(&q1, &b, AskAction::Answer, Some("done")).unwrap();
+        s.act_on_ask(&q2, &a, AskAction::Cancel, None).unwrap();
+        s.unregister(&c).unwrap();
+        let (counted, kept): (Vec<(String, i64)>, Vec<(String, i64)>) = s
+            .read(|conn| {
+                let q = |sql: &str| -> Result<Vec<(String, i64)>> {
+                    Ok(conn
+                        .prepare(sql)?
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<rusqlite::Result<_>>()?)
+                };
+                Ok((
+                    q("SELECT to_peer, COUNT(*) FROM deliveries
+                       WHERE state IN ('pending','leased') GROUP BY to_peer ORDER BY to_peer")?,
+                    q("SELECT peer_id, pending FROM inbox_counts WHERE pending > 0 ORDER BY peer_id")?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(counted, kept);
+        assert!(!counted.is_empty());
+        assert!(counted.iter().all(|(p, _)| p != &c), "a removed peer has nothing pending");
+    }
+
+    #[test]
+    fn event_retention_by_age_and_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        for i in 0..10 {
+            reg(&s, &format!("p{i}"));
+        }
+        // Age the first six events by a day.
+        s.write(|t| {
+            t.conn()
+                .execute("UPDATE events SET ts_ms = ts_ms - 86400000 WHERE seq <= 6", [])?;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(s.prune_events(3_600_000, 1_000).unwrap(), 6);
+        let left: Vec<i64> = s.events_since(0, 100, None).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(left, [7, 8, 9, 10]);
+        assert_eq!(s.prune_events(3_600_000, 1_000).unwrap(), 0, "nothing more is old");
+        assert_eq!(s.prune_events(3_600_000, 2).unwrap(), 2);
+        let left: Vec<i64> = s.events_since(0, 100, None).unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(left, [9, 10]);
+    }
 }

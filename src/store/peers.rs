@@ -246,6 +246,9 @@ fn remove_in(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
     t.conn()
         .prepare_cached("DELETE FROM peers WHERE id = ?1")?
         .execute([&p.id])?;
+    t.conn()
+        .prepare_cached("DELETE FROM inbox_counts WHERE peer_id = ?1")?
+        .execute([&p.id])?;
     t.event(NewEvent {
         kind: "peer_unregistered",
         subject: &p.id,
