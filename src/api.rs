@@ -260,12 +260,20 @@ pub struct NotifyResp {
 #[serde(deny_unknown_fields)]
 pub struct BroadcastReq {
     pub text: String,
+    /// The circle to broadcast to (default: the sender's).
+    #[serde(default)]
+    pub circle: Option<String>,
+    /// Admin only: allow another circle than the sender's.
+    #[serde(default)]
+    pub bypass_circle: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BroadcastResp {
     pub circle: String,
     pub deliveries: Vec<NotifyResp>,
+    /// Peers whose inbox was full (max_pending_per_peer): they got nothing.
+    pub skipped_inbox_full: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -254,9 +254,16 @@ impl Client {
     pub async fn notify(&self, req: &NotifyReq) -> Result<NotifyResp> {
         self.post("/v1/notify", req).await
     }
+    /// Broadcast to the caller's own circle.
     pub async fn broadcast(&self, text: &str) -> Result<BroadcastResp> {
-        self.post("/v1/broadcast", &BroadcastReq { text: text.into() })
-            .await
+        let req = BroadcastReq {
+            text: text.into(),
+            ..Default::default()
+        };
+        self.broadcast_to(&req).await
+    }
+    pub async fn broadcast_to(&self, req: &BroadcastReq) -> Result<BroadcastResp> {
+        self.post("/v1/broadcast", req).await
     }
     pub async fn peek(&self, limit: u32) -> Result<InboxResp> {
         self.get_q("/v1/inbox", &[("limit", limit)]).await

@@ -72,6 +72,9 @@ struct RunArgs {
     /// At most this many events are kept.
     #[arg(long, env = "REPOWIRE_EVENT_MAX_COUNT", default_value_t = 100_000)]
     event_max_count: i64,
+    /// Finished asks and delivered messages older than this are deleted.
+    #[arg(long, env = "REPOWIRE_RETAIN_DONE", default_value = "7d", value_parser = duration_arg)]
+    retain_done: Duration,
     /// How often background tasks (ghosts, reminders, expiry, retention) run.
     #[arg(long, env = "REPOWIRE_TICK", default_value = "1s", value_parser = duration_arg)]
     tick: Duration,
@@ -105,6 +108,7 @@ impl RunArgs {
                 max_fanout: self.max_fanout,
                 event_max_age_ms: ms(self.event_max_age),
                 event_max_count: self.event_max_count,
+                done_max_age_ms: ms(self.retain_done),
             },
         })
     }
@@ -135,6 +139,8 @@ impl RunArgs {
             d(self.event_max_age),
             "--event-max-count".into(),
             self.event_max_count.to_string(),
+            "--retain-done".into(),
+            d(self.retain_done),
             "--tick".into(),
             d(self.tick),
         ];
@@ -165,7 +171,7 @@ async fn run_foreground(a: RunArgs, ctx: &Ctx) -> CmdResult {
 
 async fn start_background(a: RunArgs, ctx: &Ctx) -> CmdResult {
     let cfg = a.config(ctx)?;
-    let client = ctx.client();
+    let client = ctx.admin_client();
     if let Ok(h) = client.health().await {
         return Err(Failure::new(
             "already_running",
@@ -235,7 +241,7 @@ async fn start_background(a: RunArgs, ctx: &Ctx) -> CmdResult {
 }
 
 async fn status(ctx: &Ctx) -> CmdResult {
-    let h = ctx.client().health().await?;
+    let h = ctx.admin_client().health().await?;
     ctx.out(&h, |h| {
         format!(
             "running: {} (pid {}, version {}, up {}, home {})",
@@ -250,7 +256,7 @@ async fn status(ctx: &Ctx) -> CmdResult {
 }
 
 async fn stop(ctx: &Ctx, timeout: Duration) -> CmdResult {
-    let client = ctx.client();
+    let client = ctx.admin_client();
     let h = client.health().await?;
     client.shutdown().await?;
     let deadline = std::time::Instant::now() + timeout;

@@ -35,7 +35,7 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
         },
     };
     checks.push(token);
-    let c = ctx.client();
+    let c = ctx.admin_client();
     match c.health().await {
         Ok(h) => checks.push(Check {
             name: "daemon reachable",

@@ -34,7 +34,15 @@ pub fn delivery_line(d: &DeliveryInfo) -> String {
 }
 
 pub async fn wait(ctx: &Ctx, c: &Client, id: &str, timeout: Duration) -> CmdResult {
-    let r = c.wait(id, timeout).await?;
+    // The daemon holds one long-poll for at most an hour: chain them.
+    let deadline = std::time::Instant::now() + timeout;
+    let r = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let r = c.wait(id, left.min(Duration::from_secs(3600))).await?;
+        if r.done || left <= Duration::from_secs(3600) {
+            break r;
+        }
+    };
     ctx.out(&r, |r| {
         let a = &r.ask;
         match (&a.answer, a.state) {
@@ -86,10 +94,17 @@ fn print_batch(ctx: &Ctx, items: &[DeliveryInfo], follow: bool) -> Result<(), Fa
         .map_err(|e| Failure::new("io", format!("stdout: {e}"), 5))
 }
 
-pub async fn inbox(ctx: &Ctx, c: &Client, follow: bool, peek: bool, limit: u32) -> CmdResult {
+/// `peer inbox`: peek, take everything pending (up to `limit`), or follow.
+pub async fn inbox(
+    ctx: &Ctx,
+    c: &Client,
+    follow: bool,
+    peek: bool,
+    limit: Option<u32>,
+) -> CmdResult {
     let mut c = c.clone();
     if peek {
-        let r = c.peek(limit).await?;
+        let r = c.peek(limit.unwrap_or(1000)).await?;
         ctx.out(&r.deliveries, |v| {
             if v.is_empty() {
                 "inbox empty".into()
@@ -100,40 +115,62 @@ pub async fn inbox(ctx: &Ctx, c: &Client, follow: bool, peek: bool, limit: u32) 
         return Ok(());
     }
     if !follow {
-        let r = c
-            .lease(&LeaseReq {
-                max: Some(limit),
-                wait_ms: None,
-                lease_ms: None,
-            })
-            .await?;
+        // Take batches until nothing is pending (or the limit is reached),
+        // print them all, then confirm them all.
+        let mut items: Vec<DeliveryInfo> = Vec::new();
+        loop {
+            let room = limit.map_or(500, |l| (l as usize - items.len()).min(500) as u32);
+            if room == 0 {
+                break;
+            }
+            let got = c
+                .lease(&LeaseReq {
+                    max: Some(room),
+                    ..Default::default()
+                })
+                .await?
+                .deliveries;
+            let n = got.len();
+            items.extend(got);
+            if n < room as usize {
+                break;
+            }
+        }
         if ctx.json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&r.deliveries).unwrap_or_default()
+                serde_json::to_string_pretty(&items).unwrap_or_default()
             );
         } else {
-            print_batch(ctx, &r.deliveries, false)?;
+            print_batch(ctx, &items, false)?;
         }
-        if !r.deliveries.is_empty() {
-            c.confirm(r.deliveries.iter().map(|d| d.delivery_id.clone()).collect())
+        for chunk in items.chunks(1000) {
+            c.confirm(chunk.iter().map(|d| d.delivery_id.clone()).collect())
                 .await?;
         }
         return Ok(());
     }
     // Follow: long-poll, print, confirm; ride out daemon restarts.
     let mut backoff = Duration::from_millis(100);
+    let mut failures = 0;
     loop {
         let res = c
             .lease(&LeaseReq {
-                max: Some(limit),
+                max: Some(limit.unwrap_or(100)),
                 wait_ms: Some(25_000),
                 lease_ms: None,
             })
             .await;
         let items = match res {
             Ok(r) => r.deliveries,
-            Err(ClientError::Unreachable { .. }) | Err(ClientError::Other(_)) => {
+            Err(e @ (ClientError::Unreachable { .. } | ClientError::Other(_))) => {
+                failures += 1;
+                if failures == 1 {
+                    eprintln!("repowire: {e}; retrying until it is back (Ctrl-C to stop)");
+                }
+                if matches!(e, ClientError::Other(_)) && failures > 30 {
+                    return Err(e.into());
+                }
                 // The daemon may have restarted on another port: re-read its record.
                 c = ctx.client();
                 tokio::time::sleep(backoff).await;
@@ -142,6 +179,10 @@ pub async fn inbox(ctx: &Ctx, c: &Client, follow: bool, peek: bool, limit: u32) 
             }
             Err(e) => return Err(e.into()),
         };
+        if failures > 0 {
+            eprintln!("repowire: reconnected to {}", c.base());
+        }
+        failures = 0;
         backoff = Duration::from_millis(100);
         if items.is_empty() {
             continue;

@@ -173,6 +173,16 @@ impl Ctx {
         Client::new(&self.url(), token, as_peer)
     }
 
+    /// A client with the home's admin token, whatever peer identity the
+    /// environment carries: for admin-only commands (stop, doctor, prune…).
+    pub fn admin_client(&self) -> Client {
+        let token = std::env::var("REPOWIRE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .or_else(|| self.home.read_token());
+        Client::new(&self.url(), token, None)
+    }
+
     /// Print `value` as JSON, or the text `human` renders.
     pub fn out<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) {
         if self.json {

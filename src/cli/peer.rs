@@ -161,7 +161,16 @@ pub enum PeerCmd {
         cross_circle: bool,
     },
     /// Send a note to everyone in your circle but you (rate-limited).
-    Broadcast { text: String },
+    Broadcast {
+        /// The message (`-` reads stdin).
+        text: String,
+        /// Admin only (with --cross-circle): broadcast to another circle.
+        #[arg(long)]
+        circle: Option<String>,
+        /// Admin only: allow a circle other than yours.
+        #[arg(long)]
+        cross_circle: bool,
+    },
     /// Take pending deliveries in order and confirm them once printed.
     Inbox {
         /// Keep waiting for new deliveries (Ctrl-C to stop).
@@ -170,8 +179,9 @@ pub enum PeerCmd {
         /// Show without taking or confirming anything.
         #[arg(long, conflicts_with = "follow")]
         peek: bool,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
+        /// Take at most N (default: everything pending; with --peek, 1000).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
     },
 }
 
@@ -367,7 +377,7 @@ impl PeerCmd {
             }
             PeerCmd::Unregister { name, circle } => {
                 let p = match name {
-                    Some(n) => c.unregister(&n, circle.as_deref()).await?,
+                    Some(n) => ctx.admin_client().unregister(&n, circle.as_deref()).await?,
                     None => c.unregister_me().await?,
                 };
                 ctx.out(&p, |p| {
@@ -379,7 +389,7 @@ impl PeerCmd {
                     older_than_ms: older_than.map(|d| d.as_millis() as i64),
                     circle,
                 };
-                let r = c.prune(&req).await?;
+                let r = ctx.admin_client().prune(&req).await?;
                 ctx.out(&r, |r| {
                     if r.pruned.is_empty() {
                         "nothing to prune".into()
@@ -566,10 +576,26 @@ impl PeerCmd {
                     )
                 });
             }
-            PeerCmd::Broadcast { text } => {
-                let r = c.broadcast(&text_arg(text)?).await?;
+            PeerCmd::Broadcast {
+                text,
+                circle,
+                cross_circle,
+            } => {
+                let req = BroadcastReq {
+                    text: text_arg(text)?,
+                    circle,
+                    bypass_circle: cross_circle,
+                };
+                let r = c.broadcast_to(&req).await?;
                 ctx.out(&r, |r| {
-                    format!("sent to {} peers in {}", r.deliveries.len(), r.circle)
+                    let mut s = format!("sent to {} peers in {}", r.deliveries.len(), r.circle);
+                    if !r.skipped_inbox_full.is_empty() {
+                        s.push_str(&format!(
+                            "\nskipped (inbox full): {}",
+                            r.skipped_inbox_full.join(", ")
+                        ));
+                    }
+                    s
                 });
             }
             PeerCmd::Inbox {

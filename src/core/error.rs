@@ -11,6 +11,7 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     BadRequest,
+    MethodNotAllowed,
     NotFound,
     UnknownPeer,
     UnknownAsk,
@@ -31,10 +32,11 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::BadRequest,
+        Self::MethodNotAllowed,
         Self::NotFound,
         Self::UnknownPeer,
         Self::UnknownAsk,
@@ -58,6 +60,7 @@ impl ErrorCode {
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::BadRequest => "bad_request",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::NotFound => "not_found",
             Self::UnknownPeer => "unknown_peer",
             Self::UnknownAsk => "unknown_ask",
@@ -92,6 +95,7 @@ impl ErrorCode {
             Self::NotFound | Self::UnknownPeer | Self::UnknownAsk => 404,
             Self::NameTaken | Self::RoleHeld | Self::InvalidState | Self::PeerOffline => 409,
             Self::TooLarge => 413,
+            Self::MethodNotAllowed => 405,
             Self::RateLimited | Self::InboxFull => 429,
             Self::Timeout => 408,
             Self::Internal => 500,
@@ -107,6 +111,7 @@ impl ErrorCode {
                 "malformed JSON, a missing or invalid field, or a value over a limit"
             }
             Self::NotFound => "no such route or object",
+            Self::MethodNotAllowed => "the route exists but does not take that HTTP method",
             Self::UnknownPeer => "no peer of that name (in that circle)",
             Self::UnknownAsk => "no ask with that correlation id",
             Self::NameTaken => "a peer of that name already exists in the circle",
@@ -114,7 +119,9 @@ impl ErrorCode {
             Self::CrossCircle => "the target is in another circle (admin may bypass explicitly)",
             Self::RoleHeld => "the orchestrator role is held by a live peer in that circle",
             Self::InvalidState => "the object is not in a state that allows this",
-            Self::PeerOffline => "the peer is offline and the action needs it online",
+            Self::PeerOffline => {
+                "(reserved) the peer is offline and the action needs it online; asks and notes to offline peers queue instead"
+            }
             Self::IdentityRequired => "the action is done as a peer: use a peer token or --as NAME",
             Self::AmbiguousPeer => "the name exists in several circles: say NAME@CIRCLE",
             Self::RateLimited => "too many requests of this kind from this sender; retry later",

@@ -26,6 +26,8 @@ pub struct Policy {
     pub event_max_age_ms: i64,
     /// At most this many events are kept (oldest go first).
     pub event_max_count: i64,
+    /// Finished asks and delivered/dropped deliveries older than this are deleted.
+    pub done_max_age_ms: i64,
 }
 
 impl Default for Policy {
@@ -41,6 +43,7 @@ impl Default for Policy {
             max_fanout: 64,
             event_max_age_ms: 7 * 86_400_000,
             event_max_count: 100_000,
+            done_max_age_ms: 7 * 86_400_000,
         }
     }
 }

@@ -14,7 +14,10 @@ use serde::Deserialize;
 type H = State<DaemonHandle>;
 
 pub fn router(h: DaemonHandle) -> Router {
-    let body_limit = (h.store.policy.max_message_bytes * 4 + 64 * 1024).max(1 << 20);
+    // A text at the message limit can take up to 6 bytes per byte once JSON-escaped
+    // (\u0000); size the body cap so such text still gets the clearer
+    // `bad_request` naming max_message_bytes rather than `too_large`.
+    let body_limit = (h.store.policy.max_message_bytes * 6 + 64 * 1024).max(1 << 20);
     Router::new()
         .route("/health", get(health))
         .route("/v1/peers", post(register).get(list_peers))
@@ -59,8 +62,8 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError(Error::new(
-        ErrorCode::NotFound,
-        "this route does not take that method",
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that HTTP method",
     ))
 }
 
@@ -111,18 +114,7 @@ async fn list_peers(
     c: Caller,
     Query(q): Query<CircleQuery>,
 ) -> ApiResult<Json<Vec<PeerInfo>>> {
-    // A peer sees its own circle; admin sees all, or the one named.
-    let circle = match (c.viewer(), &q.circle) {
-        (Some(me), Some(asked)) if asked != &me.circle => {
-            return Err(Error::new(
-                ErrorCode::CrossCircle,
-                format!("{} may only list its own circle {:?}", me.name, me.circle),
-            )
-            .into());
-        }
-        (Some(me), _) => Some(me.circle.clone()),
-        (None, q) => q.clone(),
-    };
+    let circle = c.scope_circle(q.circle)?;
     let rows = h.store.list_peers(circle.as_deref())?;
     Ok(Json(rows.iter().map(|p| info(&h, p)).collect()))
 }
@@ -214,8 +206,8 @@ async fn orchestrator_status(
     c: Caller,
     Query(q): Query<CircleQuery>,
 ) -> ApiResult<Json<OrchestratorStatus>> {
-    let circle = q
-        .circle
+    let circle = c
+        .scope_circle(q.circle)?
         .or_else(|| c.me().ok().map(|p| p.circle.clone()))
         .unwrap_or_else(|| crate::core::peer::DEFAULT_CIRCLE.to_string());
     crate::core::peer::validate_name("circle", &circle)?;
@@ -354,6 +346,7 @@ async fn broadcast(
     Body(req): Body<BroadcastReq>,
 ) -> ApiResult<Json<BroadcastResp>> {
     let me = c.me()?;
+    let bypass = c.bypass(req.bypass_circle)?;
     h.store.policy.check_text("message", &req.text)?;
     if !h.allow_broadcast(&me.id) {
         return Err(Error::new(
@@ -365,7 +358,7 @@ async fn broadcast(
         )
         .into());
     }
-    Ok(Json(h.store.broadcast(&me.id, &req.text)?))
+    Ok(Json(h.store.broadcast(&me.id, &req, bypass)?))
 }
 
 #[derive(Deserialize)]

@@ -85,6 +85,20 @@ impl Caller {
         }
     }
 
+    /// The circle a read is limited to: a peer token reads only its own
+    /// circle (asking for another is `cross_circle`); admin reads the one
+    /// asked for, or all (`None`).
+    pub fn scope_circle(&self, asked: Option<String>) -> Result<Option<String>, Error> {
+        match (self.viewer(), asked) {
+            (Some(me), Some(a)) if a != me.circle => Err(Error::new(
+                ErrorCode::CrossCircle,
+                format!("{} may only read its own circle {:?}", me.name, me.circle),
+            )),
+            (Some(me), _) => Ok(Some(me.circle.clone())),
+            (None, a) => Ok(a),
+        }
+    }
+
     /// Check an explicit circle bypass: only admin may ask for one.
     pub fn bypass(&self, asked: bool) -> Result<bool, Error> {
         if asked && !self.is_admin() {

@@ -5,7 +5,7 @@
 use super::DaemonHandle;
 use super::auth::{ApiResult, Body, Caller, Query};
 use crate::api::{EventInfo, EventsResp, InboxResp, LeaseReq, WaitResp};
-use crate::core::error::{Error, ErrorCode};
+use crate::core::error::Error;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -101,7 +101,10 @@ pub(super) async fn lease(
         }
         // Wake on a new delivery for this peer, or now and then for leases
         // that expired elsewhere.
-        let wake = now + (deadline - now).min(Duration::from_secs(2));
+        // The nap is short enough for the lease to count as a heartbeat.
+        let nap =
+            Duration::from_millis((h.store.policy.stale_after_ms / 4).clamp(50, 2_000) as u64);
+        let wake = now + (deadline - now).min(nap);
         let mine = |e: &EventInfo| {
             e.kind == "delivery_queued" && e.payload["to_peer_id"] == me.id.as_str()
         };
@@ -124,22 +127,10 @@ pub(super) struct EventsQuery {
     circle: Option<String>,
 }
 
-/// A peer reads its own circle's events; admin reads all (or one circle's).
-fn events_circle(c: &Caller, asked: Option<String>) -> Result<Option<String>, Error> {
-    match (c.viewer(), asked) {
-        (Some(me), Some(a)) if a != me.circle => Err(Error::new(
-            ErrorCode::CrossCircle,
-            format!("{} may only read events of circle {:?}", me.name, me.circle),
-        )),
-        (Some(me), _) => Ok(Some(me.circle.clone())),
-        (None, a) => Ok(a),
-    }
-}
-
-fn start_seq(h: &DaemonHandle, q: &EventsQuery) -> Result<i64, Error> {
+fn start_seq(h: &DaemonHandle, q: &EventsQuery, circle: Option<&str>) -> Result<i64, Error> {
     match (q.since, q.tail) {
         (Some(s), _) => Ok(s),
-        (None, Some(n)) => h.store.tail_start(n),
+        (None, Some(n)) => h.store.tail_start(n, circle),
         (None, None) => Ok(0),
     }
 }
@@ -149,8 +140,8 @@ pub(super) async fn events(
     c: Caller,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Json<EventsResp>> {
-    let circle = events_circle(&c, q.circle.clone())?;
-    let since = start_seq(&h, &q)?;
+    let circle = c.scope_circle(q.circle.clone())?;
+    let since = start_seq(&h, &q, circle.as_deref())?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     Ok(Json(EventsResp {
         events: h.store.events_since(since, limit, circle.as_deref())?,
@@ -163,8 +154,8 @@ pub(super) async fn events_stream(
     c: Caller,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
-    let circle = events_circle(&c, q.circle.clone())?;
-    let mut last = start_seq(&h, &q)?;
+    let circle = c.scope_circle(q.circle.clone())?;
+    let mut last = start_seq(&h, &q, circle.as_deref())?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
     let mut bus = h.store.subscribe();
     tokio::spawn(async move {

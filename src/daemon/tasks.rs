@@ -29,6 +29,10 @@ pub async fn run(h: DaemonHandle, tick: Duration) {
                 "event retention",
                 s.prune_events(s.policy.event_max_age_ms, s.policy.event_max_count),
             );
+            log(
+                "finished-row retention",
+                s.prune_finished(s.policy.done_max_age_ms),
+            );
         }
     }
 }

@@ -378,7 +378,7 @@ impl Store {
                         t,
                         "ask_answered",
                         &a,
-                        json!({"by": actor.name, "answer": text}),
+                        json!({"by": actor.name, "answer_bytes": text.len()}),
                     )?;
                     ask_event(t, "ask_closed", &a, json!({"by": actor.name}))?;
                     drop_for_ask(t, id)?;
@@ -400,7 +400,12 @@ impl Store {
                         .prepare_cached("UPDATE asks SET ack_message = ?2 WHERE id = ?1")?
                         .execute(params![id, text])?;
                     a.ack_message = text.map(str::to_string);
-                    ask_event(t, "ask_closed", &a, json!({"by": actor.name, "ack": text}))?;
+                    ask_event(
+                        t,
+                        "ask_closed",
+                        &a,
+                        json!({"by": actor.name, "ack_message_bytes": text.map(str::len)}),
+                    )?;
                     drop_for_ask(t, id)?;
                     if let (Some(msg), Some(asker)) = (text, by_id(t.conn(), &a.from_peer_id)?) {
                         enqueue(
@@ -417,11 +422,9 @@ impl Store {
                 }
                 AskAction::Cancel => {
                     ask_event(t, "ask_canceled", &a, json!({"by": actor.name}))?;
-                    let dropped = drop_for_ask(t, id)?;
-                    // Already in the recipient's hands: tell them it is withdrawn.
-                    if dropped == 0
-                        && let Some(rcpt) = by_id(t.conn(), &a.to_peer_id)?
-                    {
+                    let seen = drop_for_ask(t, id)?;
+                    // Possibly already in the recipient's hands: tell them it is withdrawn.
+                    if seen && let Some(rcpt) = by_id(t.conn(), &a.to_peer_id)? {
                         enqueue(
                             t,
                             NewDelivery {

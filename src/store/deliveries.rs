@@ -3,7 +3,7 @@
 
 use super::peers::{PeerRow, must, resolve};
 use super::{NewEvent, Store, Tx, parse_col};
-use crate::api::{BroadcastResp, DeliveryInfo, NotifyReq, NotifyResp};
+use crate::api::{BroadcastReq, BroadcastResp, DeliveryInfo, NotifyReq, NotifyResp};
 use crate::core::ask::AskAction;
 use crate::core::delivery::{DeliveryKind, DeliveryState};
 use crate::core::error::{Error, ErrorCode, Result};
@@ -20,14 +20,24 @@ pub(super) struct NewDelivery<'a> {
     pub text: &'a str,
 }
 
-/// Append a delivery (and its event); refuses when the inbox is full.
+/// Append a delivery (and its event). Asks, notes and broadcasts are refused
+/// when the recipient's inbox is full; replies, reminders and notices the
+/// daemon owes are never refused (a full inbox must not block an answer or a
+/// role takeover).
 pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
-    let pending: i64 = t
-        .conn()
-        .prepare_cached("SELECT pending FROM inbox_counts WHERE peer_id = ?1")?
-        .query_row([&d.to.id], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
+    let capped = matches!(
+        d.kind,
+        DeliveryKind::Ask | DeliveryKind::Notify | DeliveryKind::Broadcast
+    );
+    let pending: i64 = if !capped {
+        0
+    } else {
+        t.conn()
+            .prepare_cached("SELECT pending FROM inbox_counts WHERE peer_id = ?1")?
+            .query_row([&d.to.id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0)
+    };
     if pending >= t.policy.max_pending_per_peer {
         return Err(Error::new(
             ErrorCode::InboxFull,
@@ -98,14 +108,24 @@ fn available(c: &Connection, peer_id: &str, now: i64, max: u32) -> Result<Vec<De
         .collect::<rusqlite::Result<_>>()?)
 }
 
-/// Drop the undelivered deliveries of an ask (it ended before they arrived).
-pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &str) -> Result<usize> {
-    Ok(t.conn()
+/// Withdraw the undelivered copies of an ask that ended (the ask itself and
+/// any reminder). Returns whether the recipient may already have seen it
+/// (a copy was handed out or confirmed).
+pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &str) -> Result<bool> {
+    let seen: bool = t
+        .conn()
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE ask_id = ?1
+               AND kind IN ('ask','reminder') AND state IN ('leased','delivered'))",
+        )?
+        .query_row([ask_id], |r| r.get(0))?;
+    t.conn()
         .prepare_cached(
             "UPDATE deliveries SET state = 'dropped'
              WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state IN ('pending','leased')",
         )?
-        .execute([ask_id])?)
+        .execute([ask_id])?;
+    Ok(seen)
 }
 
 /// Resolve a message target for `from`, enforcing circles.
@@ -135,6 +155,8 @@ impl Store {
     pub fn lease(&self, peer_id: &str, max: u32, lease_ms: i64) -> Result<Vec<DeliveryInfo>> {
         let now = crate::core::time::now_ms();
         if self.read(|c| available(c, peer_id, now, 1))?.is_empty() {
+            // An idle consumer is alive too: keep it from turning into a ghost.
+            self.touch(peer_id, self.policy.stale_after_ms / 4)?;
             return Ok(Vec::new());
         }
         self.write(|t| {
@@ -243,42 +265,68 @@ impl Store {
         })
     }
 
-    /// Send `text` to every peer of the sender's circle but the sender.
-    pub fn broadcast(&self, from_id: &str, text: &str) -> Result<BroadcastResp> {
-        self.policy.check_text("message", text)?;
+    /// Send `text` to every peer of a circle (the sender's unless bypassed)
+    /// but the sender. A recipient whose inbox is full is skipped and named.
+    pub fn broadcast(
+        &self,
+        from_id: &str,
+        req: &BroadcastReq,
+        bypass: bool,
+    ) -> Result<BroadcastResp> {
+        self.policy.check_text("message", &req.text)?;
+        if let Some(c) = &req.circle {
+            crate::core::peer::validate_name("circle", c)?;
+        }
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {
             let from = must(t.conn(), from_id)?;
+            let circle = req.circle.clone().unwrap_or_else(|| from.circle.clone());
+            if circle != from.circle && !bypass {
+                return Err(Error::new(
+                    ErrorCode::CrossCircle,
+                    format!(
+                        "{} is in circle {:?}: a broadcast stays inside its circle (an admin may bypass with --cross-circle)",
+                        from.name, from.circle
+                    ),
+                ));
+            }
             let peers: Vec<String> = t
                 .conn()
                 .prepare_cached(
                     "SELECT id FROM peers WHERE circle = ?1 AND id != ?2 ORDER BY name",
                 )?
-                .query_map(params![from.circle, from.id], |r| r.get(0))?
+                .query_map(params![circle, from.id], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             let mut deliveries = Vec::with_capacity(peers.len());
+            let mut skipped = Vec::new();
             for pid in peers {
                 let to = must(t.conn(), &pid)?;
-                let id = enqueue(
+                let sent = enqueue(
                     t,
                     NewDelivery {
                         to: &to,
                         from: Some(&from),
                         kind: DeliveryKind::Broadcast,
                         ask_id: None,
-                        text,
+                        text: &req.text,
                     },
-                )?;
-                deliveries.push(NotifyResp {
-                    delivery_id: id,
-                    queued_offline: !to.reachable(t.now, stale_after),
-                    to: to.name,
-                    circle: to.circle,
-                });
+                );
+                match sent {
+                    Ok(id) => deliveries.push(NotifyResp {
+                        delivery_id: id,
+                        queued_offline: !to.reachable(t.now, stale_after),
+                        to: to.name,
+                        circle: to.circle,
+                    }),
+                    // Checked before anything is written for this recipient.
+                    Err(e) if e.code == ErrorCode::InboxFull => skipped.push(to.name),
+                    Err(e) => return Err(e),
+                }
             }
             Ok(BroadcastResp {
-                circle: from.circle,
+                circle,
                 deliveries,
+                skipped_inbox_full: skipped,
             })
         })
     }

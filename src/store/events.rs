@@ -50,11 +50,12 @@ impl Store {
     }
 
     /// The newest `n` events' starting seq (so `events` shows the tail).
-    pub fn tail_start(&self, n: u32) -> Result<i64> {
+    pub fn tail_start(&self, n: u32, circle: Option<&str>) -> Result<i64> {
         self.read(|c| {
             Ok(c.query_row(
-                "SELECT COALESCE((SELECT seq FROM events ORDER BY seq DESC LIMIT 1 OFFSET ?1), 0)",
-                [n],
+                "SELECT COALESCE((SELECT seq FROM events WHERE ?2 IS NULL OR circle = ?2
+                                  ORDER BY seq DESC LIMIT 1 OFFSET ?1), 0)",
+                rusqlite::params![n, circle],
                 |r| r.get(0),
             )?)
         })
@@ -107,6 +108,32 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(by_age + by_count)
+    }
+
+    /// Delete what is finished and older than `max_age_ms`: delivered or
+    /// dropped deliveries, terminal asks, and ask groups left empty. Open
+    /// asks and undelivered deliveries are never touched. Returns rows deleted.
+    pub fn prune_finished(&self, max_age_ms: i64) -> Result<usize> {
+        let cutoff = crate::core::time::now_ms() - max_age_ms;
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let d = tx.execute(
+            "DELETE FROM deliveries WHERE state IN ('delivered','dropped')
+               AND COALESCE(delivered_ms, created_ms) < ?1",
+            [cutoff],
+        )?;
+        let a = tx.execute(
+            "DELETE FROM asks WHERE state IN ('closed','expired','canceled','failed')
+               AND closed_ms < ?1",
+            [cutoff],
+        )?;
+        let g = tx.execute(
+            "DELETE FROM ask_groups WHERE created_ms < ?1
+               AND NOT EXISTS (SELECT 1 FROM asks WHERE asks.parent_id = ask_groups.id)",
+            [cutoff],
+        )?;
+        tx.commit()?;
+        Ok(d + a + g)
     }
 
     pub fn counts(&self) -> Result<Counts> {

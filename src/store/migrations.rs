@@ -23,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
         created_ms    INTEGER NOT NULL,
         last_seen_ms  INTEGER NOT NULL,
         ghost_since_ms INTEGER,
+        prior_role    TEXT,            -- the role to go back to after orchestrating
         UNIQUE (circle, name)
     );
     CREATE UNIQUE INDEX peers_token ON peers (token_hash);
@@ -99,7 +100,7 @@ const MIGRATIONS: &[&str] = &[
     END;
 
     CREATE TABLE events (
-        seq      INTEGER PRIMARY KEY,
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, even if retention empties the log
         ts_ms    INTEGER NOT NULL,
         kind     TEXT NOT NULL,
         subject  TEXT NOT NULL,

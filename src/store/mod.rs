@@ -220,7 +220,11 @@ mod tests {
             s.notify(&a, &note("b"), false).unwrap();
             s.notify(&b, &note("c"), false).unwrap();
         }
-        s.broadcast(&c, "all").unwrap();
+        let all = crate::api::BroadcastReq {
+            text: "all".into(),
+            ..Default::default()
+        };
+        s.broadcast(&c, &all, false).unwrap();
         let ask = |to: &str| AskReq {
             to: to.into(),
             text: "q".into(),
@@ -231,10 +235,12 @@ mod tests {
         let leased = s.lease(&b, 3, 30_000).unwrap();
         let ids: Vec<String> = leased.iter().map(|d| d.delivery_id.clone()).collect();
         s.confirm(&b, &ids).unwrap();
-        s.act_on_ask(&q1, &b, AskAction::Answer, Some("done")).unwrap();
+        s.act_on_ask(&q1, &b, AskAction::Answer, Some("done"))
+            .unwrap();
         s.act_on_ask(&q2, &a, AskAction::Cancel, None).unwrap();
         s.unregister(&c).unwrap();
-        let (counted, kept): (Vec<(String, i64)>, Vec<(String, i64)>) = s
+        type Counts = Vec<(String, i64)>;
+        let (counted, kept): (Counts, Counts) = s
             .read(|conn| {
                 let q = |sql: &str| -> Result<Vec<(String, i64)>> {
                     Ok(conn
@@ -251,7 +257,10 @@ mod tests {
             .unwrap();
         assert_eq!(counted, kept);
         assert!(!counted.is_empty());
-        assert!(counted.iter().all(|(p, _)| p != &c), "a removed peer has nothing pending");
+        assert!(
+            counted.iter().all(|(p, _)| p != &c),
+            "a removed peer has nothing pending"
+        );
     }
 
     #[test]
@@ -263,17 +272,79 @@ mod tests {
         }
         // Age the first six events by a day.
         s.write(|t| {
-            t.conn()
-                .execute("UPDATE events SET ts_ms = ts_ms - 86400000 WHERE seq <= 6", [])?;
+            t.conn().execute(
+                "UPDATE events SET ts_ms = ts_ms - 86400000 WHERE seq <= 6",
+                [],
+            )?;
             Ok(())
         })
         .unwrap();
         assert_eq!(s.prune_events(3_600_000, 1_000).unwrap(), 6);
-        let left: Vec<i64> = s.events_since(0, 100, None).unwrap().iter().map(|e| e.seq).collect();
+        let left: Vec<i64> = s
+            .events_since(0, 100, None)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
         assert_eq!(left, [7, 8, 9, 10]);
-        assert_eq!(s.prune_events(3_600_000, 1_000).unwrap(), 0, "nothing more is old");
+        assert_eq!(
+            s.prune_events(3_600_000, 1_000).unwrap(),
+            0,
+            "nothing more is old"
+        );
         assert_eq!(s.prune_events(3_600_000, 2).unwrap(), 2);
-        let left: Vec<i64> = s.events_since(0, 100, None).unwrap().iter().map(|e| e.seq).collect();
+        let left: Vec<i64> = s
+            .events_since(0, 100, None)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
         assert_eq!(left, [9, 10]);
+    }
+
+    #[test]
+    fn finished_rows_are_pruned_open_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (a, b) = (reg(&s, "a"), reg(&s, "b"));
+        let ask = |text: &str| AskReq {
+            to: "b".into(),
+            text: text.into(),
+            ..Default::default()
+        };
+        let done = s.ask(&a, &ask("done"), false).unwrap().ask.correlation_id;
+        let open = s.ask(&a, &ask("open"), false).unwrap().ask.correlation_id;
+        let got = s.lease(&b, 10, 30_000).unwrap();
+        s.confirm(&b, &[got[0].delivery_id.clone()]).unwrap();
+        s.act_on_ask(&done, &b, AskAction::Answer, Some("yes"))
+            .unwrap();
+        assert_eq!(
+            s.prune_finished(3_600_000).unwrap(),
+            0,
+            "nothing is old yet"
+        );
+        // Everything ages a day; only finished rows go.
+        s.write(|t| {
+            t.conn().execute_batch(
+                "UPDATE asks SET created_ms = created_ms - 86400000,
+                   closed_ms = closed_ms - 86400000;
+                 UPDATE deliveries SET created_ms = created_ms - 86400000,
+                   delivered_ms = delivered_ms - 86400000;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        assert!(s.prune_finished(3_600_000).unwrap() >= 2);
+        assert!(s.get_ask(&done, None).is_err(), "the closed ask is gone");
+        assert_eq!(s.get_ask(&open, None).unwrap().text, "open");
+        let left: Vec<String> = s
+            .peek(&b, 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.text)
+            .collect();
+        assert_eq!(left, ["open"], "undelivered deliveries stay");
+        let replies = s.peek(&a, 10).unwrap();
+        assert_eq!(replies.len(), 1, "the pending reply stays");
     }
 }

@@ -157,9 +157,15 @@ fn check_field(what: &str, s: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// Set a peer's role. Becoming orchestrator remembers the role it had, so
+/// giving the role up ([`step_down`]) restores it.
 fn set_role(t: &mut Tx<'_>, p: &PeerRow, role: Role, why: &str) -> Result<()> {
     t.conn()
-        .prepare_cached("UPDATE peers SET role = ?2 WHERE id = ?1")?
+        .prepare_cached(
+            "UPDATE peers SET role = ?2,
+               prior_role = CASE WHEN ?2 = 'orchestrator' THEN role ELSE NULL END
+             WHERE id = ?1",
+        )?
         .execute(params![p.id, role.as_str()])?;
     t.event(NewEvent {
         kind: "peer_role_changed",
@@ -168,6 +174,20 @@ fn set_role(t: &mut Tx<'_>, p: &PeerRow, role: Role, why: &str) -> Result<()> {
         circle: Some(&p.circle),
         payload: json!({"name": p.name, "from": p.role, "to": role, "why": why}),
     })
+}
+
+/// Leave the orchestrator role for the role held before it (default agent).
+fn step_down(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
+    let prior: Option<String> = t
+        .conn()
+        .prepare_cached("SELECT prior_role FROM peers WHERE id = ?1")?
+        .query_row([&p.id], |r| r.get(0))?;
+    let back = prior
+        .as_deref()
+        .and_then(|r| Role::parse(r).ok())
+        .filter(|r| *r != Role::Orchestrator)
+        .unwrap_or(Role::Agent);
+    set_role(t, p, back, why)
 }
 
 /// The claim, inside a transaction: decide, demote a previous holder, promote.
@@ -194,12 +214,7 @@ fn claim_in(t: &mut Tx<'_>, p: &PeerRow, force: bool, stale_after: i64) -> Resul
             } else {
                 "stale"
             };
-            set_role(
-                t,
-                &old,
-                Role::Agent,
-                &format!("demoted: {} claimed ({how})", p.name),
-            )?;
+            step_down(t, &old, &format!("demoted: {} claimed ({how})", p.name))?;
             enqueue(
                 t,
                 NewDelivery {
@@ -295,7 +310,12 @@ impl Store {
         req: RegisterReq,
         token_peer: Option<&PeerRow>,
     ) -> Result<(PeerRow, Option<String>, bool)> {
-        let circle = req.circle.clone().unwrap_or_else(|| DEFAULT_CIRCLE.into());
+        // Resuming with a peer token defaults to that peer's own circle.
+        let circle = req
+            .circle
+            .clone()
+            .or_else(|| token_peer.map(|p| p.circle.clone()))
+            .unwrap_or_else(|| DEFAULT_CIRCLE.into());
         validate_name("peer name", &req.name)?;
         validate_name("circle", &circle)?;
         if let Some(r) = &req.route {
@@ -459,6 +479,24 @@ impl Store {
         })
     }
 
+    /// Refresh `last_seen` if it is older than `min_interval_ms` (a cheap
+    /// sign of life from consumers; writes only when needed).
+    pub fn touch(&self, peer_id: &str, min_interval_ms: i64) -> Result<()> {
+        let now = crate::core::time::now_ms();
+        let seen = self.read(|c| Ok(by_id(c, peer_id)?.map(|p| p.last_seen_ms)))?;
+        if seen.is_some_and(|s| now - s >= min_interval_ms) {
+            self.write(|t| {
+                t.conn()
+                    .prepare_cached(
+                        "UPDATE peers SET last_seen_ms = ?2, ghost_since_ms = NULL WHERE id = ?1",
+                    )?
+                    .execute(params![peer_id, t.now])?;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
     pub fn unregister(&self, peer_id: &str) -> Result<PeerRow> {
         self.write(|t| {
             let p = must(t.conn(), peer_id)?;
@@ -502,7 +540,7 @@ impl Store {
                     format!("{} does not hold the orchestrator role", p.name),
                 ));
             }
-            set_role(t, &p, Role::Agent, "released")?;
+            step_down(t, &p, "released")?;
             t.event(NewEvent {
                 kind: "role_released",
                 subject: &p.id,

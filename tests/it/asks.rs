@@ -357,3 +357,35 @@ async fn ask_many_collects_answers() {
     let tr = d.cli(&["trace", &parent, "--json"]);
     assert!(tr.ok().json()["events"].as_array().unwrap().len() >= 5);
 }
+
+#[tokio::test]
+async fn canceling_a_handed_out_ask_tells_the_recipient() {
+    let d = Daemon::start(&[]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    let id = alice
+        .ask(&ask("bob", "still needed?"))
+        .await
+        .unwrap()
+        .ask
+        .correlation_id;
+    let leased = bob.lease(&LeaseReq::default()).await.unwrap().deliveries;
+    assert_eq!(leased.len(), 1);
+    alice.cancel(&id).await.unwrap();
+    // The withdrawn copy is not handed out again; a notice is.
+    let got = bob.peek(10).await.unwrap().deliveries;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].kind, DeliveryKind::System);
+    assert!(got[0].text.contains("canceled"));
+    assert_eq!(
+        bob.confirm(vec![leased[0].delivery_id.clone()])
+            .await
+            .unwrap()
+            .confirmed,
+        0
+    );
+    assert_eq!(
+        code_of(bob.answer(&id, "late").await),
+        ErrorCode::InvalidState
+    );
+}

@@ -1,7 +1,7 @@
 //! Circles isolate asks, notes and broadcasts; admin may bypass explicitly.
 
 use crate::support::*;
-use repowire::api::{AskManyReq, AskReq, LeaseReq, NotifyReq};
+use repowire::api::{AskManyReq, AskReq, BroadcastReq, LeaseReq, NotifyReq};
 use repowire::core::ErrorCode;
 
 #[tokio::test]
@@ -106,4 +106,102 @@ async fn cross_circle_refused_and_admin_bypass_works() {
         code_of(alice.list_peers(Some("blue")).await),
         ErrorCode::CrossCircle
     );
+}
+
+#[tokio::test]
+async fn reads_stay_inside_the_circle_and_broadcast_bypass_is_admin_only() {
+    let d = Daemon::start(&[]);
+    let alice = d.peer("alice", Some("red")).await;
+    let bob = d.peer("bob", Some("blue")).await;
+    let bea = d.peer("bea", Some("blue")).await;
+    bob.claim_orchestrator(false).await.unwrap();
+    let id = bob
+        .ask(&AskReq {
+            to: "bea".into(),
+            text: "secret plan?".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .ask
+        .correlation_id;
+    bea.answer(&id, "the answer is 42").await.unwrap();
+
+    // alice (red) cannot look into blue: status, events, trace, the ask itself.
+    assert_eq!(
+        code_of(alice.orchestrator_status(Some("blue")).await),
+        ErrorCode::CrossCircle
+    );
+    assert!(
+        !alice.orchestrator_status(None).await.unwrap().present,
+        "red has no orchestrator"
+    );
+    assert_eq!(
+        code_of(alice.events(None, None, Some("blue")).await),
+        ErrorCode::CrossCircle
+    );
+    let seen = alice.events(Some(0), None, None).await.unwrap().events;
+    assert!(
+        seen.iter().all(|e| e.circle.as_deref() == Some("red")),
+        "{seen:?}"
+    );
+    assert_eq!(code_of(alice.trace(&id).await), ErrorCode::CrossCircle);
+    assert_eq!(code_of(alice.get_ask(&id).await), ErrorCode::Forbidden);
+    // Inside the circle, events name what happened but carry no message bodies.
+    let t = bob.trace(&id).await.unwrap();
+    let dump = serde_json::to_string(&t).unwrap();
+    assert!(dump.contains("ask_answered"));
+    assert!(
+        !dump.contains("42") && !dump.contains("secret plan"),
+        "{dump}"
+    );
+    // --tail counts within the caller's circle.
+    let tail = bea.events(None, Some(2), None).await.unwrap().events;
+    assert_eq!(tail.len(), 2);
+
+    // Broadcast to another circle: refused, even as admin without the flag.
+    let to_blue = |bypass| BroadcastReq {
+        text: "hello blue".into(),
+        circle: Some("blue".into()),
+        bypass_circle: bypass,
+    };
+    assert_eq!(
+        code_of(alice.broadcast_to(&to_blue(false)).await),
+        ErrorCode::CrossCircle
+    );
+    assert_eq!(
+        code_of(alice.broadcast_to(&to_blue(true)).await),
+        ErrorCode::Forbidden
+    );
+    let admin_as_alice = d
+        .admin()
+        .with_identity(Some(d.admin_token()), Some("alice@red".into()));
+    assert_eq!(
+        code_of(admin_as_alice.broadcast_to(&to_blue(false)).await),
+        ErrorCode::CrossCircle
+    );
+    let r = admin_as_alice.broadcast_to(&to_blue(true)).await.unwrap();
+    assert_eq!(r.circle, "blue");
+    assert_eq!(r.deliveries.len(), 2);
+    d.cli(&[
+        "--as",
+        "alice@red",
+        "peer",
+        "broadcast",
+        "x",
+        "--circle",
+        "blue",
+    ])
+    .fails(1, "cross_circle");
+    d.cli(&[
+        "--as",
+        "alice@red",
+        "peer",
+        "broadcast",
+        "x",
+        "--circle",
+        "blue",
+        "--cross-circle",
+    ])
+    .ok();
 }

@@ -248,7 +248,23 @@ fn demo_runs_end_to_end() {
 #[test]
 fn help_explains_commands() {
     let home = tmp_path();
-    let r = run_cli(&home, &["--help"], &[]);
+    // Subcommand names as listed under "Commands:" (first word of each line).
+    let listed = |args: &[&str]| -> Vec<String> {
+        let r = run_cli(&home, args, &[]);
+        r.ok();
+        let section = r
+            .stdout
+            .split("Commands:\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        section
+            .lines()
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+            .collect()
+    };
+    let top = listed(&["--help"]);
     for cmd in [
         "daemon",
         "peer",
@@ -258,9 +274,9 @@ fn help_explains_commands() {
         "doctor",
         "demo",
     ] {
-        assert!(r.ok().stdout.contains(cmd), "--help lists {cmd}");
+        assert!(top.iter().any(|c| c == cmd), "--help lists {cmd}: {top:?}");
     }
-    let r = run_cli(&home, &["peer", "--help"], &[]);
+    let peer = listed(&["peer", "--help"]);
     for cmd in [
         "register",
         "list",
@@ -282,7 +298,17 @@ fn help_explains_commands() {
         "broadcast",
         "inbox",
     ] {
-        assert!(r.ok().stdout.contains(cmd), "peer --help lists {cmd}");
+        assert!(
+            peer.iter().any(|c| c == cmd),
+            "peer --help lists {cmd}: {peer:?}"
+        );
+    }
+    let daemon = listed(&["daemon", "--help"]);
+    for cmd in ["run", "start", "status", "stop"] {
+        assert!(
+            daemon.iter().any(|c| c == cmd),
+            "daemon --help lists {cmd}: {daemon:?}"
+        );
     }
     let r = run_cli(&home, &["peer", "frobnicate"], &[]);
     assert_eq!(r.code, 2);

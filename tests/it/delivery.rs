@@ -222,3 +222,92 @@ async fn inbox_follow_streams_and_rides_out_a_daemon_restart() {
     let _ = follower.wait();
     assert!(rx.try_recv().is_err(), "nothing printed twice");
 }
+
+#[tokio::test]
+async fn full_inboxes_never_block_answers_takeovers_or_other_recipients() {
+    let d = Daemon::start(&["--max-pending", "2", "--stale-after", "1s"]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    let carol = d.peer("carol", None).await;
+    // bob asks alice, then alice's inbox fills up.
+    let id = bob
+        .ask(&repowire::api::AskReq {
+            to: "alice".into(),
+            text: "q".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .ask
+        .correlation_id;
+    carol.notify(&note("alice", "fill")).await.unwrap();
+    assert_eq!(
+        code_of(carol.notify(&note("alice", "over")).await),
+        ErrorCode::InboxFull
+    );
+    // bob's own inbox is full too; alice can still answer (replies are never refused).
+    alice.notify(&note("bob", "1")).await.unwrap();
+    carol.notify(&note("bob", "2")).await.unwrap();
+    alice.answer(&id, "a").await.unwrap();
+    assert_eq!(
+        bob.peek(10).await.unwrap().deliveries.len(),
+        3,
+        "the reply went through"
+    );
+    // A broadcast skips the full inbox and says so; the others still get it
+    // (alice has room again: the answered ask's copy was withdrawn).
+    let r = carol.broadcast("all hands").await.unwrap();
+    let to: Vec<&str> = r.deliveries.iter().map(|d| d.to.as_str()).collect();
+    assert_eq!(to, ["alice"]);
+    assert_eq!(r.skipped_inbox_full, ["bob"]);
+    // A stale holder with a full inbox can still be taken over (notices are never refused).
+    alice.claim_orchestrator(false).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let r = carol.claim_orchestrator(false).await.unwrap();
+    assert_eq!(r.previous.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn an_idle_consumer_is_not_a_ghost_and_inbox_takes_everything() {
+    let d = Daemon::start(&["--stale-after", "1s"]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    // bob long-polls an empty inbox for longer than stale-after.
+    let r = bob
+        .lease(&LeaseReq {
+            wait_ms: Some(2500),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(r.deliveries.is_empty());
+    let me = bob.whoami().await.unwrap();
+    assert!(!me.stale, "long-polling counts as a sign of life: {me:?}");
+    let ev = d.admin().events(Some(0), None, None).await.unwrap().events;
+    assert!(
+        !ev.iter()
+            .any(|e| e.kind == "peer_ghost" && e.payload["name"] == "bob")
+    );
+
+    // `peer inbox` takes everything pending, not one page.
+    for i in 0..250 {
+        alice.notify(&note("bob", &format!("n{i}"))).await.unwrap();
+    }
+    let out = d.cli(&["--as", "bob", "peer", "inbox", "--json"]);
+    let items = out.ok().json();
+    let texts: Vec<&str> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts.len(), 250);
+    assert_eq!(texts[0], "n0");
+    assert_eq!(texts[249], "n249");
+    assert!(
+        bob.peek(10).await.unwrap().deliveries.is_empty(),
+        "all confirmed"
+    );
+    let out = d.cli(&["--as", "bob", "peer", "inbox"]);
+    assert!(out.ok().stdout.contains("inbox empty"));
+}

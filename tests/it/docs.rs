@@ -106,9 +106,19 @@ fn commands_in_docs_exist() {
                 "{f}: `repowire {}` is not a command",
                 words.join(" ")
             );
+            // A word left over where the command expects a subcommand is a typo.
+            if path.len() < words.len() {
+                assert!(
+                    !r.stdout.contains("\nCommands:\n"),
+                    "{f}: `repowire {}`: {:?} is not a subcommand of `{}`",
+                    words.join(" "),
+                    words[path.len()],
+                    path.join(" ")
+                );
+            }
             assert!(
-                !path.is_empty() || words.is_empty(),
-                "{f}: `repowire {}` is not a command",
+                !path.is_empty(),
+                "{f}: `repowire {}` names no command",
                 words.join(" ")
             );
             checked += 1;

@@ -198,8 +198,8 @@ async fn bad_requests_get_coded_errors_and_the_daemon_survives() {
     );
     assert_coded(
         raw.send("DELETE", "/health", None, None).await,
-        404,
-        "not_found",
+        405,
+        "method_not_allowed",
     );
     assert_coded(
         raw.send("GET", "/v1/trace/whatever", Some(&admin), None)

@@ -329,3 +329,39 @@ async fn update_tags_and_description_limits() {
         "refused updates change nothing"
     );
 }
+
+#[tokio::test]
+async fn resume_in_another_circle_and_role_comes_back_after_orchestrating() {
+    let d = Daemon::start(&[]);
+    let r = d
+        .admin()
+        .register(&RegisterReq {
+            name: "svc".into(),
+            circle: Some("ops".into()),
+            role: Some(repowire::core::peer::Role::Service),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let token = r.token.unwrap();
+    // Resuming with the token needs no --circle.
+    let again = d.cli_env(
+        &["peer", "register", "--json"],
+        &[("REPOWIRE_PEER", "svc"), ("REPOWIRE_PEER_TOKEN", &token)],
+    );
+    let v = again.ok().json();
+    assert_eq!(v["resumed"], true);
+    assert_eq!(v["peer"]["circle"], "ops");
+    let svc = Client::new(&d.url, Some(token), None);
+    svc.claim_orchestrator(false).await.unwrap();
+    let p = svc.release_orchestrator().await.unwrap();
+    assert_eq!(
+        p.role,
+        repowire::core::peer::Role::Service,
+        "back to the role it had"
+    );
+    // Admin-only commands use the admin token even inside a peer's environment.
+    let pt = d.peer_token("agent1", Some("ops")).await;
+    d.cli_env(&["doctor", "--json"], &[("REPOWIRE_PEER_TOKEN", &pt)])
+        .ok();
+}
