@@ -240,8 +240,11 @@ pub fn main() -> ExitCode {
         as_peer: cli.as_peer,
         url: cli.url,
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the store is a single writer behind a lock anyway, and on
+    // small machines cross-thread wake-ups cost more than they buy (measured:
+    // 16-client notify throughput 7.3k/s multi-thread vs 10.9k/s here).
+    // Periodic maintenance (checkpoints, retention) runs on blocking threads.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -68,16 +68,24 @@ pub fn new_token() -> String {
     let bytes: [u8; 32] = random_bytes();
     let mut s = String::with_capacity(67);
     s.push_str("rw_");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
+    push_hex(&mut s, &bytes);
     s
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 0xF) as usize] as char);
+    }
 }
 
 /// SHA-256 of a token, hex; what the store keeps instead of the token.
 pub fn token_hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut s = String::with_capacity(64);
+    push_hex(&mut s, &digest);
+    s
 }
 
 /// Compare two secrets without an early exit on the first differing byte.

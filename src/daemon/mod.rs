@@ -180,6 +180,12 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let tasks = tokio::spawn(tasks::run(handle.clone(), cfg.tick));
     let app = api::router(handle.clone());
     let mut rx = handle.shutdown.subscribe();
+    // Small JSON answers go out at once (no Nagle delay against delayed ACKs).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {

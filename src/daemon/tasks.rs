@@ -13,27 +13,33 @@ pub async fn run(h: DaemonHandle, tick: Duration) {
     loop {
         interval.tick().await;
         n += 1;
-        let s = &h.store;
-        log("ghost scan", s.mark_ghosts());
-        log("ask expiry", s.expire_due());
-        log("ask reminders", s.remind_due());
-        let ck = h.clone();
-        match tokio::task::spawn_blocking(move || ck.store.checkpoint(false)).await {
-            Ok(Err(e)) => tracing::warn!(error = %e, "WAL checkpoint failed"),
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint task failed"),
-            Ok(Ok(_)) => {}
+        // Retention needs no sub-second precision: every 60th tick.
+        let full = n % 60 == 1;
+        let h = h.clone();
+        // On a blocking thread, so the request loop never waits on this I/O.
+        if let Err(e) = tokio::task::spawn_blocking(move || maintain(&h, full)).await {
+            tracing::error!(error = %e, "background task panicked");
         }
-        // Retention is cheap but needs no sub-second precision.
-        if n % 60 == 1 {
-            log(
-                "event retention",
-                s.prune_events(s.policy.event_max_age_ms, s.policy.event_max_count),
-            );
-            log(
-                "finished-row retention",
-                s.prune_finished(s.policy.done_max_age_ms),
-            );
-        }
+    }
+}
+
+fn maintain(h: &DaemonHandle, full: bool) {
+    let s = &h.store;
+    log("ghost scan", s.mark_ghosts());
+    log("ask expiry", s.expire_due());
+    log("ask reminders", s.remind_due());
+    if let Err(e) = s.checkpoint(false) {
+        tracing::warn!(error = %e, "WAL checkpoint failed");
+    }
+    if full {
+        log(
+            "event retention",
+            s.prune_events(s.policy.event_max_age_ms, s.policy.event_max_count),
+        );
+        log(
+            "finished-row retention",
+            s.prune_finished(s.policy.done_max_age_ms),
+        );
     }
 }
 

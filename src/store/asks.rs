@@ -1,7 +1,7 @@
 //! Asks and ask groups: create, move through the state machine (one
 //! compare-and-swap per move), reminders, expiry, and ends for removed peers.
 
-use super::deliveries::{NewDelivery, drop_for_ask, enqueue, target};
+use super::deliveries::{NewDelivery, drop_for_ask, enqueue, settle_for_ask, target};
 use super::peers::{PeerRow, by_id, must};
 use super::{NewEvent, Store, Tx, parse_col};
 use crate::api::{AskInfo, AskManyEntry, AskManyReq, AskManyResp, AskManyResult, AskReq, AskResp};
@@ -13,8 +13,12 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 use std::collections::HashSet;
 
-const COLS: &str = "id, parent_id, from_peer, from_name, to_peer, to_name, circle, text, state, \
-                    answer, ack_message, created_ms, updated_ms, expires_ms, reminded_ms, closed_ms";
+macro_rules! cols {
+    () => {
+        "id, parent_id, from_peer, from_name, to_peer, to_name, circle, text, state, \
+                    answer, ack_message, created_ms, updated_ms, expires_ms, reminded_ms, closed_ms"
+    };
+}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<AskInfo> {
     Ok(AskInfo {
@@ -38,7 +42,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AskInfo> {
 }
 
 fn get(c: &Connection, id: &str) -> Result<AskInfo> {
-    c.prepare_cached(&format!("SELECT {COLS} FROM asks WHERE id = ?1"))?
+    c.prepare_cached(concat!("SELECT ", cols!(), " FROM asks WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?
         .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
@@ -276,8 +280,10 @@ impl Store {
                 ));
             }
             let asks: Vec<AskInfo> = c
-                .prepare_cached(&format!(
-                    "SELECT {COLS} FROM asks WHERE parent_id = ?1 ORDER BY to_name"
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM asks WHERE parent_id = ?1 ORDER BY to_name"
                 ))?
                 .query_map([parent_id], from_row)?
                 .collect::<rusqlite::Result<_>>()?;
@@ -330,8 +336,10 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AskInfo>> {
         self.read(|c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {COLS} FROM asks
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM asks
                  WHERE ((?2 AND from_peer = ?1) OR (?3 AND to_peer = ?1))
                    AND (NOT ?4 OR state IN ('queued','delivered','picked_up','answered'))
                  ORDER BY created_ms DESC, id DESC LIMIT ?5"
@@ -367,6 +375,9 @@ impl Store {
                 )));
             }
             let mut a = cas(t, id, action)?;
+            if action != AskAction::Cancel {
+                settle_for_ask(t, id, &a.circle)?;
+            }
             match action {
                 AskAction::Answer => {
                     let text = text.unwrap_or_default();
@@ -381,7 +392,6 @@ impl Store {
                         json!({"by": actor.name, "answer_bytes": text.len()}),
                     )?;
                     ask_event(t, "ask_closed", &a, json!({"by": actor.name}))?;
-                    drop_for_ask(t, id)?;
                     if let Some(asker) = by_id(t.conn(), &a.from_peer_id)? {
                         enqueue(
                             t,
@@ -406,7 +416,6 @@ impl Store {
                         &a,
                         json!({"by": actor.name, "ack_message_bytes": text.map(str::len)}),
                     )?;
-                    drop_for_ask(t, id)?;
                     if let (Some(msg), Some(asker)) = (text, by_id(t.conn(), &a.from_peer_id)?) {
                         enqueue(
                             t,

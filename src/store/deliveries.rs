@@ -78,8 +78,12 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
     Ok(id)
 }
 
-const COLS: &str = "id, seq, kind, from_name, from_circle, ask_id, text, state, attempts, \
-                    created_ms, lease_until_ms";
+macro_rules! cols {
+    () => {
+        "id, seq, kind, from_name, from_circle, ask_id, text, state, attempts, \
+                    created_ms, lease_until_ms"
+    };
+}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryInfo> {
     Ok(DeliveryInfo {
@@ -99,11 +103,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryInfo> {
 
 fn available(c: &Connection, peer_id: &str, now: i64, max: u32) -> Result<Vec<DeliveryInfo>> {
     Ok(c
-        .prepare_cached(&format!(
-            "SELECT {COLS} FROM deliveries
+        .prepare_cached(concat!("SELECT ", cols!(), " FROM deliveries
              WHERE to_peer = ?1 AND (state = 'pending' OR (state = 'leased' AND lease_until_ms <= ?2))
-             ORDER BY seq LIMIT ?3"
-        ))?
+             ORDER BY seq LIMIT ?3"))?
         .query_map(params![peer_id, now, max], from_row)?
         .collect::<rusqlite::Result<_>>()?)
 }
@@ -126,6 +128,37 @@ pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &str) -> Result<bool> {
         )?
         .execute([ask_id])?;
     Ok(seen)
+}
+
+/// The recipient acted on an ask (picked it up, acked or answered it): the
+/// copies it holds under a lease count as delivered (no separate confirm
+/// needed), and copies never handed out are withdrawn.
+pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &str, circle: &str) -> Result<()> {
+    let held: Vec<String> = t
+        .conn()
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
+             WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'leased'
+             RETURNING id",
+        )?
+        .query_map(params![ask_id, t.now], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &held {
+        t.event(NewEvent {
+            kind: "delivery_confirmed",
+            subject: id,
+            related: Some(ask_id),
+            circle: Some(circle),
+            payload: json!({"by": "recipient acted on the ask"}),
+        })?;
+    }
+    t.conn()
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'dropped'
+             WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'pending'",
+        )?
+        .execute([ask_id])?;
+    Ok(())
 }
 
 /// Resolve a message target for `from`, enforcing circles.
@@ -193,8 +226,10 @@ impl Store {
     /// Undelivered deliveries of a peer, without leasing anything.
     pub fn peek(&self, peer_id: &str, max: u32) -> Result<Vec<DeliveryInfo>> {
         self.read(|c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {COLS} FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
                  ORDER BY seq LIMIT ?2"
             ))?
             .query_map(params![peer_id, max], from_row)?

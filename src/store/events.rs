@@ -6,7 +6,11 @@ use crate::core::error::Result;
 use crate::core::ids::IdKind;
 use rusqlite::{Row, params};
 
-const COLS: &str = "seq, ts_ms, kind, subject, related, circle, payload";
+macro_rules! cols {
+    () => {
+        "seq, ts_ms, kind, subject, related, circle, payload"
+    };
+}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<EventInfo> {
     let payload: String = r.get(6)?;
@@ -40,8 +44,10 @@ impl Store {
         circle: Option<&str>,
     ) -> Result<Vec<EventInfo>> {
         self.read(|c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {COLS} FROM events WHERE seq > ?1 AND (?2 IS NULL OR circle = ?2)
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM events WHERE seq > ?1 AND (?2 IS NULL OR circle = ?2)
                  ORDER BY seq LIMIT ?3"
             ))?
             .query_map(params![since, circle, limit], from_row)?
@@ -74,8 +80,10 @@ impl Store {
                 ids.extend(kids);
             }
             let list = serde_json::to_string(&ids)?;
-            Ok(c.prepare_cached(&format!(
-                "SELECT {COLS} FROM events
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM events
                  WHERE subject IN (SELECT value FROM json_each(?1))
                     OR related IN (SELECT value FROM json_each(?1))
                     OR subject IN (SELECT subject FROM events
@@ -96,10 +104,12 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // seq and ts_ms grow together, so the cut is found by walking only
         // the rows about to go (no index on ts_ms to pay for on every insert).
+        // The newest event always stays, so a seq is never handed out twice
+        // (followers resume with `since=SEQ`).
         let by_age = tx.execute(
             "DELETE FROM events WHERE seq < COALESCE(
                (SELECT seq FROM events WHERE ts_ms >= ?1 ORDER BY seq LIMIT 1),
-               (SELECT MAX(seq) + 1 FROM events))",
+               (SELECT MAX(seq) FROM events))",
             [now - max_age_ms],
         )?;
         let by_count = tx.execute(

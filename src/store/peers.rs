@@ -60,8 +60,12 @@ impl PeerRow {
     }
 }
 
-const COLS: &str = "id, name, circle, role, backend, project_path, tags, description, status, \
-                    route, created_ms, last_seen_ms";
+macro_rules! cols {
+    () => {
+        "id, name, circle, role, backend, project_path, tags, description, status, \
+                    route, created_ms, last_seen_ms"
+    };
+}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
     let tags: String = r.get(6)?;
@@ -83,7 +87,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
 
 pub(super) fn by_id(c: &Connection, id: &str) -> Result<Option<PeerRow>> {
     Ok(
-        c.prepare_cached(&format!("SELECT {COLS} FROM peers WHERE id = ?1"))?
+        c.prepare_cached(concat!("SELECT ", cols!(), " FROM peers WHERE id = ?1"))?
             .query_row([id], from_row)
             .optional()?,
     )
@@ -95,8 +99,10 @@ pub(super) fn must(c: &Connection, id: &str) -> Result<PeerRow> {
 }
 
 fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option<PeerRow>> {
-    Ok(c.prepare_cached(&format!(
-        "SELECT {COLS} FROM peers WHERE circle = ?1 AND name = ?2"
+    Ok(c.prepare_cached(concat!(
+        "SELECT ",
+        cols!(),
+        " FROM peers WHERE circle = ?1 AND name = ?2"
     ))?
     .query_row([circle, name], from_row)
     .optional()?)
@@ -117,7 +123,11 @@ pub(super) fn resolve(c: &Connection, addr: &str, circle: Option<&str>) -> Resul
             )
         });
     }
-    let mut st = c.prepare_cached(&format!("SELECT {COLS} FROM peers WHERE name = ?1 LIMIT 2"))?;
+    let mut st = c.prepare_cached(concat!(
+        "SELECT ",
+        cols!(),
+        " FROM peers WHERE name = ?1 LIMIT 2"
+    ))?;
     let mut rows: Vec<PeerRow> = st
         .query_map([name], from_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -194,8 +204,10 @@ fn step_down(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
 fn claim_in(t: &mut Tx<'_>, p: &PeerRow, force: bool, stale_after: i64) -> Result<ClaimResp> {
     let holder = t
         .conn()
-        .prepare_cached(&format!(
-            "SELECT {COLS} FROM peers WHERE circle = ?1 AND role = 'orchestrator'"
+        .prepare_cached(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM peers WHERE circle = ?1 AND role = 'orchestrator'"
         ))?
         .query_row([&p.circle], from_row)
         .optional()?;
@@ -277,11 +289,13 @@ impl Store {
     pub fn peer_by_token(&self, token: &str) -> Result<Option<PeerRow>> {
         let h = token_hash(token);
         self.read(|c| {
-            Ok(
-                c.prepare_cached(&format!("SELECT {COLS} FROM peers WHERE token_hash = ?1"))?
-                    .query_row([h], from_row)
-                    .optional()?,
-            )
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM peers WHERE token_hash = ?1"
+            ))?
+            .query_row([h], from_row)
+            .optional()?)
         })
     }
 
@@ -295,8 +309,10 @@ impl Store {
 
     pub fn list_peers(&self, circle: Option<&str>) -> Result<Vec<PeerRow>> {
         self.read(|c| {
-            let mut st = c.prepare_cached(&format!(
-                "SELECT {COLS} FROM peers WHERE ?1 IS NULL OR circle = ?1 ORDER BY circle, name"
+            let mut st = c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM peers WHERE ?1 IS NULL OR circle = ?1 ORDER BY circle, name"
             ))?;
             Ok(st
                 .query_map([circle], from_row)?
@@ -511,8 +527,10 @@ impl Store {
             let cutoff = t.now - older_than_ms;
             let rows: Vec<PeerRow> = t
                 .conn()
-                .prepare_cached(&format!(
-                    "SELECT {COLS} FROM peers WHERE last_seen_ms < ?1 AND (?2 IS NULL OR circle = ?2)"
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM peers WHERE last_seen_ms < ?1 AND (?2 IS NULL OR circle = ?2)"
                 ))?
                 .query_map(params![cutoff, circle], from_row)?
                 .collect::<rusqlite::Result<_>>()?;
@@ -554,8 +572,10 @@ impl Store {
 
     pub fn orchestrator(&self, circle: &str) -> Result<Option<PeerRow>> {
         self.read(|c| {
-            Ok(c.prepare_cached(&format!(
-                "SELECT {COLS} FROM peers WHERE circle = ?1 AND role = 'orchestrator'"
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM peers WHERE circle = ?1 AND role = 'orchestrator'"
             ))?
             .query_row([circle], from_row)
             .optional()?)

@@ -118,14 +118,14 @@ async fn reads_stay_inside_the_circle_and_broadcast_bypass_is_admin_only() {
     let id = bob
         .ask(&AskReq {
             to: "bea".into(),
-            text: "secret plan?".into(),
+            text: "secret-plan-quokka?".into(),
             ..Default::default()
         })
         .await
         .unwrap()
         .ask
         .correlation_id;
-    bea.answer(&id, "the answer is 42").await.unwrap();
+    bea.answer(&id, "answer-zebra").await.unwrap();
 
     // alice (red) cannot look into blue: status, events, trace, the ask itself.
     assert_eq!(
