@@ -9,7 +9,7 @@ use super::inbox::delivery_line;
 use super::{CmdResult, Ctx, Failure};
 use crate::api::*;
 use crate::client::{Client, ClientError};
-use crate::core::peer::{Role, Status};
+use crate::core::peer::Status;
 use crate::daemon::{self, Config};
 use crate::home::Home;
 use serde_json::{Value, json};
@@ -197,6 +197,5 @@ async fn tour(json: bool, url: &str, home: &Home) -> Result<Tour, Failure> {
             .map(str::to_string)
             .collect(),
     );
-    let _ = Role::Agent;
     Ok(t)
 }

@@ -6,6 +6,13 @@ pub const DEFAULT_CIRCLE: &str = "default";
 pub const MAX_NAME_LEN: usize = 64;
 
 /// Check a peer or circle name: `[A-Za-z0-9._-]{1,64}`.
+///
+/// ```
+/// use repowire::core::peer::validate_name;
+/// assert!(validate_name("peer name", "build-bot.2").is_ok());
+/// let e = validate_name("peer name", "no spaces").unwrap_err();
+/// assert_eq!(e.code.as_str(), "invalid_name");
+/// ```
 pub fn validate_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
@@ -23,6 +30,12 @@ pub fn validate_name(what: &str, name: &str) -> Result<()> {
 }
 
 /// Split `name@circle` (the circle part is optional).
+///
+/// ```
+/// use repowire::core::peer::split_address;
+/// assert_eq!(split_address("bob@ops"), ("bob", Some("ops")));
+/// assert_eq!(split_address("bob"), ("bob", None));
+/// ```
 pub fn split_address(addr: &str) -> (&str, Option<&str>) {
     match addr.split_once('@') {
         Some((n, c)) => (n, Some(c)),

@@ -11,6 +11,12 @@ pub fn now_ms() -> i64 {
 }
 
 /// Parse a duration like `5s`, `10m`, `1h 30m` (humantime form).
+///
+/// ```
+/// use repowire::core::time::parse_duration;
+/// assert_eq!(parse_duration("10m").unwrap().as_secs(), 600);
+/// assert!(parse_duration("soon").is_err());
+/// ```
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())
         .map_err(|e| format!("invalid duration {s:?}: {e} (use forms like 5s, 10m, 2h)"))
