@@ -107,16 +107,7 @@ impl Client {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| ClientError::Other(format!("unreadable answer from daemon: {e}")));
         }
-        match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(b) => Err(ClientError::Api(Error::new(
-                ErrorCode::parse(&b.code).unwrap_or(ErrorCode::Internal),
-                b.message,
-            ))),
-            Err(_) => Err(ClientError::Other(format!(
-                "daemon answered HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            ))),
-        }
+        Err(error_from(status, &bytes))
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
@@ -280,16 +271,7 @@ impl Client {
         tail: Option<u32>,
         circle: Option<&str>,
     ) -> Result<EventsResp> {
-        let mut q: Vec<(&str, String)> = Vec::new();
-        if let Some(s) = since {
-            q.push(("since", s.to_string()));
-        }
-        if let Some(t) = tail {
-            q.push(("tail", t.to_string()));
-        }
-        if let Some(c) = circle {
-            q.push(("circle", c.to_string()));
-        }
+        let q = events_query(since, tail, circle);
         self.get_q("/v1/events", &q).await
     }
     pub async fn trace(&self, id: &str) -> Result<TraceResp> {
@@ -309,31 +291,17 @@ impl Client {
         tail: Option<u32>,
         circle: Option<&str>,
     ) -> Result<impl Stream<Item = Result<EventInfo>> + use<>> {
-        let mut q: Vec<(&str, String)> = Vec::new();
-        if let Some(s) = since {
-            q.push(("since", s.to_string()));
-        }
-        if let Some(t) = tail {
-            q.push(("tail", t.to_string()));
-        }
-        if let Some(c) = circle {
-            q.push(("circle", c.to_string()));
-        }
+        let q = events_query(since, tail, circle);
         let resp = self
             .req(reqwest::Method::GET, "/v1/events/stream")
             .query(&q)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
-        if !resp.status().is_success() {
-            let body: ErrorBody = resp
-                .json()
-                .await
-                .map_err(|e| ClientError::Other(e.to_string()))?;
-            return Err(ClientError::Api(Error::new(
-                ErrorCode::parse(&body.code).unwrap_or(ErrorCode::Internal),
-                body.message,
-            )));
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+            return Err(error_from(status, &bytes));
         }
         let bytes = resp.bytes_stream();
         Ok(sse_events(bytes))
@@ -378,6 +346,39 @@ where
             }
         },
     )
+}
+
+/// `since`/`tail`/`circle` query pairs for the event routes.
+fn events_query(
+    since: Option<i64>,
+    tail: Option<u32>,
+    circle: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut q = Vec::new();
+    if let Some(s) = since {
+        q.push(("since", s.to_string()));
+    }
+    if let Some(t) = tail {
+        q.push(("tail", t.to_string()));
+    }
+    if let Some(c) = circle {
+        q.push(("circle", c.to_string()));
+    }
+    q
+}
+
+/// A non-success answer: the daemon's coded error, or what it said.
+fn error_from(status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(b) => ClientError::Api(Error::new(
+            ErrorCode::parse(&b.code).unwrap_or(ErrorCode::Internal),
+            b.message,
+        )),
+        Err(_) => ClientError::Other(format!(
+            "daemon answered HTTP {status}: {}",
+            String::from_utf8_lossy(bytes)
+        )),
+    }
 }
 
 fn enc(s: &str) -> String {

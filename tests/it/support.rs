@@ -114,19 +114,11 @@ impl Daemon {
 
     /// Register `name` in `circle` and return a client acting as it.
     pub async fn peer(&self, name: &str, circle: Option<&str>) -> Client {
-        let r = self
-            .admin()
-            .register(&RegisterReq {
-                name: name.into(),
-                circle: circle.map(str::to_string),
-                ..Default::default()
-            })
-            .await
-            .expect("register");
-        Client::new(&self.url, r.token, None)
+        let token = self.peer_token(name, circle).await;
+        Client::new(&self.url, Some(token), None)
     }
 
-    /// Register and return the peer token too.
+    /// Register `name` in `circle` and return its peer token.
     pub async fn peer_token(&self, name: &str, circle: Option<&str>) -> String {
         let r = self
             .admin()
@@ -137,7 +129,7 @@ impl Daemon {
             })
             .await
             .expect("register");
-        r.token.unwrap()
+        r.token.expect("a new peer gets a token")
     }
 
     /// Run the CLI against this daemon (admin identity unless `env` says).
