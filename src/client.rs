@@ -1,5 +1,5 @@
-//! The one typed client of the daemon's HTTP API, used by the CLI (and the
-//! MCP server). It holds no rules: each method is one request.
+//! The one typed client of the daemon's HTTP API, used by the CLI (and by the
+//! MCP server when it lands). It holds no rules: each method is one request.
 
 use crate::api::*;
 use crate::core::error::{Error, ErrorCode};
@@ -40,6 +40,7 @@ pub struct Client {
     base: String,
     token: Option<String>,
     as_peer: Option<String>,
+    expect_peer: Option<String>,
 }
 
 impl Client {
@@ -56,7 +57,15 @@ impl Client {
             base: base.trim_end_matches('/').to_string(),
             token,
             as_peer,
+            expect_peer: None,
         }
+    }
+
+    /// With a peer token: the peer this client means to be (`NAME` or
+    /// `NAME@CIRCLE`); the daemon refuses the token if it belongs to another.
+    pub fn expecting_peer(mut self, name: Option<String>) -> Self {
+        self.expect_peer = name;
+        self
     }
 
     pub fn base(&self) -> &str {
@@ -70,6 +79,7 @@ impl Client {
             base: self.base.clone(),
             token,
             as_peer,
+            expect_peer: None,
         }
     }
 
@@ -80,6 +90,9 @@ impl Client {
         }
         if let Some(a) = &self.as_peer {
             r = r.header("x-repowire-as", a);
+        }
+        if let Some(p) = &self.expect_peer {
+            r = r.header("x-repowire-peer", p);
         }
         r
     }
@@ -156,8 +169,11 @@ impl Client {
         self.get("/v1/peers/me").await
     }
     pub async fn describe(&self, name: &str, circle: Option<&str>) -> Result<PeerInfo> {
-        self.get_q(&format!("/v1/peers/{}", enc(name)), &[("circle", circle)])
-            .await
+        self.get_q(
+            &format!("/v1/peers/by-name/{}", enc(name)),
+            &[("circle", circle)],
+        )
+        .await
     }
     pub async fn update_me(&self, req: &UpdatePeerReq) -> Result<PeerInfo> {
         self.send(self.req(reqwest::Method::PATCH, "/v1/peers/me").json(req))
@@ -170,8 +186,11 @@ impl Client {
         self.delete("/v1/peers/me", &()).await
     }
     pub async fn unregister(&self, name: &str, circle: Option<&str>) -> Result<PeerInfo> {
-        self.delete(&format!("/v1/peers/{}", enc(name)), &[("circle", circle)])
-            .await
+        self.delete(
+            &format!("/v1/peers/by-name/{}", enc(name)),
+            &[("circle", circle)],
+        )
+        .await
     }
     pub async fn prune(&self, req: &PruneReq) -> Result<PruneResp> {
         self.post("/v1/peers/prune", req).await

@@ -57,15 +57,15 @@ impl Home {
         self.dir.join("daemon.lock")
     }
 
-    /// Create the directory (0700) if missing.
+    /// Create the directory (mode 0700) if missing; an existing one is left
+    /// as it is (the token file inside is 0600 either way).
     pub fn ensure_dir(&self) -> Result<()> {
+        if self.dir.is_dir() {
+            return Ok(());
+        }
         fs::create_dir_all(&self.dir)
             .with_context(|| format!("while creating home {}", self.dir.display()))?;
-        let mut perm = fs::metadata(&self.dir)?.permissions();
-        if perm.mode() & 0o077 != 0 {
-            perm.set_mode(0o700);
-            fs::set_permissions(&self.dir, perm)?;
-        }
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
         Ok(())
     }
 

@@ -80,8 +80,11 @@ struct RunArgs {
     tick: Duration,
 }
 
+/// Milliseconds, capped at 100 years (a larger flag value means "never").
 fn ms(d: Duration) -> i64 {
-    d.as_millis() as i64
+    i64::try_from(d.as_millis())
+        .unwrap_or(i64::MAX)
+        .min(100 * 365 * 86_400_000)
 }
 
 impl RunArgs {

@@ -34,13 +34,28 @@ pub fn delivery_line(d: &DeliveryInfo) -> String {
 }
 
 pub async fn wait(ctx: &Ctx, c: &Client, id: &str, timeout: Duration) -> CmdResult {
-    // The daemon holds one long-poll for at most an hour: chain them.
-    let deadline = std::time::Instant::now() + timeout;
+    // The daemon holds one long-poll for at most an hour: chain them, and
+    // ride out a daemon restart until our own deadline.
+    let deadline = std::time::Instant::now()
+        .checked_add(timeout)
+        .ok_or_else(|| Failure::usage("--timeout is too large"))?;
+    let mut c = c.clone();
     let r = loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let r = c.wait(id, left.min(Duration::from_secs(3600))).await?;
-        if r.done || left <= Duration::from_secs(3600) {
-            break r;
+        match c.wait(id, left.min(Duration::from_secs(3600))).await {
+            Ok(r) if r.done || left <= Duration::from_secs(3600) => break r,
+            Ok(_) => {}
+            Err(e)
+                if matches!(e, ClientError::Unreachable { .. })
+                    || e.code() == Some(crate::core::ErrorCode::ShuttingDown) =>
+            {
+                if left.is_zero() {
+                    return Err(e.into());
+                }
+                tokio::time::sleep(Duration::from_millis(200).min(left)).await;
+                c = ctx.client();
+            }
+            Err(e) => return Err(e.into()),
         }
     };
     ctx.out(&r, |r| {

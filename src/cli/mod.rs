@@ -165,12 +165,16 @@ impl Ctx {
                 .filter(|t| !t.is_empty())
                 .or_else(|| self.home.read_token())
         };
-        let (token, as_peer) = match (&self.as_peer, peer_token) {
-            (Some(name), _) => (admin(), Some(name.clone())),
-            (None, Some(t)) => (Some(t), None),
-            (None, None) => (admin(), None),
-        };
-        Client::new(&self.url(), token, as_peer)
+        match (&self.as_peer, peer_token) {
+            (Some(name), _) => Client::new(&self.url(), admin(), Some(name.clone())),
+            (None, Some(t)) => {
+                let expect = std::env::var("REPOWIRE_PEER")
+                    .ok()
+                    .filter(|s| !s.is_empty());
+                Client::new(&self.url(), Some(t), None).expecting_peer(expect)
+            }
+            (None, None) => Client::new(&self.url(), admin(), None),
+        }
     }
 
     /// A client with the home's admin token, whatever peer identity the

@@ -386,7 +386,8 @@ impl PeerCmd {
             }
             PeerCmd::Prune { older_than, circle } => {
                 let req = PruneReq {
-                    older_than_ms: older_than.map(|d| d.as_millis() as i64),
+                    older_than_ms: older_than
+                        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
                     circle,
                 };
                 let r = ctx.admin_client().prune(&req).await?;
@@ -436,7 +437,7 @@ impl PeerCmd {
                     to,
                     circle,
                     text: text_arg(text)?,
-                    timeout_ms: timeout.map(|d| d.as_millis() as u64),
+                    timeout_ms: timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     bypass_circle: cross_circle,
                 };
                 let r = c.ask(&req).await?;
@@ -462,7 +463,7 @@ impl PeerCmd {
                     to: args,
                     circle,
                     text,
-                    timeout_ms: timeout.map(|d| d.as_millis() as u64),
+                    timeout_ms: timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     bypass_circle: cross_circle,
                 };
                 let r = c.ask_many(&req).await?;

@@ -1,10 +1,13 @@
 //! Asks: tracked questions that must be closed. The state machine lives here.
 //!
 //! ```text
-//! queued ─deliver─> delivered ─pickup─> picked_up ─answer─> answered ─> closed
-//!    └──────────────────┴──────────────────┴── ack ──────────────────> closed
+//! queued ─deliver─> delivered ─pickup─> picked_up ─answer─> answered ─close─> closed
+//!    └──────────────────┴──────────────────┴── ack ─────────────────────────> closed
 //!    any open state ─> expired | canceled | failed
 //! ```
+//!
+//! `answer` stores the answer (`answered`) and closes the ask in the same
+//! transaction: the reply is on its way to the asker, nothing is left to do.
 
 use super::error::{Error, ErrorCode, Result};
 use super::peer::str_enum;
@@ -42,8 +45,10 @@ pub enum AskAction {
     Pickup,
     /// The recipient closes it without an answer text.
     Ack,
-    /// The recipient answers (answered, then closed in the same step).
+    /// The recipient answers.
     Answer,
+    /// An answered ask is closed (in the same transaction as the answer).
+    Close,
     /// The asker withdraws it.
     Cancel,
     /// Its timeout passed.
@@ -60,6 +65,7 @@ impl AskAction {
         match self {
             Self::Deliver => &[Queued],
             Self::Pickup => &[Queued, Delivered],
+            Self::Close => &[Answered],
             Self::Ack | Self::Answer | Self::Cancel | Self::Expire | Self::Fail => {
                 &[Queued, Delivered, PickedUp]
             }
@@ -71,7 +77,8 @@ impl AskAction {
         match self {
             Self::Deliver => AskState::Delivered,
             Self::Pickup => AskState::PickedUp,
-            Self::Ack | Self::Answer => AskState::Closed,
+            Self::Ack | Self::Close => AskState::Closed,
+            Self::Answer => AskState::Answered,
             Self::Cancel => AskState::Canceled,
             Self::Expire => AskState::Expired,
             Self::Fail => AskState::Failed,
@@ -84,6 +91,7 @@ impl AskAction {
             Self::Pickup => "pick up",
             Self::Ack => "ack",
             Self::Answer => "answer",
+            Self::Close => "close",
             Self::Cancel => "cancel",
             Self::Expire => "expire",
             Self::Fail => "fail",
@@ -113,7 +121,13 @@ mod tests {
         let s = AskAction::Deliver.apply("a", Queued).unwrap();
         let s = AskAction::Pickup.apply("a", s).unwrap();
         assert_eq!(s, PickedUp);
-        assert_eq!(AskAction::Answer.apply("a", s).unwrap(), Closed);
+        let s = AskAction::Answer.apply("a", s).unwrap();
+        assert_eq!(s, Answered);
+        assert_eq!(AskAction::Close.apply("a", s).unwrap(), Closed);
+        assert!(
+            AskAction::Close.apply("a", PickedUp).is_err(),
+            "only answered asks close"
+        );
         let e = AskAction::Answer.apply("a", Closed).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidState);
         assert!(e.message.contains("closed"));
@@ -128,6 +142,7 @@ mod tests {
             AskAction::Pickup,
             AskAction::Ack,
             AskAction::Answer,
+            AskAction::Close,
             AskAction::Cancel,
             AskAction::Expire,
             AskAction::Fail,
@@ -137,8 +152,8 @@ mod tests {
                 assert!(a.apply("x", *st).is_err(), "{a:?} from {st}");
             }
         }
-        for a in actions {
-            assert!(!a.allowed_from().contains(&Answered));
+        for a in actions.into_iter().filter(|a| *a != AskAction::Close) {
+            assert!(!a.allowed_from().contains(&Answered), "{a:?}");
         }
     }
 }

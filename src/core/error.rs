@@ -27,12 +27,13 @@ pub enum ErrorCode {
     InboxFull,
     TooLarge,
     Timeout,
+    ShuttingDown,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::BadRequest,
@@ -52,6 +53,7 @@ impl ErrorCode {
         Self::InboxFull,
         Self::TooLarge,
         Self::Timeout,
+        Self::ShuttingDown,
         Self::Internal,
     ];
 
@@ -76,6 +78,7 @@ impl ErrorCode {
             Self::InboxFull => "inbox_full",
             Self::TooLarge => "too_large",
             Self::Timeout => "timeout",
+            Self::ShuttingDown => "shutting_down",
             Self::Internal => "internal",
         }
     }
@@ -99,6 +102,7 @@ impl ErrorCode {
             Self::RateLimited | Self::InboxFull => 429,
             Self::Timeout => 408,
             Self::Internal => 500,
+            Self::ShuttingDown => 503,
         }
     }
 
@@ -127,7 +131,10 @@ impl ErrorCode {
             Self::RateLimited => "too many requests of this kind from this sender; retry later",
             Self::InboxFull => "the recipient has too many undelivered messages",
             Self::TooLarge => "the request body is over the daemon's size limit",
-            Self::Timeout => "the wait ended before the object reached the awaited state",
+            Self::Timeout => {
+                "CLI only: a wait ended before the ask was closed (the API answers `done: false`)"
+            }
+            Self::ShuttingDown => "the daemon is stopping; retry once it is back",
             Self::Internal => "a bug or storage failure in the daemon (see its log)",
         }
     }

@@ -1,12 +1,12 @@
 //! The HTTP API: routes → one store call each. See `docs/http-api.md`.
 
-use super::auth::{ApiError, ApiResult, Body, Caller, Query};
+use super::auth::{ApiError, ApiResult, Body, Caller, Path, Query};
 use super::{DaemonHandle, poll};
 use crate::api::*;
 use crate::core::ask::AskAction;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::time::now_ms;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -27,7 +27,10 @@ pub fn router(h: DaemonHandle) -> Router {
             get(whoami).patch(update_me).delete(unregister_me),
         )
         .route("/v1/peers/me/heartbeat", post(heartbeat))
-        .route("/v1/peers/{name}", get(describe).delete(unregister_named))
+        .route(
+            "/v1/peers/by-name/{name}",
+            get(describe).delete(unregister_named),
+        )
         .route("/v1/roles/orchestrator/claim", post(claim))
         .route("/v1/roles/orchestrator/release", post(release))
         .route("/v1/orchestrator", get(orchestrator_status))
@@ -358,7 +361,12 @@ async fn broadcast(
         )
         .into());
     }
-    Ok(Json(h.store.broadcast(&me.id, &req, bypass)?))
+    // A refused broadcast does not use up the sender's budget.
+    let sent = h.store.broadcast(&me.id, &req, bypass);
+    if sent.is_err() {
+        h.refund_broadcast(&me.id);
+    }
+    Ok(Json(sent?))
 }
 
 #[derive(Deserialize)]
@@ -398,10 +406,17 @@ async fn trace(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json
     if events.is_empty() {
         return Err(Error::new(ErrorCode::NotFound, format!("no events about {id}")).into());
     }
+    // A peer traces what happened in its circle, and its own asks (an
+    // admin-bypassed ask crosses circles).
+    let party = |me: &crate::store::PeerRow| {
+        crate::core::ids::IdKind::of(&id) == Some(crate::core::ids::IdKind::Ask)
+            && h.store.get_ask(&id, Some(&me.id)).is_ok()
+    };
     if let Some(me) = c.viewer()
         && events
             .iter()
             .any(|e| e.circle.as_deref().is_some_and(|cl| cl != me.circle))
+        && !party(me)
     {
         return Err(Error::new(
             ErrorCode::CrossCircle,

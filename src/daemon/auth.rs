@@ -19,6 +19,8 @@ use serde::de::DeserializeOwned;
 
 /// The header an admin uses to act as a peer.
 pub const AS_HEADER: &str = "x-repowire-as";
+/// The header a peer-token client uses to say which peer it means to be.
+pub const PEER_HEADER: &str = "x-repowire-peer";
 
 /// An error on its way out as JSON.
 pub struct ApiError(pub Error);
@@ -141,7 +143,24 @@ impl FromRequestParts<DaemonHandle> for Caller {
             return Ok(Caller::AdminAs(h.store.resolve_peer(as_name, None)?));
         }
         match h.store.peer_by_token(token)? {
-            Some(p) => Ok(Caller::Peer(p)),
+            Some(p) => {
+                // The client may say whom it means to be (REPOWIRE_PEER): a
+                // token of another peer is refused rather than silently used.
+                if let Some(claimed) = parts.headers.get(PEER_HEADER) {
+                    let claimed = claimed.to_str().unwrap_or_default();
+                    let (name, circle) = crate::core::peer::split_address(claimed);
+                    if name != p.name || circle.is_some_and(|c| c != p.circle) {
+                        return Err(ApiError(Error::new(
+                            ErrorCode::Unauthorized,
+                            format!(
+                                "REPOWIRE_PEER is {claimed:?} but the token belongs to {}@{}",
+                                p.name, p.circle
+                            ),
+                        )));
+                    }
+                }
+                Ok(Caller::Peer(p))
+            }
             None => Err(unauthorized(
                 "unknown token: not this daemon's admin token nor a registered peer's",
             )),
@@ -175,6 +194,23 @@ fn json_rejection(rej: JsonRejection) -> Error {
             Error::bad_request("expected Content-Type: application/json")
         }
         _ => Error::bad_request(format!("invalid JSON body: {}", rej.body_text())),
+    }
+}
+
+/// A path parameter whose rejections (e.g. invalid UTF-8) are coded errors.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rej) => Err(ApiError(Error::bad_request(format!(
+                "invalid path: {}",
+                rej.body_text()
+            )))),
+        }
     }
 }
 

@@ -72,6 +72,14 @@ impl DaemonHandle {
         let _ = rx.wait_for(|v| *v).await;
     }
 
+    /// Give back the slot of a broadcast that was refused after counting.
+    pub fn refund_broadcast(&self, peer_id: &str) {
+        let mut map = self.broadcasts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = map.get_mut(peer_id) {
+            q.pop_back();
+        }
+    }
+
     /// Count a broadcast by `peer_id` against the per-minute limit.
     pub fn allow_broadcast(&self, peer_id: &str) -> bool {
         let limit = self.store.policy.broadcast_per_minute as usize;
@@ -206,11 +214,14 @@ pub async fn start(cfg: Config) -> Result<Running> {
 
 /// Run until SIGTERM, SIGINT or an API shutdown, then stop gracefully.
 pub async fn run_until_signal(cfg: Config) -> Result<()> {
-    let running = start(cfg).await?;
+    // Handlers first: a SIGTERM that arrives as soon as daemon.json exists
+    // must still mean a graceful stop.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let running = start(cfg).await?;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         _ = running.shutdown_requested() => tracing::info!("shutdown requested over the API"),
     }
     running.stop().await?;

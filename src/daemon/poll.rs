@@ -3,11 +3,11 @@
 //! the daemon is stopping, so a graceful stop never waits on them.
 
 use super::DaemonHandle;
-use super::auth::{ApiResult, Body, Caller, Query};
+use super::auth::{ApiResult, Body, Caller, Path, Query};
 use crate::api::{EventInfo, EventsResp, InboxResp, LeaseReq, WaitResp};
-use crate::core::error::Error;
+use crate::core::error::{Error, ErrorCode};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -27,8 +27,10 @@ pub(super) struct WaitQuery {
 enum Wake {
     /// An event of interest (or a lag: re-check).
     Event,
-    /// The deadline passed, or the daemon is stopping.
+    /// The deadline passed.
     Done,
+    /// The daemon is stopping.
+    Stopping,
 }
 
 /// Sleep until an event matching `wanted`, `until`, or shutdown.
@@ -41,7 +43,7 @@ async fn next_wake(
     loop {
         let got = tokio::select! {
             r = tokio::time::timeout_at(until, rx.recv()) => r,
-            _ = h.stopping() => return Ok(Wake::Done),
+            _ = h.stopping() => return Ok(Wake::Stopping),
         };
         match got {
             Err(_) => return Ok(Wake::Done),
@@ -70,10 +72,20 @@ pub(super) async fn wait_ask(
         if done {
             return Ok(Json(WaitResp { ask: a, done }));
         }
-        if let Wake::Done = next_wake(&h, &mut rx, deadline, |e| e.subject == id).await? {
-            let a = h.store.get_ask(&id, viewer.as_deref())?;
-            let done = a.state.is_terminal();
-            return Ok(Json(WaitResp { ask: a, done }));
+        match next_wake(&h, &mut rx, deadline, |e| e.subject == id).await? {
+            Wake::Event => {}
+            Wake::Done => {
+                let a = h.store.get_ask(&id, viewer.as_deref())?;
+                let done = a.state.is_terminal();
+                return Ok(Json(WaitResp { ask: a, done }));
+            }
+            Wake::Stopping => {
+                return Err(Error::new(
+                    ErrorCode::ShuttingDown,
+                    "the daemon is shutting down; wait again once it is back",
+                )
+                .into());
+            }
         }
     }
 }

@@ -177,6 +177,28 @@ fn timeout(policy_default: i64, req: Option<u64>) -> Result<i64> {
     }
 }
 
+/// Withdraw an ended ask's undelivered copies; if the recipient may already
+/// have seen it, send it a notice saying why (so a late answer is no surprise).
+fn withdraw(t: &mut Tx<'_>, a: &AskInfo, why: &str) -> Result<()> {
+    let seen = drop_for_ask(t, &a.correlation_id)?;
+    if seen && let Some(rcpt) = by_id(t.conn(), &a.to_peer_id)? {
+        enqueue(
+            t,
+            NewDelivery {
+                to: &rcpt,
+                from: None,
+                kind: DeliveryKind::System,
+                ask_id: Some(&a.correlation_id),
+                text: &format!(
+                    "Ask {} from {} is withdrawn: {why}. No answer is needed.",
+                    a.correlation_id, a.from
+                ),
+            },
+        )?;
+    }
+    Ok(())
+}
+
 /// End the open asks of a peer being removed: asks to it fail, asks from it
 /// are canceled.
 pub(super) fn end_for_removed_peer(t: &mut Tx<'_>, p: &PeerRow) -> Result<()> {
@@ -195,7 +217,11 @@ pub(super) fn end_for_removed_peer(t: &mut Tx<'_>, p: &PeerRow) -> Result<()> {
             (AskAction::Cancel, "asker unregistered")
         };
         let a = cas(t, &id, action)?;
-        drop_for_ask(t, &id)?;
+        if to_them {
+            drop_for_ask(t, &id)?;
+        } else {
+            withdraw(t, &a, why)?;
+        }
         ask_event(
             t,
             &format!("ask_{}", a.state),
@@ -252,8 +278,15 @@ impl Store {
                 payload: json!({"from": from.name, "to": req.to}),
             })?;
             let mut asks = Vec::with_capacity(req.to.len());
+            let mut seen_ids = HashSet::new();
             for addr in &req.to {
                 let to = target(t.conn(), &from, addr, req.circle.as_deref(), bypass)?;
+                if !seen_ids.insert(to.id.clone()) {
+                    return Err(Error::bad_request(format!(
+                        "{addr:?} names {} again",
+                        to.name
+                    )));
+                }
                 asks.push(create_in(t, &from, &to, &req.text, timeout_ms, Some(&parent))?);
             }
             Ok(AskManyResp {
@@ -391,6 +424,7 @@ impl Store {
                         &a,
                         json!({"by": actor.name, "answer_bytes": text.len()}),
                     )?;
+                    a = cas(t, id, AskAction::Close)?;
                     ask_event(t, "ask_closed", &a, json!({"by": actor.name}))?;
                     if let Some(asker) = by_id(t.conn(), &a.from_peer_id)? {
                         enqueue(
@@ -431,20 +465,7 @@ impl Store {
                 }
                 AskAction::Cancel => {
                     ask_event(t, "ask_canceled", &a, json!({"by": actor.name}))?;
-                    let seen = drop_for_ask(t, id)?;
-                    // Possibly already in the recipient's hands: tell them it is withdrawn.
-                    if seen && let Some(rcpt) = by_id(t.conn(), &a.to_peer_id)? {
-                        enqueue(
-                            t,
-                            NewDelivery {
-                                to: &rcpt,
-                                from: Some(&actor),
-                                kind: DeliveryKind::System,
-                                ask_id: Some(id),
-                                text: &format!("{} canceled ask {id}.", actor.name),
-                            },
-                        )?;
-                    }
+                    withdraw(t, &a, &format!("{} canceled it", actor.name))?;
                 }
                 _ => ask_event(
                     t,
@@ -479,7 +500,7 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?;
             for id in &ids {
                 let a = cas(t, id, AskAction::Expire)?;
-                drop_for_ask(t, id)?;
+                withdraw(t, &a, "it expired")?;
                 ask_event(t, "ask_expired", &a, json!({"to": a.to, "expires_at_ms": a.expires_at_ms}))?;
             }
             Ok(ids.len())

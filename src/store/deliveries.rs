@@ -121,13 +121,42 @@ pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &str) -> Result<bool> {
                AND kind IN ('ask','reminder') AND state IN ('leased','delivered'))",
         )?
         .query_row([ask_id], |r| r.get(0))?;
-    t.conn()
-        .prepare_cached(
-            "UPDATE deliveries SET state = 'dropped'
-             WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state IN ('pending','leased')",
-        )?
-        .execute([ask_id])?;
+    drop_where(
+        t,
+        "ask_id = ?1 AND kind IN ('ask','reminder') AND state IN ('pending','leased')",
+        ask_id,
+        "the ask ended",
+    )?;
     Ok(seen)
+}
+
+/// Mark the undelivered deliveries matching `cond` (with `?1` = `arg`)
+/// dropped, one `delivery_dropped` event each.
+pub(super) fn drop_where(t: &mut Tx<'_>, cond: &str, arg: &str, why: &str) -> Result<usize> {
+    let rows: Vec<(String, Option<String>, String)> = t
+        .conn()
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET state = 'dropped', lease_until_ms = NULL WHERE {cond}
+             RETURNING id, ask_id, (SELECT circle FROM peers WHERE peers.id = deliveries.to_peer)"
+        ))?
+        .query_map([arg], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, ask_id, circle) in &rows {
+        t.event(NewEvent {
+            kind: "delivery_dropped",
+            subject: id,
+            related: ask_id.as_deref(),
+            circle: Some(circle),
+            payload: json!({"why": why}),
+        })?;
+    }
+    Ok(rows.len())
 }
 
 /// The recipient acted on an ask (picked it up, acked or answered it): the
@@ -152,12 +181,12 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &str, circle: &str) -> Resu
             payload: json!({"by": "recipient acted on the ask"}),
         })?;
     }
-    t.conn()
-        .prepare_cached(
-            "UPDATE deliveries SET state = 'dropped'
-             WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'pending'",
-        )?
-        .execute([ask_id])?;
+    drop_where(
+        t,
+        "ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'pending'",
+        ask_id,
+        "the recipient acted on the ask",
+    )?;
     Ok(())
 }
 
@@ -214,11 +243,7 @@ impl Store {
                     payload: json!({"to": p.name, "attempt": d.attempts, "lease_until_ms": until}),
                 })?;
             }
-            t.conn()
-                .prepare_cached(
-                    "UPDATE peers SET last_seen_ms = ?2, ghost_since_ms = NULL WHERE id = ?1",
-                )?
-                .execute(params![peer_id, t.now])?;
+            super::peers::revive(t, peer_id)?;
             Ok(items)
         })
     }

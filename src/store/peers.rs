@@ -262,14 +262,40 @@ fn claim_in(t: &mut Tx<'_>, p: &PeerRow, force: bool, stale_after: i64) -> Resul
     })
 }
 
+/// A sign of life: refresh `last_seen`; a peer that was flagged a ghost gets
+/// a `peer_alive` event as the flag clears.
+pub(super) fn revive(t: &mut Tx<'_>, peer_id: &str) -> Result<()> {
+    let was_ghost: Option<(String, String)> = t
+        .conn()
+        .prepare_cached(
+            "SELECT name, circle FROM peers WHERE id = ?1 AND ghost_since_ms IS NOT NULL",
+        )?
+        .query_row([peer_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    t.conn()
+        .prepare_cached("UPDATE peers SET last_seen_ms = ?2, ghost_since_ms = NULL WHERE id = ?1")?
+        .execute(params![peer_id, t.now])?;
+    if let Some((name, circle)) = was_ghost {
+        t.event(NewEvent {
+            kind: "peer_alive",
+            subject: peer_id,
+            related: None,
+            circle: Some(&circle),
+            payload: json!({"name": name}),
+        })?;
+    }
+    Ok(())
+}
+
 /// Remove a peer: its open asks fail, its undelivered messages are dropped.
 fn remove_in(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
     super::asks::end_for_removed_peer(t, p)?;
-    t.conn()
-        .prepare_cached(
-            "UPDATE deliveries SET state = 'dropped' WHERE to_peer = ?1 AND state IN ('pending','leased')",
-        )?
-        .execute([&p.id])?;
+    super::deliveries::drop_where(
+        t,
+        "to_peer = ?1 AND state IN ('pending','leased')",
+        &p.id,
+        &format!("{} was {why}", p.name),
+    )?;
     t.conn()
         .prepare_cached("DELETE FROM peers WHERE id = ?1")?
         .execute([&p.id])?;
@@ -359,7 +385,7 @@ impl Store {
                             "UPDATE peers SET backend = COALESCE(?2, backend),
                                project_path = COALESCE(?3, project_path), tags = COALESCE(?4, tags),
                                description = COALESCE(?5, description), route = COALESCE(?6, route),
-                               status = 'online', last_seen_ms = ?7, ghost_since_ms = NULL
+                               status = 'online', last_seen_ms = ?7
                              WHERE id = ?1",
                         )?
                         .execute(params![
@@ -371,6 +397,7 @@ impl Store {
                             req.route,
                             t.now
                         ])?;
+                    revive(t, &old.id)?;
                     t.event(NewEvent {
                         kind: "peer_resumed",
                         subject: &old.id,
@@ -477,11 +504,10 @@ impl Store {
             } else {
                 p.status
             });
+            revive(t, peer_id)?;
             t.conn()
-                .prepare_cached(
-                    "UPDATE peers SET last_seen_ms = ?2, status = ?3, ghost_since_ms = NULL WHERE id = ?1",
-                )?
-                .execute(params![peer_id, t.now, status.as_str()])?;
+                .prepare_cached("UPDATE peers SET status = ?2 WHERE id = ?1")?
+                .execute(params![peer_id, status.as_str()])?;
             if status != p.status {
                 t.event(NewEvent {
                     kind: "peer_status",
@@ -501,14 +527,7 @@ impl Store {
         let now = crate::core::time::now_ms();
         let seen = self.read(|c| Ok(by_id(c, peer_id)?.map(|p| p.last_seen_ms)))?;
         if seen.is_some_and(|s| now - s >= min_interval_ms) {
-            self.write(|t| {
-                t.conn()
-                    .prepare_cached(
-                        "UPDATE peers SET last_seen_ms = ?2, ghost_since_ms = NULL WHERE id = ?1",
-                    )?
-                    .execute(params![peer_id, t.now])?;
-                Ok(())
-            })?;
+            self.write(|t| revive(t, peer_id))?;
         }
         Ok(())
     }

@@ -389,3 +389,72 @@ async fn canceling_a_handed_out_ask_tells_the_recipient() {
         ErrorCode::InvalidState
     );
 }
+
+#[tokio::test]
+async fn withdrawn_asks_leave_a_trail_and_a_notice() {
+    let d = Daemon::start(&[]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    // Expiry of an ask bob already holds: bob is told.
+    let r = alice
+        .ask(&AskReq {
+            to: "bob".into(),
+            text: "quick?".into(),
+            timeout_ms: Some(400),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = r.ask.correlation_id;
+    assert_eq!(
+        bob.lease(&LeaseReq::default())
+            .await
+            .unwrap()
+            .deliveries
+            .len(),
+        1
+    );
+    let w = alice.wait(&id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(w.ask.state, AskState::Expired);
+    let got = bob.peek(10).await.unwrap().deliveries;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].text.contains("expired"), "{}", got[0].text);
+    // The trace shows where the delivery ended.
+    let kinds: Vec<String> = d
+        .admin()
+        .trace(&id)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"delivery_dropped".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"ask_expired".to_string()));
+    // A cross-circle ask (admin bypass) can be traced by its asker.
+    d.peer("olga", Some("ops")).await;
+    let admin_as_alice = d
+        .admin()
+        .with_identity(Some(d.admin_token()), Some("alice".into()));
+    let x = admin_as_alice
+        .ask(&AskReq {
+            to: "olga@ops".into(),
+            text: "x".into(),
+            bypass_circle: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        !alice
+            .trace(&x.ask.correlation_id)
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(
+        code_of(bob.trace(&x.ask.correlation_id).await),
+        ErrorCode::CrossCircle
+    );
+}

@@ -149,6 +149,20 @@ async fn inbox_cap_and_broadcast_rate_limit_are_clear_errors() {
         .unwrap();
     alice.notify(&note("bob", "fits now")).await.unwrap();
 
+    // A refused broadcast does not use up the budget.
+    let other = repowire::api::BroadcastReq {
+        text: "x".into(),
+        circle: Some("elsewhere".into()),
+        bypass_circle: false,
+    };
+    assert_eq!(
+        code_of(alice.broadcast_to(&other).await),
+        ErrorCode::CrossCircle
+    );
+    assert_eq!(
+        code_of(alice.broadcast_to(&other).await),
+        ErrorCode::CrossCircle
+    );
     alice.broadcast("b1").await.unwrap();
     alice.broadcast("b2").await.unwrap();
     let e = alice.broadcast("b3").await.unwrap_err();

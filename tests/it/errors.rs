@@ -309,3 +309,57 @@ async fn message_limit_is_configurable() {
         .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::BadRequest));
 }
+
+#[tokio::test]
+async fn odd_paths_names_and_identities() {
+    let d = Daemon::start(&[]);
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: d.url.clone(),
+    };
+    let admin = d.admin_token();
+    // Invalid UTF-8 in a path segment: still a JSON error.
+    assert_coded(
+        raw.send("GET", "/v1/peers/by-name/%FF", Some(&admin), None)
+            .await,
+        400,
+        "bad_request",
+    );
+    assert_coded(
+        raw.send("GET", "/v1/asks/%FF/wait", Some(&admin), None)
+            .await,
+        400,
+        "bad_request",
+    );
+    // Peers named like routes are still reachable by name.
+    for n in ["me", "prune", "by-name"] {
+        d.peer(n, None).await;
+        let p = d.admin().describe(n, None).await.unwrap();
+        assert_eq!(p.name, n);
+    }
+    d.cli(&["peer", "unregister", "me"]).ok();
+    // REPOWIRE_PEER that does not match the token is refused, not ignored.
+    let bob_t = d.peer_token("bob", None).await;
+    let r = d.cli_env(
+        &["peer", "whoami"],
+        &[("REPOWIRE_PEER", "alice"), ("REPOWIRE_PEER_TOKEN", &bob_t)],
+    );
+    r.fails(1, "unauthorized");
+    assert!(r.stderr.contains("bob"), "{}", r.stderr);
+    d.cli_env(
+        &["peer", "whoami"],
+        &[("REPOWIRE_PEER", "bob"), ("REPOWIRE_PEER_TOKEN", &bob_t)],
+    )
+    .ok();
+    // Duplicates by another spelling are caught too.
+    let bob = d.admin().with_identity(Some(bob_t), None);
+    let e = bob
+        .ask_many(&repowire::api::AskManyReq {
+            to: vec!["prune".into(), "prune@default".into()],
+            text: "q".into(),
+            ..Default::default()
+        })
+        .await;
+    assert_eq!(code_of(e), ErrorCode::BadRequest);
+    assert!(d.healthy().await);
+}
