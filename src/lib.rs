@@ -5,6 +5,7 @@
 //! - [`client`] — the one typed client of the daemon's HTTP API.
 //! - [`daemon`] — runtime: boot, HTTP API, background tasks, event bus.
 //! - [`store`] — SQLite: migrations, one module per aggregate, the single writer.
+//! - [`persona`] — the Luau persona host: sandbox, views, routes, fallback.
 //! - [`core`] — domain types and decisions; no I/O.
 //!
 //! [`api`] holds the wire types shared by daemon and client; [`home`] the
@@ -17,4 +18,5 @@ pub mod client;
 pub mod core;
 pub mod daemon;
 pub mod home;
+pub mod persona;
 pub mod store;

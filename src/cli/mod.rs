@@ -14,6 +14,7 @@ mod events;
 mod inbox;
 mod orchestrator;
 mod peer;
+mod persona;
 
 use crate::client::{Client, ClientError};
 use crate::home::Home;

@@ -6,6 +6,9 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum OrchestratorCmd {
+    /// Routing personas: Luau scripts that decide dispatch and review routing.
+    #[command(subcommand)]
+    Persona(super::persona::PersonaCmd),
     /// Is there an orchestrator in the circle, who, and is it live?
     Status {
         /// The circle (default: the caller's circle, else `default`).
@@ -17,6 +20,7 @@ pub enum OrchestratorCmd {
 impl OrchestratorCmd {
     pub async fn run(self, ctx: &Ctx) -> CmdResult {
         match self {
+            OrchestratorCmd::Persona(p) => p.run(ctx).await,
             OrchestratorCmd::Status { circle } => {
                 let s = ctx.client().orchestrator_status(circle.as_deref()).await?;
                 ctx.out(&s, |s| match (&s.name, &s.peer_id, s.last_seen_ms) {

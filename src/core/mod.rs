@@ -10,6 +10,7 @@ pub mod ids;
 pub mod mesh;
 pub mod peer;
 pub mod policy;
+pub mod route;
 pub mod time;
 
 pub use error::{Error, ErrorCode};

@@ -152,7 +152,7 @@ async fn reads_stay_inside_the_circle_and_broadcast_bypass_is_admin_only() {
     let dump = serde_json::to_string(&t).unwrap();
     assert!(dump.contains("ask_answered"));
     assert!(
-        !dump.contains("42") && !dump.contains("secret plan"),
+        !dump.contains("zebra") && !dump.contains("quokka"),
         "{dump}"
     );
     // --tail counts within the caller's circle.

@@ -10,5 +10,6 @@ mod docs;
 mod errors;
 mod orchestrator;
 mod peers;
+mod personas;
 
 pub mod support;

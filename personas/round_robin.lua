@@ -1,0 +1,64 @@
+--[[ round_robin — take turns.
+
+dispatch: available agents (online or idle) whose tags cover the job's, in
+name order; each decision goes to the next one after the last pick, so work
+spreads evenly whatever the load says. Nobody fits: wait a minute.
+
+review: the same turn-taking over available peers other than the author.
+
+The turn is kept in a local of this persona's VM: it survives between calls
+and starts over when the file is reloaded. ]]
+
+local turn = 0
+
+local function available(p)
+  return p.status == "online" or p.status == "idle"
+end
+
+local function covers(p, tags)
+  for _, t in ipairs(tags) do
+    if not p:has_tag(t) then
+      return false
+    end
+  end
+  return true
+end
+
+local function next_of(list)
+  if #list == 0 then
+    return nil
+  end
+  table.sort(list, function(a, b)
+    return a.name < b.name
+  end)
+  turn = turn % #list + 1
+  return list[turn]
+end
+
+function dispatch(job, mesh)
+  local fits = {}
+  for _, p in ipairs(mesh.peers({ role = "agent" })) do
+    if available(p) and covers(p, job.tags) then
+      table.insert(fits, p)
+    end
+  end
+  local pick = next_of(fits)
+  if pick then
+    return route.assign(pick, { note = "round robin" })
+  end
+  return route.defer("1m", "nobody available to take a turn")
+end
+
+function review(item, mesh)
+  local others = {}
+  for _, p in ipairs(mesh.peers()) do
+    if p.name ~= item.author and available(p) and (p.role == "agent" or p.role == "human") then
+      table.insert(others, p)
+    end
+  end
+  local pick = next_of(others)
+  if pick then
+    return route.assign(pick, { note = "review " .. item.ref })
+  end
+  return route.defer("5m", "no reviewer is available")
+end

@@ -1,0 +1,254 @@
+//! `repowire orchestrator persona …`: list, read, create, check and test
+//! routing personas. Everything here works offline (no daemon needed).
+
+use super::{CmdResult, Ctx, Failure};
+use crate::core::mesh::{JobInput, MeshFixture, ReviewInput};
+use crate::persona::catalog::{self, Source};
+use crate::persona::{self, Limits, PersonaError};
+use clap::Subcommand;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Subcommand)]
+pub enum PersonaCmd {
+    /// Every persona this home can use: source (user/shipped), sha-256
+    /// prefix, entry points, and the error if it does not compile.
+    List,
+    /// Print a persona's script (and its identity text, NAME.md, if any).
+    Show {
+        #[arg(default_value = "default")]
+        name: String,
+    },
+    /// Where a persona's script lives.
+    Path {
+        #[arg(default_value = "default")]
+        name: String,
+    },
+    /// Write a commented starter script to <home>/personas/NAME.lua.
+    New {
+        name: String,
+        /// Start from this persona's script instead of the starter.
+        #[arg(long, value_name = "TEMPLATE")]
+        from: Option<String>,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Compile and lint a persona (NAME or a .lua FILE); exits non-zero with
+    /// file:line on an error.
+    Check { persona: String },
+    /// Run a persona offline against a mesh fixture and print the route as JSON.
+    Test {
+        /// NAME or a .lua FILE.
+        persona: String,
+        /// The mesh: {"circle", "now", "peers": [...], "jobs": [...]}.
+        #[arg(long, value_name = "MESH.json")]
+        fixture: PathBuf,
+        /// Decide this job with `dispatch`.
+        #[arg(long, value_name = "JOB.json", conflicts_with = "review")]
+        job: Option<PathBuf>,
+        /// Decide this review item with `review`.
+        #[arg(long, value_name = "ITEM.json")]
+        review: Option<PathBuf>,
+    },
+}
+
+fn fail(e: String) -> Failure {
+    Failure::new("persona", e, 1)
+}
+
+fn persona_failure(e: &PersonaError) -> Failure {
+    let msg = match &e.location {
+        Some(loc) if !e.message.contains(loc.as_str()) => format!("{loc}: {}", e.message),
+        _ => e.message.clone(),
+    };
+    Failure::new("persona_error", msg, 1)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(what: &str, path: &PathBuf) -> Result<T, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Failure::new(
+            "bad_fixture",
+            format!("{} is not a valid {what}: {e}", path.display()),
+            1,
+        )
+    })
+}
+
+#[derive(Serialize)]
+struct Listed {
+    name: String,
+    source: &'static str,
+    path: String,
+    sha256: String,
+    entry_points: Vec<String>,
+    warnings: Vec<String>,
+    error: Option<String>,
+}
+
+fn describe(src: &Source) -> Listed {
+    match src.compile(Limits::default()) {
+        Ok(p) => Listed {
+            name: src.name.clone(),
+            source: src.origin,
+            path: src.path.clone(),
+            sha256: p.sha256.clone(),
+            entry_points: p.entry_points.clone(),
+            warnings: p.warnings.clone(),
+            error: None,
+        },
+        Err(e) => Listed {
+            name: src.name.clone(),
+            source: src.origin,
+            path: src.path.clone(),
+            sha256: String::new(),
+            entry_points: Vec::new(),
+            warnings: Vec::new(),
+            error: Some(persona_failure(&e).message),
+        },
+    }
+}
+
+impl PersonaCmd {
+    pub async fn run(self, ctx: &Ctx) -> CmdResult {
+        let home = &ctx.home.dir;
+        match self {
+            PersonaCmd::List => {
+                let rows: Vec<Listed> = catalog::list(home).iter().map(describe).collect();
+                ctx.out(&rows, |rows| {
+                    rows.iter()
+                        .map(|r| {
+                            format!(
+                                "{:<18} {:<8} {:<12} {}{}",
+                                r.name,
+                                r.source,
+                                r.sha256.get(..12).unwrap_or("-"),
+                                r.entry_points.join(","),
+                                r.error
+                                    .as_deref()
+                                    .map(|e| format!("  ERROR {e}"))
+                                    .unwrap_or_default()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                });
+            }
+            PersonaCmd::Show { name } => {
+                let src = catalog::find(home, &name).map_err(fail)?;
+                let v = serde_json::json!({"name": src.name, "source": src.origin, "path": src.path,
+                    "script": src.text, "identity": src.identity});
+                ctx.out(&v, |_| match &src.identity {
+                    Some(id) => format!("{}\n--- identity ({}.md) ---\n{id}", src.text, src.name),
+                    None => src.text.clone(),
+                });
+            }
+            PersonaCmd::Path { name } => {
+                let src = catalog::find(home, &name).map_err(fail)?;
+                let v =
+                    serde_json::json!({"name": src.name, "source": src.origin, "path": src.path});
+                ctx.out(&v, |_| {
+                    if src.origin == "shipped" {
+                        format!(
+                            "{} (shipped, built into the binary; `repowire orchestrator persona new {} --from {}` copies it to {})",
+                            src.path,
+                            src.name,
+                            src.name,
+                            catalog::user_dir(home).join(format!("{}.lua", src.name)).display()
+                        )
+                    } else {
+                        src.path.clone()
+                    }
+                });
+            }
+            PersonaCmd::New { name, from, force } => {
+                crate::core::peer::validate_name("persona name", &name)
+                    .map_err(|e| Failure::new("invalid_name", e.message, 1))?;
+                let text = match &from {
+                    Some(t) => catalog::find(home, t).map_err(fail)?.text,
+                    None => catalog::starter(&name),
+                };
+                let dir = catalog::user_dir(home);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+                let path = dir.join(format!("{name}.lua"));
+                if path.exists() && !force {
+                    return Err(Failure::new(
+                        "exists",
+                        format!("{} exists; pass --force to overwrite", path.display()),
+                        1,
+                    ));
+                }
+                std::fs::write(&path, text)
+                    .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                let v = serde_json::json!({"name": name, "path": path.display().to_string()});
+                ctx.out(&v, |_| format!("wrote {}", path.display()));
+            }
+            PersonaCmd::Check { persona } => {
+                let src = catalog::find(home, &persona).map_err(fail)?;
+                let p = src
+                    .compile(Limits::default())
+                    .map_err(|e| persona_failure(&e))?;
+                let mut problems = p.warnings.clone();
+                problems.extend(persona::lint_returns(&p));
+                let v = serde_json::json!({"name": p.name, "path": p.path, "sha256": p.sha256,
+                    "entry_points": p.entry_points, "problems": problems});
+                ctx.out(&v, |_| {
+                    let mut s = format!("{}: ok ({})", p.path, p.entry_points.join(", "));
+                    for w in &problems {
+                        s.push_str(&format!("\nwarning: {w}"));
+                    }
+                    s
+                });
+                if !problems.is_empty() {
+                    return Err(Failure::new(
+                        "persona_lint",
+                        format!("{} problem(s) in {}", problems.len(), p.path),
+                        1,
+                    ));
+                }
+            }
+            PersonaCmd::Test {
+                persona,
+                fixture,
+                job,
+                review,
+            } => {
+                let src = catalog::find(home, &persona).map_err(fail)?;
+                let mesh: MeshFixture = read_json("mesh fixture", &fixture)?;
+                let mesh = Arc::new(
+                    mesh.snapshot(crate::core::time::now_ms())
+                        .map_err(|e| Failure::new("bad_fixture", e, 1))?,
+                );
+                // A persona that does not compile still answers: through the fallback.
+                let compiled = src.compile(Limits::default());
+                let (p, compile_err) = match compiled {
+                    Ok(p) => (Some(p), None),
+                    Err(e) => (None, Some(e)),
+                };
+                let mut decision = match (&job, &review) {
+                    (_, Some(item)) => {
+                        let item: ReviewInput = read_json("review item", item)?;
+                        persona::decide_review(p.as_ref(), &item, &mesh)
+                    }
+                    (Some(j), None) => {
+                        let job: JobInput = read_json("job", j)?;
+                        persona::decide_dispatch(p.as_ref(), &job, &mesh)
+                    }
+                    (None, None) => {
+                        return Err(Failure::usage("give --job JOB.json or --review ITEM.json"));
+                    }
+                };
+                if decision.error.is_none() {
+                    decision.error = compile_err;
+                }
+                let out = decision.out();
+                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            }
+        }
+        Ok(())
+    }
+}

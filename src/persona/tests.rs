@@ -1,0 +1,232 @@
+//! The sandbox, budgets, fallback and the built-in/default.lua equivalence.
+
+use super::*;
+use crate::core::mesh::PeerSnap;
+
+fn peer(name: &str, backend: &str, tags: &[&str], load: i64, status: &str) -> PeerSnap {
+    PeerSnap {
+        name: name.into(),
+        circle: "default".into(),
+        role: "agent".into(),
+        backend: backend.into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        status: status.into(),
+        load,
+        description: String::new(),
+        last_seen_age_s: 3,
+    }
+}
+
+fn mesh() -> Arc<MeshSnapshot> {
+    Arc::new(MeshSnapshot {
+        circle: "default".into(),
+        now_ms: 1_795_510_800_000,
+        peers: vec![
+            peer("alice", "claude-code", &["rust", "api"], 2, "online"),
+            peer("bob", "codex", &["rust"], 0, "online"),
+            peer("carol", "gemini", &["docs"], 1, "idle"),
+            peer("dave", "codex", &["rust", "api"], 0, "offline"),
+        ],
+        jobs: vec![],
+    })
+}
+
+fn job(tags: &[&str]) -> JobInput {
+    JobInput {
+        id: "job-1".into(),
+        title: "t".into(),
+        tags: tags.iter().map(|t| t.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn compile(src: &str) -> Result<Persona, PersonaError> {
+    let limits = Limits {
+        budget: Duration::from_millis(50),
+        memory_bytes: 4 << 20,
+        ..Default::default()
+    };
+    Persona::compile("t", "file", "t.lua", src, limits)
+}
+
+/// Compile must succeed; the dispatch call must fail with a message
+/// containing `want`, and the decision must fall back.
+fn dispatch_fails(body: &str, want: &str) {
+    let p = compile(&format!("function dispatch(job, mesh)\n{body}\nend"))
+        .unwrap_or_else(|e| panic!("compile: {e}"));
+    let e = p.dispatch(&job(&[]), &mesh()).unwrap_err();
+    assert!(e.message.contains(want), "{body:?}: {:?}", e.message);
+    let d = decide_dispatch(Some(&p), &job(&[]), &mesh());
+    assert!(d.error.is_some() && d.out().fallback);
+}
+
+#[test]
+fn sandbox_escapes_fail_cleanly() {
+    for (body, want) in [
+        ("return io.open('/etc/passwd')", "nil"),
+        ("return os.time()", "nil"),
+        ("return require('x')", "nil"),
+        ("return load('return 1')()", "nil"),
+        ("return loadstring('return 1')()", "nil"),
+        ("return string.dump(dispatch)", "nil"),
+        ("return debug.traceback()", "nil"),
+        ("return getfenv(1)", "nil"),
+        ("return collectgarbage('count')", "nil"),
+        ("print('hi') return nil", "nil"),
+        (
+            "setmetatable(mesh.peers()[1], {}) return nil",
+            "table expected",
+        ),
+        (
+            "local p = mesh.peers()[1]; p.load = 0; return route.assign(p)",
+            "load",
+        ),
+        ("mesh.circle = 'x' return nil", "readonly"),
+        ("job.tags[1] = 'x' return nil", "readonly"),
+        ("rawset(mesh, 'circle', 'x') return nil", "readonly"),
+        ("string.rep = nil return nil", "readonly"),
+        ("route.assign = nil return nil", "readonly"),
+    ] {
+        dispatch_fails(body, want);
+    }
+}
+
+#[test]
+fn budgets_stop_bombs_and_the_vm_recovers() {
+    let started = Instant::now();
+    dispatch_fails("while true do end", "time budget");
+    dispatch_fails("local s = string.rep('x', 1e9) return nil", "memory");
+    dispatch_fails(
+        "local s = string.rep('a', 20000) return string.find(s, string.rep('a-', 40) .. 'b') and nil",
+        "time budget",
+    );
+    dispatch_fails("local t = {} for i = 1, 1e8 do t[i] = i end return nil", "");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "each was stopped by its budget"
+    );
+    // After a memory error, the same VM answers again.
+    let p = compile(
+        "local n = 0\nfunction dispatch(job, mesh)\n n += 1\n if n == 1 then local s = string.rep('x', 1e9) end\n return route.assign('bob')\nend",
+    )
+    .unwrap();
+    assert!(p.dispatch(&job(&[]), &mesh()).is_err());
+    assert_eq!(
+        p.dispatch(&job(&[]), &mesh()).unwrap(),
+        Route::Assign {
+            peer: "bob".into(),
+            note: None
+        }
+    );
+}
+
+#[test]
+fn load_errors_point_at_the_line() {
+    let e = compile("local x = 1\nfunction dispatch(job, mesh)\n  return route.assign(\nend")
+        .unwrap_err();
+    assert_eq!(e.location.as_deref(), Some("t.lua:4"), "{e:?}");
+    let e = compile("local x = 1\nerror('boom at load')").unwrap_err();
+    assert_eq!(e.location.as_deref(), Some("t.lua:2"), "{e:?}");
+    let e = compile("local function helper() end").unwrap_err();
+    assert!(e.message.contains("no entry point"), "{e:?}");
+    let e = compile("function dispatc(job, mesh) return nil end").unwrap_err();
+    assert!(e.message.contains("did you mean `dispatch`"), "{e:?}");
+    let p = compile(
+        "function dispatch(job, mesh)\n  local p = nil\n  return route.assign(p.name)\nend",
+    )
+    .unwrap();
+    let e = p.dispatch(&job(&[]), &mesh()).unwrap_err();
+    assert_eq!(e.location.as_deref(), Some("t.lua:3"), "{e:?}");
+}
+
+#[test]
+fn invalid_routes_fall_back_with_the_reason() {
+    for (body, want) in [
+        ("return route.assign('nobody')", "no peer"),
+        ("return route.assign('dave')", "offline"),
+        ("return {route = 'teleport'}", "unknown route"),
+        ("return 42", "not a route"),
+        ("return nil", "returned nothing"),
+        ("return route.defer('soon', 'x')", "invalid duration"),
+        ("return route.fanout({}, 'x')", "no peers"),
+    ] {
+        dispatch_fails(body, want);
+    }
+    let p = compile("function review(item, mesh) return route.assign(item.author) end").unwrap();
+    let item = ReviewInput {
+        reference: "r".into(),
+        author: "bob".into(),
+        ..Default::default()
+    };
+    let d = decide_review(Some(&p), &item, &mesh());
+    assert!(d.error.unwrap().message.contains("author"));
+    assert_ne!(
+        d.route,
+        Route::Assign {
+            peer: "bob".into(),
+            note: None
+        }
+    );
+}
+
+#[test]
+fn views_expose_the_documented_fields_only() {
+    let p = compile(
+        r#"function dispatch(job, mesh)
+  local p = mesh.peer("alice")
+  local parts = {}
+  for _, k in ipairs({"name","circle","role","backend","status","load","description","last_seen_age_s"}) do
+    table.insert(parts, k .. "=" .. tostring(p[k]))
+  end
+  table.insert(parts, "tags=" .. table.concat(p.tags, "+"))
+  table.insert(parts, "has_rust=" .. tostring(p:has_tag("rust")))
+  table.insert(parts, "online=" .. #mesh.peers({status = "online"}))
+  table.insert(parts, "rust=" .. #mesh.peers({tag = "rust"}))
+  table.insert(parts, "now=" .. mesh.now())
+  table.insert(parts, "orch=" .. tostring(mesh.orchestrator()))
+  local ok, err = pcall(function() return p.peer_id end)
+  table.insert(parts, "peer_id=" .. tostring(ok and err))
+  return route.ask_user(table.concat(parts, " "))
+end"#,
+    )
+    .unwrap();
+    let Route::AskUser { question } = p.dispatch(&job(&[]), &mesh()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        question,
+        "name=alice circle=default role=agent backend=claude-code status=online load=2 description= \
+         last_seen_age_s=3 tags=rust+api has_rust=true online=2 rust=3 now=1795510800 orch=nil peer_id=nil"
+    );
+}
+
+#[test]
+fn default_lua_is_the_builtin_policy() {
+    let src = catalog::find(std::path::Path::new("/nonexistent"), "default").unwrap();
+    let p = src.compile(Limits::default()).unwrap();
+    let m = mesh();
+    for tags in [&[][..], &["rust"], &["rust", "api"], &["docs"], &["nope"]] {
+        for prev in [vec![], vec!["bob".to_string()]] {
+            let mut j = job(tags);
+            j.previous_assignees = prev;
+            assert_eq!(
+                p.dispatch(&j, &m).unwrap(),
+                builtin::dispatch(&j, &m),
+                "{tags:?}"
+            );
+        }
+    }
+    for author in ["alice", "bob", "carol", "zed"] {
+        let item = ReviewInput {
+            reference: "pr-1".into(),
+            head_sha: "abc".into(),
+            author: author.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.review(&item, &m).unwrap(),
+            builtin::review(&item, &m),
+            "{author}"
+        );
+    }
+}
