@@ -134,6 +134,15 @@ pub struct OrchestratorStatus {
     pub last_seen_age_s: Option<i64>,
     pub stale: bool,
     pub stale_after_s: i64,
+    /// The circle's active persona (None: the built-in policy).
+    pub persona: Option<PersonaBrief>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PersonaBrief {
+    pub name: String,
+    pub sha256: Option<String>,
+    pub last_error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -354,4 +363,58 @@ pub struct DoctorResp {
     pub open_asks: i64,
     pub pending_deliveries: i64,
     pub events: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsePersonaReq {
+    pub name: String,
+    /// Default: the caller's circle, else `default`.
+    #[serde(default)]
+    pub circle: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircleReq {
+    #[serde(default)]
+    pub circle: Option<String>,
+}
+
+/// The active persona of a circle and how it is doing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PersonaStatus {
+    pub circle: String,
+    /// None: the built-in policy decides.
+    pub persona: Option<String>,
+    pub sha256: Option<String>,
+    pub source: Option<String>,
+    pub generation: Option<u64>,
+    pub loaded_at_ms: Option<i64>,
+    pub last_reload_ms: Option<i64>,
+    /// The last load, reload or decision error, with file:line.
+    pub last_error: Option<String>,
+    pub decisions: u64,
+    pub fallbacks: u64,
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideReq {
+    #[serde(default)]
+    pub circle: Option<String>,
+    #[serde(default)]
+    pub job: Option<crate::core::mesh::JobInput>,
+    #[serde(default)]
+    pub review: Option<crate::core::mesh::ReviewInput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DecideResp {
+    pub circle: String,
+    pub persona: Option<String>,
+    pub generation: Option<u64>,
+    pub route: crate::core::route::RouteOut,
 }

@@ -206,6 +206,22 @@ impl Client {
     pub async fn orchestrator_status(&self, circle: Option<&str>) -> Result<OrchestratorStatus> {
         self.get_q("/v1/orchestrator", &[("circle", circle)]).await
     }
+    pub async fn use_persona(&self, req: &UsePersonaReq) -> Result<PersonaStatus> {
+        self.post("/v1/personas/use", req).await
+    }
+    pub async fn clear_persona(&self, circle: Option<String>) -> Result<PersonaStatus> {
+        self.post("/v1/personas/clear", &CircleReq { circle }).await
+    }
+    pub async fn persona_status(&self, circle: Option<&str>) -> Result<PersonaStatus> {
+        self.get_q("/v1/personas/status", &[("circle", circle)])
+            .await
+    }
+    pub async fn active_personas(&self) -> Result<Vec<PersonaStatus>> {
+        self.get("/v1/personas").await
+    }
+    pub async fn decide(&self, req: &DecideReq) -> Result<DecideResp> {
+        self.post("/v1/orchestrator/decide", req).await
+    }
     pub async fn ask(&self, req: &AskReq) -> Result<AskResp> {
         self.post("/v1/asks", req).await
     }

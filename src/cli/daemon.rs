@@ -75,6 +75,12 @@ struct RunArgs {
     /// Finished asks and delivered messages older than this are deleted.
     #[arg(long, env = "REPOWIRE_RETAIN_DONE", default_value = "7d", value_parser = duration_arg)]
     retain_done: Duration,
+    /// Memory each persona VM may use, in MiB.
+    #[arg(long, env = "REPOWIRE_PERSONA_MEMORY_MIB", default_value_t = 16)]
+    persona_memory_mib: usize,
+    /// Time one persona call may take.
+    #[arg(long, env = "REPOWIRE_PERSONA_BUDGET", default_value = "50ms", value_parser = duration_arg)]
+    persona_budget: Duration,
     /// How often background tasks (ghosts, reminders, expiry, retention) run.
     #[arg(long, env = "REPOWIRE_TICK", default_value = "1s", value_parser = duration_arg)]
     tick: Duration,
@@ -100,6 +106,11 @@ impl RunArgs {
             listen: self.listen,
             allow_remote: self.allow_remote,
             tick: self.tick,
+            persona_limits: crate::persona::Limits {
+                memory_bytes: self.persona_memory_mib.max(1) << 20,
+                budget: self.persona_budget,
+                ..Default::default()
+            },
             policy: Policy {
                 stale_after_ms: ms(self.stale_after),
                 reminder_after_ms: ms(self.reminder_after),
@@ -146,6 +157,10 @@ impl RunArgs {
             d(self.retain_done),
             "--tick".into(),
             d(self.tick),
+            "--persona-memory-mib".into(),
+            self.persona_memory_mib.to_string(),
+            "--persona-budget".into(),
+            d(self.persona_budget),
         ];
         if self.allow_remote {
             v.push("--allow-remote".into());

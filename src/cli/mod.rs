@@ -60,7 +60,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
     /// Run the daemon (foreground), or start/stop/inspect it.
-    Daemon(daemon::DaemonCmd),
+    Daemon(Box<daemon::DaemonCmd>),
     /// Peers: register, list, ask, answer, notify, broadcast, inbox, roles.
     #[command(subcommand)]
     Peer(peer::PeerCmd),

@@ -13,8 +13,27 @@ use std::sync::Arc;
 #[derive(Debug, Subcommand)]
 pub enum PersonaCmd {
     /// Every persona this home can use: source (user/shipped), sha-256
-    /// prefix, entry points, and the error if it does not compile.
+    /// prefix, entry points, and the error if it does not compile. With a
+    /// daemon running, the circles that use one are shown (`*`).
     List,
+    /// Make NAME the active persona of a circle (admin, or its orchestrator).
+    Use {
+        name: String,
+        /// Default: your circle, else `default`.
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// Go back to the built-in policy in a circle.
+    Clear {
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// The active persona of a circle: generation, last reload, last error,
+    /// decisions, p50/p99 decision time.
+    Status {
+        #[arg(long)]
+        circle: Option<String>,
+    },
     /// Print a persona's script (and its identity text, NAME.md, if any).
     Show {
         #[arg(default_value = "default")]
@@ -54,6 +73,36 @@ pub enum PersonaCmd {
     },
 }
 
+fn status_text(s: &crate::api::PersonaStatus) -> String {
+    let Some(name) = &s.persona else {
+        return format!(
+            "circle {}: no persona (the built-in policy decides)",
+            s.circle
+        );
+    };
+    let ms = |v: Option<i64>| {
+        v.map(crate::core::time::fmt_ms)
+            .unwrap_or_else(|| "-".into())
+    };
+    let us = |v: Option<u64>| v.map(|u| format!("{u} µs")).unwrap_or_else(|| "-".into());
+    format!(
+        "circle:      {}\npersona:     {name} ({}, sha256 {})\ngeneration:  {}\nloaded:      {}\nlast reload: {}\nlast error:  {}\ndecisions:   {} ({} fell back)\ntime:        p50 {} · p99 {}",
+        s.circle,
+        s.source.as_deref().unwrap_or("-"),
+        s.sha256.as_deref().and_then(|h| h.get(..12)).unwrap_or("-"),
+        s.generation
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "-".into()),
+        ms(s.loaded_at_ms),
+        ms(s.last_reload_ms),
+        s.last_error.as_deref().unwrap_or("none"),
+        s.decisions,
+        s.fallbacks,
+        us(s.p50_us),
+        us(s.p99_us),
+    )
+}
+
 fn fail(e: String) -> Failure {
     Failure::new("persona", e, 1)
 }
@@ -81,6 +130,8 @@ fn read_json<T: serde::de::DeserializeOwned>(what: &str, path: &PathBuf) -> Resu
 #[derive(Serialize)]
 struct Listed {
     name: String,
+    /// Circles where this persona is active (needs a running daemon).
+    active_in: Vec<String>,
     source: &'static str,
     path: String,
     sha256: String,
@@ -92,6 +143,7 @@ struct Listed {
 fn describe(src: &Source) -> Listed {
     match src.compile(Limits::default()) {
         Ok(p) => Listed {
+            active_in: Vec::new(),
             name: src.name.clone(),
             source: src.origin,
             path: src.path.clone(),
@@ -101,6 +153,7 @@ fn describe(src: &Source) -> Listed {
             error: None,
         },
         Err(e) => Listed {
+            active_in: Vec::new(),
             name: src.name.clone(),
             source: src.origin,
             path: src.path.clone(),
@@ -117,16 +170,33 @@ impl PersonaCmd {
         let home = &ctx.home.dir;
         match self {
             PersonaCmd::List => {
-                let rows: Vec<Listed> = catalog::list(home).iter().map(describe).collect();
+                let mut rows: Vec<Listed> = catalog::list(home).iter().map(describe).collect();
+                // Offline is fine; with a daemon, mark what is active where.
+                if let Ok(active) = ctx.client().active_personas().await {
+                    for st in active {
+                        if let Some(r) = rows
+                            .iter_mut()
+                            .find(|r| Some(&r.name) == st.persona.as_ref())
+                        {
+                            r.active_in.push(st.circle);
+                        }
+                    }
+                }
                 ctx.out(&rows, |rows| {
                     rows.iter()
                         .map(|r| {
                             format!(
-                                "{:<18} {:<8} {:<12} {}{}",
+                                "{} {:<18} {:<8} {:<12} {}{}{}",
+                                if r.active_in.is_empty() { ' ' } else { '*' },
                                 r.name,
                                 r.source,
                                 r.sha256.get(..12).unwrap_or("-"),
                                 r.entry_points.join(","),
+                                if r.active_in.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!("  active in {}", r.active_in.join(", "))
+                                },
                                 r.error
                                     .as_deref()
                                     .map(|e| format!("  ERROR {e}"))
@@ -136,6 +206,23 @@ impl PersonaCmd {
                         .collect::<Vec<_>>()
                         .join("\n")
                 });
+            }
+            PersonaCmd::Use { name, circle } => {
+                let st = ctx
+                    .client()
+                    .use_persona(&crate::api::UsePersonaReq { name, circle })
+                    .await?;
+                ctx.out(&st, status_text);
+            }
+            PersonaCmd::Clear { circle } => {
+                let st = ctx.client().clear_persona(circle).await?;
+                ctx.out(&st, |s| {
+                    format!("circle {}: the built-in policy decides", s.circle)
+                });
+            }
+            PersonaCmd::Status { circle } => {
+                let st = ctx.client().persona_status(circle.as_deref()).await?;
+                ctx.out(&st, status_text);
             }
             PersonaCmd::Show { name } => {
                 let src = catalog::find(home, &name).map_err(fail)?;

@@ -28,12 +28,14 @@ pub enum ErrorCode {
     TooLarge,
     Timeout,
     ShuttingDown,
+    UnknownPersona,
+    PersonaError,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::BadRequest,
@@ -54,6 +56,8 @@ impl ErrorCode {
         Self::TooLarge,
         Self::Timeout,
         Self::ShuttingDown,
+        Self::UnknownPersona,
+        Self::PersonaError,
         Self::Internal,
     ];
 
@@ -79,6 +83,8 @@ impl ErrorCode {
             Self::TooLarge => "too_large",
             Self::Timeout => "timeout",
             Self::ShuttingDown => "shutting_down",
+            Self::UnknownPersona => "unknown_persona",
+            Self::PersonaError => "persona_error",
             Self::Internal => "internal",
         }
     }
@@ -103,6 +109,8 @@ impl ErrorCode {
             Self::Timeout => 408,
             Self::Internal => 500,
             Self::ShuttingDown => 503,
+            Self::UnknownPersona => 404,
+            Self::PersonaError => 422,
         }
     }
 
@@ -135,6 +143,10 @@ impl ErrorCode {
                 "CLI only: a wait ended before the ask was closed (the API answers `done: false`)"
             }
             Self::ShuttingDown => "the daemon is stopping; retry once it is back",
+            Self::UnknownPersona => "no persona of that name (user file or shipped)",
+            Self::PersonaError => {
+                "the persona does not compile or defines no entry point (see file:line)"
+            }
             Self::Internal => "a bug or storage failure in the daemon (see its log)",
         }
     }

@@ -1,7 +1,7 @@
 //! The HTTP API: routes → one store call each. See `docs/http-api.md`.
 
 use super::auth::{ApiError, ApiResult, Body, Caller, Path, Query};
-use super::{DaemonHandle, poll};
+use super::{DaemonHandle, personas, poll};
 use crate::api::*;
 use crate::core::ask::AskAction;
 use crate::core::error::{Error, ErrorCode};
@@ -34,6 +34,11 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/roles/orchestrator/claim", post(claim))
         .route("/v1/roles/orchestrator/release", post(release))
         .route("/v1/orchestrator", get(orchestrator_status))
+        .route("/v1/orchestrator/decide", post(personas::decide))
+        .route("/v1/personas", get(personas::active))
+        .route("/v1/personas/use", post(personas::use_persona))
+        .route("/v1/personas/clear", post(personas::clear_persona))
+        .route("/v1/personas/status", get(personas::persona_status))
         .route("/v1/asks", post(ask).get(list_asks))
         .route("/v1/asks/many", post(ask_many))
         .route("/v1/asks/many/{id}", get(ask_many_result))
@@ -229,6 +234,10 @@ async fn orchestrator_status(
             .as_ref()
             .map(|p| (now - p.last_seen_ms).max(0) / 1000),
         stale_after_s: stale_after / 1000,
+        persona: h
+            .store
+            .active_persona(&circle)?
+            .map(|n| h.personas.brief(&n)),
         circle,
     }))
 }

@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod personas;
 mod poll;
 mod tasks;
 
@@ -32,6 +33,8 @@ pub struct Config {
     pub policy: Policy,
     /// How often background tasks (ghosts, reminders, expiry, retention) run.
     pub tick: Duration,
+    /// Persona budgets (memory, time per call).
+    pub persona_limits: crate::persona::Limits,
 }
 
 /// The daemon's state: one cheap `Clone` handle.
@@ -44,6 +47,7 @@ pub struct Inner {
     pub url: String,
     pub home: Home,
     pub started_at_ms: i64,
+    pub personas: personas::PersonaHost,
     shutdown: watch::Sender<bool>,
     broadcasts: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -107,6 +111,7 @@ pub struct Running {
     pub handle: DaemonHandle,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     tasks: tokio::task::JoinHandle<()>,
+    _watcher: Box<dyn Send>,
     _lock: File,
 }
 
@@ -176,6 +181,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         url: url.clone(),
         home: cfg.home.clone(),
         started_at_ms: now_ms(),
+        personas: personas::PersonaHost::new(cfg.home.dir.clone(), cfg.persona_limits.clone()),
         shutdown,
         broadcasts: Mutex::new(HashMap::new()),
     }));
@@ -185,6 +191,9 @@ pub async fn start(cfg: Config) -> Result<Running> {
         started_at_ms: handle.started_at_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
     })?;
+    personas::load_active(&handle);
+    let watcher =
+        personas::watch(handle.clone()).context("while watching the personas directory")?;
     let tasks = tokio::spawn(tasks::run(handle.clone(), cfg.tick));
     let app = api::router(handle.clone());
     let mut rx = handle.shutdown.subscribe();
@@ -208,6 +217,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         handle,
         server,
         tasks,
+        _watcher: Box::new(watcher),
         _lock: lock,
     })
 }

@@ -111,6 +111,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_subject ON events (subject);
     CREATE INDEX events_related ON events (related) WHERE related IS NOT NULL;
     "#,
+    // 2: the active persona of each circle.
+    r#"
+    CREATE TABLE circle_personas (
+        circle   TEXT PRIMARY KEY,
+        persona  TEXT NOT NULL,
+        set_ms   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this binary writes.

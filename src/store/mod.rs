@@ -11,6 +11,7 @@ mod deliveries;
 mod events;
 mod migrations;
 mod peers;
+mod personas;
 
 pub use peers::PeerRow;
 

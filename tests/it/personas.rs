@@ -189,3 +189,265 @@ fn broken_scripts_are_reported_with_file_and_line_and_fall_back() {
     );
     r.fails(1, "bad_fixture");
 }
+
+fn write(path: &std::path::Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+async fn wait_event(d: &Daemon, kind: &str, after: i64) -> serde_json::Value {
+    let admin = d.admin();
+    eventually(std::time::Duration::from_secs(15), kind, || async {
+        let ev = admin.events(Some(after), None, None).await.unwrap().events;
+        ev.into_iter()
+            .find(|e| e.kind == kind)
+            .map(|e| serde_json::to_value(e).unwrap())
+    })
+    .await
+}
+
+fn job_req(tags: &[&str]) -> repowire::api::DecideReq {
+    serde_json::from_value(serde_json::json!({"job": {"id": "j1", "title": "t", "tags": tags}}))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn use_status_decide_and_views_without_identity_internals() {
+    let d = Daemon::start(&[]);
+    let alice_t = d.peer_token("alice", None).await;
+    let bob_t = d.peer_token("bob", None).await;
+    let alice = d.admin().with_identity(Some(alice_t.clone()), None);
+    let bob = d.admin().with_identity(Some(bob_t.clone()), None);
+    // Only the admin or the circle's orchestrator may change the persona.
+    let as_bob = [("REPOWIRE_PEER_TOKEN", bob_t.as_str())];
+    let as_alice = [("REPOWIRE_PEER_TOKEN", alice_t.as_str())];
+    d.cli_env(&["orchestrator", "persona", "use", "skills"], &as_bob)
+        .fails(1, "forbidden");
+    d.cli_env(&["peer", "claim-role", "orchestrator"], &as_alice)
+        .ok();
+    d.cli_env(
+        &[
+            "orchestrator",
+            "persona",
+            "use",
+            "skills",
+            "--circle",
+            "ops",
+        ],
+        &as_alice,
+    )
+    .fails(1, "cross_circle");
+    let r = d.cli_env(
+        &["orchestrator", "persona", "use", "round_robin", "--json"],
+        &as_alice,
+    );
+    let v = r.ok().json();
+    assert_eq!(v["persona"], "round_robin");
+    assert_eq!(v["source"], "shipped");
+    d.cli(&["orchestrator", "persona", "use", "nope"])
+        .fails(1, "unknown_persona");
+    let st = d.cli(&["orchestrator", "status", "--json"]).ok().json();
+    assert_eq!(st["persona"]["name"], "round_robin");
+    let list = d.cli(&["orchestrator", "persona", "list"]);
+    assert!(
+        list.ok()
+            .stdout
+            .lines()
+            .any(|l| l.starts_with('*') && l.contains("round_robin")),
+        "{}",
+        list.stdout
+    );
+
+    // Decisions over the live mesh: round robin takes turns (between the
+    // agents: alice is the orchestrator now).
+    d.peer("dan", None).await;
+    let a = alice.decide(&job_req(&[])).await.unwrap();
+    let b = alice.decide(&job_req(&[])).await.unwrap();
+    assert_eq!(a.persona.as_deref(), Some("round_robin"));
+    assert_ne!(a.route.peer, b.route.peer, "{a:?} {b:?}");
+    let st = bob.persona_status(None).await.unwrap();
+    assert_eq!(st.decisions, 2);
+    assert!(st.p99_us.is_some() && st.generation.is_some());
+
+    // A persona that dumps everything it can reach sees no ids, tokens or paths.
+    let dir = d.home_path().join("personas");
+    std::fs::create_dir_all(&dir).unwrap();
+    write(
+        &dir.join("snoop.lua"),
+        r#"function dispatch(job, mesh)
+  local out = {}
+  for _, p in ipairs(mesh.peers()) do
+    for _, k in ipairs({"name","circle","role","backend","status","load","description","last_seen_age_s","id","peer_id","token","pid","pane","project_path","route"}) do
+      table.insert(out, k .. "=" .. tostring(p[k]))
+    end
+    table.insert(out, "tags=" .. table.concat(p.tags, ","))
+  end
+  for k, v in pairs(mesh) do table.insert(out, "mesh." .. tostring(k)) end
+  return route.ask_user(table.concat(out, " "))
+end"#,
+    );
+    let admin = d.admin();
+    admin
+        .register(&repowire::api::RegisterReq {
+            name: "carol".into(),
+            project_path: Some("/secret/project".into()),
+            tags: Some(vec!["rust".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    d.cli(&["orchestrator", "persona", "use", "snoop"]).ok();
+    let r = admin.decide(&job_req(&[])).await.unwrap();
+    let seen = r.route.text.unwrap();
+    assert!(
+        seen.contains("name=carol") && seen.contains("tags=rust"),
+        "{seen}"
+    );
+    for secret in ["peer-", "rw_", "/secret/project", d.admin_token().as_str()] {
+        assert!(!seen.contains(secret), "the view leaked {secret:?}: {seen}");
+    }
+    for k in [
+        "id",
+        "peer_id",
+        "token",
+        "pid",
+        "pane",
+        "project_path",
+        "route",
+    ] {
+        assert!(
+            seen.contains(&format!(" {k}=nil")),
+            "{k} is not in the view: {seen}"
+        );
+    }
+
+    // Back to the built-in policy.
+    d.cli(&["orchestrator", "persona", "clear"]).ok();
+    let r = admin.decide(&job_req(&[])).await.unwrap();
+    assert_eq!(r.persona, None);
+    assert_eq!(r.route.route, "assign");
+    assert!(!r.route.fallback);
+}
+
+#[tokio::test]
+async fn hot_reload_swaps_keeps_last_good_and_records_errors() {
+    let d = Daemon::start(&[]);
+    d.peer("alice", None).await;
+    d.peer("bob", None).await;
+    let admin = d.admin();
+    let dir = d.home_path().join("personas");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("live.lua");
+    let version = |who: &str| {
+        format!(
+            "function dispatch(job, mesh)\n  return route.assign(\"{who}\", {{note = \"v-{who}\"}})\nend\n"
+        )
+    };
+    write(&file, &version("alice"));
+    d.cli(&["orchestrator", "persona", "use", "live"]).ok();
+    let g0 = admin
+        .persona_status(None)
+        .await
+        .unwrap()
+        .generation
+        .unwrap();
+    assert_eq!(
+        admin
+            .decide(&job_req(&[]))
+            .await
+            .unwrap()
+            .route
+            .peer
+            .as_deref(),
+        Some("alice")
+    );
+
+    // An in-place edit: a new generation goes live.
+    let newest = admin.events(None, Some(1), None).await.unwrap().events;
+    let after = newest.last().map_or(0, |e| e.seq);
+    write(&file, &version("bob"));
+    let ev = wait_event(&d, "persona_reloaded", after).await;
+    assert_eq!(ev["payload"]["persona"], "live");
+    assert!(ev["payload"]["generation"].as_u64().unwrap() > g0);
+    assert_eq!(
+        admin
+            .decide(&job_req(&[]))
+            .await
+            .unwrap()
+            .route
+            .peer
+            .as_deref(),
+        Some("bob")
+    );
+
+    // A broken edit: the last good version stays live, the error has the line.
+    let after = ev["seq"].as_i64().unwrap();
+    write(
+        &file,
+        "function dispatch(job, mesh)\n  return route.assign(\nend\n",
+    );
+    let ev = wait_event(&d, "persona_reload_failed", after).await;
+    assert!(
+        ev["payload"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("live.lua:3"),
+        "{ev}"
+    );
+    let r = admin.decide(&job_req(&[])).await.unwrap();
+    assert_eq!(
+        r.route.peer.as_deref(),
+        Some("bob"),
+        "still the last good version"
+    );
+    assert!(!r.route.fallback);
+    let st = admin.persona_status(None).await.unwrap();
+    assert!(st.last_error.unwrap().contains("live.lua:3"));
+    let text = d.cli(&["orchestrator", "persona", "status"]);
+    assert!(text.ok().stdout.contains("live.lua:3"));
+
+    // Rename-on-save (write a temp file, rename it over): picked up too.
+    let after = ev["seq"].as_i64().unwrap();
+    let tmp = dir.join(".live.lua.tmp");
+    write(&tmp, &version("alice"));
+    std::fs::rename(&tmp, &file).unwrap();
+    let ev = wait_event(&d, "persona_reloaded", after).await;
+    assert_eq!(ev["payload"]["persona"], "live");
+    assert_eq!(
+        admin
+            .decide(&job_req(&[]))
+            .await
+            .unwrap()
+            .route
+            .peer
+            .as_deref(),
+        Some("alice")
+    );
+    assert!(
+        admin
+            .persona_status(None)
+            .await
+            .unwrap()
+            .last_error
+            .is_none()
+    );
+
+    // A decision that fails at run time falls back and is recorded.
+    let after = ev["seq"].as_i64().unwrap();
+    write(
+        &file,
+        "function dispatch(job, mesh)\n  if job.id == 'boom' then error('kaboom') end\n  return route.assign('alice')\nend\n",
+    );
+    wait_event(&d, "persona_reloaded", after).await;
+    let req: repowire::api::DecideReq =
+        serde_json::from_value(serde_json::json!({"job": {"id": "boom"}})).unwrap();
+    let r = admin.decide(&req).await.unwrap();
+    assert!(r.route.fallback);
+    assert!(r.route.error.as_deref().unwrap().contains("kaboom"));
+    let ev = wait_event(&d, "persona_error", after).await;
+    assert_eq!(ev["payload"]["entry"], "dispatch");
+    assert_eq!(
+        ev["payload"]["location"],
+        "live.lua:2".replace("live", &format!("{}/live", dir.display()))
+    );
+    assert!(d.healthy().await);
+}
