@@ -11,16 +11,6 @@ local function available(p)
   return p.status == "online" or p.status == "idle"
 end
 
-local function by_load(list)
-  table.sort(list, function(a, b)
-    if a.load ~= b.load then
-      return a.load < b.load
-    end
-    return a.name < b.name
-  end)
-  return list
-end
-
 local function has_tag(list, t)
   for _, x in ipairs(list) do
     if x == t then
@@ -30,18 +20,33 @@ local function has_tag(list, t)
   return false
 end
 
-function dispatch(job, mesh)
-  local fits = {}
-  for _, p in ipairs(mesh.peers({ role = "agent" })) do
-    local ok = available(p)
-    for _, t in ipairs(job.tags) do
-      ok = ok and p:has_tag(t)
-    end
-    if ok then
-      table.insert(fits, p)
-    end
+local function lighter(a, b)
+  if a == nil then
+    return b
   end
-  local pick = by_load(fits)[1]
+  if b == nil then
+    return a
+  end
+  if b.load < a.load or (b.load == a.load and b.name < a.name) then
+    return b
+  end
+  return a
+end
+
+-- The least-loaded available agent or human off the author's backend.
+local function reviewer(mesh, backend, exclude)
+  local f = { available = true, exclude = exclude }
+  if backend ~= "" then
+    f.not_backend = backend
+  end
+  f.role = "agent"
+  local agent = mesh.least_loaded(f)
+  f.role = "human"
+  return lighter(agent, mesh.least_loaded(f))
+end
+
+function dispatch(job, mesh)
+  local pick = mesh.least_loaded({ role = "agent", available = true, tags = job.tags })
   if pick then
     return route.assign(pick)
   end
@@ -51,18 +56,15 @@ end
 function review(item, mesh)
   local author = mesh.peer(item.author)
   local backend = author and author.backend or ""
-  local cross = {}
-  for _, p in ipairs(mesh.peers()) do
-    if p.name ~= item.author and available(p) and (p.role == "agent" or p.role == "human") and p.backend ~= backend then
-      table.insert(cross, p)
+  local first = reviewer(mesh, backend, { item.author })
+  if first == nil then
+    return route.defer("10m", "no reviewer on another backend than " .. (backend ~= "" and backend or "the author's"))
+  end
+  if has_tag(item.tags, "risky") then
+    local second = reviewer(mesh, backend, { item.author, first.name })
+    if second then
+      return route.fanout({ first, second }, `Please review {item.ref} at {item.head_sha} (risky: two reviewers).`)
     end
   end
-  by_load(cross)
-  if has_tag(item.tags, "risky") and #cross >= 2 then
-    return route.fanout({ cross[1], cross[2] }, `Please review {item.ref} at {item.head_sha} (risky: two reviewers).`)
-  end
-  if cross[1] then
-    return route.assign(cross[1], { note = `cross-backend review of {item.ref}` })
-  end
-  return route.defer("10m", "no reviewer on another backend than " .. (backend ~= "" and backend or "the author's"))
+  return route.assign(first, { note = `cross-backend review of {item.ref}` })
 end

@@ -35,13 +35,13 @@ local function pick(candidates, hour)
     end
   end
   local pool = #shift > 0 and shift or candidates
-  table.sort(pool, function(a, b)
-    if a.load ~= b.load then
-      return a.load < b.load
+  local best = nil
+  for _, p in ipairs(pool) do
+    if best == nil or p.load < best.load or (p.load == best.load and p.name < best.name) then
+      best = p
     end
-    return a.name < b.name
-  end)
-  return pool[1], #shift > 0
+  end
+  return best, #shift > 0
 end
 
 local function hour_now(mesh)

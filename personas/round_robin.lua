@@ -28,9 +28,7 @@ local function next_of(list)
   if #list == 0 then
     return nil
   end
-  table.sort(list, function(a, b)
-    return a.name < b.name
-  end)
+  -- mesh.peers() lists peers in name order, so turns are stable.
   turn = turn % #list + 1
   return list[turn]
 end

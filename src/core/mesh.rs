@@ -46,7 +46,7 @@ pub struct JobSnap {
     pub tags: Vec<String>,
 }
 
-/// A circle's mesh at one instant.
+/// A circle's mesh at one instant. Peers are in name order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MeshSnapshot {
     pub circle: String,
@@ -87,6 +87,8 @@ impl MeshFixture {
         for p in &mut peers {
             p.circle = self.circle.clone();
         }
+        // Personas see peers in name order (as the daemon lists them).
+        peers.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(MeshSnapshot {
             circle: self.circle,
             now_ms,

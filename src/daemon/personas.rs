@@ -41,6 +41,10 @@ pub struct PersonaHost {
     limits: Limits,
     slots: RwLock<HashMap<String, Mutex<Slot>>>,
     generation: AtomicU64,
+    /// The last mesh snapshot per circle: (store version, built at, snapshot).
+    /// Reused while nothing was written and it is under a second old, so
+    /// back-to-back decisions share one snapshot (and its compiled view).
+    meshes: Mutex<HashMap<String, (u64, Instant, Arc<crate::core::mesh::MeshSnapshot>)>>,
 }
 
 fn describe(e: &PersonaError) -> String {
@@ -65,7 +69,33 @@ impl PersonaHost {
             limits,
             slots: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            meshes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The circle's mesh as personas see it, cached while unchanged.
+    pub fn mesh(
+        &self,
+        store: &crate::store::Store,
+        circle: &str,
+    ) -> Result<Arc<crate::core::mesh::MeshSnapshot>, Error> {
+        let version = store.version();
+        if let Some((v, at, snap)) = self
+            .meshes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(circle)
+            && *v == version
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return Ok(snap.clone());
+        }
+        let snap = Arc::new(store.mesh_snapshot(circle)?);
+        self.meshes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(circle.to_string(), (version, Instant::now(), snap.clone()));
+        Ok(snap)
     }
 
     fn compile(&self, name: &str) -> Result<Persona, Error> {
@@ -408,7 +438,7 @@ pub async fn decide(
     let hh = h.clone();
     let circle2 = circle.clone();
     let res = tokio::task::spawn_blocking(move || -> Result<DecideResp, Error> {
-        let mesh = Arc::new(hh.store.mesh_snapshot(&circle2)?);
+        let mesh = hh.personas.mesh(&hh.store, &circle2)?;
         let persona = match &name {
             Some(n) => hh.personas.ensure(n).ok(),
             None => None,

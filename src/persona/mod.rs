@@ -116,6 +116,11 @@ struct Vm {
     lua: Lua,
     deadline_ms: Arc<AtomicU64>,
     epoch: Instant,
+    /// The prelude's `make_mesh`, kept out of the script's reach.
+    make_mesh: Function,
+    /// The mesh view last built, and the snapshot it was built from: a
+    /// decision over the same snapshot reuses it.
+    mesh_cache: Option<(Arc<MeshSnapshot>, mlua::Table)>,
 }
 
 impl Vm {
@@ -151,6 +156,10 @@ impl Vm {
             })?,
         )?;
         g.set("route", views::route_module(&lua)?)?;
+        let make_mesh: Function = lua
+            .load(views::PRELUDE)
+            .set_name("=repowire/prelude")
+            .eval()?;
         lua.sandbox(true)?;
         lua.set_memory_limit(limits.memory_bytes)?;
         let deadline_ms = Arc::new(AtomicU64::new(0));
@@ -167,6 +176,8 @@ impl Vm {
             lua,
             deadline_ms,
             epoch,
+            make_mesh,
+            mesh_cache: None,
         })
     }
 
@@ -277,12 +288,23 @@ impl Persona {
         mesh: &Arc<MeshSnapshot>,
         arg: impl FnOnce(&Lua) -> mlua::Result<Value>,
     ) -> Result<Route, PersonaError> {
-        let vm = self.vm.lock().unwrap_or_else(|p| p.into_inner());
+        let mut vm = self.vm.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = match &vm.mesh_cache {
+            Some((snap, t)) if Arc::ptr_eq(snap, mesh) => Some(t.clone()),
+            _ => None,
+        };
+        let m = match cached {
+            Some(t) => t,
+            None => {
+                let t = views::build_mesh(&vm.lua, &vm.make_mesh, mesh).map_err(lua_err)?;
+                vm.mesh_cache = Some((mesh.clone(), t.clone()));
+                t
+            }
+        };
         let out = vm
             .budgeted(self.limits.budget, |lua| {
                 let f: Function = lua.globals().get(entry.name())?;
                 let a = arg(lua)?;
-                let m = views::mesh_table(lua, mesh)?;
                 f.call::<Value>((a, m))
             })
             .map_err(lua_err)?;

@@ -1,17 +1,88 @@
 //! What a script is handed: read-only views built from snapshots that hold
 //! no identity internals, and the `route` module that builds decisions.
 //!
-//! Peers are userdata with getters only (assigning a field, `rawset` or
-//! `setmetatable` on one fails); everything else is a frozen table.
+//! Every view is a frozen table (assigning a field, `rawset` or
+//! `setmetatable` on one fails); peers share a protected metatable that
+//! gives them `has_tag` and `is_online`.
 
-use crate::core::mesh::{JobInput, MeshSnapshot, PeerSnap, ReviewInput};
+use crate::core::mesh::{JobInput, MeshSnapshot, ReviewInput};
 use crate::core::route::Route;
-use mlua::{Lua, Table, UserData, UserDataFields, UserDataMethods, Value};
-use std::sync::Arc;
+use mlua::{Function, Lua, Table, Value};
 
-/// A peer as a script sees it.
-#[derive(Clone)]
-pub struct PeerView(pub PeerSnap);
+/// Host-side Lua, run before the sandbox is sealed and kept out of the
+/// script's globals: turns plain data into the frozen `mesh` view. Filtering
+/// runs in Lua over the cached peer list, which is far cheaper than a Rust
+/// callback per peer.
+pub const PRELUDE: &str = r#"
+local Peer = {}
+Peer.__index = Peer
+function Peer:has_tag(t)
+  for _, x in ipairs(self.tags) do
+    if x == t then return true end
+  end
+  return false
+end
+function Peer:is_online() return self.status ~= "offline" end
+Peer.__tostring = function(p) return "peer " .. p.name end
+table.freeze(Peer)
+
+local function keep(p, f)
+  if f == nil then return true end
+  if f.status ~= nil and p.status ~= f.status then return false end
+  if f.role ~= nil and p.role ~= f.role then return false end
+  if f.backend ~= nil and p.backend ~= f.backend then return false end
+  if f.circle ~= nil and p.circle ~= f.circle then return false end
+  if f.tag ~= nil and not p:has_tag(f.tag) then return false end
+  return true
+end
+
+return function(circle, now_s, peers, jobs, pick)
+  local by_name, orchestrator = {}, nil
+  local memo = {}
+  for _, p in ipairs(peers) do
+    table.freeze(p.tags)
+    setmetatable(p, Peer)
+    table.freeze(p)
+    by_name[p.name] = p
+    if p.role == "orchestrator" then orchestrator = p end
+  end
+  for _, j in ipairs(jobs) do
+    table.freeze(j.tags)
+    table.freeze(j)
+  end
+  local mesh = {
+    circle = circle,
+    now = function() return now_s end,
+    peer = function(name) return by_name[name] end,
+    orchestrator = function() return orchestrator end,
+    peers = function(f)
+      -- The same filter over the same snapshot gives the same (frozen) list.
+      local key = f and table.concat({ tostring(f.status), tostring(f.role), tostring(f.backend),
+        tostring(f.circle), tostring(f.tag) }, "\0") or ""
+      local hit = memo[key]
+      if hit then return hit end
+      local out = {}
+      for _, p in ipairs(peers) do
+        if keep(p, f) then out[#out + 1] = p end
+      end
+      memo[key] = table.freeze(out)
+      return memo[key]
+    end,
+    least_loaded = function(f)
+      local i = pick(f)
+      return i and peers[i]
+    end,
+    jobs = function(f)
+      local out = {}
+      for _, j in ipairs(jobs) do
+        if f == nil or f.state == nil or j.state == f.state then out[#out + 1] = j end
+      end
+      return table.freeze(out)
+    end,
+  }
+  return table.freeze(mesh)
+end
+"#;
 
 fn frozen_list(lua: &Lua, items: &[String]) -> mlua::Result<Table> {
     let t = lua.create_sequence_from(items.iter().cloned())?;
@@ -19,128 +90,98 @@ fn frozen_list(lua: &Lua, items: &[String]) -> mlua::Result<Table> {
     Ok(t)
 }
 
-impl UserData for PeerView {
-    fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
-        f.add_field_method_get("name", |_, p| Ok(p.0.name.clone()));
-        f.add_field_method_get("circle", |_, p| Ok(p.0.circle.clone()));
-        f.add_field_method_get("role", |_, p| Ok(p.0.role.clone()));
-        f.add_field_method_get("backend", |_, p| Ok(p.0.backend.clone()));
-        f.add_field_method_get("tags", |lua, p| frozen_list(lua, &p.0.tags));
-        f.add_field_method_get("status", |_, p| Ok(p.0.status.clone()));
-        f.add_field_method_get("load", |_, p| Ok(p.0.load));
-        f.add_field_method_get("description", |_, p| Ok(p.0.description.clone()));
-        f.add_field_method_get("last_seen_age_s", |_, p| Ok(p.0.last_seen_age_s));
+/// Build the frozen `mesh` view of `mesh` with the prelude's `make_mesh`.
+/// Peers carry only what `PeerSnap` has: no ids, tokens, pids, panes, paths.
+pub fn build_mesh(
+    lua: &Lua,
+    make_mesh: &Function,
+    mesh: &std::sync::Arc<MeshSnapshot>,
+) -> mlua::Result<Table> {
+    let peers = lua.create_table_with_capacity(mesh.peers.len(), 0)?;
+    for (i, p) in mesh.peers.iter().enumerate() {
+        let t = lua.create_table_with_capacity(0, 9)?;
+        t.raw_set("name", p.name.as_str())?;
+        t.raw_set("circle", p.circle.as_str())?;
+        t.raw_set("role", p.role.as_str())?;
+        t.raw_set("backend", p.backend.as_str())?;
+        t.raw_set(
+            "tags",
+            lua.create_sequence_from(p.tags.iter().map(String::as_str))?,
+        )?;
+        t.raw_set("status", p.status.as_str())?;
+        t.raw_set("load", p.load)?;
+        t.raw_set("description", p.description.as_str())?;
+        t.raw_set("last_seen_age_s", p.last_seen_age_s)?;
+        peers.raw_set(i + 1, t)?;
     }
-
-    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_method("has_tag", |_, p, t: String| Ok(p.0.tags.contains(&t)));
-        m.add_method("is_online", |_, p, ()| Ok(p.0.status != "offline"));
-        m.add_meta_method(mlua::MetaMethod::ToString, |_, p, ()| {
-            Ok(format!("peer {}", p.0.name))
-        });
+    let jobs = lua.create_table_with_capacity(mesh.jobs.len(), 0)?;
+    for (i, j) in mesh.jobs.iter().enumerate() {
+        let t = lua.create_table()?;
+        t.raw_set("id", j.id.as_str())?;
+        t.raw_set("title", j.title.as_str())?;
+        t.raw_set("state", j.state.as_str())?;
+        t.raw_set("assignee", j.assignee.as_deref())?;
+        t.raw_set(
+            "tags",
+            lua.create_sequence_from(j.tags.iter().map(String::as_str))?,
+        )?;
+        jobs.raw_set(i + 1, t)?;
     }
+    let snap = mesh.clone();
+    let pick = lua.create_function(move |_, f: Option<Table>| pick(&snap, f.as_ref()))?;
+    make_mesh.call((
+        mesh.circle.as_str(),
+        mesh.now_ms as f64 / 1000.0,
+        peers,
+        jobs,
+        pick,
+    ))
 }
 
-fn matches(p: &PeerSnap, filter: &Option<Table>) -> mlua::Result<bool> {
-    let Some(f) = filter else { return Ok(true) };
-    for key in ["status", "role", "backend", "circle"] {
-        if let Some(want) = f.get::<Option<String>>(key)? {
-            let have = match key {
-                "status" => &p.status,
-                "role" => &p.role,
-                "backend" => &p.backend,
-                _ => &p.circle,
-            };
-            if *have != want {
-                return Ok(false);
-            }
+/// `mesh.least_loaded{…}`: the least-loaded peer matching a filter (ties by
+/// name), found in Rust: one call instead of a Lua loop over the mesh.
+/// Filter keys: `status`, `available` (online or idle), `role`, `backend`,
+/// `not_backend`, `tag`, `tags` (all of), `exclude` (names).
+fn pick(mesh: &MeshSnapshot, f: Option<&Table>) -> mlua::Result<Option<usize>> {
+    let s = |k: &str| -> mlua::Result<Option<String>> {
+        match f {
+            Some(t) => t.get(k),
+            None => Ok(None),
+        }
+    };
+    let list = |k: &str| -> mlua::Result<Vec<String>> {
+        match f {
+            Some(t) => Ok(t.get::<Option<Vec<String>>>(k)?.unwrap_or_default()),
+            None => Ok(Vec::new()),
+        }
+    };
+    let (status, role, backend, not_backend, tag) = (
+        s("status")?,
+        s("role")?,
+        s("backend")?,
+        s("not_backend")?,
+        s("tag")?,
+    );
+    let available = match f {
+        Some(t) => t.get::<Option<bool>>("available")?.unwrap_or(false),
+        None => false,
+    };
+    let (tags, exclude) = (list("tags")?, list("exclude")?);
+    let mut best: Option<(usize, &crate::core::mesh::PeerSnap)> = None;
+    for (i, p) in mesh.peers.iter().enumerate() {
+        let ok = status.as_ref().is_none_or(|v| *v == p.status)
+            && (!available || p.status == "online" || p.status == "idle")
+            && role.as_ref().is_none_or(|v| *v == p.role)
+            && backend.as_ref().is_none_or(|v| *v == p.backend)
+            && not_backend.as_ref().is_none_or(|v| *v != p.backend)
+            && tag.as_ref().is_none_or(|v| p.tags.contains(v))
+            && tags.iter().all(|t| p.tags.contains(t))
+            && !exclude.contains(&p.name);
+        if ok && best.is_none_or(|(_, b)| (p.load, &p.name) < (b.load, &b.name)) {
+            best = Some((i, p));
         }
     }
-    if let Some(tag) = f.get::<Option<String>>("tag")?
-        && !p.tags.contains(&tag)
-    {
-        return Ok(false);
-    }
-    Ok(true)
-}
-
-/// The `mesh` table for one call: functions over the snapshot.
-pub fn mesh_table(lua: &Lua, mesh: &Arc<MeshSnapshot>) -> mlua::Result<Table> {
-    let t = lua.create_table()?;
-    t.set("circle", mesh.circle.clone())?;
-    let m = mesh.clone();
-    t.set(
-        "peers",
-        lua.create_function(move |lua, filter: Option<Table>| {
-            let out = lua.create_table()?;
-            let mut i = 1;
-            for p in &m.peers {
-                if matches(p, &filter)? {
-                    out.raw_set(i, PeerView(p.clone()))?;
-                    i += 1;
-                }
-            }
-            out.set_readonly(true);
-            Ok(out)
-        })?,
-    )?;
-    let m = mesh.clone();
-    t.set(
-        "peer",
-        lua.create_function(move |_, name: String| {
-            Ok(m.peers
-                .iter()
-                .find(|p| p.name == name)
-                .cloned()
-                .map(PeerView))
-        })?,
-    )?;
-    let m = mesh.clone();
-    t.set(
-        "orchestrator",
-        lua.create_function(move |_, ()| {
-            Ok(m.peers
-                .iter()
-                .find(|p| p.role == "orchestrator")
-                .cloned()
-                .map(PeerView))
-        })?,
-    )?;
-    let m = mesh.clone();
-    t.set(
-        "jobs",
-        lua.create_function(move |lua, filter: Option<Table>| {
-            let state: Option<String> = match &filter {
-                Some(f) => f.get("state")?,
-                None => None,
-            };
-            let out = lua.create_table()?;
-            for (i, j) in m
-                .jobs
-                .iter()
-                .filter(|j| state.as_ref().is_none_or(|s| *s == j.state))
-                .enumerate()
-            {
-                let jt = lua.create_table()?;
-                jt.set("id", j.id.clone())?;
-                jt.set("title", j.title.clone())?;
-                jt.set("state", j.state.clone())?;
-                jt.set("assignee", j.assignee.clone())?;
-                jt.set("tags", frozen_list(lua, &j.tags)?)?;
-                jt.set_readonly(true);
-                out.raw_set(i + 1, jt)?;
-            }
-            out.set_readonly(true);
-            Ok(out)
-        })?,
-    )?;
-    let now = mesh.now_ms;
-    t.set(
-        "now",
-        lua.create_function(move |_, ()| Ok(now as f64 / 1000.0))?,
-    )?;
-    t.set_readonly(true);
-    Ok(t)
+    Ok(best.map(|(i, _)| i + 1))
 }
 
 /// The `job` table handed to `dispatch`.
@@ -173,11 +214,11 @@ pub fn item_table(lua: &Lua, item: &ReviewInput) -> mlua::Result<Table> {
     Ok(t)
 }
 
-/// A peer argument: a name, or a peer view.
+/// A peer argument: a name, or a peer view (anything with a `name`).
 fn peer_name(v: &Value) -> mlua::Result<String> {
     match v {
         Value::String(s) => Ok(s.to_str()?.to_string()),
-        Value::UserData(u) => Ok(u.borrow::<PeerView>()?.0.name.clone()),
+        Value::Table(t) => t.get::<String>("name"),
         other => Err(mlua::Error::runtime(format!(
             "expected a peer (a name or a mesh peer), got {}",
             other.type_name()

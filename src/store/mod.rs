@@ -44,6 +44,8 @@ pub struct Store {
     /// Checkpoints the WAL from the background, off the request path.
     checkpointer: Mutex<Connection>,
     bus: broadcast::Sender<Arc<EventInfo>>,
+    /// Bumped by every committed write: lets readers cache derived views.
+    version: std::sync::atomic::AtomicU64,
     pub policy: Policy,
 }
 
@@ -131,6 +133,7 @@ impl Store {
             writer: Mutex::new(writer),
             checkpointer: Mutex::new(checkpointer),
             bus,
+            version: std::sync::atomic::AtomicU64::new(0),
             policy,
         })
     }
@@ -157,10 +160,17 @@ impl Store {
             tx.commit()?;
             (out, events)
         };
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         for e in events {
             let _ = self.bus.send(Arc::new(e));
         }
         Ok(out)
+    }
+
+    /// Changes with every committed write.
+    pub fn version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Copy committed WAL frames into the database file without blocking
