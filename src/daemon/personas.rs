@@ -44,8 +44,11 @@ pub struct PersonaHost {
     /// The last mesh snapshot per circle: (store version, built at, snapshot).
     /// Reused while nothing was written and it is under a second old, so
     /// back-to-back decisions share one snapshot (and its compiled view).
-    meshes: Mutex<HashMap<String, (u64, Instant, Arc<crate::core::mesh::MeshSnapshot>)>>,
+    meshes: Mutex<HashMap<String, CachedMesh>>,
 }
+
+/// (store version, built at, snapshot).
+type CachedMesh = (u64, Instant, Arc<crate::core::mesh::MeshSnapshot>);
 
 fn describe(e: &PersonaError) -> String {
     match &e.location {
