@@ -68,8 +68,12 @@ pub enum PersonaCmd {
         #[arg(long, value_name = "JOB.json", conflicts_with = "review")]
         job: Option<PathBuf>,
         /// Decide this review item with `review`.
-        #[arg(long, value_name = "ITEM.json")]
+        #[arg(long, value_name = "ITEM.json", conflicts_with = "checkin")]
         review: Option<PathBuf>,
+        /// Run `checkin(ctx, mesh)` with this context (any JSON object);
+        /// prints the list of routes.
+        #[arg(long, value_name = "CTX.json", conflicts_with = "job")]
+        checkin: Option<PathBuf>,
     },
 }
 
@@ -303,6 +307,7 @@ impl PersonaCmd {
                 fixture,
                 job,
                 review,
+                checkin,
             } => {
                 let src = catalog::find(home, &persona).map_err(fail)?;
                 let mesh: MeshFixture = read_json("mesh fixture", &fixture)?;
@@ -316,6 +321,21 @@ impl PersonaCmd {
                     Ok(p) => (Some(p), None),
                     Err(e) => (None, Some(e)),
                 };
+                if let Some(ctx_path) = &checkin {
+                    let ctx_json: serde_json::Value = read_json("check-in context", ctx_path)?;
+                    // The built-in policy sends no check-in messages.
+                    let (routes, err) = match p.as_ref().map(|p| p.checkin(&ctx_json, &mesh)) {
+                        Some(Ok(r)) => (r, None),
+                        Some(Err(e)) => (Vec::new(), Some(e)),
+                        None => (Vec::new(), compile_err),
+                    };
+                    let err = err.map(|e| persona_failure(&e).message);
+                    let out: Vec<_> = routes.iter().map(|r| r.out(None)).collect();
+                    let v =
+                        serde_json::json!({"routes": out, "fallback": err.is_some(), "error": err});
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    return Ok(());
+                }
                 let mut decision = match (&job, &review) {
                     (_, Some(item)) => {
                         let item: ReviewInput = read_json("review item", item)?;
@@ -326,7 +346,9 @@ impl PersonaCmd {
                         persona::decide_dispatch(p.as_ref(), &job, &mesh)
                     }
                     (None, None) => {
-                        return Err(Failure::usage("give --job JOB.json or --review ITEM.json"));
+                        return Err(Failure::usage(
+                            "give --job JOB.json, --review ITEM.json or --checkin CTX.json",
+                        ));
                     }
                 };
                 if decision.error.is_none() {

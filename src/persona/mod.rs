@@ -414,6 +414,94 @@ pub fn lint_returns(p: &Persona) -> Vec<String> {
     out
 }
 
+impl Persona {
+    /// Call an entry point that returns a list of routes (`checkin`,
+    /// `on_event`): each must be valid, or the whole answer is refused.
+    fn call_many(
+        &self,
+        entry: &Entry,
+        input: &serde_json::Value,
+        mesh: &Arc<MeshSnapshot>,
+    ) -> Result<Vec<Route>, PersonaError> {
+        use mlua::LuaSerdeExt;
+        if !self.has(entry.name()) {
+            return Err(PersonaError::new(format!(
+                "{} defines no {}",
+                self.path,
+                entry.name()
+            )));
+        }
+        let mut vm = self.vm.lock().unwrap_or_else(|p| p.into_inner());
+        let m = match &vm.mesh_cache {
+            Some((snap, t)) if Arc::ptr_eq(snap, mesh) => t.clone(),
+            _ => {
+                let t = views::build_mesh(&vm.lua, &vm.make_mesh, mesh).map_err(lua_err)?;
+                vm.mesh_cache = Some((mesh.clone(), t.clone()));
+                t
+            }
+        };
+        let out = vm
+            .budgeted(self.limits.budget, |lua| {
+                let f: Function = lua.globals().get(entry.name())?;
+                let opts = mlua::serde::ser::Options::new().serialize_none_to_null(false);
+                let arg = lua.to_value_with(input, opts)?;
+                if let Value::Table(t) = &arg {
+                    t.set_readonly(true);
+                }
+                f.call::<Value>((arg, m))
+            })
+            .map_err(lua_err)?;
+        let items: Vec<Value> = match out {
+            Value::Nil => Vec::new(),
+            Value::Table(t) if t.contains_key("route").unwrap_or(false) => vec![Value::Table(t)],
+            Value::Table(t) => t
+                .sequence_values::<Value>()
+                .collect::<mlua::Result<_>>()
+                .map_err(lua_err)?,
+            other => {
+                return Err(PersonaError::new(format!(
+                    "{}: {} returned a {}, not a list of routes",
+                    self.path,
+                    entry.name(),
+                    other.type_name()
+                )));
+            }
+        };
+        let mut routes = Vec::with_capacity(items.len());
+        for v in items {
+            let r = views::parse_route(v)
+                .map_err(|e| PersonaError::new(format!("{}: {} {e}", self.path, entry.name())))?;
+            validate(&r, mesh, entry, &self.limits.routes).map_err(|e| {
+                PersonaError::new(format!(
+                    "{}: {} chose an invalid route: {e}",
+                    self.path,
+                    entry.name()
+                ))
+            })?;
+            routes.push(r);
+        }
+        Ok(routes)
+    }
+
+    /// `checkin(ctx, mesh)`: the messages a scheduled check-in sends.
+    pub fn checkin(
+        &self,
+        ctx: &serde_json::Value,
+        mesh: &Arc<MeshSnapshot>,
+    ) -> Result<Vec<Route>, PersonaError> {
+        self.call_many(&Entry::Checkin, ctx, mesh)
+    }
+
+    /// `on_event(event, mesh)`: routes in answer to a mesh event (optional).
+    pub fn on_event(
+        &self,
+        event: &serde_json::Value,
+        mesh: &Arc<MeshSnapshot>,
+    ) -> Result<Vec<Route>, PersonaError> {
+        self.call_many(&Entry::OnEvent, event, mesh)
+    }
+}
+
 /// A decision with its provenance: the persona's route, or the built-in
 /// policy's with the persona's error.
 pub struct Decision {

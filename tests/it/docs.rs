@@ -126,3 +126,87 @@ fn commands_in_docs_exist() {
     }
     assert!(checked >= 10, "the docs show commands ({checked} found)");
 }
+
+/// Fenced blocks with an info string like ```json mesh=team: (kind, name, body).
+fn tagged_blocks(text: &str) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut cur: Option<(String, String, String)> = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        if let Some(info) = t.strip_prefix("```") {
+            if let Some(block) = cur.take() {
+                out.push(block);
+                continue;
+            }
+            // Untagged blocks are collected with an empty kind and dropped.
+            let (k, v) = info
+                .split_whitespace()
+                .nth(1)
+                .and_then(|w| w.split_once('='))
+                .unwrap_or(("", ""));
+            cur = Some((k.to_string(), v.to_string(), String::new()));
+            continue;
+        }
+        if let Some((_, _, body)) = cur.as_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    out.into_iter().filter(|(k, _, _)| !k.is_empty()).collect()
+}
+
+#[test]
+fn persona_guide_examples_run() {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/personas.md")).unwrap();
+    let blocks = tagged_blocks(&doc);
+    let home = tmp_path();
+    std::fs::create_dir_all(home.join("personas")).unwrap();
+    let files = home.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let mut expects = Vec::new();
+    for (kind, name, body) in &blocks {
+        match kind.as_str() {
+            "persona" => std::fs::write(home.join(format!("personas/{name}.lua")), body).unwrap(),
+            "expect" => expects.push((name.clone(), body.clone())),
+            _ => std::fs::write(files.join(format!("{kind}-{name}.json")), body).unwrap(),
+        }
+    }
+    assert!(expects.len() >= 3, "the guide shows expected outputs");
+    for (kind, name, _) in blocks.iter().filter(|(k, _, _)| k == "persona") {
+        assert_eq!(kind, "persona");
+        run_cli(&home, &["orchestrator", "persona", "check", name], &[]).ok();
+    }
+    for (spec, want) in expects {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let [persona, mesh, kind, input] = parts[..] else {
+            panic!("bad expect tag {spec}")
+        };
+        let mesh = files.join(format!("mesh-{mesh}.json"));
+        let flag = match kind {
+            "job" => "--job",
+            "item" => "--review",
+            "checkin" => "--checkin",
+            other => panic!("unknown kind {other}"),
+        };
+        let file_kind = if kind == "checkin" { "ctx" } else { kind };
+        let input = files.join(format!("{file_kind}-{input}.json"));
+        let r = run_cli(
+            &home,
+            &[
+                "orchestrator",
+                "persona",
+                "test",
+                persona,
+                "--fixture",
+                mesh.to_str().unwrap(),
+                flag,
+                input.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let got: serde_json::Value = r.ok().json();
+        let want: serde_json::Value = serde_json::from_str(&want).unwrap();
+        assert_eq!(got, want, "docs/personas.md example {spec}");
+    }
+}
