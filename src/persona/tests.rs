@@ -86,6 +86,8 @@ fn sandbox_escapes_fail_cleanly() {
         ("mesh.circle = 'x' return nil", "readonly"),
         ("job.tags[1] = 'x' return nil", "readonly"),
         ("rawset(mesh, 'circle', 'x') return nil", "readonly"),
+        ("rawset(_G, 'route', nil) return nil", "readonly"),
+        ("_G.string = nil return nil", "readonly"),
         ("string.rep = nil return nil", "readonly"),
         ("route.assign = nil return nil", "readonly"),
     ] {

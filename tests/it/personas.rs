@@ -320,6 +320,27 @@ end"#,
         );
     }
 
+    // Bombs are stopped within budget; the daemon keeps serving.
+    for (name, body) in [
+        ("spin", "while true do end"),
+        ("hog", "local s = string.rep('x', 1e9)"),
+        (
+            "pattern",
+            "local s = string.rep('a', 30000); string.find(s, string.rep('a-', 40) .. 'b')",
+        ),
+    ] {
+        write(
+            &dir.join(format!("{name}.lua")),
+            &format!("function dispatch(job, mesh)\n  {body}\n  return route.assign('bob')\nend\n"),
+        );
+        d.cli(&["orchestrator", "persona", "use", name]).ok();
+        let r = admin.decide(&job_req(&[])).await.unwrap();
+        assert!(r.route.fallback, "{name}: {r:?}");
+        assert!(d.healthy().await, "{name}");
+    }
+    let st = admin.persona_status(None).await.unwrap();
+    assert!(st.last_error.is_some() && st.fallbacks == 1, "{st:?}");
+
     // Back to the built-in policy.
     d.cli(&["orchestrator", "persona", "clear"]).ok();
     let r = admin.decide(&job_req(&[])).await.unwrap();
