@@ -15,15 +15,6 @@ local function available(p)
   return p.status == "online" or p.status == "idle"
 end
 
-local function covers(p, tags)
-  for _, t in ipairs(tags) do
-    if not p:has_tag(t) then
-      return false
-    end
-  end
-  return true
-end
-
 local function next_of(list)
   if #list == 0 then
     return nil
@@ -34,13 +25,8 @@ local function next_of(list)
 end
 
 function dispatch(job, mesh)
-  local fits = {}
-  for _, p in ipairs(mesh.peers({ role = "agent" })) do
-    if available(p) and covers(p, job.tags) then
-      table.insert(fits, p)
-    end
-  end
-  local pick = next_of(fits)
+  -- One filtered, memoized list per mesh snapshot: cheap even with 1,000 peers.
+  local pick = next_of(mesh.peers({ role = "agent", available = true, tags = job.tags }))
   if pick then
     return route.assign(pick, { note = "round robin" })
   end

@@ -33,6 +33,12 @@ local function keep(p, f)
   if f.backend ~= nil and p.backend ~= f.backend then return false end
   if f.circle ~= nil and p.circle ~= f.circle then return false end
   if f.tag ~= nil and not p:has_tag(f.tag) then return false end
+  if f.available and p.status ~= "online" and p.status ~= "idle" then return false end
+  if f.tags ~= nil then
+    for _, t in ipairs(f.tags) do
+      if not p:has_tag(t) then return false end
+    end
+  end
   return true
 end
 
@@ -58,7 +64,8 @@ return function(circle, now_s, peers, jobs, pick)
     peers = function(f)
       -- The same filter over the same snapshot gives the same (frozen) list.
       local key = f and table.concat({ tostring(f.status), tostring(f.role), tostring(f.backend),
-        tostring(f.circle), tostring(f.tag) }, "\0") or ""
+        tostring(f.circle), tostring(f.tag), tostring(f.available),
+        f.tags and table.concat(f.tags, ",") or "" }, "\0") or ""
       local hit = memo[key]
       if hit then return hit end
       local out = {}
