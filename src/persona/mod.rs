@@ -181,6 +181,18 @@ impl Vm {
         })
     }
 
+    /// The `mesh` view of a snapshot, reused while the snapshot is the same.
+    fn mesh_view(&mut self, mesh: &Arc<MeshSnapshot>) -> mlua::Result<mlua::Table> {
+        if let Some((snap, t)) = &self.mesh_cache
+            && Arc::ptr_eq(snap, mesh)
+        {
+            return Ok(t.clone());
+        }
+        let t = views::build_mesh(&self.lua, &self.make_mesh, mesh)?;
+        self.mesh_cache = Some((mesh.clone(), t.clone()));
+        Ok(t)
+    }
+
     /// Run `f` under the time budget; after a memory error, collect garbage
     /// so the next call starts clean.
     fn budgeted<T>(
@@ -289,18 +301,7 @@ impl Persona {
         arg: impl FnOnce(&Lua) -> mlua::Result<Value>,
     ) -> Result<Route, PersonaError> {
         let mut vm = self.vm.lock().unwrap_or_else(|p| p.into_inner());
-        let cached = match &vm.mesh_cache {
-            Some((snap, t)) if Arc::ptr_eq(snap, mesh) => Some(t.clone()),
-            _ => None,
-        };
-        let m = match cached {
-            Some(t) => t,
-            None => {
-                let t = views::build_mesh(&vm.lua, &vm.make_mesh, mesh).map_err(lua_err)?;
-                vm.mesh_cache = Some((mesh.clone(), t.clone()));
-                t
-            }
-        };
+        let m = vm.mesh_view(mesh).map_err(lua_err)?;
         let out = vm
             .budgeted(self.limits.budget, |lua| {
                 let f: Function = lua.globals().get(entry.name())?;
@@ -432,14 +433,7 @@ impl Persona {
             )));
         }
         let mut vm = self.vm.lock().unwrap_or_else(|p| p.into_inner());
-        let m = match &vm.mesh_cache {
-            Some((snap, t)) if Arc::ptr_eq(snap, mesh) => t.clone(),
-            _ => {
-                let t = views::build_mesh(&vm.lua, &vm.make_mesh, mesh).map_err(lua_err)?;
-                vm.mesh_cache = Some((mesh.clone(), t.clone()));
-                t
-            }
-        };
+        let m = vm.mesh_view(mesh).map_err(lua_err)?;
         let out = vm
             .budgeted(self.limits.budget, |lua| {
                 let f: Function = lua.globals().get(entry.name())?;
@@ -519,23 +513,33 @@ impl Decision {
     }
 }
 
+/// The persona's answer, or the built-in policy's (with the persona's error).
+fn decide(
+    answer: Option<Result<Route, PersonaError>>,
+    fallback: impl FnOnce() -> Route,
+) -> Decision {
+    match answer {
+        Some(Ok(route)) => Decision { route, error: None },
+        Some(Err(e)) => Decision {
+            route: fallback(),
+            error: Some(e),
+        },
+        None => Decision {
+            route: fallback(),
+            error: None,
+        },
+    }
+}
+
 /// Dispatch through `persona`, falling back to the built-in policy.
 pub fn decide_dispatch(
     persona: Option<&Persona>,
     job: &JobInput,
     mesh: &Arc<MeshSnapshot>,
 ) -> Decision {
-    match persona.map(|p| p.dispatch(job, mesh)) {
-        Some(Ok(route)) => Decision { route, error: None },
-        Some(Err(e)) => Decision {
-            route: builtin::dispatch(job, mesh),
-            error: Some(e),
-        },
-        None => Decision {
-            route: builtin::dispatch(job, mesh),
-            error: None,
-        },
-    }
+    decide(persona.map(|p| p.dispatch(job, mesh)), || {
+        builtin::dispatch(job, mesh)
+    })
 }
 
 /// Review routing through `persona`, falling back to the built-in policy.
@@ -544,17 +548,9 @@ pub fn decide_review(
     item: &ReviewInput,
     mesh: &Arc<MeshSnapshot>,
 ) -> Decision {
-    match persona.map(|p| p.review(item, mesh)) {
-        Some(Ok(route)) => Decision { route, error: None },
-        Some(Err(e)) => Decision {
-            route: builtin::review(item, mesh),
-            error: Some(e),
-        },
-        None => Decision {
-            route: builtin::review(item, mesh),
-            error: None,
-        },
-    }
+    decide(persona.map(|p| p.review(item, mesh)), || {
+        builtin::review(item, mesh)
+    })
 }
 
 #[cfg(test)]
