@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod observe;
 mod personas;
 mod poll;
 mod tasks;
@@ -195,6 +196,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let watcher =
         personas::watch(handle.clone()).context("while watching the personas directory")?;
     let tasks = tokio::spawn(tasks::run(handle.clone(), cfg.tick));
+    tokio::spawn(observe::run(handle.clone()));
     let app = api::router(handle.clone());
     let mut rx = handle.shutdown.subscribe();
     // Small JSON answers go out at once (no Nagle delay against delayed ACKs).

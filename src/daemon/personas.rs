@@ -45,6 +45,8 @@ pub struct PersonaHost {
     /// Reused while nothing was written and it is under a second old, so
     /// back-to-back decisions share one snapshot (and its compiled view).
     meshes: Mutex<HashMap<String, CachedMesh>>,
+    /// circle → active persona name (mirrors the database, for hot paths).
+    active: RwLock<HashMap<String, String>>,
 }
 
 /// (store version, built at, snapshot).
@@ -73,7 +75,26 @@ impl PersonaHost {
             slots: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             meshes: Mutex::new(HashMap::new()),
+            active: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// Record (or, with None, forget) a circle's active persona.
+    pub fn set_active(&self, circle: &str, name: Option<&str>) {
+        let mut a = self.active.write().unwrap_or_else(|e| e.into_inner());
+        match name {
+            Some(n) => a.insert(circle.to_string(), n.to_string()),
+            None => a.remove(circle),
+        };
+    }
+
+    /// The active persona of a circle, from memory.
+    pub fn active_for(&self, circle: &str) -> Option<String> {
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(circle)
+            .cloned()
     }
 
     /// The circle's mesh as personas see it, cached while unchanged.
@@ -274,6 +295,7 @@ pub fn load_active(h: &DaemonHandle) {
     match h.store.active_personas() {
         Ok(list) => {
             for (circle, name) in list {
+                h.personas.set_active(&circle, Some(&name));
                 if let Err(e) = h.personas.ensure(&name) {
                     tracing::warn!(%circle, persona = %name, error = %e, "active persona failed to load; the built-in policy decides");
                 }
@@ -385,6 +407,7 @@ pub async fn use_persona(
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
     h.store.set_persona(&circle, &p.name, &p.sha256, &by)?;
+    h.personas.set_active(&circle, Some(&p.name));
     Ok(Json(h.personas.status(&circle, Some(&p.name))))
 }
 
@@ -396,6 +419,7 @@ pub async fn clear_persona(
     let circle = circle_of(&c, req.circle)?;
     let by = may_manage(&c)?;
     h.store.clear_persona(&circle, &by)?;
+    h.personas.set_active(&circle, None);
     Ok(Json(h.personas.status(&circle, None)))
 }
 

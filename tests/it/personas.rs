@@ -472,3 +472,73 @@ async fn hot_reload_swaps_keeps_last_good_and_records_errors() {
     );
     assert!(d.healthy().await);
 }
+
+#[tokio::test]
+async fn on_event_routes_are_carried_out_by_the_orchestrator_without_loops() {
+    let d = Daemon::start(&[]);
+    let olga = d.peer("olga", None).await;
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    olga.claim_orchestrator(false).await.unwrap();
+    let dir = d.home_path().join("personas");
+    std::fs::create_dir_all(&dir).unwrap();
+    write(
+        &dir.join("watcher.lua"),
+        r#"function on_event(event, mesh)
+  if event.kind == "ask_expired" then
+    return route.notify(event.payload.to, "You let an ask expire: " .. event.subject)
+  end
+  if event.kind == "ask_queued" then
+    -- Would loop forever if the daemon fed the persona's own asks back to it.
+    return { route.ask(event.payload.to, "Did you see the ask " .. event.subject .. "?") }
+  end
+  return nil
+end"#,
+    );
+    d.cli(&["orchestrator", "persona", "use", "watcher"]).ok();
+    let id = alice
+        .ask(&repowire::api::AskReq {
+            to: "bob".into(),
+            text: "quick one".into(),
+            timeout_ms: Some(300),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .ask
+        .correlation_id;
+    // The expiry makes the orchestrator tell bob.
+    let note = eventually(
+        std::time::Duration::from_secs(10),
+        "the persona's notify",
+        || async {
+            bob.peek(50)
+                .await
+                .unwrap()
+                .deliveries
+                .into_iter()
+                .find(|d| d.kind == repowire::core::delivery::DeliveryKind::Notify)
+        },
+    )
+    .await;
+    assert_eq!(note.from.as_deref(), Some("olga"));
+    assert!(note.text.contains(&id), "{}", note.text);
+    // The ask_queued reaction happened once, not in a loop.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let asks_from_olga = bob
+        .peek(100)
+        .await
+        .unwrap()
+        .deliveries
+        .into_iter()
+        .filter(|d| {
+            d.kind == repowire::core::delivery::DeliveryKind::Ask
+                && d.from.as_deref() == Some("olga")
+        })
+        .count();
+    assert_eq!(asks_from_olga, 1);
+    let ev = d.admin().events(Some(0), None, None).await.unwrap().events;
+    let routes = ev.iter().filter(|e| e.kind == "persona_route").count();
+    assert_eq!(routes, 2, "one ask, one notify");
+    assert!(d.healthy().await);
+}
