@@ -418,3 +418,97 @@ pub struct DecideResp {
     pub generation: Option<u64>,
     pub route: crate::core::route::RouteOut,
 }
+
+/// A job as clients see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobInfo {
+    pub job_id: String,
+    pub circle: String,
+    pub title: String,
+    pub brief: String,
+    pub kind: String,
+    pub tags: Vec<String>,
+    pub priority: i64,
+    pub created_by: String,
+    pub owner: String,
+    pub assignee: Option<String>,
+    pub state: crate::core::job::JobState,
+    pub phase: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub previous_assignees: Vec<String>,
+    pub result_summary: Option<String>,
+    pub result_data: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub deadline_ms: Option<i64>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub notes: Vec<JobNote>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobNote {
+    pub ts_ms: i64,
+    pub by: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobCreateReq {
+    pub title: String,
+    #[serde(default)]
+    pub brief: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Assign straight to this peer (else the persona dispatches it).
+    #[serde(default)]
+    pub assign: Option<String>,
+    /// Default: the creator.
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub deadline_ms: Option<i64>,
+    #[serde(default)]
+    pub max_attempts: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobUpdateReq {
+    #[serde(default)]
+    pub state: Option<crate::core::job::JobState>,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub result_data: Option<serde_json::Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DispatchReq {
+    /// Only decide; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DispatchResp {
+    pub job: JobInfo,
+    pub persona: Option<String>,
+    pub route: crate::core::route::RouteOut,
+    /// What was done: `assigned`, `deferred`, `declined`, `asked_user`,
+    /// `dry_run`, or `not_applicable` (e.g. an ask route for a job).
+    pub outcome: String,
+    pub delivery_id: Option<String>,
+}

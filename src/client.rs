@@ -222,6 +222,33 @@ impl Client {
     pub async fn decide(&self, req: &DecideReq) -> Result<DecideResp> {
         self.post("/v1/orchestrator/decide", req).await
     }
+    pub async fn create_job(&self, req: &JobCreateReq) -> Result<JobInfo> {
+        self.post("/v1/jobs", req).await
+    }
+    pub async fn list_jobs(&self, q: &[(&str, String)]) -> Result<Vec<JobInfo>> {
+        self.get_q("/v1/jobs", q).await
+    }
+    pub async fn job(&self, id: &str) -> Result<JobInfo> {
+        self.get(&format!("/v1/jobs/{}", enc(id))).await
+    }
+    pub async fn update_job(&self, id: &str, req: &JobUpdateReq) -> Result<JobInfo> {
+        self.post(&format!("/v1/jobs/{}/update", enc(id)), req)
+            .await
+    }
+    pub async fn cancel_job(&self, id: &str) -> Result<JobInfo> {
+        self.post(
+            &format!("/v1/jobs/{}/cancel", enc(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
+    pub async fn dispatch_job(&self, id: &str, dry_run: bool) -> Result<DispatchResp> {
+        self.post(
+            &format!("/v1/jobs/{}/dispatch", enc(id)),
+            &DispatchReq { dry_run },
+        )
+        .await
+    }
     pub async fn ask(&self, req: &AskReq) -> Result<AskResp> {
         self.post("/v1/asks", req).await
     }

@@ -12,6 +12,7 @@ mod demo;
 mod doctor;
 mod events;
 mod inbox;
+mod jobs;
 mod orchestrator;
 mod peer;
 mod persona;
@@ -64,6 +65,9 @@ pub enum Cmd {
     /// Peers: register, list, ask, answer, notify, broadcast, inbox, roles.
     #[command(subcommand)]
     Peer(peer::PeerCmd),
+    /// Jobs: durable tracked work, routed by the circle's persona.
+    #[command(subcommand)]
+    Jobs(jobs::JobsCmd),
     /// The orchestrator role of a circle.
     #[command(subcommand)]
     Orchestrator(orchestrator::OrchestratorCmd),
@@ -282,6 +286,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
         Cmd::Daemon(c) => c.run(&ctx).await,
         Cmd::Peer(c) => c.run(&ctx).await,
         Cmd::Orchestrator(c) => c.run(&ctx).await,
+        Cmd::Jobs(c) => c.run(&ctx).await,
         Cmd::Trace(c) => c.run(&ctx).await,
         Cmd::Events(c) => c.run(&ctx).await,
         Cmd::Doctor => doctor::run(&ctx).await,

@@ -6,6 +6,14 @@ use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum OrchestratorCmd {
+    /// Route a queued job through the circle's persona (else the built-in
+    /// policy) and carry the route out; --dry-run shows the route only.
+    Dispatch {
+        #[arg(long = "job", value_name = "JOB_ID")]
+        job: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Ask the circle's active persona (else the built-in policy) to route a
     /// job or a review item over the live mesh, and print the route (a dry
     /// run: nothing is sent).
@@ -34,6 +42,19 @@ impl OrchestratorCmd {
     pub async fn run(self, ctx: &Ctx) -> CmdResult {
         match self {
             OrchestratorCmd::Persona(p) => p.run(ctx).await,
+            OrchestratorCmd::Dispatch { job, dry_run } => {
+                let r = ctx.client().dispatch_job(&job, dry_run).await?;
+                ctx.out(&r, |r| {
+                    format!(
+                        "{}: {} ({}) {}",
+                        r.job.job_id,
+                        r.outcome,
+                        r.persona.as_deref().unwrap_or("built-in policy"),
+                        serde_json::to_string(&r.route).unwrap_or_default()
+                    )
+                });
+                Ok(())
+            }
             OrchestratorCmd::Decide {
                 job,
                 review,

@@ -16,6 +16,7 @@ pub enum IdKind {
     Ask,
     AskGroup,
     Delivery,
+    Job,
 }
 
 impl IdKind {
@@ -25,6 +26,7 @@ impl IdKind {
             Self::Ask => "ask",
             Self::AskGroup => "askm",
             Self::Delivery => "dlv",
+            Self::Job => "job",
         }
     }
 
@@ -34,9 +36,15 @@ impl IdKind {
         if body.len() != 26 || !body.bytes().all(|b| CROCKFORD.contains(&b)) {
             return None;
         }
-        [Self::Peer, Self::Ask, Self::AskGroup, Self::Delivery]
-            .into_iter()
-            .find(|k| k.prefix() == prefix)
+        [
+            Self::Peer,
+            Self::Ask,
+            Self::AskGroup,
+            Self::Delivery,
+            Self::Job,
+        ]
+        .into_iter()
+        .find(|k| k.prefix() == prefix)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod ask;
 pub mod delivery;
 pub mod error;
 pub mod ids;
+pub mod job;
 pub mod mesh;
 pub mod peer;
 pub mod policy;

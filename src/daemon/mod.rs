@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+mod jobs;
 mod observe;
 mod personas;
 mod poll;

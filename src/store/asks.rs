@@ -110,7 +110,7 @@ pub(super) fn transition_quiet(t: &mut Tx<'_>, id: &str, action: AskAction) -> R
     }
 }
 
-fn create_in(
+pub(super) fn create_in(
     t: &mut Tx<'_>,
     from: &PeerRow,
     to: &PeerRow,

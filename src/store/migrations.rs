@@ -119,6 +119,44 @@ const MIGRATIONS: &[&str] = &[
         set_ms   INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 3: jobs and their progress notes.
+    r#"
+    CREATE TABLE jobs (
+        id              TEXT PRIMARY KEY,
+        circle          TEXT NOT NULL,
+        title           TEXT NOT NULL,
+        brief           TEXT NOT NULL DEFAULT '',
+        kind            TEXT NOT NULL DEFAULT '',
+        tags            TEXT NOT NULL DEFAULT '[]',
+        priority        INTEGER NOT NULL DEFAULT 0,
+        created_by      TEXT NOT NULL,
+        created_by_name TEXT NOT NULL,
+        owner           TEXT NOT NULL,
+        owner_name      TEXT NOT NULL,
+        assignee        TEXT,
+        assignee_name   TEXT,
+        state           TEXT NOT NULL,
+        phase           TEXT NOT NULL DEFAULT '',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        max_attempts    INTEGER NOT NULL DEFAULT 3,
+        previous        TEXT NOT NULL DEFAULT '[]',
+        result_summary  TEXT,
+        result_data     TEXT,
+        error           TEXT,
+        deadline_ms     INTEGER,
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_state ON jobs (circle, state, priority DESC, created_ms);
+    CREATE INDEX jobs_assignee ON jobs (assignee, state) WHERE assignee IS NOT NULL;
+    CREATE TABLE job_notes (
+        job_id   TEXT NOT NULL REFERENCES jobs (id),
+        ts_ms    INTEGER NOT NULL,
+        by_name  TEXT NOT NULL,
+        text     TEXT NOT NULL
+    );
+    CREATE INDEX job_notes_job ON job_notes (job_id, ts_ms);
+    "#,
 ];
 
 /// The schema version this binary writes.

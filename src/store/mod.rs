@@ -9,6 +9,7 @@
 mod asks;
 mod deliveries;
 mod events;
+mod jobs;
 mod migrations;
 mod peers;
 mod personas;

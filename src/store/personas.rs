@@ -89,7 +89,8 @@ impl Store {
     }
 
     /// The circle as a persona sees it: peers as views (load = open asks
-    /// addressed to the peer) and job summaries (none until jobs exist).
+    /// addressed to the peer + open jobs assigned to it) and the newest
+    /// 1,000 job summaries.
     pub fn mesh_snapshot(&self, circle: &str) -> Result<MeshSnapshot> {
         let now = crate::core::time::now_ms();
         let stale_after = self.policy.stale_after_ms;
@@ -125,11 +126,31 @@ impl Store {
                 }
             })
             .collect();
+        let open_jobs = self.list_jobs(Some(circle), None, None, None, 1000, 0)?;
+        let mut peers: Vec<PeerSnap> = peers;
+        for p in &mut peers {
+            p.load += open_jobs
+                .iter()
+                .filter(|j| {
+                    !j.state.is_terminal() && j.assignee.as_deref() == Some(p.name.as_str())
+                })
+                .count() as i64;
+        }
+        let jobs = open_jobs
+            .into_iter()
+            .map(|j| crate::core::mesh::JobSnap {
+                id: j.job_id,
+                title: j.title,
+                state: j.state.to_string(),
+                assignee: j.assignee,
+                tags: j.tags,
+            })
+            .collect();
         Ok(MeshSnapshot {
             circle: circle.to_string(),
             now_ms: now,
             peers,
-            jobs: Vec::new(),
+            jobs,
         })
     }
 }

@@ -8,6 +8,7 @@ mod cli;
 mod delivery;
 mod docs;
 mod errors;
+mod jobs;
 mod orchestrator;
 mod peers;
 mod personas;

@@ -45,14 +45,13 @@ impl Daemon {
             .env("RUST_LOG", "warn")
             .arg("--home")
             .arg(self.home.path())
-            .args([
-                "daemon",
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-                "--tick",
-                "100ms",
-            ])
+            .args(["daemon", "run", "--listen", "127.0.0.1:0"])
+            // Fast background ticks unless the test sets its own.
+            .args(if self.args.iter().any(|a| a == "--tick") {
+                &[][..]
+            } else {
+                &["--tick", "100ms"][..]
+            })
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

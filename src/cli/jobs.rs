@@ -1,0 +1,241 @@
+//! `repowire jobs …`: durable tracked work.
+
+use super::{CmdResult, Ctx, Failure, text_arg};
+use crate::api::{JobCreateReq, JobInfo, JobUpdateReq};
+use crate::core::job::JobState;
+use crate::core::time::fmt_ms;
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCmd {
+    /// Create a job. Without --assign, the circle's persona (else the
+    /// built-in policy) routes it as soon as a suitable peer is online.
+    Create {
+        title: String,
+        /// The prompt for whoever takes it (`-` reads stdin).
+        #[arg(long)]
+        brief: Option<String>,
+        /// A tag (repeatable); the routing matches peers' tags.
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        priority: Option<i64>,
+        /// Give it to this peer directly.
+        #[arg(long)]
+        assign: Option<String>,
+        /// Who is told when it ends (default: you).
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        max_attempts: Option<i64>,
+    },
+    /// Move a job: running, succeeded, failed, canceled; add a note, a result.
+    Update {
+        id: String,
+        #[arg(long, value_parser = parse_state)]
+        state: Option<JobState>,
+        #[arg(long)]
+        phase: Option<String>,
+        /// A progress note (timestamped).
+        #[arg(long)]
+        note: Option<String>,
+        /// A one-line result summary.
+        #[arg(long)]
+        result: Option<String>,
+        /// Structured result, as JSON.
+        #[arg(long)]
+        result_data: Option<String>,
+        #[arg(long)]
+        error: Option<String>,
+    },
+    /// List jobs, newest first.
+    List {
+        #[arg(long, value_parser = parse_state)]
+        state: Option<JobState>,
+        #[arg(long)]
+        owner: Option<String>,
+        #[arg(long)]
+        assignee: Option<String>,
+        #[arg(long)]
+        circle: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
+    },
+    /// Everything about a job, with its notes.
+    Show { id: String },
+    /// A job's state in one line.
+    Status { id: String },
+    /// A job's result (summary, data, error).
+    Result { id: String },
+    /// Cancel a job (its assignee is told).
+    Cancel { id: String },
+}
+
+fn parse_state(s: &str) -> Result<JobState, String> {
+    JobState::parse(s).map_err(|e| e.message)
+}
+
+pub fn job_line(j: &JobInfo) -> String {
+    format!(
+        "{}  {:<10} {:<12} {}{}",
+        j.job_id,
+        j.state.as_str(),
+        j.assignee.as_deref().unwrap_or("-"),
+        j.title,
+        if j.phase.is_empty() {
+            String::new()
+        } else {
+            format!("  [{}]", j.phase)
+        }
+    )
+}
+
+fn job_detail(j: &JobInfo) -> String {
+    let mut s = format!(
+        "job:       {}\ntitle:     {}\nstate:     {}{}\ncircle:    {}\nowner:     {} (created by {})\nassignee:  {}\nattempts:  {} of {}\ntags:      {}\npriority:  {}\ncreated:   {}\nbrief:     {}",
+        j.job_id,
+        j.title,
+        j.state,
+        if j.phase.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", j.phase)
+        },
+        j.circle,
+        j.owner,
+        j.created_by,
+        j.assignee.as_deref().unwrap_or("-"),
+        j.attempts,
+        j.max_attempts,
+        j.tags.join(", "),
+        j.priority,
+        fmt_ms(j.created_at_ms),
+        j.brief
+    );
+    if let Some(r) = &j.result_summary {
+        s.push_str(&format!("\nresult:    {r}"));
+    }
+    if let Some(e) = &j.error {
+        s.push_str(&format!("\nerror:     {e}"));
+    }
+    for n in &j.notes {
+        s.push_str(&format!("\n  {} {}: {}", fmt_ms(n.ts_ms), n.by, n.text));
+    }
+    s
+}
+
+impl JobsCmd {
+    pub async fn run(self, ctx: &Ctx) -> CmdResult {
+        let c = ctx.client();
+        match self {
+            JobsCmd::Create {
+                title,
+                brief,
+                tags,
+                priority,
+                assign,
+                owner,
+                max_attempts,
+            } => {
+                let req = JobCreateReq {
+                    title,
+                    brief: brief.map(text_arg).transpose()?,
+                    tags: (!tags.is_empty()).then_some(tags),
+                    priority,
+                    assign,
+                    owner,
+                    max_attempts,
+                    ..Default::default()
+                };
+                let j = c.create_job(&req).await?;
+                ctx.out(&j, job_line);
+            }
+            JobsCmd::Update {
+                id,
+                state,
+                phase,
+                note,
+                result,
+                result_data,
+                error,
+            } => {
+                let result_data = result_data
+                    .map(|s| serde_json::from_str(&s))
+                    .transpose()
+                    .map_err(|e| Failure::usage(format!("--result-data is not JSON: {e}")))?;
+                let req = JobUpdateReq {
+                    state,
+                    phase,
+                    note,
+                    result,
+                    result_data,
+                    error,
+                };
+                let j = c.update_job(&id, &req).await?;
+                ctx.out(&j, job_line);
+            }
+            JobsCmd::List {
+                state,
+                owner,
+                assignee,
+                circle,
+                limit,
+                offset,
+            } => {
+                let mut q: Vec<(&str, String)> =
+                    vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+                if let Some(s) = state {
+                    q.push(("state", s.to_string()));
+                }
+                for (k, v) in [("owner", owner), ("assignee", assignee), ("circle", circle)] {
+                    if let Some(v) = v {
+                        q.push((k, v));
+                    }
+                }
+                let jobs = c.list_jobs(&q).await?;
+                ctx.out(&jobs, |v| {
+                    if v.is_empty() {
+                        "no jobs".into()
+                    } else {
+                        v.iter().map(job_line).collect::<Vec<_>>().join("\n")
+                    }
+                });
+            }
+            JobsCmd::Show { id } => {
+                let j = c.job(&id).await?;
+                ctx.out(&j, job_detail);
+            }
+            JobsCmd::Status { id } => {
+                let j = c.job(&id).await?;
+                let v = serde_json::json!({"job_id": j.job_id, "state": j.state, "phase": j.phase,
+                    "assignee": j.assignee, "attempts": j.attempts});
+                ctx.out(&v, |_| job_line(&j));
+            }
+            JobsCmd::Result { id } => {
+                let j = c.job(&id).await?;
+                let v = serde_json::json!({"job_id": j.job_id, "state": j.state,
+                    "result_summary": j.result_summary, "result_data": j.result_data, "error": j.error});
+                ctx.out(&v, |_| {
+                    let mut s = format!("{} is {}", j.job_id, j.state);
+                    if let Some(r) = &j.result_summary {
+                        s.push_str(&format!("\n{r}"));
+                    }
+                    if let Some(d) = &j.result_data {
+                        s.push_str(&format!("\n{d}"));
+                    }
+                    if let Some(e) = &j.error {
+                        s.push_str(&format!("\nerror: {e}"));
+                    }
+                    s
+                });
+            }
+            JobsCmd::Cancel { id } => {
+                let j = c.cancel_job(&id).await?;
+                ctx.out(&j, job_line);
+            }
+        }
+        Ok(())
+    }
+}

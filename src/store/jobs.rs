@@ -1,0 +1,412 @@
+//! Jobs: create, read, list, update (one compare-and-swap per transition),
+//! cancel, and dispatch to a chosen peer (which sends it an ask carrying the
+//! job id and brief).
+
+use super::deliveries::{NewDelivery, enqueue};
+use super::peers::{PeerRow, by_id, must, resolve};
+use super::{NewEvent, Store, Tx, parse_col};
+use crate::api::{JobCreateReq, JobInfo, JobNote, JobUpdateReq};
+use crate::core::delivery::DeliveryKind;
+use crate::core::error::{Error, ErrorCode, Result};
+use crate::core::ids::{IdKind, new_id};
+use crate::core::job::{JobAction, JobState};
+use crate::core::peer::Role;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+
+macro_rules! cols {
+    () => {
+        "id, circle, title, brief, kind, tags, priority, created_by_name, owner_name, assignee_name, \
+         state, phase, attempts, max_attempts, previous, result_summary, result_data, error, \
+         deadline_ms, created_ms, updated_ms, created_by, owner, assignee"
+    };
+}
+
+/// A job row plus the peer ids that decide who may act on it.
+struct JobRow {
+    info: JobInfo,
+    created_by: String,
+    owner: String,
+    assignee: Option<String>,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    let tags: String = r.get(5)?;
+    let prev: String = r.get(14)?;
+    let data: Option<String> = r.get(16)?;
+    Ok(JobRow {
+        info: JobInfo {
+            job_id: r.get(0)?,
+            circle: r.get(1)?,
+            title: r.get(2)?,
+            brief: r.get(3)?,
+            kind: r.get(4)?,
+            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            priority: r.get(6)?,
+            created_by: r.get(7)?,
+            owner: r.get(8)?,
+            assignee: r.get(9)?,
+            state: parse_col(r.get(10)?, JobState::parse)?,
+            phase: r.get(11)?,
+            attempts: r.get(12)?,
+            max_attempts: r.get(13)?,
+            previous_assignees: serde_json::from_str(&prev).unwrap_or_default(),
+            result_summary: r.get(15)?,
+            result_data: data.and_then(|d| serde_json::from_str(&d).ok()),
+            error: r.get(17)?,
+            deadline_ms: r.get(18)?,
+            created_at_ms: r.get(19)?,
+            updated_at_ms: r.get(20)?,
+            notes: Vec::new(),
+        },
+        created_by: r.get(21)?,
+        owner: r.get(22)?,
+        assignee: r.get(23)?,
+    })
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if IdKind::of(id) == Some(IdKind::Job) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::NotFound,
+            format!("{id:?} is not a job id"),
+        ))
+    }
+}
+
+fn get(c: &Connection, id: &str) -> Result<JobRow> {
+    check_id(id)?;
+    let mut row = c
+        .prepare_cached(concat!("SELECT ", cols!(), " FROM jobs WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .ok_or_else(|| Error::new(ErrorCode::NotFound, format!("no job {id}")))?;
+    row.info.notes = c
+        .prepare_cached(
+            "SELECT ts_ms, by_name, text FROM job_notes WHERE job_id = ?1 ORDER BY ts_ms, rowid",
+        )?
+        .query_map([id], |r| {
+            Ok(JobNote {
+                ts_ms: r.get(0)?,
+                by: r.get(1)?,
+                text: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(row)
+}
+
+fn job_event(t: &mut Tx<'_>, kind: &str, j: &JobInfo, payload: serde_json::Value) -> Result<()> {
+    t.event(NewEvent {
+        kind,
+        subject: &j.job_id,
+        related: None,
+        circle: Some(&j.circle),
+        payload,
+    })
+}
+
+/// Compare-and-swap the state; `invalid_state` names where it really is.
+fn cas(t: &mut Tx<'_>, id: &str, action: JobAction) -> Result<JobRow> {
+    let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
+    let n = t
+        .conn()
+        .prepare_cached(
+            "UPDATE jobs SET state = ?2, updated_ms = ?3
+             WHERE id = ?1 AND state IN (SELECT value FROM json_each(?4))",
+        )?
+        .execute(params![
+            id,
+            action.target().as_str(),
+            t.now,
+            serde_json::to_string(&allowed)?
+        ])?;
+    let row = get(t.conn(), id)?;
+    if n == 0 {
+        action.apply(id, row.info.state)?;
+    }
+    Ok(row)
+}
+
+/// Tell the owner (else the creator) how a job ended, unless they ended it.
+fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
+    let who = by_id(t.conn(), &j.owner)?.or(by_id(t.conn(), &j.created_by)?);
+    if let Some(owner) = who
+        && owner.id != actor
+    {
+        let summary = j
+            .info
+            .result_summary
+            .as_deref()
+            .or(j.info.error.as_deref())
+            .unwrap_or("");
+        enqueue(
+            t,
+            NewDelivery {
+                to: &owner,
+                from: None,
+                kind: DeliveryKind::System,
+                ask_id: None,
+                text: &format!(
+                    "Job {} \"{}\" {}. {summary}",
+                    j.info.job_id, j.info.title, j.info.state
+                ),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn create_job(&self, creator_id: &str, req: &JobCreateReq) -> Result<JobInfo> {
+        if req.title.trim().is_empty() {
+            return Err(Error::bad_request("a job needs a title"));
+        }
+        self.policy.check_text("title", &req.title)?;
+        if let Some(b) = &req.brief
+            && b.len() > self.policy.max_message_bytes
+        {
+            self.policy.check_text("brief", b)?;
+        }
+        let max_attempts = req.max_attempts.unwrap_or(3);
+        if !(1..=100).contains(&max_attempts) {
+            return Err(Error::bad_request("max_attempts must be 1 to 100"));
+        }
+        let tags = req.tags.clone().unwrap_or_default();
+        for t in &tags {
+            crate::core::peer::validate_name("tag", t)?;
+        }
+        self.write(|t| {
+            let creator = must(t.conn(), creator_id)?;
+            let owner = match &req.owner {
+                Some(o) => resolve(t.conn(), o, Some(&creator.circle))?,
+                None => creator.clone(),
+            };
+            let id = new_id(IdKind::Job, t.now);
+            t.conn()
+                .prepare_cached(
+                    "INSERT INTO jobs (id, circle, title, brief, kind, tags, priority, created_by,
+                       created_by_name, owner, owner_name, state, max_attempts, deadline_ms,
+                       created_ms, updated_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13, ?14, ?14)",
+                )?
+                .execute(params![
+                    id,
+                    creator.circle,
+                    req.title,
+                    req.brief.as_deref().unwrap_or(""),
+                    req.kind.as_deref().unwrap_or(""),
+                    serde_json::to_string(&tags)?,
+                    req.priority.unwrap_or(0),
+                    creator.id,
+                    creator.name,
+                    owner.id,
+                    owner.name,
+                    max_attempts,
+                    req.deadline_ms,
+                    t.now
+                ])?;
+            let j = get(t.conn(), &id)?;
+            job_event(t, "job_created", &j.info, json!({"title": req.title, "by": creator.name, "owner": owner.name}))?;
+            if let Some(peer) = &req.assign {
+                let to = resolve(t.conn(), peer, Some(&creator.circle))?;
+                dispatch_in(t, &id, &to, &creator, None)?;
+            }
+            Ok(get(t.conn(), &id)?.info)
+        })
+    }
+
+    pub fn get_job(&self, id: &str) -> Result<JobInfo> {
+        self.read(|c| Ok(get(c, id)?.info))
+    }
+
+    /// Jobs of a circle, newest first, filtered and paginated.
+    pub fn list_jobs(
+        &self,
+        circle: Option<&str>,
+        state: Option<JobState>,
+        owner: Option<&str>,
+        assignee: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<JobInfo>> {
+        self.read(|c| {
+            let rows = c
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM jobs WHERE (?1 IS NULL OR circle = ?1) AND (?2 IS NULL OR state = ?2)
+                      AND (?3 IS NULL OR owner_name = ?3) AND (?4 IS NULL OR assignee_name = ?4)
+                     ORDER BY created_ms DESC, id DESC LIMIT ?5 OFFSET ?6"
+                ))?
+                .query_map(
+                    params![
+                        circle,
+                        state.map(|s| s.as_str()),
+                        owner,
+                        assignee,
+                        limit,
+                        offset
+                    ],
+                    from_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows.into_iter().map(|r| r.info).collect())
+        })
+    }
+
+    /// Update a job: only its assignee, owner, creator, or the circle's
+    /// orchestrator (or the admin: `actor` None).
+    pub fn update_job(&self, id: &str, actor: Option<&str>, req: &JobUpdateReq) -> Result<JobInfo> {
+        for (what, v) in [
+            ("note", &req.note),
+            ("result", &req.result),
+            ("error", &req.error),
+            ("phase", &req.phase),
+        ] {
+            if let Some(v) = v {
+                self.policy.check_text(what, v)?;
+            }
+        }
+        let action = req.state.map(JobAction::to_reach).transpose()?;
+        self.write(|t| {
+            let j = get(t.conn(), id)?;
+            let actor_row = actor.map(|a| must(t.conn(), a)).transpose()?;
+            if let Some(a) = &actor_row {
+                let allowed = Some(&a.id) == j.assignee.as_ref()
+                    || a.id == j.owner
+                    || a.id == j.created_by
+                    || (a.role == Role::Orchestrator && a.circle == j.info.circle);
+                if !allowed {
+                    return Err(Error::forbidden(format!(
+                        "{} is not the assignee, owner or creator of job {id}, nor the orchestrator",
+                        a.name
+                    )));
+                }
+            }
+            let by = actor_row.as_ref().map_or("admin".to_string(), |a| a.name.clone());
+            t.conn()
+                .prepare_cached(
+                    "UPDATE jobs SET phase = COALESCE(?2, phase), result_summary = COALESCE(?3, result_summary),
+                       result_data = COALESCE(?4, result_data), error = COALESCE(?5, error), updated_ms = ?6
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    req.phase,
+                    req.result,
+                    req.result_data.as_ref().map(|v| v.to_string()),
+                    req.error,
+                    t.now
+                ])?;
+            if let Some(note) = &req.note {
+                t.conn()
+                    .prepare_cached("INSERT INTO job_notes (job_id, ts_ms, by_name, text) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![id, t.now, by, note])?;
+            }
+            let j = match action {
+                Some(a) => {
+                    let j = cas(t, id, a)?;
+                    job_event(t, &format!("job_{}", j.info.state), &j.info, json!({"by": by, "phase": req.phase}))?;
+                    if j.info.state.is_terminal() {
+                        tell_owner(t, &j, actor.unwrap_or(""))?;
+                    }
+                    if a == JobAction::Cancel
+                        && let Some(assignee) = j.assignee.as_deref()
+                        && Some(assignee) != actor
+                        && let Some(who) = by_id(t.conn(), assignee)?
+                    {
+                        enqueue(
+                            t,
+                            NewDelivery {
+                                to: &who,
+                                from: None,
+                                kind: DeliveryKind::System,
+                                ask_id: None,
+                                text: &format!("Job {id} \"{}\" was canceled by {by}: stop working on it.", j.info.title),
+                            },
+                        )?;
+                    }
+                    j
+                }
+                None => {
+                    let j = get(t.conn(), id)?;
+                    job_event(t, "job_updated", &j.info, json!({"by": by, "phase": req.phase, "note": req.note.is_some()}))?;
+                    j
+                }
+            };
+            Ok(get(t.conn(), &j.info.job_id)?.info)
+        })
+    }
+
+    /// Dispatch a queued job to `peer`, as `sender` (who sends the ask).
+    pub fn dispatch_job(
+        &self,
+        id: &str,
+        peer: &str,
+        sender_id: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<(JobInfo, String)> {
+        self.write(|t| {
+            let j = get(t.conn(), id)?;
+            let to = resolve(t.conn(), peer, Some(&j.info.circle))?;
+            let sender = match sender_id {
+                Some(s) => must(t.conn(), s)?,
+                None => must(t.conn(), &j.owner).or_else(|_| must(t.conn(), &j.created_by))?,
+            };
+            let dlv = dispatch_in(t, id, &to, &sender, note)?;
+            Ok((get(t.conn(), id)?.info, dlv))
+        })
+    }
+}
+
+/// The dispatch transition: queued → dispatched to `to`, one more attempt,
+/// and an ask to the assignee carrying the job id and brief.
+fn dispatch_in(
+    t: &mut Tx<'_>,
+    id: &str,
+    to: &PeerRow,
+    sender: &PeerRow,
+    note: Option<&str>,
+) -> Result<String> {
+    let j = get(t.conn(), id)?;
+    if to.circle != j.info.circle {
+        return Err(Error::new(
+            ErrorCode::CrossCircle,
+            format!("{} is not in the job's circle", to.name),
+        ));
+    }
+    JobAction::Dispatch.apply(id, j.info.state)?;
+    let mut previous = j.info.previous_assignees.clone();
+    if !previous.contains(&to.name) {
+        previous.push(to.name.clone());
+    }
+    t.conn()
+        .prepare_cached(
+            "UPDATE jobs SET state = 'dispatched', assignee = ?2, assignee_name = ?3, attempts = attempts + 1,
+               previous = ?4, updated_ms = ?5 WHERE id = ?1 AND state = 'queued'",
+        )?
+        .execute(params![id, to.id, to.name, serde_json::to_string(&previous)?, t.now])?;
+    let j = get(t.conn(), id)?;
+    job_event(
+        t,
+        "job_dispatched",
+        &j.info,
+        json!({"to": to.name, "attempt": j.info.attempts, "by": sender.name}),
+    )?;
+    let text = format!(
+        "Job {id}: {}\n\n{}{}\n\nTake it with: repowire jobs update {id} --state running, then --state succeeded|failed [--note …] [--result …]",
+        j.info.title,
+        j.info.brief,
+        note.map(|n| format!("\n\n({n})")).unwrap_or_default()
+    );
+    if to.id == sender.id {
+        // Self-assigned: nobody to ask.
+        return Ok(String::new());
+    }
+    let timeout = t.policy.ask_timeout_ms;
+    let ask = super::asks::create_in(t, sender, to, &text, timeout, None)?;
+    Ok(ask.delivery_id)
+}

@@ -1,0 +1,246 @@
+//! Jobs: creation, routing through the persona, the state machine, who may
+//! update, cancel, and a dispatch race.
+
+use crate::support::*;
+use repowire::api::{HeartbeatReq, JobCreateReq, JobUpdateReq, LeaseReq};
+use repowire::core::ErrorCode;
+use repowire::core::delivery::DeliveryKind;
+use repowire::core::job::JobState;
+use repowire::core::peer::Status;
+use std::time::Duration;
+
+fn upd(state: JobState) -> JobUpdateReq {
+    JobUpdateReq {
+        state: Some(state),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_job_is_routed_worked_and_reported() {
+    let d = Daemon::start(&[]);
+    let olga = d.peer("olga", None).await;
+    let bob = d.peer("bob", None).await;
+    let eve = d.peer("eve", None).await;
+    eve.heartbeat(&HeartbeatReq {
+        status: Some(Status::Busy),
+    })
+    .await
+    .unwrap();
+    olga.claim_orchestrator(false).await.unwrap();
+    // No assignee: the built-in policy picks the available agent (bob).
+    let j = olga
+        .create_job(&JobCreateReq {
+            title: "Fix the parser".into(),
+            brief: Some("see issue 12".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(j.state, JobState::Dispatched);
+    assert_eq!(j.assignee.as_deref(), Some("bob"));
+    assert_eq!(j.attempts, 1);
+    // Bob got an ask carrying the job id and brief.
+    let got = bob.lease(&LeaseReq::default()).await.unwrap().deliveries;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].kind, DeliveryKind::Ask);
+    assert!(
+        got[0].text.contains(&j.job_id) && got[0].text.contains("see issue 12"),
+        "{}",
+        got[0].text
+    );
+    // Only the assignee, owner, creator or orchestrator may update.
+    assert_eq!(
+        code_of(eve.update_job(&j.job_id, &upd(JobState::Running)).await),
+        ErrorCode::Forbidden
+    );
+    assert_eq!(
+        code_of(bob.update_job(&j.job_id, &upd(JobState::Queued)).await),
+        ErrorCode::BadRequest
+    );
+    let r = d.cli_env(
+        &[
+            "jobs",
+            "update",
+            &j.job_id,
+            "--state",
+            "running",
+            "--note",
+            "reproduced it",
+        ],
+        &[("REPOWIRE_PEER_TOKEN", &d.peer_token("zed", None).await)],
+    );
+    r.fails(1, "forbidden");
+    let r = bob
+        .update_job(
+            &j.job_id,
+            &JobUpdateReq {
+                state: Some(JobState::Running),
+                note: Some("reproduced it".into()),
+                phase: Some("debugging".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.state, JobState::Running);
+    let done = bob
+        .update_job(
+            &j.job_id,
+            &JobUpdateReq {
+                state: Some(JobState::Succeeded),
+                result: Some("fixed in PR 42".into()),
+                result_data: Some(serde_json::json!({"pr": 42})),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.state, JobState::Succeeded);
+    assert_eq!(done.notes.len(), 1);
+    assert_eq!(done.result_data, Some(serde_json::json!({"pr": 42})));
+    // Terminal: no more moves; the owner was told in one line.
+    assert_eq!(
+        code_of(bob.update_job(&j.job_id, &upd(JobState::Failed)).await),
+        ErrorCode::InvalidState
+    );
+    let told = olga.peek(10).await.unwrap().deliveries;
+    assert!(
+        told.iter().any(|d| d.kind == DeliveryKind::System
+            && d.text.contains("succeeded")
+            && d.text.contains("PR 42")),
+        "{told:?}"
+    );
+    // CLI views.
+    let show = d.cli(&["jobs", "show", &j.job_id]);
+    assert!(show.ok().stdout.contains("reproduced it"));
+    let res = d.cli(&["jobs", "result", &j.job_id, "--json"]).ok().json();
+    assert_eq!(res["result_summary"], "fixed in PR 42");
+    let list = d
+        .cli(&["jobs", "list", "--state", "succeeded", "--json"])
+        .ok()
+        .json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let tr = d.cli(&["trace", &j.job_id]);
+    assert!(tr.ok().stdout.contains("job_dispatched") && tr.stdout.contains("job_succeeded"));
+}
+
+#[tokio::test]
+async fn the_persona_routes_queued_jobs_and_retries_when_peers_come_online() {
+    let d = Daemon::start(&[]);
+    let olga = d.peer("olga", None).await;
+    let kim = d.peer("kim", None).await;
+    olga.claim_orchestrator(false).await.unwrap();
+    kim.heartbeat(&HeartbeatReq {
+        status: Some(Status::Offline),
+    })
+    .await
+    .unwrap();
+    d.cli(&["orchestrator", "persona", "use", "round_robin"])
+        .ok();
+    let j = olga
+        .create_job(&JobCreateReq {
+            title: "Write docs".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(j.state, JobState::Queued, "nobody available: it waits");
+    let dry = d
+        .cli(&[
+            "orchestrator",
+            "dispatch",
+            "--job",
+            &j.job_id,
+            "--dry-run",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(dry["outcome"], "dry_run");
+    assert_eq!(dry["route"]["route"], "defer");
+    assert_eq!(dry["persona"], "round_robin");
+    // kim comes online; the background retry dispatches through the persona.
+    kim.heartbeat(&HeartbeatReq {
+        status: Some(Status::Online),
+    })
+    .await
+    .unwrap();
+    let j = eventually(Duration::from_secs(10), "the retry", || async {
+        let j = olga.job(&j.job_id).await.unwrap();
+        (j.state == JobState::Dispatched).then_some(j)
+    })
+    .await;
+    assert_eq!(j.assignee.as_deref(), Some("kim"));
+    // Cancel: the assignee is told to stop.
+    d.cli(&["jobs", "cancel", &j.job_id]).ok();
+    let notes = kim.peek(10).await.unwrap().deliveries;
+    assert!(
+        notes
+            .iter()
+            .any(|d| d.kind == DeliveryKind::System && d.text.contains("canceled")),
+        "{notes:?}"
+    );
+    assert_eq!(olga.job(&j.job_id).await.unwrap().state, JobState::Canceled);
+    d.cli(&["orchestrator", "dispatch", "--job", &j.job_id])
+        .fails(1, "invalid_state");
+}
+
+#[tokio::test]
+async fn two_dispatchers_racing_dispatch_once() {
+    // No background retries here: only the racing calls dispatch.
+    let d = Daemon::start(&["--tick", "1h"]);
+    let olga = d.peer("olga", None).await;
+    let a = d.peer("a", None).await;
+    d.peer("b", None).await;
+    olga.claim_orchestrator(false).await.unwrap();
+    a.heartbeat(&HeartbeatReq {
+        status: Some(Status::Offline),
+    })
+    .await
+    .unwrap();
+    let bp = d
+        .admin()
+        .with_identity(Some(d.admin_token()), Some("b".into()));
+    bp.heartbeat(&HeartbeatReq {
+        status: Some(Status::Offline),
+    })
+    .await
+    .unwrap();
+    let j = olga
+        .create_job(&JobCreateReq {
+            title: "race".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(j.state, JobState::Queued);
+    a.heartbeat(&HeartbeatReq {
+        status: Some(Status::Online),
+    })
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let o = olga.clone();
+        let id = j.job_id.clone();
+        tasks.push(tokio::spawn(
+            async move { o.dispatch_job(&id, false).await },
+        ));
+    }
+    let mut assigned = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => assigned += usize::from(r.outcome == "assigned"),
+            Err(e) => assert_eq!(e.code(), Some(ErrorCode::InvalidState), "{e}"),
+        }
+    }
+    assert_eq!(assigned, 1);
+    let j = olga.job(&j.job_id).await.unwrap();
+    assert_eq!(j.attempts, 1);
+    assert_eq!(
+        a.peek(10).await.unwrap().deliveries.len(),
+        1,
+        "one ask, not eight"
+    );
+}
