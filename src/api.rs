@@ -398,6 +398,9 @@ pub struct PersonaStatus {
     pub fallbacks: u64,
     pub p50_us: Option<u64>,
     pub p99_us: Option<u64>,
+    /// The persona's identity text (`NAME.md` beside the script), handed to
+    /// the orchestrator agent at session start.
+    pub identity: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -257,6 +257,7 @@ impl PersonaHost {
             fallbacks: 0,
             p50_us: None,
             p99_us: None,
+            identity: None,
         };
         if let Some(name) = name {
             let found = self.with_slot(name, |s| {
@@ -276,6 +277,9 @@ impl PersonaHost {
             if found.is_none() {
                 st.last_error = Some(format!("{name} is not loaded (see the daemon log)"));
             }
+            st.identity = catalog::find(&self.home, name)
+                .ok()
+                .and_then(|s| s.identity);
         }
         st
     }

@@ -266,6 +266,7 @@ async fn use_status_decide_and_views_without_identity_internals() {
     assert_ne!(a.route.peer, b.route.peer, "{a:?} {b:?}");
     let st = bob.persona_status(None).await.unwrap();
     assert_eq!(st.decisions, 2);
+    assert_eq!(st.identity, None);
     assert!(st.p99_us.is_some() && st.generation.is_some());
 
     // A persona that dumps everything it can reach sees no ids, tokens or paths.
@@ -364,7 +365,14 @@ async fn hot_reload_swaps_keeps_last_good_and_records_errors() {
         )
     };
     write(&file, &version("alice"));
+    write(&dir.join("live.md"), "Brisk. Prefers small PRs.");
     d.cli(&["orchestrator", "persona", "use", "live"]).ok();
+    let st = admin.persona_status(None).await.unwrap();
+    assert_eq!(
+        st.identity.as_deref(),
+        Some("Brisk. Prefers small PRs."),
+        "the identity text is served"
+    );
     let g0 = admin
         .persona_status(None)
         .await
