@@ -242,6 +242,13 @@ impl Client {
         )
         .await
     }
+    pub async fn retry_job(&self, id: &str) -> Result<JobInfo> {
+        self.post(
+            &format!("/v1/jobs/{}/retry", enc(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
     pub async fn dispatch_job(&self, id: &str, dry_run: bool) -> Result<DispatchResp> {
         self.post(
             &format!("/v1/jobs/{}/dispatch", enc(id)),

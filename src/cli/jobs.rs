@@ -28,6 +28,10 @@ pub enum JobsCmd {
         owner: Option<String>,
         #[arg(long)]
         max_attempts: Option<i64>,
+        /// When it must be done: a delay (`2h`) or a time (RFC 3339); past
+        /// it the job times out and the owner is told.
+        #[arg(long, value_parser = parse_when)]
+        deadline: Option<i64>,
     },
     /// Move a job: running, succeeded, failed, canceled; add a note, a result.
     Update {
@@ -71,6 +75,34 @@ pub enum JobsCmd {
     Result { id: String },
     /// Cancel a job (its assignee is told).
     Cancel { id: String },
+    /// Put a failed, timed-out or canceled job back in the queue.
+    Retry { id: String },
+    /// Create a job and wait for its end; prints the result. Exit 0 if it
+    /// succeeded, 1 if it ended otherwise, 4 if the wait timed out.
+    Run {
+        title: String,
+        #[arg(long)]
+        brief: Option<String>,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long)]
+        assign: Option<String>,
+        #[arg(long, default_value = "1h", value_parser = super::duration_arg)]
+        timeout: std::time::Duration,
+    },
+}
+
+/// `2h` from now, or an RFC 3339 time, as Unix ms.
+fn parse_when(s: &str) -> Result<i64, String> {
+    if let Ok(d) = crate::core::time::parse_duration(s) {
+        return Ok(crate::core::time::now_ms()
+            + i64::try_from(d.as_millis()).map_err(|e| e.to_string())?);
+    }
+    let t = humantime::parse_rfc3339_weak(s)
+        .map_err(|_| format!("{s:?} is neither a delay like 2h nor an RFC 3339 time"))?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_millis() as i64)
 }
 
 fn parse_state(s: &str) -> Result<JobState, String> {
@@ -138,6 +170,7 @@ impl JobsCmd {
                 assign,
                 owner,
                 max_attempts,
+                deadline,
             } => {
                 let req = JobCreateReq {
                     title,
@@ -147,6 +180,7 @@ impl JobsCmd {
                     assign,
                     owner,
                     max_attempts,
+                    deadline_ms: deadline,
                     ..Default::default()
                 };
                 let j = c.create_job(&req).await?;
@@ -234,6 +268,48 @@ impl JobsCmd {
             JobsCmd::Cancel { id } => {
                 let j = c.cancel_job(&id).await?;
                 ctx.out(&j, job_line);
+            }
+            JobsCmd::Retry { id } => {
+                let j = c.retry_job(&id).await?;
+                ctx.out(&j, job_line);
+            }
+            JobsCmd::Run {
+                title,
+                brief,
+                tags,
+                assign,
+                timeout,
+            } => {
+                let req = JobCreateReq {
+                    title,
+                    brief: brief.map(text_arg).transpose()?,
+                    tags: (!tags.is_empty()).then_some(tags),
+                    assign,
+                    ..Default::default()
+                };
+                let mut j = c.create_job(&req).await?;
+                let deadline = std::time::Instant::now()
+                    .checked_add(timeout)
+                    .ok_or_else(|| Failure::usage("--timeout is too large"))?;
+                while !j.state.is_terminal() {
+                    if std::time::Instant::now() > deadline {
+                        return Err(Failure::new(
+                            "timeout",
+                            format!("job {} is still {} after {timeout:?}", j.job_id, j.state),
+                            4,
+                        ));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    j = c.job(&j.job_id).await?;
+                }
+                ctx.out(&j, job_detail);
+                if j.state != JobState::Succeeded {
+                    return Err(Failure::new(
+                        "job_failed",
+                        format!("job {} ended {}", j.job_id, j.state),
+                        1,
+                    ));
+                }
             }
         }
         Ok(())

@@ -39,6 +39,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/jobs/{id}", get(jobs::show))
         .route("/v1/jobs/{id}/update", post(jobs::update))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/jobs/{id}/dispatch", post(jobs::dispatch_route))
         .route("/v1/personas", get(personas::active))
         .route("/v1/personas/use", post(personas::use_persona))

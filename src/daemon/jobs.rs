@@ -183,6 +183,11 @@ pub async fn cancel(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult
     Ok(Json(h.store.update_job(&id, actor.as_deref(), &req)?))
 }
 
+pub async fn retry(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<JobInfo>> {
+    let actor = c.me().ok().map(|p| p.id.clone());
+    Ok(Json(h.store.retry_job(&id, actor.as_deref())?))
+}
+
 pub async fn dispatch_route(
     State(h): H,
     c: Caller,

@@ -28,6 +28,7 @@ fn maintain(h: &DaemonHandle, full: bool) {
     log("ghost scan", s.mark_ghosts());
     log("ask expiry", s.expire_due());
     log("ask reminders", s.remind_due());
+    log("job repair", s.repair_jobs());
     let n = super::jobs::retry_queued(h);
     if n > 0 {
         tracing::debug!(n, "queued jobs dispatched");

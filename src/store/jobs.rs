@@ -410,3 +410,110 @@ fn dispatch_in(
     let ask = super::asks::create_in(t, sender, to, &text, timeout, None)?;
     Ok(ask.delivery_id)
 }
+
+impl Store {
+    /// Background repair: jobs whose assignee went away (offline, stale, or
+    /// unregistered) lose the attempt (`executor_lost`) and go back to the
+    /// queue, up to `max_attempts`, then fail. Jobs past their deadline time
+    /// out. Owners are told of every end. Returns how many jobs moved.
+    pub fn repair_jobs(&self) -> Result<usize> {
+        let now = crate::core::time::now_ms();
+        let stale_cut = now - self.policy.stale_after_ms;
+        const LOST: &str = "SELECT j.id FROM jobs j LEFT JOIN peers p ON p.id = j.assignee
+             WHERE j.state IN ('dispatched','running')
+               AND (p.id IS NULL OR p.status = 'offline' OR p.last_seen_ms < ?1)";
+        const LATE: &str = "SELECT id FROM jobs WHERE state IN ('queued','dispatched','running')
+               AND deadline_ms IS NOT NULL AND deadline_ms <= ?1";
+        let (lost, late): (Vec<String>, Vec<String>) = self.read(|c| {
+            let q = |sql: &str, arg: i64| -> Result<Vec<String>> {
+                Ok(c.prepare_cached(sql)?
+                    .query_map([arg], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            };
+            Ok((q(LOST, stale_cut)?, q(LATE, now)?))
+        })?;
+        if lost.is_empty() && late.is_empty() {
+            return Ok(0);
+        }
+        self.write(|t| {
+            let mut n = 0;
+            for id in &late {
+                let Ok(j) = cas(t, id, JobAction::TimeOut) else { continue };
+                t.conn()
+                    .prepare_cached("UPDATE jobs SET error = 'deadline passed' WHERE id = ?1")?
+                    .execute([id])?;
+                let j = get(t.conn(), &j.info.job_id)?;
+                job_event(t, "job_timed_out", &j.info, json!({"deadline_ms": j.info.deadline_ms}))?;
+                tell_owner(t, &j, "")?;
+                n += 1;
+            }
+            for id in &lost {
+                let j = get(t.conn(), id)?;
+                if !matches!(j.info.state, JobState::Dispatched | JobState::Running) {
+                    continue;
+                }
+                let who = j.info.assignee.clone().unwrap_or_default();
+                if j.info.attempts < j.info.max_attempts {
+                    let j = cas(t, id, JobAction::Requeue)?;
+                    t.conn()
+                        .prepare_cached(
+                            "UPDATE jobs SET assignee = NULL, assignee_name = NULL, error = 'executor_lost' WHERE id = ?1",
+                        )?
+                        .execute([id])?;
+                    job_event(t, "job_executor_lost", &j.info, json!({"assignee": who, "attempt": j.info.attempts, "requeued": true}))?;
+                } else {
+                    let j = cas(t, id, JobAction::Fail)?;
+                    t.conn()
+                        .prepare_cached("UPDATE jobs SET error = 'executor_lost' WHERE id = ?1")?
+                        .execute([id])?;
+                    let j = get(t.conn(), &j.info.job_id)?;
+                    job_event(t, "job_executor_lost", &j.info, json!({"assignee": who, "attempt": j.info.attempts, "requeued": false}))?;
+                    tell_owner(t, &j, "")?;
+                }
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Put a failed, timed-out or canceled job back in the queue.
+    pub fn retry_job(&self, id: &str, actor: Option<&str>) -> Result<JobInfo> {
+        self.write(|t| {
+            let j = get(t.conn(), id)?;
+            if let Some(a) = actor.map(|a| must(t.conn(), a)).transpose()? {
+                let allowed = a.id == j.owner
+                    || a.id == j.created_by
+                    || (a.role == Role::Orchestrator && a.circle == j.info.circle);
+                if !allowed {
+                    return Err(Error::forbidden(format!(
+                        "{} is not the owner or creator of job {id}, nor the orchestrator",
+                        a.name
+                    )));
+                }
+            }
+            if !j.info.state.is_terminal() || j.info.state == JobState::Succeeded {
+                return Err(Error::new(
+                    ErrorCode::InvalidState,
+                    format!(
+                        "job {id} is {}: only a failed, timed-out or canceled job is retried",
+                        j.info.state
+                    ),
+                ));
+            }
+            let j = cas(t, id, JobAction::Requeue)?;
+            t.conn()
+                .prepare_cached(
+                    "UPDATE jobs SET assignee = NULL, assignee_name = NULL, error = NULL,
+                       max_attempts = MAX(max_attempts, attempts + 1) WHERE id = ?1",
+                )?
+                .execute([id])?;
+            job_event(
+                t,
+                "job_retried",
+                &j.info,
+                json!({"attempts": j.info.attempts}),
+            )?;
+            Ok(get(t.conn(), id)?.info)
+        })
+    }
+}

@@ -244,3 +244,139 @@ async fn two_dispatchers_racing_dispatch_once() {
         "one ask, not eight"
     );
 }
+
+#[tokio::test]
+async fn lost_executors_requeue_then_fail_deadlines_time_out_and_retry() {
+    let d = Daemon::start(&["--stale-after", "1s"]);
+    let olga = d.peer("olga", None).await;
+    let a = d.peer("a", None).await;
+    let b = d.peer("b", None).await;
+    olga.claim_orchestrator(false).await.unwrap();
+    let j = olga
+        .create_job(&JobCreateReq {
+            title: "flaky".into(),
+            assign: Some("a".into()),
+            max_attempts: Some(2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(j.assignee.as_deref(), Some("a"));
+    a.update_job(&j.job_id, &upd(JobState::Running))
+        .await
+        .unwrap();
+    // a goes offline mid-job: the attempt is lost, the job goes back and is
+    // dispatched again — to b.
+    a.heartbeat(&HeartbeatReq {
+        status: Some(Status::Offline),
+    })
+    .await
+    .unwrap();
+    let j2 = eventually(Duration::from_secs(10), "re-dispatch", || async {
+        let x = olga.job(&j.job_id).await.unwrap();
+        (x.assignee.as_deref() == Some("b") && x.state == JobState::Dispatched).then_some(x)
+    })
+    .await;
+    assert_eq!(j2.attempts, 2);
+    assert_eq!(j2.previous_assignees, ["a", "b"]);
+    // b vanishes too (stops its heartbeat): no attempts left, so it fails.
+    let _keep = (olga.clone(), b);
+    let failed = eventually(Duration::from_secs(10), "failure", || async {
+        olga.heartbeat(&HeartbeatReq::default()).await.unwrap();
+        let x = olga.job(&j.job_id).await.unwrap();
+        (x.state == JobState::Failed).then_some(x)
+    })
+    .await;
+    assert_eq!(failed.error.as_deref(), Some("executor_lost"));
+    let ev = d.admin().trace(&j.job_id).await.unwrap().events;
+    assert_eq!(
+        ev.iter().filter(|e| e.kind == "job_executor_lost").count(),
+        2
+    );
+    // Retry puts it back in the queue.
+    let r = d.cli(&["jobs", "retry", &j.job_id, "--json"]).ok().json();
+    assert!(r["state"] == "queued" || r["state"] == "dispatched", "{r}");
+    assert_eq!(
+        code_of(olga.retry_job(&j.job_id).await),
+        ErrorCode::InvalidState
+    );
+
+    // A deadline passes: timed out, the owner is told.
+    let late = d
+        .cli(&[
+            "--as",
+            "olga",
+            "jobs",
+            "create",
+            "late",
+            "--assign",
+            "olga",
+            "--deadline",
+            "200ms",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let id = late["job_id"].as_str().unwrap().to_string();
+    let x = eventually(Duration::from_secs(10), "timeout", || async {
+        olga.heartbeat(&HeartbeatReq::default()).await.unwrap();
+        let x = olga.job(&id).await.unwrap();
+        (x.state == JobState::TimedOut).then_some(x)
+    })
+    .await;
+    assert_eq!(x.error.as_deref(), Some("deadline passed"));
+    assert_eq!(
+        d.cli(&["jobs", "create", "x", "--deadline", "someday"])
+            .code,
+        2
+    );
+}
+
+#[tokio::test]
+async fn jobs_run_waits_for_the_end() {
+    let d = Daemon::start(&[]);
+    let olga_t = d.peer_token("olga", None).await;
+    let bob = d.peer("bob", None).await;
+    let home = d.home_path().to_path_buf();
+    let runner = std::thread::spawn(move || {
+        run_cli(
+            &home,
+            &[
+                "jobs",
+                "run",
+                "summarize the logs",
+                "--assign",
+                "bob",
+                "--timeout",
+                "20s",
+            ],
+            &[("REPOWIRE_PEER_TOKEN", &olga_t)],
+        )
+    });
+    let j = eventually(Duration::from_secs(10), "the job", || async {
+        bob.list_jobs(&[]).await.unwrap().into_iter().next()
+    })
+    .await;
+    bob.update_job(
+        &j.job_id,
+        &JobUpdateReq {
+            state: Some(JobState::Running),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    bob.update_job(
+        &j.job_id,
+        &JobUpdateReq {
+            state: Some(JobState::Succeeded),
+            result: Some("3 errors".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let r = runner.join().unwrap();
+    r.ok();
+    assert!(r.stdout.contains("3 errors"), "{}", r.stdout);
+}
