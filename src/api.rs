@@ -446,6 +446,8 @@ pub struct JobInfo {
     pub deadline_ms: Option<i64>,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// A cancel waiting for the assignee to confirm (or the grace period).
+    pub cancel_requested_at_ms: Option<i64>,
     pub notes: Vec<JobNote>,
 }
 

@@ -72,6 +72,9 @@ struct RunArgs {
     /// At most this many events are kept.
     #[arg(long, env = "REPOWIRE_EVENT_MAX_COUNT", default_value_t = 100_000)]
     event_max_count: i64,
+    /// A cancel of a job in progress waits this long for its assignee to confirm.
+    #[arg(long, env = "REPOWIRE_CANCEL_GRACE", default_value = "60s", value_parser = duration_arg)]
+    cancel_grace: Duration,
     /// Finished asks and delivered messages older than this are deleted.
     #[arg(long, env = "REPOWIRE_RETAIN_DONE", default_value = "7d", value_parser = duration_arg)]
     retain_done: Duration,
@@ -123,6 +126,7 @@ impl RunArgs {
                 event_max_age_ms: ms(self.event_max_age),
                 event_max_count: self.event_max_count,
                 done_max_age_ms: ms(self.retain_done),
+                cancel_grace_ms: ms(self.cancel_grace),
             },
         })
     }
@@ -155,6 +159,8 @@ impl RunArgs {
             self.event_max_count.to_string(),
             "--retain-done".into(),
             d(self.retain_done),
+            "--cancel-grace".into(),
+            d(self.cancel_grace),
             "--tick".into(),
             d(self.tick),
             "--persona-memory-mib".into(),

@@ -28,6 +28,8 @@ pub struct Policy {
     pub event_max_count: i64,
     /// Finished asks and delivered/dropped deliveries older than this are deleted.
     pub done_max_age_ms: i64,
+    /// A cancel of a job in progress waits this long for the assignee to confirm.
+    pub cancel_grace_ms: i64,
 }
 
 impl Default for Policy {
@@ -44,6 +46,7 @@ impl Default for Policy {
             event_max_age_ms: 7 * 86_400_000,
             event_max_count: 100_000,
             done_max_age_ms: 7 * 86_400_000,
+            cancel_grace_ms: 60_000,
         }
     }
 }

@@ -18,7 +18,7 @@ macro_rules! cols {
     () => {
         "id, circle, title, brief, kind, tags, priority, created_by_name, owner_name, assignee_name, \
          state, phase, attempts, max_attempts, previous, result_summary, result_data, error, \
-         deadline_ms, created_ms, updated_ms, created_by, owner, assignee"
+         deadline_ms, created_ms, updated_ms, created_by, owner, assignee, cancel_requested_ms"
     };
 }
 
@@ -57,6 +57,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
             deadline_ms: r.get(18)?,
             created_at_ms: r.get(19)?,
             updated_at_ms: r.get(20)?,
+            cancel_requested_at_ms: r.get(24)?,
             notes: Vec::new(),
         },
         created_by: r.get(21)?,
@@ -306,18 +307,18 @@ impl Store {
                     .prepare_cached("INSERT INTO job_notes (job_id, ts_ms, by_name, text) VALUES (?1, ?2, ?3, ?4)")?
                     .execute(params![id, t.now, by, note])?;
             }
-            let j = match action {
-                Some(a) => {
-                    let j = cas(t, id, a)?;
-                    job_event(t, &format!("job_{}", j.info.state), &j.info, json!({"by": by, "phase": req.phase}))?;
-                    if j.info.state.is_terminal() {
-                        tell_owner(t, &j, actor.unwrap_or(""))?;
-                    }
-                    if a == JobAction::Cancel
-                        && let Some(assignee) = j.assignee.as_deref()
-                        && Some(assignee) != actor
-                        && let Some(who) = by_id(t.conn(), assignee)?
-                    {
+            // A cancel of work in progress by anyone but its assignee is a
+            // request: the assignee is told, and the job is canceled when
+            // it confirms (its own cancel) or after the grace period.
+            let in_progress = matches!(j.info.state, JobState::Dispatched | JobState::Running);
+            let assignee = j.assignee.clone();
+            if action == Some(JobAction::Cancel) && in_progress && assignee.as_deref() != actor {
+                if j.info.cancel_requested_at_ms.is_none() {
+                    t.conn()
+                        .prepare_cached("UPDATE jobs SET cancel_requested_ms = ?2, updated_ms = ?2 WHERE id = ?1")?
+                        .execute(params![id, t.now])?;
+                    job_event(t, "job_cancel_requested", &j.info, json!({"by": by, "grace_ms": t.policy.cancel_grace_ms}))?;
+                    if let Some(who) = assignee.as_deref().map(|a| by_id(t.conn(), a)).transpose()?.flatten() {
                         enqueue(
                             t,
                             NewDelivery {
@@ -325,9 +326,23 @@ impl Store {
                                 from: None,
                                 kind: DeliveryKind::System,
                                 ask_id: None,
-                                text: &format!("Job {id} \"{}\" was canceled by {by}: stop working on it.", j.info.title),
+                                text: &format!(
+                                    "{by} asks you to stop job {id} \"{}\". Confirm with: repowire jobs update {id} --state canceled (it is canceled in {} s anyway).",
+                                    j.info.title,
+                                    t.policy.cancel_grace_ms / 1000
+                                ),
                             },
                         )?;
+                    }
+                }
+                return Ok(get(t.conn(), id)?.info);
+            }
+            let j = match action {
+                Some(a) => {
+                    let j = cas(t, id, a)?;
+                    job_event(t, &format!("job_{}", j.info.state), &j.info, json!({"by": by, "phase": req.phase}))?;
+                    if j.info.state.is_terminal() {
+                        tell_owner(t, &j, actor.unwrap_or(""))?;
                     }
                     j
                 }
@@ -424,19 +439,28 @@ impl Store {
                AND (p.id IS NULL OR p.status = 'offline' OR p.last_seen_ms < ?1)";
         const LATE: &str = "SELECT id FROM jobs WHERE state IN ('queued','dispatched','running')
                AND deadline_ms IS NOT NULL AND deadline_ms <= ?1";
-        let (lost, late): (Vec<String>, Vec<String>) = self.read(|c| {
+        const GRACE: &str = "SELECT id FROM jobs WHERE state IN ('dispatched','running')
+               AND cancel_requested_ms IS NOT NULL AND cancel_requested_ms <= ?1";
+        let grace_cut = now - self.policy.cancel_grace_ms;
+        let (lost, late, graced) = self.read(|c| {
             let q = |sql: &str, arg: i64| -> Result<Vec<String>> {
                 Ok(c.prepare_cached(sql)?
                     .query_map([arg], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?)
             };
-            Ok((q(LOST, stale_cut)?, q(LATE, now)?))
+            Ok((q(LOST, stale_cut)?, q(LATE, now)?, q(GRACE, grace_cut)?))
         })?;
-        if lost.is_empty() && late.is_empty() {
+        if lost.is_empty() && late.is_empty() && graced.is_empty() {
             return Ok(0);
         }
         self.write(|t| {
             let mut n = 0;
+            for id in &graced {
+                let Ok(j) = cas(t, id, JobAction::Cancel) else { continue };
+                job_event(t, "job_canceled", &j.info, json!({"by": "grace period"}))?;
+                tell_owner(t, &j, "")?;
+                n += 1;
+            }
             for id in &late {
                 let Ok(j) = cas(t, id, JobAction::TimeOut) else { continue };
                 t.conn()

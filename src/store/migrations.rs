@@ -144,6 +144,7 @@ const MIGRATIONS: &[&str] = &[
         result_data     TEXT,
         error           TEXT,
         deadline_ms     INTEGER,
+        cancel_requested_ms INTEGER,
         created_ms      INTEGER NOT NULL,
         updated_ms      INTEGER NOT NULL
     );

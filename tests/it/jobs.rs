@@ -172,15 +172,21 @@ async fn the_persona_routes_queued_jobs_and_retries_when_peers_come_online() {
     })
     .await;
     assert_eq!(j.assignee.as_deref(), Some("kim"));
-    // Cancel: the assignee is told to stop.
+    // Cancel of work in progress: a request; the assignee is told and confirms.
     d.cli(&["jobs", "cancel", &j.job_id]).ok();
     let notes = kim.peek(10).await.unwrap().deliveries;
     assert!(
         notes
             .iter()
-            .any(|d| d.kind == DeliveryKind::System && d.text.contains("canceled")),
+            .any(|d| d.kind == DeliveryKind::System && d.text.contains("stop job")),
         "{notes:?}"
     );
+    let x = olga.job(&j.job_id).await.unwrap();
+    assert_eq!(x.state, JobState::Dispatched);
+    assert!(x.cancel_requested_at_ms.is_some());
+    kim.update_job(&j.job_id, &upd(JobState::Canceled))
+        .await
+        .unwrap();
     assert_eq!(olga.job(&j.job_id).await.unwrap().state, JobState::Canceled);
     d.cli(&["orchestrator", "dispatch", "--job", &j.job_id])
         .fails(1, "invalid_state");
@@ -379,4 +385,40 @@ async fn jobs_run_waits_for_the_end() {
     let r = runner.join().unwrap();
     r.ok();
     assert!(r.stdout.contains("3 errors"), "{}", r.stdout);
+}
+
+#[tokio::test]
+async fn an_unconfirmed_cancel_lands_after_the_grace_period() {
+    let d = Daemon::start(&["--cancel-grace", "300ms"]);
+    let olga = d.peer("olga", None).await;
+    d.peer("bob", None).await;
+    let j = olga
+        .create_job(&JobCreateReq {
+            title: "long".into(),
+            assign: Some("bob".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let x = olga.cancel_job(&j.job_id).await.unwrap();
+    assert_eq!(x.state, JobState::Dispatched, "in progress: a request");
+    let x = eventually(Duration::from_secs(10), "the grace period", || async {
+        let x = olga.job(&j.job_id).await.unwrap();
+        (x.state == JobState::Canceled).then_some(x)
+    })
+    .await;
+    assert!(x.cancel_requested_at_ms.is_some());
+    let q = olga
+        .create_job(&JobCreateReq {
+            title: "never mind".into(),
+            assign: Some("olga".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        olga.cancel_job(&q.job_id).await.unwrap().state,
+        JobState::Canceled,
+        "the assignee's own cancel is immediate"
+    );
 }
