@@ -480,6 +480,9 @@ pub struct JobCreateReq {
     pub deadline_ms: Option<i64>,
     #[serde(default)]
     pub max_attempts: Option<i64>,
+    /// Wait this long × the attempt number before a retry (default 10 s).
+    #[serde(default)]
+    pub backoff_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

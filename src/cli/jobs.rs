@@ -28,6 +28,12 @@ pub enum JobsCmd {
         owner: Option<String>,
         #[arg(long)]
         max_attempts: Option<i64>,
+        /// Wait this long × the attempt number before a retry.
+        #[arg(long, value_parser = super::duration_arg)]
+        backoff: Option<std::time::Duration>,
+        /// A free-form kind (build, review, docs…).
+        #[arg(long)]
+        kind: Option<String>,
         /// When it must be done: a delay (`2h`) or a time (RFC 3339); past
         /// it the job times out and the owner is told.
         #[arg(long, value_parser = parse_when)]
@@ -170,6 +176,8 @@ impl JobsCmd {
                 assign,
                 owner,
                 max_attempts,
+                backoff,
+                kind,
                 deadline,
             } => {
                 let req = JobCreateReq {
@@ -181,6 +189,8 @@ impl JobsCmd {
                     owner,
                     max_attempts,
                     deadline_ms: deadline,
+                    backoff_ms: backoff.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+                    kind,
                     ..Default::default()
                 };
                 let j = c.create_job(&req).await?;

@@ -84,18 +84,15 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
 
 /// Background: try to dispatch queued, unassigned jobs (a few per tick).
 pub fn retry_queued(h: &DaemonHandle) -> usize {
-    let Ok(queued) = h
-        .store
-        .list_jobs(None, Some(JobState::Queued), None, None, 20, 0)
-    else {
+    let Ok(queued) = h.store.dispatchable_jobs(20) else {
         return 0;
     };
     let mut n = 0;
-    for j in queued {
-        match dispatch(h, &j.job_id, false) {
+    for id in queued {
+        match dispatch(h, &id, false) {
             Ok(r) if r.outcome == "assigned" => n += 1,
             Ok(_) => {}
-            Err(e) => tracing::debug!(job = %j.job_id, error = %e, "dispatch retry failed"),
+            Err(e) => tracing::debug!(job = %id, error = %e, "dispatch retry failed"),
         }
     }
     n

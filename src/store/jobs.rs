@@ -133,7 +133,17 @@ fn cas(t: &mut Tx<'_>, id: &str, action: JobAction) -> Result<JobRow> {
 
 /// Tell the owner (else the creator) how a job ended, unless they ended it.
 fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
-    let who = by_id(t.conn(), &j.owner)?.or(by_id(t.conn(), &j.created_by)?);
+    let orchestrator: Option<PeerRow> = t
+        .conn()
+        .prepare_cached("SELECT id FROM peers WHERE circle = ?1 AND role = 'orchestrator'")?
+        .query_row([&j.info.circle], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|id| by_id(t.conn(), &id))
+        .transpose()?
+        .flatten();
+    let who = by_id(t.conn(), &j.owner)?
+        .or(by_id(t.conn(), &j.created_by)?)
+        .or(orchestrator);
     if let Some(owner) = who
         && owner.id != actor
     {
@@ -190,8 +200,8 @@ impl Store {
                 .prepare_cached(
                     "INSERT INTO jobs (id, circle, title, brief, kind, tags, priority, created_by,
                        created_by_name, owner, owner_name, state, max_attempts, deadline_ms,
-                       created_ms, updated_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13, ?14, ?14)",
+                       created_ms, updated_ms, backoff_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13, ?14, ?14, ?15)",
                 )?
                 .execute(params![
                     id,
@@ -207,7 +217,8 @@ impl Store {
                     owner.name,
                     max_attempts,
                     req.deadline_ms,
-                    t.now
+                    t.now,
+                    req.backoff_ms.unwrap_or(10_000).clamp(0, 86_400_000)
                 ])?;
             let j = get(t.conn(), &id)?;
             job_event(t, "job_created", &j.info, json!({"title": req.title, "by": creator.name, "owner": owner.name}))?;
@@ -221,6 +232,20 @@ impl Store {
 
     pub fn get_job(&self, id: &str) -> Result<JobInfo> {
         self.read(|c| Ok(get(c, id)?.info))
+    }
+
+    /// Queued jobs whose retry backoff has passed, oldest first (the
+    /// background dispatcher's work list).
+    pub fn dispatchable_jobs(&self, limit: u32) -> Result<Vec<String>> {
+        let now = crate::core::time::now_ms();
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id FROM jobs WHERE state = 'queued' AND (not_before_ms IS NULL OR not_before_ms <= ?1)
+                 ORDER BY priority DESC, created_ms LIMIT ?2",
+            )?
+            .query_map(params![now, limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+        })
     }
 
     /// Jobs of a circle, newest first, filtered and paginated.
@@ -481,9 +506,10 @@ impl Store {
                     let j = cas(t, id, JobAction::Requeue)?;
                     t.conn()
                         .prepare_cached(
-                            "UPDATE jobs SET assignee = NULL, assignee_name = NULL, error = 'executor_lost' WHERE id = ?1",
+                            "UPDATE jobs SET assignee = NULL, assignee_name = NULL, error = 'executor_lost',
+                               not_before_ms = ?2 + backoff_ms * attempts WHERE id = ?1",
                         )?
-                        .execute([id])?;
+                        .execute(params![id, t.now])?;
                     job_event(t, "job_executor_lost", &j.info, json!({"assignee": who, "attempt": j.info.attempts, "requeued": true}))?;
                 } else {
                     let j = cas(t, id, JobAction::Fail)?;

@@ -145,6 +145,8 @@ const MIGRATIONS: &[&str] = &[
         error           TEXT,
         deadline_ms     INTEGER,
         cancel_requested_ms INTEGER,
+        backoff_ms      INTEGER NOT NULL DEFAULT 10000,
+        not_before_ms   INTEGER,
         created_ms      INTEGER NOT NULL,
         updated_ms      INTEGER NOT NULL
     );

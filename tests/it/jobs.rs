@@ -260,6 +260,7 @@ async fn lost_executors_requeue_then_fail_deadlines_time_out_and_retry() {
     olga.claim_orchestrator(false).await.unwrap();
     let j = olga
         .create_job(&JobCreateReq {
+            backoff_ms: Some(0),
             title: "flaky".into(),
             assign: Some("a".into()),
             max_attempts: Some(2),
