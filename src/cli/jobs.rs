@@ -191,7 +191,6 @@ impl JobsCmd {
                     deadline_ms: deadline,
                     backoff_ms: backoff.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
                     kind,
-                    ..Default::default()
                 };
                 let j = c.create_job(&req).await?;
                 ctx.out(&j, job_line);
