@@ -520,3 +520,82 @@ pub struct DispatchResp {
     pub outcome: String,
     pub delivery_id: Option<String>,
 }
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequestReq {
+    /// A PR URL or any ref string.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub head_sha: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Default: the caller.
+    #[serde(default)]
+    pub author: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReviewerState {
+    pub reviewer: String,
+    pub last_reviewed_sha: Option<String>,
+    pub verdict: Option<String>,
+    pub notes: Option<String>,
+    pub my_action: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReviewInfo {
+    pub review_id: String,
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub circle: String,
+    pub title: String,
+    pub head_sha: String,
+    pub author: String,
+    pub requested_by: String,
+    pub tags: Vec<String>,
+    /// `open` or `closed`.
+    pub state: String,
+    pub reviewers: Vec<ReviewerState>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewRequestResp {
+    pub review: ReviewInfo,
+    pub persona: Option<String>,
+    pub route: crate::core::route::RouteOut,
+}
+
+/// One line of a peer's review queue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueueEntry {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub title: String,
+    pub head_sha: String,
+    pub author: String,
+    pub last_reviewed_sha: Option<String>,
+    pub verdict: Option<String>,
+    /// `review-needed`, `re-review-suggested`, `none-needed` or `closed`.
+    pub my_action: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRefReq {
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// update: the new head; mark: the sha reviewed (default: the head).
+    #[serde(default)]
+    pub sha: Option<String>,
+    /// mark: `approve`, `changes` or `comment`.
+    #[serde(default)]
+    pub verdict: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}

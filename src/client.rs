@@ -222,6 +222,28 @@ impl Client {
     pub async fn decide(&self, req: &DecideReq) -> Result<DecideResp> {
         self.post("/v1/orchestrator/decide", req).await
     }
+    pub async fn request_review(&self, req: &ReviewRequestReq) -> Result<ReviewRequestResp> {
+        self.post("/v1/reviews", req).await
+    }
+    pub async fn review(&self, reference: &str) -> Result<ReviewInfo> {
+        self.get_q("/v1/reviews", &[("ref", reference)]).await
+    }
+    pub async fn review_queue(&self, peer: Option<&str>) -> Result<Vec<QueueEntry>> {
+        self.get_q("/v1/reviews/queue", &[("peer", peer)]).await
+    }
+    pub async fn update_review(&self, req: &ReviewRefReq) -> Result<ReviewInfo> {
+        self.post("/v1/reviews/update", req).await
+    }
+    pub async fn mark_review(&self, req: &ReviewRefReq) -> Result<ReviewInfo> {
+        self.post("/v1/reviews/mark", req).await
+    }
+    pub async fn close_review(&self, reference: &str) -> Result<ReviewInfo> {
+        let req = ReviewRefReq {
+            reference: reference.into(),
+            ..Default::default()
+        };
+        self.post("/v1/reviews/close", &req).await
+    }
     pub async fn create_job(&self, req: &JobCreateReq) -> Result<JobInfo> {
         self.post("/v1/jobs", req).await
     }

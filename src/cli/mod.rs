@@ -16,6 +16,7 @@ mod jobs;
 mod orchestrator;
 mod peer;
 mod persona;
+mod review;
 
 use crate::client::{Client, ClientError};
 use crate::home::Home;
@@ -68,6 +69,9 @@ pub enum Cmd {
     /// Jobs: durable tracked work, routed by the circle's persona.
     #[command(subcommand)]
     Jobs(jobs::JobsCmd),
+    /// Reviews: ask for one, see what you owe, mark it.
+    #[command(subcommand)]
+    Review(review::ReviewCmd),
     /// The orchestrator role of a circle.
     #[command(subcommand)]
     Orchestrator(orchestrator::OrchestratorCmd),
@@ -287,6 +291,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
         Cmd::Peer(c) => c.run(&ctx).await,
         Cmd::Orchestrator(c) => c.run(&ctx).await,
         Cmd::Jobs(c) => c.run(&ctx).await,
+        Cmd::Review(c) => c.run(&ctx).await,
         Cmd::Trace(c) => c.run(&ctx).await,
         Cmd::Events(c) => c.run(&ctx).await,
         Cmd::Doctor => doctor::run(&ctx).await,

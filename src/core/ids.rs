@@ -17,6 +17,7 @@ pub enum IdKind {
     AskGroup,
     Delivery,
     Job,
+    Review,
 }
 
 impl IdKind {
@@ -27,6 +28,7 @@ impl IdKind {
             Self::AskGroup => "askm",
             Self::Delivery => "dlv",
             Self::Job => "job",
+            Self::Review => "rev",
         }
     }
 
@@ -42,6 +44,7 @@ impl IdKind {
             Self::AskGroup,
             Self::Delivery,
             Self::Job,
+            Self::Review,
         ]
         .into_iter()
         .find(|k| k.prefix() == prefix)

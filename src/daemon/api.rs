@@ -1,7 +1,7 @@
 //! The HTTP API: routes → one store call each. See `docs/http-api.md`.
 
 use super::auth::{ApiError, ApiResult, Body, Caller, Path, Query};
-use super::{DaemonHandle, jobs, personas, poll};
+use super::{DaemonHandle, jobs, personas, poll, reviews};
 use crate::api::*;
 use crate::core::ask::AskAction;
 use crate::core::error::{Error, ErrorCode};
@@ -35,6 +35,11 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/roles/orchestrator/release", post(release))
         .route("/v1/orchestrator", get(orchestrator_status))
         .route("/v1/orchestrator/decide", post(personas::decide))
+        .route("/v1/reviews", post(reviews::request).get(reviews::show))
+        .route("/v1/reviews/queue", get(reviews::queue))
+        .route("/v1/reviews/update", post(reviews::update))
+        .route("/v1/reviews/mark", post(reviews::mark))
+        .route("/v1/reviews/close", post(reviews::close))
         .route("/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::show))
         .route("/v1/jobs/{id}/update", post(jobs::update))

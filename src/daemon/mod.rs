@@ -12,6 +12,7 @@ mod jobs;
 mod observe;
 mod personas;
 mod poll;
+mod reviews;
 mod tasks;
 
 use crate::core::policy::Policy;

@@ -160,6 +160,35 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX job_notes_job ON job_notes (job_id, ts_ms);
     "#,
+    // 4: review items and who owes a review.
+    r#"
+    CREATE TABLE reviews (
+        id                TEXT PRIMARY KEY,
+        circle            TEXT NOT NULL,
+        ref               TEXT NOT NULL,
+        title             TEXT NOT NULL DEFAULT '',
+        head_sha          TEXT NOT NULL,
+        author            TEXT NOT NULL,
+        author_name       TEXT NOT NULL,
+        requested_by_name TEXT NOT NULL,
+        tags              TEXT NOT NULL DEFAULT '[]',
+        state             TEXT NOT NULL,
+        created_ms        INTEGER NOT NULL,
+        updated_ms        INTEGER NOT NULL,
+        UNIQUE (circle, ref)
+    );
+    CREATE TABLE review_assignments (
+        review_id         TEXT NOT NULL REFERENCES reviews (id),
+        reviewer          TEXT NOT NULL,
+        reviewer_name     TEXT NOT NULL,
+        last_reviewed_sha TEXT,
+        verdict           TEXT,
+        notes             TEXT,
+        updated_ms        INTEGER NOT NULL,
+        PRIMARY KEY (review_id, reviewer)
+    ) WITHOUT ROWID;
+    CREATE INDEX review_assignments_reviewer ON review_assignments (reviewer);
+    "#,
 ];
 
 /// The schema version this binary writes.

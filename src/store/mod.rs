@@ -13,6 +13,7 @@ mod jobs;
 mod migrations;
 mod peers;
 mod personas;
+mod reviews;
 
 pub use peers::PeerRow;
 

@@ -12,5 +12,6 @@ mod jobs;
 mod orchestrator;
 mod peers;
 mod personas;
+mod reviews;
 
 pub mod support;

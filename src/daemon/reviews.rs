@@ -1,0 +1,189 @@
+//! Reviews over HTTP; reviewers are chosen by the circle's persona
+//! (`review`), else the built-in policy. Items still without a reviewer are
+//! routed again from the background tick.
+
+use super::DaemonHandle;
+use super::auth::{ApiResult, Body, Caller, Query};
+use crate::api::{QueueEntry, ReviewInfo, ReviewRefReq, ReviewRequestReq, ReviewRequestResp};
+use crate::core::error::Error;
+use crate::core::mesh::ReviewInput;
+use crate::core::route::Route;
+use crate::persona;
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use std::time::Instant;
+
+type H = State<DaemonHandle>;
+
+/// Ask the persona who reviews `reference` and assign them.
+pub fn route(h: &DaemonHandle, circle: &str, reference: &str) -> Result<ReviewRequestResp, Error> {
+    let r = h.store.get_review(circle, reference)?;
+    let mesh = h.personas.mesh(&h.store, circle)?;
+    let name = h.store.active_persona(circle)?;
+    let p = name.as_deref().and_then(|n| h.personas.ensure(n).ok());
+    let item = ReviewInput {
+        reference: r.reference.clone(),
+        head_sha: r.head_sha.clone(),
+        author: r.author.clone(),
+        requested_by: r.requested_by.clone(),
+        tags: r.tags.clone(),
+    };
+    let started = Instant::now();
+    let decision = persona::decide_review(p.as_deref(), &item, &mesh);
+    if let Some(n) = &name {
+        h.personas
+            .record(n, started.elapsed(), decision.error.as_ref());
+        if let Some(e) = &decision.error {
+            h.store.persona_event(
+                "persona_error",
+                n,
+                Some(circle),
+                serde_json::json!({"persona": n, "entry": "review", "error": e.message, "location": e.location, "ref": reference}),
+            )?;
+        }
+    }
+    let review = match &decision.route {
+        Route::Assign { peer, note } => h.store.assign_reviewers(
+            circle,
+            reference,
+            std::slice::from_ref(peer),
+            note.as_deref(),
+        )?,
+        Route::Fanout { peers, text } => {
+            h.store
+                .assign_reviewers(circle, reference, peers, Some(text))?
+        }
+        // Deferred or declined: no reviewer yet (retried in the background).
+        _ => r,
+    };
+    Ok(ReviewRequestResp {
+        review,
+        persona: name,
+        route: decision.out(),
+    })
+}
+
+/// Background: route open reviews that have no reviewer yet.
+pub fn route_pending(h: &DaemonHandle) -> usize {
+    let Ok(list) = h.store.unrouted_reviews(20) else {
+        return 0;
+    };
+    let mut n = 0;
+    for (circle, reference) in list {
+        if let Ok(r) = route(h, &circle, &reference)
+            && !r.review.reviewers.is_empty()
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+pub async fn request(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<ReviewRequestReq>,
+) -> ApiResult<Json<ReviewRequestResp>> {
+    let me = c.me()?.clone();
+    let hh = h.clone();
+    let r = tokio::task::spawn_blocking(move || -> Result<ReviewRequestResp, Error> {
+        let review = hh.store.open_review(&me.id, &req)?;
+        if review.reviewers.is_empty() {
+            route(&hh, &me.circle, &review.reference)
+        } else {
+            Ok(ReviewRequestResp {
+                review,
+                persona: None,
+                route: crate::core::route::Route::Decline {
+                    why: "already has reviewers".into(),
+                }
+                .out(None),
+            })
+        }
+    })
+    .await
+    .map_err(|e| Error::internal(e.to_string()))??;
+    Ok(Json(r))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueQ {
+    peer: Option<String>,
+}
+
+pub async fn queue(
+    State(h): H,
+    c: Caller,
+    Query(q): Query<QueueQ>,
+) -> ApiResult<Json<Vec<QueueEntry>>> {
+    let peer = match q.peer {
+        Some(name) => {
+            let circle = c.viewer().map(|p| p.circle.clone());
+            let p = h.store.resolve_peer(&name, circle.as_deref())?;
+            if let Some(me) = c.viewer()
+                && me.circle != p.circle
+            {
+                return Err(Error::new(
+                    crate::core::ErrorCode::CrossCircle,
+                    "another circle's queue",
+                )
+                .into());
+            }
+            p
+        }
+        None => c.me()?.clone(),
+    };
+    Ok(Json(h.store.review_queue(&peer.id)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShowQ {
+    #[serde(rename = "ref")]
+    reference: String,
+    circle: Option<String>,
+}
+
+fn circle_of(c: &Caller, asked: Option<String>) -> Result<String, Error> {
+    Ok(c.scope_circle(asked)?
+        .or_else(|| c.me().ok().map(|p| p.circle.clone()))
+        .unwrap_or_else(|| crate::core::peer::DEFAULT_CIRCLE.to_string()))
+}
+
+pub async fn show(State(h): H, c: Caller, Query(q): Query<ShowQ>) -> ApiResult<Json<ReviewInfo>> {
+    let circle = circle_of(&c, q.circle)?;
+    Ok(Json(h.store.get_review(&circle, &q.reference)?))
+}
+
+pub async fn update(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<ReviewRefReq>,
+) -> ApiResult<Json<ReviewInfo>> {
+    let circle = circle_of(&c, None)?;
+    Ok(Json(h.store.update_review(&circle, &req)?))
+}
+
+pub async fn mark(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<ReviewRefReq>,
+) -> ApiResult<Json<ReviewInfo>> {
+    let me = c.me()?.clone();
+    Ok(Json(h.store.mark_review(&me.circle, &me.id, &req)?))
+}
+
+pub async fn close(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<ReviewRefReq>,
+) -> ApiResult<Json<ReviewInfo>> {
+    let circle = circle_of(&c, None)?;
+    let by = c
+        .me()
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|_| "admin".into());
+    Ok(Json(h.store.close_review(&circle, &req.reference, &by)?))
+}
