@@ -599,3 +599,55 @@ pub struct ReviewRefReq {
     #[serde(default)]
     pub notes: Option<String>,
 }
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleReq {
+    /// A peer name, or `self`.
+    pub to: String,
+    /// `notify` (default), `ask`, `job` (text = the job's title), `checkin`.
+    #[serde(default)]
+    pub kind: Option<crate::core::schedule::ScheduleKind>,
+    /// The message; for `checkin`, JSON arguments handed to the script (or text).
+    #[serde(default)]
+    pub text: String,
+    /// One-shot: a delay (`10m`) or a time (RFC 3339).
+    #[serde(default)]
+    pub fire_at: Option<String>,
+    /// Recurring: 5-field cron or @hourly/@daily/@weekly.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// IANA time zone for cron (default UTC).
+    #[serde(default)]
+    pub tz: Option<String>,
+    /// `fire_once` (default) or `skip`: fires missed while the daemon was down.
+    #[serde(default)]
+    pub missed: Option<crate::core::schedule::MissedPolicy>,
+    /// `checkin`: the persona (or check-in script file) to run; default the
+    /// circle's active persona.
+    #[serde(default)]
+    pub persona: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScheduleInfo {
+    pub schedule_id: String,
+    pub circle: String,
+    pub owner: String,
+    pub to: String,
+    pub kind: crate::core::schedule::ScheduleKind,
+    pub text: String,
+    pub persona: Option<String>,
+    pub fire_at_ms: Option<i64>,
+    pub cron: Option<String>,
+    pub tz: String,
+    pub missed: crate::core::schedule::MissedPolicy,
+    pub next_fire_ms: Option<i64>,
+    pub last_fired_ms: Option<i64>,
+    pub fire_count: i64,
+    pub failures: i64,
+    pub last_outcome: Option<String>,
+    pub last_error: Option<String>,
+    pub enabled: bool,
+    pub created_at_ms: i64,
+}

@@ -222,6 +222,27 @@ impl Client {
     pub async fn decide(&self, req: &DecideReq) -> Result<DecideResp> {
         self.post("/v1/orchestrator/decide", req).await
     }
+    pub async fn create_schedule(&self, req: &ScheduleReq) -> Result<ScheduleInfo> {
+        self.post("/v1/schedules", req).await
+    }
+    pub async fn list_schedules(&self, all: bool) -> Result<Vec<ScheduleInfo>> {
+        self.get_q("/v1/schedules", &[("all", all)]).await
+    }
+    pub async fn schedule(&self, id: &str) -> Result<ScheduleInfo> {
+        self.get(&format!("/v1/schedules/{}", enc(id))).await
+    }
+    pub async fn delete_schedule(&self, id: &str) -> Result<ScheduleInfo> {
+        self.delete(&format!("/v1/schedules/{}", enc(id)), &())
+            .await
+    }
+    pub async fn pause_schedule(&self, id: &str, pause: bool) -> Result<ScheduleInfo> {
+        let what = if pause { "pause" } else { "resume" };
+        self.post(
+            &format!("/v1/schedules/{}/{what}", enc(id)),
+            &serde_json::json!({}),
+        )
+        .await
+    }
     pub async fn request_review(&self, req: &ReviewRequestReq) -> Result<ReviewRequestResp> {
         self.post("/v1/reviews", req).await
     }

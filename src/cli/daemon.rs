@@ -75,6 +75,12 @@ struct RunArgs {
     /// A cancel of a job in progress waits this long for its assignee to confirm.
     #[arg(long, env = "REPOWIRE_CANCEL_GRACE", default_value = "60s", value_parser = duration_arg)]
     cancel_grace: Duration,
+    /// A schedule fire later than this counts as missed (the daemon was down).
+    #[arg(long, env = "REPOWIRE_MISSED_AFTER", default_value = "60s", value_parser = duration_arg)]
+    missed_after: Duration,
+    /// First retry delay of a failed schedule fire (doubles each time, at most 5 min).
+    #[arg(long, env = "REPOWIRE_SCHEDULE_RETRY", default_value = "5s", value_parser = duration_arg)]
+    schedule_retry: Duration,
     /// Finished asks and delivered messages older than this are deleted.
     #[arg(long, env = "REPOWIRE_RETAIN_DONE", default_value = "7d", value_parser = duration_arg)]
     retain_done: Duration,
@@ -127,6 +133,8 @@ impl RunArgs {
                 event_max_count: self.event_max_count,
                 done_max_age_ms: ms(self.retain_done),
                 cancel_grace_ms: ms(self.cancel_grace),
+                missed_after_ms: ms(self.missed_after),
+                schedule_retry_ms: ms(self.schedule_retry).max(1),
             },
         })
     }
@@ -161,6 +169,10 @@ impl RunArgs {
             d(self.retain_done),
             "--cancel-grace".into(),
             d(self.cancel_grace),
+            "--missed-after".into(),
+            d(self.missed_after),
+            "--schedule-retry".into(),
+            d(self.schedule_retry),
             "--tick".into(),
             d(self.tick),
             "--persona-memory-mib".into(),

@@ -17,6 +17,7 @@ mod orchestrator;
 mod peer;
 mod persona;
 mod review;
+mod schedule;
 
 use crate::client::{Client, ClientError};
 use crate::home::Home;
@@ -72,6 +73,9 @@ pub enum Cmd {
     /// Reviews: ask for one, see what you owe, mark it.
     #[command(subcommand)]
     Review(review::ReviewCmd),
+    /// Schedules: deliveries later, once or on a cron; check-in scripts.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCmd),
     /// The orchestrator role of a circle.
     #[command(subcommand)]
     Orchestrator(orchestrator::OrchestratorCmd),
@@ -292,6 +296,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
         Cmd::Orchestrator(c) => c.run(&ctx).await,
         Cmd::Jobs(c) => c.run(&ctx).await,
         Cmd::Review(c) => c.run(&ctx).await,
+        Cmd::Schedule(c) => c.run(&ctx).await,
         Cmd::Trace(c) => c.run(&ctx).await,
         Cmd::Events(c) => c.run(&ctx).await,
         Cmd::Doctor => doctor::run(&ctx).await,

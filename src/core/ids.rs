@@ -18,6 +18,7 @@ pub enum IdKind {
     Delivery,
     Job,
     Review,
+    Schedule,
 }
 
 impl IdKind {
@@ -29,6 +30,7 @@ impl IdKind {
             Self::Delivery => "dlv",
             Self::Job => "job",
             Self::Review => "rev",
+            Self::Schedule => "sch",
         }
     }
 
@@ -45,6 +47,7 @@ impl IdKind {
             Self::Delivery,
             Self::Job,
             Self::Review,
+            Self::Schedule,
         ]
         .into_iter()
         .find(|k| k.prefix() == prefix)

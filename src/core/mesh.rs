@@ -44,6 +44,9 @@ pub struct JobSnap {
     pub assignee: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// Seconds since the job last changed (progress, state).
+    #[serde(default)]
+    pub updated_age_s: i64,
 }
 
 /// A circle's mesh at one instant. Peers are in name order.

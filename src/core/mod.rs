@@ -12,6 +12,7 @@ pub mod mesh;
 pub mod peer;
 pub mod policy;
 pub mod route;
+pub mod schedule;
 pub mod time;
 
 pub use error::{Error, ErrorCode};

@@ -30,6 +30,10 @@ pub struct Policy {
     pub done_max_age_ms: i64,
     /// A cancel of a job in progress waits this long for the assignee to confirm.
     pub cancel_grace_ms: i64,
+    /// A schedule fire this late counts as missed (the daemon was down).
+    pub missed_after_ms: i64,
+    /// First retry delay of a failed schedule fire (doubles, at most 5 min).
+    pub schedule_retry_ms: i64,
 }
 
 impl Default for Policy {
@@ -47,6 +51,8 @@ impl Default for Policy {
             event_max_count: 100_000,
             done_max_age_ms: 7 * 86_400_000,
             cancel_grace_ms: 60_000,
+            missed_after_ms: 60_000,
+            schedule_retry_ms: 5_000,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The HTTP API: routes → one store call each. See `docs/http-api.md`.
 
 use super::auth::{ApiError, ApiResult, Body, Caller, Path, Query};
-use super::{DaemonHandle, jobs, personas, poll, reviews};
+use super::{DaemonHandle, jobs, personas, poll, reviews, scheduler};
 use crate::api::*;
 use crate::core::ask::AskAction;
 use crate::core::error::{Error, ErrorCode};
@@ -40,6 +40,16 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/reviews/update", post(reviews::update))
         .route("/v1/reviews/mark", post(reviews::mark))
         .route("/v1/reviews/close", post(reviews::close))
+        .route(
+            "/v1/schedules",
+            post(scheduler::create).get(scheduler::list),
+        )
+        .route(
+            "/v1/schedules/{id}",
+            get(scheduler::show).delete(scheduler::delete),
+        )
+        .route("/v1/schedules/{id}/pause", post(scheduler::pause))
+        .route("/v1/schedules/{id}/resume", post(scheduler::resume))
         .route("/v1/jobs", post(jobs::create).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::show))
         .route("/v1/jobs/{id}/update", post(jobs::update))

@@ -13,6 +13,7 @@ mod observe;
 mod personas;
 mod poll;
 mod reviews;
+mod scheduler;
 mod tasks;
 
 use crate::core::policy::Policy;
@@ -51,6 +52,8 @@ pub struct Inner {
     pub home: Home,
     pub started_at_ms: i64,
     pub personas: personas::PersonaHost,
+    /// Woken when schedules change, so the scheduler re-reads the next due time.
+    pub schedules_changed: tokio::sync::Notify,
     shutdown: watch::Sender<bool>,
     broadcasts: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -185,6 +188,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         home: cfg.home.clone(),
         started_at_ms: now_ms(),
         personas: personas::PersonaHost::new(cfg.home.dir.clone(), cfg.persona_limits.clone()),
+        schedules_changed: tokio::sync::Notify::new(),
         shutdown,
         broadcasts: Mutex::new(HashMap::new()),
     }));
@@ -199,6 +203,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         personas::watch(handle.clone()).context("while watching the personas directory")?;
     let tasks = tokio::spawn(tasks::run(handle.clone(), cfg.tick));
     tokio::spawn(observe::run(handle.clone()));
+    tokio::spawn(scheduler::run(handle.clone()));
     let app = api::router(handle.clone());
     let mut rx = handle.shutdown.subscribe();
     // Small JSON answers go out at once (no Nagle delay against delayed ACKs).

@@ -132,6 +132,7 @@ pub fn build_mesh(
             "tags",
             lua.create_sequence_from(j.tags.iter().map(String::as_str))?,
         )?;
+        t.raw_set("updated_age_s", j.updated_age_s)?;
         jobs.raw_set(i + 1, t)?;
     }
     let snap = mesh.clone();

@@ -172,62 +172,7 @@ fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
 
 impl Store {
     pub fn create_job(&self, creator_id: &str, req: &JobCreateReq) -> Result<JobInfo> {
-        if req.title.trim().is_empty() {
-            return Err(Error::bad_request("a job needs a title"));
-        }
-        self.policy.check_text("title", &req.title)?;
-        if let Some(b) = &req.brief
-            && b.len() > self.policy.max_message_bytes
-        {
-            self.policy.check_text("brief", b)?;
-        }
-        let max_attempts = req.max_attempts.unwrap_or(3);
-        if !(1..=100).contains(&max_attempts) {
-            return Err(Error::bad_request("max_attempts must be 1 to 100"));
-        }
-        let tags = req.tags.clone().unwrap_or_default();
-        for t in &tags {
-            crate::core::peer::validate_name("tag", t)?;
-        }
-        self.write(|t| {
-            let creator = must(t.conn(), creator_id)?;
-            let owner = match &req.owner {
-                Some(o) => resolve(t.conn(), o, Some(&creator.circle))?,
-                None => creator.clone(),
-            };
-            let id = new_id(IdKind::Job, t.now);
-            t.conn()
-                .prepare_cached(
-                    "INSERT INTO jobs (id, circle, title, brief, kind, tags, priority, created_by,
-                       created_by_name, owner, owner_name, state, max_attempts, deadline_ms,
-                       created_ms, updated_ms, backoff_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13, ?14, ?14, ?15)",
-                )?
-                .execute(params![
-                    id,
-                    creator.circle,
-                    req.title,
-                    req.brief.as_deref().unwrap_or(""),
-                    req.kind.as_deref().unwrap_or(""),
-                    serde_json::to_string(&tags)?,
-                    req.priority.unwrap_or(0),
-                    creator.id,
-                    creator.name,
-                    owner.id,
-                    owner.name,
-                    max_attempts,
-                    req.deadline_ms,
-                    t.now,
-                    req.backoff_ms.unwrap_or(10_000).clamp(0, 86_400_000)
-                ])?;
-            let j = get(t.conn(), &id)?;
-            job_event(t, "job_created", &j.info, json!({"title": req.title, "by": creator.name, "owner": owner.name}))?;
-            if let Some(peer) = &req.assign {
-                let to = resolve(t.conn(), peer, Some(&creator.circle))?;
-                dispatch_in(t, &id, &to, &creator, None)?;
-            }
-            Ok(get(t.conn(), &id)?.info)
-        })
+        self.write(|t| create_job_in(t, creator_id, req))
     }
 
     pub fn get_job(&self, id: &str) -> Result<JobInfo> {
@@ -565,5 +510,74 @@ impl Store {
             )?;
             Ok(get(t.conn(), id)?.info)
         })
+    }
+}
+
+/// Create a job inside a transaction (also used by job schedules).
+pub(super) fn create_job_in(
+    t: &mut Tx<'_>,
+    creator_id: &str,
+    req: &JobCreateReq,
+) -> Result<JobInfo> {
+    if req.title.trim().is_empty() {
+        return Err(Error::bad_request("a job needs a title"));
+    }
+    t.policy.check_text("title", &req.title)?;
+    if let Some(b) = &req.brief
+        && b.len() > t.policy.max_message_bytes
+    {
+        t.policy.check_text("brief", b)?;
+    }
+    let max_attempts = req.max_attempts.unwrap_or(3);
+    if !(1..=100).contains(&max_attempts) {
+        return Err(Error::bad_request("max_attempts must be 1 to 100"));
+    }
+    let tags = req.tags.clone().unwrap_or_default();
+    for t in &tags {
+        crate::core::peer::validate_name("tag", t)?;
+    }
+    {
+        let creator = must(t.conn(), creator_id)?;
+        let owner = match &req.owner {
+            Some(o) => resolve(t.conn(), o, Some(&creator.circle))?,
+            None => creator.clone(),
+        };
+        let id = new_id(IdKind::Job, t.now);
+        t.conn()
+            .prepare_cached(
+                "INSERT INTO jobs (id, circle, title, brief, kind, tags, priority, created_by,
+                   created_by_name, owner, owner_name, state, max_attempts, deadline_ms,
+                   created_ms, updated_ms, backoff_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13, ?14, ?14, ?15)",
+            )?
+            .execute(params![
+                id,
+                creator.circle,
+                req.title,
+                req.brief.as_deref().unwrap_or(""),
+                req.kind.as_deref().unwrap_or(""),
+                serde_json::to_string(&tags)?,
+                req.priority.unwrap_or(0),
+                creator.id,
+                creator.name,
+                owner.id,
+                owner.name,
+                max_attempts,
+                req.deadline_ms,
+                t.now,
+                req.backoff_ms.unwrap_or(10_000).clamp(0, 86_400_000)
+            ])?;
+        let j = get(t.conn(), &id)?;
+        job_event(
+            t,
+            "job_created",
+            &j.info,
+            json!({"title": req.title, "by": creator.name, "owner": owner.name}),
+        )?;
+        if let Some(peer) = &req.assign {
+            let to = resolve(t.conn(), peer, Some(&creator.circle))?;
+            dispatch_in(t, &id, &to, &creator, None)?;
+        }
+        Ok(get(t.conn(), &id)?.info)
     }
 }

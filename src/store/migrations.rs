@@ -189,6 +189,34 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX review_assignments_reviewer ON review_assignments (reviewer);
     "#,
+    // 5: schedules: future deliveries, one-shot or cron.
+    r#"
+    CREATE TABLE schedules (
+        id              TEXT PRIMARY KEY,
+        circle          TEXT NOT NULL,
+        owner           TEXT NOT NULL,
+        owner_name      TEXT NOT NULL,
+        target          TEXT NOT NULL,
+        target_name     TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        text            TEXT NOT NULL,
+        persona         TEXT,
+        fire_at_ms      INTEGER,
+        cron            TEXT,
+        tz              TEXT NOT NULL DEFAULT 'UTC',
+        missed          TEXT NOT NULL DEFAULT 'fire_once',
+        next_fire_ms    INTEGER,
+        last_fired_ms   INTEGER,
+        fire_count      INTEGER NOT NULL DEFAULT 0,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        last_outcome    TEXT,
+        last_error      TEXT,
+        enabled         INTEGER NOT NULL DEFAULT 1,
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX schedules_due ON schedules (next_fire_ms) WHERE enabled = 1 AND next_fire_ms IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -14,8 +14,10 @@ mod migrations;
 mod peers;
 mod personas;
 mod reviews;
+mod schedules;
 
 pub use peers::PeerRow;
+pub use schedules::SchedRow;
 
 use crate::api::EventInfo;
 use crate::core::error::{Error, Result};

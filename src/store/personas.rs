@@ -139,6 +139,7 @@ impl Store {
         let jobs = open_jobs
             .into_iter()
             .map(|j| crate::core::mesh::JobSnap {
+                updated_age_s: (now - j.updated_at_ms).max(0) / 1000,
                 id: j.job_id,
                 title: j.title,
                 state: j.state.to_string(),

@@ -226,6 +226,32 @@ impl Store {
         })
     }
 
+    /// Open review assignments of a circle, for check-in scripts:
+    /// ref, author, reviewer, my_action, age in seconds.
+    pub fn open_review_assignments(&self, circle: &str) -> Result<Vec<serde_json::Value>> {
+        let now = crate::core::time::now_ms();
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT r.ref, r.author_name, a.reviewer_name, r.head_sha, a.last_reviewed_sha, r.updated_ms
+                 FROM reviews r JOIN review_assignments a ON a.review_id = r.id
+                 WHERE r.circle = ?1 AND r.state = 'open' ORDER BY r.updated_ms",
+            )?
+            .query_map([circle], |r| {
+                let head: String = r.get(3)?;
+                let last: Option<String> = r.get(4)?;
+                let updated: i64 = r.get(5)?;
+                Ok(json!({
+                    "ref": r.get::<_, String>(0)?,
+                    "author": r.get::<_, String>(1)?,
+                    "reviewer": r.get::<_, String>(2)?,
+                    "my_action": my_action(true, &head, last.as_deref()),
+                    "age_s": (now - updated).max(0) / 1000,
+                }))
+            })?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// What `peer` owes: every review it is assigned, with its action.
     pub fn review_queue(&self, peer_id: &str) -> Result<Vec<QueueEntry>> {
         self.read(|c| {

@@ -13,5 +13,6 @@ mod orchestrator;
 mod peers;
 mod personas;
 mod reviews;
+mod schedules;
 
 pub mod support;

@@ -1,0 +1,367 @@
+//! Schedules: one-shot and cron, kinds, permissions, missed fires across a
+//! restart, failed fires retried, and check-in scripts.
+
+use crate::support::*;
+use repowire::api::{JobCreateReq, JobUpdateReq, LeaseReq, ScheduleReq};
+use repowire::core::ErrorCode;
+use repowire::core::delivery::DeliveryKind;
+use repowire::core::job::JobState;
+use repowire::core::schedule::{MissedPolicy, ScheduleKind};
+use std::time::Duration;
+
+fn once(to: &str, when: &str, text: &str) -> ScheduleReq {
+    ScheduleReq {
+        to: to.into(),
+        text: text.into(),
+        fire_at: Some(when.into()),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn one_shot_notify_ask_job_and_self() {
+    let d = Daemon::start(&[]);
+    let olga = d.peer("olga", None).await;
+    let bob = d.peer("bob", None).await;
+    let s = olga
+        .create_schedule(&once("bob", "300ms", "stand-up in 5"))
+        .await
+        .unwrap();
+    assert!(s.schedule_id.starts_with("sch-"));
+    assert!(s.enabled && s.next_fire_ms.is_some());
+    let got = eventually(Duration::from_secs(10), "the fire", || async {
+        bob.peek(10)
+            .await
+            .unwrap()
+            .deliveries
+            .into_iter()
+            .find(|x| x.text.contains("stand-up"))
+    })
+    .await;
+    assert_eq!(got.from.as_deref(), Some("olga"));
+    let s = olga.schedule(&s.schedule_id).await.unwrap();
+    assert_eq!(s.fire_count, 1);
+    assert!(
+        !s.enabled && s.next_fire_ms.is_none(),
+        "a one-shot is done after it fires"
+    );
+    // ask and job kinds; self reminders.
+    let ask = ScheduleReq {
+        kind: Some(ScheduleKind::Ask),
+        ..once("bob", "200ms", "status?")
+    };
+    olga.create_schedule(&ask).await.unwrap();
+    let job = ScheduleReq {
+        kind: Some(ScheduleKind::Job),
+        ..once("bob", "200ms", "nightly cleanup")
+    };
+    olga.create_schedule(&job).await.unwrap();
+    d.cli(&[
+        "--as",
+        "olga",
+        "schedule",
+        "self",
+        "200ms",
+        "look at the deploy",
+    ])
+    .ok();
+    eventually(Duration::from_secs(10), "all three", || async {
+        let b = bob.peek(20).await.unwrap().deliveries;
+        let o = olga.peek(20).await.unwrap().deliveries;
+        let asked = b
+            .iter()
+            .any(|x| x.kind == DeliveryKind::Ask && x.text.contains("status?"));
+        let jobbed = b
+            .iter()
+            .any(|x| x.kind == DeliveryKind::Ask && x.text.contains("nightly cleanup"));
+        let reminded = o.iter().any(|x| x.text.contains("look at the deploy"));
+        (asked && jobbed && reminded).then_some(())
+    })
+    .await;
+    let jobs = olga.list_jobs(&[]).await.unwrap();
+    assert_eq!(jobs[0].title, "nightly cleanup");
+    assert_eq!(jobs[0].assignee.as_deref(), Some("bob"));
+    // Bad input.
+    assert_eq!(
+        code_of(olga.create_schedule(&once("bob", "soonish", "x")).await),
+        ErrorCode::BadRequest
+    );
+    assert_eq!(
+        code_of(olga.create_schedule(&once("nobody", "1m", "x")).await),
+        ErrorCode::UnknownPeer
+    );
+    let both = ScheduleReq {
+        cron: Some("@daily".into()),
+        ..once("bob", "1m", "x")
+    };
+    assert_eq!(
+        code_of(olga.create_schedule(&both).await),
+        ErrorCode::BadRequest
+    );
+    d.cli(&["--as", "olga", "schedule", "cron", "bob", "61 * * * *", "x"])
+        .fails(1, "bad_request");
+    d.cli(&[
+        "--as",
+        "olga",
+        "schedule",
+        "cron",
+        "bob",
+        "@daily",
+        "x",
+        "--tz",
+        "Mars/Base",
+    ])
+    .fails(1, "bad_request");
+}
+
+#[tokio::test]
+async fn cron_next_fire_pause_resume_delete_and_who_may() {
+    let d = Daemon::start(&[]);
+    let olga = d.peer("olga", None).await;
+    let bob = d.peer("bob", None).await;
+    let r = d.cli(&[
+        "--as",
+        "olga",
+        "schedule",
+        "cron",
+        "bob",
+        "30 9 * * *",
+        "daily sync",
+        "--tz",
+        "Europe/Berlin",
+        "--json",
+    ]);
+    let s: repowire::api::ScheduleInfo = serde_json::from_value(r.ok().json()).unwrap();
+    let next = s.next_fire_ms.unwrap();
+    assert_eq!(
+        next,
+        repowire::core::schedule::next_cron("30 9 * * *", "Europe/Berlin", s.created_at_ms)
+            .unwrap()
+    );
+    assert_eq!(s.tz, "Europe/Berlin");
+    assert_eq!(
+        code_of(bob.pause_schedule(&s.schedule_id, true).await),
+        ErrorCode::Forbidden
+    );
+    assert!(
+        !olga
+            .pause_schedule(&s.schedule_id, true)
+            .await
+            .unwrap()
+            .enabled
+    );
+    assert!(
+        olga.pause_schedule(&s.schedule_id, false)
+            .await
+            .unwrap()
+            .enabled
+    );
+    let mine = d
+        .cli(&["--as", "olga", "schedule", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    let bobs = d
+        .cli(&["--as", "bob", "schedule", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(bobs.as_array().unwrap().len(), 0);
+    let all = d
+        .cli(&["--as", "bob", "schedule", "list", "--all", "--json"])
+        .ok()
+        .json();
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    assert_eq!(
+        code_of(bob.delete_schedule(&s.schedule_id).await),
+        ErrorCode::Forbidden
+    );
+    d.cli(&["--as", "olga", "schedule", "delete", &s.schedule_id])
+        .ok();
+    assert_eq!(
+        code_of(olga.schedule(&s.schedule_id).await),
+        ErrorCode::NotFound
+    );
+}
+
+#[tokio::test]
+async fn missed_fires_follow_the_policy_across_a_restart() {
+    let mut d = Daemon::start(&[]);
+    let olga_t = d.peer_token("olga", None).await;
+    let bob_t = d.peer_token("bob", None).await;
+    let olga = d.admin().with_identity(Some(olga_t.clone()), None);
+    let skip = ScheduleReq {
+        missed: Some(MissedPolicy::Skip),
+        ..once("bob", "400ms", "skipped one")
+    };
+    let fire = ScheduleReq {
+        missed: Some(MissedPolicy::FireOnce),
+        ..once("bob", "400ms", "late one")
+    };
+    let a = olga.create_schedule(&skip).await.unwrap().schedule_id;
+    let b = olga.create_schedule(&fire).await.unwrap().schedule_id;
+    d.kill9();
+    std::thread::sleep(Duration::from_millis(1200));
+    d.args = vec!["--missed-after".into(), "300ms".into()];
+    d.spawn();
+    let olga = d.admin().with_identity(Some(olga_t), None);
+    let bob = d.admin().with_identity(Some(bob_t), None);
+    eventually(
+        Duration::from_secs(10),
+        "the fires after restart",
+        || async {
+            let (x, y) = (
+                olga.schedule(&a).await.unwrap(),
+                olga.schedule(&b).await.unwrap(),
+            );
+            (x.last_fired_ms.is_some() && y.last_fired_ms.is_some()).then_some(())
+        },
+    )
+    .await;
+    let texts: Vec<String> = bob
+        .peek(10)
+        .await
+        .unwrap()
+        .deliveries
+        .into_iter()
+        .map(|x| x.text)
+        .collect();
+    assert!(texts.iter().any(|t| t.contains("late one")), "{texts:?}");
+    assert!(
+        !texts.iter().any(|t| t.contains("skipped one")),
+        "{texts:?}"
+    );
+    let x = olga.schedule(&a).await.unwrap();
+    assert!(x.last_outcome.unwrap().contains("skipped"));
+    assert_eq!(x.fire_count, 0);
+    assert_eq!(
+        olga.schedule(&b).await.unwrap().fire_count,
+        1,
+        "fired once, not once per miss"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_fire_is_retried_not_dropped() {
+    let d = Daemon::start(&["--max-pending", "1", "--schedule-retry", "200ms"]);
+    let olga = d.peer("olga", None).await;
+    let bob = d.peer("bob", None).await;
+    let dan = d.peer("dan", None).await;
+    dan.notify(&repowire::api::NotifyReq {
+        to: "bob".into(),
+        text: "fills the inbox".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let s = olga
+        .create_schedule(&once("bob", "100ms", "queued note"))
+        .await
+        .unwrap();
+    let failed = eventually(Duration::from_secs(10), "a failed fire", || async {
+        let x = olga.schedule(&s.schedule_id).await.unwrap();
+        (x.failures > 0).then_some(x)
+    })
+    .await;
+    assert!(failed.last_error.unwrap().contains("inbox_full"));
+    assert!(
+        failed.enabled && failed.next_fire_ms.is_some(),
+        "still pending"
+    );
+    // Room again: the retry delivers.
+    let got = bob.lease(&LeaseReq::default()).await.unwrap().deliveries;
+    bob.confirm(got.into_iter().map(|x| x.delivery_id).collect())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(10), "the retry", || async {
+        bob.peek(10)
+            .await
+            .unwrap()
+            .deliveries
+            .into_iter()
+            .find(|x| x.text.contains("queued note"))
+    })
+    .await;
+    assert_eq!(olga.schedule(&s.schedule_id).await.unwrap().fire_count, 1);
+}
+
+#[tokio::test]
+async fn checkin_scripts_send_their_routes() {
+    let d = Daemon::start(&[]);
+    let olga = d.peer("olga", None).await;
+    let bob = d.peer("bob", None).await;
+    olga.claim_orchestrator(false).await.unwrap();
+    let j = olga
+        .create_job(&JobCreateReq {
+            title: "slow burner".into(),
+            assign: Some("bob".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    bob.update_job(
+        &j.job_id,
+        &JobUpdateReq {
+            state: Some(JobState::Running),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/checkins/stale_jobs.lua"
+    );
+    // Threshold 0 minutes: every running job counts as quiet.
+    let req = ScheduleReq {
+        to: "self".into(),
+        kind: Some(ScheduleKind::Checkin),
+        text: r#"{"minutes": 0}"#.into(),
+        fire_at: Some("200ms".into()),
+        persona: Some(script.into()),
+        ..Default::default()
+    };
+    let s = olga.create_schedule(&req).await.unwrap();
+    let nudge = eventually(Duration::from_secs(10), "the nudge", || async {
+        bob.peek(20)
+            .await
+            .unwrap()
+            .deliveries
+            .into_iter()
+            .find(|x| x.kind == DeliveryKind::Notify && x.text.contains("no progress"))
+    })
+    .await;
+    assert!(nudge.text.contains(&j.job_id));
+    assert_eq!(nudge.from.as_deref(), Some("olga"));
+    let s = olga.schedule(&s.schedule_id).await.unwrap();
+    assert!(s.last_outcome.unwrap().contains("1 message"));
+    // The review nag, on a review bob owes.
+    olga.request_review(&repowire::api::ReviewRequestReq {
+        reference: "pr-9".into(),
+        head_sha: "abc".into(),
+        author: Some("olga".into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let nag = ScheduleReq {
+        persona: Some(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/checkins/review_nag.lua"
+            )
+            .into(),
+        ),
+        text: r#"{"hours": 0}"#.into(),
+        ..req
+    };
+    olga.create_schedule(&nag).await.unwrap();
+    eventually(Duration::from_secs(10), "the nag", || async {
+        bob.peek(30)
+            .await
+            .unwrap()
+            .deliveries
+            .into_iter()
+            .find(|x| x.text.contains("Reviews waiting for you") && x.text.contains("pr-9"))
+    })
+    .await;
+}
