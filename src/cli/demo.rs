@@ -9,6 +9,7 @@ use super::inbox::delivery_line;
 use super::{CmdResult, Ctx, Failure};
 use crate::api::*;
 use crate::client::{Client, ClientError};
+use crate::core::job::JobState;
 use crate::core::peer::Status;
 use crate::daemon::{self, Config};
 use crate::home::Home;
@@ -197,6 +198,85 @@ async fn tour(json: bool, url: &str, home: &Home) -> Result<Tour, Failure> {
             .lines()
             .map(str::to_string)
             .collect(),
+    );
+
+    // The orchestrator's routing policy is a persona: a sandboxed Luau script.
+    let used = admin
+        .use_persona(&UsePersonaReq {
+            name: "cross_review".into(),
+            circle: None,
+        })
+        .await?;
+    let job = alice
+        .create_job(&JobCreateReq {
+            title: "Add retries to the fetcher".into(),
+            brief: Some("Exponential backoff, max 5 tries.".into()),
+            ..Default::default()
+        })
+        .await?;
+    // Whoever the persona chose takes it.
+    let worker = match job.assignee.as_deref() {
+        Some("carol") => &carol,
+        Some("alice") => &alice,
+        _ => &bob,
+    };
+    worker
+        .update_job(
+            &job.job_id,
+            &JobUpdateReq {
+                state: Some(JobState::Running),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let done = worker
+        .update_job(
+            &job.job_id,
+            &JobUpdateReq {
+                state: Some(JobState::Succeeded),
+                result: Some("merged as PR 51".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let review = bob
+        .request_review(&ReviewRequestReq {
+            reference: "https://example.test/pr/51".into(),
+            head_sha: "5f3a9c1".into(),
+            ..Default::default()
+        })
+        .await?;
+    t.step(
+        "a persona routes a job and a review",
+        vec![
+            format!(
+                "persona {} (sha256 {}) is active",
+                used.persona.unwrap_or_default(),
+                used.sha256
+                    .as_deref()
+                    .and_then(|h| h.get(..12))
+                    .unwrap_or("-")
+            ),
+            format!(
+                "job {} went to {}; it ended {}: {}",
+                done.job_id,
+                done.assignee.unwrap_or_default(),
+                done.state,
+                done.result_summary.unwrap_or_default()
+            ),
+            format!(
+                "review of {} by bob ({}) goes to {} — never the author, never the same backend",
+                review.review.reference,
+                "codex",
+                review
+                    .review
+                    .reviewers
+                    .iter()
+                    .map(|r| r.reviewer.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ],
     );
     Ok(t)
 }
