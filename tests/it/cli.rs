@@ -233,6 +233,8 @@ fn demo_runs_end_to_end() {
         "ask_closed",
         "queued_offline=true",
         "carol's inbox",
+        "persona cross_review",
+        "never the author",
         "daemon stopped",
     ] {
         assert!(
