@@ -23,7 +23,9 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
     let circle = job.circle.clone();
     let mesh = h.personas.mesh(&h.store, &circle)?;
     let name = h.store.active_persona(&circle)?;
-    let p = name.as_deref().and_then(|n| h.personas.ensure(n).ok());
+    let p = name
+        .as_deref()
+        .and_then(|n| h.personas.for_decision(&h.store, &circle, n));
     let input = JobInput {
         id: job.job_id.clone(),
         title: job.title.clone(),
@@ -73,9 +75,45 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
                 .dispatch_job(id, peer, sender.as_deref(), note.as_deref())?;
             resp(job, "assigned", (!dlv.is_empty()).then_some(dlv))
         }
-        Route::Defer { .. } => resp(job, "deferred", None),
-        Route::Decline { .. } => resp(job, "declined", None),
-        Route::AskUser { .. } => resp(job, "asked_user", None),
+        // Not dispatched now: hold the job back so others get their turn.
+        Route::Defer { after, .. } => {
+            let wait = crate::core::time::parse_duration(after)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(60_000);
+            h.store.hold_job(id, crate::core::time::now_ms() + wait)?;
+            resp(job, "deferred", None)
+        }
+        Route::Decline { .. } => {
+            h.store
+                .hold_job(id, crate::core::time::now_ms() + 3_600_000)?;
+            resp(job, "declined", None)
+        }
+        Route::AskUser { question } => {
+            // The question goes to the circle's orchestrator, else the job's owner.
+            let to = h
+                .store
+                .orchestrator(&circle)?
+                .map(|o| o.name)
+                .unwrap_or_else(|| job.owner.clone());
+            let from = sender.clone().unwrap_or_else(|| job.owner.clone());
+            let from_id = match sender.as_deref() {
+                Some(s) => s.to_string(),
+                None => h.store.resolve_peer(&from, Some(&circle))?.id,
+            };
+            let sent = h.store.notify(
+                &from_id,
+                &crate::api::NotifyReq {
+                    to,
+                    circle: Some(circle.clone()),
+                    text: format!("Job {id} \"{}\" needs a decision: {question}", job.title),
+                    bypass_circle: false,
+                },
+                false,
+            );
+            h.store
+                .hold_job(id, crate::core::time::now_ms() + 3_600_000)?;
+            resp(job, "asked_user", sent.ok().map(|s| s.delivery_id))
+        }
         Route::Ask { .. } | Route::Notify { .. } | Route::Fanout { .. } => {
             resp(job, "not_applicable", None)
         }

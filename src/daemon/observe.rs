@@ -1,8 +1,7 @@
 //! Feeding mesh events to personas (`on_event`) and carrying out the routes
 //! they return, as the circle's orchestrator.
 //!
-//! Only ask events (`ask_*`) are observed for now; job and review events join
-//! when those exist. Routes are executed as the orchestrator of the circle
+//! Ask, job and review events (`ask_*`, `job_*`, `review_*`) are observed. Routes are executed as the orchestrator of the circle
 //! (no orchestrator: nothing is sent, and that is recorded). Two guards stop
 //! feedback loops: events about asks this executor created are not fed back,
 //! and a circle may have at most 60 persona-made messages per minute.
@@ -163,7 +162,20 @@ pub async fn run(h: DaemonHandle) {
             },
             _ = h.stopping() => return,
         };
-        if !e.kind.starts_with("ask_") {
+        // A peer arriving gives held-back jobs another chance.
+        let arrived = matches!(
+            e.kind.as_str(),
+            "peer_registered" | "peer_resumed" | "peer_alive"
+        ) || (e.kind == "peer_status"
+            && matches!(e.payload["to"].as_str(), Some("online" | "idle")));
+        if arrived && let Some(circle) = &e.circle {
+            let (hh, circle) = (h.clone(), circle.clone());
+            let _ = tokio::task::spawn_blocking(move || hh.store.release_holds(&circle)).await;
+        }
+        if !(e.kind.starts_with("ask_")
+            || e.kind.starts_with("job_")
+            || e.kind.starts_with("review_"))
+        {
             continue;
         }
         let Some(circle) = e.circle.clone() else {

@@ -47,6 +47,9 @@ pub struct PersonaHost {
     meshes: Mutex<HashMap<String, CachedMesh>>,
     /// circle → active persona name (mirrors the database, for hot paths).
     active: RwLock<HashMap<String, String>>,
+    /// Personas that failed to compile, by name: (source sha, error). A
+    /// failure is not retried until the source changes.
+    failed: Mutex<HashMap<String, (String, Error)>>,
 }
 
 /// (store version, built at, snapshot).
@@ -57,6 +60,14 @@ fn describe(e: &PersonaError) -> String {
         Some(loc) if !e.message.contains(loc.as_str()) => format!("{loc}: {}", e.message),
         _ => e.message.clone(),
     }
+}
+
+fn sha_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn percentile(sorted: &[u32], p: f64) -> Option<u64> {
@@ -76,6 +87,48 @@ impl PersonaHost {
             generation: AtomicU64::new(0),
             meshes: Mutex::new(HashMap::new()),
             active: RwLock::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The compiled persona for a decision, or None (the built-in policy
+    /// decides). A compile failure is recorded as a `persona_error` event
+    /// once per source version, and not recompiled until the file changes.
+    pub fn for_decision(
+        &self,
+        store: &crate::store::Store,
+        circle: &str,
+        name: &str,
+    ) -> Option<Arc<Persona>> {
+        if let Some(p) = self.current(name) {
+            return Some(p);
+        }
+        let src = catalog::find(&self.home, name).ok()?;
+        let sha = sha_hex(&src.text);
+        if let Some((s, _)) = self
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            && *s == sha
+        {
+            return None;
+        }
+        match self.ensure(name) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let _ = store.persona_event(
+                    "persona_error",
+                    name,
+                    Some(circle),
+                    serde_json::json!({"persona": name, "entry": "load", "error": e.message}),
+                );
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.to_string(), (sha, e));
+                None
+            }
         }
     }
 
@@ -198,13 +251,7 @@ impl PersonaHost {
             let Ok(src) = catalog::find(&self.home, &name) else {
                 continue; // gone entirely: keep the last good version
             };
-            let sha: String = {
-                use sha2::Digest;
-                sha2::Sha256::digest(src.text.as_bytes())
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect()
-            };
+            let sha = sha_hex(&src.text);
             let unchanged = self
                 .with_slot(&name, |s| s.persona.sha256 == sha)
                 .unwrap_or(true);
@@ -405,6 +452,8 @@ pub async fn use_persona(
 ) -> ApiResult<Json<PersonaStatus>> {
     let circle = circle_of(&c, req.circle)?;
     let by = may_manage(&c)?;
+    crate::core::peer::validate_name("persona name", &req.name)
+        .map_err(|e| Error::new(ErrorCode::UnknownPersona, e.message))?;
     let hh = h.clone();
     let name = req.name.clone();
     let p = tokio::task::spawn_blocking(move || hh.personas.ensure(&name))
@@ -470,10 +519,9 @@ pub async fn decide(
     let circle2 = circle.clone();
     let res = tokio::task::spawn_blocking(move || -> Result<DecideResp, Error> {
         let mesh = hh.personas.mesh(&hh.store, &circle2)?;
-        let persona = match &name {
-            Some(n) => hh.personas.ensure(n).ok(),
-            None => None,
-        };
+        let persona = name
+            .as_deref()
+            .and_then(|n| hh.personas.for_decision(&hh.store, &circle2, n));
         let started = Instant::now();
         let (decision, entry) = match (&req.job, &req.review) {
             (Some(job), _) => (persona::decide_dispatch(persona.as_deref(), job, &mesh), "dispatch"),

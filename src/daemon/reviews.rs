@@ -21,7 +21,9 @@ pub fn route(h: &DaemonHandle, circle: &str, reference: &str) -> Result<ReviewRe
     let r = h.store.get_review(circle, reference)?;
     let mesh = h.personas.mesh(&h.store, circle)?;
     let name = h.store.active_persona(circle)?;
-    let p = name.as_deref().and_then(|n| h.personas.ensure(n).ok());
+    let p = name
+        .as_deref()
+        .and_then(|n| h.personas.for_decision(&h.store, circle, n));
     let item = ReviewInput {
         reference: r.reference.clone(),
         head_sha: r.head_sha.clone(),
@@ -54,8 +56,12 @@ pub fn route(h: &DaemonHandle, circle: &str, reference: &str) -> Result<ReviewRe
             h.store
                 .assign_reviewers(circle, reference, peers, Some(text))?
         }
-        // Deferred or declined: no reviewer yet (retried in the background).
-        _ => r,
+        // Deferred or declined: no reviewer yet (retried in the background,
+        // behind the other waiting items).
+        _ => {
+            h.store.requeue_review(circle, reference)?;
+            r
+        }
     };
     Ok(ReviewRequestResp {
         review,
@@ -163,7 +169,12 @@ pub async fn update(
     Body(req): Body<ReviewRefReq>,
 ) -> ApiResult<Json<ReviewInfo>> {
     let circle = circle_of(&c, None)?;
-    Ok(Json(h.store.update_review(&circle, &req)?))
+    let actor = c.me().ok().map(|p| p.id.clone());
+    Ok(Json(h.store.update_review(
+        &circle,
+        actor.as_deref(),
+        &req,
+    )?))
 }
 
 pub async fn mark(
@@ -185,5 +196,11 @@ pub async fn close(
         .me()
         .map(|p| p.name.clone())
         .unwrap_or_else(|_| "admin".into());
-    Ok(Json(h.store.close_review(&circle, &req.reference, &by)?))
+    let actor = c.me().ok().map(|p| p.id.clone());
+    Ok(Json(h.store.close_review(
+        &circle,
+        &req.reference,
+        actor.as_deref(),
+        &by,
+    )?))
 }

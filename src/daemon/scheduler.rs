@@ -67,8 +67,9 @@ fn fire(h: &DaemonHandle, id: &str) {
 
 /// Run until the daemon stops.
 pub async fn run(h: DaemonHandle) {
+    let mut last_round = tokio::time::Instant::now() - Duration::from_secs(1);
     loop {
-        let wait = match h.store.next_due_ms() {
+        let mut wait = match h.store.next_due_ms() {
             Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, 3_600_000) as u64),
             Ok(None) => Duration::from_secs(3600),
             Err(e) => {
@@ -76,6 +77,11 @@ pub async fn run(h: DaemonHandle) {
                 Duration::from_secs(5)
             }
         };
+        // A fire that keeps failing (its retry could not be recorded) must
+        // not make this loop spin.
+        if wait.is_zero() && last_round.elapsed() < Duration::from_millis(100) {
+            wait = Duration::from_millis(100);
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = h.schedules_changed.notified() => continue,
@@ -98,6 +104,7 @@ pub async fn run(h: DaemonHandle) {
         for f in fires {
             let _ = f.await;
         }
+        last_round = tokio::time::Instant::now();
     }
 }
 
@@ -108,6 +115,15 @@ pub async fn create(
     c: Caller,
     Body(req): Body<ScheduleReq>,
 ) -> ApiResult<Json<ScheduleInfo>> {
+    if let Some(p) = &req.persona
+        && (p.contains('/') || p.ends_with(".lua"))
+        && !c.is_admin()
+    {
+        return Err(Error::forbidden(
+            "a check-in script file may only be named with the admin token; peers name personas",
+        )
+        .into());
+    }
     let s = h.store.create_schedule(&c.me()?.id, &req)?;
     h.schedules_changed.notify_one();
     Ok(Json(s))

@@ -461,6 +461,15 @@ impl Persona {
                 )));
             }
         };
+        if items.len() > self.limits.routes.max_fanout {
+            return Err(PersonaError::new(format!(
+                "{}: {} returned {} routes; at most {}",
+                self.path,
+                entry.name(),
+                items.len(),
+                self.limits.routes.max_fanout
+            )));
+        }
         let mut routes = Vec::with_capacity(items.len());
         for v in items {
             let r = views::parse_route(v)

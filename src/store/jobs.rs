@@ -179,6 +179,33 @@ impl Store {
         self.read(|c| Ok(get(c, id)?.info))
     }
 
+    /// Keep a queued job out of the background dispatcher until `until_ms`
+    /// (a persona deferred it, declined it, or asked a human).
+    pub fn hold_job(&self, id: &str, until_ms: i64) -> Result<()> {
+        self.write(|t| {
+            t.conn()
+                .prepare_cached(
+                    "UPDATE jobs SET not_before_ms = ?2 WHERE id = ?1 AND state = 'queued'",
+                )?
+                .execute(params![id, until_ms])?;
+            Ok(())
+        })
+    }
+
+    /// A peer came online in `circle`: queued jobs a persona held back
+    /// (deferred or declined) get another chance now. Retry backoffs after a
+    /// lost executor stay.
+    pub fn release_holds(&self, circle: &str) -> Result<usize> {
+        self.write(|t| {
+            Ok(t.conn()
+                .prepare_cached(
+                    "UPDATE jobs SET not_before_ms = NULL WHERE circle = ?1 AND state = 'queued'
+                       AND not_before_ms IS NOT NULL AND error IS NULL",
+                )?
+                .execute([circle])?)
+        })
+    }
+
     /// Queued jobs whose retry backoff has passed, oldest first (the
     /// background dispatcher's work list).
     pub fn dispatchable_jobs(&self, limit: u32) -> Result<Vec<String>> {
@@ -258,6 +285,13 @@ impl Store {
                 }
             }
             let by = actor_row.as_ref().map_or("admin".to_string(), |a| a.name.clone());
+            let edits = req.phase.is_some() || req.result.is_some() || req.result_data.is_some() || req.error.is_some();
+            if j.info.state.is_terminal() && (edits || action.is_some()) {
+                return Err(Error::new(
+                    ErrorCode::InvalidState,
+                    format!("job {id} is {}: only notes can be added now", j.info.state),
+                ));
+            }
             t.conn()
                 .prepare_cached(
                     "UPDATE jobs SET phase = COALESCE(?2, phase), result_summary = COALESCE(?3, result_summary),
@@ -447,12 +481,20 @@ impl Store {
                     continue;
                 }
                 let who = j.info.assignee.clone().unwrap_or_default();
+                if j.info.cancel_requested_at_ms.is_some() {
+                    // It was being canceled anyway: cancel, don't retry.
+                    let j = cas(t, id, JobAction::Cancel)?;
+                    job_event(t, "job_canceled", &j.info, json!({"by": "executor lost during a cancel"}))?;
+                    tell_owner(t, &j, "")?;
+                    n += 1;
+                    continue;
+                }
                 if j.info.attempts < j.info.max_attempts {
                     let j = cas(t, id, JobAction::Requeue)?;
                     t.conn()
                         .prepare_cached(
                             "UPDATE jobs SET assignee = NULL, assignee_name = NULL, error = 'executor_lost',
-                               not_before_ms = ?2 + backoff_ms * attempts WHERE id = ?1",
+                               not_before_ms = ?2 + backoff_ms * attempts, cancel_requested_ms = NULL WHERE id = ?1",
                         )?
                         .execute(params![id, t.now])?;
                     job_event(t, "job_executor_lost", &j.info, json!({"assignee": who, "attempt": j.info.attempts, "requeued": true}))?;
@@ -499,6 +541,7 @@ impl Store {
             t.conn()
                 .prepare_cached(
                     "UPDATE jobs SET assignee = NULL, assignee_name = NULL, error = NULL,
+                       cancel_requested_ms = NULL, not_before_ms = NULL,
                        max_attempts = MAX(max_attempts, attempts + 1) WHERE id = ?1",
                 )?
                 .execute([id])?;

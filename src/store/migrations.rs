@@ -151,6 +151,8 @@ const MIGRATIONS: &[&str] = &[
         updated_ms      INTEGER NOT NULL
     );
     CREATE INDEX jobs_state ON jobs (circle, state, priority DESC, created_ms);
+    CREATE INDEX jobs_created ON jobs (circle, created_ms);
+    CREATE INDEX jobs_dispatchable ON jobs (state, priority DESC, created_ms);
     CREATE INDEX jobs_assignee ON jobs (assignee, state) WHERE assignee IS NOT NULL;
     CREATE TABLE job_notes (
         job_id   TEXT NOT NULL REFERENCES jobs (id),

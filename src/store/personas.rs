@@ -126,15 +126,20 @@ impl Store {
                 }
             })
             .collect();
+        // Load counts every open job, not only the newest listed below.
+        let job_loads: std::collections::HashMap<String, i64> = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT assignee_name, COUNT(*) FROM jobs
+                 WHERE circle = ?1 AND state IN ('dispatched','running') AND assignee_name IS NOT NULL
+                 GROUP BY assignee_name",
+            )?
+            .query_map([circle], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })?;
         let open_jobs = self.list_jobs(Some(circle), None, None, None, 1000, 0)?;
         let mut peers: Vec<PeerSnap> = peers;
         for p in &mut peers {
-            p.load += open_jobs
-                .iter()
-                .filter(|j| {
-                    !j.state.is_terminal() && j.assignee.as_deref() == Some(p.name.as_str())
-                })
-                .count() as i64;
+            p.load += job_loads.get(&p.name).copied().unwrap_or(0);
         }
         let jobs = open_jobs
             .into_iter()

@@ -115,6 +115,43 @@ fn tell(t: &mut Tx<'_>, peer_id: &str, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Moving, re-opening or closing a review: its author, whoever requested
+/// it, the circle's orchestrator, or the admin (`actor` None).
+fn may_manage(t: &Tx<'_>, row: &Row, actor: Option<&str>) -> Result<()> {
+    let Some(a) = actor else { return Ok(()) };
+    let a = must(t.conn(), a)?;
+    if a.id == row.author_id
+        || a.name == row.info.requested_by
+        || (a.role == crate::core::peer::Role::Orchestrator && a.circle == row.info.circle)
+    {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!(
+        "{} did not write or request {}, and is not the orchestrator",
+        a.name, row.info.reference
+    )))
+}
+
+/// Tell reviewers who already reviewed that the head moved.
+fn tell_reviewers_moved(t: &mut Tx<'_>, r: &ReviewInfo) -> Result<()> {
+    let reviewers: Vec<String> = t
+        .conn()
+        .prepare_cached("SELECT reviewer FROM review_assignments WHERE review_id = ?1 AND last_reviewed_sha IS NOT NULL")?
+        .query_map([&r.review_id], |x| x.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in reviewers {
+        tell(
+            t,
+            &id,
+            &format!(
+                "{} moved to {} since your review: a re-review is suggested.",
+                r.reference, r.head_sha
+            ),
+        )?;
+    }
+    Ok(())
+}
+
 fn check_sha(sha: &str) -> Result<()> {
     if sha.is_empty() || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(Error::bad_request(format!("{sha:?} is not a commit sha")));
@@ -139,11 +176,15 @@ impl Store {
                 None => caller.clone(),
             };
             if let Some(existing) = load(t.conn(), &caller.circle, &req.reference)? {
+                may_manage(t, &existing, Some(&caller.id))?;
                 t.conn()
                     .prepare_cached("UPDATE reviews SET head_sha = ?2, state = 'open', updated_ms = ?3 WHERE id = ?1")?
                     .execute(params![existing.info.review_id, req.head_sha, t.now])?;
                 let r = must_load(t.conn(), &caller.circle, &req.reference)?.info;
                 review_event(t, "review_reopened", &r, json!({"ref": r.reference, "head_sha": r.head_sha, "by": caller.name}))?;
+                if existing.info.head_sha != r.head_sha {
+                    tell_reviewers_moved(t, &r)?;
+                }
                 return Ok(r);
             }
             let id = new_id(IdKind::Review, t.now);
@@ -219,7 +260,7 @@ impl Store {
             Ok(c.prepare_cached(
                 "SELECT circle, ref FROM reviews r WHERE state = 'open'
                    AND NOT EXISTS (SELECT 1 FROM review_assignments a WHERE a.review_id = r.id)
-                 ORDER BY created_ms LIMIT ?1",
+                 ORDER BY updated_ms LIMIT ?1",
             )?
             .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?)
@@ -252,6 +293,18 @@ impl Store {
         })
     }
 
+    /// Move a review still waiting for a reviewer to the back of the line.
+    pub fn requeue_review(&self, circle: &str, reference: &str) -> Result<()> {
+        self.write(|t| {
+            t.conn()
+                .prepare_cached(
+                    "UPDATE reviews SET updated_ms = ?3 WHERE circle = ?1 AND ref = ?2",
+                )?
+                .execute(params![circle, reference, t.now])?;
+            Ok(())
+        })
+    }
+
     /// What `peer` owes: every review it is assigned, with its action.
     pub fn review_queue(&self, peer_id: &str) -> Result<Vec<QueueEntry>> {
         self.read(|c| {
@@ -279,7 +332,12 @@ impl Store {
     }
 
     /// The author pushed: a new head re-opens the review for its reviewers.
-    pub fn update_review(&self, circle: &str, req: &ReviewRefReq) -> Result<ReviewInfo> {
+    pub fn update_review(
+        &self,
+        circle: &str,
+        actor: Option<&str>,
+        req: &ReviewRefReq,
+    ) -> Result<ReviewInfo> {
         let sha = req
             .sha
             .as_deref()
@@ -287,22 +345,24 @@ impl Store {
         check_sha(sha)?;
         self.write(|t| {
             let row = must_load(t.conn(), circle, &req.reference)?;
+            may_manage(t, &row, actor)?;
             if row.info.state != "open" {
-                return Err(Error::new(ErrorCode::InvalidState, format!("{} is closed", req.reference)));
+                return Err(Error::new(
+                    ErrorCode::InvalidState,
+                    format!("{} is closed", req.reference),
+                ));
             }
             t.conn()
                 .prepare_cached("UPDATE reviews SET head_sha = ?2, updated_ms = ?3 WHERE id = ?1")?
                 .execute(params![row.info.review_id, sha, t.now])?;
             let r = must_load(t.conn(), circle, &req.reference)?.info;
-            review_event(t, "review_updated", &r, json!({"ref": r.reference, "head_sha": sha}))?;
-            let reviewers: Vec<String> = t
-                .conn()
-                .prepare_cached("SELECT reviewer FROM review_assignments WHERE review_id = ?1 AND last_reviewed_sha IS NOT NULL")?
-                .query_map([&r.review_id], |x| x.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            for id in reviewers {
-                tell(t, &id, &format!("{} moved to {sha} since your review: a re-review is suggested.", r.reference))?;
-            }
+            review_event(
+                t,
+                "review_updated",
+                &r,
+                json!({"ref": r.reference, "head_sha": sha}),
+            )?;
+            tell_reviewers_moved(t, &r)?;
             Ok(r)
         })
     }
@@ -355,9 +415,16 @@ impl Store {
     }
 
     /// Merged or abandoned: nothing more is owed.
-    pub fn close_review(&self, circle: &str, reference: &str, by: &str) -> Result<ReviewInfo> {
+    pub fn close_review(
+        &self,
+        circle: &str,
+        reference: &str,
+        actor: Option<&str>,
+        by: &str,
+    ) -> Result<ReviewInfo> {
         self.write(|t| {
             let row = must_load(t.conn(), circle, reference)?;
+            may_manage(t, &row, actor)?;
             t.conn()
                 .prepare_cached(
                     "UPDATE reviews SET state = 'closed', updated_ms = ?2 WHERE id = ?1",

@@ -148,6 +148,9 @@ impl Store {
         let (fire_at, next) = match (&req.fire_at, &req.cron) {
             (Some(w), None) => {
                 let at = parse_when(w, now)?;
+                if at < now - 1_000 {
+                    return Err(Error::bad_request(format!("{w:?} is in the past")));
+                }
                 (Some(at), at)
             }
             (None, Some(c)) => {

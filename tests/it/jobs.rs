@@ -99,11 +99,24 @@ async fn a_job_is_routed_worked_and_reported() {
     assert_eq!(done.state, JobState::Succeeded);
     assert_eq!(done.notes.len(), 1);
     assert_eq!(done.result_data, Some(serde_json::json!({"pr": 42})));
-    // Terminal: no more moves; the owner was told in one line.
+    // Terminal: no more moves nor result edits (notes are fine); the owner was told.
     assert_eq!(
         code_of(bob.update_job(&j.job_id, &upd(JobState::Failed)).await),
         ErrorCode::InvalidState
     );
+    let rewrite = JobUpdateReq {
+        result: Some("never mind".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        code_of(bob.update_job(&j.job_id, &rewrite).await),
+        ErrorCode::InvalidState
+    );
+    let note = JobUpdateReq {
+        note: Some("follow-up filed".into()),
+        ..Default::default()
+    };
+    bob.update_job(&j.job_id, &note).await.unwrap();
     let told = olga.peek(10).await.unwrap().deliveries;
     assert!(
         told.iter().any(|d| d.kind == DeliveryKind::System

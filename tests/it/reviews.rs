@@ -112,6 +112,25 @@ async fn request_queue_mark_update_close() {
         .ok()
         .json();
     assert_eq!(q[0]["my_action"], "re-review-suggested");
+    // Only the author, the requester or the orchestrator moves or closes it.
+    d.cli(&[
+        "--as",
+        "dan",
+        "review",
+        "close",
+        "https://example.test/pr/7",
+    ])
+    .fails(1, "forbidden");
+    d.cli(&[
+        "--as",
+        "dan",
+        "review",
+        "update",
+        "https://example.test/pr/7",
+        "--sha",
+        "fff000",
+    ])
+    .fails(1, "forbidden");
     d.cli(&[
         "--as",
         "alice",

@@ -320,7 +320,15 @@ async fn checkin_scripts_send_their_routes() {
         persona: Some(script.into()),
         ..Default::default()
     };
-    let s = olga.create_schedule(&req).await.unwrap();
+    // Naming a script file takes the admin token (here: the admin acting as olga).
+    assert_eq!(
+        code_of(olga.create_schedule(&req).await),
+        ErrorCode::Forbidden
+    );
+    let admin_olga = d
+        .admin()
+        .with_identity(Some(d.admin_token()), Some("olga".into()));
+    let s = admin_olga.create_schedule(&req).await.unwrap();
     let nudge = eventually(Duration::from_secs(10), "the nudge", || async {
         bob.peek(20)
             .await
@@ -332,7 +340,7 @@ async fn checkin_scripts_send_their_routes() {
     .await;
     assert!(nudge.text.contains(&j.job_id));
     assert_eq!(nudge.from.as_deref(), Some("olga"));
-    let s = olga.schedule(&s.schedule_id).await.unwrap();
+    let s = admin_olga.schedule(&s.schedule_id).await.unwrap();
     assert!(s.last_outcome.unwrap().contains("1 message"));
     // The review nag, on a review bob owes.
     olga.request_review(&repowire::api::ReviewRequestReq {
@@ -354,7 +362,7 @@ async fn checkin_scripts_send_their_routes() {
         text: r#"{"hours": 0}"#.into(),
         ..req
     };
-    olga.create_schedule(&nag).await.unwrap();
+    admin_olga.create_schedule(&nag).await.unwrap();
     eventually(Duration::from_secs(10), "the nag", || async {
         bob.peek(30)
             .await
