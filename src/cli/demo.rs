@@ -11,6 +11,7 @@ use crate::api::*;
 use crate::client::{Client, ClientError};
 use crate::core::job::JobState;
 use crate::core::peer::Status;
+use crate::core::schedule::ScheduleKind;
 use crate::daemon::{self, Config};
 use crate::home::Home;
 use serde_json::{Value, json};
@@ -275,6 +276,67 @@ async fn tour(json: bool, url: &str, home: &Home) -> Result<Tour, Failure> {
                     .map(|r| r.reviewer.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
+            ),
+        ],
+    );
+    // A check-in script on a schedule nudges a job that went quiet.
+    std::fs::create_dir_all(home.dir.join("personas"))
+        .map_err(|e| Failure::from(anyhow::anyhow!(e)))?;
+    std::fs::write(
+        home.dir.join("personas/stale_jobs.lua"),
+        include_str!("../../examples/checkins/stale_jobs.lua"),
+    )
+    .map_err(|e| Failure::from(anyhow::anyhow!(e)))?;
+    let slow = alice
+        .create_job(&JobCreateReq {
+            title: "Write the changelog".into(),
+            assign: Some("carol".into()),
+            ..Default::default()
+        })
+        .await?;
+    carol
+        .update_job(
+            &slow.job_id,
+            &JobUpdateReq {
+                state: Some(JobState::Running),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let sched = alice
+        .create_schedule(&ScheduleReq {
+            to: "self".into(),
+            kind: Some(ScheduleKind::Checkin),
+            text: r#"{"minutes": 0}"#.into(),
+            fire_at: Some("300ms".into()),
+            persona: Some("stale_jobs".into()),
+            ..Default::default()
+        })
+        .await?;
+    let mut nudge = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let inbox = carol.peek(50).await?.deliveries;
+        if let Some(n) = inbox.into_iter().find(|d| d.text.contains("no progress")) {
+            nudge = Some(n);
+            break;
+        }
+    }
+    let fired = alice.schedule(&sched.schedule_id).await?;
+    t.step(
+        "a scheduled check-in nudges a quiet job",
+        vec![
+            format!("job {} \"{}\" is running at carol", slow.job_id, slow.title),
+            format!(
+                "schedule {} runs stale_jobs.lua in 300 ms",
+                sched.schedule_id
+            ),
+            format!("it fired: {}", fired.last_outcome.unwrap_or_default()),
+            format!(
+                "carol's inbox: {}",
+                nudge
+                    .map(|n| delivery_line(&n))
+                    .unwrap_or_else(|| "(nothing yet)".into())
             ),
         ],
     );

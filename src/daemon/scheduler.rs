@@ -94,13 +94,25 @@ pub async fn run(h: DaemonHandle) {
                 continue;
             }
         };
-        let fires: Vec<_> = due
+        // Check-ins run scripts: each on its own thread, so a slow one never
+        // delays the rest. Plain fires go in batches, one commit per batch.
+        let (checkins, plain): (Vec<_>, Vec<_>) = due.into_iter().partition(|(_, c)| *c);
+        let mut fires: Vec<_> = checkins
             .into_iter()
-            .map(|id| {
+            .map(|(id, _)| {
                 let hh = h.clone();
                 tokio::task::spawn_blocking(move || fire(&hh, &id))
             })
             .collect();
+        let plain: Vec<String> = plain.into_iter().map(|(id, _)| id).collect();
+        for chunk in plain.chunks(500) {
+            let (hh, ids) = (h.clone(), chunk.to_vec());
+            fires.push(tokio::task::spawn_blocking(move || {
+                if let Err(e) = hh.store.fire_batch(&ids) {
+                    tracing::error!(error = %e, "schedule batch failed; it is retried");
+                }
+            }));
+        }
         for f in fires {
             let _ = f.await;
         }

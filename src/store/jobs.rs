@@ -230,26 +230,30 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<Vec<JobInfo>> {
+        // Only the filters given go into the WHERE clause, so the planner can
+        // walk an index in created_ms order instead of sorting the table.
+        let mut sql = String::from(concat!("SELECT ", cols!(), " FROM jobs WHERE 1 = 1"));
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        let state_str = state.map(|s| s.as_str());
+        for (col, v) in [
+            ("circle", &circle),
+            ("state", &state_str),
+            ("owner_name", &owner),
+            ("assignee_name", &assignee),
+        ] {
+            if let Some(v) = v {
+                args.push(v);
+                sql.push_str(&format!(" AND {col} = ?{}", args.len()));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_ms DESC, rowid DESC LIMIT {} OFFSET {}",
+            limit, offset
+        ));
         self.read(|c| {
             let rows = c
-                .prepare_cached(concat!(
-                    "SELECT ",
-                    cols!(),
-                    " FROM jobs WHERE (?1 IS NULL OR circle = ?1) AND (?2 IS NULL OR state = ?2)
-                      AND (?3 IS NULL OR owner_name = ?3) AND (?4 IS NULL OR assignee_name = ?4)
-                     ORDER BY created_ms DESC, id DESC LIMIT ?5 OFFSET ?6"
-                ))?
-                .query_map(
-                    params![
-                        circle,
-                        state.map(|s| s.as_str()),
-                        owner,
-                        assignee,
-                        limit,
-                        offset
-                    ],
-                    from_row,
-                )?
+                .prepare_cached(&sql)?
+                .query_map(args.as_slice(), from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows.into_iter().map(|r| r.info).collect())
         })

@@ -152,6 +152,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX jobs_state ON jobs (circle, state, priority DESC, created_ms);
     CREATE INDEX jobs_created ON jobs (circle, created_ms);
+    CREATE INDEX jobs_state_created ON jobs (circle, state, created_ms);
     CREATE INDEX jobs_dispatchable ON jobs (state, priority DESC, created_ms);
     CREATE INDEX jobs_assignee ON jobs (assignee, state) WHERE assignee IS NOT NULL;
     CREATE TABLE job_notes (

@@ -275,14 +275,15 @@ impl Store {
         })
     }
 
-    /// Ids of schedules due now.
-    pub fn due_schedules(&self, now_ms: i64) -> Result<Vec<String>> {
+    /// Schedules due now: (id, whether it is a check-in).
+    pub fn due_schedules(&self, now_ms: i64) -> Result<Vec<(String, bool)>> {
         self.read(|c| {
             Ok(c.prepare_cached(
-                "SELECT id FROM schedules WHERE enabled = 1 AND next_fire_ms IS NOT NULL AND next_fire_ms <= ?1
+                "SELECT id, kind = 'checkin' FROM schedules
+                 WHERE enabled = 1 AND next_fire_ms IS NOT NULL AND next_fire_ms <= ?1
                  ORDER BY next_fire_ms",
             )?
-            .query_map([now_ms], |r| r.get(0))?
+            .query_map([now_ms], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?)
         })
     }
@@ -300,54 +301,106 @@ impl Store {
         id: &str,
         checkin: Option<Result<Vec<Route>>>,
     ) -> Result<ScheduleInfo> {
-        let fired = self.write(|t| {
-            let s = get(t.conn(), id)?;
-            let Some(due) = s.info.next_fire_ms.filter(|d| *d <= t.now && s.info.enabled) else {
-                return Ok(None); // already fired (or paused): nothing to do
-            };
-            let missed = t.now - due > t.policy.missed_after_ms;
-            let next = match &s.info.cron {
-                Some(c) => Some(next_cron(c, &s.info.tz, t.now.max(due))?),
-                None => None,
-            };
-            // An error here rolls the whole fire back: nothing half-sent.
-            let what = if missed && s.info.missed == MissedPolicy::Skip {
-                "skipped (missed while the daemon was down)".to_string()
-            } else {
-                deliver(t, &s, checkin)?
-            };
-            t.conn()
-                .prepare_cached(
-                    "UPDATE schedules SET next_fire_ms = ?2, enabled = ?3, last_fired_ms = ?4,
-                       fire_count = fire_count + ?5, failures = 0, last_outcome = ?6, last_error = NULL,
-                       updated_ms = ?4 WHERE id = ?1",
-                )?
-                .execute(params![id, next, next.is_some(), t.now, i64::from(!what.starts_with("skipped")), what])?;
-            let info = get(t.conn(), id)?.info;
-            sched_event(t, "schedule_fired", &info, json!({"outcome": what, "missed": missed, "next_fire_ms": next}))?;
-            Ok(Some(info))
-        });
-        match fired {
+        match self.write(|t| fire_in(t, id, checkin)) {
             Ok(Some(info)) => Ok(info),
             Ok(None) => self.get_schedule(id),
-            Err(e) => {
-                // Not fired: record why and retry with backoff (never dropped).
-                self.write(|t| {
-                    let failures = get(t.conn(), id)?.info.failures;
-                    let backoff = (t.policy.schedule_retry_ms << failures.min(6)).min(300_000);
-                    t.conn()
-                        .prepare_cached(
-                            "UPDATE schedules SET failures = failures + 1, last_error = ?2, last_outcome = 'failed',
-                               next_fire_ms = ?3, updated_ms = ?4 WHERE id = ?1",
-                        )?
-                        .execute(params![id, e.to_string(), t.now + backoff, t.now])?;
-                    let info = get(t.conn(), id)?.info;
-                    sched_event(t, "schedule_fire_failed", &info, json!({"error": e.to_string(), "retry_in_ms": backoff}))?;
-                    Ok(info)
-                })
-            }
+            Err(e) => self.write(|t| record_failure(t, id, &e)),
         }
     }
+
+    /// Fire many (non-check-in) schedules in one transaction, each inside
+    /// its own savepoint: a failing fire rolls back alone and is retried
+    /// later; the others commit together (one commit for the whole batch).
+    pub fn fire_batch(&self, ids: &[String]) -> Result<usize> {
+        self.write(|t| {
+            let mut fired = 0;
+            for id in ids {
+                let mark = t.events.len();
+                t.conn().execute_batch("SAVEPOINT fire")?;
+                match fire_in(t, id, None) {
+                    Ok(done) => {
+                        t.conn().execute_batch("RELEASE fire")?;
+                        fired += usize::from(done.is_some());
+                    }
+                    Err(e) => {
+                        t.conn().execute_batch("ROLLBACK TO fire; RELEASE fire")?;
+                        t.events.truncate(mark);
+                        record_failure(t, id, &e)?;
+                    }
+                }
+            }
+            Ok(fired)
+        })
+    }
+}
+
+/// One fire, inside the caller's transaction (None: nothing was due).
+fn fire_in(
+    t: &mut Tx<'_>,
+    id: &str,
+    checkin: Option<Result<Vec<Route>>>,
+) -> Result<Option<ScheduleInfo>> {
+    let s = get(t.conn(), id)?;
+    let Some(due) = s
+        .info
+        .next_fire_ms
+        .filter(|d| *d <= t.now && s.info.enabled)
+    else {
+        return Ok(None); // already fired (or paused): nothing to do
+    };
+    let missed = t.now - due > t.policy.missed_after_ms;
+    let next = match &s.info.cron {
+        Some(c) => Some(next_cron(c, &s.info.tz, t.now.max(due))?),
+        None => None,
+    };
+    // An error here rolls the whole fire back: nothing half-sent.
+    let what = if missed && s.info.missed == MissedPolicy::Skip {
+        "skipped (missed while the daemon was down)".to_string()
+    } else {
+        deliver(t, &s, checkin)?
+    };
+    t.conn()
+        .prepare_cached(
+            "UPDATE schedules SET next_fire_ms = ?2, enabled = ?3, last_fired_ms = ?4,
+               fire_count = fire_count + ?5, failures = 0, last_outcome = ?6, last_error = NULL,
+               updated_ms = ?4 WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            next,
+            next.is_some(),
+            t.now,
+            i64::from(!what.starts_with("skipped")),
+            what
+        ])?;
+    let info = get(t.conn(), id)?.info;
+    sched_event(
+        t,
+        "schedule_fired",
+        &info,
+        json!({"outcome": what, "missed": missed, "next_fire_ms": next}),
+    )?;
+    Ok(Some(info))
+}
+
+/// Not fired: record why and retry with backoff (never dropped).
+fn record_failure(t: &mut Tx<'_>, id: &str, e: &Error) -> Result<ScheduleInfo> {
+    let failures = get(t.conn(), id)?.info.failures;
+    let backoff = (t.policy.schedule_retry_ms << failures.min(6)).min(300_000);
+    t.conn()
+        .prepare_cached(
+            "UPDATE schedules SET failures = failures + 1, last_error = ?2, last_outcome = 'failed',
+               next_fire_ms = ?3, updated_ms = ?4 WHERE id = ?1",
+        )?
+        .execute(params![id, e.to_string(), t.now + backoff, t.now])?;
+    let info = get(t.conn(), id)?.info;
+    sched_event(
+        t,
+        "schedule_fire_failed",
+        &info,
+        json!({"error": e.to_string(), "retry_in_ms": backoff}),
+    )?;
+    Ok(info)
 }
 
 /// The delivery part of a fire. Errors roll the whole fire back.

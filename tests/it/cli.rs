@@ -235,6 +235,7 @@ fn demo_runs_end_to_end() {
         "carol's inbox",
         "persona cross_review",
         "never the author",
+        "check-in sent 1 message",
         "daemon stopped",
     ] {
         assert!(

@@ -373,3 +373,39 @@ async fn checkin_scripts_send_their_routes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn kill9_during_fires_loses_and_doubles_nothing() {
+    let mut d = Daemon::start(&[]);
+    let olga_t = d.peer_token("olga", None).await;
+    let bob_t = d.peer_token("bob", None).await;
+    let olga = d.admin().with_identity(Some(olga_t.clone()), None);
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let s = olga
+            .create_schedule(&once("bob", "300ms", &format!("fire {i}")))
+            .await
+            .unwrap();
+        ids.push(s.schedule_id);
+    }
+    // Crash somewhere in the middle of the batch firing.
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    d.kill9();
+    d.spawn();
+    let olga = d.admin().with_identity(Some(olga_t), None);
+    let bob = d.admin().with_identity(Some(bob_t), None);
+    eventually(Duration::from_secs(20), "every schedule fired", || async {
+        let all = olga.list_schedules(false).await.unwrap();
+        all.iter()
+            .all(|s| s.fire_count == 1 && !s.enabled)
+            .then_some(())
+    })
+    .await;
+    let got = bob.peek(1000).await.unwrap().deliveries;
+    let mut texts: Vec<String> = got.into_iter().map(|x| x.text).collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 60, "each fire delivered exactly once");
+    let total = bob.peek(1000).await.unwrap().deliveries.len();
+    assert_eq!(total, 60, "and nothing twice");
+}
