@@ -38,18 +38,15 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
     };
     let started = Instant::now();
     let decision = persona::decide_dispatch(p.as_deref(), &input, &mesh);
-    if let Some(n) = &name {
-        h.personas
-            .record(n, started.elapsed(), decision.error.as_ref());
-        if let Some(e) = &decision.error {
-            h.store.persona_event(
-                "persona_error",
-                n,
-                Some(&circle),
-                serde_json::json!({"persona": n, "entry": "dispatch", "error": e.message, "location": e.location, "job": id}),
-            )?;
-        }
-    }
+    super::personas::account(
+        h,
+        &circle,
+        name.as_deref(),
+        "dispatch",
+        started,
+        &decision,
+        serde_json::json!({"job": id}),
+    )?;
     let route = decision.out();
     let resp = |job: JobInfo, outcome: &str, delivery_id: Option<String>| DispatchResp {
         job,

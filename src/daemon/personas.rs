@@ -414,6 +414,31 @@ pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
     Ok(debouncer)
 }
 
+/// After a decision: count it and its time; a fallback becomes a
+/// `persona_error` event (with `extra` fields such as the job or ref).
+pub fn account(
+    h: &DaemonHandle,
+    circle: &str,
+    name: Option<&str>,
+    entry: &str,
+    started: Instant,
+    decision: &persona::Decision,
+    extra: serde_json::Value,
+) -> Result<(), Error> {
+    let Some(n) = name else { return Ok(()) };
+    h.personas
+        .record(n, started.elapsed(), decision.error.as_ref());
+    if let Some(e) = &decision.error {
+        let mut payload = serde_json::json!({"persona": n, "entry": entry, "error": e.message, "location": e.location});
+        if let (Some(p), Some(x)) = (payload.as_object_mut(), extra.as_object()) {
+            p.extend(x.clone());
+        }
+        h.store
+            .persona_event("persona_error", n, Some(circle), payload)?;
+    }
+    Ok(())
+}
+
 type H = State<DaemonHandle>;
 
 /// The circle a persona command is about: asked, else the caller's, else default.
@@ -524,22 +549,28 @@ pub async fn decide(
             .and_then(|n| hh.personas.for_decision(&hh.store, &circle2, n));
         let started = Instant::now();
         let (decision, entry) = match (&req.job, &req.review) {
-            (Some(job), _) => (persona::decide_dispatch(persona.as_deref(), job, &mesh), "dispatch"),
-            (_, Some(item)) => (persona::decide_review(persona.as_deref(), item, &mesh), "review"),
+            (Some(job), _) => (
+                persona::decide_dispatch(persona.as_deref(), job, &mesh),
+                "dispatch",
+            ),
+            (_, Some(item)) => (
+                persona::decide_review(persona.as_deref(), item, &mesh),
+                "review",
+            ),
             _ => unreachable!("checked above"),
         };
-        if let Some(n) = &name {
-            hh.personas.record(n, started.elapsed(), decision.error.as_ref());
-            if let Some(e) = &decision.error {
-                hh.store.persona_event(
-                    "persona_error",
-                    n,
-                    Some(&circle2),
-                    serde_json::json!({"persona": n, "entry": entry, "error": e.message, "location": e.location}),
-                )?;
-            }
-        }
-        let generation = name.as_deref().and_then(|n| hh.personas.status(&circle2, Some(n)).generation);
+        account(
+            &hh,
+            &circle2,
+            name.as_deref(),
+            entry,
+            started,
+            &decision,
+            serde_json::json!({}),
+        )?;
+        let generation = name
+            .as_deref()
+            .and_then(|n| hh.personas.status(&circle2, Some(n)).generation);
         Ok(DecideResp {
             circle: circle2,
             persona: name,

@@ -33,18 +33,15 @@ pub fn route(h: &DaemonHandle, circle: &str, reference: &str) -> Result<ReviewRe
     };
     let started = Instant::now();
     let decision = persona::decide_review(p.as_deref(), &item, &mesh);
-    if let Some(n) = &name {
-        h.personas
-            .record(n, started.elapsed(), decision.error.as_ref());
-        if let Some(e) = &decision.error {
-            h.store.persona_event(
-                "persona_error",
-                n,
-                Some(circle),
-                serde_json::json!({"persona": n, "entry": "review", "error": e.message, "location": e.location, "ref": reference}),
-            )?;
-        }
-    }
+    super::personas::account(
+        h,
+        circle,
+        name.as_deref(),
+        "review",
+        started,
+        &decision,
+        serde_json::json!({"ref": reference}),
+    )?;
     let review = match &decision.route {
         Route::Assign { peer, note } => h.store.assign_reviewers(
             circle,
