@@ -18,5 +18,6 @@ pub mod client;
 pub mod core;
 pub mod daemon;
 pub mod home;
+pub mod mcp;
 pub mod persona;
 pub mod store;

@@ -85,6 +85,19 @@ pub enum Cmd {
     Events(events::EventsCmd),
     /// Check the daemon, the database, the token file and stale peers.
     Doctor,
+    /// Serve MCP on stdio for an agent session: the session joins the mesh
+    /// as a peer (registered, or resumed from <home>/mcp/) and gets the mesh
+    /// tools. Needs a running daemon (`repowire daemon start`).
+    Mcp {
+        /// The peer's name [default: REPOWIRE_PEER, else the working directory's name].
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        circle: Option<String>,
+        /// The agent kind (claude-code, codex, …) [default: detected from the environment].
+        #[arg(long)]
+        backend: Option<String>,
+    },
     /// Run a scripted tour: a daemon in a temp home, peers, an orchestrator
     /// claim, an ask answered and closed, notes delivered, a trace.
     Demo,
@@ -300,6 +313,46 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
         Cmd::Trace(c) => c.run(&ctx).await,
         Cmd::Events(c) => c.run(&ctx).await,
         Cmd::Doctor => doctor::run(&ctx).await,
+        Cmd::Mcp {
+            name,
+            circle,
+            backend,
+        } => {
+            let cwd = std::env::current_dir().ok();
+            let name = name
+                .or_else(|| {
+                    std::env::var("REPOWIRE_PEER")
+                        .ok()
+                        .filter(|s| !s.is_empty())
+                })
+                .or_else(|| {
+                    cwd.as_ref().and_then(|d| d.file_name()).map(|n| {
+                        n.to_string_lossy().replace(
+                            |c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)),
+                            "-",
+                        )
+                    })
+                })
+                .unwrap_or_else(|| "agent".into());
+            let backend = backend.or_else(|| {
+                if std::env::var_os("CLAUDECODE").is_some() {
+                    Some("claude-code".into())
+                } else if std::env::var_os("CODEX_HOME").is_some() {
+                    Some("codex".into())
+                } else {
+                    None
+                }
+            });
+            let join = crate::mcp::Join {
+                name,
+                circle,
+                backend,
+                project_path: cwd.map(|d| d.display().to_string()),
+            };
+            crate::mcp::serve(&ctx.home, &ctx.url(), join)
+                .await
+                .map_err(Failure::from)
+        }
         Cmd::Demo => demo::run(&ctx).await,
     }
 }

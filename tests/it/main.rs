@@ -9,6 +9,7 @@ mod delivery;
 mod docs;
 mod errors;
 mod jobs;
+mod mcp;
 mod orchestrator;
 mod peers;
 mod personas;

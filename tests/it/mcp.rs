@@ -1,0 +1,118 @@
+//! `repowire mcp` with a real MCP client (rmcp) over a child process: two
+//! sessions join as peers, one asks, the other answers.
+
+use crate::support::*;
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use serde_json::{Value, json};
+
+async fn session(d: &Daemon, name: &str) -> RunningService<RoleClient, ()> {
+    let home = d.home_path().to_path_buf();
+    let name = name.to_string();
+    let t = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|c| {
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("REPOWIRE_HOME", &home)
+            .args(["mcp", "--name", &name, "--backend", "claude-code"]);
+    }))
+    .unwrap();
+    ().serve(t).await.expect("mcp session")
+}
+
+async fn call(s: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> (bool, Value) {
+    let mut p = CallToolRequestParams::new(tool.to_string());
+    if let Value::Object(m) = args {
+        p = p.with_arguments(m);
+    }
+    let r = s.call_tool(p).await.expect("tool call");
+    (
+        r.is_error.unwrap_or(false),
+        r.structured_content.unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn two_sessions_ask_and_answer() {
+    let d = Daemon::start(&[]);
+    let alice = session(&d, "alice").await;
+    let bob = session(&d, "bob").await;
+    let tools: Vec<String> = alice
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    for t in [
+        "whoami",
+        "list_peers",
+        "ask",
+        "wait_on_ack",
+        "answer",
+        "ack",
+        "notify_peer",
+        "broadcast",
+        "inbox",
+    ] {
+        assert!(tools.contains(&t.to_string()), "{t} in {tools:?}");
+    }
+    let (err, me) = call(&alice, "whoami", json!({})).await;
+    assert!(!err);
+    assert_eq!(me["name"], "alice");
+    assert_eq!(me["backend"], "claude-code");
+    let (_, peers) = call(&alice, "list_peers", json!({})).await;
+    let names: Vec<&str> = peers["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["bob"]);
+    // alice asks bob; bob takes his inbox and answers; alice's wait returns it.
+    let (err, asked) = call(
+        &alice,
+        "ask",
+        json!({"peer_name": "bob", "query": "which branch?"}),
+    )
+    .await;
+    assert!(!err, "{asked}");
+    let id = asked["correlation_id"].as_str().unwrap().to_string();
+    let (_, inbox) = call(&bob, "inbox", json!({})).await;
+    assert_eq!(inbox["deliveries"][0]["correlation_id"], id.as_str());
+    let (err, _) = call(
+        &bob,
+        "answer",
+        json!({"correlation_id": id, "text": "main"}),
+    )
+    .await;
+    assert!(!err);
+    let (_, waited) = call(
+        &alice,
+        "wait_on_ack",
+        json!({"correlation_id": id, "timeout_seconds": 5}),
+    )
+    .await;
+    assert_eq!(waited["done"], true);
+    assert_eq!(waited["ask"]["answer"], "main");
+    // Errors are isError results with the daemon's code.
+    let (err, e) = call(&alice, "ask", json!({"peer_name": "nobody", "query": "?"})).await;
+    assert!(err);
+    assert_eq!(e["code"], "unknown_peer");
+    let (err, e) = call(&alice, "notify_peer", json!({"peer_name": "bob"})).await;
+    assert!(err, "a missing parameter is refused: {e}");
+    alice.cancel().await.unwrap();
+    // The session left: alice is offline now; a new session resumes the same peer.
+    let admin = d.admin();
+    let gone = eventually(std::time::Duration::from_secs(10), "offline", || async {
+        let p = admin.describe("alice", None).await.unwrap();
+        (p.status.as_str() == "offline").then_some(p)
+    })
+    .await;
+    let again = session(&d, "alice").await;
+    let (_, me) = call(&again, "whoami", json!({})).await;
+    assert_eq!(me["peer_id"], gone.peer_id.as_str(), "the same identity");
+    again.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
