@@ -5,11 +5,15 @@
 //! carrying the daemon's error code. Nothing but JSON-RPC goes to stdout;
 //! logs go to stderr.
 //!
-//! This first cut registers (or resumes) the session's peer, keeps its
-//! heartbeat, and offers the mesh tools. Orchestration, job, review and
-//! schedule tools and push delivery into sessions are the rest of issue 6.
+//! It registers (or resumes) the session's peer, keeps its heartbeat, and
+//! offers the mesh, orchestration, job, review and schedule tools. Push
+//! delivery into sessions (Claude Code channel events), `decline`, the tool
+//! snapshot and the generated tool reference are the rest of issue 6.
 
-use crate::api::{AskReq, BroadcastReq, LeaseReq, NotifyReq, RegisterReq};
+use crate::api::{
+    AskManyReq, AskReq, BroadcastReq, JobCreateReq, JobUpdateReq, LeaseReq, NotifyReq, RegisterReq,
+    ReviewRefReq, ReviewRequestReq, ScheduleReq, UpdatePeerReq,
+};
 use crate::client::{Client, ClientError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -121,6 +125,202 @@ pub struct InboxArgs {
     /// Take at most this many deliveries (default 100).
     #[serde(default)]
     pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct AskManyArgs {
+    /// The peers to ask.
+    pub peer_names: Vec<String>,
+    /// The question.
+    pub query: String,
+    #[serde(default)]
+    pub circle: Option<String>,
+    /// Expire the asks after this many seconds (default 300).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ParentArgs {
+    /// The parent id ask_many returned.
+    pub parent_id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct DescriptionArgs {
+    /// What you are working on, for the other peers.
+    pub description: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ClaimArgs {
+    /// Take the role even from a live holder (it is demoted and told).
+    #[serde(default)]
+    pub force: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct CircleArgs {
+    /// The circle (default: yours).
+    #[serde(default)]
+    pub circle: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct JobIdArgs {
+    /// The job id.
+    pub job_id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct DispatchArgs {
+    /// The queued job to route through the circle's persona.
+    pub job_id: String,
+    /// Only show the route; change nothing.
+    #[serde(default)]
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct JobCreateArgs {
+    /// A short title.
+    pub title: String,
+    /// The prompt for whoever takes it.
+    #[serde(default)]
+    pub brief: Option<String>,
+    /// The same as brief (repowire's name).
+    #[serde(default)]
+    pub prompt: Option<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Give it to this peer (else the persona routes it).
+    #[serde(default)]
+    pub assigned_peer: Option<String>,
+    /// Who is told when it ends (default: you).
+    #[serde(default)]
+    pub owner_peer: Option<String>,
+    /// When it must be done: RFC 3339 or a delay like 2h.
+    #[serde(default)]
+    pub deadline_at: Option<String>,
+    #[serde(default)]
+    pub max_attempts: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct JobListArgs {
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub assignee: Option<String>,
+    #[serde(default)]
+    pub circle: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct JobUpdateArgs {
+    pub job_id: String,
+    /// running, succeeded, failed or canceled.
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub phase: Option<String>,
+    /// A progress note.
+    #[serde(default)]
+    pub progress_note: Option<String>,
+    #[serde(default)]
+    pub result_summary: Option<String>,
+    /// Structured result (any JSON).
+    #[serde(default)]
+    pub result_data: Option<serde_json::Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ReviewQueueArgs {
+    /// Whose queue (default: yours).
+    #[serde(default)]
+    pub peer_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct MarkArgs {
+    /// The PR URL or ref you reviewed.
+    pub pr_url: String,
+    /// The sha you reviewed (default: the current head).
+    #[serde(default)]
+    pub last_reviewed_sha: Option<String>,
+    /// approve, changes or comment.
+    #[serde(default)]
+    pub verdict: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct RequestReviewArgs {
+    /// A PR URL or any ref string.
+    #[serde(rename = "ref")]
+    pub reference: String,
+    pub head_sha: String,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ScheduleArgs {
+    /// A peer name, or self.
+    pub to_peer: String,
+    pub text: String,
+    /// A delay (10m) or a time (RFC 3339).
+    pub fire_at: String,
+    /// notify (default), ask, job or checkin.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ScheduleSelfArgs {
+    pub text: String,
+    /// A delay (10m) or a time (RFC 3339); or give cron.
+    #[serde(default)]
+    pub fire_at: Option<String>,
+    #[serde(default)]
+    pub cron: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ScheduleCronArgs {
+    pub to_peer: String,
+    pub text: String,
+    /// 5-field cron or @hourly/@daily/@weekly (UTC).
+    pub cron: String,
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ScheduleListArgs {
+    /// Only your schedules (default true).
+    #[serde(default)]
+    pub mine_only: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ScheduleIdArgs {
+    pub schedule_id: String,
+}
+
+fn kind_of(k: Option<String>) -> Result<Option<crate::core::schedule::ScheduleKind>, ClientError> {
+    k.map(|k| crate::core::schedule::ScheduleKind::parse(&k))
+        .transpose()
+        .map_err(ClientError::Api)
 }
 
 #[tool_router]
@@ -246,6 +446,279 @@ impl Mesh {
             }
             Err(e) => fail(e),
         }
+    }
+
+    #[tool(
+        description = "Ask several peers the same question. Returns a parent_id for ask_many_result."
+    )]
+    async fn ask_many(&self, Parameters(a): Parameters<AskManyArgs>) -> ToolResult {
+        let req = AskManyReq {
+            to: a.peer_names,
+            circle: a.circle,
+            text: a.query,
+            timeout_ms: Some(a.timeout_seconds.unwrap_or(300).saturating_mul(1000)),
+            bypass_circle: false,
+        };
+        done(self.client.ask_many(&req).await)
+    }
+
+    #[tool(description = "Who answered an ask_many, what, and who is still open.")]
+    async fn ask_many_result(&self, Parameters(a): Parameters<ParentArgs>) -> ToolResult {
+        done(self.client.ask_many_result(&a.parent_id).await)
+    }
+
+    #[tool(description = "Set what you are working on; other peers see it in list_peers.")]
+    async fn set_description(&self, Parameters(a): Parameters<DescriptionArgs>) -> ToolResult {
+        let req = UpdatePeerReq {
+            description: Some(a.description),
+            tags: None,
+        };
+        done(self.client.update_me(&req).await)
+    }
+
+    #[tool(
+        description = "Claim the orchestrator role of your circle (one holder per circle; a stale holder is taken over; force takes it from a live one)."
+    )]
+    async fn claim_orchestrator_role(&self, Parameters(a): Parameters<ClaimArgs>) -> ToolResult {
+        done(
+            self.client
+                .claim_orchestrator(a.force.unwrap_or(false))
+                .await,
+        )
+    }
+
+    #[tool(description = "Give up the orchestrator role.")]
+    async fn release_orchestrator_role(&self) -> ToolResult {
+        done(self.client.release_orchestrator().await)
+    }
+
+    #[tool(
+        description = "Who holds the orchestrator role of a circle, whether it is live, and the active persona."
+    )]
+    async fn orchestrator_status(&self, Parameters(a): Parameters<CircleArgs>) -> ToolResult {
+        done(self.client.orchestrator_status(a.circle.as_deref()).await)
+    }
+
+    #[tool(
+        description = "The circle's routing persona: name, generation, last error, decisions and their timing."
+    )]
+    async fn persona_status(&self, Parameters(a): Parameters<CircleArgs>) -> ToolResult {
+        done(self.client.persona_status(a.circle.as_deref()).await)
+    }
+
+    #[tool(
+        description = "Route a queued job through the circle's persona and carry the route out (dry_run: only show it)."
+    )]
+    async fn dispatch(&self, Parameters(a): Parameters<DispatchArgs>) -> ToolResult {
+        done(
+            self.client
+                .dispatch_job(&a.job_id, a.dry_run.unwrap_or(false))
+                .await,
+        )
+    }
+
+    #[tool(
+        description = "Create a job. Without assigned_peer the circle's persona routes it as soon as someone fits."
+    )]
+    async fn job_create(&self, Parameters(a): Parameters<JobCreateArgs>) -> ToolResult {
+        let deadline_ms = match a.deadline_at.as_deref() {
+            Some(w) => match crate::core::schedule::parse_when(w, crate::core::time::now_ms()) {
+                Ok(v) => Some(v),
+                Err(e) => return fail(ClientError::Api(e)),
+            },
+            None => None,
+        };
+        let req = JobCreateReq {
+            title: a.title,
+            brief: a.brief.or(a.prompt),
+            tags: a.tags,
+            priority: a.priority,
+            assign: a.assigned_peer,
+            owner: a.owner_peer,
+            deadline_ms,
+            max_attempts: a.max_attempts,
+            ..Default::default()
+        };
+        done(self.client.create_job(&req).await)
+    }
+
+    #[tool(description = "List jobs (newest first), filtered by state, owner, assignee or circle.")]
+    async fn job_list(&self, Parameters(a): Parameters<JobListArgs>) -> ToolResult {
+        let mut q: Vec<(&str, String)> = Vec::new();
+        for (k, v) in [
+            ("state", a.state),
+            ("owner", a.owner),
+            ("assignee", a.assignee),
+            ("circle", a.circle),
+        ] {
+            if let Some(v) = v {
+                q.push((k, v));
+            }
+        }
+        match self.client.list_jobs(&q).await {
+            Ok(v) => ok(&json!({"jobs": v})),
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(description = "A job's state, phase, assignee and attempts.")]
+    async fn job_status(&self, Parameters(a): Parameters<JobIdArgs>) -> ToolResult {
+        match self.client.job(&a.job_id).await {
+            Ok(j) => ok(
+                &json!({"job_id": j.job_id, "state": j.state, "phase": j.phase, "assignee": j.assignee, "attempts": j.attempts}),
+            ),
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(description = "Everything about a job, with its progress notes.")]
+    async fn job_show(&self, Parameters(a): Parameters<JobIdArgs>) -> ToolResult {
+        done(self.client.job(&a.job_id).await)
+    }
+
+    #[tool(
+        description = "Move a job you work on: running, succeeded, failed, canceled; add a progress note or a result."
+    )]
+    async fn job_update(&self, Parameters(a): Parameters<JobUpdateArgs>) -> ToolResult {
+        let state = match a
+            .state
+            .as_deref()
+            .map(crate::core::job::JobState::parse)
+            .transpose()
+        {
+            Ok(s) => s,
+            Err(e) => return fail(ClientError::Api(e)),
+        };
+        let req = JobUpdateReq {
+            state,
+            phase: a.phase,
+            note: a.progress_note,
+            result: a.result_summary,
+            result_data: a.result_data,
+            error: a.error,
+        };
+        done(self.client.update_job(&a.job_id, &req).await)
+    }
+
+    #[tool(description = "A job's result: summary, structured data, error.")]
+    async fn job_result(&self, Parameters(a): Parameters<JobIdArgs>) -> ToolResult {
+        match self.client.job(&a.job_id).await {
+            Ok(j) => ok(
+                &json!({"job_id": j.job_id, "state": j.state, "result_summary": j.result_summary, "result_data": j.result_data, "error": j.error}),
+            ),
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(description = "Cancel a job (work in progress: its assignee is asked to stop).")]
+    async fn job_cancel(&self, Parameters(a): Parameters<JobIdArgs>) -> ToolResult {
+        done(self.client.cancel_job(&a.job_id).await)
+    }
+
+    #[tool(
+        description = "What a peer owes: each review with my_action (review-needed, re-review-suggested, none-needed, closed)."
+    )]
+    async fn review_queue(&self, Parameters(a): Parameters<ReviewQueueArgs>) -> ToolResult {
+        match self.client.review_queue(a.peer_name.as_deref()).await {
+            Ok(q) => ok(&json!({"queue": q})),
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(
+        description = "Record your review of a PR or ref (verdict approve, changes or comment); the author is told."
+    )]
+    async fn mark_reviewed(&self, Parameters(a): Parameters<MarkArgs>) -> ToolResult {
+        let req = ReviewRefReq {
+            reference: a.pr_url,
+            sha: a.last_reviewed_sha,
+            verdict: a.verdict,
+            notes: a.notes,
+        };
+        done(self.client.mark_review(&req).await)
+    }
+
+    #[tool(
+        description = "Ask for a review of a PR or ref; the circle's persona picks the reviewer (never you)."
+    )]
+    async fn request_review(&self, Parameters(a): Parameters<RequestReviewArgs>) -> ToolResult {
+        let req = ReviewRequestReq {
+            reference: a.reference,
+            head_sha: a.head_sha,
+            tags: a.tags,
+            ..Default::default()
+        };
+        done(self.client.request_review(&req).await)
+    }
+
+    #[tool(
+        description = "Schedule a delivery to a peer once: fire_at is a delay (10m) or a time (RFC 3339)."
+    )]
+    async fn schedule_create(&self, Parameters(a): Parameters<ScheduleArgs>) -> ToolResult {
+        let kind = match kind_of(a.kind) {
+            Ok(k) => k,
+            Err(e) => return fail(e),
+        };
+        let req = ScheduleReq {
+            to: a.to_peer,
+            kind,
+            text: a.text,
+            fire_at: Some(a.fire_at),
+            ..Default::default()
+        };
+        done(self.client.create_schedule(&req).await)
+    }
+
+    #[tool(description = "Remind yourself later (fire_at) or on a cron schedule.")]
+    async fn schedule_self(&self, Parameters(a): Parameters<ScheduleSelfArgs>) -> ToolResult {
+        let kind = match kind_of(a.kind) {
+            Ok(k) => k,
+            Err(e) => return fail(e),
+        };
+        let req = ScheduleReq {
+            to: "self".into(),
+            kind,
+            text: a.text,
+            fire_at: a.fire_at,
+            cron: a.cron,
+            ..Default::default()
+        };
+        done(self.client.create_schedule(&req).await)
+    }
+
+    #[tool(
+        description = "Schedule a recurring delivery to a peer (5-field cron or @hourly/@daily/@weekly, UTC)."
+    )]
+    async fn schedule_cron(&self, Parameters(a): Parameters<ScheduleCronArgs>) -> ToolResult {
+        let kind = match kind_of(a.kind) {
+            Ok(k) => k,
+            Err(e) => return fail(e),
+        };
+        let req = ScheduleReq {
+            to: a.to_peer,
+            kind,
+            text: a.text,
+            cron: Some(a.cron),
+            ..Default::default()
+        };
+        done(self.client.create_schedule(&req).await)
+    }
+
+    #[tool(description = "Your schedules (mine_only=false: every schedule of your circle).")]
+    async fn schedule_list(&self, Parameters(a): Parameters<ScheduleListArgs>) -> ToolResult {
+        match self
+            .client
+            .list_schedules(!a.mine_only.unwrap_or(true))
+            .await
+        {
+            Ok(v) => ok(&json!({"schedules": v})),
+            Err(e) => fail(e),
+        }
+    }
+
+    #[tool(description = "Delete one of your schedules.")]
+    async fn schedule_delete(&self, Parameters(a): Parameters<ScheduleIdArgs>) -> ToolResult {
+        done(self.client.delete_schedule(&a.schedule_id).await)
     }
 }
 

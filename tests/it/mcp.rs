@@ -102,6 +102,73 @@ async fn two_sessions_ask_and_answer() {
     assert_eq!(e["code"], "unknown_peer");
     let (err, e) = call(&alice, "notify_peer", json!({"peer_name": "bob"})).await;
     assert!(err, "a missing parameter is refused: {e}");
+    // Orchestration, jobs, reviews, schedules.
+    let (err, r) = call(&alice, "claim_orchestrator_role", json!({})).await;
+    assert!(!err, "{r}");
+    let (_, st) = call(&bob, "orchestrator_status", json!({})).await;
+    assert_eq!(st["name"], "alice");
+    let (err, job) = call(
+        &alice,
+        "job_create",
+        json!({"title": "tidy the logs", "prompt": "rotate them", "assigned_peer": "bob"}),
+    )
+    .await;
+    assert!(!err, "{job}");
+    let jid = job["job_id"].as_str().unwrap().to_string();
+    let (err, _) = call(
+        &bob,
+        "job_update",
+        json!({"job_id": jid, "state": "running", "progress_note": "on it"}),
+    )
+    .await;
+    assert!(!err);
+    call(&bob, "job_update", json!({"job_id": jid, "state": "succeeded", "result_summary": "done", "result_data": {"files": 3}})).await;
+    let (_, res) = call(&alice, "job_result", json!({"job_id": jid})).await;
+    assert_eq!(res["result_data"]["files"], 3);
+    let (_, list) = call(&alice, "job_list", json!({"state": "succeeded"})).await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    let (err, e) = call(
+        &bob,
+        "job_update",
+        json!({"job_id": jid, "state": "exploded"}),
+    )
+    .await;
+    assert!(err && e["code"] == "bad_request", "{e}");
+    let (err, rr) = call(
+        &alice,
+        "request_review",
+        json!({"ref": "pr-3", "head_sha": "abc123"}),
+    )
+    .await;
+    assert!(!err, "{rr}");
+    let (_, q) = call(&bob, "review_queue", json!({})).await;
+    assert_eq!(q["queue"][0]["my_action"], "review-needed");
+    call(
+        &bob,
+        "mark_reviewed",
+        json!({"pr_url": "pr-3", "verdict": "approve"}),
+    )
+    .await;
+    let (_, q) = call(&bob, "review_queue", json!({})).await;
+    assert_eq!(q["queue"][0]["my_action"], "none-needed");
+    let (err, s) = call(
+        &alice,
+        "schedule_self",
+        json!({"text": "check CI", "fire_at": "1h"}),
+    )
+    .await;
+    assert!(!err, "{s}");
+    let (_, sl) = call(&alice, "schedule_list", json!({})).await;
+    assert_eq!(sl["schedules"].as_array().unwrap().len(), 1);
+    let (err, _) = call(
+        &alice,
+        "schedule_delete",
+        json!({"schedule_id": s["schedule_id"]}),
+    )
+    .await;
+    assert!(!err);
+    let (_, ps) = call(&alice, "persona_status", json!({})).await;
+    assert_eq!(ps["persona"], Value::Null);
     alice.cancel().await.unwrap();
     // The session left: alice is offline now; a new session resumes the same peer.
     let admin = d.admin();
