@@ -104,6 +104,14 @@ pub struct AckArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct DeclineArgs {
+    /// The correlation id of the ask you received.
+    pub correlation_id: String,
+    /// Why you decline (delivered to the asker).
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct NotifyArgs {
     /// The peer to tell.
     pub peer_name: String,
@@ -404,6 +412,14 @@ impl Mesh {
     )]
     async fn ack(&self, Parameters(a): Parameters<AckArgs>) -> ToolResult {
         done(self.client.ack(&a.correlation_id, a.message).await)
+    }
+
+    #[tool(
+        description = "Refuse an ask you received: it is closed and the asker gets your reason."
+    )]
+    async fn decline(&self, Parameters(a): Parameters<DeclineArgs>) -> ToolResult {
+        let msg = format!("Declined: {}", a.reason);
+        done(self.client.ack(&a.correlation_id, Some(msg)).await)
     }
 
     #[tool(description = "Send a note to a peer. It is durable until the peer takes it.")]

@@ -183,3 +183,66 @@ async fn two_sessions_ask_and_answer() {
     again.cancel().await.unwrap();
     bob.cancel().await.unwrap();
 }
+
+/// The tool list with its schemas is snapshotted (a change must be
+/// deliberate), and docs/mcp-tools.md is generated from the same
+/// definitions: `REPOWIRE_BLESS=1 cargo test` rewrites it.
+#[tokio::test]
+async fn tool_list_snapshot_and_generated_reference() {
+    let d = Daemon::start(&[]);
+    let s = session(&d, "doc").await;
+    let mut tools = s.list_all_tools().await.unwrap();
+    tools.sort_by(|a, b| a.name.cmp(&b.name));
+    let listed: Vec<Value> = tools
+        .iter()
+        .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+        .collect();
+    insta::assert_json_snapshot!("mcp_tools", listed);
+    let mut doc = String::from(
+        "# MCP tools\n\n`repowire mcp` serves these tools over stdio (generated from the tool definitions; \
+         a test fails when this file is stale: `REPOWIRE_BLESS=1 cargo test` rewrites it). Results are JSON \
+         (text and structured content); failures are `isError` results with `{code, message}`.\n",
+    );
+    for t in &tools {
+        doc.push_str(&format!(
+            "\n## `{}`\n\n{}\n",
+            t.name,
+            t.description.as_deref().unwrap_or("")
+        ));
+        let props = t.input_schema.get("properties").and_then(|p| p.as_object());
+        let required: Vec<&str> = t
+            .input_schema
+            .get("required")
+            .and_then(|r| r.as_array())
+            .map(|r| r.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        if let Some(props) = props.filter(|p| !p.is_empty()) {
+            doc.push_str("\n| parameter | required | description |\n|---|---|---|\n");
+            for (k, v) in props {
+                let desc = v
+                    .get("description")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or("")
+                    .replace('\n', " ");
+                doc.push_str(&format!(
+                    "| `{k}` | {} | {desc} |\n",
+                    if required.contains(&k.as_str()) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                ));
+            }
+        }
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/mcp-tools.md");
+    if std::env::var("REPOWIRE_BLESS").is_ok() {
+        std::fs::write(path, &doc).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    assert_eq!(
+        on_disk, doc,
+        "docs/mcp-tools.md is stale: run REPOWIRE_BLESS=1 cargo test"
+    );
+    s.cancel().await.unwrap();
+}
