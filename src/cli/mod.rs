@@ -97,6 +97,10 @@ pub enum Cmd {
         /// The agent kind (claude-code, codex, …) [default: detected from the environment].
         #[arg(long)]
         backend: Option<String>,
+        /// `push` (default): deliveries arrive in the session as Claude Code
+        /// channel events; `pull`: only through the inbox tool.
+        #[arg(long, default_value = "push", value_parser = ["push", "pull"])]
+        delivery: String,
     },
     /// Run a scripted tour: a daemon in a temp home, peers, an orchestrator
     /// claim, an ask answered and closed, notes delivered, a trace.
@@ -317,6 +321,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
             name,
             circle,
             backend,
+            delivery,
         } => {
             let cwd = std::env::current_dir().ok();
             let name = name
@@ -344,6 +349,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
                 }
             });
             let join = crate::mcp::Join {
+                push: delivery == "push",
                 name,
                 circle,
                 backend,

@@ -741,7 +741,14 @@ impl Mesh {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Mesh {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+        // Claude Code reads pushed messages as channel events.
+        let mut experimental = rmcp::model::ExperimentalCapabilities::new();
+        experimental.insert("claude/channel".into(), serde_json::Map::new());
+        let caps = ServerCapabilities::builder()
+            .enable_experimental_with(experimental)
+            .enable_tools()
+            .build();
+        ServerConfig::new(caps).with_instructions(
             "repowire: this session is a peer in a local mesh of coding agents. Ask peers tracked questions (ask, then wait_on_ack), answer the asks you receive (inbox, then answer or ack), and send notes (notify_peer, broadcast).",
         )
     }
@@ -749,6 +756,8 @@ impl ServerHandler for Mesh {
 
 /// How `repowire mcp` joins the mesh.
 pub struct Join {
+    /// Push deliveries into the session (else: the `inbox` tool only).
+    pub push: bool,
     pub name: String,
     pub circle: Option<String>,
     pub backend: Option<String>,
@@ -814,8 +823,14 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
         .serve(rmcp::transport::stdio())
         .await
         .context("while starting the MCP session")?;
+    let pusher = join
+        .push
+        .then(|| tokio::spawn(push(client.clone(), server.peer().clone())));
     let _ = server.waiting().await;
     heart.abort();
+    if let Some(p) = pusher {
+        p.abort();
+    }
     let offline = crate::api::HeartbeatReq {
         status: Some(crate::core::peer::Status::Offline),
     };
@@ -834,4 +849,73 @@ fn write_private(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
         .open(path)?;
     f.write_all(token.as_bytes())?;
     Ok(())
+}
+
+/// What a pushed message says: who, what kind, the id to answer with.
+fn channel_text(d: &crate::api::DeliveryInfo) -> String {
+    let from = d.from.as_deref().unwrap_or("repowire");
+    match (d.kind, d.correlation_id.as_deref()) {
+        (
+            crate::core::delivery::DeliveryKind::Ask
+            | crate::core::delivery::DeliveryKind::Reminder,
+            Some(id),
+        ) => format!(
+            "{from} asks ({}): {}\n(Reply with the answer tool, correlation_id {id}; or ack / decline.)",
+            d.kind, d.text
+        ),
+        (crate::core::delivery::DeliveryKind::Reply, Some(id)) => {
+            format!("{from} answered your ask {id}: {}", d.text)
+        }
+        (kind, _) => format!("{kind} from {from}: {}", d.text),
+    }
+}
+
+/// Push this peer's deliveries into the session as Claude Code channel
+/// events (`notifications/claude/channel`), each once, confirmed after it
+/// was sent; unconfirmed ones come back after their lease (so a restart of
+/// either side loses nothing).
+async fn push(client: Client, peer: rmcp::Peer<rmcp::RoleServer>) {
+    use rmcp::model::{CustomNotification, ServerNotification};
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let req = LeaseReq {
+            max: Some(50),
+            wait_ms: Some(25_000),
+            lease_ms: None,
+        };
+        let items = match client.lease(&req).await {
+            Ok(r) => {
+                backoff = Duration::from_millis(200);
+                r.deliveries
+            }
+            Err(_) => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        let mut sent = Vec::new();
+        for d in &items {
+            let params = json!({
+                "content": channel_text(d),
+                "meta": {
+                    "kind": d.kind,
+                    "from": d.from,
+                    "delivery_id": d.delivery_id,
+                    "correlation_id": d.correlation_id,
+                },
+            });
+            let n = ServerNotification::CustomNotification(CustomNotification::new(
+                "notifications/claude/channel",
+                Some(params),
+            ));
+            if peer.send_notification(n).await.is_err() {
+                return; // the session is gone: the lease expires and they come back
+            }
+            sent.push(d.delivery_id.clone());
+        }
+        if !sent.is_empty() {
+            let _ = client.confirm(sent).await;
+        }
+    }
 }

@@ -8,17 +8,47 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
 
-async fn session(d: &Daemon, name: &str) -> RunningService<RoleClient, ()> {
+fn transport(d: &Daemon, name: &str, delivery: &str) -> TokioChildProcess {
     let home = d.home_path().to_path_buf();
-    let name = name.to_string();
-    let t = TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|c| {
+    let (name, delivery) = (name.to_string(), delivery.to_string());
+    TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|c| {
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("REPOWIRE_HOME", &home)
-            .args(["mcp", "--name", &name, "--backend", "claude-code"]);
+            .args([
+                "mcp",
+                "--name",
+                &name,
+                "--backend",
+                "claude-code",
+                "--delivery",
+                &delivery,
+            ]);
     }))
-    .unwrap();
-    ().serve(t).await.expect("mcp session")
+    .unwrap()
+}
+
+/// A session that takes its deliveries with the inbox tool.
+async fn session(d: &Daemon, name: &str) -> RunningService<RoleClient, ()> {
+    ().serve(transport(d, name, "pull"))
+        .await
+        .expect("mcp session")
+}
+
+/// A client that records the channel events the server pushes.
+#[derive(Clone)]
+struct Catcher(tokio::sync::mpsc::UnboundedSender<Value>);
+
+impl rmcp::ClientHandler for Catcher {
+    async fn on_custom_notification(
+        &self,
+        n: rmcp::model::CustomNotification,
+        _ctx: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        if n.method == "notifications/claude/channel" {
+            let _ = self.0.send(n.params.unwrap_or(Value::Null));
+        }
+    }
 }
 
 async fn call(s: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> (bool, Value) {
@@ -245,4 +275,62 @@ async fn tool_list_snapshot_and_generated_reference() {
         "docs/mcp-tools.md is stale: run REPOWIRE_BLESS=1 cargo test"
     );
     s.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn deliveries_are_pushed_as_channel_events() {
+    let d = Daemon::start(&[]);
+    let alice = session(&d, "alice").await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let bob = Catcher(tx)
+        .serve(transport(&d, "bob", "push"))
+        .await
+        .unwrap();
+    let caps = bob.peer_info().unwrap().capabilities.clone();
+    assert!(
+        caps.experimental
+            .as_ref()
+            .is_some_and(|e| e.contains_key("claude/channel")),
+        "the server declares the channel capability: {caps:?}"
+    );
+    let (_, asked) = call(
+        &alice,
+        "ask",
+        json!({"peer_name": "bob", "query": "lunch at noon?"}),
+    )
+    .await;
+    let id = asked["correlation_id"].as_str().unwrap().to_string();
+    let ev = tokio::time::timeout(std::time::Duration::from_secs(15), rx.recv())
+        .await
+        .expect("a pushed event")
+        .unwrap();
+    assert_eq!(ev["meta"]["kind"], "ask");
+    assert_eq!(ev["meta"]["from"], "alice");
+    assert_eq!(ev["meta"]["correlation_id"], id.as_str());
+    let content = ev["content"].as_str().unwrap();
+    assert!(
+        content.contains("lunch at noon?") && content.contains(&id),
+        "{content}"
+    );
+    // Emitted once and confirmed: nothing left pending for bob.
+    let bob_client = d
+        .admin()
+        .with_identity(Some(d.admin_token()), Some("bob".into()));
+    eventually(
+        std::time::Duration::from_secs(10),
+        "confirmation",
+        || async {
+            bob_client
+                .peek(10)
+                .await
+                .unwrap()
+                .deliveries
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(rx.try_recv().is_err(), "not pushed twice");
+    bob.cancel().await.unwrap();
+    alice.cancel().await.unwrap();
 }
