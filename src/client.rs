@@ -37,7 +37,8 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    /// Shared by clones, so a moved daemon can be followed ([`Client::set_base`]).
+    base: std::sync::Arc<std::sync::RwLock<String>>,
     token: Option<String>,
     as_peer: Option<String>,
     expect_peer: Option<String>,
@@ -54,7 +55,9 @@ impl Client {
             .expect("reqwest client");
         Self {
             http,
-            base: base.trim_end_matches('/').to_string(),
+            base: std::sync::Arc::new(std::sync::RwLock::new(
+                base.trim_end_matches('/').to_string(),
+            )),
             token,
             as_peer,
             expect_peer: None,
@@ -68,8 +71,15 @@ impl Client {
         self
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
+    pub fn base(&self) -> String {
+        self.base.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Point this client (and its clones) at another daemon URL, e.g. after
+    /// the daemon restarted on a new port.
+    pub fn set_base(&self, base: &str) {
+        *self.base.write().unwrap_or_else(|p| p.into_inner()) =
+            base.trim_end_matches('/').to_string();
     }
 
     /// The same daemon, another identity.
@@ -84,7 +94,7 @@ impl Client {
     }
 
     fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        let mut r = self.http.request(method, format!("{}{path}", self.base()));
         if let Some(t) = &self.token {
             r = r.bearer_auth(t);
         }
@@ -100,13 +110,13 @@ impl Client {
     fn unreachable(&self, e: reqwest::Error) -> ClientError {
         if e.is_connect() || e.is_timeout() && !e.is_body() {
             ClientError::Unreachable {
-                url: self.base.clone(),
+                url: self.base(),
                 reason: root_cause(&e),
             }
         } else {
             ClientError::Other(format!(
                 "request to {} failed: {}",
-                self.base,
+                self.base(),
                 root_cause(&e)
             ))
         }
@@ -155,7 +165,7 @@ impl Client {
     }
 
     pub async fn health(&self) -> Result<Health> {
-        self.send(self.http.get(format!("{}/health", self.base)))
+        self.send(self.http.get(format!("{}/health", self.base())))
             .await
     }
 

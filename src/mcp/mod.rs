@@ -825,7 +825,7 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
         .context("while starting the MCP session")?;
     let pusher = join
         .push
-        .then(|| tokio::spawn(push(client.clone(), server.peer().clone())));
+        .then(|| tokio::spawn(push(client.clone(), server.peer().clone(), home.clone())));
     let _ = server.waiting().await;
     heart.abort();
     if let Some(p) = pusher {
@@ -874,7 +874,7 @@ fn channel_text(d: &crate::api::DeliveryInfo) -> String {
 /// events (`notifications/claude/channel`), each once, confirmed after it
 /// was sent; unconfirmed ones come back after their lease (so a restart of
 /// either side loses nothing).
-async fn push(client: Client, peer: rmcp::Peer<rmcp::RoleServer>) {
+async fn push(client: Client, peer: rmcp::Peer<rmcp::RoleServer>, home: crate::home::Home) {
     use rmcp::model::{CustomNotification, ServerNotification};
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -889,6 +889,9 @@ async fn push(client: Client, peer: rmcp::Peer<rmcp::RoleServer>) {
                 r.deliveries
             }
             Err(_) => {
+                // The daemon may have restarted elsewhere: follow its record.
+                // (Tool calls share this client, so they follow too.)
+                client.set_base(&home.daemon_url(None));
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 continue;

@@ -351,3 +351,46 @@ fn without_a_daemon_it_says_how_to_start_one() {
         r.stdout
     );
 }
+
+#[tokio::test]
+async fn a_daemon_restart_loses_and_doubles_nothing() {
+    let mut d = Daemon::start(&[]);
+    let alice_t = d.peer_token("alice", None).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let bob = Catcher(tx)
+        .serve(transport(&d, "bob", "push"))
+        .await
+        .unwrap();
+    // Restart the daemon (kill -9, new port) with bob's session connected.
+    d.kill9();
+    d.spawn();
+    let alice = d.admin().with_identity(Some(alice_t), None);
+    for i in 0..5 {
+        alice
+            .notify(&repowire::api::NotifyReq {
+                to: "bob".into(),
+                text: format!("after restart {i}"),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 5 {
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
+            .await
+            .expect("pushed after the restart")
+            .unwrap();
+        got.push(ev["content"].as_str().unwrap().to_string());
+    }
+    for i in 0..5 {
+        assert!(
+            got.iter()
+                .any(|c| c.contains(&format!("after restart {i}"))),
+            "{got:?}"
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(rx.try_recv().is_err(), "each exactly once");
+    bob.cancel().await.unwrap();
+}
