@@ -290,7 +290,7 @@ async fn register(admin: &Client, name: &str) -> Client {
         .unwrap_or_else(|e| panic!("register {name}: {e}"));
     let token = resp.token.expect("a new peer gets a token");
     // Its own reqwest pool: one client (and its connections) per peer.
-    Client::new(admin.base(), Some(token), None)
+    Client::new(&admin.base(), Some(token), None)
 }
 
 fn notify_req(to: &str, i: usize) -> NotifyReq {
