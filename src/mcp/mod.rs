@@ -42,6 +42,14 @@ fn fail(e: ClientError) -> ToolResult {
     ))
 }
 
+/// A list result, as an object under `key` (structured content is an object).
+fn done_as<T: serde::Serialize>(key: &str, r: Result<T, ClientError>) -> ToolResult {
+    match r {
+        Ok(v) => ok(&json!({ key: v })),
+        Err(e) => fail(e),
+    }
+}
+
 fn done<T: serde::Serialize>(r: Result<T, ClientError>) -> ToolResult {
     match r {
         Ok(v) => ok(&v),
@@ -325,6 +333,14 @@ pub struct ScheduleIdArgs {
     pub schedule_id: String,
 }
 
+/// Create a schedule for one of the schedule tools (`kind` as text).
+async fn schedule(client: &Client, kind: Option<String>, req: ScheduleReq) -> ToolResult {
+    match kind_of(kind) {
+        Ok(kind) => done(client.create_schedule(&ScheduleReq { kind, ..req }).await),
+        Err(e) => fail(e),
+    }
+}
+
 fn kind_of(k: Option<String>) -> Result<Option<crate::core::schedule::ScheduleKind>, ClientError> {
     k.map(|k| crate::core::schedule::ScheduleKind::parse(&k))
         .transpose()
@@ -571,10 +587,7 @@ impl Mesh {
                 q.push((k, v));
             }
         }
-        match self.client.list_jobs(&q).await {
-            Ok(v) => ok(&json!({"jobs": v})),
-            Err(e) => fail(e),
-        }
+        done_as("jobs", self.client.list_jobs(&q).await)
     }
 
     #[tool(description = "A job's state, phase, assignee and attempts.")]
@@ -635,10 +648,10 @@ impl Mesh {
         description = "What a peer owes: each review with my_action (review-needed, re-review-suggested, none-needed, closed)."
     )]
     async fn review_queue(&self, Parameters(a): Parameters<ReviewQueueArgs>) -> ToolResult {
-        match self.client.review_queue(a.peer_name.as_deref()).await {
-            Ok(q) => ok(&json!({"queue": q})),
-            Err(e) => fail(e),
-        }
+        done_as(
+            "queue",
+            self.client.review_queue(a.peer_name.as_deref()).await,
+        )
     }
 
     #[tool(
@@ -671,65 +684,48 @@ impl Mesh {
         description = "Schedule a delivery to a peer once: fire_at is a delay (10m) or a time (RFC 3339)."
     )]
     async fn schedule_create(&self, Parameters(a): Parameters<ScheduleArgs>) -> ToolResult {
-        let kind = match kind_of(a.kind) {
-            Ok(k) => k,
-            Err(e) => return fail(e),
-        };
         let req = ScheduleReq {
             to: a.to_peer,
-            kind,
             text: a.text,
             fire_at: Some(a.fire_at),
             ..Default::default()
         };
-        done(self.client.create_schedule(&req).await)
+        schedule(&self.client, a.kind, req).await
     }
 
     #[tool(description = "Remind yourself later (fire_at) or on a cron schedule.")]
     async fn schedule_self(&self, Parameters(a): Parameters<ScheduleSelfArgs>) -> ToolResult {
-        let kind = match kind_of(a.kind) {
-            Ok(k) => k,
-            Err(e) => return fail(e),
-        };
         let req = ScheduleReq {
             to: "self".into(),
-            kind,
             text: a.text,
             fire_at: a.fire_at,
             cron: a.cron,
             ..Default::default()
         };
-        done(self.client.create_schedule(&req).await)
+        schedule(&self.client, a.kind, req).await
     }
 
     #[tool(
         description = "Schedule a recurring delivery to a peer (5-field cron or @hourly/@daily/@weekly, UTC)."
     )]
     async fn schedule_cron(&self, Parameters(a): Parameters<ScheduleCronArgs>) -> ToolResult {
-        let kind = match kind_of(a.kind) {
-            Ok(k) => k,
-            Err(e) => return fail(e),
-        };
         let req = ScheduleReq {
             to: a.to_peer,
-            kind,
             text: a.text,
             cron: Some(a.cron),
             ..Default::default()
         };
-        done(self.client.create_schedule(&req).await)
+        schedule(&self.client, a.kind, req).await
     }
 
     #[tool(description = "Your schedules (mine_only=false: every schedule of your circle).")]
     async fn schedule_list(&self, Parameters(a): Parameters<ScheduleListArgs>) -> ToolResult {
-        match self
-            .client
-            .list_schedules(!a.mine_only.unwrap_or(true))
-            .await
-        {
-            Ok(v) => ok(&json!({"schedules": v})),
-            Err(e) => fail(e),
-        }
+        done_as(
+            "schedules",
+            self.client
+                .list_schedules(!a.mine_only.unwrap_or(true))
+                .await,
+        )
     }
 
     #[tool(description = "Delete one of your schedules.")]
