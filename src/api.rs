@@ -159,6 +159,10 @@ pub struct AskReq {
     /// Admin only: allow a target in another circle.
     #[serde(default)]
     pub bypass_circle: bool,
+    /// The correlation id of an ask this one follows up (the caller must
+    /// have sent or received it).
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -179,6 +183,9 @@ pub struct AskInfo {
     pub expires_at_ms: i64,
     pub reminded_at_ms: Option<i64>,
     pub closed_at_ms: Option<i64>,
+    /// The ask this one follows up.
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,6 +319,9 @@ pub struct DeliveryInfo {
     pub attempts: i64,
     pub created_at_ms: i64,
     pub lease_until_ms: Option<i64>,
+    /// The job it is about (a dispatch, a cancel request, a job's end).
+    #[serde(default)]
+    pub job_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -483,6 +493,15 @@ pub struct JobCreateReq {
     /// Wait this long × the attempt number before a retry (default 10 s).
     #[serde(default)]
     pub backoff_ms: Option<i64>,
+}
+
+/// `POST /v1/jobs/{id}/cancel`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobCancelReq {
+    /// Why: kept as a note on the job and told to the assignee.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -288,10 +288,10 @@ impl Client {
         self.post(&format!("/v1/jobs/{}/update", enc(id)), req)
             .await
     }
-    pub async fn cancel_job(&self, id: &str) -> Result<JobInfo> {
+    pub async fn cancel_job(&self, id: &str, reason: Option<String>) -> Result<JobInfo> {
         self.post(
             &format!("/v1/jobs/{}/cancel", enc(id)),
-            &serde_json::json!({}),
+            &crate::api::JobCancelReq { reason },
         )
         .await
     }

@@ -79,8 +79,13 @@ pub enum JobsCmd {
     Status { id: String },
     /// A job's result (summary, data, error).
     Result { id: String },
-    /// Cancel a job (its assignee is told).
-    Cancel { id: String },
+    /// Cancel a job (work in progress: its assignee is asked to stop).
+    Cancel {
+        id: String,
+        /// Why (kept as a note on the job, and told to the assignee).
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Put a failed, timed-out or canceled job back in the queue.
     Retry { id: String },
     /// Create a job and wait for its end; prints the result. Exit 0 if it
@@ -274,8 +279,8 @@ impl JobsCmd {
                     s
                 });
             }
-            JobsCmd::Cancel { id } => {
-                let j = c.cancel_job(&id).await?;
+            JobsCmd::Cancel { id, reason } => {
+                let j = c.cancel_job(&id, reason).await?;
                 ctx.out(&j, job_line);
             }
             JobsCmd::Retry { id } => {

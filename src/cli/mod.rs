@@ -97,6 +97,11 @@ pub enum Cmd {
         /// The agent kind (claude-code, codex, …) [default: detected from the environment].
         #[arg(long)]
         backend: Option<String>,
+        /// The peer's role: agent (default), orchestrator (claims the
+        /// circle's orchestrator role on start; refused while a live peer
+        /// holds it), service or human.
+        #[arg(long, value_parser = peer::parse_role)]
+        role: Option<crate::core::peer::Role>,
         /// `push` (default): deliveries arrive in the session as Claude Code
         /// channel events; `pull`: only through the inbox tool.
         #[arg(long, default_value = "push", value_parser = ["push", "pull"])]
@@ -321,6 +326,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
             name,
             circle,
             backend,
+            role,
             delivery,
         } => {
             let cwd = std::env::current_dir().ok();
@@ -353,6 +359,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
                 name,
                 circle,
                 backend,
+                role,
                 project_path: cwd.map(|d| d.display().to_string()),
             };
             crate::mcp::serve(&ctx.home, &ctx.url(), join)

@@ -30,7 +30,7 @@ pub enum PeerCmd {
         tags: Vec<String>,
         #[arg(long)]
         description: Option<String>,
-        /// Delivery route (only `pull` for now).
+        /// Delivery route: `pull` (default) or `channel` (pushed by `repowire mcp`).
         #[arg(long)]
         route: Option<String>,
     },
@@ -96,6 +96,9 @@ pub enum PeerCmd {
         /// Admin only: allow a target in another circle.
         #[arg(long)]
         cross_circle: bool,
+        /// The correlation id of an ask this one follows up (one you sent or received).
+        #[arg(long)]
+        reply_to: Option<String>,
     },
     /// Ask several peers the same question: `ask-many alice bob "text"`.
     AskMany {
@@ -190,7 +193,7 @@ pub enum ClaimableRole {
     Orchestrator,
 }
 
-fn parse_role(s: &str) -> Result<Role, String> {
+pub(crate) fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).map_err(|e| e.message)
 }
 
@@ -432,6 +435,7 @@ impl PeerCmd {
                 circle,
                 timeout,
                 cross_circle,
+                reply_to,
             } => {
                 let req = AskReq {
                     to,
@@ -439,6 +443,7 @@ impl PeerCmd {
                     text: text_arg(text)?,
                     timeout_ms: timeout.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                     bypass_circle: cross_circle,
+                    reply_to,
                 };
                 let r = c.ask(&req).await?;
                 ctx.out(&r, |r| {

@@ -87,13 +87,17 @@ str_enum!(
     Status { Online => "online", Busy => "busy", Idle => "idle", Offline => "offline" }
 );
 
-/// How deliveries reach a peer. Only `pull` exists so far.
+/// How deliveries reach a peer.
+///
+/// `pull`: the peer takes its inbox. `channel`: a `repowire mcp` session
+/// takes it and pushes each delivery into its agent as a channel event (for
+/// the daemon both are leases; the route says how the agent sees them).
 pub fn validate_route(route: &str) -> Result<()> {
-    if route == "pull" {
+    if matches!(route, "pull" | "channel") {
         Ok(())
     } else {
         Err(Error::bad_request(format!(
-            "unsupported delivery route {route:?}: only \"pull\" is available"
+            "unsupported delivery route {route:?}: \"pull\" or \"channel\""
         )))
     }
 }

@@ -206,10 +206,16 @@ pub async fn update(
     Ok(Json(h.store.update_job(&id, actor.as_deref(), &req)?))
 }
 
-pub async fn cancel(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<JobInfo>> {
+pub async fn cancel(
+    State(h): H,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<crate::api::JobCancelReq>,
+) -> ApiResult<Json<JobInfo>> {
     let actor = c.me().ok().map(|p| p.id.clone());
     let req = JobUpdateReq {
         state: Some(JobState::Canceled),
+        note: req.reason.map(|r| format!("cancel: {r}")),
         ..Default::default()
     };
     Ok(Json(h.store.update_job(&id, actor.as_deref(), &req)?))

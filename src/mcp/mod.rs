@@ -5,10 +5,11 @@
 //! carrying the daemon's error code. Nothing but JSON-RPC goes to stdout;
 //! logs go to stderr.
 //!
-//! It registers (or resumes) the session's peer, keeps its heartbeat, and
-//! offers the mesh, orchestration, job, review and schedule tools. Push
-//! delivery into sessions (Claude Code channel events), `decline`, the tool
-//! snapshot and the generated tool reference are the rest of issue 6.
+//! It registers (or resumes) the session's peer, keeps its heartbeat,
+//! offers the mesh, orchestration, job, review and schedule tools, and
+//! pushes the peer's deliveries into the session as Claude Code channel
+//! events (`--delivery pull`: the `inbox` tool only). docs/mcp-tools.md is
+//! generated from the tool definitions here.
 
 use crate::api::{
     AskManyReq, AskReq, BroadcastReq, JobCreateReq, JobUpdateReq, LeaseReq, NotifyReq, RegisterReq,
@@ -61,6 +62,9 @@ fn done<T: serde::Serialize>(r: Result<T, ClientError>) -> ToolResult {
 #[derive(Clone)]
 pub struct Mesh {
     client: Client,
+    /// Extra text for the session's instructions (the orchestrator's
+    /// persona identity, `NAME.md`).
+    identity: Option<String>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -72,6 +76,9 @@ pub struct ListPeersArgs {
     /// Include this session's own peer (default false).
     #[serde(default)]
     pub include_self: Option<bool>,
+    /// List this circle (default: yours; another circle is refused).
+    #[serde(default)]
+    pub circle: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -80,6 +87,9 @@ pub struct AskArgs {
     pub peer_name: String,
     /// The question.
     pub query: String,
+    /// The correlation id of an ask this one follows up (one you sent or received).
+    #[serde(default)]
+    pub reply_to: Option<String>,
     /// The target's circle (default: yours; another circle is refused).
     #[serde(default)]
     pub circle: Option<String>,
@@ -149,6 +159,7 @@ pub struct AskManyArgs {
     pub peer_names: Vec<String>,
     /// The question.
     pub query: String,
+    /// The peers' circle (default: yours; another circle is refused).
     #[serde(default)]
     pub circle: Option<String>,
     /// Expire the asks after this many seconds (default 300).
@@ -189,6 +200,15 @@ pub struct JobIdArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct JobCancelArgs {
+    /// The job id.
+    pub job_id: String,
+    /// Why (kept as a note on the job and told to its assignee).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct DispatchArgs {
     /// The queued job to route through the circle's persona.
     pub job_id: String,
@@ -207,8 +227,10 @@ pub struct JobCreateArgs {
     /// The same as brief (repowire's name).
     #[serde(default)]
     pub prompt: Option<String>,
+    /// Tags the persona matches against peers (e.g. rust, docs).
     #[serde(default)]
     pub tags: Option<Vec<String>>,
+    /// Higher runs first (default 0).
     #[serde(default)]
     pub priority: Option<i64>,
     /// Give it to this peer (else the persona routes it).
@@ -220,38 +242,47 @@ pub struct JobCreateArgs {
     /// When it must be done: RFC 3339 or a delay like 2h.
     #[serde(default)]
     pub deadline_at: Option<String>,
+    /// How many times it may be tried (default: the daemon's).
     #[serde(default)]
     pub max_attempts: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct JobListArgs {
+    /// queued, dispatched, running, succeeded, failed, canceled or timed_out.
     #[serde(default)]
     pub state: Option<String>,
+    /// Only jobs owned by this peer.
     #[serde(default)]
     pub owner: Option<String>,
+    /// Only jobs assigned to this peer.
     #[serde(default)]
     pub assignee: Option<String>,
+    /// Only this circle (default: yours).
     #[serde(default)]
     pub circle: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct JobUpdateArgs {
+    /// The job id.
     pub job_id: String,
     /// running, succeeded, failed or canceled.
     #[serde(default)]
     pub state: Option<String>,
+    /// What you are doing now, in a few words (e.g. testing).
     #[serde(default)]
     pub phase: Option<String>,
     /// A progress note.
     #[serde(default)]
     pub progress_note: Option<String>,
+    /// A summary of the result (for succeeded or failed).
     #[serde(default)]
     pub result_summary: Option<String>,
     /// Structured result (any JSON).
     #[serde(default)]
     pub result_data: Option<serde_json::Value>,
+    /// What went wrong (for failed).
     #[serde(default)]
     pub error: Option<String>,
 }
@@ -273,6 +304,7 @@ pub struct MarkArgs {
     /// approve, changes or comment.
     #[serde(default)]
     pub verdict: Option<String>,
+    /// Your review notes (sent to the author).
     #[serde(default)]
     pub notes: Option<String>,
 }
@@ -282,7 +314,9 @@ pub struct RequestReviewArgs {
     /// A PR URL or any ref string.
     #[serde(rename = "ref")]
     pub reference: String,
+    /// The commit under review; a new sha re-opens the review.
     pub head_sha: String,
+    /// Tags the persona matches against reviewers.
     #[serde(default)]
     pub tags: Option<Vec<String>>,
 }
@@ -291,32 +325,42 @@ pub struct RequestReviewArgs {
 pub struct ScheduleArgs {
     /// A peer name, or self.
     pub to_peer: String,
+    /// The message (kind job: the job's title; checkin: JSON arguments for the script).
     pub text: String,
     /// A delay (10m) or a time (RFC 3339).
     pub fire_at: String,
     /// notify (default), ask, job or checkin.
     #[serde(default)]
     pub kind: Option<String>,
+    /// The target's circle (default: yours; another circle is refused).
+    #[serde(default)]
+    pub circle: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleSelfArgs {
+    /// The reminder text.
     pub text: String,
     /// A delay (10m) or a time (RFC 3339); or give cron.
     #[serde(default)]
     pub fire_at: Option<String>,
+    /// Recurring instead: 5-field cron or @hourly/@daily/@weekly (UTC).
     #[serde(default)]
     pub cron: Option<String>,
+    /// notify (default), ask, job or checkin.
     #[serde(default)]
     pub kind: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleCronArgs {
+    /// A peer name, or self.
     pub to_peer: String,
+    /// The message (kind job: the job's title; checkin: JSON arguments for the script).
     pub text: String,
     /// 5-field cron or @hourly/@daily/@weekly (UTC).
     pub cron: String,
+    /// notify (default), ask, job or checkin.
     #[serde(default)]
     pub kind: Option<String>,
 }
@@ -326,10 +370,14 @@ pub struct ScheduleListArgs {
     /// Only your schedules (default true).
     #[serde(default)]
     pub mine_only: Option<bool>,
+    /// Also list recurring (cron) schedules (default false: one-shot ones only).
+    #[serde(default)]
+    pub include_cron: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleIdArgs {
+    /// The schedule id (schedule_create, schedule_self and schedule_cron return it).
     pub schedule_id: String,
 }
 
@@ -349,9 +397,10 @@ fn kind_of(k: Option<String>) -> Result<Option<crate::core::schedule::ScheduleKi
 
 #[tool_router]
 impl Mesh {
-    pub fn new(client: Client) -> Self {
+    pub fn new(client: Client, identity: Option<String>) -> Self {
         Self {
             client,
+            identity,
             tool_router: Self::tool_router(),
         }
     }
@@ -368,7 +417,7 @@ impl Mesh {
     )]
     async fn list_peers(&self, Parameters(a): Parameters<ListPeersArgs>) -> ToolResult {
         let me = self.client.whoami().await.ok();
-        match self.client.list_peers(None).await {
+        match self.client.list_peers(a.circle.as_deref()).await {
             Ok(peers) => {
                 let peers: Vec<_> = peers
                     .into_iter()
@@ -395,6 +444,7 @@ impl Mesh {
             to: a.peer_name,
             circle: a.circle,
             text: a.query,
+            reply_to: a.reply_to,
             ..Default::default()
         };
         match self.client.ask(&req).await {
@@ -402,6 +452,7 @@ impl Mesh {
                 "correlation_id": r.ask.correlation_id,
                 "to": r.ask.to,
                 "state": r.ask.state,
+                "reply_to": r.ask.reply_to,
                 "queued_offline": r.queued_offline,
             })),
             Err(e) => fail(e),
@@ -640,8 +691,8 @@ impl Mesh {
     }
 
     #[tool(description = "Cancel a job (work in progress: its assignee is asked to stop).")]
-    async fn job_cancel(&self, Parameters(a): Parameters<JobIdArgs>) -> ToolResult {
-        done(self.client.cancel_job(&a.job_id).await)
+    async fn job_cancel(&self, Parameters(a): Parameters<JobCancelArgs>) -> ToolResult {
+        done(self.client.cancel_job(&a.job_id, a.reason).await)
     }
 
     #[tool(
@@ -684,8 +735,15 @@ impl Mesh {
         description = "Schedule a delivery to a peer once: fire_at is a delay (10m) or a time (RFC 3339)."
     )]
     async fn schedule_create(&self, Parameters(a): Parameters<ScheduleArgs>) -> ToolResult {
+        // NAME@CIRCLE: the daemon refuses a circle that is not yours.
+        let to = match a.circle {
+            Some(c) if a.to_peer != "self" && !a.to_peer.contains('@') => {
+                format!("{}@{c}", a.to_peer)
+            }
+            _ => a.to_peer,
+        };
         let req = ScheduleReq {
-            to: a.to_peer,
+            to,
             text: a.text,
             fire_at: Some(a.fire_at),
             ..Default::default()
@@ -718,14 +776,21 @@ impl Mesh {
         schedule(&self.client, a.kind, req).await
     }
 
-    #[tool(description = "Your schedules (mine_only=false: every schedule of your circle).")]
+    #[tool(
+        description = "Your one-shot schedules (include_cron: the recurring ones too; mine_only=false: every schedule of your circle)."
+    )]
     async fn schedule_list(&self, Parameters(a): Parameters<ScheduleListArgs>) -> ToolResult {
-        done_as(
-            "schedules",
-            self.client
-                .list_schedules(!a.mine_only.unwrap_or(true))
-                .await,
-        )
+        let cron = a.include_cron.unwrap_or(false);
+        let r = self
+            .client
+            .list_schedules(!a.mine_only.unwrap_or(true))
+            .await
+            .map(|v| {
+                v.into_iter()
+                    .filter(|s| cron || s.cron.is_none())
+                    .collect::<Vec<_>>()
+            });
+        done_as("schedules", r)
     }
 
     #[tool(description = "Delete one of your schedules.")]
@@ -736,6 +801,41 @@ impl Mesh {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Mesh {
+    /// The router's own failures (a missing or mistyped parameter, an
+    /// unknown tool) become `isError` results with the code `bad_request`,
+    /// like every other failure: one shape for the agent to read.
+    async fn call_tool(
+        &self,
+        request: rmcp::model::CallToolRequestParams,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, McpError> {
+        use rmcp::model::CallToolResponse;
+        let bad =
+            |message: String| {
+                Ok(CallToolResult::structured_error(
+                    json!({"code": "bad_request", "message": message}),
+                )
+                .into())
+            };
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        match self.tool_router.call(tcc).await {
+            Ok(CallToolResponse::Complete(r))
+                if r.is_error == Some(true) && r.structured_content.is_none() =>
+            {
+                let text: Vec<String> = r
+                    .content
+                    .iter()
+                    .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+                    .collect();
+                bad(text.join(" "))
+            }
+            Err(e) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => {
+                bad(e.message.to_string())
+            }
+            other => other,
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
         // Claude Code reads pushed messages as channel events.
         let mut experimental = rmcp::model::ExperimentalCapabilities::new();
@@ -744,9 +844,14 @@ impl ServerHandler for Mesh {
             .enable_experimental_with(experimental)
             .enable_tools()
             .build();
-        ServerConfig::new(caps).with_instructions(
-            "repowire: this session is a peer in a local mesh of coding agents. Ask peers tracked questions (ask, then wait_on_ack), answer the asks you receive (inbox, then answer or ack), and send notes (notify_peer, broadcast).",
-        )
+        let mut text = String::from(
+            "repowire: this session is a peer in a local mesh of coding agents. Ask peers tracked questions (ask, then wait_on_ack), answer the asks you receive (answer, ack or decline), and send notes (notify_peer, broadcast). Messages for you arrive as channel events, or through the inbox tool.",
+        );
+        if let Some(id) = &self.identity {
+            text.push_str("\n\nYou are this circle's orchestrator. Your persona:\n\n");
+            text.push_str(id);
+        }
+        ServerConfig::new(caps).with_instructions(text)
     }
 }
 
@@ -757,6 +862,7 @@ pub struct Join {
     pub name: String,
     pub circle: Option<String>,
     pub backend: Option<String>,
+    pub role: Option<crate::core::peer::Role>,
     pub project_path: Option<String>,
 }
 
@@ -783,7 +889,9 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
         name: join.name.clone(),
         circle: join.circle.clone(),
         backend: join.backend.clone(),
+        role: join.role,
         project_path: join.project_path.clone(),
+        route: Some(if join.push { "channel" } else { "pull" }.into()),
         ..Default::default()
     };
     let saved = std::fs::read_to_string(&token_file)
@@ -815,7 +923,16 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
             let _ = beat.heartbeat(&Default::default()).await;
         }
     });
-    let server = Mesh::new(client.clone())
+    // The orchestrator gets its persona's identity text at session start.
+    let identity = match client.whoami().await {
+        Ok(me) if me.role == crate::core::peer::Role::Orchestrator => client
+            .persona_status(None)
+            .await
+            .ok()
+            .and_then(|s| s.identity),
+        _ => None,
+    };
+    let server = Mesh::new(client.clone(), identity)
         .serve(rmcp::transport::stdio())
         .await
         .context("while starting the MCP session")?;
@@ -866,25 +983,74 @@ fn channel_text(d: &crate::api::DeliveryInfo) -> String {
     }
 }
 
+/// Which deliveries this session has already pushed, so that one handed out
+/// again (its confirmation was lost to a daemon restart, say) is confirmed
+/// but not shown twice. Bounded: the oldest ids are forgotten first.
+#[derive(Default)]
+struct Pushed {
+    order: std::collections::VecDeque<String>,
+    ids: std::collections::HashSet<String>,
+    /// Pushed but not yet confirmed to the daemon.
+    unconfirmed: Vec<String>,
+}
+
+impl Pushed {
+    const KEEP: usize = 10_000;
+
+    /// Record `id` as pushed; false if it was pushed before.
+    fn first_time(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        self.ids.insert(id.to_string());
+        self.order.push_back(id.to_string());
+        if self.order.len() > Self::KEEP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        true
+    }
+}
+
 /// Push this peer's deliveries into the session as Claude Code channel
 /// events (`notifications/claude/channel`), each once, confirmed after it
-/// was sent; unconfirmed ones come back after their lease (so a restart of
-/// either side loses nothing).
+/// was sent. A confirmation that fails is retried; one that is lost comes
+/// back after its lease and is confirmed without being pushed again; one
+/// leased but never pushed comes back after its lease and is pushed. So a
+/// daemon restart or a dropped connection loses and doubles nothing.
 async fn push(client: Client, peer: rmcp::Peer<rmcp::RoleServer>, home: crate::home::Home) {
     use rmcp::model::{CustomNotification, ServerNotification};
+    let mut pushed = Pushed::default();
     let mut backoff = Duration::from_millis(200);
     loop {
-        let req = LeaseReq {
-            max: Some(50),
-            wait_ms: Some(25_000),
-            lease_ms: None,
+        let unconfirmed = std::mem::take(&mut pushed.unconfirmed);
+        let r = if unconfirmed.is_empty() {
+            Ok(())
+        } else {
+            client.confirm(unconfirmed.clone()).await.map(|_| ())
         };
-        let items = match client.lease(&req).await {
+        let r = match r {
+            Ok(_) => {
+                let req = LeaseReq {
+                    max: Some(50),
+                    wait_ms: Some(25_000),
+                    lease_ms: None,
+                };
+                client.lease(&req).await
+            }
+            Err(e) => {
+                pushed.unconfirmed = unconfirmed;
+                Err(e)
+            }
+        };
+        let items = match r {
             Ok(r) => {
                 backoff = Duration::from_millis(200);
                 r.deliveries
             }
-            Err(_) => {
+            Err(e) => {
+                tracing::debug!("push: {e}; retrying");
                 // The daemon may have restarted elsewhere: follow its record.
                 // (Tool calls share this client, so they follow too.)
                 client.set_base(&home.daemon_url(None));
@@ -893,28 +1059,50 @@ async fn push(client: Client, peer: rmcp::Peer<rmcp::RoleServer>, home: crate::h
                 continue;
             }
         };
-        let mut sent = Vec::new();
         for d in &items {
-            let params = json!({
-                "content": channel_text(d),
-                "meta": {
-                    "kind": d.kind,
-                    "from": d.from,
-                    "delivery_id": d.delivery_id,
-                    "correlation_id": d.correlation_id,
-                },
-            });
-            let n = ServerNotification::CustomNotification(CustomNotification::new(
-                "notifications/claude/channel",
-                Some(params),
-            ));
-            if peer.send_notification(n).await.is_err() {
-                return; // the session is gone: the lease expires and they come back
+            if pushed.first_time(&d.delivery_id) {
+                let n = ServerNotification::CustomNotification(CustomNotification::new(
+                    "notifications/claude/channel",
+                    Some(channel_event(d)),
+                ));
+                if peer.send_notification(n).await.is_err() {
+                    return; // the session is gone: the lease expires and they come back
+                }
             }
-            sent.push(d.delivery_id.clone());
+            pushed.unconfirmed.push(d.delivery_id.clone());
         }
-        if !sent.is_empty() {
-            let _ = client.confirm(sent).await;
+    }
+}
+
+/// The params of one channel event: `{content, meta}`.
+fn channel_event(d: &crate::api::DeliveryInfo) -> serde_json::Value {
+    let mut meta = json!({
+        "kind": d.kind,
+        "from": d.from,
+        "delivery_id": d.delivery_id,
+    });
+    if let Some(c) = &d.correlation_id {
+        meta["correlation_id"] = json!(c);
+    }
+    if let Some(j) = &d.job_id {
+        meta["job_id"] = json!(j);
+    }
+    json!({"content": channel_text(d), "meta": meta})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_is_pushed_once_and_old_ids_are_forgotten() {
+        let mut p = Pushed::default();
+        assert!(p.first_time("dl-1"));
+        assert!(!p.first_time("dl-1"), "a second hand-out is not pushed");
+        for i in 0..Pushed::KEEP {
+            assert!(p.first_time(&format!("x-{i}")));
         }
+        assert_eq!(p.ids.len(), Pushed::KEEP, "bounded");
+        assert!(p.first_time("dl-1"), "the oldest was forgotten");
     }
 }

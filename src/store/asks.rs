@@ -16,7 +16,7 @@ use std::collections::HashSet;
 macro_rules! cols {
     () => {
         "id, parent_id, from_peer, from_name, to_peer, to_name, circle, text, state, \
-                    answer, ack_message, created_ms, updated_ms, expires_ms, reminded_ms, closed_ms"
+                    answer, ack_message, created_ms, updated_ms, expires_ms, reminded_ms, closed_ms, reply_to"
     };
 }
 
@@ -38,6 +38,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AskInfo> {
         expires_at_ms: r.get(13)?,
         reminded_at_ms: r.get(14)?,
         closed_at_ms: r.get(15)?,
+        reply_to: r.get(16)?,
     })
 }
 
@@ -117,6 +118,7 @@ pub(super) fn create_in(
     text: &str,
     timeout_ms: i64,
     parent: Option<&str>,
+    reply_to: Option<&str>,
 ) -> Result<AskResp> {
     if to.id == from.id {
         return Err(Error::bad_request(format!(
@@ -128,8 +130,8 @@ pub(super) fn create_in(
     t.conn()
         .prepare_cached(
             "INSERT INTO asks (id, parent_id, from_peer, from_name, to_peer, to_name, circle, text,
-               state, created_ms, updated_ms, expires_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9, ?10)",
+               state, created_ms, updated_ms, expires_ms, reply_to)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9, ?10, ?11)",
         )?
         .execute(params![
             id,
@@ -141,7 +143,8 @@ pub(super) fn create_in(
             to.circle,
             text,
             t.now,
-            t.now + timeout_ms
+            t.now + timeout_ms,
+            reply_to
         ])?;
     let queued_offline = !to.reachable(t.now, t.policy.stale_after_ms);
     let a = get(t.conn(), &id)?;
@@ -149,7 +152,7 @@ pub(super) fn create_in(
         t,
         "ask_queued",
         &a,
-        json!({"from": from.name, "to": to.name, "expires_at_ms": a.expires_at_ms, "recipient_offline": queued_offline}),
+        json!({"from": from.name, "to": to.name, "expires_at_ms": a.expires_at_ms, "recipient_offline": queued_offline, "reply_to": reply_to}),
     )?;
     let delivery_id = enqueue(
         t,
@@ -158,6 +161,7 @@ pub(super) fn create_in(
             from: Some(from),
             kind: DeliveryKind::Ask,
             ask_id: Some(&id),
+            job_id: None,
             text,
         },
     )?;
@@ -189,6 +193,7 @@ fn withdraw(t: &mut Tx<'_>, a: &AskInfo, why: &str) -> Result<()> {
                 from: None,
                 kind: DeliveryKind::System,
                 ask_id: Some(&a.correlation_id),
+                job_id: None,
                 text: &format!(
                     "Ask {} from {} is withdrawn: {why}. No answer is needed.",
                     a.correlation_id, a.from
@@ -239,7 +244,25 @@ impl Store {
         self.write(|t| {
             let from = must(t.conn(), from_id)?;
             let to = target(t.conn(), &from, &req.to, req.circle.as_deref(), bypass)?;
-            create_in(t, &from, &to, &req.text, timeout_ms, None)
+            if let Some(r) = req.reply_to.as_deref() {
+                check_id(r, IdKind::Ask)?;
+                let prior = get(t.conn(), r)?;
+                if prior.from_peer_id != from.id && prior.to_peer_id != from.id {
+                    return Err(Error::forbidden(format!(
+                        "reply_to {r}: {} neither sent nor received that ask",
+                        from.name
+                    )));
+                }
+            }
+            create_in(
+                t,
+                &from,
+                &to,
+                &req.text,
+                timeout_ms,
+                None,
+                req.reply_to.as_deref(),
+            )
         })
     }
 
@@ -287,7 +310,7 @@ impl Store {
                         to.name
                     )));
                 }
-                asks.push(create_in(t, &from, &to, &req.text, timeout_ms, Some(&parent))?);
+                asks.push(create_in(t, &from, &to, &req.text, timeout_ms, Some(&parent), None)?);
             }
             Ok(AskManyResp {
                 parent_id: parent,
@@ -434,6 +457,7 @@ impl Store {
                                 from: Some(&actor),
                                 kind: DeliveryKind::Reply,
                                 ask_id: Some(id),
+                                job_id: None,
                                 text,
                             },
                         )?;
@@ -458,6 +482,7 @@ impl Store {
                                 from: Some(&actor),
                                 kind: DeliveryKind::Reply,
                                 ask_id: Some(id),
+                                job_id: None,
                                 text: msg,
                             },
                         )?;
@@ -538,6 +563,7 @@ impl Store {
                         from: from.as_ref(),
                         kind: DeliveryKind::Reminder,
                         ask_id: Some(id),
+                        job_id: None,
                         text,
                     },
                 )?;

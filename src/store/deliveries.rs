@@ -17,6 +17,8 @@ pub(super) struct NewDelivery<'a> {
     pub from: Option<&'a PeerRow>,
     pub kind: DeliveryKind,
     pub ask_id: Option<&'a str>,
+    /// The job the delivery is about, if any.
+    pub job_id: Option<&'a str>,
     pub text: &'a str,
 }
 
@@ -51,8 +53,8 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
     t.conn()
         .prepare_cached(
             "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
-               text, state, created_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9)",
+               text, state, created_ms, job_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)",
         )?
         .execute(params![
             id,
@@ -63,7 +65,8 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
             d.kind.as_str(),
             d.ask_id,
             d.text,
-            t.now
+            t.now,
+            d.job_id
         ])?;
     t.event(NewEvent {
         kind: "delivery_queued",
@@ -81,7 +84,7 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
 macro_rules! cols {
     () => {
         "id, seq, kind, from_name, from_circle, ask_id, text, state, attempts, \
-                    created_ms, lease_until_ms"
+                    created_ms, lease_until_ms, job_id"
     };
 }
 
@@ -98,6 +101,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryInfo> {
         attempts: r.get(8)?,
         created_at_ms: r.get(9)?,
         lease_until_ms: r.get(10)?,
+        job_id: r.get(11)?,
     })
 }
 
@@ -313,6 +317,7 @@ impl Store {
                     from: Some(&from),
                     kind: DeliveryKind::Notify,
                     ask_id: None,
+                    job_id: None,
                     text: &req.text,
                 },
             )?;
@@ -368,6 +373,7 @@ impl Store {
                         from: Some(&from),
                         kind: DeliveryKind::Broadcast,
                         ask_id: None,
+                        job_id: None,
                         text: &req.text,
                     },
                 );

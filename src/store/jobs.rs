@@ -160,6 +160,7 @@ fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
                 from: None,
                 kind: DeliveryKind::System,
                 ask_id: None,
+                job_id: Some(&j.info.job_id),
                 text: &format!(
                     "Job {} \"{}\" {}. {summary}",
                     j.info.job_id, j.info.title, j.info.state
@@ -334,9 +335,11 @@ impl Store {
                                 from: None,
                                 kind: DeliveryKind::System,
                                 ask_id: None,
+                                job_id: Some(id),
                                 text: &format!(
-                                    "{by} asks you to stop job {id} \"{}\". Confirm with: repowire jobs update {id} --state canceled (it is canceled in {} s anyway).",
+                                    "{by} asks you to stop job {id} \"{}\"{}. Confirm with: repowire jobs update {id} --state canceled (it is canceled in {} s anyway).",
                                     j.info.title,
+                                    req.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
                                     t.policy.cancel_grace_ms / 1000
                                 ),
                             },
@@ -430,7 +433,10 @@ fn dispatch_in(
         return Ok(String::new());
     }
     let timeout = t.policy.ask_timeout_ms;
-    let ask = super::asks::create_in(t, sender, to, &text, timeout, None)?;
+    let ask = super::asks::create_in(t, sender, to, &text, timeout, None, None)?;
+    t.conn()
+        .prepare_cached("UPDATE deliveries SET job_id = ?2 WHERE id = ?1")?
+        .execute(params![ask.delivery_id, id])?;
     Ok(ask.delivery_id)
 }
 

@@ -220,6 +220,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX schedules_due ON schedules (next_fire_ms) WHERE enabled = 1 AND next_fire_ms IS NOT NULL;
     "#,
+    // 6: an ask may follow up another ask (reply_to); a delivery about a job
+    // names it (job_id), so a session can act on it without parsing text.
+    r#"
+    ALTER TABLE asks ADD COLUMN reply_to TEXT;
+    ALTER TABLE deliveries ADD COLUMN job_id TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.

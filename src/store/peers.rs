@@ -234,6 +234,7 @@ fn claim_in(t: &mut Tx<'_>, p: &PeerRow, force: bool, stale_after: i64) -> Resul
                     from: None,
                     kind: DeliveryKind::System,
                     ask_id: None,
+                    job_id: None,
                     text: &format!(
                         "You are no longer the orchestrator of circle {:?}: {} took the role ({how}).",
                         p.circle, p.name

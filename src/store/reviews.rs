@@ -108,6 +108,7 @@ fn tell(t: &mut Tx<'_>, peer_id: &str, text: &str) -> Result<()> {
                 from: None,
                 kind: DeliveryKind::System,
                 ask_id: None,
+                job_id: None,
                 text,
             },
         )?;

@@ -102,6 +102,7 @@ fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<S
                         from: Some(from),
                         kind: DeliveryKind::Notify,
                         ask_id: None,
+                        job_id: None,
                         text,
                     },
                 )?);
@@ -110,7 +111,7 @@ fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<S
                 let to = resolve(t.conn(), peer, Some(&from.circle))?;
                 let timeout = t.policy.ask_timeout_ms;
                 done.push(
-                    super::asks::create_in(t, from, &to, text, timeout, None)?
+                    super::asks::create_in(t, from, &to, text, timeout, None, None)?
                         .ask
                         .correlation_id,
                 );
@@ -120,7 +121,7 @@ fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<S
                     let to = resolve(t.conn(), peer, Some(&from.circle))?;
                     let timeout = t.policy.ask_timeout_ms;
                     done.push(
-                        super::asks::create_in(t, from, &to, text, timeout, None)?
+                        super::asks::create_in(t, from, &to, text, timeout, None, None)?
                             .ask
                             .correlation_id,
                     );
@@ -428,6 +429,7 @@ fn deliver(t: &mut Tx<'_>, s: &SchedRow, checkin: Option<Result<Vec<Route>>>) ->
                     from,
                     kind: DeliveryKind::Notify,
                     ask_id: None,
+                    job_id: None,
                     text: &text,
                 },
             )?;
@@ -442,13 +444,14 @@ fn deliver(t: &mut Tx<'_>, s: &SchedRow, checkin: Option<Result<Vec<Route>>>) ->
                         from: None,
                         kind: DeliveryKind::System,
                         ask_id: None,
+                        job_id: None,
                         text: &text,
                     },
                 )?;
                 format!("reminded {} ({id})", target.name)
             } else {
                 let timeout = t.policy.ask_timeout_ms;
-                let a = super::asks::create_in(t, &owner, &target, &text, timeout, None)?;
+                let a = super::asks::create_in(t, &owner, &target, &text, timeout, None, None)?;
                 format!("asked {} ({})", target.name, a.ask.correlation_id)
             }
         }

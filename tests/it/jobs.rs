@@ -414,7 +414,7 @@ async fn an_unconfirmed_cancel_lands_after_the_grace_period() {
         })
         .await
         .unwrap();
-    let x = olga.cancel_job(&j.job_id).await.unwrap();
+    let x = olga.cancel_job(&j.job_id, None).await.unwrap();
     assert_eq!(x.state, JobState::Dispatched, "in progress: a request");
     let x = eventually(Duration::from_secs(10), "the grace period", || async {
         let x = olga.job(&j.job_id).await.unwrap();
@@ -431,7 +431,7 @@ async fn an_unconfirmed_cancel_lands_after_the_grace_period() {
         .await
         .unwrap();
     assert_eq!(
-        olga.cancel_job(&q.job_id).await.unwrap().state,
+        olga.cancel_job(&q.job_id, None).await.unwrap().state,
         JobState::Canceled,
         "the assignee's own cancel is immediate"
     );

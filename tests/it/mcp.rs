@@ -8,28 +8,26 @@ use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
 
-fn transport(d: &Daemon, name: &str, delivery: &str) -> TokioChildProcess {
+pub fn transport(d: &Daemon, name: &str, delivery: &str) -> TokioChildProcess {
+    transport_with(d, &["--name", name, "--delivery", delivery])
+}
+
+/// `repowire mcp ARGS` (backend claude-code) in the daemon's home.
+pub fn transport_with(d: &Daemon, args: &[&str]) -> TokioChildProcess {
     let home = d.home_path().to_path_buf();
-    let (name, delivery) = (name.to_string(), delivery.to_string());
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     TokioChildProcess::new(tokio::process::Command::new(BIN).configure(|c| {
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("REPOWIRE_HOME", &home)
-            .args([
-                "mcp",
-                "--name",
-                &name,
-                "--backend",
-                "claude-code",
-                "--delivery",
-                &delivery,
-            ]);
+            .args(["mcp", "--backend", "claude-code"])
+            .args(&args);
     }))
     .unwrap()
 }
 
 /// A session that takes its deliveries with the inbox tool.
-async fn session(d: &Daemon, name: &str) -> RunningService<RoleClient, ()> {
+pub async fn session(d: &Daemon, name: &str) -> RunningService<RoleClient, ()> {
     ().serve(transport(d, name, "pull"))
         .await
         .expect("mcp session")
@@ -37,7 +35,7 @@ async fn session(d: &Daemon, name: &str) -> RunningService<RoleClient, ()> {
 
 /// A client that records the channel events the server pushes.
 #[derive(Clone)]
-struct Catcher(tokio::sync::mpsc::UnboundedSender<Value>);
+pub struct Catcher(pub tokio::sync::mpsc::UnboundedSender<Value>);
 
 impl rmcp::ClientHandler for Catcher {
     async fn on_custom_notification(
@@ -51,7 +49,12 @@ impl rmcp::ClientHandler for Catcher {
     }
 }
 
-async fn call(s: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> (bool, Value) {
+/// Call a tool: (is_error, structured content).
+pub async fn call<C: rmcp::service::Service<RoleClient>>(
+    s: &RunningService<RoleClient, C>,
+    tool: &str,
+    args: Value,
+) -> (bool, Value) {
     let mut p = CallToolRequestParams::new(tool.to_string());
     if let Value::Object(m) = args {
         p = p.with_arguments(m);

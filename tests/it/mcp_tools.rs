@@ -1,0 +1,770 @@
+//! Every MCP tool called through a real `repowire mcp` child process against
+//! a real daemon, with its error paths: unknown peers, other circles, bad
+//! ids, missing or bad parameters. The happy paths of the core flows are in
+//! `mcp.rs`; this module checks each tool's edges.
+
+use crate::mcp::{Catcher, call, session, transport, transport_with};
+use crate::support::*;
+use rmcp::ServiceExt;
+use rmcp::service::{RoleClient, RunningService, Service};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Call a tool that must fail; returns its error code.
+async fn fails<C: Service<RoleClient>>(
+    s: &RunningService<RoleClient, C>,
+    tool: &str,
+    args: Value,
+) -> String {
+    let (err, v) = call(s, tool, args.clone()).await;
+    assert!(err, "{tool}({args}) should fail, got {v}");
+    v["code"].as_str().unwrap_or_default().to_string()
+}
+
+/// Call a tool that must succeed; returns its structured result.
+async fn works<C: Service<RoleClient>>(
+    s: &RunningService<RoleClient, C>,
+    tool: &str,
+    args: Value,
+) -> Value {
+    let (err, v) = call(s, tool, args.clone()).await;
+    assert!(!err, "{tool}({args}) failed: {v}");
+    v
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn mesh_tools_and_their_errors() {
+    let d = Daemon::start(&[]);
+    let alice = session(&d, "alice").await;
+    let bob = session(&d, "bob").await;
+    let carol: RunningService<RoleClient, ()> = ()
+        .serve(transport_with(
+            &d,
+            &["--name", "carol", "--circle", "ops", "--delivery", "pull"],
+        ))
+        .await
+        .unwrap();
+    // A peer that went offline.
+    let dave = d.peer("dave", None).await;
+    dave.heartbeat(&repowire::api::HeartbeatReq {
+        status: Some(repowire::core::peer::Status::Offline),
+    })
+    .await
+    .unwrap();
+
+    // whoami, set_description, list_peers (self, offline, circle).
+    let me = works(&carol, "whoami", json!({})).await;
+    assert_eq!(
+        (me["name"].as_str(), me["circle"].as_str()),
+        (Some("carol"), Some("ops"))
+    );
+    assert_eq!(me["route"], "pull");
+    works(&bob, "set_description", json!({"description": "fixing CI"})).await;
+    let peers = works(&alice, "list_peers", json!({})).await;
+    assert_eq!(names(&peers), ["bob"]);
+    assert_eq!(peers["peers"][0]["description"], "fixing CI");
+    let all = works(
+        &alice,
+        "list_peers",
+        json!({"show_offline": true, "include_self": true}),
+    )
+    .await;
+    assert_eq!(names(&all), ["alice", "bob", "dave"]);
+    let mine = works(&alice, "list_peers", json!({"circle": "default"})).await;
+    assert_eq!(names(&mine), ["bob"]);
+    assert_eq!(
+        fails(&alice, "list_peers", json!({"circle": "ops"})).await,
+        "cross_circle"
+    );
+    assert_eq!(
+        fails(&alice, "list_peers", json!({"show_offline": "yes"})).await,
+        "bad_request"
+    );
+    assert_eq!(
+        fails(&bob, "set_description", json!({})).await,
+        "bad_request"
+    );
+
+    // ask: unknown peer, other circle, bad reply_to, missing query.
+    assert_eq!(
+        fails(&alice, "ask", json!({"peer_name": "nobody", "query": "?"})).await,
+        "unknown_peer"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "ask",
+            json!({"peer_name": "carol", "query": "?", "circle": "ops"})
+        )
+        .await,
+        "cross_circle"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "ask",
+            json!({"peer_name": "carol@ops", "query": "?"})
+        )
+        .await,
+        "cross_circle"
+    );
+    assert_eq!(
+        fails(&alice, "ask", json!({"peer_name": "bob"})).await,
+        "bad_request"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "ask",
+            json!({"peer_name": "bob", "query": "?", "reply_to": "ask-nope"})
+        )
+        .await,
+        "unknown_ask"
+    );
+    // A follow-up: bob asks alice back about her question.
+    let q = works(
+        &alice,
+        "ask",
+        json!({"peer_name": "bob", "query": "which port?"}),
+    )
+    .await;
+    let qid = q["correlation_id"].as_str().unwrap().to_string();
+    let back = works(
+        &bob,
+        "ask",
+        json!({"peer_name": "alice", "query": "for staging or prod?", "reply_to": qid}),
+    )
+    .await;
+    assert_eq!(back["reply_to"], qid.as_str());
+    let bid = back["correlation_id"].as_str().unwrap().to_string();
+    // Dave was not part of alice's ask: he cannot follow it up.
+    let dave_s = d.cli(&[
+        "--as",
+        "dave",
+        "peer",
+        "ask",
+        "bob",
+        "hm",
+        "--reply-to",
+        &qid,
+    ]);
+    dave_s.fails(1, "forbidden");
+
+    // wait_on_ack: bad id; a short wait that times out.
+    assert_eq!(
+        fails(&alice, "wait_on_ack", json!({"correlation_id": "ask-nope"})).await,
+        "unknown_ask"
+    );
+    let w = works(
+        &alice,
+        "wait_on_ack",
+        json!({"correlation_id": qid, "timeout_seconds": 1}),
+    )
+    .await;
+    assert_eq!(w["done"], false);
+
+    // answer, ack, decline, and their errors.
+    let inbox = works(&alice, "inbox", json!({"limit": 1})).await;
+    assert_eq!(inbox["deliveries"].as_array().unwrap().len(), 1);
+    assert_eq!(inbox["deliveries"][0]["correlation_id"], bid.as_str());
+    works(
+        &alice,
+        "answer",
+        json!({"correlation_id": bid, "text": "staging"}),
+    )
+    .await;
+    assert_eq!(
+        fails(
+            &alice,
+            "answer",
+            json!({"correlation_id": bid, "text": "again"})
+        )
+        .await,
+        "invalid_state"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "answer",
+            json!({"correlation_id": "ask-nope", "text": "x"})
+        )
+        .await,
+        "unknown_ask"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "answer",
+            json!({"correlation_id": qid, "text": "own"})
+        )
+        .await,
+        "forbidden",
+        "only the recipient answers"
+    );
+    assert_eq!(
+        fails(&bob, "decline", json!({"correlation_id": qid})).await,
+        "bad_request",
+        "decline needs a reason"
+    );
+    works(
+        &bob,
+        "decline",
+        json!({"correlation_id": qid, "reason": "not my repo"}),
+    )
+    .await;
+    let w = works(
+        &alice,
+        "wait_on_ack",
+        json!({"correlation_id": qid, "timeout_seconds": 5}),
+    )
+    .await;
+    assert_eq!(w["done"], true);
+    assert_eq!(w["ask"]["state"], "closed");
+    assert!(
+        w["ask"]["ack_message"]
+            .as_str()
+            .unwrap()
+            .contains("not my repo"),
+        "{w}"
+    );
+    let q2 = works(
+        &alice,
+        "ask",
+        json!({"peer_name": "bob", "query": "seen the logs?"}),
+    )
+    .await;
+    let q2id = q2["correlation_id"].as_str().unwrap().to_string();
+    works(
+        &bob,
+        "ack",
+        json!({"correlation_id": q2id, "message": "looking"}),
+    )
+    .await;
+    assert_eq!(
+        fails(&bob, "ack", json!({"correlation_id": q2id})).await,
+        "invalid_state"
+    );
+    assert_eq!(
+        fails(&bob, "ack", json!({"correlation_id": "nonsense"})).await,
+        "unknown_ask"
+    );
+
+    // notify_peer and broadcast.
+    works(
+        &alice,
+        "notify_peer",
+        json!({"peer_name": "bob", "message": "deploy done"}),
+    )
+    .await;
+    assert_eq!(
+        fails(
+            &alice,
+            "notify_peer",
+            json!({"peer_name": "carol", "message": "x", "circle": "ops"})
+        )
+        .await,
+        "cross_circle"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "notify_peer",
+            json!({"peer_name": "zed", "message": "x"})
+        )
+        .await,
+        "unknown_peer"
+    );
+    let b = works(&alice, "broadcast", json!({"message": "freeze at 5"})).await;
+    assert_eq!(b["deliveries"].as_array().map(|r| r.len()), Some(2), "{b}");
+    assert_eq!(fails(&alice, "broadcast", json!({})).await, "bad_request");
+    let texts: Vec<String> = works(&bob, "inbox", json!({})).await["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(texts.iter().any(|t| t == "deploy done"), "{texts:?}");
+    assert!(texts.iter().any(|t| t == "freeze at 5"), "{texts:?}");
+    assert!(
+        works(&carol, "inbox", json!({})).await["deliveries"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a broadcast stays in its circle"
+    );
+
+    // ask_many and ask_many_result.
+    let many = works(
+        &alice,
+        "ask_many",
+        json!({"peer_names": ["bob", "dave"], "query": "free today?", "timeout_seconds": 60}),
+    )
+    .await;
+    let parent = many["parent_id"].as_str().unwrap().to_string();
+    let to_bob = many["asks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["ask"]["to"] == "bob")
+        .unwrap()["ask"]["correlation_id"]
+        .clone();
+    works(
+        &bob,
+        "answer",
+        json!({"correlation_id": to_bob, "text": "yes"}),
+    )
+    .await;
+    let res = works(&alice, "ask_many_result", json!({"parent_id": parent})).await;
+    assert_eq!(
+        res.to_string().matches("\"answer\":\"yes\"").count(),
+        1,
+        "{res}"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "ask_many",
+            json!({"peer_names": ["bob", "carol@ops"], "query": "?"})
+        )
+        .await,
+        "cross_circle"
+    );
+    assert_eq!(
+        fails(&alice, "ask_many", json!({"peer_names": [], "query": "?"})).await,
+        "bad_request"
+    );
+    assert_eq!(
+        fails(&alice, "ask_many_result", json!({"parent_id": "grp-nope"})).await,
+        "not_found"
+    );
+    assert_eq!(
+        fails(&bob, "ask_many_result", json!({"parent_id": parent})).await,
+        "forbidden",
+        "only the asker reads the result"
+    );
+    for s in [alice, bob, carol] {
+        s.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn work_tools_and_their_errors() {
+    let d = Daemon::start(&["--cancel-grace", "60s"]);
+    let alice = session(&d, "alice").await;
+    let bob = session(&d, "bob").await;
+    let olga = session(&d, "olga").await;
+
+    // Orchestration.
+    works(&olga, "claim_orchestrator_role", json!({})).await;
+    assert_eq!(
+        fails(&alice, "claim_orchestrator_role", json!({})).await,
+        "role_held"
+    );
+    let st = works(&alice, "orchestrator_status", json!({})).await;
+    assert_eq!(st["name"], "olga");
+    assert_eq!(
+        fails(&alice, "orchestrator_status", json!({"circle": "ops"})).await,
+        "cross_circle"
+    );
+    assert_eq!(
+        fails(&alice, "persona_status", json!({"circle": "ops"})).await,
+        "cross_circle"
+    );
+    assert_eq!(
+        fails(&alice, "release_orchestrator_role", json!({})).await,
+        "invalid_state",
+        "alice does not hold it"
+    );
+
+    // Jobs: create (errors), status, show, list, dispatch, cancel with a reason.
+    assert_eq!(
+        fails(
+            &alice,
+            "job_create",
+            json!({"title": "x", "deadline_at": "whenever"})
+        )
+        .await,
+        "bad_request"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "job_create",
+            json!({"title": "x", "assigned_peer": "nobody"})
+        )
+        .await,
+        "unknown_peer"
+    );
+    assert_eq!(fails(&alice, "job_create", json!({})).await, "bad_request");
+    let job = works(
+        &alice,
+        "job_create",
+        json!({"title": "bump deps", "brief": "cargo update", "tags": ["rust"], "priority": 2, "assigned_peer": "bob", "deadline_at": "2h", "max_attempts": 2}),
+    )
+    .await;
+    let jid = job["job_id"].as_str().unwrap().to_string();
+    let st = works(&alice, "job_status", json!({"job_id": jid})).await;
+    assert_eq!(
+        (st["state"].as_str(), st["assignee"].as_str()),
+        (Some("dispatched"), Some("bob"))
+    );
+    // The dispatch reached bob's inbox, naming the job.
+    let inbox = works(&bob, "inbox", json!({})).await;
+    assert_eq!(inbox["deliveries"][0]["job_id"], jid.as_str(), "{inbox}");
+    works(
+        &bob,
+        "job_update",
+        json!({"job_id": jid, "state": "running", "phase": "updating"}),
+    )
+    .await;
+    assert_eq!(
+        fails(&alice, "job_status", json!({"job_id": "job-nope"})).await,
+        "not_found"
+    );
+    assert_eq!(
+        fails(&alice, "job_show", json!({"job_id": "nonsense"})).await,
+        "not_found"
+    );
+    assert_eq!(
+        fails(&alice, "job_result", json!({"job_id": "job-nope"})).await,
+        "not_found"
+    );
+    let c = works(
+        &alice,
+        "job_cancel",
+        json!({"job_id": jid, "reason": "superseded"}),
+    )
+    .await;
+    assert_eq!(
+        c["state"], "running",
+        "a cancel of work in progress is a request"
+    );
+    let show = works(&alice, "job_show", json!({"job_id": jid})).await;
+    assert!(show.to_string().contains("cancel: superseded"), "{show}");
+    assert!(show["cancel_requested_at_ms"].is_i64(), "{show}");
+    let told = works(&bob, "inbox", json!({})).await;
+    let stop = &told["deliveries"][0];
+    assert_eq!(stop["job_id"], jid.as_str());
+    assert!(
+        stop["text"].as_str().unwrap().contains("superseded"),
+        "{told}"
+    );
+    works(
+        &bob,
+        "job_update",
+        json!({"job_id": jid, "state": "canceled"}),
+    )
+    .await;
+    assert_eq!(
+        fails(
+            &bob,
+            "job_update",
+            json!({"job_id": jid, "state": "running"})
+        )
+        .await,
+        "invalid_state"
+    );
+    assert_eq!(
+        fails(&alice, "job_cancel", json!({"job_id": "job-nope"})).await,
+        "not_found"
+    );
+    let list = works(
+        &alice,
+        "job_list",
+        json!({"state": "canceled", "circle": "default"}),
+    )
+    .await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    let list = works(
+        &alice,
+        "job_list",
+        json!({"assignee": "bob", "owner": "alice"}),
+    )
+    .await;
+    assert_eq!(list["jobs"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        fails(&alice, "job_list", json!({"state": "sleeping"})).await,
+        "bad_request"
+    );
+    // An unassigned job is routed by the persona; dispatch re-routes a queued one.
+    works(&bob, "claim_orchestrator_role", json!({"force": true})).await;
+    works(&bob, "release_orchestrator_role", json!({})).await;
+    let q = works(&alice, "job_create", json!({"title": "write docs"})).await;
+    let qid = q["job_id"].as_str().unwrap().to_string();
+    let dry = works(&alice, "dispatch", json!({"job_id": qid, "dry_run": true})).await;
+    assert_eq!(dry["outcome"], "dry_run", "{dry}");
+    assert_eq!(
+        fails(&bob, "dispatch", json!({"job_id": qid})).await,
+        "forbidden",
+        "only the orchestrator or the owner dispatches"
+    );
+    assert_eq!(
+        fails(&alice, "dispatch", json!({"job_id": "job-nope"})).await,
+        "not_found"
+    );
+
+    // Reviews.
+    works(
+        &alice,
+        "request_review",
+        json!({"ref": "pr-9", "head_sha": "a1", "tags": ["rust"]}),
+    )
+    .await;
+    assert_eq!(
+        fails(&alice, "request_review", json!({"ref": "pr-10"})).await,
+        "bad_request"
+    );
+    // The persona picks a reviewer other than the author: bob or olga.
+    let owed = [
+        works(&alice, "review_queue", json!({"peer_name": "bob"})).await,
+        works(&alice, "review_queue", json!({"peer_name": "olga"})).await,
+    ];
+    assert_eq!(
+        owed.iter()
+            .filter(|q| q["queue"].to_string().contains("pr-9"))
+            .count(),
+        1,
+        "{owed:?}"
+    );
+    let mine = works(&alice, "review_queue", json!({})).await;
+    assert!(
+        !mine["queue"].to_string().contains("review-needed"),
+        "{mine}"
+    );
+    assert_eq!(
+        fails(&alice, "review_queue", json!({"peer_name": "nobody"})).await,
+        "unknown_peer"
+    );
+    assert_eq!(
+        fails(&bob, "mark_reviewed", json!({"pr_url": "pr-404"})).await,
+        "not_found"
+    );
+    assert_eq!(
+        fails(
+            &bob,
+            "mark_reviewed",
+            json!({"pr_url": "pr-9", "verdict": "meh"})
+        )
+        .await,
+        "bad_request"
+    );
+
+    // Schedules.
+    let one = works(
+        &alice,
+        "schedule_create",
+        json!({"to_peer": "bob", "text": "standup", "fire_at": "1h", "circle": "default"}),
+    )
+    .await;
+    let cron = works(
+        &alice,
+        "schedule_cron",
+        json!({"to_peer": "bob", "text": "daily sync", "cron": "0 9 * * 1-5", "kind": "ask"}),
+    )
+    .await;
+    works(
+        &alice,
+        "schedule_self",
+        json!({"text": "weekly", "cron": "@weekly"}),
+    )
+    .await;
+    d.peer("carol", Some("ops")).await;
+    assert_eq!(
+        fails(
+            &alice,
+            "schedule_create",
+            json!({"to_peer": "carol", "text": "x", "fire_at": "1h", "circle": "ops"})
+        )
+        .await,
+        "cross_circle"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "schedule_create",
+            json!({"to_peer": "bob", "text": "x", "fire_at": "1h", "circle": "ops"})
+        )
+        .await,
+        "unknown_peer"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "schedule_create",
+            json!({"to_peer": "nobody", "text": "x", "fire_at": "1h"})
+        )
+        .await,
+        "unknown_peer"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "schedule_create",
+            json!({"to_peer": "bob", "text": "x", "fire_at": "soonish"})
+        )
+        .await,
+        "bad_request"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "schedule_create",
+            json!({"to_peer": "bob", "text": "x", "fire_at": "1h", "kind": "party"})
+        )
+        .await,
+        "bad_request"
+    );
+    assert_eq!(
+        fails(
+            &alice,
+            "schedule_cron",
+            json!({"to_peer": "bob", "text": "x", "cron": "every day"})
+        )
+        .await,
+        "bad_request"
+    );
+    assert_eq!(
+        fails(&alice, "schedule_self", json!({"text": "x"})).await,
+        "bad_request",
+        "fire_at or cron"
+    );
+    let ids = |v: &Value| -> Vec<String> {
+        v["schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["schedule_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let only_once = works(&alice, "schedule_list", json!({})).await;
+    assert_eq!(ids(&only_once), [one["schedule_id"].as_str().unwrap()]);
+    let with_cron = works(&alice, "schedule_list", json!({"include_cron": true})).await;
+    assert_eq!(ids(&with_cron).len(), 3);
+    assert!(ids(&with_cron).contains(&cron["schedule_id"].as_str().unwrap().to_string()));
+    assert!(ids(&works(&bob, "schedule_list", json!({"include_cron": true})).await).is_empty());
+    let circle = works(
+        &bob,
+        "schedule_list",
+        json!({"mine_only": false, "include_cron": true}),
+    )
+    .await;
+    assert_eq!(ids(&circle).len(), 3);
+    assert_eq!(
+        fails(
+            &bob,
+            "schedule_delete",
+            json!({"schedule_id": one["schedule_id"]})
+        )
+        .await,
+        "forbidden",
+        "only the owner or the orchestrator"
+    );
+    works(
+        &alice,
+        "schedule_delete",
+        json!({"schedule_id": one["schedule_id"]}),
+    )
+    .await;
+    assert_eq!(
+        fails(
+            &alice,
+            "schedule_delete",
+            json!({"schedule_id": one["schedule_id"]})
+        )
+        .await,
+        "not_found"
+    );
+    for s in [alice, bob, olga] {
+        s.cancel().await.unwrap();
+    }
+}
+
+/// Two sessions claim the role at once: exactly one wins; force takes it
+/// over and the old holder is told in its session.
+#[tokio::test]
+async fn orchestrator_claim_contention_between_sessions() {
+    let d = Daemon::start(&[]);
+    let (tx_a, mut rx_a) = tokio::sync::mpsc::unbounded_channel();
+    let (tx_b, mut rx_b) = tokio::sync::mpsc::unbounded_channel();
+    let a = Catcher(tx_a)
+        .serve(transport(&d, "ann", "push"))
+        .await
+        .unwrap();
+    let b = Catcher(tx_b)
+        .serve(transport(&d, "ben", "push"))
+        .await
+        .unwrap();
+    for round in 0..5 {
+        let (ra, rb) = tokio::join!(
+            call(&a, "claim_orchestrator_role", json!({})),
+            call(&b, "claim_orchestrator_role", json!({}))
+        );
+        let won: Vec<&str> = [("ann", &ra), ("ben", &rb)]
+            .iter()
+            .filter(|(_, r)| !r.0)
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(
+            won.len(),
+            1,
+            "round {round}: exactly one holder: {ra:?} {rb:?}"
+        );
+        let lost = if won[0] == "ann" { &rb } else { &ra };
+        assert_eq!(lost.1["code"], "role_held", "{lost:?}");
+        let st = call(&a, "orchestrator_status", json!({})).await.1;
+        assert_eq!(st["name"], won[0]);
+        let holder = if won[0] == "ann" { &a } else { &b };
+        let (err, _) = call(holder, "release_orchestrator_role", json!({})).await;
+        assert!(!err);
+    }
+    // ann holds it; ben forces it away; ann's session hears of it.
+    assert!(!call(&a, "claim_orchestrator_role", json!({})).await.0);
+    let (err, r) = call(&b, "claim_orchestrator_role", json!({"force": true})).await;
+    assert!(!err, "{r}");
+    let told = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            let ev = rx_a.recv().await.unwrap();
+            if ev["content"]
+                .as_str()
+                .unwrap()
+                .contains("no longer the orchestrator")
+            {
+                return ev;
+            }
+        }
+    })
+    .await
+    .expect("the old holder is told");
+    assert_eq!(told["meta"]["kind"], "system");
+    assert_eq!(call(&a, "whoami", json!({})).await.1["role"], "agent");
+    assert_eq!(
+        call(&b, "whoami", json!({})).await.1["role"],
+        "orchestrator"
+    );
+    // A session started with --role orchestrator while ben holds it is
+    // refused, with the reason on stderr and nothing on stdout.
+    let r = run_cli(
+        d.home_path(),
+        &["mcp", "--name", "cy", "--role", "orchestrator"],
+        &[],
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("role_held") || r.stderr.contains("held"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    while rx_b.try_recv().is_ok() {}
+    a.cancel().await.unwrap();
+    b.cancel().await.unwrap();
+}
