@@ -10,6 +10,7 @@ mod docs;
 mod errors;
 mod jobs;
 mod mcp;
+mod mcp_session;
 mod mcp_tools;
 mod orchestrator;
 mod peers;

@@ -1,0 +1,231 @@
+//! Whole `repowire mcp` sessions: the raw stdout of a full session is
+//! nothing but JSON-RPC, and deliveries that were in flight when the daemon
+//! died arrive exactly once.
+
+use crate::mcp::{Catcher, transport};
+use crate::support::*;
+use rmcp::ServiceExt;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+/// Drive a session by hand over raw stdio (initialize, list, calls that
+/// succeed and fail, a pushed message, end of input) with debug logging on,
+/// and check every byte on stdout belongs to a JSON-RPC message.
+#[tokio::test]
+async fn stdout_carries_only_json_rpc_across_a_session() {
+    let d = Daemon::start(&[]);
+    let alice = d.peer("alice", None).await;
+    let mut child = tokio::process::Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("REPOWIRE_HOME", d.home_path())
+        .env("RUST_LOG", "debug")
+        .args(["mcp", "--name", "pure", "--delivery", "push"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr_task = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    let mut send = async move |v: Value| {
+        let mut line = v.to_string();
+        line.push('\n');
+        stdin.write_all(line.as_bytes()).await.unwrap();
+        stdin.flush().await.unwrap();
+    };
+    let mut lines: Vec<String> = Vec::new();
+    let mut by_id: HashMap<i64, Value> = HashMap::new();
+    let mut channel: Vec<Value> = Vec::new();
+    // Read until `want` holds, keeping every raw line.
+    macro_rules! read_until {
+        ($want:expr) => {
+            tokio::time::timeout(Duration::from_secs(20), async {
+                while !$want(&by_id, &channel) {
+                    let mut line = String::new();
+                    let n = stdout.read_line(&mut line).await.unwrap();
+                    assert!(n > 0, "stdout ended early; lines so far: {lines:?}");
+                    let v: Value = serde_json::from_str(line.trim_end())
+                        .unwrap_or_else(|e| panic!("not JSON on stdout ({e}): {line:?}"));
+                    if let Some(id) = v["id"].as_i64() {
+                        by_id.insert(id, v.clone());
+                    }
+                    if v["method"] == "notifications/claude/channel" {
+                        channel.push(v.clone());
+                    }
+                    lines.push(line);
+                }
+            })
+            .await
+            .expect("the session answers")
+        };
+    }
+    send(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "0"}}}),
+    )
+    .await;
+    read_until!(|m: &HashMap<i64, Value>, _: &Vec<Value>| m.contains_key(&1));
+    send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    send(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
+    let call = |id: i64, name: &str, args: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": name, "arguments": args}})
+    };
+    send(call(3, "whoami", json!({}))).await;
+    send(call(4, "ask", json!({"peer_name": "nobody", "query": "?"}))).await;
+    send(call(5, "notify_peer", json!({"peer_name": "alice"}))).await;
+    send(call(6, "no_such_tool", json!({}))).await;
+    send(call(
+        7,
+        "notify_peer",
+        json!({"peer_name": "alice", "message": "hi"}),
+    ))
+    .await;
+    alice
+        .notify(&repowire::api::NotifyReq {
+            to: "pure".into(),
+            text: "pushed to you".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    read_until!(
+        |m: &HashMap<i64, Value>, c: &Vec<Value>| (2..=7).all(|i| m.contains_key(&i))
+            && !c.is_empty()
+    );
+    // End of input ends the session; read stdout to its end.
+    drop(send);
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).await.unwrap();
+    lines.extend(rest.lines().map(|l| format!("{l}\n")));
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("the session exits at end of input")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+    for line in &lines {
+        let v: Value = serde_json::from_str(line.trim_end())
+            .unwrap_or_else(|e| panic!("not JSON-RPC on stdout ({e}): {line:?}"));
+        assert_eq!(v["jsonrpc"], "2.0", "{line}");
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+    }
+    assert!(by_id[&2]["result"]["tools"].as_array().unwrap().len() > 30);
+    assert_eq!(by_id[&3]["result"]["structuredContent"]["name"], "pure");
+    for (id, code) in [(4, "unknown_peer"), (5, "bad_request")] {
+        let r = &by_id[&id]["result"];
+        assert_eq!(r["isError"], true, "{r}");
+        assert_eq!(r["structuredContent"]["code"], code, "{r}");
+    }
+    assert!(
+        by_id[&6].get("error").is_some() || by_id[&6]["result"]["isError"] == true,
+        "an unknown tool is refused: {}",
+        by_id[&6]
+    );
+    assert_ne!(by_id[&7]["result"]["isError"], true, "{}", by_id[&7]);
+    assert!(
+        channel[0]["params"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("pushed to you")
+    );
+    // Logging was on, and it went to stderr.
+    let logs = stderr_task.await.unwrap();
+    assert!(
+        logs.contains("DEBUG") || logs.contains("debug"),
+        "debug logs on stderr: {logs:?}"
+    );
+}
+
+/// Deliveries in flight when the daemon dies: bob's session is frozen
+/// (SIGSTOP) while notes arrive, so the daemon hands some to its pending
+/// long poll and keeps the rest; the daemon is killed -9 and restarted on
+/// another port; bob resumes. Each note appears exactly once, also after
+/// the leases of the lost hand-outs have expired.
+#[tokio::test]
+async fn deliveries_in_flight_at_a_daemon_crash_arrive_exactly_once() {
+    let mut d = Daemon::start(&["--lease", "2s"]);
+    let alice_t = d.peer_token("alice", None).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let t = transport(&d, "bob", "push");
+    let pid = t.id().expect("pid").to_string();
+    let bob = Catcher(tx).serve(t).await.unwrap();
+    let admin = d.admin();
+    eventually(Duration::from_secs(10), "bob online", || async {
+        let p = admin.describe("bob", None).await.ok()?;
+        (p.route == "channel").then_some(())
+    })
+    .await;
+    // Let bob's push loop settle into its long poll, then freeze it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let alice = d.admin().with_identity(Some(alice_t.clone()), None);
+    let note = |i: usize| repowire::api::NotifyReq {
+        to: "bob".into(),
+        text: format!("note {i}"),
+        ..Default::default()
+    };
+    for i in 0..8 {
+        alice.notify(&note(i)).await.unwrap();
+    }
+    let bob_view = d
+        .admin()
+        .with_identity(Some(d.admin_token()), Some("bob".into()));
+    let held = bob_view.peek(20).await.unwrap().deliveries;
+    assert_eq!(held.len(), 8, "all eight wait for bob: {held:?}");
+    d.kill9();
+    d.spawn();
+    signal("-CONT");
+    let alice = d.admin().with_identity(Some(alice_t), None);
+    for i in 8..11 {
+        alice.notify(&note(i)).await.unwrap();
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let collect = |ev: Value, seen: &mut HashMap<String, usize>| {
+        let c = ev["content"].as_str().unwrap().to_string();
+        let text = c.rsplit(": ").next().unwrap().to_string();
+        *seen.entry(text).or_default() += 1;
+    };
+    while seen.len() < 11 {
+        let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {seen:?} arrived"))
+            .unwrap();
+        collect(ev, &mut seen);
+    }
+    // Past every lease of the hand-outs lost in the crash: nothing again.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    while let Ok(ev) = rx.try_recv() {
+        collect(ev, &mut seen);
+    }
+    for i in 0..11 {
+        assert_eq!(seen.get(&format!("note {i}")), Some(&1), "{seen:?}");
+    }
+    let bob_view = d
+        .admin()
+        .with_identity(Some(d.admin_token()), Some("bob".into()));
+    assert!(
+        bob_view.peek(20).await.unwrap().deliveries.is_empty(),
+        "all confirmed"
+    );
+    bob.cancel().await.unwrap();
+}
