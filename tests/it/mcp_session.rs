@@ -2,7 +2,7 @@
 //! nothing but JSON-RPC, and deliveries that were in flight when the daemon
 //! died arrive exactly once.
 
-use crate::mcp::{Catcher, transport};
+use crate::mcp::{Catcher, call, transport};
 use crate::support::*;
 use rmcp::ServiceExt;
 use serde_json::{Value, json};
@@ -228,4 +228,205 @@ async fn deliveries_in_flight_at_a_daemon_crash_arrive_exactly_once() {
         "all confirmed"
     );
     bob.cancel().await.unwrap();
+}
+
+/// Every kind of message reaches a pushing session as a channel event with
+/// the id to act on: a job dispatch (job_id), a review request, a scheduled
+/// note, a persona's check-in, a reply (correlation_id). An orchestrator
+/// session gets its persona's identity text (`NAME.md`) at start.
+#[tokio::test]
+async fn every_kind_is_pushed_and_the_orchestrator_gets_its_identity() {
+    let d = Daemon::start(&[]);
+    let dir = d.home_path().join("personas");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("nudger.lua"),
+        r#"--[[ nudger: every review to bob; check-ins nudge bob. ]]
+function review(item, mesh)
+  return route.assign("bob")
+end
+function checkin(ctx, mesh)
+  return { route.notify("bob", "check-in: " .. ctx.args.topic) }
+end
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nudger.md"),
+        "You are Nudger: small batches, short notes.",
+    )
+    .unwrap();
+    d.cli(&[
+        "orchestrator",
+        "persona",
+        "use",
+        "nudger",
+        "--circle",
+        "default",
+    ])
+    .ok();
+    let olga: rmcp::service::RunningService<rmcp::service::RoleClient, ()> = ()
+        .serve(crate::mcp::transport_with(
+            &d,
+            &[
+                "--name",
+                "olga",
+                "--role",
+                "orchestrator",
+                "--delivery",
+                "pull",
+            ],
+        ))
+        .await
+        .unwrap();
+    let info = olga.peer_info().unwrap();
+    let instructions = info.instructions.clone().unwrap_or_default();
+    assert!(
+        instructions.contains("You are Nudger"),
+        "the orchestrator's identity: {instructions}"
+    );
+    assert_eq!(
+        call(&olga, "whoami", json!({})).await.1["role"],
+        "orchestrator"
+    );
+    let alice = crate::mcp::session(&d, "alice").await;
+    let plain = alice
+        .peer_info()
+        .unwrap()
+        .instructions
+        .clone()
+        .unwrap_or_default();
+    assert!(!plain.contains("Nudger"), "only the orchestrator: {plain}");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let bob = Catcher(tx)
+        .serve(transport(&d, "bob", "push"))
+        .await
+        .unwrap();
+
+    let job = call(
+        &olga,
+        "job_create",
+        json!({"title": "bump deps", "assigned_peer": "bob"}),
+    )
+    .await
+    .1;
+    let jid = job["job_id"].as_str().unwrap().to_string();
+    let (err, r) = call(
+        &alice,
+        "request_review",
+        json!({"ref": "pr-77", "head_sha": "c0ffee"}),
+    )
+    .await;
+    assert!(!err, "{r}");
+    call(
+        &alice,
+        "schedule_create",
+        json!({"to_peer": "bob", "text": "stand up", "fire_at": "1s"}),
+    )
+    .await;
+    let (err, r) = call(
+        &olga,
+        "schedule_self",
+        json!({"text": "{\"topic\": \"deps\"}", "fire_at": "1s", "kind": "checkin"}),
+    )
+    .await;
+    assert!(!err, "{r}");
+    let (err, asked) = call(
+        &bob,
+        "ask",
+        json!({"peer_name": "alice", "query": "lunch?"}),
+    )
+    .await;
+    assert!(!err, "{asked}");
+    let qid = asked["correlation_id"].as_str().unwrap().to_string();
+    call(
+        &alice,
+        "answer",
+        json!({"correlation_id": qid, "text": "at one"}),
+    )
+    .await;
+
+    let mut events: Vec<Value> = Vec::new();
+    let has = |evs: &[Value], f: &dyn Fn(&Value) -> bool| evs.iter().any(f);
+    let text = |e: &Value| e["content"].as_str().unwrap_or_default().to_string();
+    let dispatch = |e: &Value| e["meta"]["job_id"] == jid.as_str() && e["meta"]["kind"] == "ask";
+    let review = |e: &Value| text(e).contains("pr-77");
+    let scheduled = |e: &Value| text(e).contains("stand up") && e["meta"]["from"] == "alice";
+    let checkin = |e: &Value| text(e).contains("check-in: deps");
+    let reply = |e: &Value| {
+        e["meta"]["kind"] == "reply"
+            && e["meta"]["correlation_id"] == qid.as_str()
+            && text(e).contains("at one")
+    };
+    let all: [&dyn Fn(&Value) -> bool; 5] = [&dispatch, &review, &scheduled, &checkin, &reply];
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !all.iter().all(|f| has(&events, f)) {
+            events.push(rx.recv().await.unwrap());
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not every kind arrived: {events:#?}"));
+    let d_ev = events.iter().find(|e| dispatch(e)).unwrap();
+    let content = text(d_ev);
+    assert!(
+        content.contains("olga") && content.contains(&jid) && content.contains("correlation_id"),
+        "who, what and the id to answer with: {content}"
+    );
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|e| e["meta"]["delivery_id"].as_str().unwrap())
+        .collect();
+    let mut uniq = ids.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), ids.len(), "each once");
+    for s in [olga, alice] {
+        s.cancel().await.unwrap();
+    }
+    bob.cancel().await.unwrap();
+}
+
+/// Without --name the peer is named by REPOWIRE_PEER, else by the working
+/// directory (made a valid name); the backend is read off the environment.
+#[tokio::test]
+async fn the_name_comes_from_the_env_or_the_directory() {
+    use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+    let d = Daemon::start(&[]);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("my repo!");
+    std::fs::create_dir_all(&repo).unwrap();
+    let start = |env: Vec<(&'static str, &'static str)>| {
+        let (home, repo) = (d.home_path().to_path_buf(), repo.clone());
+        TokioChildProcess::new(tokio::process::Command::new(BIN).configure(move |c| {
+            c.env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("REPOWIRE_HOME", &home)
+                .envs(env.iter().copied())
+                .current_dir(&repo)
+                .args(["mcp", "--delivery", "pull"]);
+        }))
+        .unwrap()
+    };
+    let s = ()
+        .serve(start(vec![
+            ("REPOWIRE_PEER", "docs-bot"),
+            ("CODEX_HOME", "/x"),
+        ]))
+        .await
+        .unwrap();
+    let me = call(&s, "whoami", json!({})).await.1;
+    assert_eq!(
+        (me["name"].as_str(), me["backend"].as_str()),
+        (Some("docs-bot"), Some("codex"))
+    );
+    s.cancel().await.unwrap();
+    let s = ().serve(start(vec![("CLAUDECODE", "1")])).await.unwrap();
+    let me = call(&s, "whoami", json!({})).await.1;
+    assert_eq!(me["name"], "my-repo-");
+    assert_eq!(me["backend"], "claude-code");
+    assert!(
+        me["project_path"].as_str().unwrap().ends_with("my repo!"),
+        "{me}"
+    );
+    s.cancel().await.unwrap();
 }
