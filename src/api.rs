@@ -322,6 +322,9 @@ pub struct DeliveryInfo {
     /// The job it is about (a dispatch, a cancel request, a job's end).
     #[serde(default)]
     pub job_id: Option<String>,
+    /// For an ask: the earlier ask it follows up.
+    #[serde(default)]
+    pub reply_to: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -622,8 +625,11 @@ pub struct ReviewRefReq {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleReq {
-    /// A peer name, or `self`.
+    /// A peer name (or NAME@CIRCLE), or `self`.
     pub to: String,
+    /// The target's circle (default: the owner's; another one is refused).
+    #[serde(default)]
+    pub circle: Option<String>,
     /// `notify` (default), `ask`, `job` (text = the job's title), `checkin`.
     #[serde(default)]
     pub kind: Option<crate::core::schedule::ScheduleKind>,

@@ -1,5 +1,5 @@
-//! The one typed client of the daemon's HTTP API, used by the CLI (and by the
-//! MCP server when it lands). It holds no rules: each method is one request.
+//! The one typed client of the daemon's HTTP API, used by the CLI and the
+//! MCP server. It holds no rules: each method is one request.
 
 use crate::api::*;
 use crate::core::error::{Error, ErrorCode};
@@ -27,6 +27,16 @@ impl ClientError {
         match self {
             ClientError::Api(e) => Some(e.code),
             _ => None,
+        }
+    }
+
+    /// The stable code of any failure: the daemon's, or `daemon_unreachable`
+    /// / `client_error` for the two that happen before a daemon answers.
+    pub fn code_str(&self) -> &'static str {
+        match self {
+            ClientError::Api(e) => e.code.as_str(),
+            ClientError::Unreachable { .. } => "daemon_unreachable",
+            ClientError::Other(_) => "client_error",
         }
     }
 }

@@ -102,9 +102,10 @@ pub enum Cmd {
         /// holds it), service or human.
         #[arg(long, value_parser = peer::parse_role)]
         role: Option<crate::core::peer::Role>,
-        /// `push` (default): deliveries arrive in the session as Claude Code
-        /// channel events; `pull`: only through the inbox tool.
-        #[arg(long, default_value = "push", value_parser = ["push", "pull"])]
+        /// `push`: deliveries arrive in the session as Claude Code channel
+        /// events; `pull`: only through the inbox tool; `auto` (default):
+        /// push when the MCP client says it is Claude Code, else pull.
+        #[arg(long, default_value = "auto", value_parser = ["auto", "push", "pull"])]
         delivery: String,
     },
     /// Run a scripted tour: a daemon in a temp home, peers, an orchestrator
@@ -130,6 +131,7 @@ pub struct Failure {
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
+        let e_code = e.code_str();
         match e {
             ClientError::Api(e) => Failure {
                 code: e.code.as_str().into(),
@@ -141,7 +143,7 @@ impl From<ClientError> for Failure {
                 },
             },
             ClientError::Unreachable { url, reason } => Failure {
-                code: "daemon_unreachable".into(),
+                code: e_code.into(),
                 message: format!(
                     "no repowire daemon answers at {url} ({reason}). Start one with `repowire daemon` \
                      (foreground) or `repowire daemon start` (background)"
@@ -149,7 +151,7 @@ impl From<ClientError> for Failure {
                 exit: 3,
             },
             ClientError::Other(m) => Failure {
-                code: "client_error".into(),
+                code: e_code.into(),
                 message: m,
                 exit: 5,
             },
@@ -355,7 +357,8 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
                 }
             });
             let join = crate::mcp::Join {
-                push: delivery == "push",
+                delivery: crate::mcp::Delivery::parse(&delivery)
+                    .unwrap_or(crate::mcp::Delivery::Auto),
                 name,
                 circle,
                 backend,

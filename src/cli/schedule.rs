@@ -68,6 +68,9 @@ pub struct Opts {
     /// Fires missed while the daemon was down: fire_once (default) or skip.
     #[arg(long, value_parser = parse_missed)]
     missed: Option<MissedPolicy>,
+    /// The target's circle (default: yours; another one is refused).
+    #[arg(long)]
+    circle: Option<String>,
 }
 
 fn parse_kind(s: &str) -> Result<ScheduleKind, String> {
@@ -123,6 +126,7 @@ impl ScheduleCmd {
                     text: String,
                     o: Opts| ScheduleReq {
             to,
+            circle: o.circle,
             kind: o.kind,
             text,
             fire_at,

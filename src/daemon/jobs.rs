@@ -3,7 +3,7 @@
 //! Queued jobs are retried from the background tick.
 
 use super::DaemonHandle;
-use super::auth::{ApiResult, Body, Caller, Path, Query};
+use super::auth::{ApiResult, Body, Caller, OptBody, Path, Query};
 use crate::api::{DispatchReq, DispatchResp, JobCreateReq, JobInfo, JobUpdateReq};
 use crate::core::error::Error;
 use crate::core::job::JobState;
@@ -210,7 +210,7 @@ pub async fn cancel(
     State(h): H,
     c: Caller,
     Path(id): Path<String>,
-    Body(req): Body<crate::api::JobCancelReq>,
+    OptBody(req): OptBody<crate::api::JobCancelReq>,
 ) -> ApiResult<Json<JobInfo>> {
     let actor = c.me().ok().map(|p| p.id.clone());
     let req = JobUpdateReq {

@@ -11,16 +11,22 @@
 //! events (`--delivery pull`: the `inbox` tool only). docs/mcp-tools.md is
 //! generated from the tool definitions here.
 
+mod args;
+mod push;
+mod session;
+
+pub use args::*;
+pub use session::{Delivery, Join, serve};
+
 use crate::api::{
-    AskManyReq, AskReq, BroadcastReq, JobCreateReq, JobUpdateReq, LeaseReq, NotifyReq, RegisterReq,
+    AskManyReq, AskReq, BroadcastReq, JobCreateReq, JobUpdateReq, LeaseReq, NotifyReq,
     ReviewRefReq, ReviewRequestReq, ScheduleReq, UpdatePeerReq,
 };
 use crate::client::{Client, ClientError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData as McpError, ServerHandler, schemars, tool, tool_handler, tool_router};
-use serde::Deserialize;
+use rmcp::{ErrorData as McpError, ServerHandler, tool, tool_handler, tool_router};
 use serde_json::json;
 use std::time::Duration;
 
@@ -33,7 +39,7 @@ fn ok<T: serde::Serialize>(v: &T) -> ToolResult {
 }
 
 fn fail(e: ClientError) -> ToolResult {
-    let code = e.code().map_or("client_error", |c| c.as_str());
+    let code = e.code_str();
     let message = match &e {
         ClientError::Api(e) => e.message.clone(),
         other => other.to_string(),
@@ -65,320 +71,9 @@ pub struct Mesh {
     /// Extra text for the session's instructions (the orchestrator's
     /// persona identity, `NAME.md`).
     identity: Option<String>,
+    /// What the agent was shown (shared with the push loop).
+    seen: push::Shared,
     tool_router: ToolRouter<Self>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ListPeersArgs {
-    /// Also list peers that are offline or stale (default false).
-    #[serde(default)]
-    pub show_offline: Option<bool>,
-    /// Include this session's own peer (default false).
-    #[serde(default)]
-    pub include_self: Option<bool>,
-    /// List this circle (default: yours; another circle is refused).
-    #[serde(default)]
-    pub circle: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct AskArgs {
-    /// The peer to ask (NAME, or NAME@CIRCLE).
-    pub peer_name: String,
-    /// The question.
-    pub query: String,
-    /// The correlation id of an ask this one follows up (one you sent or received).
-    #[serde(default)]
-    pub reply_to: Option<String>,
-    /// The target's circle (default: yours; another circle is refused).
-    #[serde(default)]
-    pub circle: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct WaitArgs {
-    /// The correlation id `ask` returned.
-    pub correlation_id: String,
-    /// How long to wait, in seconds (default 600).
-    #[serde(default)]
-    pub timeout_seconds: Option<u64>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct AnswerArgs {
-    /// The correlation id of the ask you received.
-    pub correlation_id: String,
-    /// Your answer (it is delivered to the asker and closes the ask).
-    pub text: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct AckArgs {
-    /// The correlation id of the ask you received.
-    pub correlation_id: String,
-    /// An optional short message for the asker.
-    #[serde(default)]
-    pub message: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct DeclineArgs {
-    /// The correlation id of the ask you received.
-    pub correlation_id: String,
-    /// Why you decline (delivered to the asker).
-    pub reason: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct NotifyArgs {
-    /// The peer to tell.
-    pub peer_name: String,
-    /// The note.
-    pub message: String,
-    /// The target's circle (default: yours).
-    #[serde(default)]
-    pub circle: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct BroadcastArgs {
-    /// The note for everyone in your circle.
-    pub message: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct InboxArgs {
-    /// Take at most this many deliveries (default 100).
-    #[serde(default)]
-    pub limit: Option<u32>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct AskManyArgs {
-    /// The peers to ask.
-    pub peer_names: Vec<String>,
-    /// The question.
-    pub query: String,
-    /// The peers' circle (default: yours; another circle is refused).
-    #[serde(default)]
-    pub circle: Option<String>,
-    /// Expire the asks after this many seconds (default 300).
-    #[serde(default)]
-    pub timeout_seconds: Option<u64>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ParentArgs {
-    /// The parent id ask_many returned.
-    pub parent_id: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct DescriptionArgs {
-    /// What you are working on, for the other peers.
-    pub description: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ClaimArgs {
-    /// Take the role even from a live holder (it is demoted and told).
-    #[serde(default)]
-    pub force: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct CircleArgs {
-    /// The circle (default: yours).
-    #[serde(default)]
-    pub circle: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct JobIdArgs {
-    /// The job id.
-    pub job_id: String,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct JobCancelArgs {
-    /// The job id.
-    pub job_id: String,
-    /// Why (kept as a note on the job and told to its assignee).
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct DispatchArgs {
-    /// The queued job to route through the circle's persona.
-    pub job_id: String,
-    /// Only show the route; change nothing.
-    #[serde(default)]
-    pub dry_run: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct JobCreateArgs {
-    /// A short title.
-    pub title: String,
-    /// The prompt for whoever takes it.
-    #[serde(default)]
-    pub brief: Option<String>,
-    /// The same as brief (repowire's name).
-    #[serde(default)]
-    pub prompt: Option<String>,
-    /// Tags the persona matches against peers (e.g. rust, docs).
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    /// Higher runs first (default 0).
-    #[serde(default)]
-    pub priority: Option<i64>,
-    /// Give it to this peer (else the persona routes it).
-    #[serde(default)]
-    pub assigned_peer: Option<String>,
-    /// Who is told when it ends (default: you).
-    #[serde(default)]
-    pub owner_peer: Option<String>,
-    /// When it must be done: RFC 3339 or a delay like 2h.
-    #[serde(default)]
-    pub deadline_at: Option<String>,
-    /// How many times it may be tried (default: the daemon's).
-    #[serde(default)]
-    pub max_attempts: Option<i64>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct JobListArgs {
-    /// queued, dispatched, running, succeeded, failed, canceled or timed_out.
-    #[serde(default)]
-    pub state: Option<String>,
-    /// Only jobs owned by this peer.
-    #[serde(default)]
-    pub owner: Option<String>,
-    /// Only jobs assigned to this peer.
-    #[serde(default)]
-    pub assignee: Option<String>,
-    /// Only this circle (default: yours).
-    #[serde(default)]
-    pub circle: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct JobUpdateArgs {
-    /// The job id.
-    pub job_id: String,
-    /// running, succeeded, failed or canceled.
-    #[serde(default)]
-    pub state: Option<String>,
-    /// What you are doing now, in a few words (e.g. testing).
-    #[serde(default)]
-    pub phase: Option<String>,
-    /// A progress note.
-    #[serde(default)]
-    pub progress_note: Option<String>,
-    /// A summary of the result (for succeeded or failed).
-    #[serde(default)]
-    pub result_summary: Option<String>,
-    /// Structured result (any JSON).
-    #[serde(default)]
-    pub result_data: Option<serde_json::Value>,
-    /// What went wrong (for failed).
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ReviewQueueArgs {
-    /// Whose queue (default: yours).
-    #[serde(default)]
-    pub peer_name: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct MarkArgs {
-    /// The PR URL or ref you reviewed.
-    pub pr_url: String,
-    /// The sha you reviewed (default: the current head).
-    #[serde(default)]
-    pub last_reviewed_sha: Option<String>,
-    /// approve, changes or comment.
-    #[serde(default)]
-    pub verdict: Option<String>,
-    /// Your review notes (sent to the author).
-    #[serde(default)]
-    pub notes: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct RequestReviewArgs {
-    /// A PR URL or any ref string.
-    #[serde(rename = "ref")]
-    pub reference: String,
-    /// The commit under review; a new sha re-opens the review.
-    pub head_sha: String,
-    /// Tags the persona matches against reviewers.
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ScheduleArgs {
-    /// A peer name, or self.
-    pub to_peer: String,
-    /// The message (kind job: the job's title; checkin: JSON arguments for the script).
-    pub text: String,
-    /// A delay (10m) or a time (RFC 3339).
-    pub fire_at: String,
-    /// notify (default), ask, job or checkin.
-    #[serde(default)]
-    pub kind: Option<String>,
-    /// The target's circle (default: yours; another circle is refused).
-    #[serde(default)]
-    pub circle: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ScheduleSelfArgs {
-    /// The reminder text.
-    pub text: String,
-    /// A delay (10m) or a time (RFC 3339); or give cron.
-    #[serde(default)]
-    pub fire_at: Option<String>,
-    /// Recurring instead: 5-field cron or @hourly/@daily/@weekly (UTC).
-    #[serde(default)]
-    pub cron: Option<String>,
-    /// notify (default), ask, job or checkin.
-    #[serde(default)]
-    pub kind: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ScheduleCronArgs {
-    /// A peer name, or self.
-    pub to_peer: String,
-    /// The message (kind job: the job's title; checkin: JSON arguments for the script).
-    pub text: String,
-    /// 5-field cron or @hourly/@daily/@weekly (UTC).
-    pub cron: String,
-    /// notify (default), ask, job or checkin.
-    #[serde(default)]
-    pub kind: Option<String>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ScheduleListArgs {
-    /// Only your schedules (default true).
-    #[serde(default)]
-    pub mine_only: Option<bool>,
-    /// Also list recurring (cron) schedules (default false: one-shot ones only).
-    #[serde(default)]
-    pub include_cron: Option<bool>,
-}
-
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-pub struct ScheduleIdArgs {
-    /// The schedule id (schedule_create, schedule_self and schedule_cron return it).
-    pub schedule_id: String,
 }
 
 /// Create a schedule for one of the schedule tools (`kind` as text).
@@ -397,10 +92,11 @@ fn kind_of(k: Option<String>) -> Result<Option<crate::core::schedule::ScheduleKi
 
 #[tool_router]
 impl Mesh {
-    pub fn new(client: Client, identity: Option<String>) -> Self {
+    fn new(client: Client, identity: Option<String>, seen: push::Shared) -> Self {
         Self {
             client,
             identity,
+            seen,
             tool_router: Self::tool_router(),
         }
     }
@@ -510,22 +206,26 @@ impl Mesh {
     }
 
     #[tool(
-        description = "Take your pending deliveries (asks to answer, replies, notes, notices) in order. They are confirmed as delivered once returned."
+        description = "Take your pending deliveries (asks to answer, replies, notes, notices) in order; each is returned once and confirmed as delivered. recent=true instead shows again the last ones this session already showed you (pushed or taken), up to limit."
     )]
     async fn inbox(&self, Parameters(a): Parameters<InboxArgs>) -> ToolResult {
+        let limit = a.limit.unwrap_or(100).clamp(1, 1000);
+        if a.recent.unwrap_or(false) {
+            let recent = self.seen.lock().map(|s| s.recent(limit as usize));
+            return ok(&json!({"deliveries": recent.unwrap_or_default()}));
+        }
         let req = LeaseReq {
-            max: Some(a.limit.unwrap_or(100).clamp(1, 1000)),
+            max: Some(limit),
             ..Default::default()
         };
-        match self.client.lease(&req).await {
-            Ok(r) => {
-                let ids: Vec<String> = r.deliveries.iter().map(|d| d.delivery_id.clone()).collect();
-                if !ids.is_empty()
-                    && let Err(e) = self.client.confirm(ids).await
-                {
-                    return fail(e);
-                }
-                ok(&json!({"deliveries": r.deliveries}))
+        match push::take_new(&self.client, &self.seen, &req).await {
+            Ok(new) => {
+                // Confirmed now; a failed confirmation is retried on the next
+                // take, and the deliveries are not shown again meanwhile.
+                let confirmed = push::confirm_pending(&self.client, &self.seen)
+                    .await
+                    .is_ok();
+                ok(&json!({"deliveries": new, "confirmed": confirmed}))
             }
             Err(e) => fail(e),
         }
@@ -735,15 +435,9 @@ impl Mesh {
         description = "Schedule a delivery to a peer once: fire_at is a delay (10m) or a time (RFC 3339)."
     )]
     async fn schedule_create(&self, Parameters(a): Parameters<ScheduleArgs>) -> ToolResult {
-        // NAME@CIRCLE: the daemon refuses a circle that is not yours.
-        let to = match a.circle {
-            Some(c) if a.to_peer != "self" && !a.to_peer.contains('@') => {
-                format!("{}@{c}", a.to_peer)
-            }
-            _ => a.to_peer,
-        };
         let req = ScheduleReq {
-            to,
+            to: a.to_peer,
+            circle: a.circle,
             text: a.text,
             fire_at: Some(a.fire_at),
             ..Default::default()
@@ -817,6 +511,8 @@ impl ServerHandler for Mesh {
                 )
                 .into())
             };
+        // rmcp's words for arguments that do not fit a tool's parameters.
+        const DECODE: &str = "failed to deserialize parameters";
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
         match self.tool_router.call(tcc).await {
             Ok(CallToolResponse::Complete(r))
@@ -827,9 +523,17 @@ impl ServerHandler for Mesh {
                     .iter()
                     .filter_map(|c| c.as_text().map(|t| t.text.clone()))
                     .collect();
-                bad(text.join(" "))
+                let text = text.join(" ");
+                if text.contains(DECODE) {
+                    bad(text)
+                } else {
+                    Ok(r.into())
+                }
             }
-            Err(e) if e.code == rmcp::model::ErrorCode::INVALID_PARAMS => {
+            Err(e)
+                if e.code == rmcp::model::ErrorCode::INVALID_PARAMS
+                    && e.message.contains(DECODE) =>
+            {
                 bad(e.message.to_string())
             }
             other => other,
@@ -852,257 +556,5 @@ impl ServerHandler for Mesh {
             text.push_str(id);
         }
         ServerConfig::new(caps).with_instructions(text)
-    }
-}
-
-/// How `repowire mcp` joins the mesh.
-pub struct Join {
-    /// Push deliveries into the session (else: the `inbox` tool only).
-    pub push: bool,
-    pub name: String,
-    pub circle: Option<String>,
-    pub backend: Option<String>,
-    pub role: Option<crate::core::peer::Role>,
-    pub project_path: Option<String>,
-}
-
-/// Register (or resume) this session's peer and serve MCP on stdio until
-/// the client goes away; then mark the peer offline.
-pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::Result<()> {
-    use anyhow::Context;
-    use rmcp::ServiceExt;
-    let admin = Client::new(url, home.read_token(), None);
-    admin.health().await.map_err(|e| {
-        anyhow::anyhow!(
-            "{e}. repowire mcp needs a running daemon: start one with `repowire daemon start`"
-        )
-    })?;
-    // The peer token stays in this process and in <home>/mcp/, never in tool output.
-    let circle = join
-        .circle
-        .clone()
-        .unwrap_or_else(|| crate::core::peer::DEFAULT_CIRCLE.into());
-    let dir = home.dir.join("mcp");
-    std::fs::create_dir_all(&dir).context("while creating <home>/mcp")?;
-    let token_file = dir.join(format!("{circle}@{}.token", join.name));
-    let req = RegisterReq {
-        name: join.name.clone(),
-        circle: join.circle.clone(),
-        backend: join.backend.clone(),
-        role: join.role,
-        project_path: join.project_path.clone(),
-        route: Some(if join.push { "channel" } else { "pull" }.into()),
-        ..Default::default()
-    };
-    let saved = std::fs::read_to_string(&token_file)
-        .ok()
-        .map(|t| t.trim().to_string());
-    let token = match saved {
-        Some(t) => {
-            let me = admin.with_identity(Some(t.clone()), None);
-            me.register(&req)
-                .await
-                .context("while resuming this session's peer")?;
-            t
-        }
-        None => {
-            let r = admin
-                .register(&req)
-                .await
-                .context("while registering this session's peer")?;
-            let t = r.token.context("the daemon issued no token")?;
-            write_private(&token_file, &t)?;
-            t
-        }
-    };
-    let client = admin.with_identity(Some(token), None);
-    let beat = client.clone();
-    let heart = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(20)).await;
-            let _ = beat.heartbeat(&Default::default()).await;
-        }
-    });
-    // The orchestrator gets its persona's identity text at session start.
-    let identity = match client.whoami().await {
-        Ok(me) if me.role == crate::core::peer::Role::Orchestrator => client
-            .persona_status(None)
-            .await
-            .ok()
-            .and_then(|s| s.identity),
-        _ => None,
-    };
-    let server = Mesh::new(client.clone(), identity)
-        .serve(rmcp::transport::stdio())
-        .await
-        .context("while starting the MCP session")?;
-    let pusher = join
-        .push
-        .then(|| tokio::spawn(push(client.clone(), server.peer().clone(), home.clone())));
-    let _ = server.waiting().await;
-    heart.abort();
-    if let Some(p) = pusher {
-        p.abort();
-    }
-    let offline = crate::api::HeartbeatReq {
-        status: Some(crate::core::peer::Status::Offline),
-    };
-    let _ = client.heartbeat(&offline).await;
-    Ok(())
-}
-
-fn write_private(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(token.as_bytes())?;
-    Ok(())
-}
-
-/// What a pushed message says: who, what kind, the id to answer with.
-fn channel_text(d: &crate::api::DeliveryInfo) -> String {
-    let from = d.from.as_deref().unwrap_or("repowire");
-    match (d.kind, d.correlation_id.as_deref()) {
-        (
-            crate::core::delivery::DeliveryKind::Ask
-            | crate::core::delivery::DeliveryKind::Reminder,
-            Some(id),
-        ) => format!(
-            "{from} asks ({}): {}\n(Reply with the answer tool, correlation_id {id}; or ack / decline.)",
-            d.kind, d.text
-        ),
-        (crate::core::delivery::DeliveryKind::Reply, Some(id)) => {
-            format!("{from} answered your ask {id}: {}", d.text)
-        }
-        (kind, _) => format!("{kind} from {from}: {}", d.text),
-    }
-}
-
-/// Which deliveries this session has already pushed, so that one handed out
-/// again (its confirmation was lost to a daemon restart, say) is confirmed
-/// but not shown twice. Bounded: the oldest ids are forgotten first.
-#[derive(Default)]
-struct Pushed {
-    order: std::collections::VecDeque<String>,
-    ids: std::collections::HashSet<String>,
-    /// Pushed but not yet confirmed to the daemon.
-    unconfirmed: Vec<String>,
-}
-
-impl Pushed {
-    const KEEP: usize = 10_000;
-
-    /// Record `id` as pushed; false if it was pushed before.
-    fn first_time(&mut self, id: &str) -> bool {
-        if self.ids.contains(id) {
-            return false;
-        }
-        self.ids.insert(id.to_string());
-        self.order.push_back(id.to_string());
-        if self.order.len() > Self::KEEP
-            && let Some(old) = self.order.pop_front()
-        {
-            self.ids.remove(&old);
-        }
-        true
-    }
-}
-
-/// Push this peer's deliveries into the session as Claude Code channel
-/// events (`notifications/claude/channel`), each once, confirmed after it
-/// was sent. A confirmation that fails is retried; one that is lost comes
-/// back after its lease and is confirmed without being pushed again; one
-/// leased but never pushed comes back after its lease and is pushed. So a
-/// daemon restart or a dropped connection loses and doubles nothing.
-async fn push(client: Client, peer: rmcp::Peer<rmcp::RoleServer>, home: crate::home::Home) {
-    use rmcp::model::{CustomNotification, ServerNotification};
-    let mut pushed = Pushed::default();
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let unconfirmed = std::mem::take(&mut pushed.unconfirmed);
-        let r = if unconfirmed.is_empty() {
-            Ok(())
-        } else {
-            client.confirm(unconfirmed.clone()).await.map(|_| ())
-        };
-        let r = match r {
-            Ok(_) => {
-                let req = LeaseReq {
-                    max: Some(50),
-                    wait_ms: Some(25_000),
-                    lease_ms: None,
-                };
-                client.lease(&req).await
-            }
-            Err(e) => {
-                pushed.unconfirmed = unconfirmed;
-                Err(e)
-            }
-        };
-        let items = match r {
-            Ok(r) => {
-                backoff = Duration::from_millis(200);
-                r.deliveries
-            }
-            Err(e) => {
-                tracing::debug!("push: {e}; retrying");
-                // The daemon may have restarted elsewhere: follow its record.
-                // (Tool calls share this client, so they follow too.)
-                client.set_base(&home.daemon_url(None));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
-            }
-        };
-        for d in &items {
-            if pushed.first_time(&d.delivery_id) {
-                let n = ServerNotification::CustomNotification(CustomNotification::new(
-                    "notifications/claude/channel",
-                    Some(channel_event(d)),
-                ));
-                if peer.send_notification(n).await.is_err() {
-                    return; // the session is gone: the lease expires and they come back
-                }
-            }
-            pushed.unconfirmed.push(d.delivery_id.clone());
-        }
-    }
-}
-
-/// The params of one channel event: `{content, meta}`.
-fn channel_event(d: &crate::api::DeliveryInfo) -> serde_json::Value {
-    let mut meta = json!({
-        "kind": d.kind,
-        "from": d.from,
-        "delivery_id": d.delivery_id,
-    });
-    if let Some(c) = &d.correlation_id {
-        meta["correlation_id"] = json!(c);
-    }
-    if let Some(j) = &d.job_id {
-        meta["job_id"] = json!(j);
-    }
-    json!({"content": channel_text(d), "meta": meta})
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_delivery_is_pushed_once_and_old_ids_are_forgotten() {
-        let mut p = Pushed::default();
-        assert!(p.first_time("dl-1"));
-        assert!(!p.first_time("dl-1"), "a second hand-out is not pushed");
-        for i in 0..Pushed::KEEP {
-            assert!(p.first_time(&format!("x-{i}")));
-        }
-        assert_eq!(p.ids.len(), Pushed::KEEP, "bounded");
-        assert!(p.first_time("dl-1"), "the oldest was forgotten");
     }
 }

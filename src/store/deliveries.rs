@@ -84,7 +84,8 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
 macro_rules! cols {
     () => {
         "id, seq, kind, from_name, from_circle, ask_id, text, state, attempts, \
-                    created_ms, lease_until_ms, job_id"
+                    created_ms, lease_until_ms, job_id, \
+                    (SELECT a.reply_to FROM asks a WHERE a.id = deliveries.ask_id)"
     };
 }
 
@@ -102,6 +103,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryInfo> {
         created_at_ms: r.get(9)?,
         lease_until_ms: r.get(10)?,
         job_id: r.get(11)?,
+        reply_to: r.get(12)?,
     })
 }
 

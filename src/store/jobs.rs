@@ -345,6 +345,9 @@ impl Store {
                             },
                         )?;
                     }
+                } else if req.note.is_some() {
+                    // Asked again, with a note: keep the rule (an event per change).
+                    job_event(t, "job_updated", &j.info, json!({"by": by, "note": true}))?;
                 }
                 return Ok(get(t.conn(), id)?.info);
             }

@@ -166,8 +166,9 @@ impl Store {
         };
         self.write(|t| {
             let owner = must(t.conn(), owner_id)?;
-            let target = if req.to == "self" { owner.clone() } else { resolve(t.conn(), &req.to, Some(&owner.circle))? };
-            if target.circle != owner.circle {
+            let circle = req.circle.as_deref().unwrap_or(&owner.circle);
+            let target = if req.to == "self" { owner.clone() } else { resolve(t.conn(), &req.to, Some(circle))? };
+            if target.circle != owner.circle || circle != owner.circle {
                 return Err(Error::new(ErrorCode::CrossCircle, format!("{} is in another circle", target.name)));
             }
             let id = new_id(IdKind::Schedule, t.now);

@@ -363,3 +363,52 @@ async fn odd_paths_names_and_identities() {
     assert_eq!(code_of(e), ErrorCode::BadRequest);
     assert!(d.healthy().await);
 }
+
+/// A cancel may carry a reason, or no body at all; a body that is there must
+/// be JSON.
+#[tokio::test]
+async fn a_job_cancel_takes_a_reason_or_no_body() {
+    let d = Daemon::start(&[]);
+    let raw = Raw {
+        http: reqwest::Client::new(),
+        url: d.admin().base(),
+    };
+    let alice_t = d.peer_token("alice", None).await;
+    let alice = d.admin().with_identity(Some(alice_t.clone()), None);
+    let job = |t: &str| repowire::api::JobCreateReq {
+        title: t.into(),
+        ..Default::default()
+    };
+    let a = alice.create_job(&job("one")).await.unwrap();
+    let b = alice.create_job(&job("two")).await.unwrap();
+    let (s, v) = raw
+        .send(
+            "POST",
+            &format!("/v1/jobs/{}/cancel", a.job_id),
+            Some(&alice_t),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("canceled")), "{v}");
+    let (s, v) = raw
+        .send(
+            "POST",
+            &format!("/v1/jobs/{}/cancel", b.job_id),
+            Some(&alice_t),
+            Some(r#"{"reason": "not needed"}"#),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v.to_string().contains("cancel: not needed"), "{v}");
+    assert_coded(
+        raw.send(
+            "POST",
+            &format!("/v1/jobs/{}/cancel", b.job_id),
+            Some(&alice_t),
+            Some("{nope"),
+        )
+        .await,
+        400,
+        "bad_request",
+    );
+}

@@ -167,8 +167,22 @@ async fn deliveries_in_flight_at_a_daemon_crash_arrive_exactly_once() {
         (p.route == "channel").then_some(())
     })
     .await;
-    // Let bob's push loop settle into its long poll, then freeze it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A first note proves bob's push loop runs; let it settle back into its
+    // long poll, then freeze it.
+    d.admin()
+        .with_identity(Some(alice_t.clone()), None)
+        .notify(&repowire::api::NotifyReq {
+            to: "bob".into(),
+            text: "warm-up".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .expect("the warm-up is pushed")
+        .unwrap();
+    assert!(first["content"].as_str().unwrap().contains("warm-up"));
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
             .args([sig, &pid])
@@ -177,35 +191,60 @@ async fn deliveries_in_flight_at_a_daemon_crash_arrive_exactly_once() {
             .success();
         assert!(ok, "kill {sig} {pid}");
     };
-    signal("-STOP");
     let alice = d.admin().with_identity(Some(alice_t.clone()), None);
     let note = |i: usize| repowire::api::NotifyReq {
         to: "bob".into(),
         text: format!("note {i}"),
         ..Default::default()
     };
-    for i in 0..8 {
-        alice.notify(&note(i)).await.unwrap();
-    }
     let bob_view = d
         .admin()
         .with_identity(Some(d.admin_token()), Some("bob".into()));
-    let held = bob_view.peek(20).await.unwrap().deliveries;
-    assert_eq!(held.len(), 8, "all eight wait for bob: {held:?}");
+    let leased = async || {
+        for _ in 0..20 {
+            let held = bob_view.peek(20).await.unwrap().deliveries;
+            if held.iter().any(|d| d.state.as_str() == "leased") {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    // Freeze bob while its long poll is open, so the next note is handed to
+    // a session that cannot take it (tried again if the poll was not open).
+    let mut sent = 0;
+    let mut in_flight = false;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        signal("-STOP");
+        alice.notify(&note(sent)).await.unwrap();
+        sent += 1;
+        if leased().await {
+            in_flight = true;
+            break;
+        }
+        signal("-CONT");
+    }
+    assert!(in_flight, "a note was handed to the frozen session");
+    while sent < 8 {
+        alice.notify(&note(sent)).await.unwrap();
+        sent += 1;
+    }
     d.kill9();
     d.spawn();
     signal("-CONT");
     let alice = d.admin().with_identity(Some(alice_t), None);
-    for i in 8..11 {
+    for i in sent..sent + 3 {
         alice.notify(&note(i)).await.unwrap();
     }
+    let total = sent + 3;
     let mut seen: HashMap<String, usize> = HashMap::new();
     let collect = |ev: Value, seen: &mut HashMap<String, usize>| {
         let c = ev["content"].as_str().unwrap().to_string();
         let text = c.rsplit(": ").next().unwrap().to_string();
         *seen.entry(text).or_default() += 1;
     };
-    while seen.len() < 11 {
+    while seen.len() < total {
         let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
             .await
             .unwrap_or_else(|_| panic!("only {seen:?} arrived"))
@@ -217,7 +256,7 @@ async fn deliveries_in_flight_at_a_daemon_crash_arrive_exactly_once() {
     while let Ok(ev) = rx.try_recv() {
         collect(ev, &mut seen);
     }
-    for i in 0..11 {
+    for i in 0..total {
         assert_eq!(seen.get(&format!("note {i}")), Some(&1), "{seen:?}");
     }
     let bob_view = d
@@ -429,4 +468,105 @@ async fn the_name_comes_from_the_env_or_the_directory() {
         "{me}"
     );
     s.cancel().await.unwrap();
+}
+
+/// A client that says it is Claude Code and records channel events.
+#[derive(Clone)]
+struct ClaudeCode(tokio::sync::mpsc::UnboundedSender<Value>);
+
+impl rmcp::ClientHandler for ClaudeCode {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        rmcp::model::ClientConfig::new(
+            Default::default(),
+            rmcp::model::Implementation::new("claude-code", "2.1.0"),
+        )
+    }
+
+    async fn on_custom_notification(
+        &self,
+        n: rmcp::model::CustomNotification,
+        _ctx: rmcp::service::NotificationContext<rmcp::service::RoleClient>,
+    ) {
+        if n.method == "notifications/claude/channel" {
+            let _ = self.0.send(n.params.unwrap_or(Value::Null));
+        }
+    }
+}
+
+/// By default (`--delivery auto`) only a client that says it is Claude Code
+/// gets pushes; any other keeps its messages for the inbox tool, so nothing
+/// is confirmed unseen. What was shown can be read again (inbox recent).
+#[tokio::test]
+async fn auto_delivery_pushes_only_to_claude_code() {
+    let d = Daemon::start(&[]);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let cc = ClaudeCode(tx)
+        .serve(crate::mcp::transport_with(&d, &["--name", "cc"]))
+        .await
+        .unwrap();
+    let other: rmcp::service::RunningService<rmcp::service::RoleClient, ()> =
+        ().serve(crate::mcp::transport_with(&d, &["--name", "cx"]))
+            .await
+            .unwrap();
+    let admin = d.admin();
+    eventually(Duration::from_secs(10), "cc's route", || async {
+        let p = admin.describe("cc", None).await.ok()?;
+        (p.route == "channel").then_some(())
+    })
+    .await;
+    assert_eq!(admin.describe("cx", None).await.unwrap().route, "pull");
+    // cc asks cx; cx follows it up with a question back (reply_to).
+    let (_, q) = call(
+        &cc,
+        "ask",
+        json!({"peer_name": "cx", "query": "which env?"}),
+    )
+    .await;
+    let qid = q["correlation_id"].as_str().unwrap().to_string();
+    let inbox = call(&other, "inbox", json!({})).await.1;
+    assert_eq!(
+        inbox["deliveries"][0]["correlation_id"],
+        qid.as_str(),
+        "{inbox}"
+    );
+    let (err, back) = call(
+        &other,
+        "ask",
+        json!({"peer_name": "cc", "query": "prod or staging?", "reply_to": qid}),
+    )
+    .await;
+    assert!(!err, "{back}");
+    let ev = tokio::time::timeout(Duration::from_secs(15), rx.recv())
+        .await
+        .expect("pushed to claude code")
+        .unwrap();
+    assert_eq!(ev["meta"]["reply_to"], qid.as_str(), "{ev}");
+    assert!(
+        ev["meta"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|v| v.is_string()),
+        "meta values are strings: {ev}"
+    );
+    assert!(ev["content"].as_str().unwrap().contains(&qid), "{ev}");
+    // Shown once: the inbox has nothing new, but recent shows it again.
+    let again = call(&cc, "inbox", json!({})).await.1;
+    assert_eq!(again["deliveries"], json!([]), "{again}");
+    let recent = call(&cc, "inbox", json!({"recent": true})).await.1;
+    assert_eq!(
+        recent["deliveries"][0]["delivery_id"], ev["meta"]["delivery_id"],
+        "{recent}"
+    );
+    // The other client got no push: its note waits in the inbox.
+    call(
+        &cc,
+        "notify_peer",
+        json!({"peer_name": "cx", "message": "fyi"}),
+    )
+    .await;
+    let got = call(&other, "inbox", json!({})).await.1;
+    assert_eq!(got["deliveries"][0]["text"], "fyi", "{got}");
+    other.cancel().await.unwrap();
+    cc.cancel().await.unwrap();
 }

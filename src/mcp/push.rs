@@ -1,0 +1,253 @@
+//! Push delivery: the peer's deliveries go into the session as Claude Code
+//! channel events, each once, confirmed after they were sent.
+//!
+//! [`Seen`] is shared by the push loop and the `inbox` tool: what the agent
+//! was shown, so that a delivery handed out again (its confirmation was lost
+//! to a daemon restart, say) is confirmed but never shown twice, and the
+//! last ones shown can be read again (`inbox` with `recent`).
+
+use crate::api::{DeliveryInfo, LeaseReq};
+use crate::client::{Client, ClientError};
+use crate::core::delivery::DeliveryKind;
+use serde_json::json;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What this session has shown its agent. Bounded: the oldest ids are
+/// forgotten first.
+#[derive(Default)]
+pub(super) struct Seen {
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+    /// Shown but not yet confirmed to the daemon.
+    unconfirmed: Vec<String>,
+    /// The last deliveries shown, oldest first.
+    recent: VecDeque<DeliveryInfo>,
+}
+
+pub(super) type Shared = Arc<Mutex<Seen>>;
+
+impl Seen {
+    const KEEP: usize = 10_000;
+    pub(super) const RECENT: usize = 100;
+
+    /// Record `d` as shown; false if it was shown before.
+    fn first_time(&mut self, d: &DeliveryInfo) -> bool {
+        if !self.ids.insert(d.delivery_id.clone()) {
+            return false;
+        }
+        self.order.push_back(d.delivery_id.clone());
+        if self.order.len() > Self::KEEP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        self.recent.push_back(d.clone());
+        if self.recent.len() > Self::RECENT {
+            self.recent.pop_front();
+        }
+        true
+    }
+
+    pub(super) fn recent(&self, n: usize) -> Vec<DeliveryInfo> {
+        let skip = self.recent.len().saturating_sub(n);
+        self.recent.iter().skip(skip).cloned().collect()
+    }
+}
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Seen> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Confirm what was shown but not confirmed yet (kept for later on failure).
+pub(super) async fn confirm_pending(client: &Client, seen: &Shared) -> Result<(), ClientError> {
+    let ids = std::mem::take(&mut lock(seen).unconfirmed);
+    if ids.is_empty() {
+        return Ok(());
+    }
+    match client.confirm(ids.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            lock(seen).unconfirmed.extend(ids);
+            Err(e)
+        }
+    }
+}
+
+/// Lease deliveries and keep those never shown; every one leased is to be
+/// confirmed (those shown before are confirmed without being shown again).
+pub(super) async fn take_new(
+    client: &Client,
+    seen: &Shared,
+    req: &LeaseReq,
+) -> Result<Vec<DeliveryInfo>, ClientError> {
+    confirm_pending(client, seen).await?;
+    let leased = client.lease(req).await?.deliveries;
+    let mut s = lock(seen);
+    Ok(leased
+        .into_iter()
+        .filter(|d| {
+            s.unconfirmed.push(d.delivery_id.clone());
+            s.first_time(d)
+        })
+        .collect())
+}
+
+/// Push this peer's deliveries into the session as Claude Code channel
+/// events (`notifications/claude/channel`), each once, confirmed after it
+/// was sent. A confirmation that fails is retried; one that is lost comes
+/// back after its lease and is confirmed without being pushed again; one
+/// leased but never pushed comes back after its lease and is pushed. So a
+/// daemon restart or a dropped connection loses and doubles nothing.
+pub(super) async fn push(
+    client: Client,
+    seen: Shared,
+    peer: rmcp::Peer<rmcp::RoleServer>,
+    home: crate::home::Home,
+) {
+    use rmcp::model::{CustomNotification, ServerNotification};
+    let mut backoff = Duration::from_millis(200);
+    let mut failures = 0u32;
+    let req = LeaseReq {
+        max: Some(50),
+        wait_ms: Some(25_000),
+        lease_ms: None,
+    };
+    loop {
+        let items = match take_new(&client, &seen, &req).await {
+            Ok(items) => {
+                backoff = Duration::from_millis(200);
+                failures = 0;
+                items
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 3 || failures.is_multiple_of(60) {
+                    tracing::warn!("push delivery: {e} ({failures} failures in a row); retrying");
+                } else {
+                    tracing::debug!("push delivery: {e}; retrying");
+                }
+                // The daemon may have restarted elsewhere: follow its record.
+                // (Tool calls share this client, so they follow too.)
+                client.set_base(&home.daemon_url(None));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        for d in &items {
+            let n = ServerNotification::CustomNotification(CustomNotification::new(
+                "notifications/claude/channel",
+                Some(channel_event(d)),
+            ));
+            if peer.send_notification(n).await.is_err() {
+                return; // the session is gone: the leases expire and they come back
+            }
+        }
+        // Confirmed at the top of the next round (before the next lease).
+        if !items.is_empty() {
+            let _ = confirm_pending(&client, &seen).await;
+        }
+    }
+}
+
+/// What a pushed message says: who, what kind, the id to act on.
+fn channel_text(d: &DeliveryInfo) -> String {
+    let from = d.from.as_deref().unwrap_or("repowire");
+    let mut s = match (d.kind, d.correlation_id.as_deref()) {
+        (DeliveryKind::Ask | DeliveryKind::Reminder, Some(id)) => format!(
+            "{from} asks ({}): {}\n(Reply with the answer tool, correlation_id {id}; or ack / decline.)",
+            d.kind, d.text
+        ),
+        (DeliveryKind::Reply, Some(id)) => format!("{from} answered your ask {id}: {}", d.text),
+        (kind, _) => format!("{kind} from {from}: {}", d.text),
+    };
+    if let Some(r) = &d.reply_to {
+        s.push_str(&format!("\n(This follows up ask {r}.)"));
+    }
+    if let Some(j) = &d.job_id {
+        s.push_str(&format!(
+            "\n(Job {j}: see job_show, move it with job_update.)"
+        ));
+    }
+    s
+}
+
+/// The params of one channel event: `{content, meta}`; every meta value is
+/// a string (Claude Code reads meta as string attributes).
+fn channel_event(d: &DeliveryInfo) -> serde_json::Value {
+    let mut meta = json!({
+        "kind": d.kind.as_str(),
+        "from": d.from.as_deref().unwrap_or("repowire"),
+        "delivery_id": d.delivery_id,
+    });
+    for (k, v) in [
+        ("correlation_id", &d.correlation_id),
+        ("job_id", &d.job_id),
+        ("reply_to", &d.reply_to),
+    ] {
+        if let Some(v) = v {
+            meta[k] = json!(v);
+        }
+    }
+    json!({"content": channel_text(d), "meta": meta})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::delivery::DeliveryState;
+
+    fn delivery(id: &str) -> DeliveryInfo {
+        DeliveryInfo {
+            delivery_id: id.into(),
+            seq: 1,
+            kind: DeliveryKind::Notify,
+            from: None,
+            from_circle: None,
+            correlation_id: None,
+            text: "hi".into(),
+            state: DeliveryState::Leased,
+            attempts: 1,
+            created_at_ms: 0,
+            lease_until_ms: None,
+            job_id: None,
+            reply_to: None,
+        }
+    }
+
+    #[test]
+    fn a_delivery_is_shown_once_and_old_ids_are_forgotten() {
+        let mut s = Seen::default();
+        assert!(s.first_time(&delivery("dlv-1")));
+        assert!(
+            !s.first_time(&delivery("dlv-1")),
+            "a second hand-out is not shown"
+        );
+        for i in 0..Seen::KEEP {
+            assert!(s.first_time(&delivery(&format!("x-{i}"))));
+        }
+        assert_eq!(s.ids.len(), Seen::KEEP, "bounded");
+        assert_eq!(s.recent.len(), Seen::RECENT, "bounded");
+        assert_eq!(
+            s.recent(2).last().unwrap().delivery_id,
+            format!("x-{}", Seen::KEEP - 1)
+        );
+        assert!(s.first_time(&delivery("dlv-1")), "the oldest was forgotten");
+    }
+
+    #[test]
+    fn meta_values_are_strings_and_system_notes_come_from_repowire() {
+        let mut d = delivery("dlv-2");
+        d.kind = DeliveryKind::System;
+        d.job_id = Some("job-1".into());
+        let ev = channel_event(&d);
+        let meta = ev["meta"].as_object().unwrap();
+        assert!(meta.values().all(|v| v.is_string()), "{meta:?}");
+        assert_eq!(meta["from"], "repowire");
+        assert_eq!(meta["job_id"], "job-1");
+        assert!(!meta.contains_key("correlation_id"));
+        assert!(ev["content"].as_str().unwrap().contains("job_show"));
+    }
+}

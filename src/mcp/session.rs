@@ -1,0 +1,180 @@
+//! Joining the mesh: register (or resume) the session's peer, keep its
+//! heartbeat, serve MCP on stdio, and mark the peer offline at the end.
+
+use super::Mesh;
+use crate::api::RegisterReq;
+use crate::client::Client;
+use std::time::Duration;
+
+/// How deliveries reach the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Channel events (Claude Code), and the `inbox` tool.
+    Push,
+    /// The `inbox` tool only.
+    Pull,
+    /// Push when the client says it is Claude Code, else pull: a client that
+    /// ignores channel events must not have its messages confirmed unseen.
+    Auto,
+}
+
+impl Delivery {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "push" => Some(Self::Push),
+            "pull" => Some(Self::Pull),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
+}
+
+/// Does the client that initialized the session read channel events?
+fn reads_channels(info: Option<&rmcp::model::ClientConfig>) -> bool {
+    info.is_some_and(|i| {
+        i.client_info.name.to_ascii_lowercase().contains("claude")
+            || i.capabilities
+                .experimental
+                .as_ref()
+                .is_some_and(|e| e.contains_key("claude/channel"))
+    })
+}
+
+/// How `repowire mcp` joins the mesh.
+pub struct Join {
+    /// How deliveries reach the session.
+    pub delivery: Delivery,
+    pub name: String,
+    pub circle: Option<String>,
+    pub backend: Option<String>,
+    pub role: Option<crate::core::peer::Role>,
+    pub project_path: Option<String>,
+}
+
+/// Register (or resume) this session's peer and serve MCP on stdio until
+/// the client goes away; then mark the peer offline.
+pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use rmcp::ServiceExt;
+    let admin = Client::new(url, home.read_token(), None);
+    admin.health().await.map_err(|e| {
+        anyhow::anyhow!(
+            "{e}. repowire mcp needs a running daemon: start one with `repowire daemon start`"
+        )
+    })?;
+    // The peer token stays in this process and in <home>/mcp/, never in tool output.
+    let circle = join
+        .circle
+        .clone()
+        .unwrap_or_else(|| crate::core::peer::DEFAULT_CIRCLE.into());
+    let dir = home.dir.join("mcp");
+    std::fs::create_dir_all(&dir).context("while creating <home>/mcp")?;
+    let token_file = dir.join(format!("{circle}@{}.token", join.name));
+    let req = RegisterReq {
+        name: join.name.clone(),
+        circle: join.circle.clone(),
+        backend: join.backend.clone(),
+        role: join.role,
+        project_path: join.project_path.clone(),
+        route: Some(
+            if join.delivery == Delivery::Push {
+                "channel"
+            } else {
+                "pull"
+            }
+            .into(),
+        ),
+        ..Default::default()
+    };
+    let saved = std::fs::read_to_string(&token_file)
+        .ok()
+        .map(|t| t.trim().to_string());
+    let token = match saved {
+        Some(t) => {
+            let me = admin.with_identity(Some(t.clone()), None);
+            me.register(&req)
+                .await
+                .context("while resuming this session's peer")?;
+            t
+        }
+        None => {
+            let r = admin
+                .register(&req)
+                .await
+                .context("while registering this session's peer")?;
+            let t = r.token.context("the daemon issued no token")?;
+            write_private(&token_file, &t)?;
+            t
+        }
+    };
+    let client = admin.with_identity(Some(token), None);
+    let beat = client.clone();
+    let heart = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            let _ = beat.heartbeat(&Default::default()).await;
+        }
+    });
+    // The orchestrator gets its persona's identity text at session start.
+    let identity = match client.whoami().await {
+        Ok(me) if me.role == crate::core::peer::Role::Orchestrator => client
+            .persona_status(None)
+            .await
+            .ok()
+            .and_then(|s| s.identity),
+        _ => None,
+    };
+    let seen = super::push::Shared::default();
+    let server = Mesh::new(client.clone(), identity, seen.clone())
+        .serve(rmcp::transport::stdio())
+        .await
+        .context("while starting the MCP session")?;
+    let push = match join.delivery {
+        Delivery::Push => true,
+        Delivery::Pull => false,
+        Delivery::Auto => reads_channels(server.peer().peer_info().as_deref()),
+    };
+    if push && join.delivery == Delivery::Auto {
+        // Say so in the peer's row (a resume with the route changed).
+        let route = RegisterReq {
+            route: Some("channel".into()),
+            role: None,
+            ..req
+        };
+        if let Err(e) = client.register(&route).await {
+            tracing::warn!("could not record the channel route: {e}");
+        }
+    }
+    tracing::debug!(push, "session started");
+    let pusher = push.then(|| {
+        tokio::spawn(super::push::push(
+            client.clone(),
+            seen,
+            server.peer().clone(),
+            home.clone(),
+        ))
+    });
+    let _ = server.waiting().await;
+    heart.abort();
+    if let Some(p) = pusher {
+        p.abort();
+    }
+    let offline = crate::api::HeartbeatReq {
+        status: Some(crate::core::peer::Status::Offline),
+    };
+    let _ = client.heartbeat(&offline).await;
+    Ok(())
+}
+
+fn write_private(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(token.as_bytes())?;
+    Ok(())
+}
