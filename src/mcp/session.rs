@@ -69,9 +69,19 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
         .unwrap_or_else(|| crate::core::peer::DEFAULT_CIRCLE.into());
     let dir = home.dir.join("mcp");
     std::fs::create_dir_all(&dir).context("while creating <home>/mcp")?;
-    let token_file = dir.join(format!("{circle}@{}.token", join.name));
+    // One live session per peer: a second session with the same name (two
+    // agents in one repo, or one fixed --name in a shared config) becomes
+    // NAME-2, NAME-3, … instead of sharing the first one's inbox.
+    let (name, _held) = claim_name(&dir, &circle, &join.name)?;
+    if name != join.name {
+        tracing::warn!(
+            "another live session is peer {:?}: this one joins as {name:?}",
+            join.name
+        );
+    }
+    let token_file = dir.join(format!("{circle}@{name}.token"));
     let req = RegisterReq {
-        name: join.name.clone(),
+        name: name.clone(),
         circle: join.circle.clone(),
         backend: join.backend.clone(),
         role: join.role,
@@ -164,6 +174,39 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
     };
     let _ = client.heartbeat(&offline).await;
     Ok(())
+}
+
+/// Lock `<circle>@<name>.lock` under `dir` for this process's life (the OS
+/// drops the lock when the process ends, crash or not); if a live session
+/// holds it, try `name-2`, `name-3`, ….
+fn claim_name(
+    dir: &std::path::Path,
+    circle: &str,
+    name: &str,
+) -> anyhow::Result<(String, std::fs::File)> {
+    use anyhow::Context;
+    for i in 1..=99 {
+        let candidate = if i == 1 {
+            name.to_string()
+        } else {
+            format!("{name}-{i}")
+        };
+        let path = dir.join(format!("{circle}@{candidate}.lock"));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("while opening {}", path.display()))?;
+        match f.try_lock() {
+            Ok(()) => return Ok((candidate, f)),
+            Err(std::fs::TryLockError::WouldBlock) => continue,
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("while locking {}", path.display()));
+            }
+        }
+    }
+    anyhow::bail!("99 live sessions already use the name {name:?} in circle {circle:?}")
 }
 
 fn write_private(path: &std::path::Path, token: &str) -> anyhow::Result<()> {

@@ -210,8 +210,23 @@ async fn two_sessions_ask_and_answer() {
         (p.status.as_str() == "offline").then_some(p)
     })
     .await;
-    let again = session(&d, "alice").await;
-    let (_, me) = call(&again, "whoami", json!({})).await;
+    // (The old process may still be exiting: until it is gone, a new
+    // session is alice-2.)
+    let again = eventually(
+        std::time::Duration::from_secs(10),
+        "alice's name free",
+        || async {
+            let s = session(&d, "alice").await;
+            let (_, me) = call(&s, "whoami", json!({})).await;
+            if me["name"] == "alice" {
+                return Some((s, me));
+            }
+            s.cancel().await.unwrap();
+            None
+        },
+    )
+    .await;
+    let (again, me) = again;
     assert_eq!(me["peer_id"], gone.peer_id.as_str(), "the same identity");
     again.cancel().await.unwrap();
     bob.cancel().await.unwrap();

@@ -570,3 +570,39 @@ async fn auto_delivery_pushes_only_to_claude_code() {
     other.cancel().await.unwrap();
     cc.cancel().await.unwrap();
 }
+
+/// Two live sessions never share a peer: the second one with the same name
+/// joins as NAME-2 (its own inbox); once the first is gone, the name is free.
+#[tokio::test]
+async fn a_second_live_session_with_the_same_name_gets_its_own_peer() {
+    let d = Daemon::start(&[]);
+    let one = crate::mcp::session(&d, "twin").await;
+    let two = crate::mcp::session(&d, "twin").await;
+    let a = call(&one, "whoami", json!({})).await.1;
+    let b = call(&two, "whoami", json!({})).await.1;
+    assert_eq!(a["name"], "twin");
+    assert_eq!(b["name"], "twin-2");
+    assert_ne!(a["peer_id"], b["peer_id"]);
+    call(
+        &two,
+        "notify_peer",
+        json!({"peer_name": "twin", "message": "hello twin"}),
+    )
+    .await;
+    let got = call(&one, "inbox", json!({})).await.1;
+    assert_eq!(got["deliveries"][0]["text"], "hello twin", "{got}");
+    one.cancel().await.unwrap();
+    let again = eventually(Duration::from_secs(10), "the name is free", || async {
+        let s = crate::mcp::session(&d, "twin").await;
+        let me = call(&s, "whoami", json!({})).await.1;
+        if me["name"] == "twin" {
+            return Some((s, me));
+        }
+        s.cancel().await.unwrap();
+        None
+    })
+    .await;
+    assert_eq!(again.1["peer_id"], a["peer_id"], "resumed, same peer");
+    again.0.cancel().await.unwrap();
+    two.cancel().await.unwrap();
+}
