@@ -33,11 +33,54 @@ pub async fn session(d: &Daemon, name: &str) -> RunningService<RoleClient, ()> {
         .expect("mcp session")
 }
 
-/// A client that records the channel events the server pushes.
+/// A pull session that joins as `name` itself (not NAME-2), retried while
+/// an earlier session of that name is still exiting; with its whoami.
+pub async fn session_when_free(d: &Daemon, name: &str) -> (RunningService<RoleClient, ()>, Value) {
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the name is free",
+        || async {
+            let s = session(d, name).await;
+            let (_, me) = call(&s, "whoami", json!({})).await;
+            if me["name"] == name {
+                return Some((s, me));
+            }
+            s.cancel().await.unwrap();
+            None
+        },
+    )
+    .await
+}
+
+/// A client that records the channel events the server pushes; with
+/// `claude`, it introduces itself as Claude Code.
 #[derive(Clone)]
-pub struct Catcher(pub tokio::sync::mpsc::UnboundedSender<Value>);
+pub struct Catcher(
+    pub tokio::sync::mpsc::UnboundedSender<Value>,
+    pub Option<&'static str>,
+);
+
+impl Catcher {
+    pub fn new(tx: tokio::sync::mpsc::UnboundedSender<Value>) -> Self {
+        Catcher(tx, None)
+    }
+
+    pub fn claude(tx: tokio::sync::mpsc::UnboundedSender<Value>) -> Self {
+        Catcher(tx, Some("claude-code"))
+    }
+}
 
 impl rmcp::ClientHandler for Catcher {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        match self.1 {
+            Some(name) => rmcp::model::ClientConfig::new(
+                Default::default(),
+                rmcp::model::Implementation::new(name, "2.1.0"),
+            ),
+            None => rmcp::model::ClientConfig::default(),
+        }
+    }
+
     async fn on_custom_notification(
         &self,
         n: rmcp::model::CustomNotification,
@@ -212,21 +255,7 @@ async fn two_sessions_ask_and_answer() {
     .await;
     // (The old process may still be exiting: until it is gone, a new
     // session is alice-2.)
-    let again = eventually(
-        std::time::Duration::from_secs(10),
-        "alice's name free",
-        || async {
-            let s = session(&d, "alice").await;
-            let (_, me) = call(&s, "whoami", json!({})).await;
-            if me["name"] == "alice" {
-                return Some((s, me));
-            }
-            s.cancel().await.unwrap();
-            None
-        },
-    )
-    .await;
-    let (again, me) = again;
+    let (again, me) = session_when_free(&d, "alice").await;
     assert_eq!(me["peer_id"], gone.peer_id.as_str(), "the same identity");
     again.cancel().await.unwrap();
     bob.cancel().await.unwrap();
@@ -300,7 +329,7 @@ async fn deliveries_are_pushed_as_channel_events() {
     let d = Daemon::start(&[]);
     let alice = session(&d, "alice").await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let bob = Catcher(tx)
+    let bob = Catcher::new(tx)
         .serve(transport(&d, "bob", "push"))
         .await
         .unwrap();
@@ -375,7 +404,7 @@ async fn a_daemon_restart_loses_and_doubles_nothing() {
     let mut d = Daemon::start(&[]);
     let alice_t = d.peer_token("alice", None).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let bob = Catcher(tx)
+    let bob = Catcher::new(tx)
         .serve(transport(&d, "bob", "push"))
         .await
         .unwrap();

@@ -160,7 +160,7 @@ async fn deliveries_in_flight_at_a_daemon_crash_arrive_exactly_once() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let t = transport(&d, "bob", "push");
     let pid = t.id().expect("pid").to_string();
-    let bob = Catcher(tx).serve(t).await.unwrap();
+    let bob = Catcher::new(tx).serve(t).await.unwrap();
     let admin = d.admin();
     eventually(Duration::from_secs(10), "bob online", || async {
         let p = admin.describe("bob", None).await.ok()?;
@@ -337,7 +337,7 @@ end
         .unwrap_or_default();
     assert!(!plain.contains("Nudger"), "only the orchestrator: {plain}");
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let bob = Catcher(tx)
+    let bob = Catcher::new(tx)
         .serve(transport(&d, "bob", "push"))
         .await
         .unwrap();
@@ -470,29 +470,6 @@ async fn the_name_comes_from_the_env_or_the_directory() {
     s.cancel().await.unwrap();
 }
 
-/// A client that says it is Claude Code and records channel events.
-#[derive(Clone)]
-struct ClaudeCode(tokio::sync::mpsc::UnboundedSender<Value>);
-
-impl rmcp::ClientHandler for ClaudeCode {
-    fn get_info(&self) -> rmcp::model::ClientConfig {
-        rmcp::model::ClientConfig::new(
-            Default::default(),
-            rmcp::model::Implementation::new("claude-code", "2.1.0"),
-        )
-    }
-
-    async fn on_custom_notification(
-        &self,
-        n: rmcp::model::CustomNotification,
-        _ctx: rmcp::service::NotificationContext<rmcp::service::RoleClient>,
-    ) {
-        if n.method == "notifications/claude/channel" {
-            let _ = self.0.send(n.params.unwrap_or(Value::Null));
-        }
-    }
-}
-
 /// By default (`--delivery auto`) only a client that says it is Claude Code
 /// gets pushes; any other keeps its messages for the inbox tool, so nothing
 /// is confirmed unseen. What was shown can be read again (inbox recent).
@@ -500,7 +477,7 @@ impl rmcp::ClientHandler for ClaudeCode {
 async fn auto_delivery_pushes_only_to_claude_code() {
     let d = Daemon::start(&[]);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let cc = ClaudeCode(tx)
+    let cc = Catcher::claude(tx)
         .serve(crate::mcp::transport_with(&d, &["--name", "cc"]))
         .await
         .unwrap();
@@ -592,16 +569,7 @@ async fn a_second_live_session_with_the_same_name_gets_its_own_peer() {
     let got = call(&one, "inbox", json!({})).await.1;
     assert_eq!(got["deliveries"][0]["text"], "hello twin", "{got}");
     one.cancel().await.unwrap();
-    let again = eventually(Duration::from_secs(10), "the name is free", || async {
-        let s = crate::mcp::session(&d, "twin").await;
-        let me = call(&s, "whoami", json!({})).await.1;
-        if me["name"] == "twin" {
-            return Some((s, me));
-        }
-        s.cancel().await.unwrap();
-        None
-    })
-    .await;
+    let again = crate::mcp::session_when_free(&d, "twin").await;
     assert_eq!(again.1["peer_id"], a["peer_id"], "resumed, same peer");
     again.0.cancel().await.unwrap();
     two.cancel().await.unwrap();

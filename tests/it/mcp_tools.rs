@@ -21,6 +21,16 @@ async fn fails<C: Service<RoleClient>>(
     v["code"].as_str().unwrap_or_default().to_string()
 }
 
+/// Each call (tool, arguments, code) must fail with its code.
+async fn refuses<C: Service<RoleClient>>(
+    s: &RunningService<RoleClient, C>,
+    cases: impl IntoIterator<Item = (&str, Value, &str)>,
+) {
+    for (tool, args, code) in cases {
+        assert_eq!(fails(s, tool, args.clone()).await, code, "{tool}({args})");
+    }
+}
+
 /// Call a tool that must succeed; returns its structured result.
 async fn works<C: Service<RoleClient>>(
     s: &RunningService<RoleClient, C>,
@@ -81,55 +91,47 @@ async fn mesh_tools_and_their_errors() {
     assert_eq!(names(&all), ["alice", "bob", "dave"]);
     let mine = works(&alice, "list_peers", json!({"circle": "default"})).await;
     assert_eq!(names(&mine), ["bob"]);
-    assert_eq!(
-        fails(&alice, "list_peers", json!({"circle": "ops"})).await,
-        "cross_circle"
-    );
-    assert_eq!(
-        fails(&alice, "list_peers", json!({"show_offline": "yes"})).await,
-        "bad_request"
-    );
+    refuses(
+        &alice,
+        [
+            ("list_peers", json!({"circle": "ops"}), "cross_circle"),
+            ("list_peers", json!({"show_offline": "yes"}), "bad_request"),
+        ],
+    )
+    .await;
     assert_eq!(
         fails(&bob, "set_description", json!({})).await,
         "bad_request"
     );
 
     // ask: unknown peer, other circle, bad reply_to, missing query.
-    assert_eq!(
-        fails(&alice, "ask", json!({"peer_name": "nobody", "query": "?"})).await,
-        "unknown_peer"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "ask",
-            json!({"peer_name": "carol", "query": "?", "circle": "ops"})
-        )
-        .await,
-        "cross_circle"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "ask",
-            json!({"peer_name": "carol@ops", "query": "?"})
-        )
-        .await,
-        "cross_circle"
-    );
-    assert_eq!(
-        fails(&alice, "ask", json!({"peer_name": "bob"})).await,
-        "bad_request"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "ask",
-            json!({"peer_name": "bob", "query": "?", "reply_to": "ask-nope"})
-        )
-        .await,
-        "unknown_ask"
-    );
+    refuses(
+        &alice,
+        [
+            (
+                "ask",
+                json!({"peer_name": "nobody", "query": "?"}),
+                "unknown_peer",
+            ),
+            (
+                "ask",
+                json!({"peer_name": "carol", "query": "?", "circle": "ops"}),
+                "cross_circle",
+            ),
+            (
+                "ask",
+                json!({"peer_name": "carol@ops", "query": "?"}),
+                "cross_circle",
+            ),
+            ("ask", json!({"peer_name": "bob"}), "bad_request"),
+            (
+                "ask",
+                json!({"peer_name": "bob", "query": "?", "reply_to": "ask-nope"}),
+                "unknown_ask",
+            ),
+        ],
+    )
+    .await;
     // A follow-up: bob asks alice back about her question.
     let q = works(
         &alice,
@@ -182,34 +184,28 @@ async fn mesh_tools_and_their_errors() {
         json!({"correlation_id": bid, "text": "staging"}),
     )
     .await;
-    assert_eq!(
-        fails(
-            &alice,
-            "answer",
-            json!({"correlation_id": bid, "text": "again"})
-        )
-        .await,
-        "invalid_state"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "answer",
-            json!({"correlation_id": "ask-nope", "text": "x"})
-        )
-        .await,
-        "unknown_ask"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "answer",
-            json!({"correlation_id": qid, "text": "own"})
-        )
-        .await,
-        "forbidden",
-        "only the recipient answers"
-    );
+    refuses(
+        &alice,
+        [
+            (
+                "answer",
+                json!({"correlation_id": bid, "text": "again"}),
+                "invalid_state",
+            ),
+            (
+                "answer",
+                json!({"correlation_id": "ask-nope", "text": "x"}),
+                "unknown_ask",
+            ),
+            // only the recipient answers
+            (
+                "answer",
+                json!({"correlation_id": qid, "text": "own"}),
+                "forbidden",
+            ),
+        ],
+    )
+    .await;
     assert_eq!(
         fails(&bob, "decline", json!({"correlation_id": qid})).await,
         "bad_request",
@@ -249,14 +245,14 @@ async fn mesh_tools_and_their_errors() {
         json!({"correlation_id": q2id, "message": "looking"}),
     )
     .await;
-    assert_eq!(
-        fails(&bob, "ack", json!({"correlation_id": q2id})).await,
-        "invalid_state"
-    );
-    assert_eq!(
-        fails(&bob, "ack", json!({"correlation_id": "nonsense"})).await,
-        "unknown_ask"
-    );
+    refuses(
+        &bob,
+        [
+            ("ack", json!({"correlation_id": q2id}), "invalid_state"),
+            ("ack", json!({"correlation_id": "nonsense"}), "unknown_ask"),
+        ],
+    )
+    .await;
 
     // notify_peer and broadcast.
     works(
@@ -265,24 +261,22 @@ async fn mesh_tools_and_their_errors() {
         json!({"peer_name": "bob", "message": "deploy done"}),
     )
     .await;
-    assert_eq!(
-        fails(
-            &alice,
-            "notify_peer",
-            json!({"peer_name": "carol", "message": "x", "circle": "ops"})
-        )
-        .await,
-        "cross_circle"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "notify_peer",
-            json!({"peer_name": "zed", "message": "x"})
-        )
-        .await,
-        "unknown_peer"
-    );
+    refuses(
+        &alice,
+        [
+            (
+                "notify_peer",
+                json!({"peer_name": "carol", "message": "x", "circle": "ops"}),
+                "cross_circle",
+            ),
+            (
+                "notify_peer",
+                json!({"peer_name": "zed", "message": "x"}),
+                "unknown_peer",
+            ),
+        ],
+    )
+    .await;
     let b = works(&alice, "broadcast", json!({"message": "freeze at 5"})).await;
     assert_eq!(b["deliveries"].as_array().map(|r| r.len()), Some(2), "{b}");
     assert_eq!(fails(&alice, "broadcast", json!({})).await, "bad_request");
@@ -329,23 +323,27 @@ async fn mesh_tools_and_their_errors() {
         1,
         "{res}"
     );
-    assert_eq!(
-        fails(
-            &alice,
-            "ask_many",
-            json!({"peer_names": ["bob", "carol@ops"], "query": "?"})
-        )
-        .await,
-        "cross_circle"
-    );
-    assert_eq!(
-        fails(&alice, "ask_many", json!({"peer_names": [], "query": "?"})).await,
-        "bad_request"
-    );
-    assert_eq!(
-        fails(&alice, "ask_many_result", json!({"parent_id": "grp-nope"})).await,
-        "not_found"
-    );
+    refuses(
+        &alice,
+        [
+            (
+                "ask_many",
+                json!({"peer_names": ["bob", "carol@ops"], "query": "?"}),
+                "cross_circle",
+            ),
+            (
+                "ask_many",
+                json!({"peer_names": [], "query": "?"}),
+                "bad_request",
+            ),
+            (
+                "ask_many_result",
+                json!({"parent_id": "grp-nope"}),
+                "not_found",
+            ),
+        ],
+    )
+    .await;
     assert_eq!(
         fails(&bob, "ask_many_result", json!({"parent_id": parent})).await,
         "forbidden",
@@ -371,40 +369,39 @@ async fn work_tools_and_their_errors() {
     );
     let st = works(&alice, "orchestrator_status", json!({})).await;
     assert_eq!(st["name"], "olga");
-    assert_eq!(
-        fails(&alice, "orchestrator_status", json!({"circle": "ops"})).await,
-        "cross_circle"
-    );
-    assert_eq!(
-        fails(&alice, "persona_status", json!({"circle": "ops"})).await,
-        "cross_circle"
-    );
-    assert_eq!(
-        fails(&alice, "release_orchestrator_role", json!({})).await,
-        "invalid_state",
-        "alice does not hold it"
-    );
+    refuses(
+        &alice,
+        [
+            (
+                "orchestrator_status",
+                json!({"circle": "ops"}),
+                "cross_circle",
+            ),
+            ("persona_status", json!({"circle": "ops"}), "cross_circle"),
+            // alice does not hold it
+            ("release_orchestrator_role", json!({}), "invalid_state"),
+        ],
+    )
+    .await;
 
     // Jobs: create (errors), status, show, list, dispatch, cancel with a reason.
-    assert_eq!(
-        fails(
-            &alice,
-            "job_create",
-            json!({"title": "x", "deadline_at": "whenever"})
-        )
-        .await,
-        "bad_request"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "job_create",
-            json!({"title": "x", "assigned_peer": "nobody"})
-        )
-        .await,
-        "unknown_peer"
-    );
-    assert_eq!(fails(&alice, "job_create", json!({})).await, "bad_request");
+    refuses(
+        &alice,
+        [
+            (
+                "job_create",
+                json!({"title": "x", "deadline_at": "whenever"}),
+                "bad_request",
+            ),
+            (
+                "job_create",
+                json!({"title": "x", "assigned_peer": "nobody"}),
+                "unknown_peer",
+            ),
+            ("job_create", json!({}), "bad_request"),
+        ],
+    )
+    .await;
     let job = works(
         &alice,
         "job_create",
@@ -426,18 +423,15 @@ async fn work_tools_and_their_errors() {
         json!({"job_id": jid, "state": "running", "phase": "updating"}),
     )
     .await;
-    assert_eq!(
-        fails(&alice, "job_status", json!({"job_id": "job-nope"})).await,
-        "not_found"
-    );
-    assert_eq!(
-        fails(&alice, "job_show", json!({"job_id": "nonsense"})).await,
-        "not_found"
-    );
-    assert_eq!(
-        fails(&alice, "job_result", json!({"job_id": "job-nope"})).await,
-        "not_found"
-    );
+    refuses(
+        &alice,
+        [
+            ("job_status", json!({"job_id": "job-nope"}), "not_found"),
+            ("job_show", json!({"job_id": "nonsense"}), "not_found"),
+            ("job_result", json!({"job_id": "job-nope"}), "not_found"),
+        ],
+    )
+    .await;
     let c = works(
         &alice,
         "job_cancel",
@@ -544,19 +538,18 @@ async fn work_tools_and_their_errors() {
         fails(&alice, "review_queue", json!({"peer_name": "nobody"})).await,
         "unknown_peer"
     );
-    assert_eq!(
-        fails(&bob, "mark_reviewed", json!({"pr_url": "pr-404"})).await,
-        "not_found"
-    );
-    assert_eq!(
-        fails(
-            &bob,
-            "mark_reviewed",
-            json!({"pr_url": "pr-9", "verdict": "meh"})
-        )
-        .await,
-        "bad_request"
-    );
+    refuses(
+        &bob,
+        [
+            ("mark_reviewed", json!({"pr_url": "pr-404"}), "not_found"),
+            (
+                "mark_reviewed",
+                json!({"pr_url": "pr-9", "verdict": "meh"}),
+                "bad_request",
+            ),
+        ],
+    )
+    .await;
 
     // Schedules.
     let one = works(
@@ -578,65 +571,44 @@ async fn work_tools_and_their_errors() {
     )
     .await;
     d.peer("carol", Some("ops")).await;
-    assert_eq!(
-        fails(
-            &alice,
-            "schedule_create",
-            json!({"to_peer": "carol", "text": "x", "fire_at": "1h", "circle": "ops"})
-        )
-        .await,
-        "cross_circle"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "schedule_create",
-            json!({"to_peer": "bob", "text": "x", "fire_at": "1h", "circle": "ops"})
-        )
-        .await,
-        "unknown_peer"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "schedule_create",
-            json!({"to_peer": "nobody", "text": "x", "fire_at": "1h"})
-        )
-        .await,
-        "unknown_peer"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "schedule_create",
-            json!({"to_peer": "bob", "text": "x", "fire_at": "soonish"})
-        )
-        .await,
-        "bad_request"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "schedule_create",
-            json!({"to_peer": "bob", "text": "x", "fire_at": "1h", "kind": "party"})
-        )
-        .await,
-        "bad_request"
-    );
-    assert_eq!(
-        fails(
-            &alice,
-            "schedule_cron",
-            json!({"to_peer": "bob", "text": "x", "cron": "every day"})
-        )
-        .await,
-        "bad_request"
-    );
-    assert_eq!(
-        fails(&alice, "schedule_self", json!({"text": "x"})).await,
-        "bad_request",
-        "fire_at or cron"
-    );
+    refuses(
+        &alice,
+        [
+            (
+                "schedule_create",
+                json!({"to_peer": "carol", "text": "x", "fire_at": "1h", "circle": "ops"}),
+                "cross_circle",
+            ),
+            (
+                "schedule_create",
+                json!({"to_peer": "bob", "text": "x", "fire_at": "1h", "circle": "ops"}),
+                "unknown_peer",
+            ),
+            (
+                "schedule_create",
+                json!({"to_peer": "nobody", "text": "x", "fire_at": "1h"}),
+                "unknown_peer",
+            ),
+            (
+                "schedule_create",
+                json!({"to_peer": "bob", "text": "x", "fire_at": "soonish"}),
+                "bad_request",
+            ),
+            (
+                "schedule_create",
+                json!({"to_peer": "bob", "text": "x", "fire_at": "1h", "kind": "party"}),
+                "bad_request",
+            ),
+            (
+                "schedule_cron",
+                json!({"to_peer": "bob", "text": "x", "cron": "every day"}),
+                "bad_request",
+            ),
+            // fire_at or cron
+            ("schedule_self", json!({"text": "x"}), "bad_request"),
+        ],
+    )
+    .await;
     let ids = |v: &Value| -> Vec<String> {
         v["schedules"]
             .as_array()
@@ -695,11 +667,11 @@ async fn orchestrator_claim_contention_between_sessions() {
     let d = Daemon::start(&[]);
     let (tx_a, mut rx_a) = tokio::sync::mpsc::unbounded_channel();
     let (tx_b, mut rx_b) = tokio::sync::mpsc::unbounded_channel();
-    let a = Catcher(tx_a)
+    let a = Catcher::new(tx_a)
         .serve(transport(&d, "ann", "push"))
         .await
         .unwrap();
-    let b = Catcher(tx_b)
+    let b = Catcher::new(tx_b)
         .serve(transport(&d, "ben", "push"))
         .await
         .unwrap();
