@@ -107,11 +107,27 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryInfo> {
     })
 }
 
+/// A peer's deliveries that can be handed out now, in order. (It reads the
+/// partial index `deliveries_open`, never the delivered history: a test
+/// checks the plan.)
+const AVAILABLE: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
+       AND (state = 'pending' OR lease_until_ms <= ?2)
+     ORDER BY seq LIMIT ?3"
+);
+
+/// A peer's undelivered deliveries, in order (also on `deliveries_open`).
+const OPEN: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
+     ORDER BY seq LIMIT ?2"
+);
+
 fn available(c: &Connection, peer_id: &str, now: i64, max: u32) -> Result<Vec<DeliveryInfo>> {
-    Ok(c
-        .prepare_cached(concat!("SELECT ", cols!(), " FROM deliveries
-             WHERE to_peer = ?1 AND (state = 'pending' OR (state = 'leased' AND lease_until_ms <= ?2))
-             ORDER BY seq LIMIT ?3"))?
+    Ok(c.prepare_cached(AVAILABLE)?
         .query_map(params![peer_id, now, max], from_row)?
         .collect::<rusqlite::Result<_>>()?)
 }
@@ -257,14 +273,9 @@ impl Store {
     /// Undelivered deliveries of a peer, without leasing anything.
     pub fn peek(&self, peer_id: &str, max: u32) -> Result<Vec<DeliveryInfo>> {
         self.read(|c| {
-            Ok(c.prepare_cached(concat!(
-                "SELECT ",
-                cols!(),
-                " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
-                 ORDER BY seq LIMIT ?2"
-            ))?
-            .query_map(params![peer_id, max], from_row)?
-            .collect::<rusqlite::Result<_>>()?)
+            Ok(c.prepare_cached(OPEN)?
+                .query_map(params![peer_id, max], from_row)?
+                .collect::<rusqlite::Result<_>>()?)
         })
     }
 
@@ -397,5 +408,35 @@ impl Store {
                 skipped_inbox_full: skipped,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leases and peeks read only a peer's open deliveries, in index order:
+    /// no scan of its delivered history, no sort.
+    #[test]
+    fn open_deliveries_are_read_from_the_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), super::super::Policy::default()).unwrap();
+        for sql in [AVAILABLE, OPEN] {
+            let plan: Vec<String> = s
+                .read(|c| {
+                    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = st
+                        .query_map(
+                            params!["p", 0, 10][..sql.matches('?').count()].as_ref(),
+                            |r| r.get::<_, String>(3),
+                        )?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(rows)
+                })
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(plan.contains("deliveries_open"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
     }
 }

@@ -226,6 +226,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE asks ADD COLUMN reply_to TEXT;
     ALTER TABLE deliveries ADD COLUMN job_id TEXT;
     "#,
+    // 7: the open deliveries of a peer, in order, without reading its
+    // delivered history (kept for days): what every lease and peek asks.
+    r#"
+    CREATE INDEX deliveries_open ON deliveries (to_peer, seq) WHERE state IN ('pending', 'leased');
+    "#,
 ];
 
 /// The schema version this binary writes.
