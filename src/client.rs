@@ -438,12 +438,33 @@ impl Client {
         let bytes = resp.bytes_stream();
         Ok(sse_events(bytes))
     }
+
+    /// Follow this peer's deliveries (SSE): each is leased as the daemon
+    /// sends it; confirm them with [`Client::confirm`].
+    pub async fn delivery_stream(
+        &self,
+        max: u32,
+    ) -> Result<impl Stream<Item = Result<DeliveryInfo>> + use<>> {
+        let resp = self
+            .req(reqwest::Method::GET, "/v1/inbox/stream")
+            .query(&[("max", max.to_string())])
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+            return Err(error_from(status, &bytes));
+        }
+        Ok(sse_events(resp.bytes_stream()))
+    }
 }
 
-/// Turn an SSE byte stream into parsed events (`data:` lines of JSON).
-fn sse_events<S>(bytes: S) -> impl Stream<Item = Result<EventInfo>>
+/// Turn an SSE byte stream into parsed items (`data:` lines of JSON).
+fn sse_events<S, T>(bytes: S) -> impl Stream<Item = Result<T>>
 where
     S: Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+    T: DeserializeOwned,
 {
     futures_util::stream::unfold(
         (bytes, Vec::<u8>::new()),
@@ -461,7 +482,7 @@ where
                     if data.is_empty() {
                         continue; // keep-alive comment
                     }
-                    let item = serde_json::from_str::<EventInfo>(&data)
+                    let item = serde_json::from_str::<T>(&data)
                         .map_err(|e| ClientError::Other(format!("bad event: {e}")));
                     return Some((item, (bytes, buf)));
                 }

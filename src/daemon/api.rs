@@ -73,6 +73,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/broadcast", post(broadcast))
         .route("/v1/inbox", get(peek))
         .route("/v1/inbox/lease", post(poll::lease))
+        .route("/v1/inbox/stream", get(poll::inbox_stream))
         .route("/v1/inbox/confirm", post(confirm))
         .route("/v1/events", get(poll::events))
         .route("/v1/events/stream", get(poll::events_stream))

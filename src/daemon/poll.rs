@@ -131,6 +131,74 @@ pub(super) async fn lease(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub(super) struct StreamQuery {
+    /// Lease at most this many at a time (default 50).
+    max: Option<u32>,
+    lease_ms: Option<u64>,
+}
+
+/// Server-sent deliveries: the caller's deliveries, each leased as it is
+/// sent (one `delivery` event of JSON each), then live ones as they come.
+/// The consumer confirms them (`POST /v1/inbox/confirm`); one it never
+/// confirms (the stream broke) is handed out again after its lease. A
+/// stream open counts as a sign of life, as a lease does.
+pub(super) async fn inbox_stream(
+    State(h): H,
+    c: Caller,
+    Query(q): Query<StreamQuery>,
+) -> ApiResult<impl axum::response::IntoResponse> {
+    let me = c.me()?.clone();
+    let max = q.max.unwrap_or(50).clamp(1, 1000);
+    let lease_ms = q
+        .lease_ms
+        .map(|v| v.clamp(1_000, 3_600_000) as i64)
+        .unwrap_or(h.store.policy.lease_ms);
+    // Small: deliveries are leased only as fast as the consumer reads.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(8);
+    let mut bus = h.store.subscribe();
+    let nap = Duration::from_millis((h.store.policy.stale_after_ms / 4).clamp(50, 2_000) as u64);
+    tokio::spawn(async move {
+        loop {
+            let items = match h.store.lease(&me.id, max, lease_ms) {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbox stream lease failed");
+                    return;
+                }
+            };
+            for d in &items {
+                let ev = SseEvent::default()
+                    .id(d.delivery_id.clone())
+                    .event("delivery")
+                    .json_data(d)
+                    .unwrap_or_default();
+                if tx.send(Ok(ev)).await.is_err() {
+                    return; // gone: what it did not confirm comes back after its lease
+                }
+            }
+            if !items.is_empty() {
+                continue;
+            }
+            // Wake on a new delivery for this peer, now and then for leases
+            // that expired, or to end with the daemon or the consumer.
+            let mine = |e: &EventInfo| {
+                e.kind == "delivery_queued" && e.payload["to_peer_id"] == me.id.as_str()
+            };
+            let until = tokio::time::Instant::now() + nap;
+            tokio::select! {
+                w = next_wake(&h, &mut bus, until, mine) => match w {
+                    Ok(Wake::Stopping) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct EventsQuery {
     since: Option<i64>,
     /// The newest N events (ignored when `since` is given).

@@ -32,6 +32,13 @@ impl Seen {
     const KEEP: usize = 10_000;
     pub(super) const RECENT: usize = 100;
 
+    /// Take `d` (handed out to this session): it is to be confirmed;
+    /// true if it was never shown before (so show it now).
+    fn take(&mut self, d: &DeliveryInfo) -> bool {
+        self.unconfirmed.push(d.delivery_id.clone());
+        self.first_time(d)
+    }
+
     /// Record `d` as shown; false if it was shown before.
     fn first_time(&mut self, d: &DeliveryInfo) -> bool {
         if !self.ids.insert(d.delivery_id.clone()) {
@@ -85,71 +92,116 @@ pub(super) async fn take_new(
     confirm_pending(client, seen).await?;
     let leased = client.lease(req).await?.deliveries;
     let mut s = lock(seen);
-    Ok(leased
-        .into_iter()
-        .filter(|d| {
-            s.unconfirmed.push(d.delivery_id.clone());
-            s.first_time(d)
-        })
-        .collect())
+    Ok(leased.into_iter().filter(|d| s.take(d)).collect())
 }
 
 /// Push this peer's deliveries into the session as Claude Code channel
 /// events (`notifications/claude/channel`), each once, confirmed after it
-/// was sent. A confirmation that fails is retried; one that is lost comes
-/// back after its lease and is confirmed without being pushed again; one
-/// leased but never pushed comes back after its lease and is pushed. So a
-/// daemon restart or a dropped connection loses and doubles nothing.
+/// was sent. They come from the daemon's delivery stream (SSE), which
+/// leases each as it sends it. A confirmation that fails is retried; one
+/// that is lost comes back after its lease and is confirmed without being
+/// shown again; one leased but never received comes back after its lease
+/// and is shown. So a daemon restart or a dropped connection loses and
+/// doubles nothing.
 pub(super) async fn push(
     client: Client,
     seen: Shared,
     peer: rmcp::Peer<rmcp::RoleServer>,
     home: crate::home::Home,
 ) {
-    use rmcp::model::{CustomNotification, ServerNotification};
     let mut backoff = Duration::from_millis(200);
     let mut failures = 0u32;
-    let req = LeaseReq {
-        max: Some(50),
-        wait_ms: Some(25_000),
-        lease_ms: None,
-    };
     loop {
-        let items = match take_new(&client, &seen, &req).await {
-            Ok(items) => {
+        match follow(&client, &seen, &peer).await {
+            Follow::SessionGone => return,
+            Follow::Idle => {
                 backoff = Duration::from_millis(200);
                 failures = 0;
-                items
+                continue;
             }
-            Err(e) => {
+            Follow::Broke(e) => {
                 failures += 1;
                 if failures == 3 || failures.is_multiple_of(60) {
                     tracing::warn!("push delivery: {e} ({failures} failures in a row); retrying");
                 } else {
                     tracing::debug!("push delivery: {e}; retrying");
                 }
-                // The daemon may have restarted elsewhere: follow its record.
-                // (Tool calls share this client, so they follow too.)
-                client.set_base(&home.daemon_url(None));
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
             }
+        }
+        // The daemon may have restarted elsewhere: follow its record.
+        // (Tool calls share this client, so they follow too.)
+        client.set_base(&home.daemon_url(None));
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// How one connection to the delivery stream ended.
+enum Follow {
+    /// The session's client went away: stop.
+    SessionGone,
+    /// Quiet for a while: reconnect at once (a stream that went silent
+    /// without breaking, say a frozen daemon, is not trusted forever).
+    Idle,
+    /// The stream or a confirmation failed: reconnect after a pause.
+    Broke(ClientError),
+}
+
+/// Follow the delivery stream until it ends: show each delivery never shown
+/// before, then confirm what arrived (in batches, when no more is waiting).
+async fn follow(client: &Client, seen: &Shared, peer: &rmcp::Peer<rmcp::RoleServer>) -> Follow {
+    use futures_util::{FutureExt, StreamExt};
+    use rmcp::model::{CustomNotification, ServerNotification};
+    const QUIET: Duration = Duration::from_secs(60);
+    if let Err(e) = confirm_pending(client, seen).await {
+        return Follow::Broke(e);
+    }
+    let stream = match client.delivery_stream(50).await {
+        Ok(s) => s,
+        Err(e) => return Follow::Broke(e),
+    };
+    let mut stream = std::pin::pin!(stream);
+    loop {
+        let next = match tokio::time::timeout(QUIET, stream.next()).await {
+            Err(_) => return Follow::Idle,
+            Ok(None) => return Follow::Broke(ended_stream()),
+            Ok(Some(Err(e))) => return Follow::Broke(e),
+            Ok(Some(Ok(d))) => d,
         };
-        for d in &items {
+        // Whatever else is already waiting joins the batch (one confirm).
+        let mut batch = vec![next];
+        let mut ended = None;
+        loop {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(d))) => batch.push(d),
+                Some(Some(Err(e))) => break ended = Some(e),
+                Some(None) => break ended = Some(ended_stream()),
+                None => break,
+            }
+        }
+        for d in &batch {
+            if !lock(seen).take(d) {
+                continue; // shown before: only confirmed
+            }
             let n = ServerNotification::CustomNotification(CustomNotification::new(
                 "notifications/claude/channel",
                 Some(channel_event(d)),
             ));
             if peer.send_notification(n).await.is_err() {
-                return; // the session is gone: the leases expire and they come back
+                return Follow::SessionGone; // their leases expire and they come back
             }
         }
-        // Confirmed at the top of the next round (before the next lease).
-        if !items.is_empty() {
-            let _ = confirm_pending(&client, &seen).await;
+        if let Err(e) = confirm_pending(client, seen).await {
+            return Follow::Broke(e);
+        }
+        if let Some(e) = ended {
+            return Follow::Broke(e);
         }
     }
+}
+
+fn ended_stream() -> ClientError {
+    ClientError::Other("the delivery stream ended".into())
 }
 
 /// What a pushed message says: who, what kind, the id to act on.

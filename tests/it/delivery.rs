@@ -325,3 +325,51 @@ async fn an_idle_consumer_is_not_a_ghost_and_inbox_takes_everything() {
     let out = d.cli(&["--as", "bob", "peer", "inbox"]);
     assert!(out.ok().stdout.contains("inbox empty"));
 }
+
+/// The delivery stream (SSE) sends each delivery once, leased, in order,
+/// live; what is confirmed is gone, what is not comes back after its lease.
+#[tokio::test]
+async fn the_delivery_stream_leases_in_order_and_confirm_settles() {
+    use futures_util::StreamExt;
+    let d = Daemon::start(&["--lease", "1s"]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    for i in 0..3 {
+        alice.notify(&note("bob", &format!("n{i}"))).await.unwrap();
+    }
+    let mut s = Box::pin(bob.delivery_stream(2).await.unwrap());
+    let mut next = async || {
+        tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .expect("a delivery")
+            .unwrap()
+            .unwrap()
+    };
+    let first: Vec<_> = vec![next().await, next().await, next().await];
+    let texts: Vec<&str> = first.iter().map(|d| d.text.as_str()).collect();
+    assert_eq!(texts, ["n0", "n1", "n2"]);
+    assert!(first.iter().all(|d| d.state.as_str() == "leased"));
+    // Live: a note sent now arrives on the open stream.
+    alice.notify(&note("bob", "live")).await.unwrap();
+    let live = next().await;
+    assert_eq!(live.text, "live");
+    // Confirm all but n1: after its lease it is handed out again, same id.
+    let ids: Vec<String> = first
+        .iter()
+        .chain([&live])
+        .filter(|d| d.text != "n1")
+        .map(|d| d.delivery_id.clone())
+        .collect();
+    bob.confirm(ids).await.unwrap();
+    let again = next().await;
+    assert_eq!((again.text.as_str(), again.attempts), ("n1", 2));
+    assert_eq!(again.delivery_id, first[1].delivery_id);
+    bob.confirm(vec![again.delivery_id.clone()]).await.unwrap();
+    assert!(bob.peek(10).await.unwrap().deliveries.is_empty());
+    // Only a peer has a stream.
+    let nobody = Client::new(&d.admin().base(), Some("not-a-token".into()), None);
+    assert_eq!(
+        code_of(nobody.delivery_stream(1).await.map(|_| ())),
+        ErrorCode::Unauthorized
+    );
+}
