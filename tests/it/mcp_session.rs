@@ -140,8 +140,20 @@ async fn stdout_carries_only_json_rpc_across_a_session() {
             .unwrap()
             .contains("pushed to you")
     );
-    // Logging was on, and it went to stderr.
+    // The peer token (kept under <home>/mcp/) is in no output.
+    let token_file = d.home_path().join("mcp/default@pure.token");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the token file is private");
+    assert!(token.trim().len() > 20);
+    assert!(
+        lines.iter().all(|l| !l.contains(token.trim())),
+        "token on stdout"
+    );
+    // Logging was on, and it went to stderr (without the token).
     let logs = stderr_task.await.unwrap();
+    assert!(!logs.contains(token.trim()), "token in the logs");
     assert!(
         logs.contains("DEBUG") || logs.contains("debug"),
         "debug logs on stderr: {logs:?}"
