@@ -6,16 +6,13 @@
 //! throughput (sequential and 16 concurrent clients) and the ask round trip.
 //! Every daemon is SIGTERMed (then SIGKILLed) by a guard, also on panic.
 
+mod common;
+
+use common::{BIN, Daemon, cpu_time, ms, pct, rss_mib, sorted};
 use repowire::api::{LeaseReq, NotifyReq, RegisterReq};
 use repowire::client::Client;
 use repowire::core::delivery::DeliveryKind;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_repowire");
 
 /// The predecessor (Python repowire 0.17) on this machine, and the targets.
 const PY_COLD_MS: f64 = 1600.0;
@@ -64,216 +61,12 @@ impl Counts {
     }
 }
 
-/// A daemon process with its own temp home; killed (and the home removed) on drop.
-struct Daemon {
-    child: Child,
-    pid: u32,
-    url: String,
-    home: PathBuf,
-    log: PathBuf,
-    // Dropped after `Drop::drop` has stopped the process.
-    _dir: tempfile::TempDir,
-}
-
-/// What a cold start took.
-struct Boot {
-    to_record: Duration,
-    to_health: Duration,
-}
-
-impl Daemon {
-    /// Spawn `repowire --home <fresh> daemon run --listen 127.0.0.1:0 <extra>`
-    /// and wait until `/health` answers, timing both steps.
-    fn start(extra: &[&str]) -> (Daemon, Boot) {
-        let dir = tempfile::Builder::new()
-            .prefix("repowire-bench-")
-            .tempdir()
-            .expect("temp dir");
-        // The home itself does not exist yet: the daemon creates it, as on a first start.
-        let home = dir.path().join("home");
-        let log = dir.path().join("daemon.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--home")
-            .arg(&home)
-            .args(["daemon", "run", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env_remove("REPOWIRE_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file);
-        let t0 = Instant::now();
-        let child = cmd.spawn().expect("spawn the repowire daemon");
-        let pid = child.id();
-        let mut d = Daemon {
-            child,
-            pid,
-            url: String::new(),
-            home,
-            log,
-            _dir: dir,
-        };
-        let record = d.home.join("daemon.json");
-        let mut to_record = None;
-        loop {
-            if t0.elapsed() > Duration::from_secs(10) {
-                panic!(
-                    "daemon did not answer /health within 10s; log:\n{}",
-                    d.log_text()
-                );
-            }
-            if let Some(st) = d.child.try_wait().expect("try_wait") {
-                panic!("daemon exited at start ({st}); log:\n{}", d.log_text());
-            }
-            if to_record.is_none()
-                && let Some(url) = read_record_url(&record, pid)
-            {
-                to_record = Some(t0.elapsed());
-                d.url = url;
-            }
-            if to_record.is_some() && raw_health_ok(&d.url) {
-                let boot = Boot {
-                    to_record: to_record.unwrap_or_default(),
-                    to_health: t0.elapsed(),
-                };
-                return (d, boot);
-            }
-            std::thread::sleep(Duration::from_micros(100));
-        }
-    }
-
-    fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.home.join("token"))
-            .expect("admin token")
-            .trim()
-            .to_string()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, wait up to 3s, then SIGKILL.
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        eprintln!("daemon pid {} ignored SIGTERM for 3s; killing", self.pid);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// `(VmRSS, VmHWM)` in MiB.
-    fn rss_mib(&self) -> (f64, f64) {
-        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
-            .expect("/proc/<pid>/status");
-        let field = |name: &str| -> f64 {
-            s.lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|kb| kb.parse::<f64>().ok())
-                .map(|kb| kb / 1024.0)
-                .unwrap_or(f64::NAN)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-
-    /// User + system CPU time of the daemon so far.
-    fn cpu(&self) -> Duration {
-        proc_cpu(&format!("/proc/{}/stat", self.pid))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// `utime + stime` from a `/proc/.../stat` file.
-fn proc_cpu(path: &str) -> Duration {
-    let s = std::fs::read_to_string(path).unwrap_or_default();
-    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
-    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    Duration::from_secs_f64(ticks as f64 / clk_tck())
-}
-
-fn clk_tck() -> f64 {
-    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TCK.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100.0)
+/// A daemon as this bench runs it: the caller's environment but for `REPOWIRE_URL`.
+/// Returns the daemon and its cold-start timings (to `daemon.json`, to `/health`).
+fn start(extra: &[&str]) -> (Daemon, Duration, Duration) {
+    Daemon::start("repowire-bench-", extra, |cmd| {
+        cmd.env_remove("REPOWIRE_URL");
     })
-}
-
-/// The `url` of `daemon.json`, once it describes process `pid`.
-fn read_record_url(path: &Path, pid: u32) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&s).ok()?;
-    if v["pid"].as_u64() != Some(u64::from(pid)) {
-        return None;
-    }
-    v["url"].as_str().map(str::to_string)
-}
-
-/// A bare `GET /health` over a fresh TCP connection: no client library in the timing.
-fn raw_health_ok(url: &str) -> bool {
-    let Some(addr) = url.strip_prefix("http://") else {
-        return false;
-    };
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return false;
-    };
-    let _ = s.set_nodelay(true);
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let req = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    buf.starts_with(b"HTTP/1.1 200") && buf.windows(9).any(|w| w == b"\"ok\":true")
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Nearest-rank percentile of an ascending slice.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -332,7 +125,7 @@ async fn notify_sequential(d: &Daemon, admin: &Client, n: usize) -> Throughput {
             .await
             .expect("warmup notify");
     }
-    let (c0, b0) = (d.cpu(), proc_cpu("/proc/self/stat"));
+    let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
     let t0 = Instant::now();
     for i in 0..n {
         sender
@@ -344,8 +137,8 @@ async fn notify_sequential(d: &Daemon, admin: &Client, n: usize) -> Throughput {
     Throughput {
         msgs: n,
         elapsed,
-        daemon_cpu: d.cpu() - c0,
-        bench_cpu: proc_cpu("/proc/self/stat") - b0,
+        daemon_cpu: cpu_time(d.pid) - c0,
+        bench_cpu: cpu_time(std::process::id()) - b0,
     }
 }
 
@@ -375,7 +168,7 @@ async fn notify_concurrent(
         s.notify(&notify_req(&to, 0)).await.expect("warmup notify");
         senders.push((s, to));
     }
-    let (c0, b0) = (d.cpu(), proc_cpu("/proc/self/stat"));
+    let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
     let t0 = Instant::now();
     let tasks: Vec<_> = senders
         .into_iter()
@@ -394,8 +187,8 @@ async fn notify_concurrent(
     Throughput {
         msgs: per * clients,
         elapsed,
-        daemon_cpu: d.cpu() - c0,
-        bench_cpu: proc_cpu("/proc/self/stat") - b0,
+        daemon_cpu: cpu_time(d.pid) - c0,
+        bench_cpu: cpu_time(std::process::id()) - b0,
     }
 }
 
@@ -475,27 +268,21 @@ async fn ask_round_trips(admin: &Client, warmup: usize, n: usize, confirm: bool)
 }
 
 fn main() {
-    let quick = std::env::var("REPOWIRE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let c = Counts::new(quick);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "repowire load bench ({} mode): real daemon `{BIN}`, loopback 127.0.0.1, {cpus} CPUs",
-        if quick { "QUICK" } else { "full" }
-    );
+    let c = Counts::new(common::announce("load", &format!("real daemon `{BIN}`")));
 
     // 1 + 2: cold start and idle RSS. One untimed start first to warm the page cache.
-    drop(Daemon::start(&[]));
+    drop(start(&[]));
     let mut to_health = Vec::new();
     let mut to_record = Vec::new();
     let mut rss = Vec::new();
     let mut hwm = Vec::new();
     for i in 0..c.cold_runs {
-        let (d, boot) = Daemon::start(&[]);
-        to_health.push(ms(boot.to_health));
-        to_record.push(ms(boot.to_record));
+        let (d, rec, health) = start(&[]);
+        to_health.push(ms(health));
+        to_record.push(ms(rec));
         if i < c.rss_runs {
             std::thread::sleep(Duration::from_secs(1));
-            let (r, h) = d.rss_mib();
+            let (r, h) = rss_mib(d.pid);
             rss.push(r);
             hwm.push(h);
         }
@@ -513,19 +300,19 @@ fn main() {
 
     // 3: notify throughput, one daemon.
     let (seq, conc, conc1, loaded_rss) = rt.block_on(async {
-        let (d, _) = Daemon::start(&["--max-pending", "1000000"]);
+        let (d, ..) = start(&["--max-pending", "1000000"]);
         let admin = Client::new(&d.url, Some(d.admin_token()), None);
         admin.health().await.expect("typed client /health");
         let seq = notify_sequential(&d, &admin, c.seq_notifies).await;
         let conc = notify_concurrent(&d, &admin, c.conc_clients, c.conc_total, "m", false).await;
         let conc1 = notify_concurrent(&d, &admin, c.conc_clients, c.conc_total, "o", true).await;
-        let loaded = d.rss_mib();
+        let loaded = rss_mib(d.pid);
         (seq, conc, conc1, loaded)
     });
 
     // 4: ask round trips, a fresh daemon.
     let asks = rt.block_on(async {
-        let (d, _) = Daemon::start(&["--max-pending", "1000000"]);
+        let (d, ..) = start(&["--max-pending", "1000000"]);
         let admin = Client::new(&d.url, Some(d.admin_token()), None);
         let full = ask_round_trips(&admin, c.ask_warmup, c.asks, true).await;
         let short = ask_round_trips(&admin, c.ask_warmup, c.asks, false).await;

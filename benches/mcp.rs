@@ -20,6 +20,9 @@
 //! Every child (the daemon and both sessions) is stopped by a guard, also on
 //! panic.
 
+mod common;
+
+use common::{BIN, Daemon, cpu_time, ms, pct, rss_mib, signal, sorted};
 use repowire::api::{NotifyReq, RegisterReq};
 use repowire::client::Client;
 use rmcp::ServiceExt;
@@ -27,13 +30,9 @@ use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService, Service};
 use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_repowire");
 
 /// How long any single tool call or push may take before the bench gives up
 /// (a hang guard, not a measurement).
@@ -68,119 +67,6 @@ impl Counts {
             }
         }
     }
-}
-
-/// A daemon process with its own temp home; SIGTERMed (then SIGKILLed) on drop.
-struct Daemon {
-    child: Child,
-    pid: u32,
-    url: String,
-    home: PathBuf,
-    log: PathBuf,
-    // Dropped after `Drop::drop` has stopped the process.
-    dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(extra: &[&str]) -> Daemon {
-        let dir = tempfile::Builder::new()
-            .prefix("repowire-bench-mcp-")
-            .tempdir()
-            .expect("temp dir");
-        let home = dir.path().join("home");
-        let log = dir.path().join("daemon.log");
-        let log_file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(BIN)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "warn")
-            .arg("--home")
-            .arg(&home)
-            .args(["daemon", "run", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn the repowire daemon");
-        let pid = child.id();
-        let mut d = Daemon {
-            child,
-            pid,
-            url: String::new(),
-            home,
-            log,
-            dir,
-        };
-        let t0 = Instant::now();
-        loop {
-            if t0.elapsed() > Duration::from_secs(10) {
-                panic!("daemon did not start within 10s; log:\n{}", d.log_text());
-            }
-            if let Some(st) = d.child.try_wait().expect("try_wait") {
-                panic!("daemon exited at start ({st}); log:\n{}", d.log_text());
-            }
-            if let Some(url) = read_record_url(&d.home.join("daemon.json"), pid) {
-                d.url = url;
-                return d;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.home.join("token"))
-            .expect("admin token")
-            .trim()
-            .to_string()
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, wait up to 3s, then SIGKILL.
-    fn stop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        signal("-TERM", self.pid);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        eprintln!("daemon pid {} ignored SIGTERM for 3s; killing", self.pid);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn signal(sig: &str, pid: u32) {
-    let _ = Command::new("kill")
-        .arg(sig)
-        .arg(pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// The `url` of `daemon.json`, once it describes process `pid`.
-fn read_record_url(path: &Path, pid: u32) -> Option<String> {
-    let s = std::fs::read_to_string(path).ok()?;
-    let v: Value = serde_json::from_str(&s).ok()?;
-    if v["pid"].as_u64() != Some(u64::from(pid)) {
-        return None;
-    }
-    v["url"].as_str().map(str::to_string)
 }
 
 /// The pids of the `repowire mcp` children. On drop (normal end or panic),
@@ -304,61 +190,6 @@ async fn call<C: Service<RoleClient>>(
     v
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-/// Nearest-rank percentile of an ascending slice.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-/// `utime + stime` of process `pid` in microseconds.
-fn cpu_us(pid: u32) -> f64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    ticks as f64 / clk_tck() * 1e6
-}
-
-fn clk_tck() -> f64 {
-    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TCK.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100.0)
-    })
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 fn note(i: usize) -> String {
     format!("bench note {i}: the build is green, carry on")
 }
@@ -449,15 +280,15 @@ async fn notify_pair<C: Service<RoleClient>>(p: &Peers<'_, C>, to: &str, c: &Cou
     }
     let mut mcp = Vec::with_capacity(c.notifies);
     let mut http = Vec::with_capacity(c.notifies);
-    let mut a_cpu = 0.0;
+    let mut a_cpu = Duration::ZERO;
     let mut i = 0;
     while i < c.notifies {
         let n = c.block.min(c.notifies - i);
-        let cpu0 = cpu_us(p.a_pid);
+        let cpu0 = cpu_time(p.a_pid);
         for k in i..i + n {
             mcp.push(by_mcp(k).await);
         }
-        a_cpu += cpu_us(p.a_pid) - cpu0;
+        a_cpu += cpu_time(p.a_pid).saturating_sub(cpu0);
         for k in i..i + n {
             http.push(by_http(k).await);
         }
@@ -466,7 +297,7 @@ async fn notify_pair<C: Service<RoleClient>>(p: &Peers<'_, C>, to: &str, c: &Cou
     NotifyPair {
         mcp: Series(mcp),
         http: Series(http),
-        a_cpu_us: a_cpu / c.notifies as f64,
+        a_cpu_us: a_cpu.as_secs_f64() * 1e6 / c.notifies as f64,
     }
 }
 
@@ -570,7 +401,7 @@ async fn run(d: &Daemon, reaper: &Reaper, c: &Counts) -> Results {
     }
     // The same to c, whom nothing leases: the MCP overhead without push traffic.
     let to_c = notify_pair(&peers, "c", c).await;
-    let rss = (rss_mib(a_pid), rss_mib(b_pid));
+    let rss = (rss_mib(a_pid).0, rss_mib(b_pid).0);
 
     // Close both sessions the normal way (stdin closed; each marks its peer offline).
     a.cancel().await.expect("close a");
@@ -586,15 +417,21 @@ async fn run(d: &Daemon, reaper: &Reaper, c: &Counts) -> Results {
 }
 
 fn main() {
-    let quick = std::env::var("REPOWIRE_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
-    let c = Counts::new(quick);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "repowire MCP bench ({} mode): real daemon and `repowire mcp` sessions of `{BIN}`, loopback 127.0.0.1, {cpus} CPUs",
-        if quick { "QUICK" } else { "full" }
-    );
+    let c = Counts::new(common::announce(
+        "MCP",
+        &format!("real daemon and `repowire mcp` sessions of `{BIN}`"),
+    ));
     // Dropped in reverse order: the sessions' reaper, then the daemon.
-    let daemon = Daemon::start(&["--max-pending", "1000000"]);
+    // A clean environment: only PATH, and the daemon logs warnings only.
+    let (daemon, ..) = Daemon::start(
+        "repowire-bench-mcp-",
+        &["--max-pending", "1000000"],
+        |cmd| {
+            cmd.env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("RUST_LOG", "warn");
+        },
+    );
     let reaper = Reaper::default();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

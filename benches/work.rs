@@ -3,21 +3,17 @@
 //! paginated job list, and the lateness of 10,000 schedules due at the same
 //! instant. `cargo bench --bench work`; `REPOWIRE_BENCH_QUICK=1` for a smoke run.
 
+// This bench reads no /proc counters and keeps its own percentile (below).
+#[allow(dead_code)]
+mod common;
+
+use common::{Daemon, ms};
 use repowire::api::{JobCreateReq, RegisterReq, ScheduleReq};
 use repowire::client::Client;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_repowire");
-
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
+/// The value at index `round((n - 1) * p)` of `v` sorted, `p` in 0..=1: not
+/// common's nearest rank, so that the numbers stay comparable with earlier runs.
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -30,46 +26,19 @@ fn main() {
     } else {
         (100_000, 10_000)
     };
-    let home = tempfile::tempdir().unwrap();
-    let _d = Guard(
-        Command::new(BIN)
-            .args([
-                "--home",
-                home.path().to_str().unwrap(),
-                "daemon",
-                "run",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--max-pending", "10000000"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
+    // Stopped (SIGTERM, then SIGKILL) when main returns or panics.
+    let (d, ..) = Daemon::start(
+        "repowire-bench-work-",
+        &["--max-pending", "10000000"],
+        |_| {},
     );
-    let rec = home.path().join("daemon.json");
-    let t0 = Instant::now();
-    while !rec.exists() {
-        assert!(t0.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(100));
-    let url = serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&rec).unwrap())
-        .unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let token = std::fs::read_to_string(home.path().join("token"))
-        .unwrap()
-        .trim()
-        .to_string();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
-        let admin = Client::new(&url, Some(token), None);
+        let admin = Client::new(&d.url, Some(d.admin_token()), None);
         let reg = |name: &str| RegisterReq { name: name.into(), ..Default::default() };
         let olga = admin.with_identity(admin.register(&reg("olga")).await.unwrap().token, None);
         let bob = admin.register(&reg("bob")).await.unwrap();
@@ -89,7 +58,7 @@ fn main() {
                     let req = JobCreateReq { title: format!("job {w}-{i}"), assign: Some("olga".into()), ..Default::default() };
                     let t = Instant::now();
                     c.create_job(&req).await.unwrap();
-                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    lat.push(ms(t.elapsed()));
                 }
                 lat
             }));
@@ -117,7 +86,7 @@ fn main() {
             let q = [("limit", "50".to_string()), ("offset", ((i * 97) % 1000).to_string())];
             let t = Instant::now();
             let page = olga.list_jobs(&q).await.unwrap();
-            list_lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            list_lat.push(ms(t.elapsed()));
             assert_eq!(page.len(), 50);
         }
         let p99 = pct(&mut list_lat, 0.99);
