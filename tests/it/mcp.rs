@@ -275,6 +275,20 @@ async fn tool_list_snapshot_and_generated_reference() {
         .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
         .collect();
     insta::assert_json_snapshot!("mcp_tools", listed);
+    // Every tool and every parameter says what it is for.
+    for t in &tools {
+        assert!(
+            t.description.as_deref().is_some_and(|d| d.len() > 20),
+            "{} needs a description",
+            t.name
+        );
+        if let Some(props) = t.input_schema.get("properties").and_then(|p| p.as_object()) {
+            for (k, v) in props {
+                let d = v.get("description").and_then(|d| d.as_str()).unwrap_or("");
+                assert!(!d.is_empty(), "{}({k}) needs a description", t.name);
+            }
+        }
+    }
     let mut doc = String::from(
         "# MCP tools\n\n`repowire mcp` serves these tools over stdio (generated from the tool definitions; \
          a test fails when this file is stale: `REPOWIRE_BLESS=1 cargo test` rewrites it). Results are JSON \

@@ -123,6 +123,10 @@ async fn stdout_carries_only_json_rpc_across_a_session() {
     }
     assert!(by_id[&2]["result"]["tools"].as_array().unwrap().len() > 30);
     assert_eq!(by_id[&3]["result"]["structuredContent"]["name"], "pure");
+    // The same result as JSON text, for clients that read only content.
+    let text: Value =
+        serde_json::from_str(by_id[&3]["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(text, by_id[&3]["result"]["structuredContent"]);
     for (id, code) in [(4, "unknown_peer"), (5, "bad_request")] {
         let r = &by_id[&id]["result"];
         assert_eq!(r["isError"], true, "{r}");
