@@ -73,6 +73,8 @@ pub struct Mesh {
     identity: Option<String>,
     /// What the agent was shown (shared with the push loop).
     seen: push::Shared,
+    /// Where `daemon.json` says the daemon is, after a restart.
+    home: crate::home::Home,
     tool_router: ToolRouter<Self>,
 }
 
@@ -92,11 +94,17 @@ fn kind_of(k: Option<String>) -> Result<Option<crate::core::schedule::ScheduleKi
 
 #[tool_router]
 impl Mesh {
-    fn new(client: Client, identity: Option<String>, seen: push::Shared) -> Self {
+    fn new(
+        client: Client,
+        identity: Option<String>,
+        seen: push::Shared,
+        home: crate::home::Home,
+    ) -> Self {
         Self {
             client,
             identity,
             seen,
+            home,
             tool_router: Self::tool_router(),
         }
     }
@@ -513,8 +521,28 @@ impl ServerHandler for Mesh {
             };
         // rmcp's words for arguments that do not fit a tool's parameters.
         const DECODE: &str = "failed to deserialize parameters";
-        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-        match self.tool_router.call(tcc).await {
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(
+            self,
+            request.clone(),
+            context.clone(),
+        );
+        let mut first = self.tool_router.call(tcc).await;
+        // The daemon restarted elsewhere (a new port in daemon.json): follow
+        // it and try once more.
+        if let Ok(CallToolResponse::Complete(r)) = &first
+            && r.is_error == Some(true)
+            && r.structured_content
+                .as_ref()
+                .is_some_and(|v| v["code"] == "daemon_unreachable")
+        {
+            let was = self.client.base();
+            self.client.set_base(&self.home.daemon_url(None));
+            if self.client.base() != was {
+                let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+                first = self.tool_router.call(tcc).await;
+            }
+        }
+        match first {
             Ok(CallToolResponse::Complete(r))
                 if r.is_error == Some(true) && r.structured_content.is_none() =>
             {

@@ -119,10 +119,14 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
     };
     let client = admin.with_identity(Some(token), None);
     let beat = client.clone();
+    let beat_home = home.clone();
     let heart = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(20)).await;
-            let _ = beat.heartbeat(&Default::default()).await;
+            if beat.heartbeat(&Default::default()).await.is_err() {
+                // Maybe restarted elsewhere: follow daemon.json.
+                beat.set_base(&beat_home.daemon_url(None));
+            }
         }
     });
     // The orchestrator gets its persona's identity text at session start.
@@ -135,7 +139,7 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
         _ => None,
     };
     let seen = super::push::Shared::default();
-    let server = Mesh::new(client.clone(), identity, seen.clone())
+    let server = Mesh::new(client.clone(), identity, seen.clone(), home.clone())
         .serve(rmcp::transport::stdio())
         .await
         .context("while starting the MCP session")?;

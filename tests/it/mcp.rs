@@ -422,9 +422,16 @@ async fn a_daemon_restart_loses_and_doubles_nothing() {
         .serve(transport(&d, "bob", "push"))
         .await
         .unwrap();
+    // A pull session too: it has no push loop to notice the restart.
+    let carl = session(&d, "carl").await;
     // Restart the daemon (kill -9, new port) with bob's session connected.
     d.kill9();
     d.spawn();
+    // carl's next tool call follows daemon.json to the new port.
+    let (err, me) = call(&carl, "whoami", json!({})).await;
+    assert!(!err, "{me}");
+    assert_eq!(me["name"], "carl");
+    carl.cancel().await.unwrap();
     let alice = d.admin().with_identity(Some(alice_t), None);
     for i in 0..5 {
         alice
