@@ -240,6 +240,14 @@ pub struct AckReq {
     pub message: Option<String>,
 }
 
+/// `POST /v1/asks/{id}/decline`: the recipient refuses the ask.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineReq {
+    /// Why (delivered to the asker).
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerReq {

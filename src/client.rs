@@ -360,6 +360,13 @@ impl Client {
         self.post(&format!("/v1/asks/{}/ack", enc(id)), &AckReq { message })
             .await
     }
+    pub async fn decline(&self, id: &str, reason: &str) -> Result<AskInfo> {
+        let req = crate::api::DeclineReq {
+            reason: reason.into(),
+        };
+        self.post(&format!("/v1/asks/{}/decline", enc(id)), &req)
+            .await
+    }
     pub async fn answer(&self, id: &str, text: &str) -> Result<AskInfo> {
         self.post(
             &format!("/v1/asks/{}/answer", enc(id)),

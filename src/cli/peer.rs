@@ -139,6 +139,8 @@ pub enum PeerCmd {
         #[arg(long)]
         message: Option<String>,
     },
+    /// Recipient: refuse an ask (closes it; the asker gets the reason).
+    Decline { id: String, reason: String },
     /// Recipient: answer an ask (closes it; the asker gets the answer).
     Answer {
         id: String,
@@ -545,6 +547,12 @@ impl PeerCmd {
             PeerCmd::Ack { id, message } => {
                 let a = c.ack(&id, message).await?;
                 ctx.out(&a, |a| format!("{} is {}", a.correlation_id, a.state));
+            }
+            PeerCmd::Decline { id, reason } => {
+                let a = c.decline(&id, &reason).await?;
+                ctx.out(&a, |a| {
+                    format!("{} declined and {}", a.correlation_id, a.state)
+                });
             }
             PeerCmd::Answer { id, text } => {
                 let a = c.answer(&id, &text_arg(text)?).await?;

@@ -67,6 +67,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/asks/{id}/wait", get(poll::wait_ask))
         .route("/v1/asks/{id}/pickup", post(pickup))
         .route("/v1/asks/{id}/ack", post(ack))
+        .route("/v1/asks/{id}/decline", post(decline))
         .route("/v1/asks/{id}/answer", post(answer))
         .route("/v1/asks/{id}/cancel", post(cancel))
         .route("/v1/notify", post(notify))
@@ -354,6 +355,20 @@ async fn ack(
     Body(req): Body<AckReq>,
 ) -> ApiResult<Json<AskInfo>> {
     act(h, c, id, AskAction::Ack, req.message).await
+}
+
+/// A refusal closes the ask like an ack; the asker reads the reason.
+async fn decline(
+    State(h): H,
+    c: Caller,
+    Path(id): Path<String>,
+    Body(req): Body<crate::api::DeclineReq>,
+) -> ApiResult<Json<AskInfo>> {
+    if req.reason.trim().is_empty() {
+        return Err(Error::bad_request("a decline needs a reason").into());
+    }
+    let message = format!("Declined: {}", req.reason.trim());
+    act(h, c, id, AskAction::Ack, Some(message)).await
 }
 
 async fn answer(

@@ -189,8 +189,7 @@ impl Mesh {
         description = "Refuse an ask you received: it is closed and the asker gets your reason."
     )]
     async fn decline(&self, Parameters(a): Parameters<DeclineArgs>) -> ToolResult {
-        let msg = format!("Declined: {}", a.reason);
-        done(self.client.ack(&a.correlation_id, Some(msg)).await)
+        done(self.client.decline(&a.correlation_id, &a.reason).await)
     }
 
     #[tool(description = "Send a note to a peer. It is durable until the peer takes it.")]

@@ -168,6 +168,36 @@ fn cli_ask_answer_wait_ack_cancel() {
     assert_eq!(v["state"], "closed");
     assert_eq!(v["ack_message"], "skimmed it");
 
+    // decline: closed, with the reason for the asker; a reason is required.
+    let id4 = d
+        .cli(&[
+            "--as",
+            "alice",
+            "peer",
+            "ask",
+            "bob",
+            "review my PR?",
+            "--json",
+        ])
+        .json()["ask"]["correlation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.cli(&["--as", "bob", "peer", "decline", &id4, " "])
+        .fails(1, "bad_request");
+    d.cli(&["--as", "alice", "peer", "decline", &id4, "mine"])
+        .fails(1, "forbidden");
+    d.cli(&["--as", "bob", "peer", "decline", &id4, "on leave"])
+        .ok();
+    let v = d
+        .cli(&["--as", "alice", "peer", "asks", &id4, "--json"])
+        .ok()
+        .json();
+    assert_eq!(
+        (v["state"].as_str(), v["ack_message"].as_str()),
+        (Some("closed"), Some("Declined: on leave"))
+    );
+
     // wait on an ask that stays open: exit 4 with a timeout code.
     let id3 = d
         .cli(&["--as", "alice", "peer", "ask", "bob", "lunch?", "--json"])
@@ -203,7 +233,7 @@ fn cli_ask_answer_wait_ack_cancel() {
     ]);
     assert_eq!(open.ok().json(), serde_json::json!([]));
     let sent = d.cli(&["--as", "alice", "peer", "asks", "--sent", "--json"]);
-    assert_eq!(sent.ok().json().as_array().unwrap().len(), 3);
+    assert_eq!(sent.ok().json().as_array().unwrap().len(), 4);
     d.cli(&["--as", "alice", "peer", "asks", "ask-nonsense"])
         .fails(1, "unknown_ask");
 }
