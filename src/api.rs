@@ -186,6 +186,9 @@ pub struct AskInfo {
     /// The ask this one follows up.
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// The job this ask dispatches.
+    #[serde(default)]
+    pub job_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 macro_rules! cols {
     () => {
         "id, parent_id, from_peer, from_name, to_peer, to_name, circle, text, state, \
-                    answer, ack_message, created_ms, updated_ms, expires_ms, reminded_ms, closed_ms, reply_to"
+                    answer, ack_message, created_ms, updated_ms, expires_ms, reminded_ms, closed_ms, reply_to, job_id"
     };
 }
 
@@ -39,6 +39,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AskInfo> {
         reminded_at_ms: r.get(14)?,
         closed_at_ms: r.get(15)?,
         reply_to: r.get(16)?,
+        job_id: r.get(17)?,
     })
 }
 

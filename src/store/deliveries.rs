@@ -84,7 +84,8 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
 macro_rules! cols {
     () => {
         "id, seq, kind, from_name, from_circle, ask_id, text, state, attempts, \
-                    created_ms, lease_until_ms, job_id, \
+                    created_ms, lease_until_ms, \
+                    COALESCE(job_id, (SELECT a.job_id FROM asks a WHERE a.id = deliveries.ask_id)), \
                     (SELECT a.reply_to FROM asks a WHERE a.id = deliveries.ask_id)"
     };
 }

@@ -438,8 +438,8 @@ fn dispatch_in(
     let timeout = t.policy.ask_timeout_ms;
     let ask = super::asks::create_in(t, sender, to, &text, timeout, None, None)?;
     t.conn()
-        .prepare_cached("UPDATE deliveries SET job_id = ?2 WHERE id = ?1")?
-        .execute(params![ask.delivery_id, id])?;
+        .prepare_cached("UPDATE asks SET job_id = ?2 WHERE id = ?1")?
+        .execute(params![ask.ask.correlation_id, id])?;
     Ok(ask.delivery_id)
 }
 

@@ -231,6 +231,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX deliveries_open ON deliveries (to_peer, seq) WHERE state IN ('pending', 'leased');
     "#,
+    // 8: an ask that dispatches a job names it, so its reminder, its reply
+    // and its withdrawal do too.
+    r#"
+    ALTER TABLE asks ADD COLUMN job_id TEXT;
+    "#,
 ];
 
 /// The schema version this binary writes.

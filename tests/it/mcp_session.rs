@@ -427,6 +427,24 @@ end
         content.contains("olga") && content.contains(&jid) && content.contains("correlation_id"),
         "who, what and the id to answer with: {content}"
     );
+    // bob answers the dispatch; the reply to olga names the job too.
+    let did = d_ev["meta"]["correlation_id"].as_str().unwrap().to_string();
+    let (err, r) = call(
+        &bob,
+        "answer",
+        json!({"correlation_id": did, "text": "on it"}),
+    )
+    .await;
+    assert!(!err, "{r}");
+    assert_eq!(r["job_id"], jid.as_str(), "the ask names its job: {r}");
+    let inbox = call(&olga, "inbox", json!({})).await.1;
+    let reply = inbox["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["kind"] == "reply" && x["correlation_id"] == did.as_str())
+        .unwrap_or_else(|| panic!("a reply: {inbox}"));
+    assert_eq!(reply["job_id"], jid.as_str(), "{reply}");
     let ids: Vec<&str> = events
         .iter()
         .map(|e| e["meta"]["delivery_id"].as_str().unwrap())
