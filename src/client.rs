@@ -117,8 +117,11 @@ impl Client {
         r
     }
 
+    /// `Unreachable` only when the request never reached a daemon (no
+    /// connection): callers may then retry without doing anything twice
+    /// (`repowire mcp` does, after re-reading daemon.json).
     fn unreachable(&self, e: reqwest::Error) -> ClientError {
-        if e.is_connect() || e.is_timeout() && !e.is_body() {
+        if e.is_connect() {
             ClientError::Unreachable {
                 url: self.base(),
                 reason: root_cause(&e),
@@ -442,16 +445,22 @@ impl Client {
             let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
             return Err(error_from(status, &bytes));
         }
-        let bytes = resp.bytes_stream();
-        Ok(sse_events(bytes))
+        Ok(sse_blocks(resp.bytes_stream()).filter_map(|b| async move {
+            match b {
+                Ok(None) => None, // keep-alive
+                Ok(Some((event, data))) => Some(sse_item::<EventInfo>(&event, &data)),
+                Err(e) => Some(Err(e)),
+            }
+        }))
     }
 
     /// Follow this peer's deliveries (SSE): each is leased as the daemon
-    /// sends it; confirm them with [`Client::confirm`].
+    /// sends it; confirm them with [`Client::confirm`]. `Ok(None)` items are
+    /// keep-alives (the connection lives; nothing arrived).
     pub async fn delivery_stream(
         &self,
         max: u32,
-    ) -> Result<impl Stream<Item = Result<DeliveryInfo>> + use<>> {
+    ) -> Result<impl Stream<Item = Result<Option<DeliveryInfo>>> + use<>> {
         let resp = self
             .req(reqwest::Method::GET, "/v1/inbox/stream")
             .query(&[("max", max.to_string())])
@@ -463,15 +472,19 @@ impl Client {
             let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
             return Err(error_from(status, &bytes));
         }
-        Ok(sse_events(resp.bytes_stream()))
+        Ok(sse_blocks(resp.bytes_stream())
+            .map(|b| b.and_then(|b| b.map(|(event, data)| sse_item(&event, &data)).transpose())))
     }
 }
 
-/// Turn an SSE byte stream into parsed items (`data:` lines of JSON).
-fn sse_events<S, T>(bytes: S) -> impl Stream<Item = Result<T>>
+/// One SSE block: its `event:` name and its `data:`; `None` for a
+/// keep-alive comment (proof the connection lives).
+type SseBlock = Option<(String, String)>;
+
+/// Split an SSE byte stream into blocks.
+fn sse_blocks<S>(bytes: S) -> impl Stream<Item = Result<SseBlock>>
 where
     S: Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
-    T: DeserializeOwned,
 {
     futures_util::stream::unfold(
         (bytes, Vec::<u8>::new()),
@@ -480,18 +493,17 @@ where
                 if let Some(end) = buf.windows(2).position(|w| w == b"\n\n") {
                     let block: Vec<u8> = buf.drain(..end + 2).collect();
                     let block = String::from_utf8_lossy(&block);
-                    let data: String = block
-                        .lines()
-                        .filter_map(|l| l.strip_prefix("data:"))
-                        .map(str::trim_start)
-                        .collect::<Vec<_>>()
-                        .join("\n");
-                    if data.is_empty() {
-                        continue; // keep-alive comment
-                    }
-                    let item = serde_json::from_str::<T>(&data)
-                        .map_err(|e| ClientError::Other(format!("bad event: {e}")));
-                    return Some((item, (bytes, buf)));
+                    let field = |name: &str| {
+                        block
+                            .lines()
+                            .filter_map(|l| l.strip_prefix(name))
+                            .map(str::trim_start)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    };
+                    let data = field("data:");
+                    let item = (!data.is_empty()).then(|| (field("event:"), data));
+                    return Some((Ok(item), (bytes, buf)));
                 }
                 match bytes.next().await {
                     Some(Ok(chunk)) => buf.extend_from_slice(&chunk),
@@ -506,6 +518,14 @@ where
             }
         },
     )
+}
+
+/// Parse a block's JSON data; an `error` event is the daemon's coded error.
+fn sse_item<T: DeserializeOwned>(event: &str, data: &str) -> Result<T> {
+    if event == "error" {
+        return Err(error_from(reqwest::StatusCode::OK, data.as_bytes()));
+    }
+    serde_json::from_str::<T>(data).map_err(|e| ClientError::Other(format!("bad event: {e}")))
 }
 
 /// `since`/`tail`/`circle` query pairs for the event routes.

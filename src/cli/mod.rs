@@ -365,7 +365,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
                 role,
                 project_path: cwd.map(|d| d.display().to_string()),
             };
-            crate::mcp::serve(&ctx.home, &ctx.url(), join)
+            crate::mcp::serve(&ctx.home, ctx.url.as_deref(), join)
                 .await
                 .map_err(Failure::from)
         }

@@ -106,7 +106,7 @@ pub(super) async fn lease(
     let deadline = tokio::time::Instant::now() + wait;
     let mut rx = h.store.subscribe();
     loop {
-        let items = h.store.lease(&me.id, max, lease_ms)?;
+        let items = h.store.lease(&me.id, max, lease_ms, true)?;
         let now = tokio::time::Instant::now();
         if !items.is_empty() || now >= deadline {
             return Ok(Json(InboxResp { deliveries: items }));
@@ -137,11 +137,14 @@ pub(super) struct StreamQuery {
     lease_ms: Option<u64>,
 }
 
-/// Server-sent deliveries: the caller's deliveries, each leased as it is
-/// sent (one `delivery` event of JSON each), then live ones as they come.
-/// The consumer confirms them (`POST /v1/inbox/confirm`); one it never
-/// confirms (the stream broke) is handed out again after its lease. A
-/// stream open counts as a sign of life, as a lease does.
+/// Server-sent deliveries: the caller's deliveries (one `delivery` event of
+/// JSON each, its SSE id the delivery id), then live ones as they come. Each
+/// is leased when there is room to send it (a few ahead at most). The
+/// consumer confirms them (`POST /v1/inbox/confirm`); one it never confirms
+/// (the stream broke) is handed out again after its lease. An open stream
+/// is not a sign of life (the consumer heartbeats); a failing lease ends
+/// the stream with an `error` event `{code, message}`; so does nothing
+/// else but the daemon stopping or the consumer leaving.
 pub(super) async fn inbox_stream(
     State(h): H,
     c: Caller,
@@ -159,26 +162,45 @@ pub(super) async fn inbox_stream(
     let nap = Duration::from_millis((h.store.policy.stale_after_ms / 4).clamp(50, 2_000) as u64);
     tokio::spawn(async move {
         loop {
-            let items = match h.store.lease(&me.id, max, lease_ms) {
+            // Lease only what the channel has room for now, so little is
+            // leased but unsent when the consumer goes away.
+            let Ok(permit) = tx.reserve().await else {
+                return;
+            };
+            let room = (tx.capacity() as u32 + 1).min(max);
+            let items = match h.store.lease(&me.id, room, lease_ms, false) {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::warn!(error = %e, "inbox stream lease failed");
+                    let body = serde_json::json!({"code": e.code.as_str(), "message": e.message});
+                    permit.send(Ok(SseEvent::default()
+                        .event("error")
+                        .data(body.to_string())));
                     return;
                 }
             };
+            let mut permit = Some(permit);
             for d in &items {
                 let ev = SseEvent::default()
                     .id(d.delivery_id.clone())
                     .event("delivery")
                     .json_data(d)
                     .unwrap_or_default();
-                if tx.send(Ok(ev)).await.is_err() {
+                let sent = match permit.take() {
+                    Some(p) => {
+                        p.send(Ok(ev));
+                        true
+                    }
+                    None => tx.try_send(Ok(ev)).is_ok(),
+                };
+                if !sent {
                     return; // gone: what it did not confirm comes back after its lease
                 }
             }
             if !items.is_empty() {
                 continue;
             }
+            drop(permit);
             // Wake on a new delivery for this peer, now and then for leases
             // that expired, or to end with the daemon or the consumer.
             let mine = |e: &EventInfo| {

@@ -73,8 +73,8 @@ pub struct Mesh {
     identity: Option<String>,
     /// What the agent was shown (shared with the push loop).
     seen: push::Shared,
-    /// Where `daemon.json` says the daemon is, after a restart.
-    home: crate::home::Home,
+    /// Where the daemon is now (after a restart: daemon.json).
+    locate: session::Locate,
     tool_router: ToolRouter<Self>,
 }
 
@@ -98,13 +98,13 @@ impl Mesh {
         client: Client,
         identity: Option<String>,
         seen: push::Shared,
-        home: crate::home::Home,
+        locate: session::Locate,
     ) -> Self {
         Self {
             client,
             identity,
             seen,
-            home,
+            locate,
             tool_router: Self::tool_router(),
         }
     }
@@ -526,20 +526,18 @@ impl ServerHandler for Mesh {
             context.clone(),
         );
         let mut first = self.tool_router.call(tcc).await;
-        // The daemon restarted elsewhere (a new port in daemon.json): follow
-        // it and try once more.
+        // No daemon answered (the request never reached one, so nothing
+        // was done): it may have restarted elsewhere. Follow daemon.json and
+        // try once more.
         if let Ok(CallToolResponse::Complete(r)) = &first
             && r.is_error == Some(true)
             && r.structured_content
                 .as_ref()
                 .is_some_and(|v| v["code"] == "daemon_unreachable")
         {
-            let was = self.client.base();
-            self.client.set_base(&self.home.daemon_url(None));
-            if self.client.base() != was {
-                let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-                first = self.tool_router.call(tcc).await;
-            }
+            self.client.set_base(&self.locate.url());
+            let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+            first = self.tool_router.call(tcc).await;
         }
         match first {
             Ok(CallToolResponse::Complete(r))
@@ -576,7 +574,7 @@ impl ServerHandler for Mesh {
             .enable_tools()
             .build();
         let mut text = String::from(
-            "repowire: this session is a peer in a local mesh of coding agents. Ask peers tracked questions (ask, then wait_on_ack), answer the asks you receive (answer, ack or decline), and send notes (notify_peer, broadcast). Messages for you arrive as channel events, or through the inbox tool.",
+            "repowire: this session is a peer in a local mesh of coding agents. Ask peers tracked questions (ask, then wait_on_ack), answer the asks you receive (answer, ack or decline), and send notes (notify_peer, broadcast). Messages for you (asks to answer, replies, notes, jobs, reviews) arrive as channel events when this server is enabled as a channel; otherwise take them with the inbox tool: call it at the start, between tasks, and whenever you wait on others.",
         );
         if let Some(id) = &self.identity {
             text.push_str("\n\nYou are this circle's orchestrator. Your persona:\n\n");

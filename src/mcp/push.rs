@@ -107,14 +107,14 @@ pub(super) async fn push(
     client: Client,
     seen: Shared,
     peer: rmcp::Peer<rmcp::RoleServer>,
-    home: crate::home::Home,
+    locate: super::session::Locate,
 ) {
     let mut backoff = Duration::from_millis(200);
     let mut failures = 0u32;
     loop {
         match follow(&client, &seen, &peer).await {
             Follow::SessionGone => return,
-            Follow::Idle => {
+            Follow::Silent => {
                 backoff = Duration::from_millis(200);
                 failures = 0;
                 continue;
@@ -130,7 +130,7 @@ pub(super) async fn push(
         }
         // The daemon may have restarted elsewhere: follow its record.
         // (Tool calls share this client, so they follow too.)
-        client.set_base(&home.daemon_url(None));
+        client.set_base(&locate.url());
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
@@ -140,9 +140,10 @@ pub(super) async fn push(
 enum Follow {
     /// The session's client went away: stop.
     SessionGone,
-    /// Quiet for a while: reconnect at once (a stream that went silent
-    /// without breaking, say a frozen daemon, is not trusted forever).
-    Idle,
+    /// Not even a keep-alive (the daemon sends one every 15 s) for a
+    /// minute: the connection is dead without having said so (a frozen
+    /// daemon, say); reconnect at once.
+    Silent,
     /// The stream or a confirmation failed: reconnect after a pause.
     Broke(ClientError),
 }
@@ -163,17 +164,19 @@ async fn follow(client: &Client, seen: &Shared, peer: &rmcp::Peer<rmcp::RoleServ
     let mut stream = std::pin::pin!(stream);
     loop {
         let next = match tokio::time::timeout(QUIET, stream.next()).await {
-            Err(_) => return Follow::Idle,
+            Err(_) => return Follow::Silent,
             Ok(None) => return Follow::Broke(ended_stream()),
             Ok(Some(Err(e))) => return Follow::Broke(e),
-            Ok(Some(Ok(d))) => d,
+            Ok(Some(Ok(None))) => continue, // a keep-alive: the stream lives
+            Ok(Some(Ok(Some(d)))) => d,
         };
         // Whatever else is already waiting joins the batch (one confirm).
         let mut batch = vec![next];
         let mut ended = None;
         loop {
             match stream.next().now_or_never() {
-                Some(Some(Ok(d))) => batch.push(d),
+                Some(Some(Ok(Some(d)))) => batch.push(d),
+                Some(Some(Ok(None))) => {}
                 Some(Some(Err(e))) => break ended = Some(e),
                 Some(None) => break ended = Some(ended_stream()),
                 None => break,

@@ -29,15 +29,32 @@ impl Delivery {
     }
 }
 
-/// Does the client that initialized the session read channel events?
+/// Does the client that initialized the session say it reads channel
+/// events (the capability `experimental["claude/channel"]`)? Its name is
+/// not enough: Claude Code drops channel events from a server that was not
+/// enabled as a channel, and a pushed delivery is confirmed.
 fn reads_channels(info: Option<&rmcp::model::ClientConfig>) -> bool {
     info.is_some_and(|i| {
-        i.client_info.name.to_ascii_lowercase().contains("claude")
-            || i.capabilities
-                .experimental
-                .as_ref()
-                .is_some_and(|e| e.contains_key("claude/channel"))
+        i.capabilities
+            .experimental
+            .as_ref()
+            .is_some_and(|e| e.contains_key("claude/channel"))
     })
+}
+
+/// Where the daemon is: the `--url` given, else `REPOWIRE_URL`, else what
+/// `daemon.json` says now (so a restarted daemon is followed, an explicit
+/// one never left).
+#[derive(Clone)]
+pub(super) struct Locate {
+    home: crate::home::Home,
+    flag: Option<String>,
+}
+
+impl Locate {
+    pub(super) fn url(&self) -> String {
+        self.home.daemon_url(self.flag.as_deref())
+    }
 }
 
 /// How `repowire mcp` joins the mesh.
@@ -53,10 +70,18 @@ pub struct Join {
 
 /// Register (or resume) this session's peer and serve MCP on stdio until
 /// the client goes away; then mark the peer offline.
-pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::Result<()> {
+pub async fn serve(
+    home: &crate::home::Home,
+    url_flag: Option<&str>,
+    join: Join,
+) -> anyhow::Result<()> {
     use anyhow::Context;
     use rmcp::ServiceExt;
-    let admin = Client::new(url, home.read_token(), None);
+    let locate = Locate {
+        home: home.clone(),
+        flag: url_flag.map(str::to_string),
+    };
+    let admin = Client::new(&locate.url(), home.read_token(), None);
     admin.health().await.map_err(|e| {
         anyhow::anyhow!(
             "{e}. repowire mcp needs a running daemon: start one with `repowire daemon start`"
@@ -72,7 +97,7 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
     // One live session per peer: a second session with the same name (two
     // agents in one repo, or one fixed --name in a shared config) becomes
     // NAME-2, NAME-3, … instead of sharing the first one's inbox.
-    let (name, _held) = claim_name(&dir, &circle, &join.name)?;
+    let (name, _held) = claim_name(&dir, &circle, &join.name).await?;
     if name != join.name {
         tracing::warn!(
             "another live session is peer {:?}: this one joins as {name:?}",
@@ -86,14 +111,13 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
         backend: join.backend.clone(),
         role: join.role,
         project_path: join.project_path.clone(),
-        route: Some(
-            if join.delivery == Delivery::Push {
-                "channel"
-            } else {
-                "pull"
-            }
-            .into(),
-        ),
+        // auto: the route is known after the client's hello (None keeps
+        // what a resumed peer had).
+        route: match join.delivery {
+            Delivery::Push => Some("channel".into()),
+            Delivery::Pull => Some("pull".into()),
+            Delivery::Auto => None,
+        },
         ..Default::default()
     };
     let saved = std::fs::read_to_string(&token_file)
@@ -119,13 +143,15 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
     };
     let client = admin.with_identity(Some(token), None);
     let beat = client.clone();
-    let beat_home = home.clone();
+    let beat_locate = locate.clone();
     let heart = tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(20)).await;
-            if beat.heartbeat(&Default::default()).await.is_err() {
+            if let Err(crate::client::ClientError::Unreachable { .. }) =
+                beat.heartbeat(&Default::default()).await
+            {
                 // Maybe restarted elsewhere: follow daemon.json.
-                beat.set_base(&beat_home.daemon_url(None));
+                beat.set_base(&beat_locate.url());
             }
         }
     });
@@ -139,7 +165,7 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
         _ => None,
     };
     let seen = super::push::Shared::default();
-    let server = Mesh::new(client.clone(), identity, seen.clone(), home.clone())
+    let server = Mesh::new(client.clone(), identity, seen.clone(), locate.clone())
         .serve(rmcp::transport::stdio())
         .await
         .context("while starting the MCP session")?;
@@ -148,10 +174,10 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
         Delivery::Pull => false,
         Delivery::Auto => reads_channels(server.peer().peer_info().as_deref()),
     };
-    if push && join.delivery == Delivery::Auto {
-        // Say so in the peer's row (a resume with the route changed).
+    if join.delivery == Delivery::Auto {
+        // Say so in the peer's row (a resume with the route set).
         let route = RegisterReq {
-            route: Some("channel".into()),
+            route: Some(if push { "channel" } else { "pull" }.into()),
             role: None,
             ..req
         };
@@ -165,7 +191,7 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
             client.clone(),
             seen,
             server.peer().clone(),
-            home.clone(),
+            locate.clone(),
         ))
     });
     let _ = server.waiting().await;
@@ -183,12 +209,15 @@ pub async fn serve(home: &crate::home::Home, url: &str, join: Join) -> anyhow::R
 /// Lock `<circle>@<name>.lock` under `dir` for this process's life (the OS
 /// drops the lock when the process ends, crash or not); if a live session
 /// holds it, try `name-2`, `name-3`, ….
-fn claim_name(
+async fn claim_name(
     dir: &std::path::Path,
     circle: &str,
     name: &str,
 ) -> anyhow::Result<(String, std::fs::File)> {
     use anyhow::Context;
+    // A session restarting (a client reconnecting) may overlap the old
+    // process's last moments: wait a little for the name itself first.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     for i in 1..=99 {
         let candidate = if i == 1 {
             name.to_string()
@@ -202,11 +231,18 @@ fn claim_name(
             .write(true)
             .open(&path)
             .with_context(|| format!("while opening {}", path.display()))?;
-        match f.try_lock() {
-            Ok(()) => return Ok((candidate, f)),
-            Err(std::fs::TryLockError::WouldBlock) => continue,
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("while locking {}", path.display()));
+        loop {
+            match f.try_lock() {
+                Ok(()) => return Ok((candidate, f)),
+                Err(std::fs::TryLockError::WouldBlock)
+                    if i == 1 && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(std::fs::TryLockError::WouldBlock) => break,
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(e).with_context(|| format!("while locking {}", path.display()));
+                }
             }
         }
     }

@@ -236,12 +236,22 @@ pub(super) fn target(
 
 impl Store {
     /// Pending (and lease-expired) deliveries of a peer, oldest first, now
-    /// leased to the caller. Leasing also counts as a sign of life.
-    pub fn lease(&self, peer_id: &str, max: u32, lease_ms: i64) -> Result<Vec<DeliveryInfo>> {
+    /// leased to the caller. With `alive`, leasing also counts as a sign of
+    /// life (a consumer that calls in is alive; the daemon's own delivery
+    /// stream passes false: an open socket proves nothing).
+    pub fn lease(
+        &self,
+        peer_id: &str,
+        max: u32,
+        lease_ms: i64,
+        alive: bool,
+    ) -> Result<Vec<DeliveryInfo>> {
         let now = crate::core::time::now_ms();
         if self.read(|c| available(c, peer_id, now, 1))?.is_empty() {
             // An idle consumer is alive too: keep it from turning into a ghost.
-            self.touch(peer_id, self.policy.stale_after_ms / 4)?;
+            if alive {
+                self.touch(peer_id, self.policy.stale_after_ms / 4)?;
+            }
             return Ok(Vec::new());
         }
         self.write(|t| {
@@ -266,7 +276,9 @@ impl Store {
                     payload: json!({"to": p.name, "attempt": d.attempts, "lease_until_ms": until}),
                 })?;
             }
-            super::peers::revive(t, peer_id)?;
+            if alive {
+                super::peers::revive(t, peer_id)?;
+            }
             Ok(items)
         })
     }

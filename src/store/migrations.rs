@@ -235,6 +235,9 @@ const MIGRATIONS: &[&str] = &[
     // and its withdrawal do too.
     r#"
     ALTER TABLE asks ADD COLUMN job_id TEXT;
+    UPDATE asks SET job_id = (
+        SELECT d.job_id FROM deliveries d WHERE d.ask_id = asks.id AND d.job_id IS NOT NULL LIMIT 1
+    ) WHERE job_id IS NULL;
     "#,
 ];
 

@@ -246,7 +246,7 @@ mod tests {
         };
         let q1 = s.ask(&a, &ask("b"), false).unwrap().ask.correlation_id;
         let q2 = s.ask(&a, &ask("c"), false).unwrap().ask.correlation_id;
-        let leased = s.lease(&b, 3, 30_000).unwrap();
+        let leased = s.lease(&b, 3, 30_000, true).unwrap();
         let ids: Vec<String> = leased.iter().map(|d| d.delivery_id.clone()).collect();
         s.confirm(&b, &ids).unwrap();
         s.act_on_ask(&q1, &b, AskAction::Answer, Some("done"))
@@ -328,7 +328,7 @@ mod tests {
         };
         let done = s.ask(&a, &ask("done"), false).unwrap().ask.correlation_id;
         let open = s.ask(&a, &ask("open"), false).unwrap().ask.correlation_id;
-        let got = s.lease(&b, 10, 30_000).unwrap();
+        let got = s.lease(&b, 10, 30_000, true).unwrap();
         s.confirm(&b, &[got[0].delivery_id.clone()]).unwrap();
         s.act_on_ask(&done, &b, AskAction::Answer, Some("yes"))
             .unwrap();

@@ -331,19 +331,23 @@ async fn an_idle_consumer_is_not_a_ghost_and_inbox_takes_everything() {
 #[tokio::test]
 async fn the_delivery_stream_leases_in_order_and_confirm_settles() {
     use futures_util::StreamExt;
-    let d = Daemon::start(&["--lease", "1s"]);
+    let d = Daemon::start(&["--lease", "3s"]);
     let alice = d.peer("alice", None).await;
     let bob = d.peer("bob", None).await;
     for i in 0..3 {
         alice.notify(&note("bob", &format!("n{i}"))).await.unwrap();
     }
     let mut s = Box::pin(bob.delivery_stream(2).await.unwrap());
-    let mut next = async || {
-        tokio::time::timeout(Duration::from_secs(10), s.next())
+    // The next delivery (keep-alives, `None`, are skipped).
+    let mut next = async || loop {
+        let item = tokio::time::timeout(Duration::from_secs(20), s.next())
             .await
             .expect("a delivery")
             .unwrap()
-            .unwrap()
+            .unwrap();
+        if let Some(d) = item {
+            return d;
+        }
     };
     let first: Vec<_> = vec![next().await, next().await, next().await];
     let texts: Vec<&str> = first.iter().map(|d| d.text.as_str()).collect();
@@ -372,4 +376,38 @@ async fn the_delivery_stream_leases_in_order_and_confirm_settles() {
         code_of(nobody.delivery_stream(1).await.map(|_| ())),
         ErrorCode::Unauthorized
     );
+}
+
+/// An open delivery stream is not a sign of life: a consumer that stopped
+/// heartbeating goes stale although its socket is still open.
+#[tokio::test]
+async fn an_open_stream_does_not_keep_a_peer_alive() {
+    use futures_util::StreamExt;
+    let d = Daemon::start(&["--stale-after", "1s"]);
+    let bob = d.peer("bob", None).await;
+    let mut s = Box::pin(bob.delivery_stream(10).await.unwrap());
+    let admin = d.admin();
+    eventually(Duration::from_secs(10), "bob stale", || async {
+        admin
+            .describe("bob", None)
+            .await
+            .unwrap()
+            .stale
+            .then_some(())
+    })
+    .await;
+    // The stream still works: a note arrives on it.
+    let alice = d.peer("alice", None).await;
+    alice.notify(&note("bob", "still here?")).await.unwrap();
+    let got = loop {
+        let item = tokio::time::timeout(Duration::from_secs(10), s.next())
+            .await
+            .expect("a delivery")
+            .unwrap()
+            .unwrap();
+        if let Some(d) = item {
+            break d;
+        }
+    };
+    assert_eq!(got.text, "still here?");
 }

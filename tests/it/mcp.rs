@@ -52,33 +52,57 @@ pub async fn session_when_free(d: &Daemon, name: &str) -> (RunningService<RoleCl
     .await
 }
 
-/// A client that records the channel events the server pushes; with
-/// `claude`, it introduces itself as Claude Code.
+/// A client that records the channel events the server pushes; it may
+/// introduce itself as Claude Code, and say it reads channel events.
 #[derive(Clone)]
-pub struct Catcher(
-    pub tokio::sync::mpsc::UnboundedSender<Value>,
-    pub Option<&'static str>,
-);
+pub struct Catcher {
+    tx: tokio::sync::mpsc::UnboundedSender<Value>,
+    claude: bool,
+    channels: bool,
+}
 
 impl Catcher {
     pub fn new(tx: tokio::sync::mpsc::UnboundedSender<Value>) -> Self {
-        Catcher(tx, None)
+        Catcher {
+            tx,
+            claude: false,
+            channels: false,
+        }
     }
 
+    /// Claude Code with the channel enabled (`experimental["claude/channel"]`).
     pub fn claude(tx: tokio::sync::mpsc::UnboundedSender<Value>) -> Self {
-        Catcher(tx, Some("claude-code"))
+        Catcher {
+            tx,
+            claude: true,
+            channels: true,
+        }
+    }
+
+    /// Claude Code that does not say it reads channel events.
+    pub fn claude_without_channels(tx: tokio::sync::mpsc::UnboundedSender<Value>) -> Self {
+        Catcher {
+            tx,
+            claude: true,
+            channels: false,
+        }
     }
 }
 
 impl rmcp::ClientHandler for Catcher {
     fn get_info(&self) -> rmcp::model::ClientConfig {
-        match self.1 {
-            Some(name) => rmcp::model::ClientConfig::new(
-                Default::default(),
-                rmcp::model::Implementation::new(name, "2.1.0"),
-            ),
-            None => rmcp::model::ClientConfig::default(),
+        let mut caps = rmcp::model::ClientCapabilities::default();
+        if self.channels {
+            let mut e = rmcp::model::ExperimentalCapabilities::new();
+            e.insert("claude/channel".into(), serde_json::Map::new());
+            caps.experimental = Some(e);
         }
+        let who = if self.claude {
+            rmcp::model::Implementation::new("claude-code", "2.1.0")
+        } else {
+            rmcp::model::Implementation::default()
+        };
+        rmcp::model::ClientConfig::new(caps, who)
     }
 
     async fn on_custom_notification(
@@ -87,7 +111,7 @@ impl rmcp::ClientHandler for Catcher {
         _ctx: rmcp::service::NotificationContext<RoleClient>,
     ) {
         if n.method == "notifications/claude/channel" {
-            let _ = self.0.send(n.params.unwrap_or(Value::Null));
+            let _ = self.tx.send(n.params.unwrap_or(Value::Null));
         }
     }
 }

@@ -504,21 +504,23 @@ async fn the_name_comes_from_the_env_or_the_directory() {
     s.cancel().await.unwrap();
 }
 
-/// By default (`--delivery auto`) only a client that says it is Claude Code
-/// gets pushes; any other keeps its messages for the inbox tool, so nothing
+/// By default (`--delivery auto`) only a client that says it reads channel
+/// events (`experimental["claude/channel"]`) gets pushes; any other, even
+/// one named Claude Code, keeps its messages for the inbox tool, so nothing
 /// is confirmed unseen. What was shown can be read again (inbox recent).
 #[tokio::test]
-async fn auto_delivery_pushes_only_to_claude_code() {
+async fn auto_delivery_pushes_only_to_a_channel_client() {
     let d = Daemon::start(&[]);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let cc = Catcher::claude(tx)
         .serve(crate::mcp::transport_with(&d, &["--name", "cc"]))
         .await
         .unwrap();
-    let other: rmcp::service::RunningService<rmcp::service::RoleClient, ()> =
-        ().serve(crate::mcp::transport_with(&d, &["--name", "cx"]))
-            .await
-            .unwrap();
+    let (tx_other, mut rx_other) = tokio::sync::mpsc::unbounded_channel();
+    let other = Catcher::claude_without_channels(tx_other)
+        .serve(crate::mcp::transport_with(&d, &["--name", "cx"]))
+        .await
+        .unwrap();
     let admin = d.admin();
     eventually(Duration::from_secs(10), "cc's route", || async {
         let p = admin.describe("cc", None).await.ok()?;
@@ -578,6 +580,7 @@ async fn auto_delivery_pushes_only_to_claude_code() {
     .await;
     let got = call(&other, "inbox", json!({})).await.1;
     assert_eq!(got["deliveries"][0]["text"], "fyi", "{got}");
+    assert!(rx_other.try_recv().is_err(), "nothing pushed to cx");
     other.cancel().await.unwrap();
     cc.cancel().await.unwrap();
 }
