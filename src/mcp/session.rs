@@ -144,9 +144,15 @@ pub async fn serve(
     let client = admin.with_identity(Some(token), None);
     let beat = client.clone();
     let beat_locate = locate.clone();
+    let (stop_beat, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let heart = tokio::spawn(async move {
         loop {
-            tokio::time::sleep(Duration::from_secs(20)).await;
+            // Stop only between beats: a beat in flight lands before the
+            // offline one below.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(20)) => {}
+                _ = &mut stopped => return,
+            }
             if let Err(crate::client::ClientError::Unreachable { .. }) =
                 beat.heartbeat(&Default::default()).await
             {
@@ -195,7 +201,8 @@ pub async fn serve(
         ))
     });
     let _ = server.waiting().await;
-    heart.abort();
+    let _ = stop_beat.send(());
+    let _ = heart.await;
     if let Some(p) = pusher {
         p.abort();
     }
