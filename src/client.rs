@@ -434,9 +434,25 @@ impl Client {
         circle: Option<&str>,
     ) -> Result<impl Stream<Item = Result<EventInfo>> + use<>> {
         let q = events_query(since, tail, circle);
+        let blocks = self.sse("/v1/events/stream", &q).await?;
+        Ok(blocks.filter_map(|b| async move {
+            match b {
+                Ok(None) => None, // keep-alive
+                Ok(Some((event, data))) => Some(sse_item::<EventInfo>(&event, &data)),
+                Err(e) => Some(Err(e)),
+            }
+        }))
+    }
+
+    /// Open an SSE route: its blocks, or the coded error it answered with.
+    async fn sse(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<impl Stream<Item = Result<SseBlock>> + use<>> {
         let resp = self
-            .req(reqwest::Method::GET, "/v1/events/stream")
-            .query(&q)
+            .req(reqwest::Method::GET, path)
+            .query(query)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -445,13 +461,7 @@ impl Client {
             let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
             return Err(error_from(status, &bytes));
         }
-        Ok(sse_blocks(resp.bytes_stream()).filter_map(|b| async move {
-            match b {
-                Ok(None) => None, // keep-alive
-                Ok(Some((event, data))) => Some(sse_item::<EventInfo>(&event, &data)),
-                Err(e) => Some(Err(e)),
-            }
-        }))
+        Ok(sse_blocks(resp.bytes_stream()))
     }
 
     /// Follow this peer's deliveries (SSE): each is leased as the daemon
@@ -461,18 +471,10 @@ impl Client {
         &self,
         max: u32,
     ) -> Result<impl Stream<Item = Result<Option<DeliveryInfo>>> + use<>> {
-        let resp = self
-            .req(reqwest::Method::GET, "/v1/inbox/stream")
-            .query(&[("max", max.to_string())])
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
-            return Err(error_from(status, &bytes));
-        }
-        Ok(sse_blocks(resp.bytes_stream())
+        let blocks = self
+            .sse("/v1/inbox/stream", &[("max", max.to_string())])
+            .await?;
+        Ok(blocks
             .map(|b| b.and_then(|b| b.map(|(event, data)| sse_item(&event, &data)).transpose())))
     }
 }

@@ -90,6 +90,18 @@ pub(super) async fn wait_ask(
     }
 }
 
+/// The lease a consumer asked for (1 s to 1 h), else the daemon's.
+fn lease_for(h: &DaemonHandle, asked_ms: Option<u64>) -> i64 {
+    asked_ms
+        .map(|v| v.clamp(1_000, 3_600_000) as i64)
+        .unwrap_or(h.store.policy.lease_ms)
+}
+
+/// Does `e` say a delivery was queued for `peer_id`?
+fn queued_for(e: &EventInfo, peer_id: &str) -> bool {
+    e.kind == "delivery_queued" && e.payload["to_peer_id"] == peer_id
+}
+
 /// Lease pending deliveries, long-polling up to `wait_ms` for the first.
 pub(super) async fn lease(
     State(h): H,
@@ -98,10 +110,7 @@ pub(super) async fn lease(
 ) -> ApiResult<Json<InboxResp>> {
     let me = c.me()?.clone();
     let max = req.max.unwrap_or(100).clamp(1, 1000);
-    let lease_ms = req
-        .lease_ms
-        .map(|v| v.clamp(1_000, 3_600_000) as i64)
-        .unwrap_or(h.store.policy.lease_ms);
+    let lease_ms = lease_for(&h, req.lease_ms);
     let wait = Duration::from_millis(req.wait_ms.unwrap_or(0).min(600_000));
     let deadline = tokio::time::Instant::now() + wait;
     let mut rx = h.store.subscribe();
@@ -117,9 +126,7 @@ pub(super) async fn lease(
         let nap =
             Duration::from_millis((h.store.policy.stale_after_ms / 4).clamp(50, 2_000) as u64);
         let wake = now + (deadline - now).min(nap);
-        let mine = |e: &EventInfo| {
-            e.kind == "delivery_queued" && e.payload["to_peer_id"] == me.id.as_str()
-        };
+        let mine = |e: &EventInfo| queued_for(e, &me.id);
         next_wake(&h, &mut rx, wake, mine).await?;
         if *h.shutdown_flag() {
             return Ok(Json(InboxResp {
@@ -152,10 +159,7 @@ pub(super) async fn inbox_stream(
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let me = c.me()?.clone();
     let max = q.max.unwrap_or(50).clamp(1, 1000);
-    let lease_ms = q
-        .lease_ms
-        .map(|v| v.clamp(1_000, 3_600_000) as i64)
-        .unwrap_or(h.store.policy.lease_ms);
+    let lease_ms = lease_for(&h, q.lease_ms);
     // Small: deliveries are leased only as fast as the consumer reads.
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(8);
     let mut bus = h.store.subscribe();
@@ -203,9 +207,7 @@ pub(super) async fn inbox_stream(
             drop(permit);
             // Wake on a new delivery for this peer, now and then for leases
             // that expired, or to end with the daemon or the consumer.
-            let mine = |e: &EventInfo| {
-                e.kind == "delivery_queued" && e.payload["to_peer_id"] == me.id.as_str()
-            };
+            let mine = |e: &EventInfo| queued_for(e, &me.id);
             let until = tokio::time::Instant::now() + nap;
             tokio::select! {
                 w = next_wake(&h, &mut bus, until, mine) => match w {

@@ -139,20 +139,7 @@ fn cli_ask_answer_wait_ack_cancel() {
     assert_eq!(w.ok().stdout.trim(), "main");
 
     // ack with a message closes and tells the asker.
-    let id2 = d
-        .cli(&[
-            "--as",
-            "alice",
-            "peer",
-            "ask",
-            "bob",
-            "seen the RFC?",
-            "--json",
-        ])
-        .json()["ask"]["correlation_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id2 = cli_ask(&d, "seen the RFC?");
     d.cli(&[
         "--as",
         "bob",
@@ -169,20 +156,7 @@ fn cli_ask_answer_wait_ack_cancel() {
     assert_eq!(v["ack_message"], "skimmed it");
 
     // decline: closed, with the reason for the asker; a reason is required.
-    let id4 = d
-        .cli(&[
-            "--as",
-            "alice",
-            "peer",
-            "ask",
-            "bob",
-            "review my PR?",
-            "--json",
-        ])
-        .json()["ask"]["correlation_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id4 = cli_ask(&d, "review my PR?");
     d.cli(&["--as", "bob", "peer", "decline", &id4, " "])
         .fails(1, "bad_request");
     d.cli(&["--as", "alice", "peer", "decline", &id4, "mine"])
@@ -199,12 +173,7 @@ fn cli_ask_answer_wait_ack_cancel() {
     );
 
     // wait on an ask that stays open: exit 4 with a timeout code.
-    let id3 = d
-        .cli(&["--as", "alice", "peer", "ask", "bob", "lunch?", "--json"])
-        .json()["ask"]["correlation_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id3 = cli_ask(&d, "lunch?");
     let w = d.cli(&["--as", "alice", "peer", "wait", &id3, "--timeout", "300ms"]);
     w.fails(4, "timeout");
     d.cli(&["--as", "alice", "peer", "cancel", &id3]).ok();
@@ -487,4 +456,13 @@ async fn withdrawn_asks_leave_a_trail_and_a_notice() {
         code_of(bob.trace(&x.ask.correlation_id).await),
         ErrorCode::CrossCircle
     );
+}
+
+/// alice asks bob through the CLI; the correlation id.
+fn cli_ask(d: &Daemon, text: &str) -> String {
+    d.cli(&["--as", "alice", "peer", "ask", "bob", text, "--json"])
+        .json()["ask"]["correlation_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
