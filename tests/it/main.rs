@@ -12,6 +12,7 @@ mod jobs;
 mod mcp;
 mod mcp_session;
 mod mcp_tools;
+mod mcp_work;
 mod orchestrator;
 mod peers;
 mod personas;
