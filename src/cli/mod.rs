@@ -92,6 +92,7 @@ pub enum Cmd {
         /// The peer's name [default: REPOWIRE_PEER, else the working directory's name].
         #[arg(long)]
         name: Option<String>,
+        /// The circle to join [default: default].
         #[arg(long)]
         circle: Option<String>,
         /// The agent kind (claude-code, codex, …) [default: detected from the environment].
@@ -103,8 +104,10 @@ pub enum Cmd {
         #[arg(long, value_parser = peer::parse_role)]
         role: Option<crate::core::peer::Role>,
         /// `push`: deliveries arrive in the session as Claude Code channel
-        /// events; `pull`: only through the inbox tool; `auto` (default):
-        /// push when the MCP client says it is Claude Code, else pull.
+        /// events (use it where the server is enabled as a channel: they are
+        /// confirmed once sent); `pull`: only through the inbox tool; `auto`
+        /// (default): push when the client declares the capability
+        /// `experimental["claude/channel"]`, else pull.
         #[arg(long, default_value = "auto", value_parser = ["auto", "push", "pull"])]
         delivery: String,
     },
