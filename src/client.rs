@@ -474,9 +474,44 @@ impl Client {
         let blocks = self
             .sse("/v1/inbox/stream", &[("max", max.to_string())])
             .await?;
-        Ok(blocks
-            .map(|b| b.and_then(|b| b.map(|(event, data)| sse_item(&event, &data)).transpose())))
+        Ok(blocks.map(|b| {
+            b.and_then(|b| {
+                b.map(|(event, data)| delivery_item(&event, &data))
+                    .transpose()
+            })
+        }))
     }
+}
+
+/// A delivery from the stream. One this client cannot read in full (a
+/// newer daemon's kind, say) still comes through, as a `system` delivery
+/// carrying what it can read, rather than breaking the stream on every
+/// reconnect; only data without a delivery id is an error.
+fn delivery_item(event: &str, data: &str) -> Result<DeliveryInfo> {
+    match sse_item::<DeliveryInfo>(event, data) {
+        Err(ClientError::Other(why)) => lenient_delivery(data).ok_or(ClientError::Other(why)),
+        other => other,
+    }
+}
+
+fn lenient_delivery(data: &str) -> Option<DeliveryInfo> {
+    let v: serde_json::Value = serde_json::from_str(data).ok()?;
+    let s = |k: &str| v[k].as_str().map(str::to_string);
+    Some(DeliveryInfo {
+        delivery_id: s("delivery_id")?,
+        seq: v["seq"].as_i64().unwrap_or(0),
+        kind: crate::core::delivery::DeliveryKind::System,
+        from: s("from"),
+        from_circle: s("from_circle"),
+        correlation_id: s("correlation_id"),
+        text: s("text").unwrap_or_else(|| data.to_string()),
+        state: crate::core::delivery::DeliveryState::Leased,
+        attempts: v["attempts"].as_i64().unwrap_or(1),
+        created_at_ms: v["created_at_ms"].as_i64().unwrap_or(0),
+        lease_until_ms: v["lease_until_ms"].as_i64(),
+        job_id: s("job_id"),
+        reply_to: s("reply_to"),
+    })
 }
 
 /// One SSE block: its `event:` name and its `data:`; `None` for a
@@ -580,4 +615,23 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_of_an_unknown_kind_still_comes_through() {
+        let data = r#"{"delivery_id":"dlv-1","seq":4,"kind":"telepathy","from":"ann","text":"hi","state":"leased","attempts":1,"created_at_ms":5}"#;
+        let d = delivery_item("delivery", data).unwrap();
+        assert_eq!((d.delivery_id.as_str(), d.text.as_str()), ("dlv-1", "hi"));
+        assert_eq!(d.kind, crate::core::delivery::DeliveryKind::System);
+        assert_eq!(d.from.as_deref(), Some("ann"));
+        assert!(delivery_item("delivery", r#"{"text":"no id"}"#).is_err());
+        assert!(matches!(
+            delivery_item("error", r#"{"code":"unauthorized","message":"x"}"#),
+            Err(ClientError::Api(_))
+        ));
+    }
 }
