@@ -43,12 +43,16 @@ impl ClientError {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
+/// Where the daemon is now (see [`Client::following`]).
+pub type Relocate = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
+
 /// A client bound to one daemon URL and one identity.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    /// Shared by clones, so a moved daemon can be followed ([`Client::set_base`]).
+    /// Shared by clones, so a moved daemon is followed by all of them.
     base: std::sync::Arc<std::sync::RwLock<String>>,
+    relocate: Option<Relocate>,
     token: Option<String>,
     as_peer: Option<String>,
     expect_peer: Option<String>,
@@ -68,10 +72,21 @@ impl Client {
             base: std::sync::Arc::new(std::sync::RwLock::new(
                 base.trim_end_matches('/').to_string(),
             )),
+            relocate: None,
             token,
             as_peer,
             expect_peer: None,
         }
+    }
+
+    /// Follow a daemon that moves (restarted on another port): when no
+    /// daemon answers, ask `relocate` where it is now and, if that is
+    /// elsewhere, point this client (and its clones) there and send the
+    /// request once more. Safe: unanswered means the request never reached
+    /// a daemon.
+    pub fn following(mut self, relocate: Relocate) -> Self {
+        self.relocate = Some(relocate);
+        self
     }
 
     /// With a peer token: the peer this client means to be (`NAME` or
@@ -92,11 +107,46 @@ impl Client {
             base.trim_end_matches('/').to_string();
     }
 
+    /// Send a request; if no daemon answered and this client follows a
+    /// moving daemon that is now elsewhere, send it there once more.
+    async fn execute(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let req = rb
+            .build()
+            .map_err(|e| ClientError::Other(format!("bad request: {e}")))?;
+        let again = self.relocate.as_ref().and_then(|_| req.try_clone());
+        let sent_to = self.base();
+        let e = match self.http.execute(req).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => e,
+        };
+        if let (true, Some(relocate), Some(mut again)) = (e.is_connect(), &self.relocate, again) {
+            let now = relocate().trim_end_matches('/').to_string();
+            let rest = again
+                .url()
+                .as_str()
+                .strip_prefix(&sent_to)
+                .map(str::to_string);
+            if now != sent_to
+                && let Some(url) = rest.and_then(|r| reqwest::Url::parse(&format!("{now}{r}")).ok())
+            {
+                self.set_base(&now);
+                *again.url_mut() = url;
+                return self
+                    .http
+                    .execute(again)
+                    .await
+                    .map_err(|e| self.unreachable(e));
+            }
+        }
+        Err(self.unreachable(e))
+    }
+
     /// The same daemon, another identity.
     pub fn with_identity(&self, token: Option<String>, as_peer: Option<String>) -> Self {
         Self {
             http: self.http.clone(),
             base: self.base.clone(),
+            relocate: self.relocate.clone(),
             token,
             as_peer,
             expect_peer: None,
@@ -136,7 +186,7 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> Result<T> {
-        let resp = rb.send().await.map_err(|e| self.unreachable(e))?;
+        let resp = self.execute(rb).await?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
         if status.is_success() {
@@ -451,11 +501,8 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<impl Stream<Item = Result<SseBlock>> + use<>> {
         let resp = self
-            .req(reqwest::Method::GET, path)
-            .query(query)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+            .execute(self.req(reqwest::Method::GET, path).query(query))
+            .await?;
         let status = resp.status();
         if !status.is_success() {
             let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;

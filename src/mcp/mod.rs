@@ -73,8 +73,6 @@ pub struct Mesh {
     identity: Option<String>,
     /// What the agent was shown (shared with the push loop).
     seen: push::Shared,
-    /// Where the daemon is now (after a restart: daemon.json).
-    locate: session::Locate,
     tool_router: ToolRouter<Self>,
 }
 
@@ -94,17 +92,11 @@ fn kind_of(k: Option<String>) -> Result<Option<crate::core::schedule::ScheduleKi
 
 #[tool_router]
 impl Mesh {
-    fn new(
-        client: Client,
-        identity: Option<String>,
-        seen: push::Shared,
-        locate: session::Locate,
-    ) -> Self {
+    fn new(client: Client, identity: Option<String>, seen: push::Shared) -> Self {
         Self {
             client,
             identity,
             seen,
-            locate,
             tool_router: Self::tool_router(),
         }
     }
@@ -520,26 +512,8 @@ impl ServerHandler for Mesh {
             };
         // rmcp's words for arguments that do not fit a tool's parameters.
         const DECODE: &str = "failed to deserialize parameters";
-        let tcc = rmcp::handler::server::tool::ToolCallContext::new(
-            self,
-            request.clone(),
-            context.clone(),
-        );
-        let mut first = self.tool_router.call(tcc).await;
-        // No daemon answered (the request never reached one, so nothing
-        // was done): it may have restarted elsewhere. Follow daemon.json and
-        // try once more.
-        if let Ok(CallToolResponse::Complete(r)) = &first
-            && r.is_error == Some(true)
-            && r.structured_content
-                .as_ref()
-                .is_some_and(|v| v["code"] == "daemon_unreachable")
-        {
-            self.client.set_base(&self.locate.url());
-            let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
-            first = self.tool_router.call(tcc).await;
-        }
-        match first {
+        let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
+        match self.tool_router.call(tcc).await {
             Ok(CallToolResponse::Complete(r))
                 if r.is_error == Some(true) && r.structured_content.is_none() =>
             {

@@ -103,12 +103,7 @@ pub(super) async fn take_new(
 /// shown again; one leased but never received comes back after its lease
 /// and is shown. So a daemon restart or a dropped connection loses and
 /// doubles nothing.
-pub(super) async fn push(
-    client: Client,
-    seen: Shared,
-    peer: rmcp::Peer<rmcp::RoleServer>,
-    locate: super::session::Locate,
-) {
+pub(super) async fn push(client: Client, seen: Shared, peer: rmcp::Peer<rmcp::RoleServer>) {
     let mut backoff = Duration::from_millis(200);
     let mut failures = 0u32;
     loop {
@@ -128,9 +123,7 @@ pub(super) async fn push(
                 }
             }
         }
-        // The daemon may have restarted elsewhere: follow its record.
-        // (Tool calls share this client, so they follow too.)
-        client.set_base(&locate.url());
+        // (A daemon that restarted elsewhere is followed by the client.)
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }

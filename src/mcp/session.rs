@@ -46,13 +46,13 @@ fn reads_channels(info: Option<&rmcp::model::ClientConfig>) -> bool {
 /// `daemon.json` says now (so a restarted daemon is followed, an explicit
 /// one never left).
 #[derive(Clone)]
-pub(super) struct Locate {
+struct Locate {
     home: crate::home::Home,
     flag: Option<String>,
 }
 
 impl Locate {
-    pub(super) fn url(&self) -> String {
+    fn url(&self) -> String {
         self.home.daemon_url(self.flag.as_deref())
     }
 }
@@ -81,7 +81,9 @@ pub async fn serve(
         home: home.clone(),
         flag: url_flag.map(str::to_string),
     };
-    let admin = Client::new(&locate.url(), home.read_token(), None);
+    let follow = locate.clone();
+    let admin = Client::new(&locate.url(), home.read_token(), None)
+        .following(std::sync::Arc::new(move || follow.url()));
     admin.health().await.map_err(|e| {
         anyhow::anyhow!(
             "{e}. repowire mcp needs a running daemon: start one with `repowire daemon start`"
@@ -143,7 +145,6 @@ pub async fn serve(
     };
     let client = admin.with_identity(Some(token), None);
     let beat = client.clone();
-    let beat_locate = locate.clone();
     let (stop_beat, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let heart = tokio::spawn(async move {
         loop {
@@ -153,12 +154,8 @@ pub async fn serve(
                 _ = tokio::time::sleep(Duration::from_secs(20)) => {}
                 _ = &mut stopped => return,
             }
-            if let Err(crate::client::ClientError::Unreachable { .. }) =
-                beat.heartbeat(&Default::default()).await
-            {
-                // Maybe restarted elsewhere: follow daemon.json.
-                beat.set_base(&beat_locate.url());
-            }
+            // (A daemon that moved is followed by the client itself.)
+            let _ = beat.heartbeat(&Default::default()).await;
         }
     });
     // The orchestrator gets its persona's identity text at session start.
@@ -171,7 +168,7 @@ pub async fn serve(
         _ => None,
     };
     let seen = super::push::Shared::default();
-    let server = Mesh::new(client.clone(), identity, seen.clone(), locate.clone())
+    let server = Mesh::new(client.clone(), identity, seen.clone())
         .serve(rmcp::transport::stdio())
         .await
         .context("while starting the MCP session")?;
@@ -197,7 +194,6 @@ pub async fn serve(
             client.clone(),
             seen,
             server.peer().clone(),
-            locate.clone(),
         ))
     });
     let _ = server.waiting().await;
