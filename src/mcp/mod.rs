@@ -68,6 +68,8 @@ fn done<T: serde::Serialize>(r: Result<T, ClientError>) -> ToolResult {
 #[derive(Clone)]
 pub struct Mesh {
     client: Client,
+    /// This session's own peer (list_peers leaves it out).
+    peer_id: String,
     /// Extra text for the session's instructions (the orchestrator's
     /// persona identity, `NAME.md`).
     identity: Option<String>,
@@ -78,23 +80,27 @@ pub struct Mesh {
 
 /// Create a schedule for one of the schedule tools (`kind` as text).
 async fn schedule(client: &Client, kind: Option<String>, req: ScheduleReq) -> ToolResult {
-    match kind_of(kind) {
+    match parsed(kind.as_deref(), crate::core::schedule::ScheduleKind::parse) {
         Ok(kind) => done(client.create_schedule(&ScheduleReq { kind, ..req }).await),
         Err(e) => fail(e),
     }
 }
 
-fn kind_of(k: Option<String>) -> Result<Option<crate::core::schedule::ScheduleKind>, ClientError> {
-    k.map(|k| crate::core::schedule::ScheduleKind::parse(&k))
-        .transpose()
-        .map_err(ClientError::Api)
+/// An optional text parameter read as its type (a bad value is refused
+/// with the same coded error the daemon gives).
+fn parsed<T>(
+    v: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, crate::core::error::Error>,
+) -> Result<Option<T>, ClientError> {
+    v.map(parse).transpose().map_err(ClientError::Api)
 }
 
 #[tool_router]
 impl Mesh {
-    fn new(client: Client, identity: Option<String>, seen: push::Shared) -> Self {
+    fn new(client: Client, peer_id: String, identity: Option<String>, seen: push::Shared) -> Self {
         Self {
             client,
+            peer_id,
             identity,
             seen,
             tool_router: Self::tool_router(),
@@ -112,24 +118,17 @@ impl Mesh {
         description = "List the peers of your circle (name, role, backend, status, description). Stale and offline peers are left out unless show_offline is true."
     )]
     async fn list_peers(&self, Parameters(a): Parameters<ListPeersArgs>) -> ToolResult {
-        let me = self.client.whoami().await.ok();
-        match self.client.list_peers(a.circle.as_deref()).await {
-            Ok(peers) => {
-                let peers: Vec<_> = peers
-                    .into_iter()
-                    .filter(|p| {
-                        a.show_offline.unwrap_or(false)
-                            || (!p.stale && p.status.as_str() != "offline")
-                    })
-                    .filter(|p| {
-                        a.include_self.unwrap_or(false)
-                            || me.as_ref().is_none_or(|m| m.peer_id != p.peer_id)
-                    })
-                    .collect();
-                ok(&json!({"peers": peers}))
-            }
-            Err(e) => fail(e),
-        }
+        let (offline, me) = (
+            a.show_offline.unwrap_or(false),
+            a.include_self.unwrap_or(false),
+        );
+        let peers = self.client.list_peers(a.circle.as_deref()).await.map(|ps| {
+            ps.into_iter()
+                .filter(|p| offline || (!p.stale && p.status.as_str() != "offline"))
+                .filter(|p| me || p.peer_id != self.peer_id)
+                .collect::<Vec<_>>()
+        });
+        done_as("peers", peers)
     }
 
     #[tool(
@@ -143,16 +142,15 @@ impl Mesh {
             reply_to: a.reply_to,
             ..Default::default()
         };
-        match self.client.ask(&req).await {
-            Ok(r) => ok(&json!({
+        done(self.client.ask(&req).await.map(|r| {
+            json!({
                 "correlation_id": r.ask.correlation_id,
                 "to": r.ask.to,
                 "state": r.ask.state,
                 "reply_to": r.ask.reply_to,
                 "queued_offline": r.queued_offline,
-            })),
-            Err(e) => fail(e),
-        }
+            })
+        }))
     }
 
     #[tool(
@@ -303,12 +301,12 @@ impl Mesh {
         description = "Create a job. Without assigned_peer the circle's persona routes it as soon as someone fits."
     )]
     async fn job_create(&self, Parameters(a): Parameters<JobCreateArgs>) -> ToolResult {
-        let deadline_ms = match a.deadline_at.as_deref() {
-            Some(w) => match crate::core::schedule::parse_when(w, crate::core::time::now_ms()) {
-                Ok(v) => Some(v),
-                Err(e) => return fail(ClientError::Api(e)),
-            },
-            None => None,
+        let now = crate::core::time::now_ms();
+        let deadline_ms = match parsed(a.deadline_at.as_deref(), |w| {
+            crate::core::schedule::parse_when(w, now)
+        }) {
+            Ok(v) => v,
+            Err(e) => return fail(e),
         };
         let req = JobCreateReq {
             title: a.title,
@@ -342,12 +340,9 @@ impl Mesh {
 
     #[tool(description = "A job's state, phase, assignee and attempts.")]
     async fn job_status(&self, Parameters(a): Parameters<JobIdArgs>) -> ToolResult {
-        match self.client.job(&a.job_id).await {
-            Ok(j) => ok(
-                &json!({"job_id": j.job_id, "state": j.state, "phase": j.phase, "assignee": j.assignee, "attempts": j.attempts}),
-            ),
-            Err(e) => fail(e),
-        }
+        done(self.client.job(&a.job_id).await.map(|j| {
+            json!({"job_id": j.job_id, "state": j.state, "phase": j.phase, "assignee": j.assignee, "attempts": j.attempts})
+        }))
     }
 
     #[tool(description = "Everything about a job, with its progress notes.")]
@@ -359,14 +354,9 @@ impl Mesh {
         description = "Move a job you work on: running, succeeded, failed, canceled; add a progress note or a result."
     )]
     async fn job_update(&self, Parameters(a): Parameters<JobUpdateArgs>) -> ToolResult {
-        let state = match a
-            .state
-            .as_deref()
-            .map(crate::core::job::JobState::parse)
-            .transpose()
-        {
+        let state = match parsed(a.state.as_deref(), crate::core::job::JobState::parse) {
             Ok(s) => s,
-            Err(e) => return fail(ClientError::Api(e)),
+            Err(e) => return fail(e),
         };
         let req = JobUpdateReq {
             state,
@@ -381,12 +371,9 @@ impl Mesh {
 
     #[tool(description = "A job's result: summary, structured data, error.")]
     async fn job_result(&self, Parameters(a): Parameters<JobIdArgs>) -> ToolResult {
-        match self.client.job(&a.job_id).await {
-            Ok(j) => ok(
-                &json!({"job_id": j.job_id, "state": j.state, "result_summary": j.result_summary, "result_data": j.result_data, "error": j.error}),
-            ),
-            Err(e) => fail(e),
-        }
+        done(self.client.job(&a.job_id).await.map(|j| {
+            json!({"job_id": j.job_id, "state": j.state, "result_summary": j.result_summary, "result_data": j.result_data, "error": j.error})
+        }))
     }
 
     #[tool(description = "Cancel a job (work in progress: its assignee is asked to stop).")]

@@ -159,8 +159,12 @@ pub async fn serve(
         }
     });
     // The orchestrator gets its persona's identity text at session start.
-    let identity = match client.whoami().await {
-        Ok(me) if me.role == crate::core::peer::Role::Orchestrator => client
+    let me = client
+        .whoami()
+        .await
+        .context("while reading this session's peer")?;
+    let identity = match me.role {
+        crate::core::peer::Role::Orchestrator => client
             .persona_status(None)
             .await
             .ok()
@@ -168,7 +172,7 @@ pub async fn serve(
         _ => None,
     };
     let seen = super::push::Shared::default();
-    let server = Mesh::new(client.clone(), identity, seen.clone())
+    let server = Mesh::new(client.clone(), me.peer_id, identity, seen.clone())
         .serve(rmcp::transport::stdio())
         .await
         .context("while starting the MCP session")?;
