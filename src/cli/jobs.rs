@@ -105,15 +105,7 @@ pub enum JobsCmd {
 
 /// `2h` from now, or an RFC 3339 time, as Unix ms.
 fn parse_when(s: &str) -> Result<i64, String> {
-    if let Ok(d) = crate::core::time::parse_duration(s) {
-        return Ok(crate::core::time::now_ms()
-            + i64::try_from(d.as_millis()).map_err(|e| e.to_string())?);
-    }
-    let t = humantime::parse_rfc3339_weak(s)
-        .map_err(|_| format!("{s:?} is neither a delay like 2h nor an RFC 3339 time"))?;
-    Ok(t.duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| e.to_string())?
-        .as_millis() as i64)
+    crate::core::schedule::parse_when(s, crate::core::time::now_ms()).map_err(|e| e.message)
 }
 
 fn parse_state(s: &str) -> Result<JobState, String> {
