@@ -30,12 +30,15 @@ pub enum ErrorCode {
     ShuttingDown,
     UnknownPersona,
     PersonaError,
+    StorageFull,
+    TooManyConnections,
+    TooManyStreams,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::BadRequest,
@@ -58,6 +61,9 @@ impl ErrorCode {
         Self::ShuttingDown,
         Self::UnknownPersona,
         Self::PersonaError,
+        Self::StorageFull,
+        Self::TooManyConnections,
+        Self::TooManyStreams,
         Self::Internal,
     ];
 
@@ -85,6 +91,9 @@ impl ErrorCode {
             Self::ShuttingDown => "shutting_down",
             Self::UnknownPersona => "unknown_persona",
             Self::PersonaError => "persona_error",
+            Self::StorageFull => "storage_full",
+            Self::TooManyConnections => "too_many_connections",
+            Self::TooManyStreams => "too_many_streams",
             Self::Internal => "internal",
         }
     }
@@ -111,6 +120,9 @@ impl ErrorCode {
             Self::ShuttingDown => 503,
             Self::UnknownPersona => 404,
             Self::PersonaError => 422,
+            Self::StorageFull => 507,
+            Self::TooManyConnections => 503,
+            Self::TooManyStreams => 429,
         }
     }
 
@@ -146,6 +158,15 @@ impl ErrorCode {
             Self::UnknownPersona => "no persona of that name (user file or shipped)",
             Self::PersonaError => {
                 "the persona does not compile or defines no entry point (see file:line)"
+            }
+            Self::StorageFull => {
+                "the disk holding the daemon's home is full: nothing was written; free space and retry"
+            }
+            Self::TooManyConnections => {
+                "the daemon is at its cap of open connections; retry shortly"
+            }
+            Self::TooManyStreams => {
+                "this token already holds the most event/delivery streams allowed; close one first"
             }
             Self::Internal => "a bug or storage failure in the daemon (see its log)",
         }
