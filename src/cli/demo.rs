@@ -25,9 +25,9 @@ struct Tour {
 impl Tour {
     fn step(&mut self, title: &str, lines: Vec<String>) {
         if !self.json {
-            println!("\n== {title}");
+            super::term::emit(&format!("\n== {title}"));
             for l in &lines {
-                println!("   {l}");
+                super::term::emit(&format!("   {}", super::term::escape(l)));
             }
         }
         self.steps.push(json!({"step": title, "lines": lines}));
@@ -54,12 +54,13 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
     let _ = std::fs::remove_dir_all(&dir);
     let tour = out?;
     if ctx.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({"steps": tour.steps})).unwrap_or_default()
+        super::term::emit(
+            &serde_json::to_string_pretty(&json!({"steps": tour.steps})).unwrap_or_default(),
         );
     } else {
-        println!("\ndaemon stopped; temporary home removed. Run your own: `repowire daemon`.");
+        super::term::emit(
+            "\ndaemon stopped; temporary home removed. Run your own: `repowire daemon`.",
+        );
     }
     Ok(())
 }

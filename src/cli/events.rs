@@ -1,6 +1,6 @@
 //! `repowire trace ID` and `repowire events`: the event log, read or followed.
 
-use super::{CmdResult, Ctx, Failure};
+use super::{CmdResult, Ctx, Failure, term};
 use crate::api::EventInfo;
 use crate::core::time::fmt_ms;
 use clap::Args;
@@ -37,8 +37,8 @@ pub fn payload_gist(e: &EventInfo) -> String {
     obj.iter()
         .filter(|(k, v)| !v.is_null() && k.as_str() != "to_peer_id")
         .map(|(k, v)| match v {
-            serde_json::Value::String(s) => format!("{k}={s}"),
-            other => format!("{k}={other}"),
+            serde_json::Value::String(s) => format!("{k}={}", term::field(s)),
+            other => format!("{k}={}", term::field(&other.to_string())),
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -107,8 +107,13 @@ impl EventsCmd {
             } else {
                 event_line(&e)
             };
-            if writeln!(out, "{line}").and_then(|_| out.flush()).is_err() {
-                return Ok(()); // reader went away (e.g. `| head`)
+            let line = if ctx.json {
+                line
+            } else {
+                term::escape(&line).into_owned()
+            };
+            if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+                term::closed(e); // the reader went away (e.g. `| head`): quiet exit
             }
         }
         Err(Failure::new(

@@ -1,7 +1,7 @@
 //! Consuming deliveries from the CLI: `peer inbox` (lease, print, confirm;
 //! `--follow` long-polls and rides out daemon restarts) and `peer wait`.
 
-use super::{CmdResult, Ctx, Failure};
+use super::{CmdResult, Ctx, Failure, term};
 use crate::api::{DeliveryInfo, LeaseReq};
 use crate::client::{Client, ClientError};
 use crate::core::delivery::DeliveryKind;
@@ -29,7 +29,7 @@ pub fn delivery_line(d: &DeliveryInfo) -> String {
         "{} {:<9} from {from}{re}: {}{hint}",
         fmt_ms(d.created_at_ms),
         d.kind.as_str(),
-        d.text
+        term::body(&d.text)
     )
 }
 
@@ -94,19 +94,21 @@ pub async fn wait(ctx: &Ctx, c: &Client, id: &str, timeout: Duration) -> CmdResu
 /// it reached stdout, so a crash in between means it is handed out again.
 fn print_batch(ctx: &Ctx, items: &[DeliveryInfo], follow: bool) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
-    for d in items {
-        let line = if ctx.json {
-            serde_json::to_string(d).unwrap_or_default()
-        } else {
-            delivery_line(d)
-        };
-        writeln!(out, "{line}").map_err(|e| Failure::new("io", format!("stdout: {e}"), 5))?;
-    }
-    if !follow && items.is_empty() && !ctx.json {
-        writeln!(out, "inbox empty").map_err(|e| Failure::new("io", format!("stdout: {e}"), 5))?;
-    }
-    out.flush()
-        .map_err(|e| Failure::new("io", format!("stdout: {e}"), 5))
+    let mut write = || -> std::io::Result<()> {
+        for d in items {
+            if ctx.json {
+                writeln!(out, "{}", serde_json::to_string(d).unwrap_or_default())?;
+            } else {
+                writeln!(out, "{}", term::escape(&delivery_line(d)))?;
+            }
+        }
+        if !follow && items.is_empty() && !ctx.json {
+            writeln!(out, "inbox empty")?;
+        }
+        out.flush()
+    };
+    // A closed stdout ends the process before anything is confirmed.
+    write().map_err(|e| term::closed(e))
 }
 
 /// `peer inbox`: peek, take everything pending (up to `limit`), or follow.
@@ -152,10 +154,7 @@ pub async fn inbox(
             }
         }
         if ctx.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&items).unwrap_or_default()
-            );
+            term::emit(&serde_json::to_string_pretty(&items).unwrap_or_default());
         } else {
             print_batch(ctx, &items, false)?;
         }

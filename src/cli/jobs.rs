@@ -1,6 +1,6 @@
 //! `repowire jobs …`: durable tracked work.
 
-use super::{CmdResult, Ctx, Failure, text_arg};
+use super::{CmdResult, Ctx, Failure, term, text_arg};
 use crate::api::{JobCreateReq, JobInfo, JobUpdateReq};
 use crate::core::job::JobState;
 use crate::core::time::fmt_ms;
@@ -118,11 +118,11 @@ pub fn job_line(j: &JobInfo) -> String {
         j.job_id,
         j.state.as_str(),
         j.assignee.as_deref().unwrap_or("-"),
-        j.title,
+        term::field(&j.title),
         if j.phase.is_empty() {
             String::new()
         } else {
-            format!("  [{}]", j.phase)
+            format!("  [{}]", term::field(&j.phase))
         }
     )
 }
@@ -131,7 +131,7 @@ fn job_detail(j: &JobInfo) -> String {
     let mut s = format!(
         "job:       {}\ntitle:     {}\nstate:     {}{}\ncircle:    {}\nowner:     {} (created by {})\nassignee:  {}\nattempts:  {} of {}\ntags:      {}\npriority:  {}\ncreated:   {}\nbrief:     {}",
         j.job_id,
-        j.title,
+        term::field(&j.title),
         j.state,
         if j.phase.is_empty() {
             String::new()
@@ -144,19 +144,24 @@ fn job_detail(j: &JobInfo) -> String {
         j.assignee.as_deref().unwrap_or("-"),
         j.attempts,
         j.max_attempts,
-        j.tags.join(", "),
+        term::field(&j.tags.join(", ")),
         j.priority,
         fmt_ms(j.created_at_ms),
-        j.brief
+        term::body(&j.brief)
     );
     if let Some(r) = &j.result_summary {
-        s.push_str(&format!("\nresult:    {r}"));
+        s.push_str(&format!("\nresult:    {}", term::body(r)));
     }
     if let Some(e) = &j.error {
-        s.push_str(&format!("\nerror:     {e}"));
+        s.push_str(&format!("\nerror:     {}", term::body(e)));
     }
     for n in &j.notes {
-        s.push_str(&format!("\n  {} {}: {}", fmt_ms(n.ts_ms), n.by, n.text));
+        s.push_str(&format!(
+            "\n  {} {}: {}",
+            fmt_ms(n.ts_ms),
+            n.by,
+            term::body(&n.text)
+        ));
     }
     s
 }

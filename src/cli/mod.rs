@@ -5,7 +5,8 @@
 //! mapped to stderr and an exit code in one place, [`main`].
 //!
 //! Exit codes: 0 ok · 1 the daemon refused (coded error) · 2 usage ·
-//! 3 no daemon reachable · 4 a wait timed out · 5 anything else.
+//! 3 no daemon reachable · 4 a wait timed out · 5 anything else ·
+//! 141 stdout was closed by its reader.
 
 mod daemon;
 mod demo;
@@ -18,6 +19,7 @@ mod peer;
 mod persona;
 mod review;
 mod schedule;
+pub mod term;
 
 use crate::client::{Client, ClientError};
 use crate::home::Home;
@@ -227,17 +229,16 @@ impl Ctx {
         Client::new(&self.url(), token, None)
     }
 
-    /// Print `value` as JSON, or the text `human` renders.
+    /// Print `value` as JSON, or the text `human` renders (control
+    /// characters escaped; see [`term`]). A closed stdout ends the process
+    /// quietly with [`term::EXIT_CLOSED_PIPE`].
     pub fn out<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).unwrap_or_default()
-            );
+            term::emit(&serde_json::to_string_pretty(value).unwrap_or_default());
         } else {
             let s = human(value);
             if !s.is_empty() {
-                println!("{}", s.trim_end());
+                term::emit(&term::escape(s.trim_end()));
             }
         }
     }
@@ -309,7 +310,7 @@ pub fn main() -> ExitCode {
                     serde_json::json!({"error": {"code": f.code, "message": f.message}})
                 );
             } else {
-                eprintln!("error[{}]: {}", f.code, f.message);
+                eprintln!("error[{}]: {}", f.code, term::escape(&f.message));
             }
             ExitCode::from(f.exit)
         }

@@ -1,6 +1,6 @@
 //! `repowire peer …`: identity, listing, roles, asks, notes and the inbox.
 
-use super::{CmdResult, Ctx, Failure, duration_arg, text_arg};
+use super::{CmdResult, Ctx, Failure, duration_arg, term, text_arg};
 use crate::api::*;
 
 use crate::core::peer::{Role, Status};
@@ -218,8 +218,8 @@ pub fn peer_line(p: &PeerInfo) -> String {
         p.role.as_str(),
         p.status.as_str(),
         fmt_age(p.last_seen_age_s * 1000),
-        p.backend,
-        p.description
+        term::field(&p.backend),
+        term::field(&p.description)
     )
 }
 
@@ -238,11 +238,11 @@ fn peer_detail(p: &PeerInfo) -> String {
         } else {
             ""
         },
-        p.backend,
-        p.project_path,
-        p.tags.join(", "),
+        term::field(&p.backend),
+        term::field(&p.project_path),
+        term::field(&p.tags.join(", ")),
         p.route,
-        p.description,
+        term::body(&p.description),
         fmt_ms(p.last_seen_ms),
         fmt_age(p.last_seen_age_s * 1000)
     )
@@ -273,16 +273,16 @@ fn ask_detail(a: &AskInfo) -> String {
         a.circle,
         fmt_ms(a.created_at_ms),
         fmt_ms(a.expires_at_ms),
-        a.text
+        term::body(&a.text)
     );
     if let Some(p) = &a.parent_id {
         s.push_str(&format!("\nask group:      {p}"));
     }
     if let Some(ans) = &a.answer {
-        s.push_str(&format!("\nanswer:         {ans}"));
+        s.push_str(&format!("\nanswer:         {}", term::body(ans)));
     }
     if let Some(m) = &a.ack_message {
-        s.push_str(&format!("\nack message:    {m}"));
+        s.push_str(&format!("\nack message:    {}", term::body(m)));
     }
     s
 }
@@ -374,7 +374,9 @@ impl PeerCmd {
                     tags: None,
                 };
                 let p = c.update_me(&req).await?;
-                ctx.out(&p, |p| format!("{}: {}", p.name, p.description));
+                ctx.out(&p, |p| {
+                    format!("{}: {}", p.name, term::body(&p.description))
+                });
             }
             PeerCmd::Heartbeat { status } => {
                 let p = c.heartbeat(&HeartbeatReq { status }).await?;

@@ -333,7 +333,7 @@ impl PersonaCmd {
                     let out: Vec<_> = routes.iter().map(|r| r.out(None)).collect();
                     let v =
                         serde_json::json!({"routes": out, "fallback": err.is_some(), "error": err});
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    super::term::emit(&serde_json::to_string_pretty(&v).unwrap_or_default());
                     return Ok(());
                 }
                 let mut decision = match (&job, &review) {
@@ -355,7 +355,7 @@ impl PersonaCmd {
                     decision.error = compile_err;
                 }
                 let out = decision.out();
-                println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                super::term::emit(&serde_json::to_string_pretty(&out).unwrap_or_default());
             }
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! `repowire review …`: ask for reviews, see what you owe, mark them.
 
-use super::{CmdResult, Ctx, Failure};
+use super::{CmdResult, Ctx, Failure, term};
 use crate::api::{QueueEntry, ReviewInfo, ReviewRefReq, ReviewRequestReq};
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -99,7 +99,11 @@ fn head(sha: Option<String>, repo: Option<PathBuf>, reference: &str) -> Result<S
 fn review_text(r: &ReviewInfo) -> String {
     let mut s = format!(
         "{} ({}) by {} at {} [{}]",
-        r.reference, r.review_id, r.author, r.head_sha, r.state
+        term::field(&r.reference),
+        r.review_id,
+        r.author,
+        term::field(&r.head_sha),
+        r.state
     );
     if r.reviewers.is_empty() {
         s.push_str("\n  no reviewer yet (routing retries in the background)");
@@ -109,7 +113,7 @@ fn review_text(r: &ReviewInfo) -> String {
             "\n  {:<16} {:<20} {}",
             x.reviewer,
             x.my_action,
-            x.verdict.as_deref().unwrap_or("")
+            term::field(x.verdict.as_deref().unwrap_or(""))
         ));
     }
     s
@@ -118,7 +122,10 @@ fn review_text(r: &ReviewInfo) -> String {
 fn queue_line(q: &QueueEntry) -> String {
     format!(
         "{:<20} {} (by {}, head {})",
-        q.my_action, q.reference, q.author, q.head_sha
+        q.my_action,
+        term::field(&q.reference),
+        q.author,
+        term::field(&q.head_sha)
     )
 }
 

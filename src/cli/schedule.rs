@@ -1,6 +1,6 @@
 //! `repowire schedule …`: future deliveries, one-shot or cron.
 
-use super::{CmdResult, Ctx, text_arg};
+use super::{CmdResult, Ctx, term, text_arg};
 use crate::api::{ScheduleInfo, ScheduleReq};
 use crate::core::schedule::{MissedPolicy, ScheduleKind};
 use crate::core::time::fmt_ms;
@@ -88,11 +88,11 @@ fn line(s: &ScheduleInfo) -> String {
         s.kind.as_str(),
         s.to,
         match (&s.cron, s.next_fire_ms) {
-            (Some(c), _) => format!("cron {c}"),
+            (Some(c), _) => format!("cron {}", term::field(c)),
             (None, Some(t)) => fmt_ms(t),
             (None, None) => "done".into(),
         },
-        s.text,
+        term::field(&s.text),
         if s.enabled {
             String::new()
         } else {

@@ -18,5 +18,6 @@ mod peers;
 mod personas;
 mod reviews;
 mod schedules;
+mod terminal;
 
 pub mod support;
