@@ -7,6 +7,7 @@
 //! (`migrations.rs`). One module per aggregate: peers, asks, deliveries, events.
 
 mod asks;
+mod circles;
 mod deliveries;
 mod events;
 mod jobs;
