@@ -210,7 +210,12 @@ fn tighten_below(dir: &Path, loose: &mut Vec<String>) -> Result<()> {
             match set_mode(&path, want) {
                 Ok(()) => loose.push(path.display().to_string()),
                 Err(_) if !path.exists() => {}
-                Err(e) => return Err(e),
+                // Not ours (another user's file): say so, but a stray file
+                // does not keep the daemon from starting.
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "could not tighten a file in the home"
+                ),
             }
         }
         if meta.is_dir() {
