@@ -1,6 +1,14 @@
 //! The state directory (`REPOWIRE_HOME`, `--home`, default `~/.repowire`) and
-//! the files in it: `state.db`, `token` (0600), `daemon.pid`, `daemon.json`
-//! (the running daemon's address), `daemon.lock`.
+//! the files in it: `state.db` (and SQLite's `-wal`/`-shm`), `token`,
+//! `daemon.pid`, `daemon.json` (the running daemon's address), `daemon.lock`,
+//! `daemon.log`, `personas/`, `mcp/`.
+//!
+//! Everything in the home is its owner's only: the directory and every
+//! directory in it 0700, every file 0600 (messages, tokens and the database
+//! live here). Files are created with that mode ([`private_file`],
+//! [`write_private`], [`private_dir`]) rather than fixed afterwards, and
+//! [`Home::ensure_dir`] tightens whatever an older version or another tool
+//! left looser, with a warning. No umask games: the mode is given per file.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -57,15 +65,41 @@ impl Home {
         self.dir.join("daemon.lock")
     }
 
-    /// Create the directory (mode 0700) if missing; an existing one is left
-    /// as it is (the token file inside is 0600 either way).
+    /// Create the directory (mode 0700) if missing, and make an existing
+    /// one its owner's only: the home and every directory in it 0700, every
+    /// file 0600 (see [`Home::secure`]).
     pub fn ensure_dir(&self) -> Result<()> {
-        if self.dir.is_dir() {
-            return Ok(());
-        }
-        fs::create_dir_all(&self.dir)
+        private_dir(&self.dir)
             .with_context(|| format!("while creating home {}", self.dir.display()))?;
-        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))?;
+        self.secure()
+    }
+
+    /// Tighten the home: itself and every directory below 0700, every file
+    /// 0600. A looser home is reported (a warning on stderr, which is the
+    /// daemon's log), as are loose files in it. Symbolic links are left
+    /// alone: what they point to is not ours to change.
+    pub fn secure(&self) -> Result<()> {
+        let mode = fs::metadata(&self.dir)
+            .with_context(|| format!("while reading home {}", self.dir.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                home = %self.dir.display(),
+                mode = format!("{:o}", mode & 0o777),
+                "the home was readable by other users; setting mode 0700"
+            );
+            set_mode(&self.dir, DIR_MODE)?;
+        }
+        let mut loose = Vec::new();
+        tighten_below(&self.dir, &mut loose)?;
+        if !loose.is_empty() {
+            tracing::warn!(
+                home = %self.dir.display(),
+                files = ?loose,
+                "files in the home were readable by other users; set to 0600 (directories 0700)"
+            );
+        }
         Ok(())
     }
 
@@ -87,10 +121,9 @@ impl Home {
         let token = crate::core::ids::new_token();
         let tmp = self.dir.join(".token.tmp");
         let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new()
+        let mut f = private_file()
             .write(true)
             .create_new(true)
-            .mode(0o600)
             .open(&tmp)
             .with_context(|| format!("while writing {}", tmp.display()))?;
         f.write_all(token.as_bytes())?;
@@ -118,6 +151,16 @@ impl Home {
         write_atomic(&self.pid_path(), format!("{}\n", rec.pid).as_bytes())
     }
 
+    /// Open (creating, 0600) the daemon's lock file.
+    pub fn open_lock(&self) -> Result<fs::File> {
+        private_file()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_path())
+            .context("while opening daemon.lock")
+    }
+
     /// Remove the record files if they still describe process `pid`.
     pub fn clear_record(&self, pid: u32) {
         if self.read_record().is_some_and(|r| r.pid == pid) {
@@ -135,9 +178,87 @@ impl Home {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).with_context(|| format!("while writing {}", tmp.display()))?;
+/// The mode of every directory in the home, the home included.
+pub const DIR_MODE: u32 = 0o700;
+/// The mode of every file in the home.
+pub const FILE_MODE: u32 = 0o600;
+
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("while setting mode {mode:o} on {}", path.display()))
+}
+
+/// Tighten every directory (0700) and file (0600) below `dir`; the paths
+/// that were looser are added to `loose`.
+fn tighten_below(dir: &Path, loose: &mut Vec<String>) -> Result<()> {
+    let entries = fs::read_dir(dir).with_context(|| format!("while reading {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let path = entry.path();
+        // A file may vanish while we walk (a session ending, a temp file).
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let want = if meta.is_dir() {
+            DIR_MODE
+        } else if meta.is_file() {
+            FILE_MODE
+        } else {
+            continue; // symlinks, sockets: not ours to change
+        };
+        if meta.permissions().mode() & 0o777 != want {
+            match set_mode(&path, want) {
+                Ok(()) => loose.push(path.display().to_string()),
+                Err(_) if !path.exists() => {}
+                // Not ours (another user's file): say so, but a stray file
+                // does not keep the daemon from starting.
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "could not tighten a file in the home"
+                ),
+            }
+        }
+        if meta.is_dir() {
+            tighten_below(&path, loose)?;
+        }
+    }
+    Ok(())
+}
+
+/// Create `dir` and any missing parents, mode 0700.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)
+}
+
+/// Options that create a file its owner alone may read (0600).
+pub fn private_file() -> fs::OpenOptions {
+    let mut o = fs::OpenOptions::new();
+    o.mode(FILE_MODE);
+    o
+}
+
+/// Write `path` atomically (a temp file beside it, renamed over it), 0600
+/// whatever mode an earlier file had.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    let mut f = private_file()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .with_context(|| format!("while writing {}", tmp.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("while writing {}", tmp.display()))?;
+    drop(f);
     fs::rename(&tmp, path).with_context(|| format!("while writing {}", path.display()))?;
     Ok(())
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_private(path, bytes)
 }

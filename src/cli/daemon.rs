@@ -217,7 +217,7 @@ async fn start_background(a: RunArgs, ctx: &Ctx) -> CmdResult {
     }
     cfg.home.ensure_dir()?;
     let log_path = cfg.home.dir.join("daemon.log");
-    let log = std::fs::OpenOptions::new()
+    let log = crate::home::private_file()
         .create(true)
         .append(true)
         .open(&log_path)

@@ -281,13 +281,12 @@ async fn tour(json: bool, url: &str, home: &Home) -> Result<Tour, Failure> {
         ],
     );
     // A check-in script on a schedule nudges a job that went quiet.
-    std::fs::create_dir_all(home.dir.join("personas"))
+    crate::home::private_dir(&home.dir.join("personas"))
         .map_err(|e| Failure::from(anyhow::anyhow!(e)))?;
-    std::fs::write(
-        home.dir.join("personas/stale_jobs.lua"),
-        include_str!("../../examples/checkins/stale_jobs.lua"),
-    )
-    .map_err(|e| Failure::from(anyhow::anyhow!(e)))?;
+    crate::home::write_private(
+        &home.dir.join("personas/stale_jobs.lua"),
+        include_str!("../../examples/checkins/stale_jobs.lua").as_bytes(),
+    )?;
     let slow = alice
         .create_job(&JobCreateReq {
             title: "Write the changelog".into(),

@@ -263,7 +263,7 @@ impl PersonaCmd {
                     None => catalog::starter(&name),
                 };
                 let dir = catalog::user_dir(home);
-                std::fs::create_dir_all(&dir)
+                crate::home::private_dir(&dir)
                     .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
                 let path = dir.join(format!("{name}.lua"));
                 if path.exists() && !force {
@@ -273,8 +273,8 @@ impl PersonaCmd {
                         1,
                     ));
                 }
-                std::fs::write(&path, text)
-                    .map_err(|e| fail(format!("cannot write {}: {e}", path.display())))?;
+                crate::home::write_private(&path, text.as_bytes())
+                    .map_err(|e| fail(format!("cannot write {}: {e:#}", path.display())))?;
                 let v = serde_json::json!({"name": name, "path": path.display().to_string()});
                 ctx.out(&v, |_| format!("wrote {}", path.display()));
             }

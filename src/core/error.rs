@@ -140,7 +140,9 @@ impl ErrorCode {
             Self::UnknownAsk => "no ask with that correlation id",
             Self::NameTaken => "a peer of that name already exists in the circle",
             Self::InvalidName => "a name or circle is not [A-Za-z0-9._-]{1,64}",
-            Self::CrossCircle => "the target is in another circle (admin may bypass explicitly)",
+            Self::CrossCircle => {
+                "a peer named, or an object acted on or read, is in another circle than the caller (admin may bypass explicitly where a command offers it)"
+            }
             Self::RoleHeld => "the orchestrator role is held by a live peer in that circle",
             Self::InvalidState => "the object is not in a state that allows this",
             Self::PeerOffline => {

@@ -160,19 +160,7 @@ async fn describe(
     Path(name): Path<String>,
     Query(q): Query<CircleQuery>,
 ) -> ApiResult<Json<PeerInfo>> {
-    let default_circle = c.viewer().map(|p| p.circle.clone());
-    let p = h
-        .store
-        .resolve_peer(&name, q.circle.as_deref().or(default_circle.as_deref()))?;
-    if let Some(me) = c.viewer()
-        && me.circle != p.circle
-    {
-        return Err(Error::new(
-            ErrorCode::CrossCircle,
-            format!("{} is in another circle", p.name),
-        )
-        .into());
-    }
+    let p = c.resolve_peer_in_caller_circle(&h, &name, q.circle.as_deref())?;
     Ok(Json(info(&h, &p)))
 }
 

@@ -101,6 +101,23 @@ impl Caller {
         }
     }
 
+    /// Resolve a peer this caller names in a read (`?peer=`, a path name):
+    /// a peer token resolves inside its own circle only (another circle is
+    /// `cross_circle`, see `store::circles`); the admin, also acting as a
+    /// peer, reads any circle. Writes resolve names in the store, as the
+    /// acting peer.
+    pub fn resolve_peer_in_caller_circle(
+        &self,
+        h: &DaemonHandle,
+        addr: &str,
+        circle: Option<&str>,
+    ) -> Result<PeerRow, Error> {
+        match self.viewer() {
+            Some(me) => h.store.resolve_peer_for(me, addr, circle),
+            None => h.store.resolve_peer(addr, circle),
+        }
+    }
+
     /// Check an explicit circle bypass: only admin may ask for one.
     pub fn bypass(&self, asked: bool) -> Result<bool, Error> {
         if asked && !self.is_admin() {

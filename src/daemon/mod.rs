@@ -154,12 +154,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         );
     }
     cfg.home.ensure_dir()?;
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(cfg.home.lock_path())
-        .context("while opening daemon.lock")?;
+    let lock = cfg.home.open_lock()?;
     if lock.try_lock().is_err() {
         let at = cfg
             .home

@@ -361,7 +361,7 @@ pub fn load_active(h: &DaemonHandle) {
 pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
     use notify_debouncer_full::notify::{EventKind, RecursiveMode};
     let dir = catalog::user_dir(&h.home.dir);
-    std::fs::create_dir_all(&dir)?;
+    crate::home::private_dir(&dir)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut debouncer = notify_debouncer_full::new_debouncer(
         Duration::from_millis(100),

@@ -122,20 +122,7 @@ pub async fn queue(
     Query(q): Query<QueueQ>,
 ) -> ApiResult<Json<Vec<QueueEntry>>> {
     let peer = match q.peer {
-        Some(name) => {
-            let circle = c.viewer().map(|p| p.circle.clone());
-            let p = h.store.resolve_peer(&name, circle.as_deref())?;
-            if let Some(me) = c.viewer()
-                && me.circle != p.circle
-            {
-                return Err(Error::new(
-                    crate::core::ErrorCode::CrossCircle,
-                    "another circle's queue",
-                )
-                .into());
-            }
-            p
-        }
+        Some(name) => c.resolve_peer_in_caller_circle(&h, &name, None)?,
         None => c.me()?.clone(),
     };
     Ok(Json(h.store.review_queue(&peer.id)?))

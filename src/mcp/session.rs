@@ -95,7 +95,7 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| crate::core::peer::DEFAULT_CIRCLE.into());
     let dir = home.dir.join("mcp");
-    std::fs::create_dir_all(&dir).context("while creating <home>/mcp")?;
+    crate::home::private_dir(&dir).context("while creating <home>/mcp")?;
     // One live session per peer: a second session with the same name (two
     // agents in one repo, or one fixed --name in a shared config) becomes
     // NAME-2, NAME-3, … instead of sharing the first one's inbox.
@@ -232,7 +232,7 @@ async fn claim_name(
             format!("{name}-{i}")
         };
         let path = dir.join(format!("{circle}@{candidate}.lock"));
-        let f = std::fs::OpenOptions::new()
+        let f = crate::home::private_file()
             .create(true)
             .truncate(false)
             .write(true)

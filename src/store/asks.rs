@@ -50,6 +50,19 @@ fn get(c: &Connection, id: &str) -> Result<AskInfo> {
         .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
 }
 
+/// Why `who`, not a party to `a`, is refused: `cross_circle` when it is in
+/// another circle than the ask, else `forbidden`.
+fn outsider(a: &AskInfo, who: &PeerRow, forbidden: Error) -> Error {
+    if who.circle == a.circle || who.id == a.from_peer_id || who.id == a.to_peer_id {
+        forbidden
+    } else {
+        super::circles::refused(format!(
+            "ask {} belongs to circle {:?}, and {} is in circle {:?}",
+            a.correlation_id, a.circle, who.name, who.circle
+        ))
+    }
+}
+
 fn check_id(id: &str, kind: IdKind) -> Result<()> {
     if IdKind::of(id) == Some(kind) {
         Ok(())
@@ -249,10 +262,11 @@ impl Store {
                 check_id(r, IdKind::Ask)?;
                 let prior = get(t.conn(), r)?;
                 if prior.from_peer_id != from.id && prior.to_peer_id != from.id {
-                    return Err(Error::forbidden(format!(
+                    let no = Error::forbidden(format!(
                         "reply_to {r}: {} neither sent nor received that ask",
                         from.name
-                    )));
+                    ));
+                    return Err(outsider(&prior, &from, no));
                 }
             }
             create_in(
@@ -331,10 +345,20 @@ impl Store {
                 .ok_or_else(|| {
                     Error::new(ErrorCode::NotFound, format!("no ask group {parent_id}"))
                 })?;
-            if caller.is_some_and(|p| p != from_peer) {
-                return Err(Error::forbidden(
-                    "only the asker may read an ask-many result",
-                ));
+            if let Some(p) = caller
+                && p != from_peer
+            {
+                let no = Error::forbidden("only the asker may read an ask-many result");
+                let circle: String = c
+                    .prepare_cached("SELECT circle FROM ask_groups WHERE id = ?1")?
+                    .query_row([parent_id], |r| r.get(0))?;
+                return Err(match by_id(c, p)? {
+                    Some(me) if me.circle != circle => super::circles::refused(format!(
+                        "ask group {parent_id} belongs to circle {circle:?}, and {} is in circle {:?}",
+                        me.name, me.circle
+                    )),
+                    _ => no,
+                });
             }
             let asks: Vec<AskInfo> = c
                 .prepare_cached(concat!(
@@ -370,17 +394,20 @@ impl Store {
     /// An ask, visible to its asker, its recipient or admin (`caller` None).
     pub fn get_ask(&self, id: &str, caller: Option<&str>) -> Result<AskInfo> {
         check_id(id, IdKind::Ask)?;
-        let a = self.read(|c| get(c, id))?;
-        if let Some(p) = caller
-            && p != a.from_peer_id
-            && p != a.to_peer_id
-        {
-            return Err(Error::forbidden(format!(
-                "ask {id} is between {} and {}",
-                a.from, a.to
-            )));
-        }
-        Ok(a)
+        self.read(|c| {
+            let a = get(c, id)?;
+            if let Some(p) = caller
+                && p != a.from_peer_id
+                && p != a.to_peer_id
+            {
+                let no = Error::forbidden(format!("ask {id} is between {} and {}", a.from, a.to));
+                return Err(match by_id(c, p)? {
+                    Some(me) => outsider(&a, &me, no),
+                    None => no,
+                });
+            }
+            Ok(a)
+        })
     }
 
     /// Asks a peer sent and/or received, newest first.
@@ -426,10 +453,11 @@ impl Store {
                 _ => (&before.to_peer_id, "recipient"),
             };
             if &actor.id != must_be {
-                return Err(Error::forbidden(format!(
+                let no = Error::forbidden(format!(
                     "only the {who} of ask {id} may do that ({} asked {})",
                     before.from, before.to
-                )));
+                ));
+                return Err(outsider(&before, &actor, no));
             }
             let mut a = cas(t, id, action)?;
             if action != AskAction::Cancel {

@@ -1,7 +1,7 @@
 //! Deliveries: durable per-peer messages (asks, replies, notifies,
 //! broadcasts, reminders, system notices), leased out and confirmed.
 
-use super::peers::{PeerRow, must, resolve};
+use super::peers::{PeerRow, must};
 use super::{NewEvent, Store, Tx, parse_col};
 use crate::api::{BroadcastReq, BroadcastResp, DeliveryInfo, NotifyReq, NotifyResp};
 use crate::core::ask::AskAction;
@@ -213,7 +213,8 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &str, circle: &str) -> Resu
     Ok(())
 }
 
-/// Resolve a message target for `from`, enforcing circles.
+/// Resolve a message target for `from`, enforcing circles (an admin may
+/// bypass explicitly).
 pub(super) fn target(
     c: &Connection,
     from: &PeerRow,
@@ -221,17 +222,7 @@ pub(super) fn target(
     circle: Option<&str>,
     bypass_circle: bool,
 ) -> Result<PeerRow> {
-    let to = resolve(c, addr, Some(circle.unwrap_or(&from.circle)))?;
-    if to.circle != from.circle && !bypass_circle {
-        return Err(Error::new(
-            ErrorCode::CrossCircle,
-            format!(
-                "{} is in circle {:?} and {} in {:?}: messages stay inside a circle (an admin may bypass with --cross-circle)",
-                to.name, to.circle, from.name, from.circle
-            ),
-        ));
-    }
-    Ok(to)
+    super::circles::resolve_for(c, from, addr, circle, bypass_circle)
 }
 
 impl Store {

@@ -2,8 +2,9 @@
 //! cancel, and dispatch to a chosen peer (which sends it an ask carrying the
 //! job id and brief).
 
+use super::circles::{resolve_for, resolve_within, same_circle};
 use super::deliveries::{NewDelivery, enqueue};
-use super::peers::{PeerRow, by_id, must, resolve};
+use super::peers::{PeerRow, by_id, must};
 use super::{NewEvent, Store, Tx, parse_col};
 use crate::api::{JobCreateReq, JobInfo, JobNote, JobUpdateReq};
 use crate::core::delivery::DeliveryKind;
@@ -141,8 +142,11 @@ fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
         .map(|id| by_id(t.conn(), &id))
         .transpose()?
         .flatten();
-    let who = by_id(t.conn(), &j.owner)?
-        .or(by_id(t.conn(), &j.created_by)?)
+    // Only someone of the job's circle hears of it (an owner named across
+    // circles before that was refused is passed over).
+    let inside = |p: Option<PeerRow>| p.filter(|p| p.circle == j.info.circle);
+    let who = inside(by_id(t.conn(), &j.owner)?)
+        .or(inside(by_id(t.conn(), &j.created_by)?))
         .or(orchestrator);
     if let Some(owner) = who
         && owner.id != actor
@@ -278,6 +282,7 @@ impl Store {
             let j = get(t.conn(), id)?;
             let actor_row = actor.map(|a| must(t.conn(), a)).transpose()?;
             if let Some(a) = &actor_row {
+                same_circle(a, &j.info.circle, &format!("job {id}"))?;
                 let allowed = Some(&a.id) == j.assignee.as_ref()
                     || a.id == j.owner
                     || a.id == j.created_by
@@ -380,7 +385,14 @@ impl Store {
     ) -> Result<(JobInfo, String)> {
         self.write(|t| {
             let j = get(t.conn(), id)?;
-            let to = resolve(t.conn(), peer, Some(&j.info.circle))?;
+            let to = resolve_within(
+                t.conn(),
+                &j.info.circle,
+                &format!("job {id}"),
+                peer,
+                None,
+                false,
+            )?;
             let sender = match sender_id {
                 Some(s) => must(t.conn(), s)?,
                 None => must(t.conn(), &j.owner).or_else(|_| must(t.conn(), &j.created_by))?,
@@ -531,6 +543,7 @@ impl Store {
         self.write(|t| {
             let j = get(t.conn(), id)?;
             if let Some(a) = actor.map(|a| must(t.conn(), a)).transpose()? {
+                same_circle(&a, &j.info.circle, &format!("job {id}"))?;
                 let allowed = a.id == j.owner
                     || a.id == j.created_by
                     || (a.role == Role::Orchestrator && a.circle == j.info.circle);
@@ -595,7 +608,7 @@ pub(super) fn create_job_in(
     {
         let creator = must(t.conn(), creator_id)?;
         let owner = match &req.owner {
-            Some(o) => resolve(t.conn(), o, Some(&creator.circle))?,
+            Some(o) => resolve_for(t.conn(), &creator, o, None, false)?,
             None => creator.clone(),
         };
         let id = new_id(IdKind::Job, t.now);
@@ -631,7 +644,7 @@ pub(super) fn create_job_in(
             json!({"title": req.title, "by": creator.name, "owner": owner.name}),
         )?;
         if let Some(peer) = &req.assign {
-            let to = resolve(t.conn(), peer, Some(&creator.circle))?;
+            let to = resolve_for(t.conn(), &creator, peer, None, false)?;
             dispatch_in(t, &id, &to, &creator, None)?;
         }
         Ok(get(t.conn(), &id)?.info)

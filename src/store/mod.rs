@@ -7,6 +7,7 @@
 //! (`migrations.rs`). One module per aggregate: peers, asks, deliveries, events.
 
 mod asks;
+mod circles;
 mod deliveries;
 mod events;
 mod jobs;
@@ -111,6 +112,7 @@ fn configure(conn: &Connection) -> Result<()> {
 impl Store {
     /// Open (creating and migrating) the database at `path`.
     pub fn open(path: &Path, policy: Policy) -> Result<Self> {
+        private_db_files(path)?;
         let writer = Connection::open(path)
             .map_err(|e| Error::internal(format!("while opening {}: {e}", path.display())))?;
         // Small pages: a commit appends fewer bytes to the WAL. Measured on
@@ -196,6 +198,32 @@ impl Store {
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         f(&conn)
     }
+}
+
+/// Make the database file its owner's only (0600) before SQLite opens it:
+/// SQLite gives the `-wal` and `-shm` files it creates the main file's mode,
+/// so creating the main file 0600 first keeps all three private. Existing
+/// files (an older home) are tightened.
+fn private_db_files(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e: std::io::Error| Error::internal(format!("while securing {}: {e}", path.display()));
+    crate::home::private_file()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let Ok(meta) = std::fs::metadata(&p) else {
+            continue;
+        };
+        if meta.permissions().mode() & 0o777 != crate::home::FILE_MODE {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(crate::home::FILE_MODE))
+                .map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 /// Parse a stored enum column.

@@ -98,7 +98,7 @@ pub(super) fn must(c: &Connection, id: &str) -> Result<PeerRow> {
     by_id(c, id)?.ok_or_else(|| Error::new(ErrorCode::UnknownPeer, format!("peer {id} is gone")))
 }
 
-fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option<PeerRow>> {
+pub(super) fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option<PeerRow>> {
     Ok(c.prepare_cached(concat!(
         "SELECT ",
         cols!(),
@@ -417,6 +417,10 @@ impl Store {
                     row = must(t.conn(), &old.id)?;
                     Ok((row, None, true))
                 }
+                (_, Some(tp)) if tp.circle != circle => Err(super::circles::refused(format!(
+                    "this token belongs to peer {:?} in circle {:?}; it cannot register or resume a peer of circle {circle:?}",
+                    tp.name, tp.circle
+                ))),
                 (_, Some(tp)) => Err(Error::forbidden(format!(
                     "this token belongs to peer {:?} in circle {:?}; a peer token can only resume its own peer",
                     tp.name, tp.circle

@@ -1,8 +1,9 @@
 //! Review items: who owes a review of what, re-opened when the head moves,
 //! cleared by a verdict, closed when merged or abandoned.
 
+use super::circles::{resolve_for, resolve_within};
 use super::deliveries::{NewDelivery, enqueue};
-use super::peers::{by_id, must, resolve};
+use super::peers::{by_id, must};
 use super::{NewEvent, Store, Tx};
 use crate::api::{QueueEntry, ReviewInfo, ReviewRefReq, ReviewRequestReq, ReviewerState};
 use crate::core::delivery::DeliveryKind;
@@ -99,8 +100,10 @@ fn review_event(
     })
 }
 
-fn tell(t: &mut Tx<'_>, peer_id: &str, text: &str) -> Result<()> {
-    if let Some(p) = by_id(t.conn(), peer_id)? {
+/// Tell a peer of the review's circle (an author named across circles
+/// before that was refused is passed over).
+fn tell(t: &mut Tx<'_>, circle: &str, peer_id: &str, text: &str) -> Result<()> {
+    if let Some(p) = by_id(t.conn(), peer_id)?.filter(|p| p.circle == circle) {
         enqueue(
             t,
             NewDelivery {
@@ -143,6 +146,7 @@ fn tell_reviewers_moved(t: &mut Tx<'_>, r: &ReviewInfo) -> Result<()> {
     for id in reviewers {
         tell(
             t,
+            &r.circle,
             &id,
             &format!(
                 "{} moved to {} since your review: a re-review is suggested.",
@@ -173,7 +177,7 @@ impl Store {
         self.write(|t| {
             let caller = must(t.conn(), caller_id)?;
             let author = match &req.author {
-                Some(a) => resolve(t.conn(), a, Some(&caller.circle))?,
+                Some(a) => resolve_for(t.conn(), &caller, a, None, false)?,
                 None => caller.clone(),
             };
             if let Some(existing) = load(t.conn(), &caller.circle, &req.reference)? {
@@ -224,7 +228,7 @@ impl Store {
         self.write(|t| {
             let row = must_load(t.conn(), circle, reference)?;
             for name in names {
-                let p = resolve(t.conn(), name, Some(circle))?;
+                let p = resolve_within(t.conn(), circle, reference, name, None, false)?;
                 if p.id == row.author_id {
                     return Err(Error::bad_request(format!("{} wrote {reference}: a reviewer is never the author", p.name)));
                 }
@@ -237,6 +241,7 @@ impl Store {
                 review_event(t, "review_assigned", &row.info, json!({"ref": reference, "reviewer": p.name}))?;
                 tell(
                     t,
+                    circle,
                     &p.id,
                     &format!(
                         "Please review {reference}{} at {} by {}.{} Mark it with: repowire review mark {reference} --verdict approve|changes|comment",
@@ -403,6 +408,7 @@ impl Store {
             review_event(t, "review_marked", &r, json!({"ref": r.reference, "reviewer": me.name, "sha": sha, "verdict": verdict}))?;
             tell(
                 t,
+                circle,
                 &row.author_id,
                 &format!(
                     "{} reviewed {} at {sha}: {verdict}{}",

@@ -2,8 +2,9 @@
 //! transaction: the delivery (or job) and the advance of `next_fire_ms`, so
 //! a crash never fires twice nor loses a fire beyond the missed policy.
 
+use super::circles::{resolve_for, same_circle};
 use super::deliveries::{NewDelivery, enqueue};
-use super::peers::{PeerRow, by_id, must, resolve};
+use super::peers::{PeerRow, by_id, must};
 use super::{NewEvent, Store, Tx, parse_col};
 use crate::api::{JobCreateReq, ScheduleInfo, ScheduleReq};
 use crate::core::delivery::DeliveryKind;
@@ -94,7 +95,7 @@ fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<S
     for r in routes {
         match r {
             Route::Notify { peer, text } => {
-                let to = resolve(t.conn(), peer, Some(&from.circle))?;
+                let to = resolve_for(t.conn(), from, peer, None, false)?;
                 done.push(enqueue(
                     t,
                     NewDelivery {
@@ -108,7 +109,7 @@ fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<S
                 )?);
             }
             Route::Ask { peer, text } => {
-                let to = resolve(t.conn(), peer, Some(&from.circle))?;
+                let to = resolve_for(t.conn(), from, peer, None, false)?;
                 let timeout = t.policy.ask_timeout_ms;
                 done.push(
                     super::asks::create_in(t, from, &to, text, timeout, None, None)?
@@ -118,7 +119,7 @@ fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<S
             }
             Route::Fanout { peers, text } => {
                 for peer in peers {
-                    let to = resolve(t.conn(), peer, Some(&from.circle))?;
+                    let to = resolve_for(t.conn(), from, peer, None, false)?;
                     let timeout = t.policy.ask_timeout_ms;
                     done.push(
                         super::asks::create_in(t, from, &to, text, timeout, None, None)?
@@ -166,11 +167,12 @@ impl Store {
         };
         self.write(|t| {
             let owner = must(t.conn(), owner_id)?;
-            let circle = req.circle.as_deref().unwrap_or(&owner.circle);
-            let target = if req.to == "self" { owner.clone() } else { resolve(t.conn(), &req.to, Some(circle))? };
-            if target.circle != owner.circle || circle != owner.circle {
-                return Err(Error::new(ErrorCode::CrossCircle, format!("{} is in another circle", target.name)));
-            }
+            let target = if req.to == "self" {
+                // `self` with a circle: that circle must be the owner's.
+                resolve_for(t.conn(), &owner, &owner.name, req.circle.as_deref(), false)?
+            } else {
+                resolve_for(t.conn(), &owner, &req.to, req.circle.as_deref(), false)?
+            };
             let id = new_id(IdKind::Schedule, t.now);
             t.conn()
                 .prepare_cached(
@@ -234,7 +236,11 @@ impl Store {
     ) -> Result<ScheduleInfo> {
         self.write(|t| {
             let s = get(t.conn(), id)?;
-            if let Some(a) = actor.map(|a| must(t.conn(), a)).transpose()?
+            let actor = actor.map(|a| must(t.conn(), a)).transpose()?;
+            if let Some(a) = &actor {
+                same_circle(a, &s.info.circle, &format!("schedule {id}"))?;
+            }
+            if let Some(a) = actor
                 && a.id != s.owner_id
                 && !(a.role == Role::Orchestrator && a.circle == s.info.circle)
             {

@@ -146,7 +146,7 @@ async fn reads_stay_inside_the_circle_and_broadcast_bypass_is_admin_only() {
         "{seen:?}"
     );
     assert_eq!(code_of(alice.trace(&id).await), ErrorCode::CrossCircle);
-    assert_eq!(code_of(alice.get_ask(&id).await), ErrorCode::Forbidden);
+    assert_eq!(code_of(alice.get_ask(&id).await), ErrorCode::CrossCircle);
     // Inside the circle, events name what happened but carry no message bodies.
     let t = bob.trace(&id).await.unwrap();
     let dump = serde_json::to_string(&t).unwrap();

@@ -8,6 +8,8 @@ mod cli;
 mod delivery;
 mod docs;
 mod errors;
+mod file_modes;
+mod isolation;
 mod jobs;
 mod mcp;
 mod mcp_session;
