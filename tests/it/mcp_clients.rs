@@ -172,7 +172,7 @@ fn the_inspector_strict_check_reports_nothing() {
 /// The official Python SDK, protocol 2026-07-28: serverInfo, the tools, a
 /// call, a refused parameter; the capability `experimental["claude/channel"]`
 /// sent in each request's `_meta` (there is no `initialize`) makes
-/// `--delivery auto` push, as it does at `initialize`.
+/// `--delivery auto` push, as it does at `initialize`, and the events arrive.
 #[test]
 fn the_python_sdk_on_the_newer_protocol() {
     let d = Daemon::start(&[]);
@@ -211,6 +211,12 @@ fn the_python_sdk_on_the_newer_protocol() {
             .contains("did you mean `circle`"),
         "{v}"
     );
+    // The note to itself came as a channel event.
+    assert_eq!(
+        v["pushed"]["content"], "notify from py: a note to self",
+        "{v}"
+    );
+    assert_eq!(v["pushed"]["meta"]["kind"], "notify", "{v}");
     // Without the capability: the inbox tool only.
     let v = session("py-plain", "plain");
     assert_eq!(v["whoami"]["route"], "pull", "{v}");
