@@ -261,9 +261,9 @@ pub fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn init_tracing(default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    use std::io::IsTerminal;
     // Colour only for a person at a terminal: an MCP client or a log file
     // reading stderr gets plain text.
     let _ = tracing_subscriber::fmt()

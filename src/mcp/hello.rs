@@ -70,7 +70,10 @@ pub fn backend_of(client_name: &str) -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// Does the client say it reads channel events?
+/// Does the client say it reads channel events (the capability
+/// `experimental["claude/channel"]`)? Its name is not enough: Claude Code
+/// drops channel events from a server that was not enabled as a channel,
+/// and a pushed delivery is confirmed.
 fn reads_channels(caps: &ClientCapabilities) -> bool {
     caps.experimental
         .as_ref()
