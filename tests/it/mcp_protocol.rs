@@ -223,3 +223,37 @@ fn logs_are_plain_when_stderr_is_not_a_terminal() {
     assert!(err.contains("DEBUG"), "debug logs expected: {err}");
     assert!(!err.contains('\u{1b}'), "ANSI escape in: {err:?}");
 }
+
+/// The input schemas keep to the portable subset, whichever checker reads
+/// them: one `type` per property (no `[X, "null"]`), no integer `format`s
+/// (`uint64`, `int64`: not JSON Schema formats), and every property typed.
+#[tokio::test]
+async fn the_schemas_are_portable() {
+    fn walk(tool: &str, at: &str, v: &serde_json::Value) {
+        let Some(o) = v.as_object() else { return };
+        if let Some(t) = o.get("type") {
+            assert!(t.is_string(), "{tool} {at}: type {t}");
+        }
+        if let Some(f) = o.get("format").and_then(|f| f.as_str()) {
+            assert!(!f.contains("int"), "{tool} {at}: format {f}");
+        }
+        if let Some(props) = o.get("properties").and_then(|p| p.as_object()) {
+            for (k, p) in props {
+                assert!(p.get("type").is_some(), "{tool} {at}.{k} has no type: {p}");
+            }
+        }
+        for (k, child) in o {
+            walk(tool, &format!("{at}.{k}"), child);
+        }
+    }
+    let d = Daemon::start(&[]);
+    let s = session(&d, "alice").await;
+    for t in s.list_all_tools().await.unwrap() {
+        walk(
+            &t.name,
+            "inputSchema",
+            &serde_json::Value::Object((*t.input_schema).clone()),
+        );
+    }
+    s.cancel().await.unwrap();
+}
