@@ -262,10 +262,14 @@ pub fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
 }
 
 fn init_tracing(default: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a person at a terminal: an MCP client or a log file
+    // reading stderr gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -351,6 +355,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
                     })
                 })
                 .unwrap_or_else(|| "agent".into());
+            let backend_fixed = backend.is_some();
             let backend = backend.or_else(|| {
                 if std::env::var_os("CLAUDECODE").is_some() {
                     Some("claude-code".into())
@@ -366,6 +371,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
                 name,
                 circle,
                 backend,
+                backend_fixed,
                 role,
                 project_path: cwd.map(|d| d.display().to_string()),
             };

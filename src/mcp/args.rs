@@ -219,9 +219,9 @@ pub struct JobUpdateArgs {
     /// A summary of the result (for succeeded or failed).
     #[serde(default)]
     pub result_summary: Option<String>,
-    /// Structured result (any JSON).
+    /// Structured result (a JSON object).
     #[serde(default)]
-    pub result_data: Option<serde_json::Value>,
+    pub result_data: Option<serde_json::Map<String, serde_json::Value>>,
     /// What went wrong (for failed).
     #[serde(default)]
     pub error: Option<String>,

@@ -12,10 +12,14 @@
 //! generated from the tool definitions here.
 
 mod args;
+mod hello;
+mod params;
 mod push;
 mod session;
 
 pub use args::*;
+pub use hello::backend_of;
+pub use params::ALIASES;
 pub use session::{Delivery, Join, serve};
 
 use crate::api::{
@@ -75,6 +79,8 @@ pub struct Mesh {
     identity: Option<String>,
     /// What the agent was shown (shared with the push loop).
     seen: push::Shared,
+    /// What the client says about itself (backend, channels).
+    hello: std::sync::Arc<hello::Hello>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -97,13 +103,26 @@ fn parsed<T>(
 
 #[tool_router]
 impl Mesh {
-    fn new(client: Client, peer_id: String, identity: Option<String>, seen: push::Shared) -> Self {
+    fn new(
+        client: Client,
+        peer_id: String,
+        identity: Option<String>,
+        seen: push::Shared,
+        hello: std::sync::Arc<hello::Hello>,
+    ) -> Self {
+        let mut tool_router = Self::tool_router();
+        for (name, route) in tool_router.map.iter_mut() {
+            let mut schema = (*route.attr.input_schema).clone();
+            params::portable(name, &mut schema);
+            route.attr.input_schema = std::sync::Arc::new(schema);
+        }
         Self {
             client,
             peer_id,
             identity,
             seen,
-            tool_router: Self::tool_router(),
+            hello,
+            tool_router,
         }
     }
 
@@ -363,7 +382,7 @@ impl Mesh {
             phase: a.phase,
             note: a.progress_note,
             result: a.result_summary,
-            result_data: a.result_data,
+            result_data: a.result_data.map(serde_json::Value::Object),
             error: a.error,
         };
         done(self.client.update_job(&a.job_id, &req).await)
@@ -481,12 +500,14 @@ impl Mesh {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Mesh {
-    /// The router's own failures (a missing or mistyped parameter, an
-    /// unknown tool) become `isError` results with the code `bad_request`,
-    /// like every other failure: one shape for the agent to read.
+    /// Arguments are checked before rmcp decodes them: 0.17 aliases are
+    /// renamed and an unknown name is refused (serde would drop it). The
+    /// router's own failures (a missing or mistyped parameter, an unknown
+    /// tool) become `isError` results with the code `bad_request`, like
+    /// every other failure: one shape for the agent to read.
     async fn call_tool(
         &self,
-        request: rmcp::model::CallToolRequestParams,
+        mut request: rmcp::model::CallToolRequestParams,
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, McpError> {
         use rmcp::model::CallToolResponse;
@@ -497,6 +518,14 @@ impl ServerHandler for Mesh {
                 )
                 .into())
             };
+        self.hello.request(&context.meta, &context.peer).await;
+        if let Some(tool) = self.tool_router.get(&request.name) {
+            let mut args = request.arguments.take().unwrap_or_default();
+            if let Err(m) = params::check(&request.name, &tool.input_schema, &mut args) {
+                return bad(m);
+            }
+            request.arguments = Some(args);
+        }
         // rmcp's words for arguments that do not fit a tool's parameters.
         const DECODE: &str = "failed to deserialize parameters";
         let tcc = rmcp::handler::server::tool::ToolCallContext::new(self, request, context);
@@ -526,6 +555,27 @@ impl ServerHandler for Mesh {
         }
     }
 
+    /// The tool list; the request's `_meta` (protocol 2026-07-28) is taken
+    /// in as at `call_tool`.
+    async fn list_tools(
+        &self,
+        _request: Option<rmcp::model::PaginatedRequestParams>,
+        context: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::ListToolsResult, McpError> {
+        self.hello.request(&context.meta, &context.peer).await;
+        let modern = context
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        Ok(rmcp::model::ListToolsResult {
+            result_type: Some(rmcp::model::ResultType::COMPLETE),
+            tools: self.tool_router.list_all(),
+            meta: None,
+            next_cursor: None,
+            ttl_ms: modern.then_some(0),
+            cache_scope: modern.then_some(rmcp::model::CacheScope::Public),
+        })
+    }
+
     fn get_info(&self) -> ServerConfig {
         // Claude Code reads pushed messages as channel events.
         let mut experimental = rmcp::model::ExperimentalCapabilities::new();
@@ -541,6 +591,11 @@ impl ServerHandler for Mesh {
             text.push_str("\n\nYou are this circle's orchestrator. Your persona:\n\n");
             text.push_str(id);
         }
-        ServerConfig::new(caps).with_instructions(text)
+        let me = rmcp::model::Implementation::new("repowire", env!("CARGO_PKG_VERSION"))
+            .with_title("repowire mesh")
+            .with_description(env!("CARGO_PKG_DESCRIPTION"));
+        ServerConfig::new(caps)
+            .with_server_info(me)
+            .with_instructions(text)
     }
 }

@@ -57,6 +57,18 @@ impl Seen {
         true
     }
 
+    /// The daemon took these as delivered: so `recent` shows them.
+    fn confirmed(&mut self, ids: &[String]) {
+        for d in self
+            .recent
+            .iter_mut()
+            .filter(|d| ids.contains(&d.delivery_id))
+        {
+            d.state = crate::core::delivery::DeliveryState::Delivered;
+            d.lease_until_ms = None;
+        }
+    }
+
     pub(super) fn recent(&self, n: usize) -> Vec<DeliveryInfo> {
         let skip = self.recent.len().saturating_sub(n);
         self.recent.iter().skip(skip).cloned().collect()
@@ -74,7 +86,10 @@ pub(super) async fn confirm_pending(client: &Client, seen: &Shared) -> Result<()
         return Ok(());
     }
     match client.confirm(ids.clone()).await {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            lock(seen).confirmed(&ids);
+            Ok(())
+        }
         Err(e) => {
             lock(seen).unconfirmed.extend(ids);
             Err(e)

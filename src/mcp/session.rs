@@ -29,19 +29,6 @@ impl Delivery {
     }
 }
 
-/// Does the client that initialized the session say it reads channel
-/// events (the capability `experimental["claude/channel"]`)? Its name is
-/// not enough: Claude Code drops channel events from a server that was not
-/// enabled as a channel, and a pushed delivery is confirmed.
-fn reads_channels(info: Option<&rmcp::model::ClientConfig>) -> bool {
-    info.is_some_and(|i| {
-        i.capabilities
-            .experimental
-            .as_ref()
-            .is_some_and(|e| e.contains_key("claude/channel"))
-    })
-}
-
 /// Where the daemon is: the `--url` given, else `REPOWIRE_URL`, else what
 /// `daemon.json` says now (so a restarted daemon is followed, an explicit
 /// one never left).
@@ -64,6 +51,9 @@ pub struct Join {
     pub name: String,
     pub circle: Option<String>,
     pub backend: Option<String>,
+    /// The backend was given (`--backend`): the client's name does not
+    /// override it (else `clientInfo.name` does, see `hello.rs`).
+    pub backend_fixed: bool,
     pub role: Option<crate::core::peer::Role>,
     pub project_path: Option<String>,
 }
@@ -172,40 +162,26 @@ pub async fn serve(
         _ => None,
     };
     let seen = super::push::Shared::default();
-    let server = Mesh::new(client.clone(), me.peer_id, identity, seen.clone())
+    let hello = std::sync::Arc::new(super::hello::Hello::new(
+        client.clone(),
+        join.delivery,
+        join.backend_fixed,
+        req,
+        seen.clone(),
+    ));
+    let server = Mesh::new(client.clone(), me.peer_id, identity, seen, hello.clone())
         .serve(rmcp::transport::stdio())
         .await
         .context("while starting the MCP session")?;
-    let push = match join.delivery {
-        Delivery::Push => true,
-        Delivery::Pull => false,
-        Delivery::Auto => reads_channels(server.peer().peer_info().as_deref()),
-    };
-    if join.delivery == Delivery::Auto {
-        // Say so in the peer's row (a resume with the route set).
-        let route = RegisterReq {
-            route: Some(if push { "channel" } else { "pull" }.into()),
-            role: None,
-            ..req
-        };
-        if let Err(e) = client.register(&route).await {
-            tracing::warn!("could not record the channel route: {e}");
-        }
-    }
-    tracing::debug!(push, "session started");
-    let pusher = push.then(|| {
-        tokio::spawn(super::push::push(
-            client.clone(),
-            seen,
-            server.peer().clone(),
-        ))
-    });
+    // The backend and (auto) the push route follow what the client says.
+    hello
+        .started(server.peer().peer_info().as_deref(), server.peer())
+        .await;
+    tracing::debug!("session started");
     let _ = server.waiting().await;
     let _ = stop_beat.send(());
     let _ = heart.await;
-    if let Some(p) = pusher {
-        p.abort();
-    }
+    hello.stop().await;
     let offline = crate::api::HeartbeatReq {
         status: Some(crate::core::peer::Status::Offline),
     };

@@ -12,6 +12,8 @@ mod file_modes;
 mod isolation;
 mod jobs;
 mod mcp;
+mod mcp_clients;
+mod mcp_protocol;
 mod mcp_session;
 mod mcp_tools;
 mod mcp_work;

@@ -316,8 +316,17 @@ async fn tool_list_snapshot_and_generated_reference() {
     let mut doc = String::from(
         "# MCP tools\n\n`repowire mcp` serves these tools over stdio (generated from the tool definitions; \
          a test fails when this file is stale: `REPOWIRE_BLESS=1 cargo test` rewrites it). Results are JSON \
-         (text and structured content); failures are `isError` results with `{code, message}`.\n",
+         (text and structured content); failures are `isError` results with `{code, message}`. \
+         A parameter a tool does not know is refused with `bad_request`, naming the closest known one \
+         (it is never silently ignored). The server introduces itself as `repowire` with its version.\n\n\
+         ## Aliases\n\nrepowire 0.17's parameter names are accepted where ours differ, so existing prompts \
+         keep working (giving both names is refused). A 0.17 parameter with no counterpart here (`job_create`'s \
+         `circle` or `kind`, `job_update`'s `attempt_id`, `attachments`, …) is refused as unknown rather than \
+         dropped:\n\n| tool | 0.17 name | our name |\n|---|---|---|\n",
     );
+    for (tool, old, ours) in repowire::mcp::ALIASES {
+        doc.push_str(&format!("| `{tool}` | `{old}` | `{ours}` |\n"));
+    }
     for t in &tools {
         doc.push_str(&format!(
             "\n## `{}`\n\n{}\n",

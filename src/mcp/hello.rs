@@ -1,0 +1,210 @@
+//! Who the client is and what it reads, wherever it says so: in the
+//! `initialize` handshake, or — on protocol 2026-07-28, which has no
+//! handshake — in each request's `_meta` (`io.modelcontextprotocol/clientInfo`
+//! and `…/clientCapabilities`). Both are honoured alike.
+//!
+//! Two things follow from it: the peer's backend (`clientInfo.name`, unless
+//! `--backend` was given; before the environment guess, since Codex passes
+//! no `CODEX_HOME` to its servers) and, with `--delivery auto`, whether
+//! deliveries are pushed as channel events (the capability
+//! `experimental["claude/channel"]`). A change is recorded in the peer's row
+//! before the request that carried it is served.
+
+use super::{Delivery, push};
+use crate::api::RegisterReq;
+use crate::client::Client;
+use rmcp::model::{ClientCapabilities, Implementation};
+
+/// The session's view of its client, shared by the tool handlers and the
+/// session's start and end.
+pub(super) struct Hello {
+    client: Client,
+    delivery: Delivery,
+    /// `--backend` was given: the client's name does not override it.
+    backend_fixed: bool,
+    /// The registration to resume with a new backend or route.
+    base: RegisterReq,
+    seen: push::Shared,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Something was heard from the client already (a request's `_meta`
+    /// may be handled before the session's start looks at `initialize`).
+    heard: bool,
+    backend: Option<String>,
+    route: Option<&'static str>,
+    pusher: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The backend a client name stands for: the known clients by their
+/// product name, any other by its own name (lower case, `[a-z0-9._-]`),
+/// except the SDKs' default names (`rmcp`, `mcp`), which say nothing about
+/// the agent (the environment's guess stands).
+pub fn backend_of(client_name: &str) -> Option<String> {
+    let known = match client_name {
+        "rmcp" | "mcp" | "" => return None,
+        "claude-code" => Some("claude-code"),
+        "codex-mcp-client" | "codex" => Some("codex"),
+        "gemini-cli-mcp-client" => Some("gemini"),
+        _ => None,
+    };
+    if let Some(k) = known {
+        return Some(k.into());
+    }
+    let name: String = client_name
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(64)
+        .collect();
+    let name = name.trim_matches('-').to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// Does the client say it reads channel events (the capability
+/// `experimental["claude/channel"]`)? Its name is not enough: Claude Code
+/// drops channel events from a server that was not enabled as a channel,
+/// and a pushed delivery is confirmed.
+fn reads_channels(caps: &ClientCapabilities) -> bool {
+    caps.experimental
+        .as_ref()
+        .is_some_and(|e| e.contains_key("claude/channel"))
+}
+
+impl Hello {
+    pub(super) fn new(
+        client: Client,
+        delivery: Delivery,
+        backend_fixed: bool,
+        base: RegisterReq,
+        seen: push::Shared,
+    ) -> Self {
+        let backend = base.backend.clone();
+        Hello {
+            client,
+            delivery,
+            backend_fixed,
+            base,
+            seen,
+            state: tokio::sync::Mutex::new(State {
+                backend,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// At session start: what `initialize` said (nothing, on 2026-07-28).
+    /// Saying nothing means no channels: `--delivery auto` pulls until a
+    /// request's capabilities say otherwise.
+    pub(super) async fn started(
+        &self,
+        info: Option<&rmcp::model::InitializeRequestParams>,
+        peer: &rmcp::Peer<rmcp::RoleServer>,
+    ) {
+        let none = ClientCapabilities::default();
+        let (who, caps) = match info {
+            Some(i) => (Some(&i.client_info), &i.capabilities),
+            None => (None, &none),
+        };
+        if !self.state.lock().await.heard || info.is_some() {
+            self.apply(who, Some(caps), peer).await;
+        }
+    }
+
+    /// On a request: what its `_meta` says, if anything.
+    pub(super) async fn request(
+        &self,
+        meta: &rmcp::model::RequestMetaObject,
+        peer: &rmcp::Peer<rmcp::RoleServer>,
+    ) {
+        let (who, caps) = (meta.client_info(), meta.client_capabilities());
+        if who.is_some() || caps.is_some() {
+            self.apply(who.as_ref(), caps.as_ref(), peer).await;
+        }
+    }
+
+    async fn apply(
+        &self,
+        who: Option<&Implementation>,
+        caps: Option<&ClientCapabilities>,
+        peer: &rmcp::Peer<rmcp::RoleServer>,
+    ) {
+        let mut st = self.state.lock().await;
+        st.heard = true;
+        let backend = match who {
+            Some(w) if !self.backend_fixed => backend_of(&w.name).or(st.backend.clone()),
+            _ => st.backend.clone(),
+        };
+        let push = match (self.delivery, caps) {
+            (Delivery::Push, _) => true,
+            (Delivery::Pull, _) => false,
+            (Delivery::Auto, Some(c)) => reads_channels(c),
+            (Delivery::Auto, None) => st.pusher.is_some(),
+        };
+        // auto: the route is recorded once known (push and pull say so at
+        // registration already).
+        let route = match self.delivery {
+            Delivery::Auto => Some(if push { "channel" } else { "pull" }),
+            _ => st.route,
+        };
+        if backend != st.backend || route != st.route {
+            let req = RegisterReq {
+                backend: backend.clone(),
+                route: route.map(str::to_string),
+                role: None,
+                ..self.base.clone()
+            };
+            match self.client.register(&req).await {
+                Ok(_) => (st.backend, st.route) = (backend, route),
+                Err(e) => tracing::warn!("could not record the client's backend and route: {e}"),
+            }
+        }
+        match (push, st.pusher.is_some()) {
+            (true, false) => {
+                tracing::debug!("pushing deliveries as channel events");
+                st.pusher = Some(tokio::spawn(push::push(
+                    self.client.clone(),
+                    self.seen.clone(),
+                    peer.clone(),
+                )));
+            }
+            (false, true) => {
+                // Leased but unconfirmed deliveries come back after their lease.
+                if let Some(p) = st.pusher.take() {
+                    p.abort();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// At session end: stop pushing.
+    pub(super) async fn stop(&self) {
+        if let Some(p) = self.state.lock().await.pusher.take() {
+            p.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backend_of;
+
+    #[test]
+    fn backends_from_client_names() {
+        assert_eq!(backend_of("claude-code").as_deref(), Some("claude-code"));
+        assert_eq!(backend_of("codex-mcp-client").as_deref(), Some("codex"));
+        assert_eq!(backend_of("My Client 2").as_deref(), Some("my-client-2"));
+        assert_eq!(backend_of("  "), None);
+        assert_eq!(backend_of("rmcp"), None, "an SDK's default name");
+    }
+}
