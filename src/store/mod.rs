@@ -30,6 +30,16 @@ use tokio::sync::broadcast;
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
+        // SQLITE_FULL is also what SQLite answers when a write hits ENOSPC;
+        // the transaction was rolled back, so nothing acknowledged is lost.
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            return Error::new(
+                crate::core::ErrorCode::StorageFull,
+                format!(
+                    "the disk holding the store is full ({e}): nothing was written; free space and retry"
+                ),
+            );
+        }
         Error::internal(format!("storage: {e}"))
     }
 }
