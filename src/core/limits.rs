@@ -348,8 +348,8 @@ fn depth_of(v: &serde_json::Value) -> usize {
     deepest
 }
 
-/// Shorten what an error message echoes: every quoted string (`"…"`, with
-/// `\"` escapes) and every other run without spaces longer than
+/// Shorten what an error message echoes: every quoted string (`"…"` with
+/// `\"` escapes, or in backticks) and every other run without spaces longer than
 /// [`ECHO_CHARS`] characters is cut to that many, followed by
 /// `…(N more chars)`. The wording of messages is never that long, so only
 /// echoed values are touched. One place: the HTTP error mapping.
@@ -362,16 +362,17 @@ pub fn cut_echoes(msg: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
-        let end = if c == '"' {
-            // A quoted value: up to the closing unescaped quote (or the end).
+        let end = if c == '"' || c == '`' {
+            // A quoted value (serde quotes variants in backticks): up to the
+            // closing unescaped quote (or the end).
             let mut j = i + 1;
-            while j < chars.len() && chars[j] != '"' {
-                j += if chars[j] == '\\' { 2 } else { 1 };
+            while j < chars.len() && chars[j] != c {
+                j += if chars[j] == '\\' && c == '"' { 2 } else { 1 };
             }
             let close = j.min(chars.len());
-            push_cut(&mut out, '"', &chars[i + 1..close]);
+            push_cut(&mut out, c, &chars[i + 1..close]);
             if close < chars.len() {
-                out.push('"');
+                out.push(c);
             }
             close + 1
         } else if c.is_whitespace() {
@@ -379,7 +380,7 @@ pub fn cut_echoes(msg: &str) -> String {
             i + 1
         } else {
             let mut j = i;
-            while j < chars.len() && !chars[j].is_whitespace() && chars[j] != '"' {
+            while j < chars.len() && !chars[j].is_whitespace() && !matches!(chars[j], '"' | '`') {
                 j += 1;
             }
             push_cut(&mut out, '\0', &chars[i..j]);
@@ -387,8 +388,17 @@ pub fn cut_echoes(msg: &str) -> String {
         };
         i = end;
     }
+    // Many short echoed words (a value with spaces outside quotes) still
+    // stay bounded.
+    if out.chars().count() > MESSAGE_CHARS {
+        let kept: String = out.chars().take(MESSAGE_CHARS).collect();
+        out = format!("{kept}…(cut)");
+    }
     out
 }
+
+/// No error message is longer than this many characters.
+pub const MESSAGE_CHARS: usize = 2000;
 
 fn push_cut(out: &mut String, open: char, run: &[char]) {
     if open != '\0' {
@@ -432,6 +442,10 @@ mod tests {
         assert!(cut_echoes(&esc).ends_with("more chars)\" end"));
         let wordy = "word ".repeat(100);
         assert_eq!(cut_echoes(&wordy), wordy);
+        let tick = format!("unknown variant `{}`, expected one of", "a b ".repeat(1000));
+        assert!(cut_echoes(&tick).ends_with("more chars)`, expected one of"));
+        let many = "w ".repeat(10_000);
+        assert!(cut_echoes(&many).chars().count() < MESSAGE_CHARS + 10);
         // Multi-byte characters are cut on character boundaries.
         let cut = cut_echoes(&"é".repeat(300));
         assert!(cut.starts_with(&"é".repeat(200)) && cut.ends_with("(100 more chars)"));

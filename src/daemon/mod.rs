@@ -8,7 +8,7 @@
 
 mod api;
 mod auth;
-mod edge;
+pub mod edge;
 mod jobs;
 mod observe;
 mod personas;

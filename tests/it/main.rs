@@ -9,6 +9,7 @@ mod delivery;
 mod docs;
 mod errors;
 mod jobs;
+mod limits;
 mod mcp;
 mod mcp_session;
 mod mcp_tools;
