@@ -30,9 +30,18 @@ use tokio::sync::broadcast;
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        // SQLITE_FULL is also what SQLite answers when a write hits ENOSPC;
-        // the transaction was rolled back, so nothing acknowledged is lost.
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+        // SQLITE_FULL is what SQLite answers when a write hits ENOSPC, and
+        // SQLITE_IOERR_SHMSIZE when it cannot grow the -shm file (on a full
+        // disk, at open). The transaction was rolled back: nothing
+        // acknowledged is lost.
+        let full = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => {
+                f.code == rusqlite::ErrorCode::DiskFull
+                    || f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+            }
+            _ => false,
+        };
+        if full {
             return Error::new(
                 crate::core::ErrorCode::StorageFull,
                 format!(

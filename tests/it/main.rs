@@ -19,5 +19,6 @@ mod peers;
 mod personas;
 mod reviews;
 mod schedules;
+mod storage;
 
 pub mod support;
