@@ -99,7 +99,7 @@ pub const TABLE: &[Limit] = &[
         BadRequest,
     ),
     row(
-        "a peer, circle or tag name (`[A-Za-z0-9._-]`); a peer field (`to`, `owner`, `assign`, `author`, `peer`, `creator`…) is `NAME` or `NAME@CIRCLE`",
+        "a peer, circle or tag name (`[A-Za-z0-9._-]`); a field naming a peer (`to`, `owner`, `assign`, `author`, `creator`…, `{name}` in a path) is `NAME` or `NAME@CIRCLE`",
         Fixed(NAME_BYTES),
         "bytes each part",
         InvalidName,
