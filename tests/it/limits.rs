@@ -166,6 +166,32 @@ async fn each_limit_just_under_passes_and_just_over_is_refused() {
             )
         }),
         probe(
+            "decide input tags",
+            "`tags`",
+            "POST",
+            limits::TAGS,
+            200,
+            |n| {
+                (
+                    "/v1/orchestrator/decide".into(),
+                    body(json!({"job": {"title": "t", "tags": tags(n)}})),
+                )
+            },
+        ),
+        probe(
+            "schedule text",
+            "message text",
+            "POST",
+            65536,
+            200,
+            move |n| {
+                (
+                    "/v1/schedules".into(),
+                    body(json!({"to": "self", "text": x(n), "fire_at": "1h"})),
+                )
+            },
+        ),
+        probe(
             "a tag",
             "a peer, circle or tag",
             "POST",
