@@ -143,6 +143,13 @@ async fn a_full_disk_is_storage_full_and_loses_nothing() {
     let st = st.expect("a daemon on a full disk must not start");
     assert!(!st.success());
     assert!(err.contains("error[storage_full]"), "{err}");
+    // In the background too, though it cannot write its log.
+    let r = run_cli(
+        d.home_path(),
+        &["daemon", "start", "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    r.fails(5, "storage_full");
     drop(d);
     drop(fs);
 }
