@@ -207,8 +207,7 @@ pub async fn guard_route(
             ),
         );
     };
-    let route = format!("{} {}", spec.method, spec.path);
-    if let Err(e) = check_query(spec, &route, req.uri()) {
+    if let Err(e) = check_query(spec, req.uri()) {
         return ApiError(e).into_response();
     }
     // Unreadable parameters (bad UTF-8) are left to the handler's extractor.
@@ -225,7 +224,7 @@ pub async fn guard_route(
         }
     }
     if spec.body == Takes::Nothing {
-        match empty_body(req, &route).await {
+        match empty_body(req, spec).await {
             Ok(req) => next.run(req).await,
             Err(e) => ApiError(e).into_response(),
         }
@@ -234,7 +233,7 @@ pub async fn guard_route(
     }
 }
 
-fn check_query(spec: &RouteSpec, route: &str, uri: &axum::http::Uri) -> Result<(), Error> {
+fn check_query(spec: &RouteSpec, uri: &axum::http::Uri) -> Result<(), Error> {
     if uri.query().is_none_or(str::is_empty) {
         return Ok(());
     }
@@ -249,7 +248,8 @@ fn check_query(spec: &RouteSpec, route: &str, uri: &axum::http::Uri) -> Result<(
                 format!("it takes {}", spec.query.join(", "))
             };
             return Err(Error::bad_request(format!(
-                "unknown query parameter {name:?} for {route}: {takes}"
+                "unknown query parameter {name:?} for {} {}: {takes}",
+                spec.method, spec.path
             )));
         }
         if value.len() > limits::QUERY_VALUE_BYTES {
@@ -265,8 +265,13 @@ fn check_query(spec: &RouteSpec, route: &str, uri: &axum::http::Uri) -> Result<(
 
 /// Let a body-less request through only with no body or `{}` (what
 /// clients send to a POST without fields), passing on an empty body.
-async fn empty_body(req: Request, route: &str) -> Result<Request, Error> {
-    let refuse = |why: &str| Error::bad_request(format!("{route} takes no body: {why}"));
+async fn empty_body(req: Request, spec: &RouteSpec) -> Result<Request, Error> {
+    let refuse = |why: &str| {
+        Error::bad_request(format!(
+            "{} {} takes no body: {why}",
+            spec.method, spec.path
+        ))
+    };
     let announced = req
         .headers()
         .get(axum::http::header::CONTENT_LENGTH)
