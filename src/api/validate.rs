@@ -135,7 +135,7 @@ impl Validate for JobInput {
 impl Validate for ReviewInput {
     fn validate(&self, c: &Checker) -> Result<()> {
         c.reference(&self.reference)?;
-        c.line("head_sha", &self.head_sha)?;
+        c.sha("head_sha", &self.head_sha)?;
         for (what, who) in [
             ("author", &self.author),
             ("requested_by", &self.requested_by),
@@ -188,7 +188,7 @@ impl Validate for JobUpdateReq {
 impl Validate for ReviewRequestReq {
     fn validate(&self, c: &Checker) -> Result<()> {
         c.reference(&self.reference)?;
-        c.line("head_sha", &self.head_sha)?;
+        c.sha("head_sha", &self.head_sha)?;
         c.opt_line("title", &self.title)?;
         c.opt_address("author", &self.author)?;
         c.opt_tags(&self.tags)
@@ -198,7 +198,7 @@ impl Validate for ReviewRequestReq {
 impl Validate for ReviewRefReq {
     fn validate(&self, c: &Checker) -> Result<()> {
         c.reference(&self.reference)?;
-        c.opt_line("sha", &self.sha)?;
+        self.sha.as_deref().map_or(Ok(()), |s| c.sha("sha", s))?;
         c.opt_line("verdict", &self.verdict)?;
         c.opt_text("notes", &self.notes)
     }

@@ -25,6 +25,8 @@ pub const LINE_BYTES: usize = 1024;
 pub const ID_BYTES: usize = 64;
 /// A review ref (a PR URL or any ref string).
 pub const REF_BYTES: usize = 2048;
+/// A commit sha (`head_sha`, `sha`): letters and digits.
+pub const SHA_BYTES: usize = 64;
 /// A peer's project path.
 pub const PATH_BYTES: usize = 4096;
 /// A job's `result_data`, serialized as JSON.
@@ -117,6 +119,12 @@ pub const TABLE: &[Limit] = &[
         BadRequest,
     ),
     row("a review `ref`", Fixed(REF_BYTES), "bytes", BadRequest),
+    row(
+        "a commit sha (`head_sha`, `sha`)",
+        Fixed(SHA_BYTES),
+        "bytes",
+        BadRequest,
+    ),
     row("`project_path`", Fixed(PATH_BYTES), "bytes", BadRequest),
     row(
         "`result_data` (as JSON)",
@@ -277,6 +285,10 @@ impl Checker {
 
     pub fn opt_id(&self, what: &str, s: &Option<String>) -> Result<()> {
         s.as_deref().map_or(Ok(()), |s| self.id(what, s))
+    }
+
+    pub fn sha(&self, what: &str, s: &str) -> Result<()> {
+        Self::bytes(what, s, SHA_BYTES)
     }
 
     pub fn reference(&self, s: &str) -> Result<()> {

@@ -165,6 +165,17 @@ async fn each_limit_just_under_passes_and_just_over_is_refused() {
                 body(json!({"title": "t", "tags": tags(n)})),
             )
         }),
+        probe("head sha", "commit sha", "POST", limits::SHA_BYTES, 200, {
+            let next = next.clone();
+            move |n| {
+                let r = format!("pr-sha-{}", next());
+                let sha = "a".repeat(n);
+                (
+                    "/v1/reviews".into(),
+                    body(json!({"ref": r, "head_sha": sha})),
+                )
+            }
+        }),
         probe(
             "decide input tags",
             "`tags`",
