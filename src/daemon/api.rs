@@ -435,9 +435,6 @@ async fn confirm(
     c: Caller,
     Body(req): Body<ConfirmReq>,
 ) -> ApiResult<Json<ConfirmResp>> {
-    if req.ids.len() > 1000 {
-        return Err(Error::bad_request("at most 1000 ids per confirm").into());
-    }
     Ok(Json(ConfirmResp {
         confirmed: h.store.confirm(&c.me()?.id, &req.ids)?,
     }))

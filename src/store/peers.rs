@@ -14,7 +14,7 @@ use crate::core::peer::{
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 
-const MAX_TAGS: usize = 32;
+const MAX_TAGS: usize = crate::core::limits::TAGS;
 
 /// A peer as stored (without its token hash).
 #[derive(Debug, Clone)]
