@@ -534,10 +534,11 @@ async fn every_edge_refusal_is_coded_json() {
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "bad_request");
     // What hyper refuses itself, as documented (docs/http-api.md, Limits):
-    // a target over 65,534 bytes is a bare 414 before any daemon code runs.
+    // a target over 65,534 bytes is a bare 414 before any daemon code runs
+    // (a bare 431 if the serve loop's read buffer is set below that).
     let req = request_with(u, &format!("/{}", "x".repeat(70_000)), &[]);
     let (st, body) = raw_http(u, &req);
-    assert_eq!((st, body.as_str()), (414, ""));
+    assert!(matches!(st, 414 | 431) && body.is_empty(), "{st} {body:?}");
     assert!(d.healthy().await);
 }
 
