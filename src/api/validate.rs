@@ -208,6 +208,10 @@ impl Validate for ScheduleReq {
     fn validate(&self, c: &Checker) -> Result<()> {
         c.address("to", &self.to)?;
         c.opt_name("circle", &self.circle)?;
+        if self.kind == Some(crate::core::schedule::ScheduleKind::Job) {
+            // The text is the title of the job each fire creates.
+            c.line("text (the job's title)", &self.text)?;
+        }
         c.text("text", &self.text)?;
         c.opt_line("fire_at", &self.fire_at)?;
         c.opt_line("cron", &self.cron)?;

@@ -177,6 +177,19 @@ async fn each_limit_just_under_passes_and_just_over_is_refused() {
             }
         }),
         probe(
+            "job schedule title",
+            "one-line",
+            "POST",
+            limits::LINE_BYTES,
+            200,
+            move |n| {
+                (
+                    "/v1/schedules".into(),
+                    body(json!({"to": "self", "kind": "job", "text": x(n), "fire_at": "1h"})),
+                )
+            },
+        ),
+        probe(
             "decide input tags",
             "`tags`",
             "POST",
