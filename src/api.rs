@@ -8,6 +8,9 @@ use crate::core::delivery::{DeliveryKind, DeliveryState};
 use crate::core::peer::{Role, Status};
 use serde::{Deserialize, Serialize};
 
+mod validate;
+pub use validate::Validate;
+
 /// The JSON body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -205,6 +205,15 @@ async fn run_foreground(a: RunArgs, ctx: &Ctx) -> CmdResult {
     Ok(())
 }
 
+/// Whether the disk holding `dir` has no room left for a small write.
+fn no_space_in(dir: &std::path::Path) -> bool {
+    let probe = dir.join(".space-probe");
+    let wrote =
+        std::fs::write(&probe, [0u8; 4096]).and_then(|()| std::fs::File::open(&probe)?.sync_all());
+    let _ = std::fs::remove_file(&probe);
+    matches!(wrote, Err(e) if e.kind() == std::io::ErrorKind::StorageFull)
+}
+
 async fn start_background(a: RunArgs, ctx: &Ctx) -> CmdResult {
     let cfg = a.config(ctx)?;
     let client = ctx.admin_client();
@@ -242,6 +251,17 @@ async fn start_background(a: RunArgs, ctx: &Ctx) -> CmdResult {
             .try_wait()
             .map_err(|e| Failure::from(anyhow::anyhow!(e)))?
         {
+            // On a full disk the daemon cannot even log why: say it here.
+            if no_space_in(&cfg.home.dir) {
+                return Err(Failure::new(
+                    "storage_full",
+                    format!(
+                        "the daemon exited at start ({st}): the disk holding {} is full; free space and retry",
+                        cfg.home.dir.display()
+                    ),
+                    5,
+                ));
+            }
             return Err(Failure::new(
                 "daemon_failed",
                 format!(

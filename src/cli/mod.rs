@@ -166,8 +166,15 @@ impl From<ClientError> for Failure {
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
+        // A full disk (e.g. the daemon cannot start) keeps its stable code.
+        let full = e.chain().any(|c| {
+            c.downcast_ref::<crate::core::Error>()
+                .is_some_and(|e| e.code == crate::core::ErrorCode::StorageFull)
+                || c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull)
+        });
         Failure {
-            code: "error".into(),
+            code: if full { "storage_full" } else { "error" }.into(),
             message: format!("{e:#}"),
             exit: 5,
         }

@@ -33,12 +33,14 @@ pub enum ErrorCode {
     StorageFull,
     TooManyConnections,
     TooManyStreams,
+    UriTooLong,
+    HeadersTooLarge,
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::BadRequest,
@@ -64,6 +66,8 @@ impl ErrorCode {
         Self::StorageFull,
         Self::TooManyConnections,
         Self::TooManyStreams,
+        Self::UriTooLong,
+        Self::HeadersTooLarge,
         Self::Internal,
     ];
 
@@ -94,6 +98,8 @@ impl ErrorCode {
             Self::StorageFull => "storage_full",
             Self::TooManyConnections => "too_many_connections",
             Self::TooManyStreams => "too_many_streams",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::Internal => "internal",
         }
     }
@@ -123,6 +129,8 @@ impl ErrorCode {
             Self::StorageFull => 507,
             Self::TooManyConnections => 503,
             Self::TooManyStreams => 429,
+            Self::UriTooLong => 414,
+            Self::HeadersTooLarge => 431,
         }
     }
 
@@ -169,6 +177,10 @@ impl ErrorCode {
             }
             Self::TooManyStreams => {
                 "this token already holds the most event/delivery streams allowed; close one first"
+            }
+            Self::UriTooLong => "the request target (path and query) is over the daemon's limit",
+            Self::HeadersTooLarge => {
+                "the request headers are over the daemon's limit (size or count)"
             }
             Self::Internal => "a bug or storage failure in the daemon (see its log)",
         }

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod error;
 pub mod ids;
 pub mod job;
+pub mod limits;
 pub mod mesh;
 pub mod peer;
 pub mod policy;

@@ -1,12 +1,13 @@
 //! The HTTP API: routes → one store call each. See `docs/http-api.md`.
 
 use super::auth::{ApiError, ApiResult, Body, Caller, Path, Query};
-use super::{DaemonHandle, jobs, personas, poll, reviews, scheduler};
+use super::{DaemonHandle, edge, jobs, personas, poll, reviews, scheduler};
 use crate::api::*;
 use crate::core::ask::AskAction;
 use crate::core::error::{Error, ErrorCode};
 use crate::core::time::now_ms;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -14,10 +15,7 @@ use serde::Deserialize;
 type H = State<DaemonHandle>;
 
 pub fn router(h: DaemonHandle) -> Router {
-    // A text at the message limit can take up to 6 bytes per byte once JSON-escaped
-    // (\u0000); size the body cap so such text still gets the clearer
-    // `bad_request` naming max_message_bytes rather than `too_large`.
-    let body_limit = (h.store.policy.max_message_bytes * 6 + 64 * 1024).max(1 << 20);
+    let body_limit = crate::core::limits::body_bytes(&h.store.policy);
     Router::new()
         .route("/health", get(health))
         .route("/v1/peers", post(register).get(list_peers))
@@ -81,9 +79,13 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/trace/{id}", get(trace))
         .route("/v1/doctor", get(doctor))
         .route("/v1/shutdown", post(shutdown))
+        // Query names, path parameters and body presence of each route.
+        .route_layer(from_fn_with_state(h.clone(), edge::guard_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        // Target and header sizes of every request, routed or not.
+        .layer(from_fn(edge::guard_head))
         .with_state(h)
 }
 
@@ -421,9 +423,6 @@ async fn confirm(
     c: Caller,
     Body(req): Body<ConfirmReq>,
 ) -> ApiResult<Json<ConfirmResp>> {
-    if req.ids.len() > 1000 {
-        return Err(Error::bad_request("at most 1000 ids per confirm").into());
-    }
     Ok(Json(ConfirmResp {
         confirmed: h.store.confirm(&c.me()?.id, &req.ids)?,
     }))

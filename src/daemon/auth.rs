@@ -6,9 +6,10 @@
 //! mapped to JSON `{code, message}` here, in one place.
 
 use super::DaemonHandle;
-use crate::api::ErrorBody;
+use crate::api::{ErrorBody, Validate};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::ids::secrets_equal;
+use crate::core::limits::Checker;
 use crate::store::PeerRow;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -40,7 +41,8 @@ impl IntoResponse for ApiError {
         }
         let body = ErrorBody {
             code: self.0.code.as_str().to_string(),
-            message: self.0.message,
+            // The one place every error leaves: echoed values are cut here.
+            message: crate::core::limits::cut_echoes(&self.0.message),
         };
         (status, axum::Json(body)).into_response()
     }
@@ -185,15 +187,19 @@ impl FromRequestParts<DaemonHandle> for Caller {
     }
 }
 
-/// A JSON body whose rejections are coded errors.
+/// A JSON body whose rejections are coded errors, checked against the
+/// input limits ([`Validate`]) before any handler sees it.
 pub struct Body<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+impl<T: DeserializeOwned + Validate> FromRequest<DaemonHandle> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
+    async fn from_request(req: Request, h: &DaemonHandle) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, h).await {
+            Ok(axum::Json(v)) => {
+                v.validate(&Checker::new(&h.store.policy))?;
+                Ok(Body(v))
+            }
             Err(rej) => Err(ApiError(json_rejection(rej))),
         }
     }
@@ -203,10 +209,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 /// Content-Type): then it is `T::default()`.
 pub struct OptBody<T>(pub T);
 
-impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptBody<T> {
+impl<T: DeserializeOwned + Validate + Default> FromRequest<DaemonHandle> for OptBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &DaemonHandle) -> Result<Self, Self::Rejection> {
         let h = req.headers();
         let empty = !h.contains_key(axum::http::header::CONTENT_TYPE)
             && h.get(axum::http::header::CONTENT_LENGTH)

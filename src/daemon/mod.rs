@@ -8,6 +8,7 @@
 
 mod api;
 mod auth;
+pub mod edge;
 mod jobs;
 mod observe;
 mod personas;
@@ -168,7 +169,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     }
     let admin_token = cfg.home.ensure_token()?;
     let store = Store::open(&cfg.home.db(), cfg.policy.clone())
-        .map_err(|e| anyhow::anyhow!("{e}"))
+        .map_err(anyhow::Error::new)
         .context("while opening the store")?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

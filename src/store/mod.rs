@@ -31,6 +31,25 @@ use tokio::sync::broadcast;
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
+        // SQLITE_FULL is what SQLite answers when a write hits ENOSPC, and
+        // SQLITE_IOERR_SHMSIZE when it cannot grow the -shm file (on a full
+        // disk, at open). The transaction was rolled back: nothing
+        // acknowledged is lost.
+        let full = match &e {
+            rusqlite::Error::SqliteFailure(f, _) => {
+                f.code == rusqlite::ErrorCode::DiskFull
+                    || f.extended_code == rusqlite::ffi::SQLITE_IOERR_SHMSIZE
+            }
+            _ => false,
+        };
+        if full {
+            return Error::new(
+                crate::core::ErrorCode::StorageFull,
+                format!(
+                    "the disk holding the store is full ({e}): nothing was written; free space and retry"
+                ),
+            );
+        }
         Error::internal(format!("storage: {e}"))
     }
 }

@@ -14,7 +14,7 @@ use crate::core::peer::{
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 
-const MAX_TAGS: usize = 32;
+const MAX_TAGS: usize = crate::core::limits::TAGS;
 
 /// A peer as stored (without its token hash).
 #[derive(Debug, Clone)]
@@ -369,11 +369,15 @@ impl Store {
         }
         let max = self.policy.max_message_bytes;
         check_field("description", req.description.as_deref().unwrap_or(""), max)?;
-        check_field("backend", req.backend.as_deref().unwrap_or(""), 256)?;
+        check_field(
+            "backend",
+            req.backend.as_deref().unwrap_or(""),
+            crate::core::limits::LINE_BYTES,
+        )?;
         check_field(
             "project_path",
             req.project_path.as_deref().unwrap_or(""),
-            4096,
+            crate::core::limits::PATH_BYTES,
         )?;
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {

@@ -158,7 +158,10 @@ fn tell_reviewers_moved(t: &mut Tx<'_>, r: &ReviewInfo) -> Result<()> {
 }
 
 fn check_sha(sha: &str) -> Result<()> {
-    if sha.is_empty() || sha.len() > 64 || !sha.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if sha.is_empty()
+        || sha.len() > crate::core::limits::SHA_BYTES
+        || !sha.bytes().all(|b| b.is_ascii_alphanumeric())
+    {
         return Err(Error::bad_request(format!("{sha:?} is not a commit sha")));
     }
     Ok(())
@@ -168,7 +171,7 @@ impl Store {
     /// Create (or re-open, with a new head) a review item. Reviewers are
     /// added separately once routing has decided.
     pub fn open_review(&self, caller_id: &str, req: &ReviewRequestReq) -> Result<ReviewInfo> {
-        if req.reference.trim().is_empty() || req.reference.len() > 2048 {
+        if req.reference.trim().is_empty() || req.reference.len() > crate::core::limits::REF_BYTES {
             return Err(Error::bad_request(
                 "a review needs a ref (a PR URL or any ref string, at most 2048 bytes)",
             ));

@@ -11,6 +11,7 @@ mod errors;
 mod file_modes;
 mod isolation;
 mod jobs;
+mod limits;
 mod mcp;
 mod mcp_clients;
 mod mcp_protocol;
@@ -22,6 +23,7 @@ mod peers;
 mod personas;
 mod reviews;
 mod schedules;
+mod storage;
 mod terminal;
 
 pub mod support;
