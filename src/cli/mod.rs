@@ -25,7 +25,7 @@ use crate::client::{Client, ClientError};
 use crate::home::Home;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -278,6 +278,9 @@ fn init_tracing(default: &str) {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr on a full disk) is
+        // dropped; the default reports it with eprintln!, which panics.
+        .log_internal_errors(false)
         .try_init();
 }
 
@@ -315,14 +318,15 @@ pub fn main() -> ExitCode {
     match res {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            if json {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"error": {"code": f.code, "message": f.message}})
-                );
+            let line = if json {
+                serde_json::json!({"error": {"code": f.code, "message": f.message}}).to_string()
             } else {
-                eprintln!("error[{}]: {}", f.code, term::escape(&f.message));
-            }
+                format!("error[{}]: {}", f.code, term::escape(&f.message))
+            };
+            // Not eprintln!: a stderr that cannot be written (a full disk
+            // under a redirected log, a closed pipe) must not turn a coded
+            // failure into a panic. The exit code still says what happened.
+            let _ = writeln!(std::io::stderr(), "{line}");
             ExitCode::from(f.exit)
         }
     }

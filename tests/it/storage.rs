@@ -150,6 +150,23 @@ async fn a_full_disk_is_storage_full_and_loses_nothing() {
         &[],
     );
     r.fails(5, "storage_full");
+    // With its stderr on the full disk too, the failure is still the exit
+    // code of a coded error, not a panic while printing it (exit 101).
+    let errfile = std::fs::File::create(d.home_path().join("run.err")).unwrap();
+    let mut run = cli_command(
+        d.home_path(),
+        &["daemon", "run", "--listen", "127.0.0.1:0"],
+        &[],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(errfile)
+    .spawn()
+    .unwrap();
+    let st = wait_timeout(&mut run, Duration::from_secs(30));
+    if st.is_none() {
+        let _ = run.kill();
+    }
+    assert_eq!(st.expect("exits").code(), Some(5), "exit 5, not a panic");
     drop(d);
     drop(fs);
 }
