@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::core::mesh::PeerSnap;
+use std::time::Instant;
 
 fn peer(name: &str, backend: &str, tags: &[&str], load: i64, status: &str) -> PeerSnap {
     PeerSnap {
@@ -232,5 +233,106 @@ fn default_lua_is_the_builtin_policy() {
             builtin::review(&item, &m),
             "{author}"
         );
+    }
+}
+
+/// The hostile fixtures: (name, source).
+fn hostile_fixtures() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/hostile")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_suffix(".lua")?.to_string();
+            Some((name, std::fs::read_to_string(e.path()).ok()?))
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 20, "the hostile set is there");
+    out
+}
+
+/// Run `f` on its own thread; panic if it has not finished after a
+/// generous guard (a hang is the failure these tests look for).
+fn must_finish<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("{what} hung: script code ran outside the budget"),
+    }
+}
+
+/// The error names `path:LINE`.
+fn names_line(e: &PersonaError, path: &str) -> bool {
+    e.location.as_deref().is_some_and(|l| {
+        l.strip_prefix(path)
+            .and_then(|r| r.strip_prefix(':'))
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
+#[test]
+fn hostile_personas_fall_back_with_file_and_line_and_never_hang() {
+    for (name, src) in hostile_fixtures() {
+        let path = format!("hostile/{name}.lua");
+        let at_load = src.contains("-- at: load");
+        let what = path.clone();
+        let report = must_finish(&what, move || -> Vec<String> {
+            let mut bad = Vec::new();
+            let p = match Persona::compile(&name, "file", &path, &src, Limits::default()) {
+                Err(e) => {
+                    if !at_load {
+                        bad.push(format!("did not load: {e:?}"));
+                    } else if !names_line(&e, &path) {
+                        bad.push(format!("load error without {path}:LINE: {e:?}"));
+                    }
+                    return bad;
+                }
+                Ok(_) if at_load => return vec!["loaded, but its top level is hostile".into()],
+                Ok(p) => p,
+            };
+            let m = mesh();
+            let item = ReviewInput {
+                reference: "r".into(),
+                author: "alice".into(),
+                ..Default::default()
+            };
+            let ev = serde_json::json!({"kind": "ask_queued", "subject": "a-1"});
+            // Three rounds: fixtures that rotate through shapes show each.
+            for round in 0..3 {
+                let answers = [
+                    ("dispatch", p.dispatch(&job(&[]), &m).map(|_| ())),
+                    ("review", p.review(&item, &m).map(|_| ())),
+                    ("checkin", p.checkin(&serde_json::json!({}), &m).map(|_| ())),
+                    ("on_event", p.on_event(&ev, &m).map(|_| ())),
+                ];
+                for (entry, r) in answers {
+                    match r {
+                        Ok(()) => bad.push(format!("{entry} #{round} answered")),
+                        Err(e) if !names_line(&e, &path) => {
+                            bad.push(format!("{entry} #{round} without {path}:LINE: {e:?}"))
+                        }
+                        Err(e) if e.message.len() > 1200 => {
+                            bad.push(format!("{entry} #{round}: message not cut"))
+                        }
+                        Err(_) => {}
+                    }
+                }
+                let d = decide_dispatch(Some(&p), &job(&[]), &m);
+                if !d.out().fallback {
+                    bad.push(format!("dispatch #{round} did not fall back"));
+                }
+            }
+            // The lint (`persona check`, hot reload) finds the problem too.
+            if lint_returns(&p).is_empty() {
+                bad.push("lint found nothing".into());
+            }
+            bad
+        });
+        assert!(report.is_empty(), "{what}: {report:#?}");
     }
 }
