@@ -12,7 +12,7 @@ use super::auth::{ApiResult, Body, Caller, Query};
 use crate::api::{CircleReq, DecideReq, DecideResp, PersonaBrief, PersonaStatus, UsePersonaReq};
 use crate::core::error::{Error, ErrorCode};
 use crate::core::time::now_ms;
-use crate::persona::{self, Limits, Persona, PersonaError, catalog};
+use crate::persona::{self, Limits, Persona, PersonaError, Program, catalog};
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
@@ -22,12 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// One loaded persona and its history.
-struct Slot {
-    persona: Arc<Persona>,
-    generation: u64,
-    loaded_at_ms: i64,
-    last_reload_ms: Option<i64>,
+/// One circle's use of a persona: its own instance (VM and script state)
+/// and its own decision statistics.
+#[derive(Default)]
+struct CircleUse {
+    /// The circle's instance: of the current program, or the last one that
+    /// started in this circle if the current one failed to.
+    instance: Option<Arc<Persona>>,
     last_error: Option<String>,
     decisions: u64,
     fallbacks: u64,
@@ -35,7 +36,46 @@ struct Slot {
     samples: VecDeque<u32>,
 }
 
-/// Compiled personas by name, shared by every circle that uses them.
+/// One loaded persona: the program (compiled and checked once per version
+/// of the file) and each circle's use of it.
+struct Slot {
+    program: Arc<Program>,
+    generation: u64,
+    loaded_at_ms: i64,
+    last_reload_ms: Option<i64>,
+    /// Why the last reload was refused, with the sha it was refused for
+    /// (it ran on a sample mesh, so it holds no circle's data).
+    reload_error: Option<(String, String)>,
+    circles: HashMap<String, CircleUse>,
+}
+
+impl Slot {
+    /// The circle's instance of the current program, started on first use.
+    /// If it cannot start, the circle keeps its last good instance.
+    fn instance(&mut self, circle: &str) -> Result<Arc<Persona>, PersonaError> {
+        let program = self.program.clone();
+        let u = self.circles.entry(circle.to_string()).or_default();
+        if let Some(p) = &u.instance
+            && Arc::ptr_eq(p.program(), &program)
+        {
+            return Ok(p.clone());
+        }
+        match program.instantiate() {
+            Ok(p) => {
+                let p = Arc::new(p);
+                u.instance = Some(p.clone());
+                Ok(p)
+            }
+            Err(e) => {
+                u.last_error = Some(describe(&e));
+                u.instance.clone().ok_or(e)
+            }
+        }
+    }
+}
+
+/// Compiled personas by name; each circle that uses one runs its own
+/// instance, so no script state crosses a circle.
 pub struct PersonaHost {
     home: PathBuf,
     limits: Limits,
@@ -56,10 +96,7 @@ pub struct PersonaHost {
 type CachedMesh = (u64, Instant, Arc<crate::core::mesh::MeshSnapshot>);
 
 fn describe(e: &PersonaError) -> String {
-    match &e.location {
-        Some(loc) if !e.message.contains(loc.as_str()) => format!("{loc}: {}", e.message),
-        _ => e.message.clone(),
-    }
+    e.described()
 }
 
 fn sha_hex(text: &str) -> String {
@@ -91,32 +128,29 @@ impl PersonaHost {
         }
     }
 
-    /// The compiled persona for a decision, or None (the built-in policy
-    /// decides). A compile failure is recorded as a `persona_error` event
-    /// once per source version, and not recompiled until the file changes.
+    /// The circle's instance of a persona for a decision, or None (the
+    /// built-in policy decides). A compile failure is recorded as a
+    /// `persona_error` event once per source version, and not recompiled
+    /// until the file changes.
     pub fn for_decision(
         &self,
         store: &crate::store::Store,
         circle: &str,
         name: &str,
     ) -> Option<Arc<Persona>> {
-        if let Some(p) = self.current(name) {
-            return Some(p);
-        }
-        let src = catalog::find(&self.home, name).ok()?;
-        let sha = sha_hex(&src.text);
-        if let Some((s, _)) = self
-            .failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            && *s == sha
-        {
-            return None;
-        }
-        match self.ensure(name) {
-            Ok(p) => Some(p),
-            Err(e) => {
+        if self.program(name).is_none() {
+            let src = catalog::find(&self.home, name).ok()?;
+            let sha = sha_hex(&src.text);
+            if let Some((s, _)) = self
+                .failed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                && *s == sha
+            {
+                return None;
+            }
+            if let Err(e) = self.ensure(name) {
                 let _ = store.persona_event(
                     "persona_error",
                     name,
@@ -127,18 +161,43 @@ impl PersonaHost {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(name.to_string(), (sha, e));
+                return None;
+            }
+        }
+        match self.instance(circle, name) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let _ = store.persona_event(
+                    "persona_error",
+                    name,
+                    Some(circle),
+                    serde_json::json!({"persona": name, "entry": "load", "error": e.message}),
+                );
                 None
             }
         }
     }
 
-    /// Record (or, with None, forget) a circle's active persona.
+    /// Record (or, with None, forget) a circle's active persona. A circle
+    /// that changes persona drops its instance of the old one: choosing it
+    /// again starts from fresh state.
     pub fn set_active(&self, circle: &str, name: Option<&str>) {
-        let mut a = self.active.write().unwrap_or_else(|e| e.into_inner());
-        match name {
-            Some(n) => a.insert(circle.to_string(), n.to_string()),
-            None => a.remove(circle),
+        let old = {
+            let mut a = self.active.write().unwrap_or_else(|e| e.into_inner());
+            match name {
+                Some(n) => a.insert(circle.to_string(), n.to_string()),
+                None => a.remove(circle),
+            }
         };
+        if let Some(old) = old
+            && Some(old.as_str()) != name
+        {
+            self.with_slot(&old, |s| {
+                if let Some(u) = s.circles.get_mut(circle) {
+                    u.instance = None;
+                }
+            });
+        }
     }
 
     /// The active persona of a circle, from memory.
@@ -175,45 +234,51 @@ impl PersonaHost {
         Ok(snap)
     }
 
-    fn compile(&self, name: &str) -> Result<Persona, Error> {
+    /// Compile `name` and check it: the program, or why not.
+    fn compile(&self, name: &str) -> Result<Arc<Program>, Error> {
         let src = catalog::find(&self.home, name)
             .map_err(|e| Error::new(ErrorCode::UnknownPersona, e))?;
         src.compile(self.limits.clone())
+            .map(|p| p.program().clone())
             .map_err(|e| Error::new(ErrorCode::PersonaError, describe(&e)))
     }
 
     /// Load `name` if it is not loaded yet.
-    pub fn ensure(&self, name: &str) -> Result<Arc<Persona>, Error> {
-        if let Some(p) = self.current(name) {
+    pub fn ensure(&self, name: &str) -> Result<Arc<Program>, Error> {
+        if let Some(p) = self.program(name) {
             return Ok(p);
         }
-        let p = Arc::new(self.compile(name)?);
+        let p = self.compile(name)?;
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         let slot = slots.entry(name.to_string()).or_insert_with(|| {
             Mutex::new(Slot {
-                persona: p.clone(),
+                program: p,
                 generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
                 loaded_at_ms: now_ms(),
                 last_reload_ms: None,
-                last_error: None,
-                decisions: 0,
-                fallbacks: 0,
-                samples: VecDeque::new(),
+                reload_error: None,
+                circles: HashMap::new(),
             })
         });
         Ok(slot
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
-            .persona
+            .program
             .clone())
     }
 
-    /// The live version of `name`, if loaded.
-    pub fn current(&self, name: &str) -> Option<Arc<Persona>> {
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        slots
-            .get(name)
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).persona.clone())
+    /// The circle's own instance of `name` (loading the persona first if
+    /// need be).
+    pub fn instance(&self, circle: &str, name: &str) -> Result<Arc<Persona>, Error> {
+        self.ensure(name)?;
+        self.with_slot(name, |s| s.instance(circle))
+            .ok_or_else(|| Error::new(ErrorCode::UnknownPersona, format!("{name} is not loaded")))?
+            .map_err(|e| Error::new(ErrorCode::PersonaError, describe(&e)))
+    }
+
+    /// The live program of `name`, if loaded.
+    pub fn program(&self, name: &str) -> Option<Arc<Program>> {
+        self.with_slot(name, |s| s.program.clone())
     }
 
     fn with_slot<T>(&self, name: &str, f: impl FnOnce(&mut Slot) -> T) -> Option<T> {
@@ -223,24 +288,27 @@ impl PersonaHost {
             .map(|s| f(&mut s.lock().unwrap_or_else(|e| e.into_inner())))
     }
 
-    /// Count a decision and its time; keep its error if it fell back.
-    pub fn record(&self, name: &str, took: Duration, error: Option<&PersonaError>) {
+    /// Count a circle's decision and its time; keep its error if it fell back.
+    pub fn record(&self, circle: &str, name: &str, took: Duration, error: Option<&PersonaError>) {
         self.with_slot(name, |s| {
-            s.decisions += 1;
+            let u = s.circles.entry(circle.to_string()).or_default();
+            u.decisions += 1;
             if let Some(e) = error {
-                s.fallbacks += 1;
-                s.last_error = Some(describe(e));
+                u.fallbacks += 1;
+                u.last_error = Some(describe(e));
             }
-            if s.samples.len() == 1000 {
-                s.samples.pop_front();
+            if u.samples.len() == 1000 {
+                u.samples.pop_front();
             }
-            s.samples
+            u.samples
                 .push_back(took.as_micros().min(u32::MAX as u128) as u32);
         });
     }
 
-    /// Re-read every loaded persona; recompile and swap the changed ones.
-    /// Returns (name, Ok(generation) | Err(error)) for each change seen.
+    /// Re-read every loaded persona; recompile and check the changed ones,
+    /// then give every circle that uses one a fresh instance of the new
+    /// version (a circle whose instance cannot start keeps its last good
+    /// one). Returns (name, sha, Ok(generation) | Err(error)) per change.
     pub fn reload_changed(&self) -> Vec<(String, String, Result<u64, String>)> {
         let names: Vec<String> = {
             let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
@@ -253,12 +321,16 @@ impl PersonaHost {
             };
             let sha = sha_hex(&src.text);
             let unchanged = self
-                .with_slot(&name, |s| s.persona.sha256 == sha)
+                .with_slot(&name, |s| {
+                    s.program.sha256 == sha
+                        || s.reload_error.as_ref().is_some_and(|(bad, _)| *bad == sha)
+                })
                 .unwrap_or(true);
             if unchanged {
                 continue;
             }
-            // Compile in a fresh VM and check it answers with routes.
+            // Compile in a fresh VM and check it answers with routes. The
+            // checking instance is thrown away: circles start fresh ones.
             let built = src
                 .compile(self.limits.clone())
                 .and_then(|p| match persona::lint_returns(&p).into_iter().next() {
@@ -266,22 +338,35 @@ impl PersonaHost {
                         location: None,
                         message: format!("{}: {problem}", p.path),
                     }),
-                    None => Ok(p),
+                    None => Ok(p.program().clone()),
                 });
             let res = match built {
-                Ok(p) => {
+                Ok(program) => {
                     let g = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
                     self.with_slot(&name, |s| {
-                        s.persona = Arc::new(p);
+                        s.program = program;
                         s.generation = g;
                         s.last_reload_ms = Some(now_ms());
-                        s.last_error = None;
+                        s.reload_error = None;
+                        let circles: Vec<String> = s
+                            .circles
+                            .iter()
+                            .filter(|(_, u)| u.instance.is_some())
+                            .map(|(c, _)| c.clone())
+                            .collect();
+                        for c in circles {
+                            if s.instance(&c).is_ok()
+                                && let Some(u) = s.circles.get_mut(&c)
+                            {
+                                u.last_error = None;
+                            }
+                        }
                     });
                     Ok(g)
                 }
                 Err(e) => {
                     let msg = describe(&e);
-                    self.with_slot(&name, |s| s.last_error = Some(msg.clone()));
+                    self.with_slot(&name, |s| s.reload_error = Some((sha.clone(), msg.clone())));
                     Err(msg)
                 }
             };
@@ -290,6 +375,8 @@ impl PersonaHost {
         out
     }
 
+    /// A circle's view of its persona: the program's version, and this
+    /// circle's own decisions and errors (never another circle's).
     pub fn status(&self, circle: &str, name: Option<&str>) -> PersonaStatus {
         let mut st = PersonaStatus {
             circle: circle.to_string(),
@@ -308,18 +395,21 @@ impl PersonaHost {
         };
         if let Some(name) = name {
             let found = self.with_slot(name, |s| {
-                let mut v: Vec<u32> = s.samples.iter().copied().collect();
-                v.sort_unstable();
-                st.sha256 = Some(s.persona.sha256.clone());
-                st.source = Some(s.persona.origin.clone());
+                st.sha256 = Some(s.program.sha256.clone());
+                st.source = Some(s.program.origin.clone());
                 st.generation = Some(s.generation);
                 st.loaded_at_ms = Some(s.loaded_at_ms);
                 st.last_reload_ms = s.last_reload_ms;
-                st.last_error = s.last_error.clone();
-                st.decisions = s.decisions;
-                st.fallbacks = s.fallbacks;
-                st.p50_us = percentile(&v, 0.5);
-                st.p99_us = percentile(&v, 0.99);
+                st.last_error = s.reload_error.as_ref().map(|(_, e)| e.clone());
+                if let Some(u) = s.circles.get(circle) {
+                    let mut v: Vec<u32> = u.samples.iter().copied().collect();
+                    v.sort_unstable();
+                    st.last_error = st.last_error.take().or_else(|| u.last_error.clone());
+                    st.decisions = u.decisions;
+                    st.fallbacks = u.fallbacks;
+                    st.p50_us = percentile(&v, 0.5);
+                    st.p99_us = percentile(&v, 0.99);
+                }
             });
             if found.is_none() {
                 st.last_error = Some(format!("{name} is not loaded (see the daemon log)"));
@@ -331,8 +421,8 @@ impl PersonaHost {
         st
     }
 
-    pub fn brief(&self, name: &str) -> PersonaBrief {
-        let st = self.status("", Some(name));
+    pub fn brief(&self, circle: &str, name: &str) -> PersonaBrief {
+        let st = self.status(circle, Some(name));
         PersonaBrief {
             name: name.to_string(),
             sha256: st.sha256,
@@ -427,7 +517,7 @@ pub fn account(
 ) -> Result<(), Error> {
     let Some(n) = name else { return Ok(()) };
     h.personas
-        .record(n, started.elapsed(), decision.error.as_ref());
+        .record(circle, n, started.elapsed(), decision.error.as_ref());
     if let Some(e) = &decision.error {
         let mut payload = serde_json::json!({"persona": n, "entry": entry, "error": e.message, "location": e.location});
         if let (Some(p), Some(x)) = (payload.as_object_mut(), extra.as_object()) {
@@ -481,7 +571,10 @@ pub async fn use_persona(
         .map_err(|e| Error::new(ErrorCode::UnknownPersona, e.message))?;
     let hh = h.clone();
     let name = req.name.clone();
-    let p = tokio::task::spawn_blocking(move || hh.personas.ensure(&name))
+    let c2 = circle.clone();
+    // The circle's own instance starts now, so a top level that fails in it
+    // is refused here rather than at the first decision.
+    let p = tokio::task::spawn_blocking(move || hh.personas.instance(&c2, &name))
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
     h.store.set_persona(&circle, &p.name, &p.sha256, &by)?;

@@ -61,6 +61,14 @@ impl PersonaError {
         let location = locate(&message);
         Self { message, location }
     }
+
+    /// The message, led by its `file:line` unless it already names it.
+    pub fn described(&self) -> String {
+        match &self.location {
+            Some(loc) if !self.message.contains(loc.as_str()) => format!("{loc}: {}", self.message),
+            _ => self.message.clone(),
+        }
+    }
 }
 
 /// Find `name.lua:LINE` in an error message.
@@ -393,7 +401,7 @@ pub fn lint_returns(p: &Persona) -> Vec<String> {
         jobs: vec![],
     });
     let shape = |r: Result<Route, PersonaError>| match r {
-        Err(e) if !e.message.contains("invalid route") => Some(e.message),
+        Err(e) if !e.message.contains("invalid route") => Some(e.described()),
         _ => None,
     };
     let mut out = Vec::new();
@@ -433,10 +441,7 @@ pub struct Decision {
 
 impl Decision {
     pub fn out(&self) -> crate::core::route::RouteOut {
-        let err = self.error.as_ref().map(|e| match &e.location {
-            Some(loc) if !e.message.contains(loc.as_str()) => format!("{loc}: {}", e.message),
-            _ => e.message.clone(),
-        });
+        let err = self.error.as_ref().map(PersonaError::described);
         self.route.out(err)
     }
 }
