@@ -10,6 +10,7 @@ mod api;
 mod auth;
 mod jobs;
 mod observe;
+mod persona_host;
 mod personas;
 mod poll;
 mod reviews;
