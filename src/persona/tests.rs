@@ -336,3 +336,77 @@ fn hostile_personas_fall_back_with_file_and_line_and_never_hang() {
         assert!(report.is_empty(), "{what}: {report:#?}");
     }
 }
+
+#[test]
+fn instances_of_one_program_keep_their_own_state() {
+    let first = compile(
+        "local n = 0\nfunction dispatch(job, mesh)\n  n += 1\n  return route.ask_user(tostring(n))\nend",
+    )
+    .unwrap();
+    let (a, b) = (
+        first.program().instantiate().unwrap(),
+        first.program().instantiate().unwrap(),
+    );
+    let said = |p: &Persona| match p.dispatch(&job(&[]), &mesh()).unwrap() {
+        Route::AskUser { question } => question,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (said(&a), said(&a), said(&a)),
+        ("1".into(), "2".into(), "3".into())
+    );
+    assert_eq!(said(&b), "1", "a fresh instance starts from the top level");
+    assert_eq!(said(&first), "1");
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn log_is_capped_per_call() {
+    let p = compile(
+        "function dispatch(job, mesh)\n  local big = string.rep('x', 1e6)\n  for i = 1, 1000 do log(big) end\n  return route.assign('bob')\nend",
+    )
+    .unwrap();
+    let out = Captured::default();
+    let w = out.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let r = tracing::subscriber::with_default(sub, || p.dispatch(&job(&[]), &mesh()));
+    assert!(r.is_ok(), "{r:?}");
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 101, "100 lines and a note");
+    assert!(lines.iter().all(|l| l.len() < 800), "each line is cut");
+    assert!(lines[100].contains("dropped"), "{}", lines[100]);
+}
+
+#[test]
+fn no_lua_runs_outside_a_budget() {
+    let vm = vm::Vm::new(&Limits::default(), "t").unwrap();
+    // Outside a budget the interrupt refuses at once, so even a path that
+    // forgot to open one cannot spin.
+    let spin = vm.lua.load("while true do end").into_function().unwrap();
+    let e = must_finish("an unbudgeted loop", move || {
+        spin.call::<()>(()).unwrap_err()
+    });
+    assert!(e.to_string().contains("outside its budget"), "{e}");
+    let r = vm.budgeted(Duration::from_millis(20), |lua| {
+        lua.load("local n = 0 for i = 1, 10 do n += i end return n")
+            .eval::<i64>()
+    });
+    assert_eq!(r.unwrap(), 55, "inside one, Lua runs");
+}

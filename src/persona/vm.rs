@@ -107,7 +107,14 @@ impl Vm {
             lua.create_function(move |_, msg: mlua::LuaString| {
                 let n = count.fetch_add(1, Relaxed);
                 if n < u64::from(MAX_LOG_LINES) {
-                    let text = clip(&msg.to_string_lossy(), MAX_LOG_BYTES);
+                    // Cut before copying: a script may log a 15 MiB string.
+                    let bytes = msg.as_bytes();
+                    let text = if bytes.len() > MAX_LOG_BYTES {
+                        let head = String::from_utf8_lossy(&bytes[..MAX_LOG_BYTES]);
+                        format!("{head}… ({} bytes)", bytes.len())
+                    } else {
+                        String::from_utf8_lossy(&bytes).into_owned()
+                    };
                     tracing::info!(target: "persona", persona = %who, "{}", text.escape_debug());
                 } else if n == u64::from(MAX_LOG_LINES) {
                     tracing::info!(target: "persona", persona = %who, "(further log lines of this call dropped)");
@@ -163,7 +170,9 @@ impl Vm {
     }
 
     /// The `mesh` view of a snapshot, reused while the snapshot is the same.
-    /// Built under its own budget (the prelude is Lua too).
+    /// Built under a budget of its own (the prelude is Lua too): at least a
+    /// second, as the prelude is ours and its work grows with the mesh, not
+    /// with anything a script does.
     pub fn mesh_view(
         &mut self,
         budget: Duration,
@@ -174,6 +183,7 @@ impl Vm {
         {
             return Ok(t.clone());
         }
+        let budget = budget.max(Duration::from_secs(1));
         let t = self.budgeted(budget, |lua| views::build_mesh(lua, &self.make_mesh, mesh))?;
         self.mesh_cache = Some((mesh.clone(), t.clone()));
         Ok(t)
