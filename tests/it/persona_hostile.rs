@@ -197,6 +197,7 @@ async fn a_hostile_persona_never_stops_the_daemon() {
         alice.ask(&repowire::api::AskReq {
             to: "bob".into(),
             text: "ping".into(),
+            timeout_ms: Some(500),
             ..Default::default()
         }),
     )
@@ -213,6 +214,8 @@ async fn a_hostile_persona_never_stops_the_daemon() {
         ),
         "{ev}"
     );
+    // The background tick keeps running: the unanswered ask expires.
+    wait_kind(&d, "ask_expired", after, |_| true).await;
 
     // A check-in: the schedule fires, the error is recorded.
     let after = last_seq(&d).await;
