@@ -56,12 +56,6 @@ pub struct PersonaError {
 }
 
 impl PersonaError {
-    fn new(message: impl Into<String>) -> Self {
-        let message = message.into();
-        let location = locate(&message);
-        Self { message, location }
-    }
-
     /// The message, led by its `file:line` unless it already names it.
     pub fn described(&self) -> String {
         match &self.location {
@@ -268,10 +262,11 @@ impl Persona {
         let budget = self.limits.budget;
         let mut vm = self.vm.lock().unwrap_or_else(|p| p.into_inner());
         let Some(f) = vm.entry(name) else {
-            return Err(PersonaError::new(format!(
-                "{} defines no {name}",
-                self.path
-            )));
+            // Never defined, or the script removed it from `_G` since.
+            return Err(PersonaError {
+                message: format!("{} defines no {name}", self.path),
+                location: Some(format!("{}:1", self.path)),
+            });
         };
         let at = vm::defined_at(&f).unwrap_or_else(|| format!("{}:1", self.path));
         let m = vm

@@ -182,6 +182,20 @@ async fn a_hostile_persona_never_stops_the_daemon() {
     .await;
     let loc = ev["payload"]["location"].as_str().unwrap_or_default();
     assert!(names_line(loc, "evil.lua"), "{ev}");
+    // A review request answers through the built-in policy too.
+    let rr: repowire::api::ReviewRequestReq =
+        serde_json::from_value(serde_json::json!({"ref": "pr-1", "head_sha": "abc"})).unwrap();
+    let r = guarded("review request", alice.request_review(&rr))
+        .await
+        .unwrap();
+    assert!(r.route.fallback, "{r:?}");
+    assert!(
+        names_line(r.route.error.as_deref().unwrap(), "evil.lua"),
+        "{r:?}"
+    );
+    assert!(
+        !r.review.reviewers.is_empty() && !r.review.reviewers.iter().any(|p| p.reviewer == "alice")
+    );
     // The dry run, too, and the rest of the API keeps answering.
     let decide: repowire::api::DecideReq =
         serde_json::from_value(serde_json::json!({"job": {"id": "j", "title": "t"}})).unwrap();
