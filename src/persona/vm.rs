@@ -199,10 +199,12 @@ impl Vm {
     ) -> mlua::Result<T> {
         let until = self.epoch.elapsed() + budget;
         self.logged.store(0, Relaxed);
-        self.deadline_ms
-            .store((until.as_millis() as u64).max(1), Relaxed);
+        // Nested, the outer deadline comes back afterwards (none is today).
+        let outer = self
+            .deadline_ms
+            .swap((until.as_millis() as u64).max(1), Relaxed);
         let out = f(&self.lua);
-        self.deadline_ms.store(CLOSED, Relaxed);
+        self.deadline_ms.store(outer, Relaxed);
         if matches!(out, Err(mlua::Error::MemoryError(_))) {
             // The garbage still counts against the limit until collected.
             let _ = self.lua.gc_collect();
