@@ -100,6 +100,13 @@ async fn a_stateful_persona_never_sees_another_circles_data() {
         assert!(t.starts_with(&format!("v2:{title}")), "{circle}: {t}");
         assert!(!t.contains("v1:"), "{circle} kept the old state: {t}");
     }
+    // Switching away and back starts the circle over; ops keeps its state.
+    d.cli(&["orchestrator", "persona", "use", "default"]).ok();
+    d.cli(&["orchestrator", "persona", "use", "hoarder"]).ok();
+    let t = said(admin.decide(&decide_req("default", "fifth")).await.unwrap());
+    assert!(t.starts_with("v2:fifth") && !t.contains("third"), "{t}");
+    let t = said(admin.decide(&decide_req("ops", "sixth")).await.unwrap());
+    assert!(t.starts_with("v2:fourth") && t.contains("sixth"), "{t}");
 }
 
 #[tokio::test]
