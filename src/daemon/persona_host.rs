@@ -15,7 +15,7 @@ use crate::core::error::{Error, ErrorCode};
 use crate::core::time::now_ms;
 use crate::persona::{self, Limits, Persona, PersonaError, Program, catalog};
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -314,8 +314,26 @@ impl PersonaHost {
         };
         let mut out = Vec::new();
         for name in names {
-            let Ok(src) = catalog::find(&self.home, &name) else {
-                continue; // gone entirely: keep the last good version
+            let src = match catalog::find(&self.home, &name) {
+                Ok(src) => src,
+                Err(e) => {
+                    // Gone entirely: keep the last good version, quietly.
+                    // There but unreadable (too big, not UTF-8…): keep it
+                    // too, and say why once.
+                    let file = catalog::user_dir(&self.home).join(format!("{name}.lua"));
+                    let there = file.exists() || Path::new(&name).exists();
+                    let key = format!("unreadable:{e}");
+                    let told = self
+                        .with_slot(&name, |s| {
+                            s.reload_error.as_ref().is_some_and(|(k, _)| *k == key)
+                        })
+                        .unwrap_or(true);
+                    if there && !told {
+                        self.with_slot(&name, |s| s.reload_error = Some((key, e.clone())));
+                        out.push((name, String::new(), Err(e)));
+                    }
+                    continue;
+                }
             };
             let sha = sha_hex(&src.text);
             let unchanged = self

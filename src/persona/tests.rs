@@ -410,3 +410,33 @@ fn no_lua_runs_outside_a_budget() {
     });
     assert_eq!(r.unwrap(), 55, "inside one, Lua runs");
 }
+
+#[test]
+fn pathological_sources_are_refused_not_crashed_on() {
+    let deep = |open: &str, close: &str| {
+        format!(
+            "function dispatch(job, mesh)\n  local x = {}1{}\n  return route.assign('bob')\nend",
+            open.repeat(100_000),
+            close.repeat(100_000)
+        )
+    };
+    for src in [deep("(", ")"), deep("{", "}"), deep("-", "")] {
+        let e = must_finish("a deeply nested source", move || compile(&src).map(|_| ()));
+        let e = e.unwrap_err();
+        assert!(e.location.is_some(), "{e:?}");
+    }
+}
+
+#[test]
+fn oversized_scripts_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.lua");
+    let body = "-- x\n".repeat(300_000);
+    std::fs::write(
+        &f,
+        format!("{body}function dispatch(job, mesh) return nil end"),
+    )
+    .unwrap();
+    let e = catalog::find(dir.path(), f.to_str().unwrap()).unwrap_err();
+    assert!(e.contains("at most 1048576"), "{e}");
+}

@@ -279,6 +279,19 @@ async fn a_hostile_persona_never_stops_the_daemon() {
         Some("other v1"),
         "the last good version: {r:?}"
     );
+    // A file that is not UTF-8 is refused with a reason, once.
+    let after = last_seq(&d).await;
+    std::fs::write(dir.join("other.lua"), b"\xff\xfe function dispatch() end").unwrap();
+    let ev = wait_kind(&d, "persona_reload_failed", after, |e| {
+        e["payload"]["persona"] == "other"
+    })
+    .await;
+    assert!(
+        ev["payload"]["error"].as_str().unwrap().contains("UTF-8"),
+        "{ev}"
+    );
+    let r = guarded("decide ops", d.admin().decide(&ops)).await.unwrap();
+    assert_eq!(r.route.note.as_deref(), Some("other v1"), "{r:?}");
 
     // The fixed file reloads and dispatches.
     let after = last_seq(&d).await;
