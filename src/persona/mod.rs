@@ -1,13 +1,15 @@
 //! The persona host: Luau scripts that decide dispatch, review routing and
-//! check-ins, each in its own sandboxed VM with memory and time budgets.
+//! check-ins, each run sandboxed with memory and time budgets.
 //!
-//! A [`Persona`] is compiled from source in a fresh VM ([`Persona::compile`]);
-//! its entry points are called with read-only views ([`views`]) and must
-//! return routes, which are then validated ([`crate::core::route`]). Any
-//! failure — a script error, a timeout, a memory error, an invalid route —
-//! falls back to the built-in policy ([`builtin`]) and is reported with
-//! file:line. Nothing here does I/O except reading persona files in
-//! [`catalog`].
+//! A script is compiled once into a [`Program`] ([`Persona::compile`]) and
+//! run in [`Persona`] instances, each a VM of its own (`vm`); the daemon
+//! gives every circle its own instance. Entry points are called with
+//! read-only views ([`views`]); whatever they return is read raw, with no
+//! script code running (`returned`), then validated
+//! ([`crate::core::route`]). Any failure — a script error, a timeout, a
+//! memory error, a value that is not a plain route, an invalid route — falls
+//! back to the built-in policy ([`builtin`]) and is reported with file:line.
+//! Nothing here does I/O except reading persona files in [`catalog`].
 
 pub mod builtin;
 pub mod catalog;
