@@ -6,7 +6,8 @@ spreads evenly whatever the load says. Nobody fits: wait a minute.
 
 review: the same turn-taking over available peers other than the author.
 
-The turn is kept in a local of this persona's VM: it survives between calls
+The turn is kept in a local of this persona's VM. Each circle runs its own
+instance, so each circle takes its own turns; the turn survives between calls
 and starts over when the file is reloaded. ]]
 
 local turn = 0

@@ -250,7 +250,7 @@ async fn orchestrator_status(
         persona: h
             .store
             .active_persona(&circle)?
-            .map(|n| h.personas.brief(&n)),
+            .map(|n| h.personas.brief(&circle, &n)),
         circle,
     }))
 }

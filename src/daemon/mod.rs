@@ -11,6 +11,7 @@ mod auth;
 pub mod edge;
 mod jobs;
 mod observe;
+mod persona_host;
 mod personas;
 mod poll;
 mod reviews;

@@ -192,14 +192,15 @@ pub async fn run(h: DaemonHandle) {
         let Some(name) = h.personas.active_for(&circle) else {
             continue;
         };
-        let Some(persona) = h.personas.current(&name) else {
-            continue;
-        };
-        if !persona.has("on_event") {
+        if !h.personas.program(&name).is_some_and(|p| p.has("on_event")) {
             continue;
         }
         let (hh, g) = (h.clone(), guards.clone());
         let work = move || {
+            // The circle's own instance: no script state crosses circles.
+            let Some(persona) = hh.personas.for_decision(&hh.store, &circle, &name) else {
+                return Ok(());
+            };
             let mesh = hh.personas.mesh(&hh.store, &circle)?;
             match persona.on_event(&event_view(&e), &mesh) {
                 Ok(routes) => {

@@ -28,7 +28,7 @@ fn checkin_routes(h: &DaemonHandle, id: &str) -> Result<Vec<Route>, Error> {
             ))
         })?,
     };
-    let persona = h.personas.ensure(&name)?;
+    let persona = h.personas.instance(&circle, &name)?;
     let mesh = h.personas.mesh(&h.store, &circle)?;
     let args = serde_json::from_str::<serde_json::Value>(&row.info.text)
         .unwrap_or_else(|_| serde_json::json!({"text": row.info.text}));

@@ -46,7 +46,20 @@ pub fn user_dir(home: &Path) -> PathBuf {
     home.join("personas")
 }
 
+/// The largest persona script read (a script is a few KiB; this keeps a
+/// stray multi-gigabyte file from being read into memory).
+pub const MAX_SOURCE_BYTES: u64 = 1 << 20;
+
 fn read_user(path: &Path, name: &str, origin: &'static str) -> Result<Source, String> {
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .len();
+    if size > MAX_SOURCE_BYTES {
+        return Err(format!(
+            "{}:1: the script is {size} bytes; a persona may be at most {MAX_SOURCE_BYTES}",
+            path.display()
+        ));
+    }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let identity = std::fs::read_to_string(path.with_extension("md")).ok();

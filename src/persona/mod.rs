@@ -1,25 +1,29 @@
 //! The persona host: Luau scripts that decide dispatch, review routing and
-//! check-ins, each in its own sandboxed VM with memory and time budgets.
+//! check-ins, each run sandboxed with memory and time budgets.
 //!
-//! A [`Persona`] is compiled from source in a fresh VM ([`Persona::compile`]);
-//! its entry points are called with read-only views ([`views`]) and must
-//! return routes, which are then validated ([`crate::core::route`]). Any
-//! failure — a script error, a timeout, a memory error, an invalid route —
-//! falls back to the built-in policy ([`builtin`]) and is reported with
-//! file:line. Nothing here does I/O except reading persona files in
-//! [`catalog`].
+//! A script is compiled once into a [`Program`] ([`Persona::compile`]) and
+//! run in [`Persona`] instances, each a VM of its own (`vm`); the daemon
+//! gives every circle its own instance. Entry points are called with
+//! read-only views ([`views`]); whatever they return is read raw, with no
+//! script code running (`returned`), then validated
+//! ([`crate::core::route`]). Any failure — a script error, a timeout, a
+//! memory error, a value that is not a plain route, an invalid route — falls
+//! back to the built-in policy ([`builtin`]) and is reported with file:line.
+//! Nothing here does I/O except reading persona files in [`catalog`].
 
 pub mod builtin;
 pub mod catalog;
+mod returned;
 pub mod views;
+mod vm;
 
 use crate::core::mesh::{JobInput, MeshSnapshot, ReviewInput};
 use crate::core::route::{Entry, Route, RouteLimits, validate};
-use mlua::{Function, Lua, LuaOptions, StdLib, Value, VmState};
+use mlua::{Lua, Value};
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use vm::Vm;
 
 /// The entry points a persona may define.
 pub const ENTRY_POINTS: [&str; 4] = ["dispatch", "review", "checkin", "on_event"];
@@ -54,10 +58,12 @@ pub struct PersonaError {
 }
 
 impl PersonaError {
-    fn new(message: impl Into<String>) -> Self {
-        let message = message.into();
-        let location = locate(&message);
-        Self { message, location }
+    /// The message, led by its `file:line` unless it already names it.
+    pub fn described(&self) -> String {
+        match &self.location {
+            Some(loc) if !self.message.contains(loc.as_str()) => format!("{loc}: {}", self.message),
+            _ => self.message.clone(),
+        }
     }
 }
 
@@ -72,145 +78,6 @@ fn locate(msg: &str) -> Option<String> {
         .take_while(char::is_ascii_digit)
         .collect();
     (!digits.is_empty()).then(|| format!("{}.lua:{digits}", &msg[start..at]))
-}
-
-fn lua_err(e: mlua::Error) -> PersonaError {
-    let msg = match &e {
-        mlua::Error::MemoryError(_) => "persona exceeded its memory limit".to_string(),
-        mlua::Error::CallbackError { cause, .. } => cause.to_string(),
-        other => other.to_string(),
-    };
-    // Keep the first line: mlua appends a Rust-side stack that means nothing to authors.
-    let first = msg.lines().next().unwrap_or_default().to_string();
-    PersonaError::new(first)
-}
-
-/// One loaded persona: its VM and what we know about it.
-pub struct Persona {
-    pub name: String,
-    /// `shipped`, `user` or `file`.
-    pub origin: String,
-    /// Where it came from (`personas/NAME.lua` for shipped ones).
-    pub path: String,
-    /// SHA-256 of the source, hex.
-    pub sha256: String,
-    pub entry_points: Vec<String>,
-    /// Lint findings that do not stop loading (unknown entry points…).
-    pub warnings: Vec<String>,
-    vm: Mutex<Vm>,
-    limits: Limits,
-}
-
-impl std::fmt::Debug for Persona {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Persona")
-            .field("name", &self.name)
-            .field("path", &self.path)
-            .field("sha256", &self.sha256)
-            .field("entry_points", &self.entry_points)
-            .finish()
-    }
-}
-
-struct Vm {
-    lua: Lua,
-    deadline_ms: Arc<AtomicU64>,
-    epoch: Instant,
-    /// The prelude's `make_mesh`, kept out of the script's reach.
-    make_mesh: Function,
-    /// The mesh view last built, and the snapshot it was built from: a
-    /// decision over the same snapshot reuses it.
-    mesh_cache: Option<(Arc<MeshSnapshot>, mlua::Table)>,
-}
-
-impl Vm {
-    /// A sandboxed Luau VM (see STACK.md's recipe): string, table, math,
-    /// utf8 and coroutine only; no require/load/getfenv/collectgarbage/print;
-    /// read-only builtins; memory cap; an interrupt that enforces the budget.
-    fn new(limits: &Limits, persona: &str) -> mlua::Result<Vm> {
-        let lua = Lua::new_with(
-            StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE,
-            LuaOptions::default(),
-        )?;
-        let g = lua.globals();
-        for name in [
-            "require",
-            "loadstring",
-            "load",
-            "dofile",
-            "getfenv",
-            "setfenv",
-            "collectgarbage",
-            "print",
-            "debug",
-            "newproxy",
-        ] {
-            g.raw_set(name, Value::Nil)?;
-        }
-        let who = persona.to_string();
-        g.set(
-            "log",
-            lua.create_function(move |_, msg: String| {
-                tracing::info!(target: "persona", persona = %who, "{msg}");
-                Ok(())
-            })?,
-        )?;
-        g.set("route", views::route_module(&lua)?)?;
-        let make_mesh: Function = lua
-            .load(views::PRELUDE)
-            .set_name("=repowire/prelude")
-            .eval()?;
-        lua.sandbox(true)?;
-        lua.set_memory_limit(limits.memory_bytes)?;
-        let deadline_ms = Arc::new(AtomicU64::new(0));
-        let epoch = Instant::now();
-        let d = deadline_ms.clone();
-        lua.set_interrupt(move |_| {
-            let dl = d.load(Relaxed);
-            if dl != 0 && epoch.elapsed().as_millis() as u64 > dl {
-                return Err(mlua::Error::runtime("persona exceeded its time budget"));
-            }
-            Ok(VmState::Continue)
-        });
-        Ok(Vm {
-            lua,
-            deadline_ms,
-            epoch,
-            make_mesh,
-            mesh_cache: None,
-        })
-    }
-
-    /// The `mesh` view of a snapshot, reused while the snapshot is the same.
-    fn mesh_view(&mut self, mesh: &Arc<MeshSnapshot>) -> mlua::Result<mlua::Table> {
-        if let Some((snap, t)) = &self.mesh_cache
-            && Arc::ptr_eq(snap, mesh)
-        {
-            return Ok(t.clone());
-        }
-        let t = views::build_mesh(&self.lua, &self.make_mesh, mesh)?;
-        self.mesh_cache = Some((mesh.clone(), t.clone()));
-        Ok(t)
-    }
-
-    /// Run `f` under the time budget; after a memory error, collect garbage
-    /// so the next call starts clean.
-    fn budgeted<T>(
-        &self,
-        budget: Duration,
-        f: impl FnOnce(&Lua) -> mlua::Result<T>,
-    ) -> mlua::Result<T> {
-        let until = self.epoch.elapsed() + budget;
-        self.deadline_ms
-            .store(until.as_millis().max(1) as u64, Relaxed);
-        let out = f(&self.lua);
-        self.deadline_ms.store(0, Relaxed);
-        if matches!(out, Err(mlua::Error::MemoryError(_))) {
-            // The garbage still counts against the limit until collected.
-            let _ = self.lua.gc_collect();
-        }
-        out
-    }
 }
 
 /// Edit distance, for "did you mean" on misspelt entry points.
@@ -228,9 +95,87 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// A persona's compiled program: its bytecode and what was learnt checking
+/// it. Compiled once per version of the file; every circle that uses the
+/// persona runs it in its own [`Persona`] instance (its own VM and state).
+pub struct Program {
+    pub name: String,
+    /// `shipped`, `user` or `file`.
+    pub origin: String,
+    /// Where it came from (`personas/NAME.lua` for shipped ones).
+    pub path: String,
+    /// SHA-256 of the source, hex.
+    pub sha256: String,
+    pub entry_points: Vec<String>,
+    /// Lint findings that do not stop loading (unknown entry points…).
+    pub warnings: Vec<String>,
+    bytecode: Vec<u8>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("entry_points", &self.entry_points)
+            .finish()
+    }
+}
+
+impl Program {
+    pub fn has(&self, entry: &str) -> bool {
+        self.entry_points.iter().any(|e| e == entry)
+    }
+
+    /// A fresh instance: a new VM that runs the top level under the budget.
+    /// Its state (top-level locals) is its own.
+    pub fn instantiate(self: &Arc<Self>) -> Result<Persona, PersonaError> {
+        let vm = start(&self.name, &self.path, &self.bytecode, &self.limits)?;
+        Ok(Persona {
+            program: self.clone(),
+            vm: Mutex::new(vm),
+        })
+    }
+}
+
+/// A new VM with `bytecode`'s top level run in it.
+fn start(name: &str, path: &str, bytecode: &[u8], limits: &Limits) -> Result<Vm, PersonaError> {
+    let vm = Vm::new(limits, name).map_err(|e| vm::lua_err(e, None))?;
+    vm.budgeted(limits.budget, |lua| {
+        lua.load(bytecode)
+            .set_name(format!("={path}"))
+            .set_mode(mlua::chunk::ChunkMode::Binary)
+            .exec()
+    })
+    .map_err(|e| vm::lua_err(e, Some(&format!("{path}:1"))))?;
+    Ok(vm)
+}
+
+/// One running instance of a persona: the program, and a VM of its own.
+pub struct Persona {
+    program: Arc<Program>,
+    vm: Mutex<Vm>,
+}
+
+impl std::ops::Deref for Persona {
+    type Target = Program;
+    fn deref(&self) -> &Program {
+        &self.program
+    }
+}
+
+impl std::fmt::Debug for Persona {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.program.fmt(f)
+    }
+}
+
 impl Persona {
-    /// Compile `source` in a fresh VM: run its top level under the budget,
-    /// find its entry points (at least one), lint the rest.
+    /// Compile `source`, run its top level under the budget in a fresh VM,
+    /// find its entry points (at least one) and lint the rest. The result
+    /// is the program's first instance.
     pub fn compile(
         name: &str,
         origin: &str,
@@ -238,22 +183,28 @@ impl Persona {
         source: &str,
         limits: Limits,
     ) -> Result<Persona, PersonaError> {
-        let vm = Vm::new(&limits, name).map_err(lua_err)?;
-        let chunk = format!("={path}");
-        vm.budgeted(limits.budget, |lua| lua.load(source).set_name(chunk).exec())
-            .map_err(lua_err)?;
+        let bytecode = mlua::chunk::Compiler::new().compile(source).map_err(|e| {
+            // Luau's compiler does not know the chunk name: "LINE: msg".
+            let mut err = vm::lua_err(e, Some(&format!("{path}:1")));
+            err.message = format!("{path}:{}", err.message.trim_start_matches(':'));
+            err.location = locate(&err.message).or(err.location);
+            err
+        })?;
+        let vm = start(name, path, &bytecode, &limits)?;
         let mut entry_points = Vec::new();
         let mut warnings = Vec::new();
-        let globals = vm.lua.globals();
-        for pair in globals.pairs::<Value, Value>() {
-            let (k, v) = pair.map_err(lua_err)?;
+        // `pairs` is `next`: raw, no `__iter`/`__index` of `_G` runs.
+        for pair in vm.lua.globals().pairs::<Value, Value>() {
+            let (k, v) = pair.map_err(|e| vm::lua_err(e, None))?;
             let (Value::String(k), Value::Function(_)) = (&k, &v) else {
                 continue;
             };
             let k = k.to_string_lossy();
             if ENTRY_POINTS.contains(&k.as_str()) {
                 entry_points.push(k);
-            } else if let Some(near) = ENTRY_POINTS.iter().find(|e| distance(&k, e) <= 2) {
+            } else if k.len() < 64
+                && let Some(near) = ENTRY_POINTS.iter().find(|e| distance(&k, e) <= 2)
+            {
                 warnings.push(format!(
                     "{path}: global function `{k}` is not an entry point (did you mean `{near}`?)"
                 ));
@@ -277,48 +228,80 @@ impl Persona {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        Ok(Persona {
+        let program = Arc::new(Program {
             name: name.to_string(),
             origin: origin.to_string(),
             path: path.to_string(),
             sha256,
             entry_points,
             warnings,
-            vm: Mutex::new(vm),
+            bytecode,
             limits,
+        });
+        Ok(Persona {
+            program,
+            vm: Mutex::new(vm),
         })
     }
 
-    pub fn has(&self, entry: &str) -> bool {
-        self.entry_points.iter().any(|e| e == entry)
+    /// The program this is an instance of.
+    pub fn program(&self) -> &Arc<Program> {
+        &self.program
     }
 
-    /// Call `entry` with `make_args` built inside the VM; parse one route.
+    /// Call `entry` under the budget with the argument `arg` builds and the
+    /// circle's mesh view; the raw result goes to `read` once the budget has
+    /// closed. Errors name `file:line` — where the script failed, or else
+    /// where the entry point is defined.
+    fn call<T>(
+        &self,
+        entry: &Entry,
+        mesh: &Arc<MeshSnapshot>,
+        arg: impl FnOnce(&Lua) -> mlua::Result<Value>,
+        read: impl FnOnce(&Value) -> Result<T, String>,
+    ) -> Result<T, PersonaError> {
+        let name = entry.name();
+        let budget = self.limits.budget;
+        let mut vm = self.vm.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(f) = vm.entry(name) else {
+            // Never defined, or the script removed it from `_G` since.
+            return Err(PersonaError {
+                message: format!("{} defines no {name}", self.path),
+                location: Some(format!("{}:1", self.path)),
+            });
+        };
+        let at = vm::defined_at(&f).unwrap_or_else(|| format!("{}:1", self.path));
+        let m = vm
+            .mesh_view(budget, mesh)
+            .map_err(|e| vm::lua_err(e, Some(&at)))?;
+        let out = vm
+            .budgeted(budget, |lua| f.call::<Value>((arg(lua)?, m)))
+            .map_err(|e| vm::lua_err(e, Some(&at)))?;
+        // The budget is closed: `read` looks at the value raw.
+        read(&out).map_err(|e| PersonaError {
+            message: format!("{at}: {name} {e}"),
+            location: Some(at.clone()),
+        })
+    }
+
+    /// Check a route against the mesh (target exists, same circle, …).
+    fn checked(&self, route: Route, entry: &Entry, mesh: &MeshSnapshot) -> Result<Route, String> {
+        validate(&route, mesh, entry, &self.limits.routes)
+            .map(|()| route)
+            .map_err(|e| format!("chose an invalid route: {e}"))
+    }
+
+    /// Call an entry point that returns one route.
     fn call_one(
         &self,
         entry: &Entry,
         mesh: &Arc<MeshSnapshot>,
         arg: impl FnOnce(&Lua) -> mlua::Result<Value>,
     ) -> Result<Route, PersonaError> {
-        let mut vm = self.vm.lock().unwrap_or_else(|p| p.into_inner());
-        let m = vm.mesh_view(mesh).map_err(lua_err)?;
-        let out = vm
-            .budgeted(self.limits.budget, |lua| {
-                let f: Function = lua.globals().get(entry.name())?;
-                let a = arg(lua)?;
-                f.call::<Value>((a, m))
-            })
-            .map_err(lua_err)?;
-        let route = views::parse_route(out)
-            .map_err(|e| PersonaError::new(format!("{}: {} {e}", self.path, entry.name())))?;
-        validate(&route, mesh, entry, &self.limits.routes).map_err(|e| {
-            PersonaError::new(format!(
-                "{}: {} chose an invalid route: {e}",
-                self.path,
-                entry.name()
-            ))
-        })?;
-        Ok(route)
+        self.call(entry, mesh, arg, |v| {
+            let route = returned::parse_route(v, &self.limits.routes)?;
+            self.checked(route, entry, mesh)
+        })
     }
 
     /// `dispatch(job, mesh)`: which peer gets the job.
@@ -327,12 +310,6 @@ impl Persona {
         job: &JobInput,
         mesh: &Arc<MeshSnapshot>,
     ) -> Result<Route, PersonaError> {
-        if !self.has("dispatch") {
-            return Err(PersonaError::new(format!(
-                "{} defines no dispatch",
-                self.path
-            )));
-        }
         self.call_one(&Entry::Dispatch, mesh, |lua| {
             Ok(Value::Table(views::job_table(lua, job)?))
         })
@@ -344,18 +321,55 @@ impl Persona {
         item: &ReviewInput,
         mesh: &Arc<MeshSnapshot>,
     ) -> Result<Route, PersonaError> {
-        if !self.has("review") {
-            return Err(PersonaError::new(format!(
-                "{} defines no review",
-                self.path
-            )));
-        }
         let entry = Entry::Review {
             author: item.author.clone(),
         };
         self.call_one(&entry, mesh, |lua| {
             Ok(Value::Table(views::item_table(lua, item)?))
         })
+    }
+
+    /// Call an entry point that returns a list of routes (`checkin`,
+    /// `on_event`): each must be valid, or the whole answer is refused.
+    fn call_many(
+        &self,
+        entry: &Entry,
+        input: &serde_json::Value,
+        mesh: &Arc<MeshSnapshot>,
+    ) -> Result<Vec<Route>, PersonaError> {
+        use mlua::LuaSerdeExt;
+        let arg = |lua: &Lua| {
+            let opts = mlua::serde::ser::Options::new().serialize_none_to_null(false);
+            let arg = lua.to_value_with(input, opts)?;
+            if let Value::Table(t) = &arg {
+                t.set_readonly(true);
+            }
+            Ok(arg)
+        };
+        self.call(entry, mesh, arg, |v| {
+            returned::route_list(v, &self.limits.routes)?
+                .into_iter()
+                .map(|r| self.checked(r, entry, mesh))
+                .collect()
+        })
+    }
+
+    /// `checkin(ctx, mesh)`: the messages a scheduled check-in sends.
+    pub fn checkin(
+        &self,
+        ctx: &serde_json::Value,
+        mesh: &Arc<MeshSnapshot>,
+    ) -> Result<Vec<Route>, PersonaError> {
+        self.call_many(&Entry::Checkin, ctx, mesh)
+    }
+
+    /// `on_event(event, mesh)`: routes in answer to a mesh event (optional).
+    pub fn on_event(
+        &self,
+        event: &serde_json::Value,
+        mesh: &Arc<MeshSnapshot>,
+    ) -> Result<Vec<Route>, PersonaError> {
+        self.call_many(&Entry::OnEvent, event, mesh)
     }
 }
 
@@ -384,7 +398,7 @@ pub fn lint_returns(p: &Persona) -> Vec<String> {
         jobs: vec![],
     });
     let shape = |r: Result<Route, PersonaError>| match r {
-        Err(e) if !e.message.contains("invalid route") => Some(e.message),
+        Err(e) if !e.message.contains("invalid route") => Some(e.described()),
         _ => None,
     };
     let mut out = Vec::new();
@@ -415,96 +429,6 @@ pub fn lint_returns(p: &Persona) -> Vec<String> {
     out
 }
 
-impl Persona {
-    /// Call an entry point that returns a list of routes (`checkin`,
-    /// `on_event`): each must be valid, or the whole answer is refused.
-    fn call_many(
-        &self,
-        entry: &Entry,
-        input: &serde_json::Value,
-        mesh: &Arc<MeshSnapshot>,
-    ) -> Result<Vec<Route>, PersonaError> {
-        use mlua::LuaSerdeExt;
-        if !self.has(entry.name()) {
-            return Err(PersonaError::new(format!(
-                "{} defines no {}",
-                self.path,
-                entry.name()
-            )));
-        }
-        let mut vm = self.vm.lock().unwrap_or_else(|p| p.into_inner());
-        let m = vm.mesh_view(mesh).map_err(lua_err)?;
-        let out = vm
-            .budgeted(self.limits.budget, |lua| {
-                let f: Function = lua.globals().get(entry.name())?;
-                let opts = mlua::serde::ser::Options::new().serialize_none_to_null(false);
-                let arg = lua.to_value_with(input, opts)?;
-                if let Value::Table(t) = &arg {
-                    t.set_readonly(true);
-                }
-                f.call::<Value>((arg, m))
-            })
-            .map_err(lua_err)?;
-        let items: Vec<Value> = match out {
-            Value::Nil => Vec::new(),
-            Value::Table(t) if t.contains_key("route").unwrap_or(false) => vec![Value::Table(t)],
-            Value::Table(t) => t
-                .sequence_values::<Value>()
-                .collect::<mlua::Result<_>>()
-                .map_err(lua_err)?,
-            other => {
-                return Err(PersonaError::new(format!(
-                    "{}: {} returned a {}, not a list of routes",
-                    self.path,
-                    entry.name(),
-                    other.type_name()
-                )));
-            }
-        };
-        if items.len() > self.limits.routes.max_fanout {
-            return Err(PersonaError::new(format!(
-                "{}: {} returned {} routes; at most {}",
-                self.path,
-                entry.name(),
-                items.len(),
-                self.limits.routes.max_fanout
-            )));
-        }
-        let mut routes = Vec::with_capacity(items.len());
-        for v in items {
-            let r = views::parse_route(v)
-                .map_err(|e| PersonaError::new(format!("{}: {} {e}", self.path, entry.name())))?;
-            validate(&r, mesh, entry, &self.limits.routes).map_err(|e| {
-                PersonaError::new(format!(
-                    "{}: {} chose an invalid route: {e}",
-                    self.path,
-                    entry.name()
-                ))
-            })?;
-            routes.push(r);
-        }
-        Ok(routes)
-    }
-
-    /// `checkin(ctx, mesh)`: the messages a scheduled check-in sends.
-    pub fn checkin(
-        &self,
-        ctx: &serde_json::Value,
-        mesh: &Arc<MeshSnapshot>,
-    ) -> Result<Vec<Route>, PersonaError> {
-        self.call_many(&Entry::Checkin, ctx, mesh)
-    }
-
-    /// `on_event(event, mesh)`: routes in answer to a mesh event (optional).
-    pub fn on_event(
-        &self,
-        event: &serde_json::Value,
-        mesh: &Arc<MeshSnapshot>,
-    ) -> Result<Vec<Route>, PersonaError> {
-        self.call_many(&Entry::OnEvent, event, mesh)
-    }
-}
-
 /// A decision with its provenance: the persona's route, or the built-in
 /// policy's with the persona's error.
 pub struct Decision {
@@ -514,10 +438,7 @@ pub struct Decision {
 
 impl Decision {
     pub fn out(&self) -> crate::core::route::RouteOut {
-        let err = self.error.as_ref().map(|e| match &e.location {
-            Some(loc) if !e.message.contains(loc.as_str()) => format!("{loc}: {}", e.message),
-            _ => e.message.clone(),
-        });
+        let err = self.error.as_ref().map(PersonaError::described);
         self.route.out(err)
     }
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::core::mesh::PeerSnap;
+use std::time::Instant;
 
 fn peer(name: &str, backend: &str, tags: &[&str], load: i64, status: &str) -> PeerSnap {
     PeerSnap {
@@ -233,4 +234,209 @@ fn default_lua_is_the_builtin_policy() {
             "{author}"
         );
     }
+}
+
+/// The hostile fixtures: (name, source).
+fn hostile_fixtures() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hostile");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+        .expect("tests/fixtures/hostile")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.strip_suffix(".lua")?.to_string();
+            Some((name, std::fs::read_to_string(e.path()).ok()?))
+        })
+        .collect();
+    out.sort();
+    assert!(out.len() >= 20, "the hostile set is there");
+    out
+}
+
+/// Run `f` on its own thread; panic if it has not finished after a
+/// generous guard (a hang is the failure these tests look for).
+fn must_finish<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("{what} hung: script code ran outside the budget"),
+    }
+}
+
+/// The error names `path:LINE`.
+fn names_line(e: &PersonaError, path: &str) -> bool {
+    e.location.as_deref().is_some_and(|l| {
+        l.strip_prefix(path)
+            .and_then(|r| r.strip_prefix(':'))
+            .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    })
+}
+
+#[test]
+fn hostile_personas_fall_back_with_file_and_line_and_never_hang() {
+    for (name, src) in hostile_fixtures() {
+        let path = format!("hostile/{name}.lua");
+        let at_load = src.contains("-- at: load");
+        let what = path.clone();
+        let report = must_finish(&what, move || -> Vec<String> {
+            let mut bad = Vec::new();
+            let p = match Persona::compile(&name, "file", &path, &src, Limits::default()) {
+                Err(e) => {
+                    if !at_load {
+                        bad.push(format!("did not load: {e:?}"));
+                    } else if !names_line(&e, &path) {
+                        bad.push(format!("load error without {path}:LINE: {e:?}"));
+                    }
+                    return bad;
+                }
+                Ok(_) if at_load => return vec!["loaded, but its top level is hostile".into()],
+                Ok(p) => p,
+            };
+            let m = mesh();
+            let item = ReviewInput {
+                reference: "r".into(),
+                author: "alice".into(),
+                ..Default::default()
+            };
+            let ev = serde_json::json!({"kind": "ask_queued", "subject": "a-1"});
+            // Three rounds: fixtures that rotate through shapes show each.
+            for round in 0..3 {
+                let answers = [
+                    ("dispatch", p.dispatch(&job(&[]), &m).map(|_| ())),
+                    ("review", p.review(&item, &m).map(|_| ())),
+                    ("checkin", p.checkin(&serde_json::json!({}), &m).map(|_| ())),
+                    ("on_event", p.on_event(&ev, &m).map(|_| ())),
+                ];
+                for (entry, r) in answers {
+                    match r {
+                        Ok(()) => bad.push(format!("{entry} #{round} answered")),
+                        Err(e) if !names_line(&e, &path) => {
+                            bad.push(format!("{entry} #{round} without {path}:LINE: {e:?}"))
+                        }
+                        Err(e) if e.message.len() > 1200 => {
+                            bad.push(format!("{entry} #{round}: message not cut"))
+                        }
+                        Err(_) => {}
+                    }
+                }
+                let d = decide_dispatch(Some(&p), &job(&[]), &m);
+                if !d.out().fallback {
+                    bad.push(format!("dispatch #{round} did not fall back"));
+                }
+            }
+            // The lint (`persona check`, hot reload) finds the problem too.
+            if lint_returns(&p).is_empty() {
+                bad.push("lint found nothing".into());
+            }
+            bad
+        });
+        assert!(report.is_empty(), "{what}: {report:#?}");
+    }
+}
+
+#[test]
+fn instances_of_one_program_keep_their_own_state() {
+    let first = compile(
+        "local n = 0\nfunction dispatch(job, mesh)\n  n += 1\n  return route.ask_user(tostring(n))\nend",
+    )
+    .unwrap();
+    let (a, b) = (
+        first.program().instantiate().unwrap(),
+        first.program().instantiate().unwrap(),
+    );
+    let said = |p: &Persona| match p.dispatch(&job(&[]), &mesh()).unwrap() {
+        Route::AskUser { question } => question,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (said(&a), said(&a), said(&a)),
+        ("1".into(), "2".into(), "3".into())
+    );
+    assert_eq!(said(&b), "1", "a fresh instance starts from the top level");
+    assert_eq!(said(&first), "1");
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn log_is_capped_per_call() {
+    let p = compile(
+        "function dispatch(job, mesh)\n  local big = string.rep('x', 1e6)\n  for i = 1, 1000 do log(big) end\n  return route.assign('bob')\nend",
+    )
+    .unwrap();
+    let out = Captured::default();
+    let w = out.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || w.clone())
+        .finish();
+    let r = tracing::subscriber::with_default(sub, || p.dispatch(&job(&[]), &mesh()));
+    assert!(r.is_ok(), "{r:?}");
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 101, "100 lines and a note");
+    assert!(lines.iter().all(|l| l.len() < 800), "each line is cut");
+    assert!(lines[100].contains("dropped"), "{}", lines[100]);
+}
+
+#[test]
+fn no_lua_runs_outside_a_budget() {
+    let vm = vm::Vm::new(&Limits::default(), "t").unwrap();
+    // Outside a budget the interrupt refuses at once, so even a path that
+    // forgot to open one cannot spin.
+    let spin = vm.lua.load("while true do end").into_function().unwrap();
+    let e = must_finish("an unbudgeted loop", move || {
+        spin.call::<()>(()).unwrap_err()
+    });
+    assert!(e.to_string().contains("outside its budget"), "{e}");
+    let r = vm.budgeted(Duration::from_millis(20), |lua| {
+        lua.load("local n = 0 for i = 1, 10 do n += i end return n")
+            .eval::<i64>()
+    });
+    assert_eq!(r.unwrap(), 55, "inside one, Lua runs");
+}
+
+#[test]
+fn pathological_sources_are_refused_not_crashed_on() {
+    let deep = |open: &str, close: &str| {
+        format!(
+            "function dispatch(job, mesh)\n  local x = {}1{}\n  return route.assign('bob')\nend",
+            open.repeat(100_000),
+            close.repeat(100_000)
+        )
+    };
+    for src in [deep("(", ")"), deep("{", "}"), deep("-", "")] {
+        let e = must_finish("a deeply nested source", move || compile(&src).map(|_| ()));
+        let e = e.unwrap_err();
+        assert!(e.location.is_some(), "{e:?}");
+    }
+}
+
+#[test]
+fn oversized_scripts_are_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.lua");
+    let body = "-- x\n".repeat(300_000);
+    std::fs::write(
+        &f,
+        format!("{body}function dispatch(job, mesh) return nil end"),
+    )
+    .unwrap();
+    let e = catalog::find(dir.path(), f.to_str().unwrap()).unwrap_err();
+    assert!(e.contains("at most 1048576"), "{e}");
 }

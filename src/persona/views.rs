@@ -6,7 +6,6 @@
 //! gives them `has_tag` and `is_online`.
 
 use crate::core::mesh::{JobInput, MeshSnapshot, ReviewInput};
-use crate::core::route::Route;
 use mlua::{Function, Lua, Table, Value};
 
 /// Host-side Lua, run before the sandbox is sealed and kept out of the
@@ -222,6 +221,9 @@ pub fn item_table(lua: &Lua, item: &ReviewInput) -> mlua::Result<Table> {
     Ok(t)
 }
 
+/// The most peers `route.fanout` reads (the route limit is lower still).
+const MAX_FANOUT_LIST: usize = 1000;
+
 /// A peer argument: a name, or a peer view (anything with a `name`).
 fn peer_name(v: &Value) -> mlua::Result<String> {
     match v {
@@ -321,6 +323,12 @@ pub fn route_module(lua: &Lua) -> mlua::Result<Table> {
         lua.create_function(|lua, (peers, text): (Table, String)| {
             let names = lua.create_table()?;
             for (i, v) in peers.sequence_values::<Value>().enumerate() {
+                // Far over any fan-out limit: stop before a huge list is walked.
+                if i == MAX_FANOUT_LIST {
+                    return Err(mlua::Error::runtime(format!(
+                        "route.fanout: more than {MAX_FANOUT_LIST} peers"
+                    )));
+                }
                 names.raw_set(i + 1, peer_name(&v?)?)?;
             }
             names.set_readonly(true);
@@ -336,58 +344,4 @@ pub fn route_module(lua: &Lua) -> mlua::Result<Table> {
     )?;
     r.set_readonly(true);
     Ok(r)
-}
-
-/// Read a route table a script returned.
-pub fn parse_route(v: Value) -> Result<Route, String> {
-    let t = match v {
-        Value::Table(t) => t,
-        Value::Nil => return Err("returned nothing (every path must return a route)".into()),
-        other => {
-            return Err(format!(
-                "returned a {}, not a route (build one with route.assign, route.defer, …)",
-                other.type_name()
-            ));
-        }
-    };
-    let get = |k: &str| -> Result<Option<String>, String> {
-        t.get::<Option<String>>(k)
-            .map_err(|e| format!("route field {k}: {e}"))
-    };
-    let need = |k: &str| -> Result<String, String> {
-        get(k)?.ok_or_else(|| format!("route is missing `{k}`"))
-    };
-    let kind = need("route")?;
-    Ok(match kind.as_str() {
-        "assign" => Route::Assign {
-            peer: need("peer")?,
-            note: get("note")?,
-        },
-        "ask" => Route::Ask {
-            peer: need("peer")?,
-            text: need("text")?,
-        },
-        "notify" => Route::Notify {
-            peer: need("peer")?,
-            text: need("text")?,
-        },
-        "defer" => Route::Defer {
-            after: need("after")?,
-            why: get("why")?.unwrap_or_default(),
-        },
-        "ask_user" => Route::AskUser {
-            question: need("text")?,
-        },
-        "decline" => Route::Decline { why: need("why")? },
-        "fanout" => {
-            let peers: Vec<String> = t
-                .get::<Vec<String>>("peers")
-                .map_err(|e| format!("route field peers: {e}"))?;
-            Route::Fanout {
-                peers,
-                text: need("text")?,
-            }
-        }
-        other => return Err(format!("unknown route kind {other:?}")),
-    })
 }

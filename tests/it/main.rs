@@ -20,6 +20,8 @@ mod mcp_tools;
 mod mcp_work;
 mod orchestrator;
 mod peers;
+mod persona_circles;
+mod persona_hostile;
 mod personas;
 mod reviews;
 mod schedules;
