@@ -12,6 +12,7 @@
 //! generated from the tool definitions here.
 
 mod args;
+mod link;
 mod push;
 mod session;
 
@@ -42,6 +43,9 @@ fn fail(e: ClientError) -> ToolResult {
     let code = e.code_str();
     let message = match &e {
         ClientError::Api(e) => e.message.clone(),
+        ClientError::Unreachable { .. } => {
+            format!("{e}. Start it with `repowire daemon start`; this session follows it.")
+        }
         other => other.to_string(),
     };
     Ok(CallToolResult::structured_error(
@@ -67,9 +71,9 @@ fn done<T: serde::Serialize>(r: Result<T, ClientError>) -> ToolResult {
 /// The MCP server of one peer.
 #[derive(Clone)]
 pub struct Mesh {
-    client: Client,
-    /// This session's own peer (list_peers leaves it out).
-    peer_id: String,
+    /// The session's peer: a client acting as it, once the session has
+    /// joined the mesh (its own peer id too, which list_peers leaves out).
+    client: link::Link,
     /// Extra text for the session's instructions (the orchestrator's
     /// persona identity, `NAME.md`).
     identity: Option<String>,
@@ -97,10 +101,9 @@ fn parsed<T>(
 
 #[tool_router]
 impl Mesh {
-    fn new(client: Client, peer_id: String, identity: Option<String>, seen: push::Shared) -> Self {
+    fn new(client: link::Link, identity: Option<String>, seen: push::Shared) -> Self {
         Self {
             client,
-            peer_id,
             identity,
             seen,
             tool_router: Self::tool_router(),
@@ -125,7 +128,7 @@ impl Mesh {
         let peers = self.client.list_peers(a.circle.as_deref()).await.map(|ps| {
             ps.into_iter()
                 .filter(|p| offline || (!p.stale && p.status.as_str() != "offline"))
-                .filter(|p| me || p.peer_id != self.peer_id)
+                .filter(|p| me || p.peer_id != self.client.peer_id())
                 .collect::<Vec<_>>()
         });
         done_as("peers", peers)
@@ -490,6 +493,11 @@ impl ServerHandler for Mesh {
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, McpError> {
         use rmcp::model::CallToolResponse;
+        // Before the session has joined the mesh (no daemon yet), every
+        // tool answers why, and how to start one.
+        if let Err(why) = self.client.ready().await {
+            return Ok(why.into());
+        }
         let bad =
             |message: String| {
                 Ok(CallToolResult::structured_error(

@@ -1,9 +1,14 @@
-//! Joining the mesh: register (or resume) the session's peer, keep its
-//! heartbeat, serve MCP on stdio, and mark the peer offline at the end.
+//! A session's life: claim its peer name, serve MCP on stdio (with or
+//! without a daemon: see `link`), join the mesh, keep the heartbeat, push,
+//! and mark the peer offline however the session ends — end of input, a
+//! broken pipe, or a signal (Claude Code stops servers with SIGINT, Codex
+//! with SIGTERM). Only kill -9 leaves the peer online; the daemon flags it a
+//! ghost once its heartbeat is older than the stale window.
 
 use super::Mesh;
+use super::link::{Link, Locate, Plan};
 use crate::api::RegisterReq;
-use crate::client::Client;
+use crate::client::ClientError;
 use std::time::Duration;
 
 /// How deliveries reach the session.
@@ -42,21 +47,6 @@ fn reads_channels(info: Option<&rmcp::model::ClientConfig>) -> bool {
     })
 }
 
-/// Where the daemon is: the `--url` given, else `REPOWIRE_URL`, else what
-/// `daemon.json` says now (so a restarted daemon is followed, an explicit
-/// one never left).
-#[derive(Clone)]
-struct Locate {
-    home: crate::home::Home,
-    flag: Option<String>,
-}
-
-impl Locate {
-    fn url(&self) -> String {
-        self.home.daemon_url(self.flag.as_deref())
-    }
-}
-
 /// How `repowire mcp` joins the mesh.
 pub struct Join {
     /// How deliveries reach the session.
@@ -68,8 +58,15 @@ pub struct Join {
     pub project_path: Option<String>,
 }
 
-/// Register (or resume) this session's peer and serve MCP on stdio until
-/// the client goes away; then mark the peer offline.
+/// How long leaving may take: Claude Code sends SIGINT, then SIGTERM 0.1 s
+/// later and SIGKILL 0.4 s after that (measured with Claude Code 2.1.197);
+/// the offline mark is sent first and normally takes milliseconds.
+const LEAVE_WITHIN: Duration = Duration::from_secs(3);
+
+/// Serve MCP on stdio as this session's peer until the client goes away:
+/// end of input, a broken pipe, or a signal (SIGINT, SIGTERM, SIGHUP); then
+/// mark the peer offline. The handshake never waits for a daemon: without
+/// one, the session joins the mesh as soon as one answers.
 pub async fn serve(
     home: &crate::home::Home,
     url_flag: Option<&str>,
@@ -77,36 +74,28 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use rmcp::ServiceExt;
-    let locate = Locate {
-        home: home.clone(),
-        flag: url_flag.map(str::to_string),
-    };
-    let follow = locate.clone();
-    let admin = Client::new(&locate.url(), home.read_token(), None)
-        .following(std::sync::Arc::new(move || follow.url()));
-    admin.health().await.map_err(|e| {
-        anyhow::anyhow!(
-            "{e}. repowire mcp needs a running daemon: start one with `repowire daemon start`"
-        )
-    })?;
-    // The peer token stays in this process and in <home>/mcp/, never in tool output.
+    // First, so that a client stopping the session at any point is heard.
+    let mut stop = Stop::listen().context("while installing signal handlers")?;
     let circle = join
         .circle
         .clone()
         .unwrap_or_else(|| crate::core::peer::DEFAULT_CIRCLE.into());
+    home.ensure_dir()?;
     let dir = home.dir.join("mcp");
     std::fs::create_dir_all(&dir).context("while creating <home>/mcp")?;
     // One live session per peer: a second session with the same name (two
     // agents in one repo, or one fixed --name in a shared config) becomes
     // NAME-2, NAME-3, … instead of sharing the first one's inbox.
-    let (name, _held) = claim_name(&dir, &circle, &join.name).await?;
+    let (name, _held) = tokio::select! {
+        r = claim_name(&dir, &circle, &join.name) => r?,
+        _ = stop.recv() => return Ok(()),
+    };
     if name != join.name {
         tracing::warn!(
             "another live session is peer {:?}: this one joins as {name:?}",
             join.name
         );
     }
-    let token_file = dir.join(format!("{circle}@{name}.token"));
     let req = RegisterReq {
         name: name.clone(),
         circle: join.circle.clone(),
@@ -122,95 +111,204 @@ pub async fn serve(
         },
         ..Default::default()
     };
-    let saved = std::fs::read_to_string(&token_file)
-        .ok()
-        .map(|t| t.trim().to_string());
-    let token = match saved {
-        Some(t) => {
-            let me = admin.with_identity(Some(t.clone()), None);
-            me.register(&req)
-                .await
-                .context("while resuming this session's peer")?;
-            t
-        }
-        None => {
-            let r = admin
-                .register(&req)
-                .await
-                .context("while registering this session's peer")?;
-            let t = r.token.context("the daemon issued no token")?;
-            write_private(&token_file, &t)?;
-            t
-        }
-    };
-    let client = admin.with_identity(Some(token), None);
-    let beat = client.clone();
-    let (stop_beat, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let heart = tokio::spawn(async move {
-        loop {
-            // Stop only between beats: a beat in flight lands before the
-            // offline one below.
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(20)) => {}
-                _ = &mut stopped => return,
-            }
-            // (A daemon that moved is followed by the client itself.)
-            let _ = beat.heartbeat(&Default::default()).await;
-        }
+    let link = Link::new(Plan {
+        locate: Locate {
+            home: home.clone(),
+            flag: url_flag.map(str::to_string),
+        },
+        req: req.clone(),
+        token_file: dir.join(format!("{circle}@{name}.token")),
     });
-    // The orchestrator gets its persona's identity text at session start.
-    let me = client
-        .whoami()
-        .await
-        .context("while reading this session's peer")?;
-    let identity = match me.role {
-        crate::core::peer::Role::Orchestrator => client
-            .persona_status(None)
-            .await
-            .ok()
-            .and_then(|s| s.identity),
-        _ => None,
+    // Join now if a daemon answers: the orchestrator's instructions carry
+    // its persona's identity text, and a refusal (the role held, say) ends
+    // the session with the reason before the handshake.
+    let joining = link.join();
+    tokio::pin!(joining);
+    let identity = tokio::select! {
+        r = &mut joining => match r {
+            Ok(j) => match j.peer.role {
+                crate::core::peer::Role::Orchestrator => j
+                    .client
+                    .persona_status(None)
+                    .await
+                    .ok()
+                    .and_then(|s| s.identity),
+                _ => None,
+            },
+            Err(e @ ClientError::Api(_)) => {
+                anyhow::bail!("{}", link.explain(&e).1)
+            }
+            Err(e) => {
+                tracing::warn!("{}", link.explain(&e).1);
+                None
+            }
+        },
+        _ = stop.recv() => {
+            // A registration in flight lands first, then is undone.
+            let _ = tokio::time::timeout(LEAVE_WITHIN, joining).await;
+            return leave(&link, None).await;
+        }
     };
     let seen = super::push::Shared::default();
-    let server = Mesh::new(client.clone(), me.peer_id, identity, seen.clone())
-        .serve(rmcp::transport::stdio())
-        .await
-        .context("while starting the MCP session")?;
+    let server = tokio::select! {
+        s = Mesh::new(link.clone(), identity, seen.clone()).serve(rmcp::transport::stdio()) => {
+            match s {
+                Ok(s) => s,
+                Err(e) => {
+                    leave(&link, None).await?;
+                    return Err(e).context("while starting the MCP session");
+                }
+            }
+        }
+        _ = stop.recv() => return stopped(leave(&link, None).await),
+    };
     let push = match join.delivery {
         Delivery::Push => true,
         Delivery::Pull => false,
         Delivery::Auto => reads_channels(server.peer().peer_info().as_deref()),
     };
-    if join.delivery == Delivery::Auto {
-        // Say so in the peer's row (a resume with the route set).
-        let route = RegisterReq {
-            route: Some(if push { "channel" } else { "pull" }.into()),
-            role: None,
-            ..req
+    tracing::debug!(push, "session started");
+    let (quit, quitting) = tokio::sync::oneshot::channel::<()>();
+    let member = tokio::spawn(membership(
+        link.clone(),
+        Membership {
+            auto_route: (join.delivery == Delivery::Auto).then_some(RegisterReq {
+                route: Some(if push { "channel" } else { "pull" }.into()),
+                role: None,
+                ..req
+            }),
+            push: push.then(|| (seen, server.peer().clone())),
+        },
+        quitting,
+    ));
+    let signalled = tokio::select! {
+        _ = server.waiting() => false,
+        _ = stop.recv() => true,
+    };
+    let left = leave(&link, Some((quit, member))).await;
+    if signalled { stopped(left) } else { left }
+}
+
+/// After a signal: exit now. The runtime cannot end by itself while a
+/// blocking read of stdin is pending (a client that sends a signal keeps
+/// the pipe open), and the client kills what is still there soon after.
+fn stopped(left: anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Err(e) = &left {
+        tracing::warn!("{e:#}");
+    }
+    std::process::exit(0)
+}
+
+/// Leave the mesh: stop the membership task (a request it has in flight,
+/// a heartbeat or a join, lands first), then mark the peer offline.
+async fn leave(
+    link: &Link,
+    member: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+) -> anyhow::Result<()> {
+    let work = async {
+        if let Some((quit, task)) = member {
+            let _ = quit.send(());
+            let _ = task.await;
+        }
+        let Some(j) = link.joined() else {
+            return Ok(()); // never joined: nothing to mark
         };
-        if let Err(e) = client.register(&route).await {
-            tracing::warn!("could not record the channel route: {e}");
+        let offline = crate::api::HeartbeatReq {
+            status: Some(crate::core::peer::Status::Offline),
+        };
+        j.client
+            .heartbeat(&offline)
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("could not mark the peer offline: {e}"))
+    };
+    tokio::time::timeout(LEAVE_WITHIN, work)
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("could not mark the peer offline in time")))
+}
+
+/// The signals that end a session. Repeats are absorbed, so leaving is
+/// not cut short by the SIGTERM that follows a SIGINT.
+struct Stop {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => tracing::debug!("SIGINT"),
+            _ = self.term.recv() => tracing::debug!("SIGTERM"),
+            _ = self.hup.recv() => tracing::debug!("SIGHUP"),
         }
     }
-    tracing::debug!(push, "session started");
-    let pusher = push.then(|| {
-        tokio::spawn(super::push::push(
-            client.clone(),
-            seen,
-            server.peer().clone(),
-        ))
-    });
-    let _ = server.waiting().await;
-    let _ = stop_beat.send(());
-    let _ = heart.await;
+}
+
+/// What the session does once it has joined.
+struct Membership {
+    /// `--delivery auto`: record the route found at the handshake.
+    auto_route: Option<RegisterReq>,
+    /// Push deliveries into the session.
+    push: Option<(super::push::Shared, rmcp::Peer<rmcp::RoleServer>)>,
+}
+
+/// Join (at once if a tool call asks, else retrying), then record the route,
+/// push, and beat, until told to quit. It stops only between requests, so
+/// nothing it sent can land after the offline mark.
+async fn membership(link: Link, then: Membership, mut quit: tokio::sync::oneshot::Receiver<()>) {
+    let mut wait = Duration::from_millis(250);
+    let mut told = false;
+    while link.joined().is_none() {
+        tokio::select! {
+            _ = link.nudged_or(wait) => {}
+            _ = &mut quit => return,
+        }
+        match link.join().await {
+            Ok(j) => tracing::info!("joined the mesh as {}", j.peer.name),
+            Err(e) => {
+                let (_, why) = link.explain(&e);
+                if !told {
+                    tracing::warn!("{why} (retrying)");
+                    told = true;
+                } else {
+                    tracing::debug!("{why}");
+                }
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    if let Some(route) = &then.auto_route
+        && let Err(e) = link.register(route).await
+    {
+        tracing::warn!("could not record the delivery route: {e}");
+    }
+    let pusher = then
+        .push
+        .map(|(seen, peer)| tokio::spawn(super::push::push((*link).clone(), seen, peer)));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(20)) => {}
+            _ = &mut quit => break,
+        }
+        // (A daemon that moved is followed by the client itself.)
+        let _ = link.heartbeat(&Default::default()).await;
+    }
     if let Some(p) = pusher {
         p.abort();
     }
-    let offline = crate::api::HeartbeatReq {
-        status: Some(crate::core::peer::Status::Offline),
-    };
-    let _ = client.heartbeat(&offline).await;
-    Ok(())
 }
 
 /// Lock `<circle>@<name>.lock` under `dir` for this process's life (the OS
@@ -256,7 +354,7 @@ async fn claim_name(
     anyhow::bail!("99 live sessions already use the name {name:?} in circle {circle:?}")
 }
 
-fn write_private(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
+pub(super) fn write_private(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
