@@ -127,6 +127,14 @@ impl Link {
 
     async fn attempt(&self) -> Result<Joined, ClientError> {
         let plan = &self.0.plan;
+        // A daemon writes the home's admin token before it listens: without
+        // one, none has started here (whatever else may answer the URL).
+        if plan.locate.home.read_token().is_none() {
+            return Err(ClientError::Unreachable {
+                url: plan.locate.url(),
+                reason: "no daemon has started in this home yet".into(),
+            });
+        }
         let admin = plan.locate.admin();
         let saved = std::fs::read_to_string(&plan.token_file)
             .ok()

@@ -186,7 +186,16 @@ pub async fn serve(
         _ = stop.recv() => true,
     };
     let left = leave(&link, Some((quit, member))).await;
-    if signalled { stopped(left) } else { left }
+    if signalled {
+        stopped(left)
+    } else {
+        // The session itself ended well; a peer left online is flagged a
+        // ghost by the daemon later.
+        if let Err(e) = left {
+            tracing::warn!("{e:#}");
+        }
+        Ok(())
+    }
 }
 
 /// After a signal: exit now. The runtime cannot end by itself while a
@@ -270,7 +279,9 @@ struct Membership {
 /// nothing it sent can land after the offline mark.
 async fn membership(link: Link, then: Membership, mut quit: tokio::sync::oneshot::Receiver<()>) {
     let mut wait = Duration::from_millis(250);
-    let mut told = false;
+    // The session's start said why it could not join (a daemon not
+    // answering); a new reason is said again.
+    let mut said = "daemon_unreachable".to_string();
     while link.joined().is_none() {
         tokio::select! {
             _ = link.nudged_or(wait) => {}
@@ -279,10 +290,10 @@ async fn membership(link: Link, then: Membership, mut quit: tokio::sync::oneshot
         match link.join().await {
             Ok(j) => tracing::info!("joined the mesh as {}", j.peer.name),
             Err(e) => {
-                let (_, why) = link.explain(&e);
-                if !told {
+                let (code, why) = link.explain(&e);
+                if code != said {
                     tracing::warn!("{why} (retrying)");
-                    told = true;
+                    said = code;
                 } else {
                     tracing::debug!("{why}");
                 }

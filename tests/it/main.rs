@@ -10,6 +10,8 @@ mod docs;
 mod errors;
 mod jobs;
 mod mcp;
+mod mcp_clients;
+mod mcp_lifecycle;
 mod mcp_session;
 mod mcp_tools;
 mod mcp_work;
