@@ -44,7 +44,9 @@ fn fail(e: ClientError) -> ToolResult {
     let message = match &e {
         ClientError::Api(e) => e.message.clone(),
         ClientError::Unreachable { .. } => {
-            format!("{e}. Start it with `repowire daemon start`; this session follows it.")
+            format!(
+                "{e}. Start it with `repowire daemon start` (plus --home DIR for another home); this session follows it."
+            )
         }
         other => other.to_string(),
     };

@@ -252,6 +252,18 @@ async fn a_session_without_a_daemon_joins_when_one_starts() {
     signal(quiet.child.id().unwrap(), "INT");
     exits(&mut quiet.child, "SIGINT").await;
     assert_eq!(status_of(&d, "quiet").await, (Status::Offline, false));
+    // A daemon that goes away later: the same code, the same advice.
+    d.kill9();
+    let (err, e) = call(&eager.client, "whoami", json!({})).await;
+    assert!(err, "{e}");
+    assert_eq!(e["code"], "daemon_unreachable", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("repowire daemon start"),
+        "{e}"
+    );
     eager.client.cancel().await.unwrap();
 }
 
