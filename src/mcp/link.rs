@@ -225,25 +225,50 @@ impl Link {
         }
     }
 
-    /// The command that starts this session's daemon (its home named unless
-    /// it is the default one).
+    /// The command that starts this session's daemon.
     pub fn start_command(&self) -> String {
-        let home = &self.0.plan.locate.home.dir;
-        let default = std::env::var_os("HOME")
-            .map(|h| std::path::PathBuf::from(h).join(".repowire"))
-            .is_some_and(|d| &d == home);
-        if default {
-            "repowire daemon start".into()
-        } else {
-            let home = home.display().to_string();
-            if home.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
-                format!(
-                    "repowire --home '{}' daemon start",
-                    home.replace('\'', "'\\''")
-                )
-            } else {
-                format!("repowire --home {home} daemon start")
-            }
-        }
+        let default =
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".repowire"));
+        start_command(&self.0.plan.locate.home.dir, default.as_deref())
+    }
+}
+
+/// `repowire daemon start`, naming `home` unless it is the default one
+/// (quoted for a shell when it needs to be).
+fn start_command(home: &std::path::Path, default: Option<&std::path::Path>) -> String {
+    if default == Some(home) {
+        return "repowire daemon start".into();
+    }
+    let home = home.display().to_string();
+    if home.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+        format!(
+            "repowire --home '{}' daemon start",
+            home.replace('\'', "'\\''")
+        )
+    } else {
+        format!("repowire --home {home} daemon start")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_command;
+    use std::path::Path;
+
+    #[test]
+    fn the_start_command_names_a_home_that_is_not_the_default() {
+        let default = Path::new("/home/ann/.repowire");
+        assert_eq!(
+            start_command(default, Some(default)),
+            "repowire daemon start"
+        );
+        assert_eq!(
+            start_command(Path::new("/srv/rw"), Some(default)),
+            "repowire --home /srv/rw daemon start"
+        );
+        assert_eq!(
+            start_command(Path::new("/tmp/it's here"), None),
+            "repowire --home '/tmp/it'\\''s here' daemon start"
+        );
     }
 }
