@@ -172,7 +172,7 @@ pub async fn serve(
     let member = tokio::spawn(membership(
         link.clone(),
         Membership {
-            auto_route: (join.delivery == Delivery::Auto).then_some(RegisterReq {
+            hello: (join.delivery == Delivery::Auto).then_some(RegisterReq {
                 route: Some(if push { "channel" } else { "pull" }.into()),
                 role: None,
                 ..req
@@ -268,8 +268,10 @@ impl Stop {
 
 /// What the session does once it has joined.
 struct Membership {
-    /// `--delivery auto`: record the route found at the handshake.
-    auto_route: Option<RegisterReq>,
+    /// What the client's hello told about the peer (the delivery route,
+    /// for `--delivery auto`), recorded as a resume once joined — also by a
+    /// session that joins late.
+    hello: Option<RegisterReq>,
     /// Push deliveries into the session.
     push: Option<(super::push::Shared, rmcp::Peer<rmcp::RoleServer>)>,
 }
@@ -301,10 +303,10 @@ async fn membership(link: Link, then: Membership, mut quit: tokio::sync::oneshot
             }
         }
     }
-    if let Some(route) = &then.auto_route
-        && let Err(e) = link.register(route).await
+    if let Some(hello) = &then.hello
+        && let Err(e) = link.register(hello).await
     {
-        tracing::warn!("could not record the delivery route: {e}");
+        tracing::warn!("could not record what the client's hello told: {e}");
     }
     let pusher = then
         .push
