@@ -2,21 +2,31 @@
 //! fidelity against other MCP clients is in `mcp_clients`): Claude Code
 //! (`claude mcp list` / `claude mcp get` health-check each configured
 //! server: start it, initialize, list tools, then stop it with SIGINT,
-//! SIGTERM 0.1 s later and SIGKILL 0.4 s after that) and Codex (`codex exec` starts its servers
-//! before it reaches for a model; stopped, it sends SIGTERM and closes
-//! stdin). Neither reaches a model API here: Codex is pointed at a dead
-//! loopback provider. Each client runs with a temporary HOME (and
-//! CODEX_HOME), so nothing touches the real one.
+//! SIGTERM 0.1 s later and SIGKILL 0.4 s after that) and Codex (`codex
+//! exec` starts its servers before it reaches for a model; stopped, it
+//! sends SIGTERM and closes stdin). Neither reaches a model API here: Codex
+//! is pointed at a dead loopback provider. Each client runs with a
+//! temporary HOME (and CODEX_HOME), so nothing touches the real one.
+//!
+//! Both clients look hosts up by themselves all the same (Claude Code
+//! `api.anthropic.com`, Codex `chatgpt.com` and `api.github.com`), so each
+//! test runs the client, its server and the daemon in a private network
+//! namespace with only loopback (`unshare --net`, as root; commands join
+//! it with `nsenter --net`): the lookups fail there (`ENETUNREACH`) and
+//! nothing leaves the machine. The test process itself stays outside and
+//! checks the daemon with the CLI run inside.
 //!
 //! The clients are installed by .ci/run (`npm install -g
-//! @anthropic-ai/claude-code @openai/codex`); without them these tests are
+//! @anthropic-ai/claude-code @openai/codex`); without them, or without a
+//! way to make a network namespace (root, `unshare`, `ip`), these tests are
 //! skipped, except under CI=true, where they fail.
 
-use crate::mcp_lifecycle::{name_is_free, signal, status_of};
+use crate::mcp_lifecycle::{name_is_free, signal};
 use crate::support::*;
 use repowire::core::peer::Status;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// The client's path, or None (skip) outside CI; under CI=true a missing
@@ -35,23 +45,162 @@ fn client(name: &str) -> Option<PathBuf> {
     found
 }
 
-/// A client's world: a temporary HOME and a project directory to run in.
+/// Skip (None) outside CI, fail under CI=true.
+fn skip<T>(why: &str) -> Option<T> {
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+    eprintln!("skipped: {why}");
+    None
+}
+
+/// A private network namespace with only loopback (up), held by a `sleep`
+/// of its own (killed on drop; a daemon started in it keeps it too).
+struct Net {
+    holder: Child,
+}
+
+impl Net {
+    /// None (skipped) where no namespace can be made, outside CI.
+    fn new() -> Option<Self> {
+        let held = Command::new("unshare")
+            .args(["--net", "--", "sh", "-c"])
+            .arg("ip link set lo up && echo up && exec sleep infinity")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn();
+        let mut holder = match held {
+            Ok(h) => h,
+            Err(e) => return skip(&format!("no unshare: {e}")),
+        };
+        // Ready once loopback is up (a daemon could not listen before).
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line);
+        if line.trim() != "up" {
+            let _ = holder.kill();
+            let _ = holder.wait();
+            return skip("no private network namespace (needs root, unshare and ip)");
+        }
+        Some(Net { holder })
+    }
+
+    /// `bin`, to run in the namespace: `nsenter` enters it, then execs
+    /// `bin` (the pid is the command's own).
+    fn command(&self, bin: &Path) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/proc/{}/ns/net", self.holder.id()))
+            .arg("--")
+            .arg(bin);
+        c
+    }
+
+    /// Start a daemon in the namespace on `home`.
+    fn daemon(&self, home: tempfile::TempDir) -> Daemon {
+        let child = self
+            .command(Path::new(BIN))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            .arg("--home")
+            .arg(home.path())
+            .args([
+                "daemon",
+                "run",
+                "--listen",
+                "127.0.0.1:0",
+                "--tick",
+                "100ms",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the daemon in the namespace");
+        let pid = child.id();
+        let mut d = Daemon {
+            home,
+            url: String::new(),
+            child: Some(child),
+            args: vec![],
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while d.url.is_empty() {
+            if let Ok(s) = std::fs::read_to_string(d.home_path().join("daemon.json"))
+                && let Ok(v) = serde_json::from_str::<serde_json::Value>(&s)
+                && v["pid"].as_u64() == Some(pid as u64)
+            {
+                d.url = v["url"].as_str().unwrap().to_string();
+            }
+            assert!(std::time::Instant::now() < deadline, "daemon did not start");
+            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("daemon exited at start: {st}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d
+    }
+
+    /// `peer describe NAME` of a daemon in the namespace, by the CLI run
+    /// inside: (status, ghost), or None while there is no such peer.
+    fn describe(&self, d: &Daemon, name: &str) -> Option<(Status, bool)> {
+        let out = self
+            .command(Path::new(BIN))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .arg("--home")
+            .arg(d.home_path())
+            .args(["--json", "peer", "describe", name])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let status = serde_json::from_value(v["status"].clone()).unwrap();
+        Some((status, v["ghost"].as_bool().unwrap()))
+    }
+
+    /// The peer's status as the daemon has it now (the peer must exist).
+    fn status_of(&self, d: &Daemon, name: &str) -> (Status, bool) {
+        self.describe(d, name).expect("the peer exists")
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// A client's world: a temporary HOME and a project directory to run in,
+/// and the network namespace its commands run in.
 struct World {
     home: tempfile::TempDir,
     project: PathBuf,
+    net: Net,
 }
 
 impl World {
-    fn new() -> Self {
+    /// None: skipped (no namespace, outside CI).
+    fn new() -> Option<Self> {
+        let net = Net::new()?;
         let home = tempfile::tempdir().unwrap();
         let project = home.path().join("project");
         std::fs::create_dir_all(&project).unwrap();
-        World { home, project }
+        // The namespace is its own: loopback is all it has.
+        let w = World { home, project, net };
+        let (ok, links) = w.run(Path::new("ip"), &["-o", "link", "show"]);
+        assert!(ok, "{links}");
+        assert_eq!(links.lines().count(), 1, "only loopback: {links}");
+        assert!(links.contains(": lo:"), "{links}");
+        Some(w)
     }
 
-    /// `bin ARGS` in the project, with only this world's environment.
+    /// `bin ARGS` in the project and the namespace, with only this world's
+    /// environment.
     fn command(&self, bin: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(bin);
+        let mut c = self.net.command(bin);
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.home.path())
@@ -119,24 +268,20 @@ async fn claude_health_checks_leave_no_peer_online() {
     let Some(claude) = client("claude") else {
         return;
     };
-    let w = World::new();
+    let Some(w) = World::new() else {
+        return;
+    };
     let home = tempfile::tempdir().unwrap();
     claude_add(&w, &claude, "rw", &server(home.path(), "hc"));
     let (ok, out) = w.run(&claude, &["mcp", "get", "rw"]);
     assert!(ok && out.contains("Connected"), "no daemon yet: {out}");
     assert!(name_is_free(home.path(), "hc"));
-    let mut d = Daemon {
-        home,
-        url: String::new(),
-        child: None,
-        args: vec![],
-    };
-    d.spawn();
+    let d = w.net.daemon(home);
     for args in [&["mcp", "list"][..], &["mcp", "get", "rw"][..]] {
         let (ok, out) = w.run(&claude, args);
         assert!(ok && out.contains("Connected"), "{args:?}: {out}");
         assert_eq!(
-            status_of(&d, "hc").await,
+            w.net.status_of(&d, "hc"),
             (Status::Offline, false),
             "after claude {args:?}"
         );
@@ -152,8 +297,10 @@ async fn two_concurrent_claude_health_checks_leave_no_peer_online() {
     let Some(claude) = client("claude") else {
         return;
     };
-    let d = Daemon::start(&[]);
-    let w = World::new();
+    let Some(w) = World::new() else {
+        return;
+    };
+    let d = w.net.daemon(tempfile::tempdir().unwrap());
     claude_add(&w, &claude, "rw", &server(d.home_path(), "hc"));
     claude_add(&w, &claude, "rw-twin", &server(d.home_path(), "hc"));
     let (ok, out) = w.run(&claude, &["mcp", "list"]);
@@ -161,7 +308,7 @@ async fn two_concurrent_claude_health_checks_leave_no_peer_online() {
     assert_eq!(out.matches("Connected").count(), 2, "{out}");
     for name in ["hc", "hc-2"] {
         assert_eq!(
-            status_of(&d, name).await,
+            w.net.status_of(&d, name),
             (Status::Offline, false),
             "{name}"
         );
@@ -179,8 +326,10 @@ async fn codex_sessions_leave_no_peer_online() {
     let Some(codex) = client("codex") else {
         return;
     };
-    let d = Daemon::start(&[]);
-    let w = World::new();
+    let Some(w) = World::new() else {
+        return;
+    };
+    let d = w.net.daemon(tempfile::tempdir().unwrap());
     let codex_home = w.home.path().join(".codex");
     let _reaper = Reaper(codex_home.clone());
     std::fs::create_dir_all(&codex_home).unwrap();
@@ -204,17 +353,16 @@ async fn codex_sessions_leave_no_peer_online() {
             .spawn()
             .unwrap()
     };
-    let d = &d;
+    let (d, net) = (&d, &w.net);
     let online = || async move {
         eventually(Duration::from_secs(60), "codex's session joins", || async {
-            let p = d.admin().describe("cx", None).await.ok()?;
-            (p.status == Status::Online).then_some(())
+            (net.describe(d, "cx")?.0 == Status::Online).then_some(())
         })
         .await
     };
     let offline = |why: &'static str| async move {
         eventually(Duration::from_secs(30), why, || async {
-            (status_of(d, "cx").await == (Status::Offline, false)).then_some(())
+            (net.describe(d, "cx")? == (Status::Offline, false)).then_some(())
         })
         .await
     };
