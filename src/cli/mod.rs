@@ -89,7 +89,8 @@ pub enum Cmd {
     Doctor,
     /// Serve MCP on stdio for an agent session: the session joins the mesh
     /// as a peer (registered, or resumed from <home>/mcp/) and gets the mesh
-    /// tools. Needs a running daemon (`repowire daemon start`).
+    /// tools. Without a daemon yet, tools answer `daemon_unreachable` until
+    /// one starts (`repowire daemon start`); the session then joins.
     Mcp {
         /// The peer's name [default: REPOWIRE_PEER, else the working directory's name].
         #[arg(long)]

@@ -8,17 +8,20 @@
 //! no `CODEX_HOME` to its servers) and, with `--delivery auto`, whether
 //! deliveries are pushed as channel events (the capability
 //! `experimental["claude/channel"]`). A change is recorded in the peer's row
-//! before the request that carried it is served.
+//! before the request that carried it is served — once the session has
+//! joined the mesh: before that (no daemon yet) it is kept, and recorded,
+//! with the pusher started, when the session joins (the membership task in
+//! `session` calls [`Hello::joined`]).
 
+use super::link::Link;
 use super::{Delivery, push};
 use crate::api::RegisterReq;
-use crate::client::Client;
 use rmcp::model::{ClientCapabilities, Implementation};
 
 /// The session's view of its client, shared by the tool handlers and the
 /// session's start and end.
 pub(super) struct Hello {
-    client: Client,
+    link: Link,
     delivery: Delivery,
     /// `--backend` was given: the client's name does not override it.
     backend_fixed: bool,
@@ -33,9 +36,24 @@ struct State {
     /// Something was heard from the client already (a request's `_meta`
     /// may be handled before the session's start looks at `initialize`).
     heard: bool,
+    /// What the client's word makes of the peer.
+    want: Want,
+    /// What the peer's row says (recorded once joined).
     backend: Option<String>,
     route: Option<&'static str>,
+    /// The session, to push into (known once the client said hello).
+    peer: Option<rmcp::Peer<rmcp::RoleServer>>,
     pusher: Option<tokio::task::JoinHandle<()>>,
+    /// The session is ending: no pusher starts any more.
+    stopped: bool,
+}
+
+/// The peer's backend, its route (auto), and whether deliveries are pushed.
+#[derive(Default, Clone, PartialEq)]
+struct Want {
+    backend: Option<String>,
+    route: Option<&'static str>,
+    push: bool,
 }
 
 /// The backend a client name stands for: the known clients by their
@@ -82,7 +100,7 @@ fn reads_channels(caps: &ClientCapabilities) -> bool {
 
 impl Hello {
     pub(super) fn new(
-        client: Client,
+        link: Link,
         delivery: Delivery,
         backend_fixed: bool,
         base: RegisterReq,
@@ -90,12 +108,16 @@ impl Hello {
     ) -> Self {
         let backend = base.backend.clone();
         Hello {
-            client,
+            link,
             delivery,
             backend_fixed,
             base,
             seen,
             state: tokio::sync::Mutex::new(State {
+                want: Want {
+                    backend: backend.clone(),
+                    ..Default::default()
+                },
                 backend,
                 ..Default::default()
             }),
@@ -140,41 +162,67 @@ impl Hello {
     ) {
         let mut st = self.state.lock().await;
         st.heard = true;
+        st.peer.get_or_insert_with(|| peer.clone());
         let backend = match who {
-            Some(w) if !self.backend_fixed => backend_of(&w.name).or(st.backend.clone()),
-            _ => st.backend.clone(),
+            Some(w) if !self.backend_fixed => backend_of(&w.name).or(st.want.backend.clone()),
+            _ => st.want.backend.clone(),
         };
         let push = match (self.delivery, caps) {
             (Delivery::Push, _) => true,
             (Delivery::Pull, _) => false,
             (Delivery::Auto, Some(c)) => reads_channels(c),
-            (Delivery::Auto, None) => st.pusher.is_some(),
+            (Delivery::Auto, None) => st.want.push,
         };
         // auto: the route is recorded once known (push and pull say so at
         // registration already).
         let route = match self.delivery {
             Delivery::Auto => Some(if push { "channel" } else { "pull" }),
-            _ => st.route,
+            _ => st.want.route,
         };
-        if backend != st.backend || route != st.route {
+        st.want = Want {
+            backend,
+            route,
+            push,
+        };
+        self.sync(&mut st).await;
+    }
+
+    /// The session has joined the mesh (maybe long after its start): record
+    /// what the client said and start pushing, as `apply` would have.
+    pub(super) async fn joined(&self) {
+        let mut st = self.state.lock().await;
+        self.sync(&mut st).await;
+    }
+
+    /// Bring the peer's row and the pusher in line with what the client
+    /// said; before the session has joined there is nothing to do yet.
+    async fn sync(&self, st: &mut State) {
+        let Some(joined) = self.link.joined() else {
+            return;
+        };
+        let want = st.want.clone();
+        if want.backend != st.backend || want.route != st.route {
             let req = RegisterReq {
-                backend: backend.clone(),
-                route: route.map(str::to_string),
+                backend: want.backend.clone(),
+                route: want.route.map(str::to_string),
                 role: None,
                 ..self.base.clone()
             };
-            match self.client.register(&req).await {
-                Ok(_) => (st.backend, st.route) = (backend, route),
+            match joined.client.register(&req).await {
+                Ok(_) => (st.backend, st.route) = (want.backend, want.route),
                 Err(e) => tracing::warn!("could not record the client's backend and route: {e}"),
             }
         }
-        match (push, st.pusher.is_some()) {
+        match (want.push && !st.stopped, st.pusher.is_some()) {
             (true, false) => {
+                let Some(peer) = st.peer.clone() else {
+                    return; // no hello yet: it starts the pusher
+                };
                 tracing::debug!("pushing deliveries as channel events");
                 st.pusher = Some(tokio::spawn(push::push(
-                    self.client.clone(),
+                    joined.client.clone(),
                     self.seen.clone(),
-                    peer.clone(),
+                    peer,
                 )));
             }
             (false, true) => {
@@ -189,7 +237,9 @@ impl Hello {
 
     /// At session end: stop pushing.
     pub(super) async fn stop(&self) {
-        if let Some(p) = self.state.lock().await.pusher.take() {
+        let mut st = self.state.lock().await;
+        st.stopped = true;
+        if let Some(p) = st.pusher.take() {
             p.abort();
         }
     }

@@ -13,6 +13,7 @@
 
 mod args;
 mod hello;
+mod link;
 mod params;
 mod push;
 mod session;
@@ -46,6 +47,11 @@ fn fail(e: ClientError) -> ToolResult {
     let code = e.code_str();
     let message = match &e {
         ClientError::Api(e) => e.message.clone(),
+        ClientError::Unreachable { .. } => {
+            format!(
+                "{e}. Start it with `repowire daemon start` (plus --home DIR for another home); this session follows it."
+            )
+        }
         other => other.to_string(),
     };
     Ok(CallToolResult::structured_error(
@@ -71,9 +77,9 @@ fn done<T: serde::Serialize>(r: Result<T, ClientError>) -> ToolResult {
 /// The MCP server of one peer.
 #[derive(Clone)]
 pub struct Mesh {
-    client: Client,
-    /// This session's own peer (list_peers leaves it out).
-    peer_id: String,
+    /// The session's peer: a client acting as it, once the session has
+    /// joined the mesh (its own peer id too, which list_peers leaves out).
+    client: link::Link,
     /// Extra text for the session's instructions (the orchestrator's
     /// persona identity, `NAME.md`).
     identity: Option<String>,
@@ -104,8 +110,7 @@ fn parsed<T>(
 #[tool_router]
 impl Mesh {
     fn new(
-        client: Client,
-        peer_id: String,
+        client: link::Link,
         identity: Option<String>,
         seen: push::Shared,
         hello: std::sync::Arc<hello::Hello>,
@@ -118,7 +123,6 @@ impl Mesh {
         }
         Self {
             client,
-            peer_id,
             identity,
             seen,
             hello,
@@ -144,7 +148,7 @@ impl Mesh {
         let peers = self.client.list_peers(a.circle.as_deref()).await.map(|ps| {
             ps.into_iter()
                 .filter(|p| offline || (!p.stale && p.status.as_str() != "offline"))
-                .filter(|p| me || p.peer_id != self.peer_id)
+                .filter(|p| me || p.peer_id != self.client.peer_id())
                 .collect::<Vec<_>>()
         });
         done_as("peers", peers)
@@ -518,6 +522,9 @@ impl ServerHandler for Mesh {
                 )
                 .into())
             };
+        // What the request's `_meta` says is taken in (and recorded once
+        // the session has joined), and the arguments are checked, before
+        // and without a daemon: a refusal needs none.
         self.hello.request(&context.meta, &context.peer).await;
         if let Some(tool) = self.tool_router.get(&request.name) {
             let mut args = request.arguments.take().unwrap_or_default();
@@ -525,6 +532,12 @@ impl ServerHandler for Mesh {
                 return bad(m);
             }
             request.arguments = Some(args);
+            // Before the session has joined the mesh (no daemon yet), a
+            // tool answers why, and how to start one. (An unknown tool is
+            // the router's to refuse, daemon or not.)
+            if let Err(why) = self.client.ready().await {
+                return Ok(why.into());
+            }
         }
         // rmcp's words for arguments that do not fit a tool's parameters.
         const DECODE: &str = "failed to deserialize parameters";

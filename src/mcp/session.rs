@@ -1,9 +1,14 @@
-//! Joining the mesh: register (or resume) the session's peer, keep its
-//! heartbeat, serve MCP on stdio, and mark the peer offline at the end.
+//! A session's life: claim its peer name, serve MCP on stdio (with or
+//! without a daemon: see `link`), join the mesh, keep the heartbeat, push,
+//! and mark the peer offline however the session ends — end of input, a
+//! broken pipe, or a signal (Claude Code stops servers with SIGINT, Codex
+//! with SIGTERM). Only kill -9 leaves the peer online; the daemon flags it a
+//! ghost once its heartbeat is older than the stale window.
 
 use super::Mesh;
+use super::link::{Link, Locate, Plan};
 use crate::api::RegisterReq;
-use crate::client::Client;
+use crate::client::ClientError;
 use std::time::Duration;
 
 /// How deliveries reach the session.
@@ -29,21 +34,6 @@ impl Delivery {
     }
 }
 
-/// Where the daemon is: the `--url` given, else `REPOWIRE_URL`, else what
-/// `daemon.json` says now (so a restarted daemon is followed, an explicit
-/// one never left).
-#[derive(Clone)]
-struct Locate {
-    home: crate::home::Home,
-    flag: Option<String>,
-}
-
-impl Locate {
-    fn url(&self) -> String {
-        self.home.daemon_url(self.flag.as_deref())
-    }
-}
-
 /// How `repowire mcp` joins the mesh.
 pub struct Join {
     /// How deliveries reach the session.
@@ -58,8 +48,15 @@ pub struct Join {
     pub project_path: Option<String>,
 }
 
-/// Register (or resume) this session's peer and serve MCP on stdio until
-/// the client goes away; then mark the peer offline.
+/// How long leaving may take: Claude Code sends SIGINT, then SIGTERM 0.1 s
+/// later and SIGKILL 0.4 s after that (measured with Claude Code 2.1.197);
+/// the offline mark is sent first and normally takes milliseconds.
+const LEAVE_WITHIN: Duration = Duration::from_secs(3);
+
+/// Serve MCP on stdio as this session's peer until the client goes away:
+/// end of input, a broken pipe, or a signal (SIGINT, SIGTERM, SIGHUP); then
+/// mark the peer offline. The handshake never waits for a daemon: without
+/// one, the session joins the mesh as soon as one answers.
 pub async fn serve(
     home: &crate::home::Home,
     url_flag: Option<&str>,
@@ -67,19 +64,8 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     use rmcp::ServiceExt;
-    let locate = Locate {
-        home: home.clone(),
-        flag: url_flag.map(str::to_string),
-    };
-    let follow = locate.clone();
-    let admin = Client::new(&locate.url(), home.read_token(), None)
-        .following(std::sync::Arc::new(move || follow.url()));
-    admin.health().await.map_err(|e| {
-        anyhow::anyhow!(
-            "{e}. repowire mcp needs a running daemon: start one with `repowire daemon start`"
-        )
-    })?;
-    // The peer token stays in this process and in <home>/mcp/, never in tool output.
+    // First, so that a client stopping the session at any point is heard.
+    let mut stop = Stop::listen().context("while installing signal handlers")?;
     let circle = join
         .circle
         .clone()
@@ -89,14 +75,16 @@ pub async fn serve(
     // One live session per peer: a second session with the same name (two
     // agents in one repo, or one fixed --name in a shared config) becomes
     // NAME-2, NAME-3, … instead of sharing the first one's inbox.
-    let (name, _held) = claim_name(&dir, &circle, &join.name).await?;
+    let (name, _held) = tokio::select! {
+        r = claim_name(&dir, &circle, &join.name) => r?,
+        _ = stop.recv() => return Ok(()),
+    };
     if name != join.name {
         tracing::warn!(
             "another live session is peer {:?}: this one joins as {name:?}",
             join.name
         );
     }
-    let token_file = dir.join(format!("{circle}@{name}.token"));
     let req = RegisterReq {
         name: name.clone(),
         circle: join.circle.clone(),
@@ -112,81 +100,210 @@ pub async fn serve(
         },
         ..Default::default()
     };
-    let saved = std::fs::read_to_string(&token_file)
-        .ok()
-        .map(|t| t.trim().to_string());
-    let token = match saved {
-        Some(t) => {
-            let me = admin.with_identity(Some(t.clone()), None);
-            me.register(&req)
-                .await
-                .context("while resuming this session's peer")?;
-            t
-        }
-        None => {
-            let r = admin
-                .register(&req)
-                .await
-                .context("while registering this session's peer")?;
-            let t = r.token.context("the daemon issued no token")?;
-            write_private(&token_file, &t)?;
-            t
-        }
-    };
-    let client = admin.with_identity(Some(token), None);
-    let beat = client.clone();
-    let (stop_beat, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let heart = tokio::spawn(async move {
-        loop {
-            // Stop only between beats: a beat in flight lands before the
-            // offline one below.
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(20)) => {}
-                _ = &mut stopped => return,
-            }
-            // (A daemon that moved is followed by the client itself.)
-            let _ = beat.heartbeat(&Default::default()).await;
-        }
+    let link = Link::new(Plan {
+        locate: Locate {
+            home: home.clone(),
+            flag: url_flag.map(str::to_string),
+        },
+        req: req.clone(),
+        token_file: dir.join(format!("{circle}@{name}.token")),
     });
-    // The orchestrator gets its persona's identity text at session start.
-    let me = client
-        .whoami()
-        .await
-        .context("while reading this session's peer")?;
-    let identity = match me.role {
-        crate::core::peer::Role::Orchestrator => client
-            .persona_status(None)
-            .await
-            .ok()
-            .and_then(|s| s.identity),
-        _ => None,
+    // Join now if a daemon answers: the orchestrator's instructions carry
+    // its persona's identity text, and a refusal (the role held, say) ends
+    // the session with the reason before the handshake.
+    let joining = link.join();
+    tokio::pin!(joining);
+    let identity = tokio::select! {
+        r = &mut joining => match r {
+            Ok(j) => match j.peer.role {
+                crate::core::peer::Role::Orchestrator => j
+                    .client
+                    .persona_status(None)
+                    .await
+                    .ok()
+                    .and_then(|s| s.identity),
+                _ => None,
+            },
+            Err(e @ ClientError::Api(_)) => {
+                anyhow::bail!("{}", link.explain(&e).1)
+            }
+            Err(e) => {
+                tracing::warn!("{}", link.explain(&e).1);
+                None
+            }
+        },
+        _ = stop.recv() => {
+            // A registration in flight lands first, then is undone.
+            let _ = tokio::time::timeout(LEAVE_WITHIN, joining).await;
+            return leave(&link, None).await;
+        }
     };
     let seen = super::push::Shared::default();
+    // What the client says about itself (backend, channels), recorded in
+    // the peer's row once joined.
     let hello = std::sync::Arc::new(super::hello::Hello::new(
-        client.clone(),
+        link.clone(),
         join.delivery,
         join.backend_fixed,
         req,
         seen.clone(),
     ));
-    let server = Mesh::new(client.clone(), me.peer_id, identity, seen, hello.clone())
-        .serve(rmcp::transport::stdio())
-        .await
-        .context("while starting the MCP session")?;
-    // The backend and (auto) the push route follow what the client says.
+    let mesh = Mesh::new(link.clone(), identity, seen, hello.clone());
+    let server = tokio::select! {
+        s = mesh.serve(rmcp::transport::stdio()) => {
+            match s {
+                Ok(s) => s,
+                Err(e) => {
+                    leave(&link, None).await?;
+                    return Err(e).context("while starting the MCP session");
+                }
+            }
+        }
+        _ = stop.recv() => return stopped(leave(&link, None).await),
+    };
+    // The backend and (auto) the push route follow what the client says;
+    // recorded now if the session has joined, else when it does.
     hello
         .started(server.peer().peer_info().as_deref(), server.peer())
         .await;
     tracing::debug!("session started");
-    let _ = server.waiting().await;
-    let _ = stop_beat.send(());
-    let _ = heart.await;
-    hello.stop().await;
-    let offline = crate::api::HeartbeatReq {
-        status: Some(crate::core::peer::Status::Offline),
+    let (quit, quitting) = tokio::sync::oneshot::channel::<()>();
+    let member = tokio::spawn(membership(link.clone(), Membership { hello }, quitting));
+    let signalled = tokio::select! {
+        _ = server.waiting() => false,
+        _ = stop.recv() => true,
     };
-    let _ = client.heartbeat(&offline).await;
-    Ok(())
+    let left = leave(&link, Some((quit, member))).await;
+    if signalled {
+        stopped(left)
+    } else {
+        // The session itself ended well; a peer left online is flagged a
+        // ghost by the daemon later.
+        if let Err(e) = left {
+            tracing::warn!("{e:#}");
+        }
+        Ok(())
+    }
+}
+
+/// After a signal: exit now. The runtime cannot end by itself while a
+/// blocking read of stdin is pending (a client that sends a signal keeps
+/// the pipe open), and the client kills what is still there soon after.
+fn stopped(left: anyhow::Result<()>) -> anyhow::Result<()> {
+    if let Err(e) = &left {
+        tracing::warn!("{e:#}");
+    }
+    std::process::exit(0)
+}
+
+/// Leave the mesh: stop the membership task (a request it has in flight,
+/// a heartbeat or a join, lands first), then mark the peer offline.
+async fn leave(
+    link: &Link,
+    member: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
+) -> anyhow::Result<()> {
+    let work = async {
+        if let Some((quit, task)) = member {
+            let _ = quit.send(());
+            let _ = task.await;
+        }
+        let Some(j) = link.joined() else {
+            return Ok(()); // never joined: nothing to mark
+        };
+        let offline = crate::api::HeartbeatReq {
+            status: Some(crate::core::peer::Status::Offline),
+        };
+        j.client
+            .heartbeat(&offline)
+            .await
+            .map(|_| ())
+            .map_err(|e| anyhow::anyhow!("could not mark the peer offline: {e}"))
+    };
+    tokio::time::timeout(LEAVE_WITHIN, work)
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("could not mark the peer offline in time")))
+}
+
+/// The signals that end a session. Repeats are absorbed, so leaving is
+/// not cut short by the SIGTERM that follows a SIGINT.
+struct Stop {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => tracing::debug!("SIGINT"),
+            _ = self.term.recv() => tracing::debug!("SIGTERM"),
+            _ = self.hup.recv() => tracing::debug!("SIGHUP"),
+        }
+    }
+}
+
+/// What the session does once it has joined.
+struct Membership {
+    /// What the client's hello told about the peer (its backend from
+    /// `clientInfo.name`, the delivery route for `--delivery auto`) and the
+    /// pusher: recorded and started once joined — also by a session that
+    /// joins late. Stopped when the membership ends.
+    hello: std::sync::Arc<super::hello::Hello>,
+}
+
+/// Join (at once if a tool call asks, else retrying), then record what the
+/// client's hello told, push, and beat, until told to quit. It stops only
+/// between requests, so nothing it sent can land after the offline mark.
+async fn membership(link: Link, then: Membership, quit: tokio::sync::oneshot::Receiver<()>) {
+    member(&link, &then, quit).await;
+    then.hello.stop().await;
+}
+
+async fn member(link: &Link, then: &Membership, mut quit: tokio::sync::oneshot::Receiver<()>) {
+    let mut wait = Duration::from_millis(250);
+    // The session's start said why it could not join (a daemon not
+    // answering); a new reason is said again.
+    let mut said = "daemon_unreachable".to_string();
+    while link.joined().is_none() {
+        tokio::select! {
+            _ = link.nudged_or(wait) => {}
+            _ = &mut quit => return,
+        }
+        match link.join().await {
+            Ok(j) => tracing::info!("joined the mesh as {}", j.peer.name),
+            Err(e) => {
+                let (code, why) = link.explain(&e);
+                if code != said {
+                    tracing::warn!("{why} (retrying)");
+                    said = code;
+                } else {
+                    tracing::debug!("{why}");
+                }
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+    then.hello.joined().await;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(20)) => {}
+            _ = &mut quit => break,
+        }
+        // (A daemon that moved is followed by the client itself.)
+        let _ = link.heartbeat(&Default::default()).await;
+    }
 }
 
 /// Lock `<circle>@<name>.lock` under `dir` for this process's life (the OS
@@ -232,7 +349,7 @@ async fn claim_name(
     anyhow::bail!("99 live sessions already use the name {name:?} in circle {circle:?}")
 }
 
-fn write_private(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
+pub(super) fn write_private(path: &std::path::Path, token: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

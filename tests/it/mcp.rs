@@ -429,23 +429,6 @@ async fn deliveries_are_pushed_as_channel_events() {
     alice.cancel().await.unwrap();
 }
 
-#[test]
-fn without_a_daemon_it_says_how_to_start_one() {
-    let home = tmp_path();
-    let r = run_cli(
-        &home,
-        &["mcp", "--name", "x"],
-        &[("REPOWIRE_URL", "http://127.0.0.1:9")],
-    );
-    assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("repowire daemon start"), "{}", r.stderr);
-    assert!(
-        r.stdout.is_empty(),
-        "nothing but JSON-RPC on stdout: {}",
-        r.stdout
-    );
-}
-
 #[tokio::test]
 async fn a_daemon_restart_loses_and_doubles_nothing() {
     let mut d = Daemon::start(&[]);
