@@ -609,6 +609,14 @@ fn sse_item<T: DeserializeOwned>(event: &str, data: &str) -> Result<T> {
     if event == "error" {
         return Err(error_from(reqwest::StatusCode::OK, data.as_bytes()));
     }
+    if event == "lagged" {
+        // The daemon dropped a stream that fell behind; its message says where to resume.
+        let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+        let why = v["message"]
+            .as_str()
+            .unwrap_or("the stream fell behind and was closed");
+        return Err(ClientError::Other(why.to_string()));
+    }
     serde_json::from_str::<T>(data).map_err(|e| ClientError::Other(format!("bad event: {e}")))
 }
 
