@@ -64,7 +64,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Under the daemon's idle keep-alive timeout (10 s): a pooled
+            // connection is not reused just as the daemon closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .expect("reqwest client");
         Self {

@@ -3,7 +3,7 @@
 //!
 //! Writers only publish committed events on the store's bus, as before. One
 //! fan-out task ([`run`]) turns them into SSE frames, each serialized once,
-//! and every few milliseconds publishes one [`Batch`]: the frames as one
+//! and publishes them as one [`Batch`] every 10 to 50 milliseconds: the frames as one
 //! chunk of bytes for streams that see every circle, and one chunk per
 //! circle. A stream hands its chunk to its connection as it is (a clone of
 //! `Bytes`): no per-stream serialization, filtering or database read.
@@ -27,6 +27,9 @@ use tokio::sync::{broadcast, mpsc};
 /// How long the fan-out gathers events before publishing a batch: a burst
 /// of writes costs each stream one wake-up and one write, not one per event.
 const COALESCE: Duration = Duration::from_millis(10);
+/// At most one batch per this: under a steady stream of writes, the cost of
+/// waking every stream is paid 20 times a second, however many writes.
+const INTERVAL: Duration = Duration::from_millis(50);
 /// A comment line this often keeps idle streams (and proxies) alive.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Chunks queued between a stream and its connection.
@@ -139,6 +142,7 @@ pub async fn run(h: DaemonHandle) {
     let mut bus = h.store.subscribe();
     let mut last = h.store.tail_start(0, None).unwrap_or(0);
     h.streams.published.store(last, Ordering::Release);
+    let mut published_at = tokio::time::Instant::now();
     loop {
         let mut got = Vec::new();
         let mut gap = false;
@@ -150,7 +154,8 @@ pub async fn run(h: DaemonHandle) {
             },
             _ = h.stopping() => return,
         }
-        tokio::time::sleep(COALESCE).await;
+        let now = tokio::time::Instant::now();
+        tokio::time::sleep_until((now + COALESCE).max(published_at + INTERVAL)).await;
         loop {
             match bus.try_recv() {
                 Ok(e) => got.push(e),
@@ -211,6 +216,7 @@ pub async fn run(h: DaemonHandle) {
             by_circle: by.into_iter().map(|(c, b)| (c, b.freeze())).collect(),
         };
         last = end;
+        published_at = tokio::time::Instant::now();
         h.streams.published.store(end, Ordering::Release);
         let _ = h.streams.tx.send(Arc::new(batch));
     }

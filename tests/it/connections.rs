@@ -91,6 +91,27 @@ async fn a_half_sent_request_is_closed_after_the_header_timeout() {
 }
 
 #[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let d = Daemon::start(&["--header-timeout", "1s"]);
+    let mut s = TcpStream::connect(addr(&d)).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    // The answer, then (no next request) the daemon closes the connection.
+    let got = read_until_closed(&mut s, Duration::from_secs(15)).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "closed too early"
+    );
+}
+
+#[tokio::test]
 async fn a_trickled_body_is_cut_with_a_coded_timeout() {
     let d = Daemon::start(&["--body-timeout", "1s"]);
     let token = d.admin_token();
