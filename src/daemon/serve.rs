@@ -69,9 +69,9 @@ impl Default for NetLimits {
 /// Bodies are read in pieces, so this bounds what one slow connection holds.
 const MAX_BUF: usize = 64 * 1024;
 /// Refusals being written at once; past this an excess connection is just closed.
-const REFUSING_AT_ONCE: usize = 256;
+const REFUSING_AT_ONCE: usize = 1024;
 /// How long a refusal may take (write, then read what the client sent).
-const REFUSAL_TIME: Duration = Duration::from_secs(2);
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
 /// After a stop, connections still busy this long are cut.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 

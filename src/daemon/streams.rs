@@ -3,7 +3,7 @@
 //!
 //! Writers only publish committed events on the store's bus, as before. One
 //! fan-out task ([`run`]) turns them into SSE frames, each serialized once,
-//! and publishes them as one [`Batch`] every 10 to 50 milliseconds: the frames as one
+//! and publishes them as one [`Batch`] every 10 to 100 milliseconds: the frames as one
 //! chunk of bytes for streams that see every circle, and one chunk per
 //! circle. A stream hands its chunk to its connection as it is (a clone of
 //! `Bytes`): no per-stream serialization, filtering or database read.
@@ -28,8 +28,8 @@ use tokio::sync::{broadcast, mpsc};
 /// of writes costs each stream one wake-up and one write, not one per event.
 const COALESCE: Duration = Duration::from_millis(10);
 /// At most one batch per this: under a steady stream of writes, the cost of
-/// waking every stream is paid 20 times a second, however many writes.
-const INTERVAL: Duration = Duration::from_millis(50);
+/// waking every stream is paid 10 times a second, however many writes.
+const INTERVAL: Duration = Duration::from_millis(100);
 /// A comment line this often keeps idle streams (and proxies) alive.
 const KEEPALIVE: Duration = Duration::from_secs(15);
 /// Chunks queued between a stream and its connection.
@@ -296,6 +296,15 @@ impl Stream {
         if !self.catch_up().await {
             return None;
         }
+        // Made once, not per batch: with hundreds of streams, per-batch timer
+        // and watch registrations add up. The keep-alive comment goes every
+        // 15 s whether or not events flowed (harmless, and no timer reset per
+        // batch).
+        let h = self.h.clone();
+        let stopping = h.stopping();
+        tokio::pin!(stopping);
+        let keepalive = tokio::time::sleep(KEEPALIVE);
+        tokio::pin!(keepalive);
         loop {
             let permit = match self.tx.try_reserve() {
                 Ok(p) => p,
@@ -313,22 +322,26 @@ impl Stream {
                                 return Some(self.missed());
                             }
                         }
-                        _ = self.h.stopping() => return None,
+                        _ = &mut stopping => return None,
                     }
                 },
             };
             let got = tokio::select! {
-                r = tokio::time::timeout(KEEPALIVE, self.batches.recv()) => r,
-                _ = self.h.stopping() => return None,
+                r = self.batches.recv() => Some(r),
+                _ = keepalive.as_mut() => None,
+                _ = &mut stopping => return None,
             };
             let b = match got {
-                Err(_) => {
+                None => {
+                    keepalive
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + KEEPALIVE);
                     permit.send(Bytes::from_static(b":\n\n"));
                     continue;
                 }
-                Ok(Ok(b)) => b,
-                Ok(Err(RecvError::Lagged(_))) => return Some(self.missed()),
-                Ok(Err(RecvError::Closed)) => return None,
+                Some(Ok(b)) => b,
+                Some(Err(RecvError::Lagged(_))) => return Some(self.missed()),
+                Some(Err(RecvError::Closed)) => return None,
             };
             if b.last <= self.last {
                 continue; // already sent from the log
