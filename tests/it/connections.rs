@@ -294,10 +294,11 @@ async fn a_stream_that_does_not_read_is_dropped_while_writes_go_on() {
         d.admin_token()
     );
     s.write_all(req.as_bytes()).await.unwrap();
-    // Writes go on regardless: about 24,000 events (some MB of frames), far
-    // more than socket buffers hold.
+    // Writes go on regardless: about 36,000 events (some 10 MB of frames),
+    // far more than socket buffers hold (Linux lets a send buffer grow to
+    // 4 MiB by default).
     let t0 = Instant::now();
-    for i in 0..200 {
+    for i in 0..300 {
         let req = BroadcastReq {
             text: format!("b{i}"),
             ..Default::default()
@@ -307,13 +308,14 @@ async fn a_stream_that_does_not_read_is_dropped_while_writes_go_on() {
             .expect("a write was held up by the stream")
             .unwrap();
     }
-    eprintln!("200 broadcasts to 120 peers took {:?}", t0.elapsed());
+    eprintln!("300 broadcasts to 120 peers took {:?}", t0.elapsed());
     // Now read: what was queued, then the final event, then the end.
     let got = read_until_closed(&mut s, Duration::from_secs(60)).await;
     let text = String::from_utf8_lossy(&got).to_string();
     let (head, body) = text.split_once("\r\n\r\n").expect("a response");
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     let text = dechunk(body);
+    eprintln!("read {} bytes of events before the end", text.len());
     let tail = &text[text.len().saturating_sub(2000)..];
     let last = text
         .rsplit("\n\n")
