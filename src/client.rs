@@ -64,7 +64,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(30))
+            // Under the daemon's idle keep-alive timeout (10 s): a pooled
+            // connection is not reused just as the daemon closes it.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .expect("reqwest client");
         Self {
@@ -608,6 +610,14 @@ where
 fn sse_item<T: DeserializeOwned>(event: &str, data: &str) -> Result<T> {
     if event == "error" {
         return Err(error_from(reqwest::StatusCode::OK, data.as_bytes()));
+    }
+    if event == "lagged" {
+        // The daemon dropped a stream that fell behind; its message says where to resume.
+        let v: serde_json::Value = serde_json::from_str(data).unwrap_or_default();
+        let why = v["message"]
+            .as_str()
+            .unwrap_or("the stream fell behind and was closed");
+        return Err(ClientError::Other(why.to_string()));
     }
     serde_json::from_str::<T>(data).map_err(|e| ClientError::Other(format!("bad event: {e}")))
 }

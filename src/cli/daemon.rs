@@ -93,6 +93,26 @@ struct RunArgs {
     /// How often background tasks (ghosts, reminders, expiry, retention) run.
     #[arg(long, env = "REPOWIRE_TICK", default_value = "1s", value_parser = duration_arg)]
     tick: Duration,
+    /// Most HTTP connections served at once; one more gets a 503 `too_many_connections`.
+    #[arg(long, env = "REPOWIRE_MAX_CONNECTIONS", default_value_t = 512)]
+    max_connections: usize,
+    /// A request's head must arrive within this; also how long an idle keep-alive connection stays open.
+    #[arg(long, env = "REPOWIRE_HEADER_TIMEOUT", default_value = "10s", value_parser = duration_arg)]
+    header_timeout: Duration,
+    /// A request's body must arrive within this of its head (408 `timeout`).
+    #[arg(long, env = "REPOWIRE_BODY_TIMEOUT", default_value = "30s", value_parser = duration_arg)]
+    body_timeout: Duration,
+    /// Most event and inbox streams one token may have open (429 `too_many_streams`).
+    #[arg(long, env = "REPOWIRE_MAX_STREAMS_PER_TOKEN", default_value_t = 16)]
+    max_streams_per_token: usize,
+    /// Batches of events a stream may fall behind before it is dropped with a `lagged` event.
+    #[arg(
+        long,
+        env = "REPOWIRE_STREAM_BUFFER",
+        default_value_t = 256,
+        hide = true
+    )]
+    stream_buffer: usize,
 }
 
 /// Milliseconds, capped at 100 years (a larger flag value means "never").
@@ -110,6 +130,16 @@ impl RunArgs {
         if self.tick.is_zero() {
             return Err(Failure::usage("--tick must be positive"));
         }
+        if self.max_connections == 0
+            || self.max_streams_per_token == 0
+            || self.stream_buffer == 0
+            || self.header_timeout.is_zero()
+            || self.body_timeout.is_zero()
+        {
+            return Err(Failure::usage(
+                "connection and stream limits and timeouts must be positive",
+            ));
+        }
         Ok(Config {
             home: ctx.home.clone(),
             listen: self.listen,
@@ -119,6 +149,13 @@ impl RunArgs {
                 memory_bytes: self.persona_memory_mib.max(1) << 20,
                 budget: self.persona_budget,
                 ..Default::default()
+            },
+            net: crate::daemon::NetLimits {
+                max_connections: self.max_connections,
+                header_timeout: self.header_timeout,
+                body_timeout: self.body_timeout,
+                max_streams_per_token: self.max_streams_per_token,
+                stream_buffer: self.stream_buffer,
             },
             policy: Policy {
                 stale_after_ms: ms(self.stale_after),
@@ -179,6 +216,16 @@ impl RunArgs {
             self.persona_memory_mib.to_string(),
             "--persona-budget".into(),
             d(self.persona_budget),
+            "--max-connections".into(),
+            self.max_connections.to_string(),
+            "--header-timeout".into(),
+            d(self.header_timeout),
+            "--body-timeout".into(),
+            d(self.body_timeout),
+            "--max-streams-per-token".into(),
+            self.max_streams_per_token.to_string(),
+            "--stream-buffer".into(),
+            self.stream_buffer.to_string(),
         ];
         if self.allow_remote {
             v.push("--allow-remote".into());

@@ -47,6 +47,7 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
         policy: Default::default(),
         tick: Duration::from_millis(200),
         persona_limits: Default::default(),
+        net: Default::default(),
     };
     let running = daemon::start(cfg).await?;
     let out = tour(ctx.json, &running.url, &home).await;

@@ -16,7 +16,11 @@ mod personas;
 mod poll;
 mod reviews;
 mod scheduler;
+mod serve;
+mod streams;
 mod tasks;
+
+pub use serve::NetLimits;
 
 use crate::core::policy::Policy;
 use crate::core::time::now_ms;
@@ -41,6 +45,8 @@ pub struct Config {
     pub tick: Duration,
     /// Persona budgets (memory, time per call).
     pub persona_limits: crate::persona::Limits,
+    /// Connection and stream limits.
+    pub net: NetLimits,
 }
 
 /// The daemon's state: one cheap `Clone` handle.
@@ -56,6 +62,10 @@ pub struct Inner {
     pub personas: personas::PersonaHost,
     /// Woken when schedules change, so the scheduler re-reads the next due time.
     pub schedules_changed: tokio::sync::Notify,
+    /// Connection and stream limits.
+    pub net: NetLimits,
+    /// Event fan-out to streams, and open-stream counts.
+    streams: streams::Streams,
     shutdown: watch::Sender<bool>,
     broadcasts: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
@@ -186,6 +196,8 @@ pub async fn start(cfg: Config) -> Result<Running> {
         started_at_ms: now_ms(),
         personas: personas::PersonaHost::new(cfg.home.dir.clone(), cfg.persona_limits.clone()),
         schedules_changed: tokio::sync::Notify::new(),
+        net: cfg.net.clone(),
+        streams: streams::Streams::new(cfg.net.max_streams_per_token, cfg.net.stream_buffer),
         shutdown,
         broadcasts: Mutex::new(HashMap::new()),
     }));
@@ -201,21 +213,9 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let tasks = tokio::spawn(tasks::run(handle.clone(), cfg.tick));
     tokio::spawn(observe::run(handle.clone()));
     tokio::spawn(scheduler::run(handle.clone()));
+    tokio::spawn(streams::run(handle.clone()));
     let app = api::router(handle.clone());
-    let mut rx = handle.shutdown.subscribe();
-    // Small JSON answers go out at once (no Nagle delay against delayed ACKs).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|v| *v).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(serve::serve(listener, app, handle.clone(), cfg.net.clone()));
     tracing::info!(%url, home = %cfg.home.dir.display(), "repowire daemon listening");
     Ok(Running {
         url,

@@ -1,9 +1,11 @@
 //! Long-polls and streams: `wait` on an ask, inbox leases that wait for a
 //! delivery, and the event log (read and SSE-followed). Each ends early when
-//! the daemon is stopping, so a graceful stop never waits on them.
+//! the daemon is stopping, so a graceful stop never waits on them. Each
+//! stream counts against its token's open streams (`streams.rs`).
 
 use super::DaemonHandle;
 use super::auth::{ApiResult, Body, Caller, Path, Query};
+use super::streams;
 use crate::api::{EventInfo, EventsResp, InboxResp, LeaseReq, WaitResp};
 use crate::core::error::{Error, ErrorCode};
 use axum::Json;
@@ -158,6 +160,7 @@ pub(super) async fn inbox_stream(
     Query(q): Query<StreamQuery>,
 ) -> ApiResult<impl axum::response::IntoResponse> {
     let me = c.me()?.clone();
+    let slot = streams::open_slot(&h, &c)?;
     let max = q.max.unwrap_or(50).clamp(1, 1000);
     let lease_ms = lease_for(&h, q.lease_ms);
     // Small: deliveries are leased only as fast as the consumer reads.
@@ -218,7 +221,12 @@ pub(super) async fn inbox_stream(
             }
         }
     });
-    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
+    // The body holds the slot: the stream counts until its response ends.
+    let events = futures_util::StreamExt::map(ReceiverStream::new(rx), move |e| {
+        let _held = &slot;
+        e
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Deserialize)]
@@ -252,48 +260,30 @@ pub(super) async fn events(
     }))
 }
 
-/// Server-sent events: the backlog after `since`, then live events.
+/// Server-sent events: the backlog after `since`, then live events (see
+/// `streams.rs`: serialized once for every stream, a stream that falls
+/// behind ends with a `lagged` event). Counted against the token's streams.
 pub(super) async fn events_stream(
     State(h): H,
     c: Caller,
+    conn: Option<axum::Extension<super::serve::Conn>>,
     Query(q): Query<EventsQuery>,
-) -> ApiResult<impl axum::response::IntoResponse> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    use futures_util::StreamExt;
     let circle = c.scope_circle(q.circle.clone())?;
-    let mut last = start_seq(&h, &q, circle.as_deref())?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(256);
-    let mut bus = h.store.subscribe();
-    tokio::spawn(async move {
-        loop {
-            // Catch up from the log (covers the backlog and any lag).
-            loop {
-                let batch = match h.store.events_since(last, 500, circle.as_deref()) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!(error = %e, "event stream read failed");
-                        return;
-                    }
-                };
-                let Some(end) = batch.last().map(|e| e.seq) else {
-                    break;
-                };
-                for e in batch {
-                    let ev = SseEvent::default()
-                        .id(e.seq.to_string())
-                        .event(e.kind.clone())
-                        .json_data(&e)
-                        .unwrap_or_default();
-                    if tx.send(Ok(ev)).await.is_err() {
-                        return;
-                    }
-                }
-                last = end;
-            }
-            tokio::select! {
-                r = bus.recv() => if let Err(RecvError::Closed) = r { return },
-                _ = h.stopping() => return,
-                _ = tx.closed() => return,
-            }
-        }
+    let since = start_seq(&h, &q, circle.as_deref())?;
+    let slot = std::sync::Arc::new(streams::open_slot(&h, &c)?);
+    let conn = conn.map(|axum::Extension(c)| c);
+    let rx = streams::events(&h, circle, since, conn, std::sync::Arc::downgrade(&slot));
+    // The body holds the slot: the stream counts until its response ends.
+    let body = ReceiverStream::new(rx).map(move |b| {
+        let _held = &slot;
+        Ok::<_, Infallible>(b)
     });
-    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
+    let headers = [
+        (axum::http::header::CONTENT_TYPE, "text/event-stream"),
+        (axum::http::header::CACHE_CONTROL, "no-cache"),
+    ];
+    Ok((headers, axum::body::Body::from_stream(body)).into_response())
 }
