@@ -364,7 +364,8 @@ fn depth_of(v: &serde_json::Value) -> usize {
 /// `\"` escapes, or in backticks) and every other run without spaces longer than
 /// [`ECHO_CHARS`] characters is cut to that many, followed by
 /// `…(N more chars)`. The wording of messages is never that long, so only
-/// echoed values are touched. One place: the HTTP error mapping.
+/// echoed values are touched. Used by the HTTP error mapping and by the MCP
+/// server for the argument errors it makes itself.
 pub fn cut_echoes(msg: &str) -> String {
     if msg.chars().count() <= ECHO_CHARS {
         return msg.to_string();

@@ -44,9 +44,16 @@ pub fn parse_tz(tz: &str) -> Result<chrono_tz::Tz> {
     })
 }
 
-/// Check a cron expression (5 fields or @hourly/@daily/@weekly).
+/// Check a cron expression (5 fields or @hourly/@daily/@weekly). croner
+/// also takes a seconds and a year field by default; both are refused, so a
+/// schedule fires at most once a minute (a peer token may create schedules).
 pub fn parse_cron(expr: &str) -> Result<croner::Cron> {
-    croner::Cron::from_str(expr.trim())
+    use croner::parser::{CronParser, Seconds, Year};
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+        .parse(expr.trim())
         .map_err(|e| Error::bad_request(format!("invalid cron expression {expr:?}: {e}")))
 }
 
@@ -89,6 +96,16 @@ mod tests {
             now - 1_800_000 + 86_400_000
         );
         assert!(next_cron("61 * * * *", "UTC", now).is_err());
+        // Five fields only: no seconds, no year (croner takes both by default).
+        for six in [
+            "* * * * * *",
+            "0 0 0 * * *",
+            "* * * * * * *",
+            "0 0 1 1 * 2030",
+        ] {
+            assert!(parse_cron(six).is_err(), "{six}");
+        }
+        assert!(parse_cron("@yearly").is_ok() && parse_cron("0 9 * * MON-FRI").is_ok());
         assert!(next_cron("@daily", "Mars/Base", now).is_err());
         // Strictly after: monotonic.
         let a = next_cron("*/5 * * * *", "UTC", now).unwrap();

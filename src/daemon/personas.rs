@@ -152,6 +152,16 @@ pub async fn use_persona(
     let by = may_manage(&c)?;
     crate::core::peer::validate_name("persona name", &req.name)
         .map_err(|e| Error::new(ErrorCode::UnknownPersona, e.message))?;
+    // The catalog reads a name ending in `.lua` as a file path (for the
+    // offline CLI and the admin's check-in scripts); here it would be a file
+    // relative to the daemon's working directory, outside the home.
+    if req.name.ends_with(".lua") {
+        return Err(Error::new(
+            ErrorCode::UnknownPersona,
+            "a persona is used by its name (NAME for <home>/personas/NAME.lua or a shipped one), not by a file",
+        )
+        .into());
+    }
     let hh = h.clone();
     let name = req.name.clone();
     let c2 = circle.clone();

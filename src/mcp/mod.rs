@@ -515,8 +515,11 @@ impl ServerHandler for Mesh {
         context: rmcp::service::RequestContext<rmcp::RoleServer>,
     ) -> Result<rmcp::model::CallToolResponse, McpError> {
         use rmcp::model::CallToolResponse;
+        // rmcp's decode errors quote the whole mistyped value: cut echoes to
+        // 200 characters, as the HTTP edge does.
         let bad =
             |message: String| {
+                let message = crate::core::limits::cut_echoes(&message);
                 Ok(CallToolResult::structured_error(
                     json!({"code": "bad_request", "message": message}),
                 )

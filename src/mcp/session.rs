@@ -54,7 +54,8 @@ pub struct Join {
 const LEAVE_WITHIN: Duration = Duration::from_secs(3);
 
 /// Serve MCP on stdio as this session's peer until the client goes away:
-/// end of input, a broken pipe, or a signal (SIGINT, SIGTERM, SIGHUP); then
+/// end of input, a broken pipe, or a signal (SIGINT, SIGTERM, SIGHUP,
+/// SIGQUIT); then
 /// mark the peer offline. The handshake never waits for a daemon: without
 /// one, the session joins the mesh as soon as one answers.
 pub async fn serve(
@@ -233,6 +234,9 @@ struct Stop {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
     hup: tokio::signal::unix::Signal,
+    /// `Ctrl-\` in the agent's terminal reaches the whole foreground process
+    /// group, this server included; by default it would die without leaving.
+    quit: tokio::signal::unix::Signal,
 }
 
 impl Stop {
@@ -242,6 +246,7 @@ impl Stop {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
             hup: signal(SignalKind::hangup())?,
+            quit: signal(SignalKind::quit())?,
         })
     }
 
@@ -250,6 +255,7 @@ impl Stop {
             _ = self.int.recv() => tracing::debug!("SIGINT"),
             _ = self.term.recv() => tracing::debug!("SIGTERM"),
             _ = self.hup.recv() => tracing::debug!("SIGHUP"),
+            _ = self.quit.recv() => tracing::debug!("SIGQUIT"),
         }
     }
 }

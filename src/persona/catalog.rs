@@ -51,9 +51,17 @@ pub fn user_dir(home: &Path) -> PathBuf {
 pub const MAX_SOURCE_BYTES: u64 = 1 << 20;
 
 fn read_user(path: &Path, name: &str, origin: &'static str) -> Result<Source, String> {
-    let size = std::fs::metadata(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        .len();
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // Before opening: opening a FIFO blocks until a writer comes, and a
+    // device (/dev/zero) says size 0 and never ends.
+    if !meta.is_file() {
+        return Err(format!(
+            "cannot read {}: not a regular file",
+            path.display()
+        ));
+    }
+    let size = meta.len();
     if size > MAX_SOURCE_BYTES {
         return Err(format!(
             "{}:1: the script is {size} bytes; a persona may be at most {MAX_SOURCE_BYTES}",
@@ -62,7 +70,12 @@ fn read_user(path: &Path, name: &str, origin: &'static str) -> Result<Source, St
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let identity = std::fs::read_to_string(path.with_extension("md")).ok();
+    // The identity text beside it, under the same rules (or none).
+    let md = path.with_extension("md");
+    let identity = std::fs::metadata(&md)
+        .is_ok_and(|m| m.is_file() && m.len() <= MAX_SOURCE_BYTES)
+        .then(|| std::fs::read_to_string(&md).ok())
+        .flatten();
     Ok(Source {
         name: name.to_string(),
         origin,

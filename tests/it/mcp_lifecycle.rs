@@ -99,14 +99,15 @@ pub fn name_is_free(home: &Path, name: &str) -> bool {
     f.try_lock().is_ok()
 }
 
-/// SIGINT (how Claude Code stops a server), SIGTERM (Codex), SIGHUP, end of
+/// SIGINT (how Claude Code stops a server), SIGTERM (Codex), SIGHUP, SIGQUIT
+/// (`Ctrl-\` in the agent's terminal reaches its whole process group), end of
 /// input, and the client's end of both pipes closing (the client process
 /// died): each marks the peer offline before the process exits, never a
 /// ghost, and frees the name.
 #[tokio::test]
 async fn every_way_a_session_ends_marks_its_peer_offline() {
     let d = Daemon::start(&[]);
-    for way in ["INT", "TERM", "HUP", "client-gone"] {
+    for way in ["INT", "TERM", "HUP", "QUIT", "client-gone"] {
         let name = format!("end-{}", way.to_lowercase());
         let mut s = session_with(d.home_path(), &name, &["--delivery", "pull"], ()).await;
         let (err, me) = call(&s.client, "whoami", json!({})).await;

@@ -132,6 +132,21 @@ async fn unknown_parameters_are_refused_and_0_17_names_accepted() {
     )
     .await;
     assert_eq!(code, "bad_request");
+    // A mistyped value is echoed cut to 200 characters, as at the HTTP edge
+    // (rmcp's decode error quotes the whole value: a 100 KB reply).
+    for args in [
+        json!({"title": "t", "max_attempts": "x".repeat(100_000)}),
+        json!({"title": "t", "tags": "y".repeat(100_000)}),
+    ] {
+        let (err, v) = call(&alice, "job_create", args).await;
+        assert!(err && v["code"] == "bad_request", "{v}");
+        let m = v["message"].as_str().unwrap();
+        assert!(
+            m.len() < 1000 && m.contains("more chars"),
+            "{} bytes",
+            m.len()
+        );
+    }
     alice.cancel().await.unwrap();
 }
 

@@ -145,3 +145,75 @@ async fn round_robin_takes_turns_per_circle() {
     assert_eq!(default_turns, ["a1", "a2", "a3"]);
     assert_eq!(ops_turns, ["o1", "o2", "o3"]);
 }
+
+/// `persona use` takes a persona NAME: one ending in `.lua` used to be read as
+/// a file relative to the daemon's working directory, so a circle's
+/// orchestrator (any peer that claimed the role) could make the daemon run, or
+/// report the first syntax error of, a `.lua` file outside the home.
+#[tokio::test]
+async fn persona_use_never_reads_a_file_from_the_daemons_directory() {
+    let home = tmp_path();
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("outside.lua"),
+        "function dispatch(job, mesh) return route.ask_user('from outside the home') end\n",
+    )
+    .unwrap();
+    std::fs::write(cwd.path().join("secret.lua"), "TOPSECRET hunter2\n").unwrap();
+    /// Killed on drop, so a failed assertion leaves no daemon behind.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _daemon = Killed(
+        cli_command(&home, &["daemon", "run", "--listen", "127.0.0.1:0"], &[])
+            .current_dir(cwd.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn daemon"),
+    );
+    let url = eventually(Duration::from_secs(20), "daemon.json", || {
+        let home = home.clone();
+        async move {
+            let s = std::fs::read_to_string(home.join("daemon.json")).ok()?;
+            let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+            v["url"].as_str().map(str::to_string)
+        }
+    })
+    .await;
+    let token = std::fs::read_to_string(home.join("token")).unwrap();
+    let admin = repowire::client::Client::new(&url, Some(token.trim().to_string()), None);
+    let olga = admin
+        .register(&repowire::api::RegisterReq {
+            name: "olga".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let olga = admin.with_identity(olga.token, None);
+    olga.claim_orchestrator(false).await.unwrap();
+    for (who, c) in [("orchestrator", &olga), ("admin", &admin)] {
+        for name in ["outside.lua", "secret.lua", "missing.lua"] {
+            let r = c
+                .use_persona(&repowire::api::UsePersonaReq {
+                    name: name.into(),
+                    circle: None,
+                })
+                .await;
+            let e = r.expect_err(&format!("{who} used {name}"));
+            let text = format!("{e:?}");
+            assert!(
+                !text.contains("hunter2")
+                    && !text.contains("cannot read")
+                    && !text.contains("Incomplete"),
+                "{who} {name}: {text}"
+            );
+        }
+    }
+    let st = admin.persona_status(None).await.unwrap();
+    assert_eq!(st.persona, None, "no persona became active: {st:?}");
+}

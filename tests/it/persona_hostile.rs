@@ -108,6 +108,51 @@ fn cli_check_and_test_refuse_every_hostile_fixture_with_file_and_line() {
     }
 }
 
+/// A persona path that is not a regular file: a FIFO (opening it would block
+/// forever: the CLI, or the daemon's reload of `<home>/personas/`) or a device
+/// such as /dev/zero (its size says 0; reading it would never end).
+#[test]
+fn a_persona_file_that_is_not_a_regular_file_is_refused_at_once() {
+    let home = tmp_path();
+    let dir = tmp_path();
+    let fifo = dir.join("fifo.lua");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    // The identity text beside a good script is read under the same rule.
+    let good = dir.join("good.lua");
+    std::fs::write(
+        &good,
+        "function dispatch(job, mesh) return route.decline('x') end\n",
+    )
+    .unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(dir.join("good.md"))
+        .status()
+        .expect("mkfifo");
+    assert!(st.success());
+    cli_guarded(
+        &home,
+        &["orchestrator", "persona", "check", good.to_str().unwrap()],
+    )
+    .ok();
+    let zero = dir.join("zero.lua");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    for path in [&fifo, &zero] {
+        let path = path.to_str().unwrap();
+        let r = cli_guarded(&home, &["orchestrator", "persona", "check", path]);
+        assert_eq!(r.code, 1, "{path}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("not a regular file"),
+            "{path}: {}{}",
+            r.stdout,
+            r.stderr
+        );
+    }
+}
+
 async fn events_after(d: &Daemon, after: i64) -> Vec<serde_json::Value> {
     d.admin()
         .events(Some(after), None, None)

@@ -100,6 +100,20 @@ async fn one_shot_notify_ask_job_and_self() {
     );
     d.cli(&["--as", "olga", "schedule", "cron", "bob", "61 * * * *", "x"])
         .fails(1, "bad_request");
+    // Cron is 5 fields (minutes up): a seconds (or year) field would let any
+    // peer fire a delivery every second.
+    for every_second in ["* * * * * *", "* * * * * * *", "*/1 * * * * *"] {
+        let r = ScheduleReq {
+            cron: Some(every_second.into()),
+            fire_at: None,
+            ..once("bob", "1m", "x")
+        };
+        assert_eq!(
+            code_of(olga.create_schedule(&r).await),
+            ErrorCode::BadRequest,
+            "{every_second}"
+        );
+    }
     d.cli(&[
         "--as",
         "olga",
