@@ -251,6 +251,38 @@ pub fn events(
     rx
 }
 
+/// Room for one chunk in a stream's queue. While the consumer is behind,
+/// wait for it, but not past the point where the fan-out has outrun the
+/// stream by the buffer's worth of batches (`Err(true)`: drop it) or once
+/// the consumer is gone or the daemon stops (`Err(false)`).
+async fn room<'a>(
+    tx: &'a mpsc::Sender<Bytes>,
+    batches: &broadcast::Receiver<Arc<Batch>>,
+    h: &DaemonHandle,
+    last: i64,
+    mut stopping: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+) -> Result<mpsc::Permit<'a, Bytes>, bool> {
+    match tx.try_reserve() {
+        Ok(p) => return Ok(p),
+        Err(mpsc::error::TrySendError::Closed(())) => return Err(false),
+        Err(mpsc::error::TrySendError::Full(())) => {}
+    }
+    loop {
+        tokio::select! {
+            p = tx.reserve() => return p.map_err(|_| false),
+            _ = tokio::time::sleep(LAG_CHECK) => {
+                // Behind only if something published is not yet queued: a
+                // stream whose catch-up read ahead of the fan-out is not.
+                let published = h.streams.published.load(Ordering::Acquire);
+                if batches.len() >= h.streams.buffer && published > last {
+                    return Err(true);
+                }
+            }
+            _ = &mut stopping => return Err(false),
+        }
+    }
+}
+
 struct Stream {
     h: DaemonHandle,
     circle: Option<String>,
@@ -261,8 +293,13 @@ struct Stream {
 }
 
 impl Stream {
-    /// Send what the log has after `last`. False when the consumer is gone.
-    async fn catch_up(&mut self) -> bool {
+    /// Send what the log has after `last`: `Ok` when done, else how the
+    /// stream ends (`None`: consumer gone or stopping; `Some(missed)`: it
+    /// fell too far behind while its consumer was not reading).
+    async fn catch_up(&mut self) -> Result<(), Option<i64>> {
+        let h = self.h.clone();
+        let stopping = h.stopping();
+        tokio::pin!(stopping);
         loop {
             let page = match self
                 .h
@@ -272,18 +309,22 @@ impl Stream {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::error!(error = %e, "event stream read failed");
-                    return false;
+                    return Err(None);
                 }
             };
             let Some(end) = page.last().map(|e| e.seq) else {
-                return true;
+                return Ok(());
             };
             let mut out = BytesMut::new();
             for e in &page {
                 frame(e, &mut out);
             }
-            if self.tx.send(out.freeze()).await.is_err() {
-                return false;
+            // The same lag rule as for live batches: a backlog read while
+            // writes go on must not wait forever on a consumer that does not read.
+            match room(&self.tx, &self.batches, &self.h, end, stopping.as_mut()).await {
+                Ok(permit) => permit.send(out.freeze()),
+                Err(true) => return Err(Some(self.missed())),
+                Err(false) => return Err(None),
             }
             self.last = end;
         }
@@ -293,8 +334,8 @@ impl Stream {
     /// (`None`), or the stream fell too far behind (`Some(missed)`).
     async fn pump(&mut self) -> Option<i64> {
         use broadcast::error::RecvError;
-        if !self.catch_up().await {
-            return None;
+        if let Err(end) = self.catch_up().await {
+            return end;
         }
         // Made once, not per batch: with hundreds of streams, per-batch timer
         // and watch registrations add up. The keep-alive comment goes every
@@ -306,25 +347,18 @@ impl Stream {
         let keepalive = tokio::time::sleep(KEEPALIVE);
         tokio::pin!(keepalive);
         loop {
-            let permit = match self.tx.try_reserve() {
+            let permit = match room(
+                &self.tx,
+                &self.batches,
+                &self.h,
+                self.last,
+                stopping.as_mut(),
+            )
+            .await
+            {
                 Ok(p) => p,
-                Err(mpsc::error::TrySendError::Closed(())) => return None,
-                // The consumer is behind: wait for room, but not past the
-                // point where the fan-out has outrun this stream.
-                Err(mpsc::error::TrySendError::Full(())) => loop {
-                    tokio::select! {
-                        p = self.tx.reserve() => match p {
-                            Ok(p) => break p,
-                            Err(_) => return None,
-                        },
-                        _ = tokio::time::sleep(LAG_CHECK) => {
-                            if self.batches.len() >= self.h.streams.buffer {
-                                return Some(self.missed());
-                            }
-                        }
-                        _ = &mut stopping => return None,
-                    }
-                },
+                Err(true) => return Some(self.missed()),
+                Err(false) => return None,
             };
             let got = tokio::select! {
                 r = self.batches.recv() => Some(r),
@@ -340,7 +374,12 @@ impl Stream {
                     continue;
                 }
                 Some(Ok(b)) => b,
-                Some(Err(RecvError::Lagged(_))) => return Some(self.missed()),
+                // Batches it never saw: lost to it, unless the log (a
+                // catch-up) already gave it everything they held.
+                Some(Err(RecvError::Lagged(_))) if self.missed() > 0 => {
+                    return Some(self.missed());
+                }
+                Some(Err(RecvError::Lagged(_))) => continue,
                 Some(Err(RecvError::Closed)) => return None,
             };
             if b.last <= self.last {
@@ -349,8 +388,8 @@ impl Stream {
             if b.first <= self.last {
                 // Straddles the end of the backlog: take the rest from the log.
                 drop(permit);
-                if !self.catch_up().await {
-                    return None;
+                if let Err(end) = self.catch_up().await {
+                    return end;
                 }
                 continue;
             }

@@ -344,3 +344,62 @@ async fn a_stream_that_does_not_read_is_dropped_while_writes_go_on() {
     // The daemon is fine, and streams open again.
     assert!(d.healthy().await);
 }
+
+#[tokio::test]
+async fn a_stream_stuck_in_its_backlog_is_dropped_too() {
+    let d = Daemon::start(&[
+        "--stream-buffer",
+        "2",
+        "--max-streams-per-token",
+        "1",
+        "--broadcast-per-minute",
+        "100000",
+        "--body-timeout",
+        "1s",
+    ]);
+    let sender = d.peer("sender", None).await;
+    for i in 0..120 {
+        d.peer_token(&format!("p{i}"), None).await;
+    }
+    // A backlog of some 36,000 events (about 10 MB of frames): more than
+    // the socket buffers hold.
+    for i in 0..300 {
+        let req = BroadcastReq {
+            text: format!("b{i}"),
+            ..Default::default()
+        };
+        sender.broadcast_to(&req).await.unwrap();
+    }
+    let token = d.peer_token("watcher", None).await;
+    // A consumer with a tiny receive window that asks for all of it and
+    // reads nothing: its stream waits in the middle of the backlog.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock.connect(addr(&d).parse().unwrap()).await.unwrap();
+    let req = format!(
+        "GET /v1/events/stream?since=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Writes go on: the fan-out outruns the stream, which is dropped and,
+    // as its consumer does not read its end either, disconnected; its slot
+    // (one per token here) is free again.
+    let freed = async {
+        for i in 0.. {
+            let req = NotifyReq {
+                to: "p0".into(),
+                text: format!("n{i}"),
+                ..Default::default()
+            };
+            sender.notify(&req).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if i % 10 == 9 && open_stream(&d, "/v1/events/stream", &token).await.status() == 200 {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), freed)
+        .await
+        .expect("a stream stuck in its backlog was never dropped");
+    drop(s);
+}
