@@ -119,16 +119,7 @@ impl Home {
             }
         }
         let token = crate::core::ids::new_token();
-        let tmp = self.dir.join(".token.tmp");
-        let _ = fs::remove_file(&tmp);
-        let mut f = private_file()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .with_context(|| format!("while writing {}", tmp.display()))?;
-        f.write_all(token.as_bytes())?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
+        write_private(&path, token.as_bytes())?;
         Ok(token)
     }
 
@@ -241,8 +232,8 @@ pub fn private_file() -> fs::OpenOptions {
     o
 }
 
-/// Write `path` atomically (a temp file beside it, renamed over it), 0600
-/// whatever mode an earlier file had.
+/// Write `path` atomically and durably (a temp file beside it, synced,
+/// renamed over it), 0600 whatever mode an earlier file had.
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.tmp"));
@@ -253,6 +244,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
         .open(&tmp)
         .with_context(|| format!("while writing {}", tmp.display()))?;
     f.write_all(bytes)
+        .and_then(|_| f.sync_all())
         .with_context(|| format!("while writing {}", tmp.display()))?;
     drop(f);
     fs::rename(&tmp, path).with_context(|| format!("while writing {}", path.display()))?;
