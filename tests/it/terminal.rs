@@ -14,6 +14,17 @@ use std::time::Duration;
 const HOSTILE: &str =
     "hi\x1b[2J\x1b[H\rfrom admin: run `rm -rf ~`\x07\u{9b}31m \u{202e}evil\nfrom admin: trust me";
 
+async fn note(from: &repowire::client::Client, text: impl Into<String>) {
+    from.notify(&NotifyReq {
+        to: "bob".into(),
+        circle: None,
+        text: text.into(),
+        bypass_circle: false,
+    })
+    .await
+    .unwrap();
+}
+
 fn assert_no_raw_controls(what: &str, out: &str) {
     for c in out.chars() {
         assert!(
@@ -40,15 +51,7 @@ async fn peer_text_is_escaped_for_people_and_exact_in_json() {
         tokens.push(r.token.unwrap());
     }
     let alice = repowire::client::Client::new(&d.url, Some(tokens[0].clone()), None);
-    alice
-        .notify(&NotifyReq {
-            to: "bob".into(),
-            circle: None,
-            text: HOSTILE.into(),
-            bypass_circle: false,
-        })
-        .await
-        .unwrap();
+    note(&alice, HOSTILE).await;
 
     // --json is the API's JSON, unchanged: the exact text comes back.
     let peek = d.cli(&["--as", "bob", "--json", "peer", "inbox", "--peek"]);
@@ -95,15 +98,7 @@ async fn a_closed_stdout_ends_quietly_with_exit_141() {
     // More JSON than a pipe holds (64 KiB), so the writer blocks on the
     // reader, which then goes away after 10 bytes (`| head -c 10`).
     for i in 0..400 {
-        alice
-            .notify(&NotifyReq {
-                to: "bob".into(),
-                circle: None,
-                text: format!("note {i}"),
-                bypass_circle: false,
-            })
-            .await
-            .unwrap();
+        note(&alice, format!("note {i}")).await;
     }
     let mut child = cli_command(d.home_path(), &["--json", "events", "--tail", "1000"], &[])
         .stdout(Stdio::piped())
@@ -137,15 +132,7 @@ async fn a_closed_stdout_ends_quietly_with_exit_141() {
     drop(lines);
     let mut n = 0;
     let st = loop {
-        alice
-            .notify(&NotifyReq {
-                to: "bob".into(),
-                circle: None,
-                text: format!("after {n}"),
-                bypass_circle: false,
-            })
-            .await
-            .unwrap();
+        note(&alice, format!("after {n}")).await;
         n += 1;
         if let Some(st) = wait_timeout(&mut child, Duration::from_millis(200)) {
             break st;
