@@ -14,6 +14,7 @@ pub mod peer;
 pub mod policy;
 pub mod route;
 pub mod schedule;
+pub mod text;
 pub mod time;
 
 pub use error::{Error, ErrorCode};

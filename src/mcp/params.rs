@@ -8,6 +8,7 @@
 //! The parameters themselves are declared in `args.rs`; the check here runs
 //! before rmcp decodes them, in one place for every tool.
 
+use crate::core::text::edit_distance;
 use serde_json::{Map, Value};
 
 /// repowire 0.17's parameter names that differ from ours: (tool, 0.17 name,
@@ -73,21 +74,6 @@ fn closest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
         .filter(|(d, k)| *d <= (k.chars().count() / 3).max(2))
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
-}
-
-/// Levenshtein distance (names are short: the quadratic cost is nothing).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let swap = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + swap).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// Make a tool's input schema portable and say what it accepts: an

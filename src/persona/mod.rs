@@ -19,6 +19,7 @@ mod vm;
 
 use crate::core::mesh::{JobInput, MeshSnapshot, ReviewInput};
 use crate::core::route::{Entry, Route, RouteLimits, validate};
+use crate::core::text::edit_distance as distance;
 use mlua::{Lua, Value};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex};
@@ -78,21 +79,6 @@ fn locate(msg: &str) -> Option<String> {
         .take_while(char::is_ascii_digit)
         .collect();
     (!digits.is_empty()).then(|| format!("{}.lua:{digits}", &msg[start..at]))
-}
-
-/// Edit distance, for "did you mean" on misspelt entry points.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// A persona's compiled program: its bytecode and what was learnt checking
