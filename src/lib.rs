@@ -1,23 +1,23 @@
 //! repowire: a local coordination mesh for fleets of AI coding agents.
 //!
-//! Layers, arrows pointing down (nothing imports upward):
-//! - [`cli`] — clap commands; thin, translates to one [`client`] call each.
-//! - [`client`] — the one typed client of the daemon's HTTP API.
-//! - [`daemon`] — runtime: boot, HTTP API, background tasks, event bus.
-//! - [`store`] — SQLite: migrations, one module per aggregate, the single writer.
-//! - [`persona`] — the Luau persona host: sandbox, views, routes, fallback.
-//! - [`core`] — domain types and decisions; no I/O.
+//! The root package is the binary's wiring and its two adapters:
+//! - [`cli`] — clap commands; thin, translates to one client call each.
+//! - [`mcp`] — the MCP server for agents; thin, over the same client.
 //!
-//! [`api`] holds the wire types shared by daemon and client; [`home`] the
-//! state directory layout.
+//! The layers live in the workspace's crates (arrows point down; a test reads
+//! `cargo metadata` and fails on any other edge):
+//! `repowire-client` (wire types, the typed client, the home layout) →
+//! `repowire-daemon` (service layer, HTTP handlers, background tasks) →
+//! `repowire-store` (SQLite) and `repowire-persona` (the Luau host) →
+//! `repowire-core` (domain types and decisions; no I/O). They are re-exported
+//! here under their layer names for the binary, the tests and the benches.
 #![forbid(unsafe_code)]
 
-pub mod api;
+pub use repowire_client::{api, client, home};
+pub use repowire_core as core;
+pub use repowire_daemon as daemon;
+pub use repowire_persona as persona;
+pub use repowire_store as store;
+
 pub mod cli;
-pub mod client;
-pub mod core;
-pub mod daemon;
-pub mod home;
 pub mod mcp;
-pub mod persona;
-pub mod store;

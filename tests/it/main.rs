@@ -12,6 +12,7 @@ mod errors;
 mod file_modes;
 mod isolation;
 mod jobs;
+mod layers;
 mod limits;
 mod mcp;
 mod mcp_clients;

@@ -101,8 +101,11 @@ fn routes_in_the_docs_match_the_route_table() {
 /// (a route missing there would answer `internal`).
 #[test]
 fn the_router_matches_the_route_table() {
-    let src =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/daemon/api.rs")).unwrap();
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/daemon/src/api.rs"
+    ))
+    .unwrap();
     let flat: String = src.split_whitespace().collect();
     let mut routed = BTreeSet::new();
     for part in flat.split(".route(\"").skip(1) {

@@ -1,0 +1,21 @@
+//! Domain types and decisions: ids, peers, asks, deliveries, roles, error codes.
+//!
+//! Pure: no I/O, no tokio, no SQL. Everything here is unit-tested inline and
+//! used by the store (to decide) and by the API types (to name things).
+#![forbid(unsafe_code)]
+
+pub mod ask;
+pub mod delivery;
+pub mod error;
+pub mod ids;
+pub mod job;
+pub mod limits;
+pub mod mesh;
+pub mod peer;
+pub mod policy;
+pub mod route;
+pub mod schedule;
+pub mod text;
+pub mod time;
+
+pub use error::{Error, ErrorCode};

@@ -1,0 +1,277 @@
+//! Who is calling, and how errors leave the API.
+//!
+//! The bearer token decides identity: the admin token (optionally acting as
+//! a peer via `X-Repowire-As: NAME[@CIRCLE]`), or a peer token that acts only
+//! as that peer. No request body field can claim an identity. Every error is
+//! mapped to JSON `{code, message}` here, in one place.
+
+use super::DaemonHandle;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use repowire_client::api::{ErrorBody, Validate};
+use repowire_core::error::{Error, ErrorCode};
+use repowire_core::ids::secrets_equal;
+use repowire_core::limits::Checker;
+use repowire_store::PeerRow;
+use serde::de::DeserializeOwned;
+
+/// The header an admin uses to act as a peer.
+pub const AS_HEADER: &str = "x-repowire-as";
+/// The header a peer-token client uses to say which peer it means to be.
+pub const PEER_HEADER: &str = "x-repowire-peer";
+
+/// An error on its way out as JSON.
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if self.0.code == ErrorCode::Internal {
+            tracing::error!(message = %self.0.message, "internal error");
+        }
+        let body = ErrorBody {
+            code: self.0.code.as_str().to_string(),
+            // The one place every error leaves: echoed values are cut here.
+            message: repowire_core::limits::cut_echoes(&self.0.message),
+        };
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The authenticated caller.
+pub enum Caller {
+    Admin,
+    AdminAs(PeerRow),
+    Peer(PeerRow),
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        !matches!(self, Caller::Peer(_))
+    }
+
+    /// The peer this request acts as.
+    pub fn me(&self) -> Result<&PeerRow, Error> {
+        match self {
+            Caller::AdminAs(p) | Caller::Peer(p) => Ok(p),
+            Caller::Admin => Err(Error::new(
+                ErrorCode::IdentityRequired,
+                "this action is done as a peer: use a peer token (REPOWIRE_PEER_TOKEN) or --as NAME with the admin token",
+            )),
+        }
+    }
+
+    /// The peer whose view limits what this caller may read; `None` = admin.
+    pub fn viewer(&self) -> Option<&PeerRow> {
+        match self {
+            Caller::Peer(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), Error> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::forbidden("this needs the admin token"))
+        }
+    }
+
+    /// The circle a read is limited to: a peer token reads only its own
+    /// circle (asking for another is `cross_circle`); admin reads the one
+    /// asked for, or all (`None`).
+    pub fn scope_circle(&self, asked: Option<String>) -> Result<Option<String>, Error> {
+        match (self.viewer(), asked) {
+            (Some(me), Some(a)) if a != me.circle => Err(Error::new(
+                ErrorCode::CrossCircle,
+                format!("{} may only read its own circle {:?}", me.name, me.circle),
+            )),
+            (Some(me), _) => Ok(Some(me.circle.clone())),
+            (None, a) => Ok(a),
+        }
+    }
+
+    /// Resolve a peer this caller names in a read (`?peer=`, a path name):
+    /// a peer token resolves inside its own circle only (another circle is
+    /// `cross_circle`, see `store::circles`); the admin, also acting as a
+    /// peer, reads any circle. Writes resolve names in the store, as the
+    /// acting peer.
+    pub fn resolve_peer_in_caller_circle(
+        &self,
+        h: &DaemonHandle,
+        addr: &str,
+        circle: Option<&str>,
+    ) -> Result<PeerRow, Error> {
+        match self.viewer() {
+            Some(me) => h.store.resolve_peer_for(me, addr, circle),
+            None => h.store.resolve_peer(addr, circle),
+        }
+    }
+
+    /// Check an explicit circle bypass: only admin may ask for one.
+    pub fn bypass(&self, asked: bool) -> Result<bool, Error> {
+        if asked && !self.is_admin() {
+            return Err(Error::forbidden(
+                "only the admin token may bypass circle isolation",
+            ));
+        }
+        Ok(asked)
+    }
+}
+
+fn unauthorized(msg: &str) -> ApiError {
+    ApiError(Error::new(ErrorCode::Unauthorized, msg))
+}
+
+impl FromRequestParts<DaemonHandle> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        h: &DaemonHandle,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?
+            .to_str()
+            .map_err(|_| unauthorized("malformed Authorization header"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .ok_or_else(|| unauthorized("Authorization must be 'Bearer <token>'"))?
+            .trim();
+        if secrets_equal(token, &h.admin_token) {
+            let Some(as_name) = parts.headers.get(AS_HEADER) else {
+                return Ok(Caller::Admin);
+            };
+            let as_name = as_name
+                .to_str()
+                .map_err(|_| ApiError(Error::bad_request("malformed X-Repowire-As header")))?;
+            return Ok(Caller::AdminAs(h.store.resolve_peer(as_name, None)?));
+        }
+        match h.store.peer_by_token(token)? {
+            Some(p) => {
+                // The client may say whom it means to be (REPOWIRE_PEER): a
+                // token of another peer is refused rather than silently used.
+                if let Some(claimed) = parts.headers.get(PEER_HEADER) {
+                    let claimed = claimed.to_str().unwrap_or_default();
+                    let (name, circle) = repowire_core::peer::split_address(claimed);
+                    if name != p.name || circle.is_some_and(|c| c != p.circle) {
+                        return Err(ApiError(Error::new(
+                            ErrorCode::Unauthorized,
+                            format!(
+                                "REPOWIRE_PEER is {claimed:?} but the token belongs to {}@{}",
+                                p.name, p.circle
+                            ),
+                        )));
+                    }
+                }
+                Ok(Caller::Peer(p))
+            }
+            None => Err(unauthorized(
+                "unknown token: not this daemon's admin token nor a registered peer's",
+            )),
+        }
+    }
+}
+
+/// A JSON body whose rejections are coded errors, checked against the
+/// input limits ([`Validate`]) before any handler sees it.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned + Validate> FromRequest<DaemonHandle> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, h: &DaemonHandle) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, h).await {
+            Ok(axum::Json(v)) => {
+                v.validate(&Checker::new(&h.store.policy))?;
+                Ok(Body(v))
+            }
+            Err(rej) => Err(ApiError(json_rejection(rej))),
+        }
+    }
+}
+
+/// A JSON body that may be left out entirely (no body and no
+/// Content-Type): then it is `T::default()`.
+pub struct OptBody<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + Default> FromRequest<DaemonHandle> for OptBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &DaemonHandle) -> Result<Self, Self::Rejection> {
+        let h = req.headers();
+        let empty = !h.contains_key(axum::http::header::CONTENT_TYPE)
+            && h.get(axum::http::header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() == b"0");
+        if empty {
+            return Ok(OptBody(T::default()));
+        }
+        Body::<T>::from_request(req, state)
+            .await
+            .map(|Body(v)| OptBody(v))
+    }
+}
+
+fn json_rejection(rej: JsonRejection) -> Error {
+    match &rej {
+        JsonRejection::BytesRejection(_) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Error::new(
+                ErrorCode::TooLarge,
+                "request body is over the daemon's limit",
+            )
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            Error::bad_request("expected Content-Type: application/json")
+        }
+        _ => Error::bad_request(format!("invalid JSON body: {}", rej.body_text())),
+    }
+}
+
+/// A path parameter whose rejections (e.g. invalid UTF-8) are coded errors.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(rej) => Err(ApiError(Error::bad_request(format!(
+                "invalid path: {}",
+                rej.body_text()
+            )))),
+        }
+    }
+}
+
+/// Query parameters whose rejections are coded errors.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(rej) => Err(ApiError(query_rejection(rej))),
+        }
+    }
+}
+
+fn query_rejection(rej: QueryRejection) -> Error {
+    Error::bad_request(format!("invalid query: {}", rej.body_text()))
+}

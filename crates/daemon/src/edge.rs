@@ -1,0 +1,295 @@
+//! The HTTP edge: what every request must pass before a handler runs.
+//!
+//! Two guards, both answering coded JSON errors like every handler:
+//! - [`guard_head`] (every request, routed or not): the request target and
+//!   the header block are within [`limits`] (`uri_too_long`,
+//!   `headers_too_large`).
+//! - [`guard_route`] (matched routes): [`ROUTES`] says which query
+//!   parameters each route takes and whether it takes a body; an unknown
+//!   parameter, an over-long query value or path parameter, or a body sent
+//!   to a route that takes none is `bad_request`.
+//!
+//! Body fields are checked by the body extractor ([`repowire_client::api::Validate`]).
+//! What hyper refuses itself, before any of this runs, is listed in
+//! `docs/http-api.md` ("Limits").
+
+use super::DaemonHandle;
+use super::auth::ApiError;
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use repowire_core::error::{Error, ErrorCode};
+use repowire_core::limits::{self, Checker};
+
+/// Whether a route takes a JSON body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Takes {
+    /// No body: an empty one or `{}` is accepted, anything else refused.
+    Nothing,
+    /// A JSON body (required or optional: the handler's extractor says).
+    Json,
+}
+
+/// One route: method, path pattern, query parameter names, body.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub query: &'static [&'static str],
+    pub body: Takes,
+}
+
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    query: &'static [&'static str],
+    body: Takes,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        query,
+        body,
+    }
+}
+
+use Takes::{Json, Nothing};
+
+const CIRCLE: &[&str] = &["circle"];
+const EVENTS: &[&str] = &["since", "tail", "limit", "circle"];
+
+/// Every route of the router. A route missing here answers `internal` (a
+/// test sweeps this table against the router and `docs/http-api.md`).
+pub const ROUTES: &[RouteSpec] = &[
+    r("GET", "/health", &[], Nothing),
+    r("POST", "/v1/peers", &[], Json),
+    r("GET", "/v1/peers", CIRCLE, Nothing),
+    r("POST", "/v1/peers/prune", &[], Json),
+    r("GET", "/v1/peers/me", &[], Nothing),
+    r("PATCH", "/v1/peers/me", &[], Json),
+    r("DELETE", "/v1/peers/me", &[], Nothing),
+    r("POST", "/v1/peers/me/heartbeat", &[], Json),
+    r("GET", "/v1/peers/by-name/{name}", CIRCLE, Nothing),
+    r("DELETE", "/v1/peers/by-name/{name}", CIRCLE, Nothing),
+    r("POST", "/v1/roles/orchestrator/claim", &[], Json),
+    r("POST", "/v1/roles/orchestrator/release", &[], Nothing),
+    r("GET", "/v1/orchestrator", CIRCLE, Nothing),
+    r("POST", "/v1/orchestrator/decide", &[], Json),
+    r("POST", "/v1/reviews", &[], Json),
+    r("GET", "/v1/reviews", &["ref", "circle"], Nothing),
+    r("GET", "/v1/reviews/queue", &["peer"], Nothing),
+    r("POST", "/v1/reviews/update", &[], Json),
+    r("POST", "/v1/reviews/mark", &[], Json),
+    r("POST", "/v1/reviews/close", &[], Json),
+    r("POST", "/v1/schedules", &[], Json),
+    r("GET", "/v1/schedules", &["all"], Nothing),
+    r("GET", "/v1/schedules/{id}", &[], Nothing),
+    r("DELETE", "/v1/schedules/{id}", &[], Nothing),
+    r("POST", "/v1/schedules/{id}/pause", &[], Nothing),
+    r("POST", "/v1/schedules/{id}/resume", &[], Nothing),
+    r("POST", "/v1/jobs", &[], Json),
+    r(
+        "GET",
+        "/v1/jobs",
+        &["state", "owner", "assignee", "circle", "limit", "offset"],
+        Nothing,
+    ),
+    r("GET", "/v1/jobs/{id}", &[], Nothing),
+    r("POST", "/v1/jobs/{id}/update", &[], Json),
+    r("POST", "/v1/jobs/{id}/cancel", &[], Json),
+    r("POST", "/v1/jobs/{id}/retry", &[], Nothing),
+    r("POST", "/v1/jobs/{id}/dispatch", &[], Json),
+    r("GET", "/v1/personas", &[], Nothing),
+    r("POST", "/v1/personas/use", &[], Json),
+    r("POST", "/v1/personas/clear", &[], Json),
+    r("GET", "/v1/personas/status", CIRCLE, Nothing),
+    r("POST", "/v1/asks", &[], Json),
+    r("GET", "/v1/asks", &["dir", "open", "limit"], Nothing),
+    r("POST", "/v1/asks/many", &[], Json),
+    r("GET", "/v1/asks/many/{id}", &[], Nothing),
+    r("GET", "/v1/asks/{id}", &[], Nothing),
+    r("GET", "/v1/asks/{id}/wait", &["timeout_ms"], Nothing),
+    r("POST", "/v1/asks/{id}/pickup", &[], Nothing),
+    r("POST", "/v1/asks/{id}/ack", &[], Json),
+    r("POST", "/v1/asks/{id}/decline", &[], Json),
+    r("POST", "/v1/asks/{id}/answer", &[], Json),
+    r("POST", "/v1/asks/{id}/cancel", &[], Nothing),
+    r("POST", "/v1/notify", &[], Json),
+    r("POST", "/v1/broadcast", &[], Json),
+    r("GET", "/v1/inbox", &["limit"], Nothing),
+    r("POST", "/v1/inbox/lease", &[], Json),
+    r("GET", "/v1/inbox/stream", &["max", "lease_ms"], Nothing),
+    r("POST", "/v1/inbox/confirm", &[], Json),
+    r("GET", "/v1/events", EVENTS, Nothing),
+    r("GET", "/v1/events/stream", EVENTS, Nothing),
+    r("GET", "/v1/trace/{id}", &[], Nothing),
+    r("GET", "/v1/doctor", &[], Nothing),
+    r("POST", "/v1/shutdown", &[], Nothing),
+];
+
+/// The spec of a matched route (HEAD is answered by the GET route).
+pub fn spec(method: &Method, path: &str) -> Option<&'static RouteSpec> {
+    let m = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    ROUTES.iter().find(|s| s.method == m && s.path == path)
+}
+
+fn refuse(code: ErrorCode, message: String) -> Response {
+    ApiError(Error::new(code, message)).into_response()
+}
+
+/// The request target and the header block, for every request.
+pub async fn guard_head(req: Request, next: Next) -> Response {
+    let uri = req.uri();
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if target > limits::URI_BYTES {
+        return refuse(
+            ErrorCode::UriTooLong,
+            format!(
+                "the request target is {target} bytes, over the limit of {} bytes",
+                limits::URI_BYTES
+            ),
+        );
+    }
+    let headers = req.headers();
+    if headers.len() > limits::HEADERS {
+        return refuse(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "{} request headers, over the limit of {}",
+                headers.len(),
+                limits::HEADERS
+            ),
+        );
+    }
+    // As on the wire: `name: value\r\n`.
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if size > limits::HEADER_BYTES {
+        return refuse(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the request headers are {size} bytes, over the limit of {} bytes",
+                limits::HEADER_BYTES
+            ),
+        );
+    }
+    next.run(req).await
+}
+
+/// A body-less route reads at most this much before refusing the body.
+const NO_BODY_PEEK: usize = 64;
+
+/// Query names, query values, path parameters and body presence of a
+/// matched route.
+pub async fn guard_route(
+    State(h): State<DaemonHandle>,
+    matched: MatchedPath,
+    params: Result<RawPathParams, RawPathParamsRejection>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(spec) = spec(req.method(), matched.as_str()) else {
+        return refuse(
+            ErrorCode::Internal,
+            format!(
+                "{} {} is missing from the route table (daemon::edge::ROUTES)",
+                req.method(),
+                matched.as_str()
+            ),
+        );
+    };
+    if let Err(e) = check_query(spec, req.uri()) {
+        return ApiError(e).into_response();
+    }
+    // Unreadable parameters (bad UTF-8) are left to the handler's extractor.
+    if let Ok(params) = params {
+        for (name, value) in &params {
+            let c = Checker::new(&h.store.policy);
+            let checked = match name {
+                "name" => c.address("peer name", value),
+                _ => c.id(name, value),
+            };
+            if let Err(e) = checked {
+                return ApiError(e).into_response();
+            }
+        }
+    }
+    if spec.body == Takes::Nothing {
+        match empty_body(req, spec).await {
+            Ok(req) => next.run(req).await,
+            Err(e) => ApiError(e).into_response(),
+        }
+    } else {
+        next.run(req).await
+    }
+}
+
+fn check_query(spec: &RouteSpec, uri: &axum::http::Uri) -> Result<(), Error> {
+    if uri.query().is_none_or(str::is_empty) {
+        return Ok(());
+    }
+    let pairs = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map_err(|e| Error::bad_request(format!("invalid query: {}", e.body_text())))?
+        .0;
+    for (name, value) in &pairs {
+        if !spec.query.contains(&name.as_str()) {
+            let takes = if spec.query.is_empty() {
+                "it takes no query parameters".to_string()
+            } else {
+                format!("it takes {}", spec.query.join(", "))
+            };
+            return Err(Error::bad_request(format!(
+                "unknown query parameter {name:?} for {} {}: {takes}",
+                spec.method, spec.path
+            )));
+        }
+        if value.len() > limits::QUERY_VALUE_BYTES {
+            return Err(Error::bad_request(format!(
+                "query parameter {name} is {} bytes, over the limit of {} bytes",
+                value.len(),
+                limits::QUERY_VALUE_BYTES
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Let a body-less request through only with no body or `{}` (what
+/// clients send to a POST without fields), passing on an empty body.
+async fn empty_body(req: Request, spec: &RouteSpec) -> Result<Request, Error> {
+    let refuse = |why: &str| {
+        Error::bad_request(format!(
+            "{} {} takes no body: {why}",
+            spec.method, spec.path
+        ))
+    };
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > NO_BODY_PEEK as u64) {
+        return Err(refuse("send none, or {}"));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, NO_BODY_PEEK)
+        .await
+        .map_err(|_| refuse("send none, or {}"))?;
+    let text = String::from_utf8_lossy(&bytes);
+    if !text.trim().is_empty() {
+        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text) {
+            Ok(m) if m.is_empty() => {}
+            Ok(_) => return Err(refuse("send none, or {}")),
+            Err(e) => return Err(refuse(&format!("not JSON ({e})"))),
+        }
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::empty()))
+}

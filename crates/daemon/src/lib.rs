@@ -1,0 +1,247 @@
+//! The daemon runtime: boot, the shared handle, the HTTP API, background tasks.
+//!
+//! Lifecycle: [`start`] takes the home's lock, opens the store, binds the
+//! listener, writes `daemon.json`, spawns the background tasks and serves
+//! until [`Running::stop`] (or `POST /v1/shutdown`, or a signal via
+//! [`run_until_signal`]). Nothing here decides domain rules; those live in
+//! `core` and `store`.
+#![forbid(unsafe_code)]
+
+mod api;
+mod auth;
+pub mod edge;
+mod jobs;
+mod observe;
+mod persona_host;
+mod personas;
+mod poll;
+mod reviews;
+mod scheduler;
+mod serve;
+mod streams;
+mod tasks;
+
+pub use serve::NetLimits;
+
+use anyhow::{Context, Result, bail};
+use repowire_client::home::{DaemonRecord, Home};
+use repowire_core::policy::Policy;
+use repowire_core::time::now_ms;
+use repowire_store::Store;
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How the daemon is configured (flags of `repowire daemon`).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub home: Home,
+    pub listen: SocketAddr,
+    pub allow_remote: bool,
+    pub policy: Policy,
+    /// How often background tasks (ghosts, reminders, expiry, retention) run.
+    pub tick: Duration,
+    /// Persona budgets (memory, time per call).
+    pub persona_limits: repowire_persona::Limits,
+    /// Connection and stream limits.
+    pub net: NetLimits,
+}
+
+/// The daemon's state: one cheap `Clone` handle.
+#[derive(Clone)]
+pub struct DaemonHandle(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub admin_token: String,
+    pub url: String,
+    pub home: Home,
+    pub started_at_ms: i64,
+    pub personas: personas::PersonaHost,
+    /// Woken when schedules change, so the scheduler re-reads the next due time.
+    pub schedules_changed: tokio::sync::Notify,
+    /// Connection and stream limits.
+    pub net: NetLimits,
+    /// Event fan-out to streams, and open-stream counts.
+    streams: streams::Streams,
+    shutdown: watch::Sender<bool>,
+    broadcasts: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl std::ops::Deref for DaemonHandle {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl DaemonHandle {
+    pub fn request_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Whether shutdown was requested.
+    pub fn shutdown_flag(&self) -> tokio::sync::watch::Ref<'_, bool> {
+        self.shutdown.borrow()
+    }
+
+    /// Resolves once shutdown was requested: long-polls and streams select on
+    /// it so a graceful stop never waits for them.
+    pub async fn stopping(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+
+    /// Give back the slot of a broadcast that was refused after counting.
+    pub fn refund_broadcast(&self, peer_id: &str) {
+        let mut map = self.broadcasts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(q) = map.get_mut(peer_id) {
+            q.pop_back();
+        }
+    }
+
+    /// Count a broadcast by `peer_id` against the per-minute limit.
+    pub fn allow_broadcast(&self, peer_id: &str) -> bool {
+        let limit = self.store.policy.broadcast_per_minute as usize;
+        let now = Instant::now();
+        let mut map = self.broadcasts.lock().unwrap_or_else(|p| p.into_inner());
+        let q = map.entry(peer_id.to_string()).or_default();
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
+            q.pop_front();
+        }
+        if q.len() >= limit {
+            return false;
+        }
+        q.push_back(now);
+        true
+    }
+}
+
+/// A daemon started in this process.
+pub struct Running {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub handle: DaemonHandle,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    tasks: tokio::task::JoinHandle<()>,
+    _watcher: Box<dyn Send>,
+    _lock: File,
+}
+
+impl Running {
+    /// Resolve when a shutdown was requested (API or [`Running::stop`]).
+    pub async fn shutdown_requested(&self) {
+        self.handle.stopping().await
+    }
+
+    /// Stop serving, finish in-flight requests, clear the record.
+    pub async fn stop(self) -> Result<()> {
+        self.handle.request_shutdown();
+        let res = self.server.await;
+        self.tasks.abort();
+        if let Err(e) = self.handle.store.checkpoint(true) {
+            tracing::warn!(error = %e, "final WAL checkpoint failed");
+        }
+        self.handle.home.clear_record(std::process::id());
+        res.context("server task")?.context("server")?;
+        Ok(())
+    }
+}
+
+fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// Boot the daemon and serve in the background of this runtime.
+pub async fn start(cfg: Config) -> Result<Running> {
+    if !cfg.allow_remote && !is_loopback(&cfg.listen) {
+        bail!(
+            "refusing to listen on {}: not a loopback address (pass --allow-remote to expose the daemon beyond this machine)",
+            cfg.listen
+        );
+    }
+    cfg.home.ensure_dir()?;
+    let lock = cfg.home.open_lock()?;
+    if lock.try_lock().is_err() {
+        let at = cfg
+            .home
+            .read_record()
+            .map(|r| format!(" (pid {}, {})", r.pid, r.url))
+            .unwrap_or_default();
+        bail!(
+            "another repowire daemon is already running with home {}{at}",
+            cfg.home.dir.display()
+        );
+    }
+    let admin_token = cfg.home.ensure_token()?;
+    let store = Store::open(&cfg.home.db(), cfg.policy.clone())
+        .map_err(anyhow::Error::new)
+        .context("while opening the store")?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("while binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}");
+    let (shutdown, _) = watch::channel(false);
+    let handle = DaemonHandle(Arc::new(Inner {
+        store,
+        admin_token,
+        url: url.clone(),
+        home: cfg.home.clone(),
+        started_at_ms: now_ms(),
+        personas: personas::PersonaHost::new(cfg.home.dir.clone(), cfg.persona_limits.clone()),
+        schedules_changed: tokio::sync::Notify::new(),
+        net: cfg.net.clone(),
+        streams: streams::Streams::new(cfg.net.max_streams_per_token, cfg.net.stream_buffer),
+        shutdown,
+        broadcasts: Mutex::new(HashMap::new()),
+    }));
+    cfg.home.write_record(&DaemonRecord {
+        url: url.clone(),
+        pid: std::process::id(),
+        started_at_ms: handle.started_at_ms,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    })?;
+    personas::load_active(&handle);
+    let watcher =
+        personas::watch(handle.clone()).context("while watching the personas directory")?;
+    let tasks = tokio::spawn(tasks::run(handle.clone(), cfg.tick));
+    tokio::spawn(observe::run(handle.clone()));
+    tokio::spawn(scheduler::run(handle.clone()));
+    tokio::spawn(streams::run(handle.clone()));
+    let app = api::router(handle.clone());
+    let server = tokio::spawn(serve::serve(listener, app, handle.clone(), cfg.net.clone()));
+    tracing::info!(%url, home = %cfg.home.dir.display(), "repowire daemon listening");
+    Ok(Running {
+        url,
+        addr,
+        handle,
+        server,
+        tasks,
+        _watcher: Box::new(watcher),
+        _lock: lock,
+    })
+}
+
+/// Run until SIGTERM, SIGINT or an API shutdown, then stop gracefully.
+pub async fn run_until_signal(cfg: Config) -> Result<()> {
+    // Handlers first: a SIGTERM that arrives as soon as daemon.json exists
+    // must still mean a graceful stop.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let running = start(cfg).await?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        _ = running.shutdown_requested() => tracing::info!("shutdown requested over the API"),
+    }
+    running.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}

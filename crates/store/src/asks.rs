@@ -1,0 +1,612 @@
+//! Asks and ask groups: create, move through the state machine (one
+//! compare-and-swap per move), reminders, expiry, and ends for removed peers.
+
+use super::deliveries::{NewDelivery, drop_for_ask, enqueue, settle_for_ask, target};
+use super::peers::{PeerRow, by_id, must};
+use super::{NewEvent, Store, Tx, parse_col};
+use repowire_client::api::{
+    AskInfo, AskManyEntry, AskManyReq, AskManyResp, AskManyResult, AskReq, AskResp,
+};
+use repowire_core::ask::{AskAction, AskState};
+use repowire_core::delivery::DeliveryKind;
+use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::ids::{IdKind, new_id};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+use std::collections::HashSet;
+
+macro_rules! cols {
+    () => {
+        "id, parent_id, from_peer, from_name, to_peer, to_name, circle, text, state, \
+                    answer, ack_message, created_ms, updated_ms, expires_ms, reminded_ms, closed_ms, reply_to, job_id"
+    };
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<AskInfo> {
+    Ok(AskInfo {
+        correlation_id: r.get(0)?,
+        parent_id: r.get(1)?,
+        from_peer_id: r.get(2)?,
+        from: r.get(3)?,
+        to_peer_id: r.get(4)?,
+        to: r.get(5)?,
+        circle: r.get(6)?,
+        text: r.get(7)?,
+        state: parse_col(r.get(8)?, AskState::parse)?,
+        answer: r.get(9)?,
+        ack_message: r.get(10)?,
+        created_at_ms: r.get(11)?,
+        updated_at_ms: r.get(12)?,
+        expires_at_ms: r.get(13)?,
+        reminded_at_ms: r.get(14)?,
+        closed_at_ms: r.get(15)?,
+        reply_to: r.get(16)?,
+        job_id: r.get(17)?,
+    })
+}
+
+fn get(c: &Connection, id: &str) -> Result<AskInfo> {
+    c.prepare_cached(concat!("SELECT ", cols!(), " FROM asks WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
+}
+
+/// Why `who`, not a party to `a`, is refused: `cross_circle` when it is in
+/// another circle than the ask, else `forbidden`.
+fn outsider(a: &AskInfo, who: &PeerRow, forbidden: Error) -> Error {
+    if who.circle == a.circle || who.id == a.from_peer_id || who.id == a.to_peer_id {
+        forbidden
+    } else {
+        super::circles::refused(format!(
+            "ask {} belongs to circle {:?}, and {} is in circle {:?}",
+            a.correlation_id, a.circle, who.name, who.circle
+        ))
+    }
+}
+
+fn check_id(id: &str, kind: IdKind) -> Result<()> {
+    if IdKind::of(id) == Some(kind) {
+        Ok(())
+    } else {
+        let code = if kind == IdKind::Ask {
+            ErrorCode::UnknownAsk
+        } else {
+            ErrorCode::NotFound
+        };
+        Err(Error::new(
+            code,
+            format!("{id:?} is not a valid {}- id", kind.prefix()),
+        ))
+    }
+}
+
+fn ask_event(t: &mut Tx<'_>, kind: &str, a: &AskInfo, payload: serde_json::Value) -> Result<()> {
+    t.event(NewEvent {
+        kind,
+        subject: &a.correlation_id,
+        related: a.parent_id.as_deref(),
+        circle: Some(&a.circle),
+        payload,
+    })
+}
+
+/// Compare-and-swap the state: `UPDATE … WHERE state IN (allowed)`. Returns
+/// the ask after the move, or `invalid_state` naming where it actually is.
+fn cas(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<AskInfo> {
+    let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
+    let target = action.target();
+    let closed = target.is_terminal().then_some(t.now);
+    let n = t
+        .conn()
+        .prepare_cached(
+            "UPDATE asks SET state = ?2, updated_ms = ?3, closed_ms = COALESCE(?4, closed_ms)
+             WHERE id = ?1 AND state IN (SELECT value FROM json_each(?5))",
+        )?
+        .execute(params![
+            id,
+            target.as_str(),
+            t.now,
+            closed,
+            serde_json::to_string(&allowed)?
+        ])?;
+    let a = get(t.conn(), id)?;
+    if n == 0 {
+        action.apply(id, a.state)?;
+    }
+    Ok(a)
+}
+
+/// A move that is skipped quietly when the ask is already past it (used when
+/// a delivery confirmation arrives after the ask moved on).
+pub(super) fn transition_quiet(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<()> {
+    match cas(t, id, action) {
+        Ok(a) => ask_event(t, &format!("ask_{}", a.state), &a, json!({"to": a.to})),
+        Err(e) if e.code == ErrorCode::InvalidState => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) fn create_in(
+    t: &mut Tx<'_>,
+    from: &PeerRow,
+    to: &PeerRow,
+    text: &str,
+    timeout_ms: i64,
+    parent: Option<&str>,
+    reply_to: Option<&str>,
+) -> Result<AskResp> {
+    if to.id == from.id {
+        return Err(Error::bad_request(format!(
+            "{} cannot ask itself",
+            from.name
+        )));
+    }
+    let id = new_id(IdKind::Ask, t.now);
+    t.conn()
+        .prepare_cached(
+            "INSERT INTO asks (id, parent_id, from_peer, from_name, to_peer, to_name, circle, text,
+               state, created_ms, updated_ms, expires_ms, reply_to)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            id,
+            parent,
+            from.id,
+            from.name,
+            to.id,
+            to.name,
+            to.circle,
+            text,
+            t.now,
+            t.now + timeout_ms,
+            reply_to
+        ])?;
+    let queued_offline = !to.reachable(t.now, t.policy.stale_after_ms);
+    let a = get(t.conn(), &id)?;
+    ask_event(
+        t,
+        "ask_queued",
+        &a,
+        json!({"from": from.name, "to": to.name, "expires_at_ms": a.expires_at_ms, "recipient_offline": queued_offline, "reply_to": reply_to}),
+    )?;
+    let delivery_id = enqueue(
+        t,
+        NewDelivery {
+            to,
+            from: Some(from),
+            kind: DeliveryKind::Ask,
+            ask_id: Some(&id),
+            job_id: None,
+            text,
+        },
+    )?;
+    Ok(AskResp {
+        ask: a,
+        delivery_id,
+        queued_offline,
+    })
+}
+
+fn timeout(policy_default: i64, req: Option<u64>) -> Result<i64> {
+    match req {
+        None => Ok(policy_default),
+        Some(0) => Err(Error::bad_request("timeout_ms must be positive")),
+        Some(ms) if ms > 30 * 86_400_000 => Err(Error::bad_request("timeout_ms is over 30 days")),
+        Some(ms) => Ok(ms as i64),
+    }
+}
+
+/// Withdraw an ended ask's undelivered copies; if the recipient may already
+/// have seen it, send it a notice saying why (so a late answer is no surprise).
+fn withdraw(t: &mut Tx<'_>, a: &AskInfo, why: &str) -> Result<()> {
+    let seen = drop_for_ask(t, &a.correlation_id)?;
+    if seen && let Some(rcpt) = by_id(t.conn(), &a.to_peer_id)? {
+        enqueue(
+            t,
+            NewDelivery {
+                to: &rcpt,
+                from: None,
+                kind: DeliveryKind::System,
+                ask_id: Some(&a.correlation_id),
+                job_id: None,
+                text: &format!(
+                    "Ask {} from {} is withdrawn: {why}. No answer is needed.",
+                    a.correlation_id, a.from
+                ),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// End the open asks of a peer being removed: asks to it fail, asks from it
+/// are canceled.
+pub(super) fn end_for_removed_peer(t: &mut Tx<'_>, p: &PeerRow) -> Result<()> {
+    let ids: Vec<(String, bool)> = t
+        .conn()
+        .prepare_cached(
+            "SELECT id, to_peer = ?1 FROM asks
+             WHERE (to_peer = ?1 OR from_peer = ?1) AND state IN ('queued','delivered','picked_up')",
+        )?
+        .query_map([&p.id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, to_them) in ids {
+        let (action, why) = if to_them {
+            (AskAction::Fail, "recipient unregistered")
+        } else {
+            (AskAction::Cancel, "asker unregistered")
+        };
+        let a = cas(t, &id, action)?;
+        if to_them {
+            drop_for_ask(t, &id)?;
+        } else {
+            withdraw(t, &a, why)?;
+        }
+        ask_event(
+            t,
+            &format!("ask_{}", a.state),
+            &a,
+            json!({"why": why, "peer": p.name}),
+        )?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn ask(&self, from_id: &str, req: &AskReq, bypass: bool) -> Result<AskResp> {
+        self.policy.check_text("question", &req.text)?;
+        let timeout_ms = timeout(self.policy.ask_timeout_ms, req.timeout_ms)?;
+        self.write(|t| {
+            let from = must(t.conn(), from_id)?;
+            let to = target(t.conn(), &from, &req.to, req.circle.as_deref(), bypass)?;
+            if let Some(r) = req.reply_to.as_deref() {
+                check_id(r, IdKind::Ask)?;
+                let prior = get(t.conn(), r)?;
+                if prior.from_peer_id != from.id && prior.to_peer_id != from.id {
+                    let no = Error::forbidden(format!(
+                        "reply_to {r}: {} neither sent nor received that ask",
+                        from.name
+                    ));
+                    return Err(outsider(&prior, &from, no));
+                }
+            }
+            create_in(
+                t,
+                &from,
+                &to,
+                &req.text,
+                timeout_ms,
+                None,
+                req.reply_to.as_deref(),
+            )
+        })
+    }
+
+    pub fn ask_many(&self, from_id: &str, req: &AskManyReq, bypass: bool) -> Result<AskManyResp> {
+        self.policy.check_text("question", &req.text)?;
+        let timeout_ms = timeout(self.policy.ask_timeout_ms, req.timeout_ms)?;
+        if req.to.is_empty() {
+            return Err(Error::bad_request("ask-many needs at least one peer"));
+        }
+        if req.to.len() > self.policy.max_fanout {
+            return Err(Error::bad_request(format!(
+                "{} peers named; ask-many reaches at most {} (max_fanout)",
+                req.to.len(),
+                self.policy.max_fanout
+            )));
+        }
+        let mut seen = HashSet::new();
+        for n in &req.to {
+            if !seen.insert(n) {
+                return Err(Error::bad_request(format!("{n:?} is named twice")));
+            }
+        }
+        self.write(|t| {
+            let from = must(t.conn(), from_id)?;
+            let parent = new_id(IdKind::AskGroup, t.now);
+            t.conn()
+                .prepare_cached(
+                    "INSERT INTO ask_groups (id, from_peer, circle, text, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![parent, from.id, from.circle, req.text, t.now])?;
+            t.event(NewEvent {
+                kind: "ask_many_created",
+                subject: &parent,
+                related: None,
+                circle: Some(&from.circle),
+                payload: json!({"from": from.name, "to": req.to}),
+            })?;
+            let mut asks = Vec::with_capacity(req.to.len());
+            let mut seen_ids = HashSet::new();
+            for addr in &req.to {
+                let to = target(t.conn(), &from, addr, req.circle.as_deref(), bypass)?;
+                if !seen_ids.insert(to.id.clone()) {
+                    return Err(Error::bad_request(format!(
+                        "{addr:?} names {} again",
+                        to.name
+                    )));
+                }
+                asks.push(create_in(t, &from, &to, &req.text, timeout_ms, Some(&parent), None)?);
+            }
+            Ok(AskManyResp {
+                parent_id: parent,
+                asks,
+            })
+        })
+    }
+
+    /// Who answered what, and who is still open. Only the asker (or admin).
+    pub fn ask_many_result(&self, parent_id: &str, caller: Option<&str>) -> Result<AskManyResult> {
+        check_id(parent_id, IdKind::AskGroup)?;
+        self.read(|c| {
+            let (from_peer, text): (String, String) = c
+                .prepare_cached("SELECT from_peer, text FROM ask_groups WHERE id = ?1")?
+                .query_row([parent_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .ok_or_else(|| {
+                    Error::new(ErrorCode::NotFound, format!("no ask group {parent_id}"))
+                })?;
+            if let Some(p) = caller
+                && p != from_peer
+            {
+                let no = Error::forbidden("only the asker may read an ask-many result");
+                let circle: String = c
+                    .prepare_cached("SELECT circle FROM ask_groups WHERE id = ?1")?
+                    .query_row([parent_id], |r| r.get(0))?;
+                return Err(match by_id(c, p)? {
+                    Some(me) if me.circle != circle => super::circles::refused(format!(
+                        "ask group {parent_id} belongs to circle {circle:?}, and {} is in circle {:?}",
+                        me.name, me.circle
+                    )),
+                    _ => no,
+                });
+            }
+            let asks: Vec<AskInfo> = c
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM asks WHERE parent_id = ?1 ORDER BY to_name"
+                ))?
+                .query_map([parent_id], from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            let open: Vec<String> = asks
+                .iter()
+                .filter(|a| !a.state.is_terminal())
+                .map(|a| a.to.clone())
+                .collect();
+            Ok(AskManyResult {
+                parent_id: parent_id.to_string(),
+                text,
+                done: open.is_empty(),
+                open,
+                entries: asks
+                    .into_iter()
+                    .map(|a| AskManyEntry {
+                        peer: a.to,
+                        correlation_id: a.correlation_id,
+                        state: a.state,
+                        answer: a.answer,
+                    })
+                    .collect(),
+            })
+        })
+    }
+
+    /// An ask, visible to its asker, its recipient or admin (`caller` None).
+    pub fn get_ask(&self, id: &str, caller: Option<&str>) -> Result<AskInfo> {
+        check_id(id, IdKind::Ask)?;
+        self.read(|c| {
+            let a = get(c, id)?;
+            if let Some(p) = caller
+                && p != a.from_peer_id
+                && p != a.to_peer_id
+            {
+                let no = Error::forbidden(format!("ask {id} is between {} and {}", a.from, a.to));
+                return Err(match by_id(c, p)? {
+                    Some(me) => outsider(&a, &me, no),
+                    None => no,
+                });
+            }
+            Ok(a)
+        })
+    }
+
+    /// Asks a peer sent and/or received, newest first.
+    pub fn list_asks(
+        &self,
+        peer_id: &str,
+        sent: bool,
+        received: bool,
+        open_only: bool,
+        limit: u32,
+    ) -> Result<Vec<AskInfo>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM asks
+                 WHERE ((?2 AND from_peer = ?1) OR (?3 AND to_peer = ?1))
+                   AND (NOT ?4 OR state IN ('queued','delivered','picked_up','answered'))
+                 ORDER BY created_ms DESC, id DESC LIMIT ?5"
+            ))?
+            .query_map(params![peer_id, sent, received, open_only, limit], from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// The recipient picks up, acks or answers; the asker cancels.
+    pub fn act_on_ask(
+        &self,
+        id: &str,
+        actor_id: &str,
+        action: AskAction,
+        text: Option<&str>,
+    ) -> Result<AskInfo> {
+        check_id(id, IdKind::Ask)?;
+        if let Some(text) = text {
+            self.policy.check_text("text", text)?;
+        }
+        self.write(|t| {
+            let before = get(t.conn(), id)?;
+            let actor = must(t.conn(), actor_id)?;
+            let (must_be, who) = match action {
+                AskAction::Cancel => (&before.from_peer_id, "asker"),
+                _ => (&before.to_peer_id, "recipient"),
+            };
+            if &actor.id != must_be {
+                let no = Error::forbidden(format!(
+                    "only the {who} of ask {id} may do that ({} asked {})",
+                    before.from, before.to
+                ));
+                return Err(outsider(&before, &actor, no));
+            }
+            let mut a = cas(t, id, action)?;
+            if action != AskAction::Cancel {
+                settle_for_ask(t, id, &a.circle)?;
+            }
+            match action {
+                AskAction::Answer => {
+                    let text = text.unwrap_or_default();
+                    t.conn()
+                        .prepare_cached("UPDATE asks SET answer = ?2 WHERE id = ?1")?
+                        .execute(params![id, text])?;
+                    a.answer = Some(text.to_string());
+                    ask_event(
+                        t,
+                        "ask_answered",
+                        &a,
+                        json!({"by": actor.name, "answer_bytes": text.len()}),
+                    )?;
+                    a = cas(t, id, AskAction::Close)?;
+                    ask_event(t, "ask_closed", &a, json!({"by": actor.name}))?;
+                    if let Some(asker) = by_id(t.conn(), &a.from_peer_id)? {
+                        enqueue(
+                            t,
+                            NewDelivery {
+                                to: &asker,
+                                from: Some(&actor),
+                                kind: DeliveryKind::Reply,
+                                ask_id: Some(id),
+                                job_id: None,
+                                text,
+                            },
+                        )?;
+                    }
+                }
+                AskAction::Ack => {
+                    t.conn()
+                        .prepare_cached("UPDATE asks SET ack_message = ?2 WHERE id = ?1")?
+                        .execute(params![id, text])?;
+                    a.ack_message = text.map(str::to_string);
+                    ask_event(
+                        t,
+                        "ask_closed",
+                        &a,
+                        json!({"by": actor.name, "ack_message_bytes": text.map(str::len)}),
+                    )?;
+                    if let (Some(msg), Some(asker)) = (text, by_id(t.conn(), &a.from_peer_id)?) {
+                        enqueue(
+                            t,
+                            NewDelivery {
+                                to: &asker,
+                                from: Some(&actor),
+                                kind: DeliveryKind::Reply,
+                                ask_id: Some(id),
+                                job_id: None,
+                                text: msg,
+                            },
+                        )?;
+                    }
+                }
+                AskAction::Cancel => {
+                    ask_event(t, "ask_canceled", &a, json!({"by": actor.name}))?;
+                    withdraw(t, &a, &format!("{} canceled it", actor.name))?;
+                }
+                _ => ask_event(
+                    t,
+                    &format!("ask_{}", a.state),
+                    &a,
+                    json!({"by": actor.name}),
+                )?,
+            }
+            Ok(a)
+        })
+    }
+
+    /// Expire open asks past their timeout. Returns how many.
+    pub fn expire_due(&self) -> Result<usize> {
+        let now = repowire_core::time::now_ms();
+        let due = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT COUNT(*) FROM asks WHERE state IN ('queued','delivered','picked_up') AND expires_ms <= ?1",
+            )?
+            .query_row([now], |r| r.get::<_, i64>(0))?)
+        })?;
+        if due == 0 {
+            return Ok(0);
+        }
+        self.write(|t| {
+            let ids: Vec<String> = t
+                .conn()
+                .prepare_cached(
+                    "SELECT id FROM asks WHERE state IN ('queued','delivered','picked_up') AND expires_ms <= ?1",
+                )?
+                .query_map([t.now], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for id in &ids {
+                let a = cas(t, id, AskAction::Expire)?;
+                withdraw(t, &a, "it expired")?;
+                ask_event(t, "ask_expired", &a, json!({"to": a.to, "expires_at_ms": a.expires_at_ms}))?;
+            }
+            Ok(ids.len())
+        })
+    }
+
+    /// Re-deliver, once, asks still not picked up after `reminder_after`.
+    pub fn remind_due(&self) -> Result<usize> {
+        let cutoff = repowire_core::time::now_ms() - self.policy.reminder_after_ms;
+        const DUE: &str = "SELECT id, to_peer, from_peer, text FROM asks
+             WHERE state IN ('queued','delivered') AND reminded_ms IS NULL AND created_ms <= ?1";
+        let any = self.read(|c| Ok(c.prepare_cached(DUE)?.exists([cutoff])?))?;
+        if !any {
+            return Ok(0);
+        }
+        self.write(|t| {
+            let due: Vec<(String, String, String, String)> = t
+                .conn()
+                .prepare_cached(DUE)?
+                .query_map([cutoff], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, to_id, from_id, text) in &due {
+                t.conn()
+                    .prepare_cached("UPDATE asks SET reminded_ms = ?2 WHERE id = ?1")?
+                    .execute(params![id, t.now])?;
+                let (Some(to), from) = (by_id(t.conn(), to_id)?, by_id(t.conn(), from_id)?) else {
+                    continue;
+                };
+                let dlv = enqueue(
+                    t,
+                    NewDelivery {
+                        to: &to,
+                        from: from.as_ref(),
+                        kind: DeliveryKind::Reminder,
+                        ask_id: Some(id),
+                        job_id: None,
+                        text,
+                    },
+                )?;
+                let a = get(t.conn(), id)?;
+                ask_event(
+                    t,
+                    "ask_reminded",
+                    &a,
+                    json!({"to": to.name, "delivery_id": dlv}),
+                )?;
+            }
+            Ok(due.len())
+        })
+    }
+}

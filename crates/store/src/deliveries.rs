@@ -1,0 +1,446 @@
+//! Deliveries: durable per-peer messages (asks, replies, notifies,
+//! broadcasts, reminders, system notices), leased out and confirmed.
+
+use super::peers::{PeerRow, must};
+use super::{NewEvent, Store, Tx, parse_col};
+use repowire_client::api::{BroadcastReq, BroadcastResp, DeliveryInfo, NotifyReq, NotifyResp};
+use repowire_core::ask::AskAction;
+use repowire_core::delivery::{DeliveryKind, DeliveryState};
+use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::ids::{IdKind, new_id};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+
+/// A delivery to append.
+pub(super) struct NewDelivery<'a> {
+    pub to: &'a PeerRow,
+    pub from: Option<&'a PeerRow>,
+    pub kind: DeliveryKind,
+    pub ask_id: Option<&'a str>,
+    /// The job the delivery is about, if any.
+    pub job_id: Option<&'a str>,
+    pub text: &'a str,
+}
+
+/// Append a delivery (and its event). Asks, notes and broadcasts are refused
+/// when the recipient's inbox is full; replies, reminders and notices the
+/// daemon owes are never refused (a full inbox must not block an answer or a
+/// role takeover).
+pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
+    let capped = matches!(
+        d.kind,
+        DeliveryKind::Ask | DeliveryKind::Notify | DeliveryKind::Broadcast
+    );
+    let pending: i64 = if !capped {
+        0
+    } else {
+        t.conn()
+            .prepare_cached("SELECT pending FROM inbox_counts WHERE peer_id = ?1")?
+            .query_row([&d.to.id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0)
+    };
+    if pending >= t.policy.max_pending_per_peer {
+        return Err(Error::new(
+            ErrorCode::InboxFull,
+            format!(
+                "{} has {pending} undelivered messages, the limit (max_pending_per_peer); it must drain its inbox first",
+                d.to.name
+            ),
+        ));
+    }
+    let id = new_id(IdKind::Delivery, t.now);
+    t.conn()
+        .prepare_cached(
+            "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
+               text, state, created_ms, job_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)",
+        )?
+        .execute(params![
+            id,
+            d.to.id,
+            d.from.map(|f| &f.id),
+            d.from.map(|f| &f.name),
+            d.from.map(|f| &f.circle),
+            d.kind.as_str(),
+            d.ask_id,
+            d.text,
+            t.now,
+            d.job_id
+        ])?;
+    t.event(NewEvent {
+        kind: "delivery_queued",
+        subject: &id,
+        related: d.ask_id,
+        circle: Some(&d.to.circle),
+        payload: json!({
+            "to": d.to.name, "to_peer_id": d.to.id, "from": d.from.map(|f| &f.name),
+            "kind": d.kind,
+        }),
+    })?;
+    Ok(id)
+}
+
+macro_rules! cols {
+    () => {
+        "id, seq, kind, from_name, from_circle, ask_id, text, state, attempts, \
+                    created_ms, lease_until_ms, \
+                    COALESCE(job_id, (SELECT a.job_id FROM asks a WHERE a.id = deliveries.ask_id)), \
+                    (SELECT a.reply_to FROM asks a WHERE a.id = deliveries.ask_id)"
+    };
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryInfo> {
+    Ok(DeliveryInfo {
+        delivery_id: r.get(0)?,
+        seq: r.get(1)?,
+        kind: parse_col(r.get(2)?, DeliveryKind::parse)?,
+        from: r.get(3)?,
+        from_circle: r.get(4)?,
+        correlation_id: r.get(5)?,
+        text: r.get(6)?,
+        state: parse_col(r.get(7)?, DeliveryState::parse)?,
+        attempts: r.get(8)?,
+        created_at_ms: r.get(9)?,
+        lease_until_ms: r.get(10)?,
+        job_id: r.get(11)?,
+        reply_to: r.get(12)?,
+    })
+}
+
+/// A peer's deliveries that can be handed out now, in order. (It reads the
+/// partial index `deliveries_open`, never the delivered history: a test
+/// checks the plan.)
+const AVAILABLE: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
+       AND (state = 'pending' OR lease_until_ms <= ?2)
+     ORDER BY seq LIMIT ?3"
+);
+
+/// A peer's undelivered deliveries, in order (also on `deliveries_open`).
+const OPEN: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
+     ORDER BY seq LIMIT ?2"
+);
+
+fn available(c: &Connection, peer_id: &str, now: i64, max: u32) -> Result<Vec<DeliveryInfo>> {
+    Ok(c.prepare_cached(AVAILABLE)?
+        .query_map(params![peer_id, now, max], from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+/// Withdraw the undelivered copies of an ask that ended (the ask itself and
+/// any reminder). Returns whether the recipient may already have seen it
+/// (a copy was handed out or confirmed).
+pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &str) -> Result<bool> {
+    let seen: bool = t
+        .conn()
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE ask_id = ?1
+               AND kind IN ('ask','reminder') AND state IN ('leased','delivered'))",
+        )?
+        .query_row([ask_id], |r| r.get(0))?;
+    drop_where(
+        t,
+        "ask_id = ?1 AND kind IN ('ask','reminder') AND state IN ('pending','leased')",
+        ask_id,
+        "the ask ended",
+    )?;
+    Ok(seen)
+}
+
+/// Mark the undelivered deliveries matching `cond` (with `?1` = `arg`)
+/// dropped, one `delivery_dropped` event each.
+pub(super) fn drop_where(t: &mut Tx<'_>, cond: &str, arg: &str, why: &str) -> Result<usize> {
+    let rows: Vec<(String, Option<String>, String)> = t
+        .conn()
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET state = 'dropped', lease_until_ms = NULL WHERE {cond}
+             RETURNING id, ask_id, (SELECT circle FROM peers WHERE peers.id = deliveries.to_peer)"
+        ))?
+        .query_map([arg], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, ask_id, circle) in &rows {
+        t.event(NewEvent {
+            kind: "delivery_dropped",
+            subject: id,
+            related: ask_id.as_deref(),
+            circle: Some(circle),
+            payload: json!({"why": why}),
+        })?;
+    }
+    Ok(rows.len())
+}
+
+/// The recipient acted on an ask (picked it up, acked or answered it): the
+/// copies it holds under a lease count as delivered (no separate confirm
+/// needed), and copies never handed out are withdrawn.
+pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &str, circle: &str) -> Result<()> {
+    let held: Vec<String> = t
+        .conn()
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
+             WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'leased'
+             RETURNING id",
+        )?
+        .query_map(params![ask_id, t.now], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &held {
+        t.event(NewEvent {
+            kind: "delivery_confirmed",
+            subject: id,
+            related: Some(ask_id),
+            circle: Some(circle),
+            payload: json!({"by": "recipient acted on the ask"}),
+        })?;
+    }
+    drop_where(
+        t,
+        "ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'pending'",
+        ask_id,
+        "the recipient acted on the ask",
+    )?;
+    Ok(())
+}
+
+/// Resolve a message target for `from`, enforcing circles (an admin may
+/// bypass explicitly).
+pub(super) fn target(
+    c: &Connection,
+    from: &PeerRow,
+    addr: &str,
+    circle: Option<&str>,
+    bypass_circle: bool,
+) -> Result<PeerRow> {
+    super::circles::resolve_for(c, from, addr, circle, bypass_circle)
+}
+
+impl Store {
+    /// Pending (and lease-expired) deliveries of a peer, oldest first, now
+    /// leased to the caller. With `alive`, leasing also counts as a sign of
+    /// life (a consumer that calls in is alive; the daemon's own delivery
+    /// stream passes false: an open socket proves nothing).
+    pub fn lease(
+        &self,
+        peer_id: &str,
+        max: u32,
+        lease_ms: i64,
+        alive: bool,
+    ) -> Result<Vec<DeliveryInfo>> {
+        let now = repowire_core::time::now_ms();
+        if self.read(|c| available(c, peer_id, now, 1))?.is_empty() {
+            // An idle consumer is alive too: keep it from turning into a ghost.
+            if alive {
+                self.touch(peer_id, self.policy.stale_after_ms / 4)?;
+            }
+            return Ok(Vec::new());
+        }
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            let mut items = available(t.conn(), peer_id, t.now, max)?;
+            let until = t.now + lease_ms;
+            for d in &mut items {
+                t.conn()
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = 'leased', lease_until_ms = ?2,
+                           attempts = attempts + 1 WHERE id = ?1",
+                    )?
+                    .execute(params![d.delivery_id, until])?;
+                d.state = DeliveryState::Leased;
+                d.attempts += 1;
+                d.lease_until_ms = Some(until);
+                t.event(NewEvent {
+                    kind: "delivery_leased",
+                    subject: &d.delivery_id,
+                    related: d.correlation_id.as_deref(),
+                    circle: Some(&p.circle),
+                    payload: json!({"to": p.name, "attempt": d.attempts, "lease_until_ms": until}),
+                })?;
+            }
+            if alive {
+                super::peers::revive(t, peer_id)?;
+            }
+            Ok(items)
+        })
+    }
+
+    /// Undelivered deliveries of a peer, without leasing anything.
+    pub fn peek(&self, peer_id: &str, max: u32) -> Result<Vec<DeliveryInfo>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(OPEN)?
+                .query_map(params![peer_id, max], from_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Mark the peer's deliveries `ids` delivered. Already-confirmed or
+    /// unknown ids are skipped (confirming twice is harmless).
+    pub fn confirm(&self, peer_id: &str, ids: &[String]) -> Result<usize> {
+        for id in ids {
+            if repowire_core::ids::IdKind::of(id) != Some(IdKind::Delivery) {
+                return Err(Error::bad_request(format!("{id:?} is not a delivery id")));
+            }
+        }
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            let mut n = 0;
+            for id in ids {
+                let row: Option<(String, Option<String>)> = t
+                    .conn()
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = 'delivered', delivered_ms = ?3, lease_until_ms = NULL
+                         WHERE id = ?1 AND to_peer = ?2 AND state IN ('pending','leased')
+                         RETURNING kind, ask_id",
+                    )?
+                    .query_row(params![id, peer_id, t.now], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let Some((kind, ask_id)) = row else { continue };
+                n += 1;
+                t.event(NewEvent {
+                    kind: "delivery_confirmed",
+                    subject: id,
+                    related: ask_id.as_deref(),
+                    circle: Some(&p.circle),
+                    payload: json!({"to": p.name, "kind": kind}),
+                })?;
+                if let (Some(ask_id), true) = (&ask_id, kind == "ask" || kind == "reminder") {
+                    super::asks::transition_quiet(t, ask_id, AskAction::Deliver)?;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    pub fn notify(&self, from_id: &str, req: &NotifyReq, bypass: bool) -> Result<NotifyResp> {
+        self.policy.check_text("message", &req.text)?;
+        let stale_after = self.policy.stale_after_ms;
+        self.write(|t| {
+            let from = must(t.conn(), from_id)?;
+            let to = target(t.conn(), &from, &req.to, req.circle.as_deref(), bypass)?;
+            let id = enqueue(
+                t,
+                NewDelivery {
+                    to: &to,
+                    from: Some(&from),
+                    kind: DeliveryKind::Notify,
+                    ask_id: None,
+                    job_id: None,
+                    text: &req.text,
+                },
+            )?;
+            Ok(NotifyResp {
+                delivery_id: id,
+                queued_offline: !to.reachable(t.now, stale_after),
+                to: to.name,
+                circle: to.circle,
+            })
+        })
+    }
+
+    /// Send `text` to every peer of a circle (the sender's unless bypassed)
+    /// but the sender. A recipient whose inbox is full is skipped and named.
+    pub fn broadcast(
+        &self,
+        from_id: &str,
+        req: &BroadcastReq,
+        bypass: bool,
+    ) -> Result<BroadcastResp> {
+        self.policy.check_text("message", &req.text)?;
+        if let Some(c) = &req.circle {
+            repowire_core::peer::validate_name("circle", c)?;
+        }
+        let stale_after = self.policy.stale_after_ms;
+        self.write(|t| {
+            let from = must(t.conn(), from_id)?;
+            let circle = req.circle.clone().unwrap_or_else(|| from.circle.clone());
+            if circle != from.circle && !bypass {
+                return Err(Error::new(
+                    ErrorCode::CrossCircle,
+                    format!(
+                        "{} is in circle {:?}: a broadcast stays inside its circle (an admin may bypass with --cross-circle)",
+                        from.name, from.circle
+                    ),
+                ));
+            }
+            let peers: Vec<String> = t
+                .conn()
+                .prepare_cached(
+                    "SELECT id FROM peers WHERE circle = ?1 AND id != ?2 ORDER BY name",
+                )?
+                .query_map(params![circle, from.id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut deliveries = Vec::with_capacity(peers.len());
+            let mut skipped = Vec::new();
+            for pid in peers {
+                let to = must(t.conn(), &pid)?;
+                let sent = enqueue(
+                    t,
+                    NewDelivery {
+                        to: &to,
+                        from: Some(&from),
+                        kind: DeliveryKind::Broadcast,
+                        ask_id: None,
+                        job_id: None,
+                        text: &req.text,
+                    },
+                );
+                match sent {
+                    Ok(id) => deliveries.push(NotifyResp {
+                        delivery_id: id,
+                        queued_offline: !to.reachable(t.now, stale_after),
+                        to: to.name,
+                        circle: to.circle,
+                    }),
+                    // Checked before anything is written for this recipient.
+                    Err(e) if e.code == ErrorCode::InboxFull => skipped.push(to.name),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(BroadcastResp {
+                circle,
+                deliveries,
+                skipped_inbox_full: skipped,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Leases and peeks read only a peer's open deliveries, in index order:
+    /// no scan of its delivered history, no sort.
+    #[test]
+    fn open_deliveries_are_read_from_the_partial_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), super::super::Policy::default()).unwrap();
+        for sql in [AVAILABLE, OPEN] {
+            let plan: Vec<String> = s
+                .read(|c| {
+                    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let rows = st
+                        .query_map(
+                            params!["p", 0, 10][..sql.matches('?').count()].as_ref(),
+                            |r| r.get::<_, String>(3),
+                        )?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(rows)
+                })
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(plan.contains("deliveries_open"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+}

@@ -1,0 +1,652 @@
+//! Jobs: create, read, list, update (one compare-and-swap per transition),
+//! cancel, and dispatch to a chosen peer (which sends it an ask carrying the
+//! job id and brief).
+
+use super::circles::{resolve_for, resolve_within, same_circle};
+use super::deliveries::{NewDelivery, enqueue};
+use super::peers::{PeerRow, by_id, must};
+use super::{NewEvent, Store, Tx, parse_col};
+use repowire_client::api::{JobCreateReq, JobInfo, JobNote, JobUpdateReq};
+use repowire_core::delivery::DeliveryKind;
+use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::ids::{IdKind, new_id};
+use repowire_core::job::{JobAction, JobState};
+use repowire_core::peer::Role;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+
+macro_rules! cols {
+    () => {
+        "id, circle, title, brief, kind, tags, priority, created_by_name, owner_name, assignee_name, \
+         state, phase, attempts, max_attempts, previous, result_summary, result_data, error, \
+         deadline_ms, created_ms, updated_ms, created_by, owner, assignee, cancel_requested_ms"
+    };
+}
+
+/// A job row plus the peer ids that decide who may act on it.
+struct JobRow {
+    info: JobInfo,
+    created_by: String,
+    owner: String,
+    assignee: Option<String>,
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    let tags: String = r.get(5)?;
+    let prev: String = r.get(14)?;
+    let data: Option<String> = r.get(16)?;
+    Ok(JobRow {
+        info: JobInfo {
+            job_id: r.get(0)?,
+            circle: r.get(1)?,
+            title: r.get(2)?,
+            brief: r.get(3)?,
+            kind: r.get(4)?,
+            tags: serde_json::from_str(&tags).unwrap_or_default(),
+            priority: r.get(6)?,
+            created_by: r.get(7)?,
+            owner: r.get(8)?,
+            assignee: r.get(9)?,
+            state: parse_col(r.get(10)?, JobState::parse)?,
+            phase: r.get(11)?,
+            attempts: r.get(12)?,
+            max_attempts: r.get(13)?,
+            previous_assignees: serde_json::from_str(&prev).unwrap_or_default(),
+            result_summary: r.get(15)?,
+            result_data: data.and_then(|d| serde_json::from_str(&d).ok()),
+            error: r.get(17)?,
+            deadline_ms: r.get(18)?,
+            created_at_ms: r.get(19)?,
+            updated_at_ms: r.get(20)?,
+            cancel_requested_at_ms: r.get(24)?,
+            notes: Vec::new(),
+        },
+        created_by: r.get(21)?,
+        owner: r.get(22)?,
+        assignee: r.get(23)?,
+    })
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if IdKind::of(id) == Some(IdKind::Job) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::NotFound,
+            format!("{id:?} is not a job id"),
+        ))
+    }
+}
+
+fn get(c: &Connection, id: &str) -> Result<JobRow> {
+    check_id(id)?;
+    let mut row = c
+        .prepare_cached(concat!("SELECT ", cols!(), " FROM jobs WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?
+        .ok_or_else(|| Error::new(ErrorCode::NotFound, format!("no job {id}")))?;
+    row.info.notes = c
+        .prepare_cached(
+            "SELECT ts_ms, by_name, text FROM job_notes WHERE job_id = ?1 ORDER BY ts_ms, rowid",
+        )?
+        .query_map([id], |r| {
+            Ok(JobNote {
+                ts_ms: r.get(0)?,
+                by: r.get(1)?,
+                text: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(row)
+}
+
+fn job_event(t: &mut Tx<'_>, kind: &str, j: &JobInfo, payload: serde_json::Value) -> Result<()> {
+    t.event(NewEvent {
+        kind,
+        subject: &j.job_id,
+        related: None,
+        circle: Some(&j.circle),
+        payload,
+    })
+}
+
+/// Compare-and-swap the state; `invalid_state` names where it really is.
+fn cas(t: &mut Tx<'_>, id: &str, action: JobAction) -> Result<JobRow> {
+    let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
+    let n = t
+        .conn()
+        .prepare_cached(
+            "UPDATE jobs SET state = ?2, updated_ms = ?3
+             WHERE id = ?1 AND state IN (SELECT value FROM json_each(?4))",
+        )?
+        .execute(params![
+            id,
+            action.target().as_str(),
+            t.now,
+            serde_json::to_string(&allowed)?
+        ])?;
+    let row = get(t.conn(), id)?;
+    if n == 0 {
+        action.apply(id, row.info.state)?;
+    }
+    Ok(row)
+}
+
+/// Tell the owner (else the creator) how a job ended, unless they ended it.
+fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
+    let orchestrator: Option<PeerRow> = t
+        .conn()
+        .prepare_cached("SELECT id FROM peers WHERE circle = ?1 AND role = 'orchestrator'")?
+        .query_row([&j.info.circle], |r| r.get::<_, String>(0))
+        .optional()?
+        .map(|id| by_id(t.conn(), &id))
+        .transpose()?
+        .flatten();
+    // Only someone of the job's circle hears of it (an owner named across
+    // circles before that was refused is passed over).
+    let inside = |p: Option<PeerRow>| p.filter(|p| p.circle == j.info.circle);
+    let who = inside(by_id(t.conn(), &j.owner)?)
+        .or(inside(by_id(t.conn(), &j.created_by)?))
+        .or(orchestrator);
+    if let Some(owner) = who
+        && owner.id != actor
+    {
+        let summary = j
+            .info
+            .result_summary
+            .as_deref()
+            .or(j.info.error.as_deref())
+            .unwrap_or("");
+        enqueue(
+            t,
+            NewDelivery {
+                to: &owner,
+                from: None,
+                kind: DeliveryKind::System,
+                ask_id: None,
+                job_id: Some(&j.info.job_id),
+                text: &format!(
+                    "Job {} \"{}\" {}. {summary}",
+                    j.info.job_id, j.info.title, j.info.state
+                ),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn create_job(&self, creator_id: &str, req: &JobCreateReq) -> Result<JobInfo> {
+        self.write(|t| create_job_in(t, creator_id, req))
+    }
+
+    pub fn get_job(&self, id: &str) -> Result<JobInfo> {
+        self.read(|c| Ok(get(c, id)?.info))
+    }
+
+    /// Keep a queued job out of the background dispatcher until `until_ms`
+    /// (a persona deferred it, declined it, or asked a human).
+    pub fn hold_job(&self, id: &str, until_ms: i64) -> Result<()> {
+        self.write(|t| {
+            t.conn()
+                .prepare_cached(
+                    "UPDATE jobs SET not_before_ms = ?2 WHERE id = ?1 AND state = 'queued'",
+                )?
+                .execute(params![id, until_ms])?;
+            Ok(())
+        })
+    }
+
+    /// A peer came online in `circle`: queued jobs a persona held back
+    /// (deferred or declined) get another chance now. Retry backoffs after a
+    /// lost executor stay.
+    pub fn release_holds(&self, circle: &str) -> Result<usize> {
+        self.write(|t| {
+            Ok(t.conn()
+                .prepare_cached(
+                    "UPDATE jobs SET not_before_ms = NULL WHERE circle = ?1 AND state = 'queued'
+                       AND not_before_ms IS NOT NULL AND error IS NULL",
+                )?
+                .execute([circle])?)
+        })
+    }
+
+    /// Queued jobs whose retry backoff has passed, oldest first (the
+    /// background dispatcher's work list).
+    pub fn dispatchable_jobs(&self, limit: u32) -> Result<Vec<String>> {
+        let now = repowire_core::time::now_ms();
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id FROM jobs WHERE state = 'queued' AND (not_before_ms IS NULL OR not_before_ms <= ?1)
+                 ORDER BY priority DESC, created_ms LIMIT ?2",
+            )?
+            .query_map(params![now, limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Jobs of a circle, newest first, filtered and paginated.
+    pub fn list_jobs(
+        &self,
+        circle: Option<&str>,
+        state: Option<JobState>,
+        owner: Option<&str>,
+        assignee: Option<&str>,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Vec<JobInfo>> {
+        // Only the filters given go into the WHERE clause, so the planner can
+        // walk an index in created_ms order instead of sorting the table.
+        let mut sql = String::from(concat!("SELECT ", cols!(), " FROM jobs WHERE 1 = 1"));
+        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        let state_str = state.map(|s| s.as_str());
+        for (col, v) in [
+            ("circle", &circle),
+            ("state", &state_str),
+            ("owner_name", &owner),
+            ("assignee_name", &assignee),
+        ] {
+            if let Some(v) = v {
+                args.push(v);
+                sql.push_str(&format!(" AND {col} = ?{}", args.len()));
+            }
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_ms DESC, rowid DESC LIMIT {} OFFSET {}",
+            limit, offset
+        ));
+        self.read(|c| {
+            let rows = c
+                .prepare_cached(&sql)?
+                .query_map(args.as_slice(), from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows.into_iter().map(|r| r.info).collect())
+        })
+    }
+
+    /// Update a job: only its assignee, owner, creator, or the circle's
+    /// orchestrator (or the admin: `actor` None).
+    pub fn update_job(&self, id: &str, actor: Option<&str>, req: &JobUpdateReq) -> Result<JobInfo> {
+        for (what, v) in [
+            ("note", &req.note),
+            ("result", &req.result),
+            ("error", &req.error),
+            ("phase", &req.phase),
+        ] {
+            if let Some(v) = v {
+                self.policy.check_text(what, v)?;
+            }
+        }
+        let action = req.state.map(JobAction::to_reach).transpose()?;
+        self.write(|t| {
+            let j = get(t.conn(), id)?;
+            let actor_row = actor.map(|a| must(t.conn(), a)).transpose()?;
+            if let Some(a) = &actor_row {
+                same_circle(a, &j.info.circle, &format!("job {id}"))?;
+                let allowed = Some(&a.id) == j.assignee.as_ref()
+                    || a.id == j.owner
+                    || a.id == j.created_by
+                    || (a.role == Role::Orchestrator && a.circle == j.info.circle);
+                if !allowed {
+                    return Err(Error::forbidden(format!(
+                        "{} is not the assignee, owner or creator of job {id}, nor the orchestrator",
+                        a.name
+                    )));
+                }
+            }
+            let by = actor_row.as_ref().map_or("admin".to_string(), |a| a.name.clone());
+            let edits = req.phase.is_some() || req.result.is_some() || req.result_data.is_some() || req.error.is_some();
+            if j.info.state.is_terminal() && (edits || action.is_some()) {
+                return Err(Error::new(
+                    ErrorCode::InvalidState,
+                    format!("job {id} is {}: only notes can be added now", j.info.state),
+                ));
+            }
+            t.conn()
+                .prepare_cached(
+                    "UPDATE jobs SET phase = COALESCE(?2, phase), result_summary = COALESCE(?3, result_summary),
+                       result_data = COALESCE(?4, result_data), error = COALESCE(?5, error), updated_ms = ?6
+                     WHERE id = ?1",
+                )?
+                .execute(params![
+                    id,
+                    req.phase,
+                    req.result,
+                    req.result_data.as_ref().map(|v| v.to_string()),
+                    req.error,
+                    t.now
+                ])?;
+            if let Some(note) = &req.note {
+                t.conn()
+                    .prepare_cached("INSERT INTO job_notes (job_id, ts_ms, by_name, text) VALUES (?1, ?2, ?3, ?4)")?
+                    .execute(params![id, t.now, by, note])?;
+            }
+            // A cancel of work in progress by anyone but its assignee is a
+            // request: the assignee is told, and the job is canceled when
+            // it confirms (its own cancel) or after the grace period.
+            let in_progress = matches!(j.info.state, JobState::Dispatched | JobState::Running);
+            let assignee = j.assignee.clone();
+            if action == Some(JobAction::Cancel) && in_progress && assignee.as_deref() != actor {
+                if j.info.cancel_requested_at_ms.is_none() {
+                    t.conn()
+                        .prepare_cached("UPDATE jobs SET cancel_requested_ms = ?2, updated_ms = ?2 WHERE id = ?1")?
+                        .execute(params![id, t.now])?;
+                    job_event(t, "job_cancel_requested", &j.info, json!({"by": by, "grace_ms": t.policy.cancel_grace_ms}))?;
+                    if let Some(who) = assignee.as_deref().map(|a| by_id(t.conn(), a)).transpose()?.flatten() {
+                        enqueue(
+                            t,
+                            NewDelivery {
+                                to: &who,
+                                from: None,
+                                kind: DeliveryKind::System,
+                                ask_id: None,
+                                job_id: Some(id),
+                                text: &format!(
+                                    "{by} asks you to stop job {id} \"{}\"{}. Confirm with: repowire jobs update {id} --state canceled (it is canceled in {} s anyway).",
+                                    j.info.title,
+                                    req.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+                                    t.policy.cancel_grace_ms / 1000
+                                ),
+                            },
+                        )?;
+                    }
+                } else if req.note.is_some() {
+                    // Asked again, with a note: keep the rule (an event per change).
+                    job_event(t, "job_updated", &j.info, json!({"by": by, "note": true}))?;
+                }
+                return Ok(get(t.conn(), id)?.info);
+            }
+            let j = match action {
+                Some(a) => {
+                    let j = cas(t, id, a)?;
+                    job_event(t, &format!("job_{}", j.info.state), &j.info, json!({"by": by, "phase": req.phase}))?;
+                    if j.info.state.is_terminal() {
+                        tell_owner(t, &j, actor.unwrap_or(""))?;
+                    }
+                    j
+                }
+                None => {
+                    let j = get(t.conn(), id)?;
+                    job_event(t, "job_updated", &j.info, json!({"by": by, "phase": req.phase, "note": req.note.is_some()}))?;
+                    j
+                }
+            };
+            Ok(get(t.conn(), &j.info.job_id)?.info)
+        })
+    }
+
+    /// Dispatch a queued job to `peer`, as `sender` (who sends the ask).
+    pub fn dispatch_job(
+        &self,
+        id: &str,
+        peer: &str,
+        sender_id: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<(JobInfo, String)> {
+        self.write(|t| {
+            let j = get(t.conn(), id)?;
+            let to = resolve_within(
+                t.conn(),
+                &j.info.circle,
+                &format!("job {id}"),
+                peer,
+                None,
+                false,
+            )?;
+            let sender = match sender_id {
+                Some(s) => must(t.conn(), s)?,
+                None => must(t.conn(), &j.owner).or_else(|_| must(t.conn(), &j.created_by))?,
+            };
+            let dlv = dispatch_in(t, id, &to, &sender, note)?;
+            Ok((get(t.conn(), id)?.info, dlv))
+        })
+    }
+}
+
+/// The dispatch transition: queued → dispatched to `to`, one more attempt,
+/// and an ask to the assignee carrying the job id and brief.
+fn dispatch_in(
+    t: &mut Tx<'_>,
+    id: &str,
+    to: &PeerRow,
+    sender: &PeerRow,
+    note: Option<&str>,
+) -> Result<String> {
+    let j = get(t.conn(), id)?;
+    if to.circle != j.info.circle {
+        return Err(Error::new(
+            ErrorCode::CrossCircle,
+            format!("{} is not in the job's circle", to.name),
+        ));
+    }
+    JobAction::Dispatch.apply(id, j.info.state)?;
+    let mut previous = j.info.previous_assignees.clone();
+    if !previous.contains(&to.name) {
+        previous.push(to.name.clone());
+    }
+    t.conn()
+        .prepare_cached(
+            "UPDATE jobs SET state = 'dispatched', assignee = ?2, assignee_name = ?3, attempts = attempts + 1,
+               previous = ?4, updated_ms = ?5 WHERE id = ?1 AND state = 'queued'",
+        )?
+        .execute(params![id, to.id, to.name, serde_json::to_string(&previous)?, t.now])?;
+    let j = get(t.conn(), id)?;
+    job_event(
+        t,
+        "job_dispatched",
+        &j.info,
+        json!({"to": to.name, "attempt": j.info.attempts, "by": sender.name}),
+    )?;
+    let text = format!(
+        "Job {id}: {}\n\n{}{}\n\nTake it with: repowire jobs update {id} --state running, then --state succeeded|failed [--note …] [--result …]",
+        j.info.title,
+        j.info.brief,
+        note.map(|n| format!("\n\n({n})")).unwrap_or_default()
+    );
+    if to.id == sender.id {
+        // Self-assigned: nobody to ask.
+        return Ok(String::new());
+    }
+    let timeout = t.policy.ask_timeout_ms;
+    let ask = super::asks::create_in(t, sender, to, &text, timeout, None, None)?;
+    t.conn()
+        .prepare_cached("UPDATE asks SET job_id = ?2 WHERE id = ?1")?
+        .execute(params![ask.ask.correlation_id, id])?;
+    Ok(ask.delivery_id)
+}
+
+impl Store {
+    /// Background repair: jobs whose assignee went away (offline, stale, or
+    /// unregistered) lose the attempt (`executor_lost`) and go back to the
+    /// queue, up to `max_attempts`, then fail. Jobs past their deadline time
+    /// out. Owners are told of every end. Returns how many jobs moved.
+    pub fn repair_jobs(&self) -> Result<usize> {
+        let now = repowire_core::time::now_ms();
+        let stale_cut = now - self.policy.stale_after_ms;
+        const LOST: &str = "SELECT j.id FROM jobs j LEFT JOIN peers p ON p.id = j.assignee
+             WHERE j.state IN ('dispatched','running')
+               AND (p.id IS NULL OR p.status = 'offline' OR p.last_seen_ms < ?1)";
+        const LATE: &str = "SELECT id FROM jobs WHERE state IN ('queued','dispatched','running')
+               AND deadline_ms IS NOT NULL AND deadline_ms <= ?1";
+        const GRACE: &str = "SELECT id FROM jobs WHERE state IN ('dispatched','running')
+               AND cancel_requested_ms IS NOT NULL AND cancel_requested_ms <= ?1";
+        let grace_cut = now - self.policy.cancel_grace_ms;
+        let (lost, late, graced) = self.read(|c| {
+            let q = |sql: &str, arg: i64| -> Result<Vec<String>> {
+                Ok(c.prepare_cached(sql)?
+                    .query_map([arg], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            };
+            Ok((q(LOST, stale_cut)?, q(LATE, now)?, q(GRACE, grace_cut)?))
+        })?;
+        if lost.is_empty() && late.is_empty() && graced.is_empty() {
+            return Ok(0);
+        }
+        self.write(|t| {
+            let mut n = 0;
+            for id in &graced {
+                let Ok(j) = cas(t, id, JobAction::Cancel) else { continue };
+                job_event(t, "job_canceled", &j.info, json!({"by": "grace period"}))?;
+                tell_owner(t, &j, "")?;
+                n += 1;
+            }
+            for id in &late {
+                let Ok(j) = cas(t, id, JobAction::TimeOut) else { continue };
+                t.conn()
+                    .prepare_cached("UPDATE jobs SET error = 'deadline passed' WHERE id = ?1")?
+                    .execute([id])?;
+                let j = get(t.conn(), &j.info.job_id)?;
+                job_event(t, "job_timed_out", &j.info, json!({"deadline_ms": j.info.deadline_ms}))?;
+                tell_owner(t, &j, "")?;
+                n += 1;
+            }
+            for id in &lost {
+                let j = get(t.conn(), id)?;
+                if !matches!(j.info.state, JobState::Dispatched | JobState::Running) {
+                    continue;
+                }
+                let who = j.info.assignee.clone().unwrap_or_default();
+                if j.info.cancel_requested_at_ms.is_some() {
+                    // It was being canceled anyway: cancel, don't retry.
+                    let j = cas(t, id, JobAction::Cancel)?;
+                    job_event(t, "job_canceled", &j.info, json!({"by": "executor lost during a cancel"}))?;
+                    tell_owner(t, &j, "")?;
+                    n += 1;
+                    continue;
+                }
+                if j.info.attempts < j.info.max_attempts {
+                    let j = cas(t, id, JobAction::Requeue)?;
+                    t.conn()
+                        .prepare_cached(
+                            "UPDATE jobs SET assignee = NULL, assignee_name = NULL, error = 'executor_lost',
+                               not_before_ms = ?2 + backoff_ms * attempts, cancel_requested_ms = NULL WHERE id = ?1",
+                        )?
+                        .execute(params![id, t.now])?;
+                    job_event(t, "job_executor_lost", &j.info, json!({"assignee": who, "attempt": j.info.attempts, "requeued": true}))?;
+                } else {
+                    let j = cas(t, id, JobAction::Fail)?;
+                    t.conn()
+                        .prepare_cached("UPDATE jobs SET error = 'executor_lost' WHERE id = ?1")?
+                        .execute([id])?;
+                    let j = get(t.conn(), &j.info.job_id)?;
+                    job_event(t, "job_executor_lost", &j.info, json!({"assignee": who, "attempt": j.info.attempts, "requeued": false}))?;
+                    tell_owner(t, &j, "")?;
+                }
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Put a failed, timed-out or canceled job back in the queue.
+    pub fn retry_job(&self, id: &str, actor: Option<&str>) -> Result<JobInfo> {
+        self.write(|t| {
+            let j = get(t.conn(), id)?;
+            if let Some(a) = actor.map(|a| must(t.conn(), a)).transpose()? {
+                same_circle(&a, &j.info.circle, &format!("job {id}"))?;
+                let allowed = a.id == j.owner
+                    || a.id == j.created_by
+                    || (a.role == Role::Orchestrator && a.circle == j.info.circle);
+                if !allowed {
+                    return Err(Error::forbidden(format!(
+                        "{} is not the owner or creator of job {id}, nor the orchestrator",
+                        a.name
+                    )));
+                }
+            }
+            if !j.info.state.is_terminal() || j.info.state == JobState::Succeeded {
+                return Err(Error::new(
+                    ErrorCode::InvalidState,
+                    format!(
+                        "job {id} is {}: only a failed, timed-out or canceled job is retried",
+                        j.info.state
+                    ),
+                ));
+            }
+            let j = cas(t, id, JobAction::Requeue)?;
+            t.conn()
+                .prepare_cached(
+                    "UPDATE jobs SET assignee = NULL, assignee_name = NULL, error = NULL,
+                       cancel_requested_ms = NULL, not_before_ms = NULL,
+                       max_attempts = MAX(max_attempts, attempts + 1) WHERE id = ?1",
+                )?
+                .execute([id])?;
+            job_event(
+                t,
+                "job_retried",
+                &j.info,
+                json!({"attempts": j.info.attempts}),
+            )?;
+            Ok(get(t.conn(), id)?.info)
+        })
+    }
+}
+
+/// Create a job inside a transaction (also used by job schedules).
+pub(super) fn create_job_in(
+    t: &mut Tx<'_>,
+    creator_id: &str,
+    req: &JobCreateReq,
+) -> Result<JobInfo> {
+    if req.title.trim().is_empty() {
+        return Err(Error::bad_request("a job needs a title"));
+    }
+    t.policy.check_text("title", &req.title)?;
+    if let Some(b) = &req.brief
+        && b.len() > t.policy.max_message_bytes
+    {
+        t.policy.check_text("brief", b)?;
+    }
+    let max_attempts = req.max_attempts.unwrap_or(3);
+    if !(1..=100).contains(&max_attempts) {
+        return Err(Error::bad_request("max_attempts must be 1 to 100"));
+    }
+    let tags = req.tags.clone().unwrap_or_default();
+    for t in &tags {
+        repowire_core::peer::validate_name("tag", t)?;
+    }
+    {
+        let creator = must(t.conn(), creator_id)?;
+        let owner = match &req.owner {
+            Some(o) => resolve_for(t.conn(), &creator, o, None, false)?,
+            None => creator.clone(),
+        };
+        let id = new_id(IdKind::Job, t.now);
+        t.conn()
+            .prepare_cached(
+                "INSERT INTO jobs (id, circle, title, brief, kind, tags, priority, created_by,
+                   created_by_name, owner, owner_name, state, max_attempts, deadline_ms,
+                   created_ms, updated_ms, backoff_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 'queued', ?12, ?13, ?14, ?14, ?15)",
+            )?
+            .execute(params![
+                id,
+                creator.circle,
+                req.title,
+                req.brief.as_deref().unwrap_or(""),
+                req.kind.as_deref().unwrap_or(""),
+                serde_json::to_string(&tags)?,
+                req.priority.unwrap_or(0),
+                creator.id,
+                creator.name,
+                owner.id,
+                owner.name,
+                max_attempts,
+                req.deadline_ms,
+                t.now,
+                req.backoff_ms.unwrap_or(10_000).clamp(0, 86_400_000)
+            ])?;
+        let j = get(t.conn(), &id)?;
+        job_event(
+            t,
+            "job_created",
+            &j.info,
+            json!({"title": req.title, "by": creator.name, "owner": owner.name}),
+        )?;
+        if let Some(peer) = &req.assign {
+            let to = resolve_for(t.conn(), &creator, peer, None, false)?;
+            dispatch_in(t, &id, &to, &creator, None)?;
+        }
+        Ok(get(t.conn(), &id)?.info)
+    }
+}

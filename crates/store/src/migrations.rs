@@ -1,0 +1,282 @@
+//! Append-only schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Never edit a migration that has shipped: add a new one at the end.
+
+use repowire_core::error::{Error, Result};
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: peers, asks, deliveries, events.
+    r#"
+    CREATE TABLE peers (
+        id            TEXT PRIMARY KEY,
+        name          TEXT NOT NULL,
+        circle        TEXT NOT NULL,
+        role          TEXT NOT NULL,
+        backend       TEXT NOT NULL DEFAULT '',
+        project_path  TEXT NOT NULL DEFAULT '',
+        tags          TEXT NOT NULL DEFAULT '[]',
+        description   TEXT NOT NULL DEFAULT '',
+        status        TEXT NOT NULL,
+        route         TEXT NOT NULL DEFAULT 'pull',
+        token_hash    TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        last_seen_ms  INTEGER NOT NULL,
+        ghost_since_ms INTEGER,
+        prior_role    TEXT,            -- the role to go back to after orchestrating
+        UNIQUE (circle, name)
+    );
+    CREATE UNIQUE INDEX peers_token ON peers (token_hash);
+    CREATE UNIQUE INDEX peers_one_orchestrator ON peers (circle) WHERE role = 'orchestrator';
+
+    CREATE TABLE ask_groups (
+        id          TEXT PRIMARY KEY,
+        from_peer   TEXT NOT NULL,
+        circle      TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL
+    );
+
+    CREATE TABLE asks (
+        id            TEXT PRIMARY KEY,
+        parent_id     TEXT REFERENCES ask_groups (id),
+        from_peer     TEXT NOT NULL,
+        from_name     TEXT NOT NULL,
+        to_peer       TEXT NOT NULL,
+        to_name       TEXT NOT NULL,
+        circle        TEXT NOT NULL,
+        text          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        answer        TEXT,
+        ack_message   TEXT,
+        created_ms    INTEGER NOT NULL,
+        updated_ms    INTEGER NOT NULL,
+        expires_ms    INTEGER NOT NULL,
+        reminded_ms   INTEGER,
+        closed_ms     INTEGER
+    );
+    CREATE INDEX asks_open ON asks (state, expires_ms);
+    CREATE INDEX asks_from ON asks (from_peer, created_ms);
+    CREATE INDEX asks_to ON asks (to_peer, created_ms);
+    CREATE INDEX asks_parent ON asks (parent_id) WHERE parent_id IS NOT NULL;
+
+    CREATE TABLE deliveries (
+        seq           INTEGER PRIMARY KEY,
+        id            TEXT NOT NULL UNIQUE,
+        to_peer       TEXT NOT NULL,
+        from_peer     TEXT,
+        from_name     TEXT,
+        from_circle   TEXT,
+        kind          TEXT NOT NULL,
+        ask_id        TEXT,
+        text          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        lease_until_ms INTEGER,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        created_ms    INTEGER NOT NULL,
+        delivered_ms  INTEGER
+    );
+    CREATE INDEX deliveries_inbox ON deliveries (to_peer, state, seq);
+    CREATE INDEX deliveries_ask ON deliveries (ask_id) WHERE ask_id IS NOT NULL;
+
+    -- Undelivered (pending or leased) deliveries per recipient, kept by
+    -- triggers so the inbox cap is checked in O(1) and can never drift.
+    CREATE TABLE inbox_counts (
+        peer_id  TEXT PRIMARY KEY,
+        pending  INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TRIGGER deliveries_count_insert AFTER INSERT ON deliveries
+    WHEN NEW.state IN ('pending','leased')
+    BEGIN
+        INSERT INTO inbox_counts (peer_id, pending) VALUES (NEW.to_peer, 1)
+        ON CONFLICT (peer_id) DO UPDATE SET pending = pending + 1;
+    END;
+    CREATE TRIGGER deliveries_count_update AFTER UPDATE OF state ON deliveries
+    WHEN (OLD.state IN ('pending','leased')) != (NEW.state IN ('pending','leased'))
+    BEGIN
+        UPDATE inbox_counts
+           SET pending = pending + (CASE WHEN NEW.state IN ('pending','leased') THEN 1 ELSE -1 END)
+         WHERE peer_id = NEW.to_peer;
+    END;
+
+    CREATE TABLE events (
+        seq      INTEGER PRIMARY KEY, -- never reused: retention always keeps the newest row
+        ts_ms    INTEGER NOT NULL,
+        kind     TEXT NOT NULL,
+        subject  TEXT NOT NULL,
+        related  TEXT,
+        circle   TEXT,
+        payload  TEXT NOT NULL
+    );
+    CREATE INDEX events_subject ON events (subject);
+    CREATE INDEX events_related ON events (related) WHERE related IS NOT NULL;
+    "#,
+    // 2: the active persona of each circle.
+    r#"
+    CREATE TABLE circle_personas (
+        circle   TEXT PRIMARY KEY,
+        persona  TEXT NOT NULL,
+        set_ms   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
+    // 3: jobs and their progress notes.
+    r#"
+    CREATE TABLE jobs (
+        id              TEXT PRIMARY KEY,
+        circle          TEXT NOT NULL,
+        title           TEXT NOT NULL,
+        brief           TEXT NOT NULL DEFAULT '',
+        kind            TEXT NOT NULL DEFAULT '',
+        tags            TEXT NOT NULL DEFAULT '[]',
+        priority        INTEGER NOT NULL DEFAULT 0,
+        created_by      TEXT NOT NULL,
+        created_by_name TEXT NOT NULL,
+        owner           TEXT NOT NULL,
+        owner_name      TEXT NOT NULL,
+        assignee        TEXT,
+        assignee_name   TEXT,
+        state           TEXT NOT NULL,
+        phase           TEXT NOT NULL DEFAULT '',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        max_attempts    INTEGER NOT NULL DEFAULT 3,
+        previous        TEXT NOT NULL DEFAULT '[]',
+        result_summary  TEXT,
+        result_data     TEXT,
+        error           TEXT,
+        deadline_ms     INTEGER,
+        cancel_requested_ms INTEGER,
+        backoff_ms      INTEGER NOT NULL DEFAULT 10000,
+        not_before_ms   INTEGER,
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX jobs_state ON jobs (circle, state, priority DESC, created_ms);
+    CREATE INDEX jobs_created ON jobs (circle, created_ms);
+    CREATE INDEX jobs_state_created ON jobs (circle, state, created_ms);
+    CREATE INDEX jobs_dispatchable ON jobs (state, priority DESC, created_ms);
+    CREATE INDEX jobs_assignee ON jobs (assignee, state) WHERE assignee IS NOT NULL;
+    CREATE TABLE job_notes (
+        job_id   TEXT NOT NULL REFERENCES jobs (id),
+        ts_ms    INTEGER NOT NULL,
+        by_name  TEXT NOT NULL,
+        text     TEXT NOT NULL
+    );
+    CREATE INDEX job_notes_job ON job_notes (job_id, ts_ms);
+    "#,
+    // 4: review items and who owes a review.
+    r#"
+    CREATE TABLE reviews (
+        id                TEXT PRIMARY KEY,
+        circle            TEXT NOT NULL,
+        ref               TEXT NOT NULL,
+        title             TEXT NOT NULL DEFAULT '',
+        head_sha          TEXT NOT NULL,
+        author            TEXT NOT NULL,
+        author_name       TEXT NOT NULL,
+        requested_by_name TEXT NOT NULL,
+        tags              TEXT NOT NULL DEFAULT '[]',
+        state             TEXT NOT NULL,
+        created_ms        INTEGER NOT NULL,
+        updated_ms        INTEGER NOT NULL,
+        UNIQUE (circle, ref)
+    );
+    CREATE TABLE review_assignments (
+        review_id         TEXT NOT NULL REFERENCES reviews (id),
+        reviewer          TEXT NOT NULL,
+        reviewer_name     TEXT NOT NULL,
+        last_reviewed_sha TEXT,
+        verdict           TEXT,
+        notes             TEXT,
+        updated_ms        INTEGER NOT NULL,
+        PRIMARY KEY (review_id, reviewer)
+    ) WITHOUT ROWID;
+    CREATE INDEX review_assignments_reviewer ON review_assignments (reviewer);
+    "#,
+    // 5: schedules: future deliveries, one-shot or cron.
+    r#"
+    CREATE TABLE schedules (
+        id              TEXT PRIMARY KEY,
+        circle          TEXT NOT NULL,
+        owner           TEXT NOT NULL,
+        owner_name      TEXT NOT NULL,
+        target          TEXT NOT NULL,
+        target_name     TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        text            TEXT NOT NULL,
+        persona         TEXT,
+        fire_at_ms      INTEGER,
+        cron            TEXT,
+        tz              TEXT NOT NULL DEFAULT 'UTC',
+        missed          TEXT NOT NULL DEFAULT 'fire_once',
+        next_fire_ms    INTEGER,
+        last_fired_ms   INTEGER,
+        fire_count      INTEGER NOT NULL DEFAULT 0,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        last_outcome    TEXT,
+        last_error      TEXT,
+        enabled         INTEGER NOT NULL DEFAULT 1,
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX schedules_due ON schedules (next_fire_ms) WHERE enabled = 1 AND next_fire_ms IS NOT NULL;
+    "#,
+    // 6: an ask may follow up another ask (reply_to); a delivery about a job
+    // names it (job_id), so a session can act on it without parsing text.
+    r#"
+    ALTER TABLE asks ADD COLUMN reply_to TEXT;
+    ALTER TABLE deliveries ADD COLUMN job_id TEXT;
+    "#,
+    // 7: the open deliveries of a peer, in order, without reading its
+    // delivered history (kept for days): what every lease and peek asks.
+    r#"
+    CREATE INDEX deliveries_open ON deliveries (to_peer, seq) WHERE state IN ('pending', 'leased');
+    "#,
+    // 8: an ask that dispatches a job names it, so its reminder, its reply
+    // and its withdrawal do too.
+    r#"
+    ALTER TABLE asks ADD COLUMN job_id TEXT;
+    UPDATE asks SET job_id = (
+        SELECT d.job_id FROM deliveries d WHERE d.ask_id = asks.id AND d.job_id IS NOT NULL LIMIT 1
+    ) WHERE job_id IS NULL;
+    "#,
+];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Bring the database up to [`SCHEMA_VERSION`], one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::internal(format!(
+            "the database is at schema {current}, newer than this binary's {SCHEMA_VERSION}: upgrade repowire"
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)
+            .map_err(|e| Error::internal(format!("migration {}: {e}", i + 1)))?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_from_empty_and_is_idempotent() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c).unwrap();
+        migrate(&mut c).unwrap();
+        let v: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        assert!(migrate(&mut c).unwrap_err().message.contains("newer"));
+    }
+}

@@ -1,0 +1,641 @@
+//! Peers: registration, resume, heartbeat, unregister/prune, ghosts and the
+//! orchestrator role.
+
+use super::deliveries::{NewDelivery, enqueue};
+use super::{NewEvent, Store, Tx, parse_col};
+use repowire_client::api::{ClaimResp, PeerInfo, RegisterReq, UpdatePeerReq};
+use repowire_core::delivery::DeliveryKind;
+use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::ids::{IdKind, new_id, new_token, token_hash};
+use repowire_core::peer::{
+    self, Claim, DEFAULT_CIRCLE, Holder, Role, Status, decide_claim, split_address, validate_name,
+    validate_route,
+};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::json;
+
+const MAX_TAGS: usize = repowire_core::limits::TAGS;
+
+/// A peer as stored (without its token hash).
+#[derive(Debug, Clone)]
+pub struct PeerRow {
+    pub id: String,
+    pub name: String,
+    pub circle: String,
+    pub role: Role,
+    pub backend: String,
+    pub project_path: String,
+    pub tags: Vec<String>,
+    pub description: String,
+    pub status: Status,
+    pub route: String,
+    pub created_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+impl PeerRow {
+    pub fn info(&self, now: i64, stale_after_ms: i64) -> PeerInfo {
+        let stale = peer::is_stale(self.last_seen_ms, now, stale_after_ms);
+        PeerInfo {
+            peer_id: self.id.clone(),
+            name: self.name.clone(),
+            circle: self.circle.clone(),
+            role: self.role,
+            backend: self.backend.clone(),
+            project_path: self.project_path.clone(),
+            tags: self.tags.clone(),
+            description: self.description.clone(),
+            status: self.status,
+            route: self.route.clone(),
+            created_at_ms: self.created_ms,
+            last_seen_ms: self.last_seen_ms,
+            last_seen_age_s: (now - self.last_seen_ms).max(0) / 1000,
+            stale,
+            ghost: stale && self.status != Status::Offline,
+        }
+    }
+
+    pub fn reachable(&self, now: i64, stale_after_ms: i64) -> bool {
+        peer::is_reachable(self.status, self.last_seen_ms, now, stale_after_ms)
+    }
+}
+
+macro_rules! cols {
+    () => {
+        "id, name, circle, role, backend, project_path, tags, description, status, \
+                    route, created_ms, last_seen_ms"
+    };
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
+    let tags: String = r.get(6)?;
+    Ok(PeerRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        circle: r.get(2)?,
+        role: parse_col(r.get(3)?, Role::parse)?,
+        backend: r.get(4)?,
+        project_path: r.get(5)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        description: r.get(7)?,
+        status: parse_col(r.get(8)?, Status::parse)?,
+        route: r.get(9)?,
+        created_ms: r.get(10)?,
+        last_seen_ms: r.get(11)?,
+    })
+}
+
+pub(super) fn by_id(c: &Connection, id: &str) -> Result<Option<PeerRow>> {
+    Ok(
+        c.prepare_cached(concat!("SELECT ", cols!(), " FROM peers WHERE id = ?1"))?
+            .query_row([id], from_row)
+            .optional()?,
+    )
+}
+
+/// Load a peer that must exist (inside a write, after auth looked it up).
+pub(super) fn must(c: &Connection, id: &str) -> Result<PeerRow> {
+    by_id(c, id)?.ok_or_else(|| Error::new(ErrorCode::UnknownPeer, format!("peer {id} is gone")))
+}
+
+pub(super) fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option<PeerRow>> {
+    Ok(c.prepare_cached(concat!(
+        "SELECT ",
+        cols!(),
+        " FROM peers WHERE circle = ?1 AND name = ?2"
+    ))?
+    .query_row([circle, name], from_row)
+    .optional()?)
+}
+
+/// Resolve `NAME` or `NAME@CIRCLE`; a bare name is looked up in `circle`
+/// when given, else across circles (ambiguous if it exists in several).
+pub(super) fn resolve(c: &Connection, addr: &str, circle: Option<&str>) -> Result<PeerRow> {
+    let (name, at) = split_address(addr);
+    validate_name("peer name", name)?;
+    let circle = at.or(circle);
+    if let Some(circle) = circle {
+        validate_name("circle", circle)?;
+        return by_name(c, circle, name)?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownPeer,
+                format!("no peer named {name:?} in circle {circle:?}"),
+            )
+        });
+    }
+    let mut st = c.prepare_cached(concat!(
+        "SELECT ",
+        cols!(),
+        " FROM peers WHERE name = ?1 LIMIT 2"
+    ))?;
+    let mut rows: Vec<PeerRow> = st
+        .query_map([name], from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    match rows.len() {
+        0 => Err(Error::new(
+            ErrorCode::UnknownPeer,
+            format!("no peer named {name:?}"),
+        )),
+        1 => Ok(rows.remove(0)),
+        _ => Err(Error::new(
+            ErrorCode::AmbiguousPeer,
+            format!("{name:?} exists in several circles: say {name}@CIRCLE"),
+        )),
+    }
+}
+
+fn validate_tags(tags: &[String]) -> Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::bad_request(format!(
+            "{} tags given; at most {MAX_TAGS}",
+            tags.len()
+        )));
+    }
+    for t in tags {
+        validate_name("tag", t)?;
+    }
+    Ok(())
+}
+
+fn check_field(what: &str, s: &str, max: usize) -> Result<()> {
+    if s.len() > max {
+        return Err(Error::bad_request(format!(
+            "{what} is {} bytes, over the limit of {max} bytes",
+            s.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Set a peer's role. Becoming orchestrator remembers the role it had, so
+/// giving the role up ([`step_down`]) restores it.
+fn set_role(t: &mut Tx<'_>, p: &PeerRow, role: Role, why: &str) -> Result<()> {
+    t.conn()
+        .prepare_cached(
+            "UPDATE peers SET role = ?2,
+               prior_role = CASE WHEN ?2 = 'orchestrator' THEN role ELSE NULL END
+             WHERE id = ?1",
+        )?
+        .execute(params![p.id, role.as_str()])?;
+    t.event(NewEvent {
+        kind: "peer_role_changed",
+        subject: &p.id,
+        related: None,
+        circle: Some(&p.circle),
+        payload: json!({"name": p.name, "from": p.role, "to": role, "why": why}),
+    })
+}
+
+/// Leave the orchestrator role for the role held before it (default agent).
+fn step_down(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
+    let prior: Option<String> = t
+        .conn()
+        .prepare_cached("SELECT prior_role FROM peers WHERE id = ?1")?
+        .query_row([&p.id], |r| r.get(0))?;
+    let back = prior
+        .as_deref()
+        .and_then(|r| Role::parse(r).ok())
+        .filter(|r| *r != Role::Orchestrator)
+        .unwrap_or(Role::Agent);
+    set_role(t, p, back, why)
+}
+
+/// The claim, inside a transaction: decide, demote a previous holder, promote.
+fn claim_in(t: &mut Tx<'_>, p: &PeerRow, force: bool, stale_after: i64) -> Result<ClaimResp> {
+    let holder = t
+        .conn()
+        .prepare_cached(concat!(
+            "SELECT ",
+            cols!(),
+            " FROM peers WHERE circle = ?1 AND role = 'orchestrator'"
+        ))?
+        .query_row([&p.circle], from_row)
+        .optional()?;
+    let h = holder.as_ref().map(|h| Holder {
+        peer_id: h.id.clone(),
+        name: h.name.clone(),
+        last_seen_ms: h.last_seen_ms,
+        status: h.status,
+    });
+    let decision = decide_claim(&p.id, h.as_ref(), force, t.now, stale_after)?;
+    let (previous, takeover) = match (&decision, holder) {
+        (Claim::Free, _) | (_, None) => (None, None),
+        (Claim::TakeOverStale(_) | Claim::TakeOverForced(_), Some(old)) => {
+            let how = if matches!(decision, Claim::TakeOverForced(_)) {
+                "forced"
+            } else {
+                "stale"
+            };
+            step_down(t, &old, &format!("demoted: {} claimed ({how})", p.name))?;
+            enqueue(
+                t,
+                NewDelivery {
+                    to: &old,
+                    from: None,
+                    kind: DeliveryKind::System,
+                    ask_id: None,
+                    job_id: None,
+                    text: &format!(
+                        "You are no longer the orchestrator of circle {:?}: {} took the role ({how}).",
+                        p.circle, p.name
+                    ),
+                },
+            )?;
+            (Some(old.name), Some(how.to_string()))
+        }
+    };
+    if p.role != Role::Orchestrator {
+        set_role(t, p, Role::Orchestrator, "claimed")?;
+    }
+    t.event(NewEvent {
+        kind: "role_claimed",
+        subject: &p.id,
+        related: None,
+        circle: Some(&p.circle),
+        payload: json!({"name": p.name, "role": "orchestrator", "previous": previous, "takeover": takeover}),
+    })?;
+    let holder = must(t.conn(), &p.id)?;
+    Ok(ClaimResp {
+        circle: p.circle.clone(),
+        holder: holder.info(t.now, stale_after),
+        previous,
+        takeover,
+    })
+}
+
+/// A sign of life: refresh `last_seen`; a peer that was flagged a ghost gets
+/// a `peer_alive` event as the flag clears.
+pub(super) fn revive(t: &mut Tx<'_>, peer_id: &str) -> Result<()> {
+    let was_ghost: Option<(String, String)> = t
+        .conn()
+        .prepare_cached(
+            "SELECT name, circle FROM peers WHERE id = ?1 AND ghost_since_ms IS NOT NULL",
+        )?
+        .query_row([peer_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    t.conn()
+        .prepare_cached("UPDATE peers SET last_seen_ms = ?2, ghost_since_ms = NULL WHERE id = ?1")?
+        .execute(params![peer_id, t.now])?;
+    if let Some((name, circle)) = was_ghost {
+        t.event(NewEvent {
+            kind: "peer_alive",
+            subject: peer_id,
+            related: None,
+            circle: Some(&circle),
+            payload: json!({"name": name}),
+        })?;
+    }
+    Ok(())
+}
+
+/// Remove a peer: its open asks fail, its undelivered messages are dropped.
+fn remove_in(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
+    super::asks::end_for_removed_peer(t, p)?;
+    super::deliveries::drop_where(
+        t,
+        "to_peer = ?1 AND state IN ('pending','leased')",
+        &p.id,
+        &format!("{} was {why}", p.name),
+    )?;
+    t.conn()
+        .prepare_cached("DELETE FROM peers WHERE id = ?1")?
+        .execute([&p.id])?;
+    t.conn()
+        .prepare_cached("DELETE FROM inbox_counts WHERE peer_id = ?1")?
+        .execute([&p.id])?;
+    t.event(NewEvent {
+        kind: "peer_unregistered",
+        subject: &p.id,
+        related: None,
+        circle: Some(&p.circle),
+        payload: json!({"name": p.name, "why": why}),
+    })
+}
+
+impl Store {
+    pub fn peer_by_token(&self, token: &str) -> Result<Option<PeerRow>> {
+        let h = token_hash(token);
+        self.read(|c| {
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM peers WHERE token_hash = ?1"
+            ))?
+            .query_row([h], from_row)
+            .optional()?)
+        })
+    }
+
+    pub fn peer_by_id(&self, id: &str) -> Result<Option<PeerRow>> {
+        self.read(|c| by_id(c, id))
+    }
+
+    pub fn resolve_peer(&self, addr: &str, circle: Option<&str>) -> Result<PeerRow> {
+        self.read(|c| resolve(c, addr, circle))
+    }
+
+    pub fn list_peers(&self, circle: Option<&str>) -> Result<Vec<PeerRow>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM peers WHERE ?1 IS NULL OR circle = ?1 ORDER BY circle, name"
+            ))?;
+            Ok(st
+                .query_map([circle], from_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Register a new peer (admin), or resume one with its own token.
+    pub fn register(
+        &self,
+        req: RegisterReq,
+        token_peer: Option<&PeerRow>,
+    ) -> Result<(PeerRow, Option<String>, bool)> {
+        // Resuming with a peer token defaults to that peer's own circle.
+        let circle = req
+            .circle
+            .clone()
+            .or_else(|| token_peer.map(|p| p.circle.clone()))
+            .unwrap_or_else(|| DEFAULT_CIRCLE.into());
+        validate_name("peer name", &req.name)?;
+        validate_name("circle", &circle)?;
+        if let Some(r) = &req.route {
+            validate_route(r)?;
+        }
+        if let Some(tags) = &req.tags {
+            validate_tags(tags)?;
+        }
+        let max = self.policy.max_message_bytes;
+        check_field("description", req.description.as_deref().unwrap_or(""), max)?;
+        check_field(
+            "backend",
+            req.backend.as_deref().unwrap_or(""),
+            repowire_core::limits::LINE_BYTES,
+        )?;
+        check_field(
+            "project_path",
+            req.project_path.as_deref().unwrap_or(""),
+            repowire_core::limits::PATH_BYTES,
+        )?;
+        let stale_after = self.policy.stale_after_ms;
+        self.write(|t| {
+            let existing = by_name(t.conn(), &circle, &req.name)?;
+            let tags_json = req.tags.as_ref().map(serde_json::to_string).transpose()?;
+            match (existing, token_peer) {
+                (Some(old), Some(tp)) if old.id == tp.id => {
+                    t.conn()
+                        .prepare_cached(
+                            "UPDATE peers SET backend = COALESCE(?2, backend),
+                               project_path = COALESCE(?3, project_path), tags = COALESCE(?4, tags),
+                               description = COALESCE(?5, description), route = COALESCE(?6, route),
+                               status = 'online', last_seen_ms = ?7
+                             WHERE id = ?1",
+                        )?
+                        .execute(params![
+                            old.id,
+                            req.backend,
+                            req.project_path,
+                            tags_json,
+                            req.description,
+                            req.route,
+                            t.now
+                        ])?;
+                    revive(t, &old.id)?;
+                    t.event(NewEvent {
+                        kind: "peer_resumed",
+                        subject: &old.id,
+                        related: None,
+                        circle: Some(&old.circle),
+                        payload: json!({"name": old.name}),
+                    })?;
+                    let mut row = must(t.conn(), &old.id)?;
+                    match req.role {
+                        Some(Role::Orchestrator) if row.role != Role::Orchestrator => {
+                            claim_in(t, &row, false, stale_after)?;
+                        }
+                        Some(r) if r != row.role => set_role(t, &row, r, "re-registered")?,
+                        _ => {}
+                    }
+                    row = must(t.conn(), &old.id)?;
+                    Ok((row, None, true))
+                }
+                (_, Some(tp)) if tp.circle != circle => Err(super::circles::refused(format!(
+                    "this token belongs to peer {:?} in circle {:?}; it cannot register or resume a peer of circle {circle:?}",
+                    tp.name, tp.circle
+                ))),
+                (_, Some(tp)) => Err(Error::forbidden(format!(
+                    "this token belongs to peer {:?} in circle {:?}; a peer token can only resume its own peer",
+                    tp.name, tp.circle
+                ))),
+                (Some(_), None) => Err(Error::new(
+                    ErrorCode::NameTaken,
+                    format!(
+                        "a peer named {:?} already exists in circle {circle:?}: resume it with its token, or unregister it first",
+                        req.name
+                    ),
+                )),
+                (None, None) => {
+                    let id = new_id(IdKind::Peer, t.now);
+                    let token = new_token();
+                    let role = req.role.unwrap_or(Role::Agent);
+                    let initial_role = if role == Role::Orchestrator { Role::Agent } else { role };
+                    t.conn()
+                        .prepare_cached(
+                            "INSERT INTO peers (id, name, circle, role, backend, project_path, tags,
+                               description, status, route, token_hash, created_ms, last_seen_ms)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'online', ?9, ?10, ?11, ?11)",
+                        )?
+                        .execute(params![
+                            id,
+                            req.name,
+                            circle,
+                            initial_role.as_str(),
+                            req.backend.as_deref().unwrap_or(""),
+                            req.project_path.as_deref().unwrap_or(""),
+                            tags_json.as_deref().unwrap_or("[]"),
+                            req.description.as_deref().unwrap_or(""),
+                            req.route.as_deref().unwrap_or("pull"),
+                            token_hash(&token),
+                            t.now
+                        ])?;
+                    t.event(NewEvent {
+                        kind: "peer_registered",
+                        subject: &id,
+                        related: None,
+                        circle: Some(&circle),
+                        payload: json!({"name": req.name, "role": role, "backend": req.backend}),
+                    })?;
+                    if role == Role::Orchestrator {
+                        let row = must(t.conn(), &id)?;
+                        claim_in(t, &row, false, stale_after)?;
+                    }
+                    Ok((must(t.conn(), &id)?, Some(token), false))
+                }
+            }
+        })
+    }
+
+    pub fn update_peer(&self, peer_id: &str, req: UpdatePeerReq) -> Result<PeerRow> {
+        if let Some(tags) = &req.tags {
+            validate_tags(tags)?;
+        }
+        if let Some(d) = &req.description {
+            check_field("description", d, self.policy.max_message_bytes)?;
+        }
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            let tags_json = req.tags.as_ref().map(serde_json::to_string).transpose()?;
+            t.conn()
+                .prepare_cached(
+                    "UPDATE peers SET description = COALESCE(?2, description),
+                       tags = COALESCE(?3, tags) WHERE id = ?1",
+                )?
+                .execute(params![peer_id, req.description, tags_json])?;
+            t.event(NewEvent {
+                kind: "peer_updated",
+                subject: peer_id,
+                related: None,
+                circle: Some(&p.circle),
+                payload: json!({"name": p.name, "description": req.description, "tags": req.tags}),
+            })?;
+            must(t.conn(), peer_id)
+        })
+    }
+
+    /// A sign of life: refresh last_seen, optionally set the status.
+    pub fn heartbeat(&self, peer_id: &str, status: Option<Status>) -> Result<PeerRow> {
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            let status = status.unwrap_or(if p.status == Status::Offline {
+                Status::Online
+            } else {
+                p.status
+            });
+            revive(t, peer_id)?;
+            t.conn()
+                .prepare_cached("UPDATE peers SET status = ?2 WHERE id = ?1")?
+                .execute(params![peer_id, status.as_str()])?;
+            if status != p.status {
+                t.event(NewEvent {
+                    kind: "peer_status",
+                    subject: peer_id,
+                    related: None,
+                    circle: Some(&p.circle),
+                    payload: json!({"name": p.name, "from": p.status, "to": status}),
+                })?;
+            }
+            must(t.conn(), peer_id)
+        })
+    }
+
+    /// Refresh `last_seen` if it is older than `min_interval_ms` (a cheap
+    /// sign of life from consumers; writes only when needed).
+    pub fn touch(&self, peer_id: &str, min_interval_ms: i64) -> Result<()> {
+        let now = repowire_core::time::now_ms();
+        let seen = self.read(|c| Ok(by_id(c, peer_id)?.map(|p| p.last_seen_ms)))?;
+        if seen.is_some_and(|s| now - s >= min_interval_ms) {
+            self.write(|t| revive(t, peer_id))?;
+        }
+        Ok(())
+    }
+
+    pub fn unregister(&self, peer_id: &str) -> Result<PeerRow> {
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            remove_in(t, &p, "unregistered")?;
+            Ok(p)
+        })
+    }
+
+    /// Remove every peer not seen for `older_than_ms` (in `circle`, if given).
+    pub fn prune(&self, older_than_ms: i64, circle: Option<&str>) -> Result<Vec<PeerRow>> {
+        self.write(|t| {
+            let cutoff = t.now - older_than_ms;
+            let rows: Vec<PeerRow> = t
+                .conn()
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM peers WHERE last_seen_ms < ?1 AND (?2 IS NULL OR circle = ?2)"
+                ))?
+                .query_map(params![cutoff, circle], from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            for p in &rows {
+                remove_in(t, p, "pruned")?;
+            }
+            Ok(rows)
+        })
+    }
+
+    pub fn claim_orchestrator(&self, peer_id: &str, force: bool) -> Result<ClaimResp> {
+        let stale_after = self.policy.stale_after_ms;
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            claim_in(t, &p, force, stale_after)
+        })
+    }
+
+    pub fn release_orchestrator(&self, peer_id: &str) -> Result<PeerRow> {
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            if p.role != Role::Orchestrator {
+                return Err(Error::new(
+                    ErrorCode::InvalidState,
+                    format!("{} does not hold the orchestrator role", p.name),
+                ));
+            }
+            step_down(t, &p, "released")?;
+            t.event(NewEvent {
+                kind: "role_released",
+                subject: &p.id,
+                related: None,
+                circle: Some(&p.circle),
+                payload: json!({"name": p.name, "role": "orchestrator"}),
+            })?;
+            must(t.conn(), peer_id)
+        })
+    }
+
+    pub fn orchestrator(&self, circle: &str) -> Result<Option<PeerRow>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM peers WHERE circle = ?1 AND role = 'orchestrator'"
+            ))?
+            .query_row([circle], from_row)
+            .optional()?)
+        })
+    }
+
+    /// Flag peers that went quiet while claiming to be there; one
+    /// `peer_ghost` event each, once. Returns how many were flagged.
+    pub fn mark_ghosts(&self) -> Result<usize> {
+        let stale_after = self.policy.stale_after_ms;
+        self.write(|t| {
+            let rows: Vec<(String, String, String, i64)> = t
+                .conn()
+                .prepare_cached(
+                    "UPDATE peers SET ghost_since_ms = ?1
+                     WHERE ghost_since_ms IS NULL AND status != 'offline' AND last_seen_ms < ?1 - ?2
+                     RETURNING id, name, circle, last_seen_ms",
+                )?
+                .query_map(params![t.now, stale_after], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, name, circle, seen) in &rows {
+                t.event(NewEvent {
+                    kind: "peer_ghost",
+                    subject: id,
+                    related: None,
+                    circle: Some(circle),
+                    payload: json!({"name": name, "last_seen_ms": seen}),
+                })?;
+            }
+            Ok(rows.len())
+        })
+    }
+}

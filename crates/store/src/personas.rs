@@ -1,0 +1,162 @@
+//! The active persona of each circle, persona decision events, and the mesh
+//! snapshot personas are handed (views without identity internals).
+
+use super::{NewEvent, Store};
+use repowire_core::error::Result;
+use repowire_core::mesh::{MeshSnapshot, PeerSnap};
+use rusqlite::{OptionalExtension, params};
+use serde_json::json;
+
+impl Store {
+    /// Make `persona` the active persona of `circle`.
+    pub fn set_persona(&self, circle: &str, persona: &str, sha256: &str, by: &str) -> Result<()> {
+        self.write(|t| {
+            t.conn()
+                .prepare_cached(
+                    "INSERT INTO circle_personas (circle, persona, set_ms) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (circle) DO UPDATE SET persona = ?2, set_ms = ?3",
+                )?
+                .execute(params![circle, persona, t.now])?;
+            t.event(NewEvent {
+                kind: "persona_activated",
+                subject: persona,
+                related: None,
+                circle: Some(circle),
+                payload: json!({"persona": persona, "sha256": &sha256[..12.min(sha256.len())], "by": by}),
+            })
+        })
+    }
+
+    /// Go back to the built-in policy in `circle`. Returns the persona that was active.
+    pub fn clear_persona(&self, circle: &str, by: &str) -> Result<Option<String>> {
+        self.write(|t| {
+            let old: Option<String> = t
+                .conn()
+                .prepare_cached("DELETE FROM circle_personas WHERE circle = ?1 RETURNING persona")?
+                .query_row([circle], |r| r.get(0))
+                .optional()?;
+            if let Some(p) = &old {
+                t.event(NewEvent {
+                    kind: "persona_cleared",
+                    subject: p,
+                    related: None,
+                    circle: Some(circle),
+                    payload: json!({"persona": p, "by": by}),
+                })?;
+            }
+            Ok(old)
+        })
+    }
+
+    pub fn active_persona(&self, circle: &str) -> Result<Option<String>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT persona FROM circle_personas WHERE circle = ?1")?
+                    .query_row([circle], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+    }
+
+    /// (circle, persona) for every circle with an active persona.
+    pub fn active_personas(&self) -> Result<Vec<(String, String)>> {
+        self.read(|c| {
+            Ok(
+                c.prepare_cached("SELECT circle, persona FROM circle_personas ORDER BY circle")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?,
+            )
+        })
+    }
+
+    /// Record a persona event (`persona_error`, `persona_reloaded`, …).
+    pub fn persona_event(
+        &self,
+        kind: &str,
+        persona: &str,
+        circle: Option<&str>,
+        payload: serde_json::Value,
+    ) -> Result<()> {
+        self.write(|t| {
+            t.event(NewEvent {
+                kind,
+                subject: persona,
+                related: None,
+                circle,
+                payload,
+            })
+        })
+    }
+
+    /// The circle as a persona sees it: peers as views (load = open asks
+    /// addressed to the peer + open jobs assigned to it) and the newest
+    /// 1,000 job summaries.
+    pub fn mesh_snapshot(&self, circle: &str) -> Result<MeshSnapshot> {
+        let now = repowire_core::time::now_ms();
+        let stale_after = self.policy.stale_after_ms;
+        let rows = self.list_peers(Some(circle))?;
+        let loads: std::collections::HashMap<String, i64> = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT to_peer, COUNT(*) FROM asks
+                 WHERE circle = ?1 AND state IN ('queued','delivered','picked_up') GROUP BY to_peer",
+            )?
+            .query_map([circle], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })?;
+        let peers = rows
+            .into_iter()
+            .map(|p| {
+                let info = p.info(now, stale_after);
+                // A ghost is not there, whatever its row says.
+                let status = if info.ghost {
+                    "offline".to_string()
+                } else {
+                    info.status.to_string()
+                };
+                PeerSnap {
+                    load: loads.get(&p.id).copied().unwrap_or(0),
+                    name: info.name,
+                    circle: info.circle,
+                    role: info.role.to_string(),
+                    backend: info.backend,
+                    tags: info.tags,
+                    status,
+                    description: info.description,
+                    last_seen_age_s: info.last_seen_age_s,
+                }
+            })
+            .collect();
+        // Load counts every open job, not only the newest listed below.
+        let job_loads: std::collections::HashMap<String, i64> = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT assignee_name, COUNT(*) FROM jobs
+                 WHERE circle = ?1 AND state IN ('dispatched','running') AND assignee_name IS NOT NULL
+                 GROUP BY assignee_name",
+            )?
+            .query_map([circle], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })?;
+        let open_jobs = self.list_jobs(Some(circle), None, None, None, 1000, 0)?;
+        let mut peers: Vec<PeerSnap> = peers;
+        for p in &mut peers {
+            p.load += job_loads.get(&p.name).copied().unwrap_or(0);
+        }
+        let jobs = open_jobs
+            .into_iter()
+            .map(|j| repowire_core::mesh::JobSnap {
+                updated_age_s: (now - j.updated_at_ms).max(0) / 1000,
+                id: j.job_id,
+                title: j.title,
+                state: j.state.to_string(),
+                assignee: j.assignee,
+                tags: j.tags,
+            })
+            .collect();
+        Ok(MeshSnapshot {
+            circle: circle.to_string(),
+            now_ms: now,
+            peers,
+            jobs,
+        })
+    }
+}
