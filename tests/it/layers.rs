@@ -12,9 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("repowire-core", &[]),
     ("repowire-persona", &["repowire-core"]),
-    // The store still takes and returns wire types (issue 11, point 4);
-    // this sideways edge goes when it speaks domain types only.
-    ("repowire-store", &["repowire-core", "repowire-client"]),
+    // Domain types in and out: the store never sees the wire types.
+    ("repowire-store", &["repowire-core"]),
     ("repowire-client", &["repowire-core"]),
     (
         "repowire-daemon",
@@ -119,11 +118,13 @@ fn an_upward_or_sideways_edge_is_caught() {
     add(&mut graph, "repowire-core", "repowire-store");
     add(&mut graph, "repowire-store", "repowire-persona");
     add(&mut graph, "repowire-client", "repowire-daemon");
+    add(&mut graph, "repowire-store", "repowire-client");
     assert_eq!(
         violations(&graph),
         [
             "repowire-client -> repowire-daemon is not a downward edge",
             "repowire-core -> repowire-store is not a downward edge",
+            "repowire-store -> repowire-client is not a downward edge",
             "repowire-store -> repowire-persona is not a downward edge",
         ]
     );

@@ -8,6 +8,7 @@ use repowire_core::delivery::{DeliveryKind, DeliveryState};
 use repowire_core::peer::{Role, Status};
 use serde::{Deserialize, Serialize};
 
+mod convert;
 mod validate;
 pub use validate::Validate;
 

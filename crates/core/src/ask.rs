@@ -12,6 +12,9 @@
 use super::error::{Error, ErrorCode, Result};
 use super::peer::str_enum;
 
+mod record;
+pub use record::{Ask, AskManyEntry, AskManyResult, AskManySent, AskSent, NewAsk, NewAskMany};
+
 str_enum!(
     /// Where an ask is in its life.
     AskState {

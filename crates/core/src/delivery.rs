@@ -3,6 +3,9 @@
 
 use super::peer::str_enum;
 
+mod record;
+pub use record::{Broadcasted, Delivery, NewBroadcast, NewNotify, Notified};
+
 str_enum!(
     /// What a delivery carries.
     DeliveryKind {

@@ -4,7 +4,13 @@
 //! random bits from the OS CSPRNG) in Crockford base32, so ids sort by creation
 //! time and cannot be guessed. Tokens are 256 random bits; only their SHA-256
 //! is ever stored.
+//!
+//! Each kind of id has its own newtype ([`PeerId`], [`AskId`], [`JobId`], …)
+//! parsed once at the edge ([`PeerId::parse`]: prefix and shape, a coded
+//! error naming the kind expected); past the edge an id is trusted. They are
+//! the same string on the wire and in SQLite.
 
+use crate::error::{Error, ErrorCode, Result};
 use sha2::{Digest, Sha256};
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -34,6 +40,47 @@ impl IdKind {
         }
     }
 
+    /// The kind's name in messages (`ask`, `ask group`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Peer => "peer",
+            Self::Ask => "ask",
+            Self::AskGroup => "ask group",
+            Self::Delivery => "delivery",
+            Self::Job => "job",
+            Self::Review => "review",
+            Self::Schedule => "schedule",
+        }
+    }
+
+    /// The code of a malformed id of this kind: what a lookup of it would
+    /// answer (`unknown_ask`, `unknown_peer`, `not_found`), except a delivery
+    /// id, which only ever arrives in a confirm list (`bad_request`).
+    fn parse_code(self) -> ErrorCode {
+        match self {
+            Self::Ask => ErrorCode::UnknownAsk,
+            Self::Peer => ErrorCode::UnknownPeer,
+            Self::Delivery => ErrorCode::BadRequest,
+            Self::AskGroup | Self::Job | Self::Review | Self::Schedule => ErrorCode::NotFound,
+        }
+    }
+
+    /// Check that `id` is a well-formed id of this kind.
+    pub fn check(self, id: &str) -> Result<()> {
+        if Self::of(id) == Some(self) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                self.parse_code(),
+                format!(
+                    "{id:?} is not a valid {} id ({}-…)",
+                    self.name(),
+                    self.prefix()
+                ),
+            ))
+        }
+    }
+
     /// Which kind an id string is, if it is well-formed.
     pub fn of(id: &str) -> Option<Self> {
         let (prefix, body) = id.split_once('-')?;
@@ -53,6 +100,184 @@ impl IdKind {
         .find(|k| k.prefix() == prefix)
     }
 }
+
+/// Declares an id newtype: a checked string of one [`IdKind`].
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The kind of object it names.
+            pub const KIND: IdKind = $kind;
+
+            /// Parse an id from the outside (a path, a body, an argument).
+            pub fn parse(s: &str) -> Result<Self> {
+                Self::KIND.check(s)?;
+                Ok(Self(s.to_string()))
+            }
+
+            /// A fresh id stamped with `now_ms`.
+            pub fn generate(now_ms: i64) -> Self {
+                Self(new_id(Self::KIND, now_ms))
+            }
+
+            /// An id read back from the store, trusted as written.
+            pub fn trusted(s: String) -> Self {
+                Self(s)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::parse(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::KIND.check(&s).map_err(serde::de::Error::custom)?;
+                Ok(Self(s))
+            }
+        }
+
+        #[cfg(feature = "sqlite")]
+        impl rusqlite::ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+                self.0.to_sql()
+            }
+        }
+
+        // Read back as written: the store only ever writes parsed or
+        // generated ids.
+        #[cfg(feature = "sqlite")]
+        impl rusqlite::types::FromSql for $name {
+            fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+                String::column_result(v).map(Self)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A peer's id (`peer-…`).
+    PeerId,
+    IdKind::Peer
+);
+id_type!(
+    /// An ask's id, its correlation id (`ask-…`).
+    AskId,
+    IdKind::Ask
+);
+id_type!(
+    /// An ask group's id, the parent of an ask-many (`askm-…`).
+    AskGroupId,
+    IdKind::AskGroup
+);
+id_type!(
+    /// A delivery's id (`dlv-…`).
+    DeliveryId,
+    IdKind::Delivery
+);
+id_type!(
+    /// A job's id (`job-…`).
+    JobId,
+    IdKind::Job
+);
+id_type!(
+    /// A review's id (`rev-…`).
+    ReviewId,
+    IdKind::Review
+);
+id_type!(
+    /// A schedule's id (`sch-…`).
+    ScheduleId,
+    IdKind::Schedule
+);
 
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
@@ -130,6 +355,40 @@ mod tests {
         );
         assert_eq!(IdKind::of("ask-short"), None);
         assert_eq!(IdKind::of("zzz-0123456789ABCDEFGHJKMNPQ"), None);
+    }
+
+    #[test]
+    fn typed_ids_parse_once_with_a_coded_error() {
+        let a = AskId::generate(7);
+        assert_eq!(AskId::parse(a.as_str()).unwrap(), a);
+        assert_eq!(a.to_string(), a.as_str());
+        let e = AskId::parse("nonsense").unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownAsk);
+        assert!(e.message.contains("ask id"), "{}", e.message);
+        // A well-formed id of another kind is not an ask id.
+        let j = JobId::generate(7);
+        assert_eq!(
+            AskId::parse(j.as_str()).unwrap_err().code,
+            ErrorCode::UnknownAsk
+        );
+        assert_eq!(
+            JobId::parse(a.as_str()).unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            ScheduleId::parse("sch-x").unwrap_err().code,
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            DeliveryId::parse("x").unwrap_err().code,
+            ErrorCode::BadRequest
+        );
+        assert_eq!(PeerId::parse("x").unwrap_err().code, ErrorCode::UnknownPeer);
+        // The same string on the wire, checked on the way in.
+        let json = serde_json::to_string(&j).unwrap();
+        assert_eq!(json, format!("\"{j}\""));
+        assert_eq!(serde_json::from_str::<JobId>(&json).unwrap(), j);
+        assert!(serde_json::from_str::<JobId>("\"job-nope\"").is_err());
     }
 
     #[test]

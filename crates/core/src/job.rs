@@ -10,6 +10,9 @@
 use super::error::{Error, ErrorCode, Result};
 use super::peer::str_enum;
 
+mod record;
+pub use record::{Job, JobNote, JobUpdate, NewJob};
+
 str_enum!(
     /// Where a job is in its life.
     JobState {

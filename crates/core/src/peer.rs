@@ -2,6 +2,9 @@
 
 use super::error::{Error, ErrorCode, Result};
 
+mod record;
+pub use record::{Claimed, Peer, PeerUpdate, Registration};
+
 pub const DEFAULT_CIRCLE: &str = "default";
 pub const MAX_NAME_LEN: usize = 64;
 

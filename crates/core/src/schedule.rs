@@ -7,6 +7,9 @@ use super::peer::str_enum;
 use chrono::{TimeZone, Utc};
 use std::str::FromStr;
 
+mod record;
+pub use record::{NewSchedule, Schedule};
+
 str_enum!(
     /// What a schedule delivers when it fires.
     ScheduleKind { Notify => "notify", Ask => "ask", Job => "job", Checkin => "checkin" }

@@ -9,6 +9,8 @@ use axum::{Json, Router};
 use repowire_client::api::*;
 use repowire_core::ask::AskAction;
 use repowire_core::error::{Error, ErrorCode};
+use repowire_core::ids::{AskGroupId, AskId, DeliveryId};
+use repowire_core::peer::Peer;
 use repowire_core::time::now_ms;
 use serde::Deserialize;
 
@@ -112,8 +114,8 @@ async fn health(State(h): H) -> Json<Health> {
     })
 }
 
-fn info(h: &DaemonHandle, p: &repowire_store::PeerRow) -> PeerInfo {
-    p.info(now_ms(), h.store.policy.stale_after_ms)
+fn info(h: &DaemonHandle, p: &Peer) -> PeerInfo {
+    PeerInfo::of(p, now_ms(), h.store.policy.stale_after_ms)
 }
 
 async fn register(
@@ -128,7 +130,7 @@ async fn register(
         }
         Caller::Admin => None,
     };
-    let (row, token, resumed) = h.store.register(req, token_peer)?;
+    let (row, token, resumed) = h.store.register(req.into(), token_peer)?;
     Ok(Json(RegisterResp {
         peer: info(&h, &row),
         token,
@@ -171,7 +173,7 @@ async fn update_me(
     c: Caller,
     Body(req): Body<UpdatePeerReq>,
 ) -> ApiResult<Json<PeerInfo>> {
-    let row = h.store.update_peer(&c.me()?.id, req)?;
+    let row = h.store.update_peer(&c.me()?.id, req.into())?;
     Ok(Json(info(&h, &row)))
 }
 
@@ -214,7 +216,8 @@ async fn prune(State(h): H, c: Caller, Body(req): Body<PruneReq>) -> ApiResult<J
 }
 
 async fn claim(State(h): H, c: Caller, Body(req): Body<ClaimReq>) -> ApiResult<Json<ClaimResp>> {
-    Ok(Json(h.store.claim_orchestrator(&c.me()?.id, req.force)?))
+    let claimed = h.store.claim_orchestrator(&c.me()?.id, req.force)?;
+    Ok(Json(ClaimResp::of(claimed, h.store.policy.stale_after_ms)))
 }
 
 async fn release(State(h): H, c: Caller) -> ApiResult<Json<PeerInfo>> {
@@ -241,7 +244,7 @@ async fn orchestrator_status(
             .as_ref()
             .is_some_and(|p| !p.reachable(now, stale_after)),
         name: holder.as_ref().map(|p| p.name.clone()),
-        peer_id: holder.as_ref().map(|p| p.id.clone()),
+        peer_id: holder.as_ref().map(|p| p.id.to_string()),
         last_seen_ms: holder.as_ref().map(|p| p.last_seen_ms),
         last_seen_age_s: holder
             .as_ref()
@@ -257,7 +260,8 @@ async fn orchestrator_status(
 
 async fn ask(State(h): H, c: Caller, Body(req): Body<AskReq>) -> ApiResult<Json<AskResp>> {
     let bypass = c.bypass(req.bypass_circle)?;
-    Ok(Json(h.store.ask(&c.me()?.id, &req, bypass)?))
+    let me = c.me()?;
+    Ok(Json(h.store.ask(&me.id, &req.try_into()?, bypass)?.into()))
 }
 
 async fn ask_many(
@@ -266,7 +270,8 @@ async fn ask_many(
     Body(req): Body<AskManyReq>,
 ) -> ApiResult<Json<AskManyResp>> {
     let bypass = c.bypass(req.bypass_circle)?;
-    Ok(Json(h.store.ask_many(&c.me()?.id, &req, bypass)?))
+    let me = c.me()?;
+    Ok(Json(h.store.ask_many(&me.id, &req.into(), bypass)?.into()))
 }
 
 async fn ask_many_result(
@@ -274,8 +279,9 @@ async fn ask_many_result(
     c: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AskManyResult>> {
-    let viewer = c.viewer().map(|p| p.id.as_str());
-    Ok(Json(h.store.ask_many_result(&id, viewer)?))
+    let id = AskGroupId::parse(&id)?;
+    let viewer = c.viewer().map(|p| &p.id);
+    Ok(Json(h.store.ask_many_result(&id, viewer)?.into()))
 }
 
 #[derive(Deserialize)]
@@ -305,18 +311,16 @@ async fn list_asks(
         }
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(Json(h.store.list_asks(
-        &c.me()?.id,
-        sent,
-        received,
-        q.open,
-        limit,
-    )?))
+    let asks = h
+        .store
+        .list_asks(&c.me()?.id, sent, received, q.open, limit)?;
+    Ok(Json(asks.into_iter().map(Into::into).collect()))
 }
 
 async fn get_ask(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<AskInfo>> {
-    let viewer = c.viewer().map(|p| p.id.as_str());
-    Ok(Json(h.store.get_ask(&id, viewer)?))
+    let id = AskId::parse(&id)?;
+    let viewer = c.viewer().map(|p| &p.id);
+    Ok(Json(h.store.get_ask(&id, viewer)?.into()))
 }
 
 async fn act(
@@ -326,12 +330,13 @@ async fn act(
     action: AskAction,
     text: Option<String>,
 ) -> ApiResult<Json<AskInfo>> {
-    Ok(Json(h.store.act_on_ask(
-        &id,
-        &c.me()?.id,
-        action,
-        text.as_deref(),
-    )?))
+    let id = AskId::parse(&id)?;
+    let me = c.me()?;
+    Ok(Json(
+        h.store
+            .act_on_ask(&id, &me.id, action, text.as_deref())?
+            .into(),
+    ))
 }
 
 async fn pickup(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<AskInfo>> {
@@ -376,7 +381,8 @@ async fn cancel(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Jso
 
 async fn notify(State(h): H, c: Caller, Body(req): Body<NotifyReq>) -> ApiResult<Json<NotifyResp>> {
     let bypass = c.bypass(req.bypass_circle)?;
-    Ok(Json(h.store.notify(&c.me()?.id, &req, bypass)?))
+    let me = c.me()?;
+    Ok(Json(h.store.notify(&me.id, &req.into(), bypass)?.into()))
 }
 
 async fn broadcast(
@@ -398,11 +404,11 @@ async fn broadcast(
         .into());
     }
     // A refused broadcast does not use up the sender's budget.
-    let sent = h.store.broadcast(&me.id, &req, bypass);
+    let sent = h.store.broadcast(&me.id, &req.into(), bypass);
     if sent.is_err() {
         h.refund_broadcast(&me.id);
     }
-    Ok(Json(sent?))
+    Ok(Json(sent?.into()))
 }
 
 #[derive(Deserialize)]
@@ -414,7 +420,12 @@ struct PeekQuery {
 async fn peek(State(h): H, c: Caller, Query(q): Query<PeekQuery>) -> ApiResult<Json<InboxResp>> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(InboxResp {
-        deliveries: h.store.peek(&c.me()?.id, limit)?,
+        deliveries: h
+            .store
+            .peek(&c.me()?.id, limit)?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     }))
 }
 
@@ -423,8 +434,14 @@ async fn confirm(
     c: Caller,
     Body(req): Body<ConfirmReq>,
 ) -> ApiResult<Json<ConfirmResp>> {
+    let me = c.me()?;
+    let ids = req
+        .ids
+        .iter()
+        .map(|id| DeliveryId::parse(id))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Json(ConfirmResp {
-        confirmed: h.store.confirm(&c.me()?.id, &req.ids)?,
+        confirmed: h.store.confirm(&me.id, &ids)?,
     }))
 }
 
@@ -441,10 +458,8 @@ async fn trace(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json
     }
     // A peer traces what happened in its circle, and its own asks (an
     // admin-bypassed ask crosses circles).
-    let party = |me: &repowire_store::PeerRow| {
-        repowire_core::ids::IdKind::of(&id) == Some(repowire_core::ids::IdKind::Ask)
-            && h.store.get_ask(&id, Some(&me.id)).is_ok()
-    };
+    let party =
+        |me: &Peer| AskId::parse(&id).is_ok_and(|ask| h.store.get_ask(&ask, Some(&me.id)).is_ok());
     if let Some(me) = c.viewer()
         && events
             .iter()
@@ -457,7 +472,10 @@ async fn trace(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json
         )
         .into());
     }
-    Ok(Json(TraceResp { id, events }))
+    Ok(Json(TraceResp {
+        id,
+        events: events.into_iter().map(Into::into).collect(),
+    }))
 }
 
 async fn doctor(State(h): H, c: Caller) -> ApiResult<Json<DoctorResp>> {
@@ -470,7 +488,7 @@ async fn doctor(State(h): H, c: Caller) -> ApiResult<Json<DoctorResp>> {
         .list_peers(None)?
         .iter()
         .filter(|p| repowire_core::peer::is_stale(p.last_seen_ms, now, stale_after))
-        .map(|p| p.info(now, stale_after))
+        .map(|p| PeerInfo::of(p, now, stale_after))
         .collect();
     Ok(Json(DoctorResp {
         db_ok: counts.check == "ok",

@@ -15,7 +15,7 @@ use repowire_client::api::{ErrorBody, Validate};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::ids::secrets_equal;
 use repowire_core::limits::Checker;
-use repowire_store::PeerRow;
+use repowire_core::peer::Peer as PeerRow;
 use serde::de::DeserializeOwned;
 
 /// The header an admin uses to act as a peer.

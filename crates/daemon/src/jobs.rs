@@ -8,7 +8,8 @@ use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{DispatchReq, DispatchResp, JobCreateReq, JobInfo, JobUpdateReq};
 use repowire_core::error::Error;
-use repowire_core::job::JobState;
+use repowire_core::ids::JobId;
+use repowire_core::job::{JobState, JobUpdate};
 use repowire_core::mesh::JobInput;
 use repowire_core::route::Route;
 use repowire_persona as persona;
@@ -18,8 +19,8 @@ use std::time::Instant;
 type H = State<DaemonHandle>;
 
 /// Decide a queued job's route and (unless `dry_run`) carry it out.
-pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchResp, Error> {
-    let job = h.store.get_job(id)?;
+pub fn dispatch(h: &DaemonHandle, id: &JobId, dry_run: bool) -> Result<DispatchResp, Error> {
+    let job = JobInfo::from(h.store.get_job(id)?);
     let circle = job.circle.clone();
     let mesh = h.personas.mesh(&h.store, &circle)?;
     let name = h.store.active_persona(&circle)?;
@@ -45,7 +46,7 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
         "dispatch",
         started,
         &decision,
-        serde_json::json!({"job": id}),
+        serde_json::json!({"job": id.as_str()}),
     )?;
     let route = decision.out();
     let resp = |job: JobInfo, outcome: &str, delivery_id: Option<String>| DispatchResp {
@@ -69,8 +70,8 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
         Route::Assign { peer, note } => {
             let (job, dlv) = h
                 .store
-                .dispatch_job(id, peer, sender.as_deref(), note.as_deref())?;
-            resp(job, "assigned", (!dlv.is_empty()).then_some(dlv))
+                .dispatch_job(id, peer, sender.as_ref(), note.as_deref())?;
+            resp(job.into(), "assigned", dlv.map(Into::into))
         }
         // Not dispatched now: hold the job back so others get their turn.
         Route::Defer { after, .. } => {
@@ -92,24 +93,22 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
                 .orchestrator(&circle)?
                 .map(|o| o.name)
                 .unwrap_or_else(|| job.owner.clone());
-            let from = sender.clone().unwrap_or_else(|| job.owner.clone());
-            let from_id = match sender.as_deref() {
-                Some(s) => s.to_string(),
-                None => h.store.resolve_peer(&from, Some(&circle))?.id,
+            let from_id = match &sender {
+                Some(s) => s.clone(),
+                None => h.store.resolve_peer(&job.owner, Some(&circle))?.id,
             };
             let sent = h.store.notify(
                 &from_id,
-                &repowire_client::api::NotifyReq {
+                &repowire_core::delivery::NewNotify {
                     to,
                     circle: Some(circle.clone()),
                     text: format!("Job {id} \"{}\" needs a decision: {question}", job.title),
-                    bypass_circle: false,
                 },
                 false,
             );
             h.store
                 .hold_job(id, repowire_core::time::now_ms() + 3_600_000)?;
-            resp(job, "asked_user", sent.ok().map(|s| s.delivery_id))
+            resp(job, "asked_user", sent.ok().map(|s| s.delivery_id.into()))
         }
         Route::Ask { .. } | Route::Notify { .. } | Route::Fanout { .. } => {
             resp(job, "not_applicable", None)
@@ -141,14 +140,14 @@ pub async fn create(
     let me = c.me()?.id.clone();
     let hh = h.clone();
     let job = tokio::task::spawn_blocking(move || -> Result<JobInfo, Error> {
-        let job = hh.store.create_job(&me, &req)?;
+        let job = hh.store.create_job(&me, &req.into())?;
         if job.state == JobState::Queued {
             // Route it now if someone fits; otherwise it waits for a retry.
             if let Ok(r) = dispatch(&hh, &job.job_id, false) {
                 return Ok(r.job);
             }
         }
-        Ok(job)
+        Ok(job.into())
     })
     .await
     .map_err(|e| Error::internal(e.to_string()))??;
@@ -169,14 +168,15 @@ pub struct ListQ {
 pub async fn list(State(h): H, c: Caller, Query(q): Query<ListQ>) -> ApiResult<Json<Vec<JobInfo>>> {
     let circle = c.scope_circle(q.circle)?;
     let state = q.state.as_deref().map(JobState::parse).transpose()?;
-    Ok(Json(h.store.list_jobs(
+    let jobs = h.store.list_jobs(
         circle.as_deref(),
         state,
         q.owner.as_deref(),
         q.assignee.as_deref(),
         q.limit.unwrap_or(50).clamp(1, 1000),
         q.offset.unwrap_or(0),
-    )?))
+    )?;
+    Ok(Json(jobs.into_iter().map(Into::into).collect()))
 }
 
 fn visible(c: &Caller, j: &JobInfo) -> Result<(), Error> {
@@ -190,7 +190,7 @@ fn visible(c: &Caller, j: &JobInfo) -> Result<(), Error> {
 }
 
 pub async fn show(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<JobInfo>> {
-    let j = h.store.get_job(&id)?;
+    let j = JobInfo::from(h.store.get_job(&JobId::parse(&id)?)?);
     visible(&c, &j)?;
     Ok(Json(j))
 }
@@ -202,8 +202,9 @@ pub async fn update(
     Body(req): Body<JobUpdateReq>,
 ) -> ApiResult<Json<JobInfo>> {
     // The admin without --as acts as nobody in particular (allowed).
-    let actor = c.me().ok().map(|p| p.id.clone());
-    Ok(Json(h.store.update_job(&id, actor.as_deref(), &req)?))
+    let id = JobId::parse(&id)?;
+    let actor = c.me().ok().map(|p| &p.id);
+    Ok(Json(h.store.update_job(&id, actor, &req.into())?.into()))
 }
 
 pub async fn cancel(
@@ -212,18 +213,20 @@ pub async fn cancel(
     Path(id): Path<String>,
     OptBody(req): OptBody<repowire_client::api::JobCancelReq>,
 ) -> ApiResult<Json<JobInfo>> {
-    let actor = c.me().ok().map(|p| p.id.clone());
-    let req = JobUpdateReq {
+    let id = JobId::parse(&id)?;
+    let actor = c.me().ok().map(|p| &p.id);
+    let req = JobUpdate {
         state: Some(JobState::Canceled),
         note: req.reason.map(|r| format!("cancel: {r}")),
         ..Default::default()
     };
-    Ok(Json(h.store.update_job(&id, actor.as_deref(), &req)?))
+    Ok(Json(h.store.update_job(&id, actor, &req)?.into()))
 }
 
 pub async fn retry(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<JobInfo>> {
-    let actor = c.me().ok().map(|p| p.id.clone());
-    Ok(Json(h.store.retry_job(&id, actor.as_deref())?))
+    let id = JobId::parse(&id)?;
+    let actor = c.me().ok().map(|p| &p.id);
+    Ok(Json(h.store.retry_job(&id, actor)?.into()))
 }
 
 pub async fn dispatch_route(
@@ -232,7 +235,8 @@ pub async fn dispatch_route(
     Path(id): Path<String>,
     Body(req): Body<DispatchReq>,
 ) -> ApiResult<Json<DispatchResp>> {
-    let j = h.store.get_job(&id)?;
+    let id = JobId::parse(&id)?;
+    let j = JobInfo::from(h.store.get_job(&id)?);
     visible(&c, &j)?;
     if !req.dry_run
         && let Some(me) = c.viewer()

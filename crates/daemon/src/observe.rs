@@ -7,7 +7,9 @@
 //! and a circle may have at most 60 persona-made messages per minute.
 
 use super::DaemonHandle;
-use repowire_client::api::{AskManyReq, AskReq, EventInfo, NotifyReq};
+use repowire_core::ask::{NewAsk, NewAskMany};
+use repowire_core::delivery::NewNotify;
+use repowire_core::event::Event;
 use repowire_core::route::Route;
 use serde_json::json;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -81,7 +83,7 @@ fn execute(
             .store
             .ask(
                 &orch.id,
-                &AskReq {
+                &NewAsk {
                     to: peer.clone(),
                     circle: c,
                     text: text.clone(),
@@ -93,18 +95,17 @@ fn execute(
                 guards
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .remember(r.ask.correlation_id.clone());
+                    .remember(r.ask.correlation_id.to_string());
                 json!({"correlation_id": r.ask.correlation_id})
             }),
         Route::Notify { peer, text } => h
             .store
             .notify(
                 &orch.id,
-                &NotifyReq {
+                &NewNotify {
                     to: peer.clone(),
                     circle: c,
                     text: text.clone(),
-                    bypass_circle: false,
                 },
                 false,
             )
@@ -113,7 +114,7 @@ fn execute(
             .store
             .ask_many(
                 &orch.id,
-                &AskManyReq {
+                &NewAskMany {
                     to: peers.clone(),
                     circle: c,
                     text: text.clone(),
@@ -124,7 +125,7 @@ fn execute(
             .map(|r| {
                 let mut g = guards.lock().unwrap_or_else(|p| p.into_inner());
                 for a in &r.asks {
-                    g.remember(a.ask.correlation_id.clone());
+                    g.remember(a.ask.correlation_id.to_string());
                 }
                 json!({"parent_id": r.parent_id})
             }),
@@ -141,7 +142,7 @@ fn execute(
 }
 
 /// What `on_event` is handed: the event without identity internals.
-fn event_view(e: &EventInfo) -> serde_json::Value {
+fn event_view(e: &Event) -> serde_json::Value {
     json!({"seq": e.seq, "ts_ms": e.ts_ms, "kind": e.kind, "subject": e.subject,
            "related": e.related, "circle": e.circle, "payload": e.payload})
 }

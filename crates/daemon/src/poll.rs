@@ -9,8 +9,10 @@ use super::streams;
 use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use repowire_client::api::{EventInfo, EventsResp, InboxResp, LeaseReq, WaitResp};
+use repowire_client::api::{EventsResp, InboxResp, LeaseReq, WaitResp};
 use repowire_core::error::{Error, ErrorCode};
+use repowire_core::event::Event;
+use repowire_core::ids::AskId;
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -38,9 +40,9 @@ enum Wake {
 /// Sleep until an event matching `wanted`, `until`, or shutdown.
 async fn next_wake(
     h: &DaemonHandle,
-    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<EventInfo>>,
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>,
     until: tokio::time::Instant,
-    wanted: impl Fn(&EventInfo) -> bool,
+    wanted: impl Fn(&Event) -> bool,
 ) -> Result<Wake, Error> {
     loop {
         let got = tokio::select! {
@@ -64,22 +66,29 @@ pub(super) async fn wait_ask(
     Path(id): Path<String>,
     Query(q): Query<WaitQuery>,
 ) -> ApiResult<Json<WaitResp>> {
+    let id = AskId::parse(&id)?;
     let viewer = c.viewer().map(|p| p.id.clone());
     let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(600_000).min(3_600_000));
     let deadline = tokio::time::Instant::now() + timeout;
     let mut rx = h.store.subscribe();
     loop {
-        let a = h.store.get_ask(&id, viewer.as_deref())?;
+        let a = h.store.get_ask(&id, viewer.as_ref())?;
         let done = a.state.is_terminal();
         if done {
-            return Ok(Json(WaitResp { ask: a, done }));
+            return Ok(Json(WaitResp {
+                ask: a.into(),
+                done,
+            }));
         }
         match next_wake(&h, &mut rx, deadline, |e| e.subject == id).await? {
             Wake::Event => {}
             Wake::Done => {
-                let a = h.store.get_ask(&id, viewer.as_deref())?;
+                let a = h.store.get_ask(&id, viewer.as_ref())?;
                 let done = a.state.is_terminal();
-                return Ok(Json(WaitResp { ask: a, done }));
+                return Ok(Json(WaitResp {
+                    ask: a.into(),
+                    done,
+                }));
             }
             Wake::Stopping => {
                 return Err(Error::new(
@@ -100,7 +109,7 @@ fn lease_for(h: &DaemonHandle, asked_ms: Option<u64>) -> i64 {
 }
 
 /// Does `e` say a delivery was queued for `peer_id`?
-fn queued_for(e: &EventInfo, peer_id: &str) -> bool {
+fn queued_for(e: &Event, peer_id: &str) -> bool {
     e.kind == "delivery_queued" && e.payload["to_peer_id"] == peer_id
 }
 
@@ -120,7 +129,9 @@ pub(super) async fn lease(
         let items = h.store.lease(&me.id, max, lease_ms, true)?;
         let now = tokio::time::Instant::now();
         if !items.is_empty() || now >= deadline {
-            return Ok(Json(InboxResp { deliveries: items }));
+            return Ok(Json(InboxResp {
+                deliveries: items.into_iter().map(Into::into).collect(),
+            }));
         }
         // Wake on a new delivery for this peer, or now and then for leases
         // that expired elsewhere.
@@ -128,7 +139,7 @@ pub(super) async fn lease(
         let nap =
             Duration::from_millis((h.store.policy.stale_after_ms / 4).clamp(50, 2_000) as u64);
         let wake = now + (deadline - now).min(nap);
-        let mine = |e: &EventInfo| queued_for(e, &me.id);
+        let mine = |e: &Event| queued_for(e, &me.id);
         next_wake(&h, &mut rx, wake, mine).await?;
         if *h.shutdown_flag() {
             return Ok(Json(InboxResp {
@@ -187,9 +198,11 @@ pub(super) async fn inbox_stream(
                 }
             };
             let mut permit = Some(permit);
-            for d in &items {
+            let any = !items.is_empty();
+            for d in items {
+                let d = repowire_client::api::DeliveryInfo::from(d);
                 let ev = SseEvent::default()
-                    .id(d.delivery_id.clone())
+                    .id(&d.delivery_id)
                     .event("delivery")
                     .json_data(d)
                     .unwrap_or_default();
@@ -204,13 +217,13 @@ pub(super) async fn inbox_stream(
                     return; // gone: what it did not confirm comes back after its lease
                 }
             }
-            if !items.is_empty() {
+            if any {
                 continue;
             }
             drop(permit);
             // Wake on a new delivery for this peer, now and then for leases
             // that expired, or to end with the daemon or the consumer.
-            let mine = |e: &EventInfo| queued_for(e, &me.id);
+            let mine = |e: &Event| queued_for(e, &me.id);
             let until = tokio::time::Instant::now() + nap;
             tokio::select! {
                 w = next_wake(&h, &mut bus, until, mine) => match w {
@@ -256,7 +269,12 @@ pub(super) async fn events(
     let since = start_seq(&h, &q, circle.as_deref())?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     Ok(Json(EventsResp {
-        events: h.store.events_since(since, limit, circle.as_deref())?,
+        events: h
+            .store
+            .events_since(since, limit, circle.as_deref())?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
     }))
 }
 

@@ -63,7 +63,7 @@ pub fn route(h: &DaemonHandle, circle: &str, reference: &str) -> Result<ReviewRe
         }
     };
     Ok(ReviewRequestResp {
-        review,
+        review: review.into(),
         persona: name,
         route: decision.out(),
     })
@@ -93,12 +93,12 @@ pub async fn request(
     let me = c.me()?.clone();
     let hh = h.clone();
     let r = tokio::task::spawn_blocking(move || -> Result<ReviewRequestResp, Error> {
-        let review = hh.store.open_review(&me.id, &req)?;
+        let review = hh.store.open_review(&me.id, &req.into())?;
         if review.reviewers.is_empty() {
             route(&hh, &me.circle, &review.reference)
         } else {
             Ok(ReviewRequestResp {
-                review,
+                review: review.into(),
                 persona: None,
                 route: repowire_core::route::Route::Decline {
                     why: "already has reviewers".into(),
@@ -127,7 +127,8 @@ pub async fn queue(
         Some(name) => c.resolve_peer_in_caller_circle(&h, &name, None)?,
         None => c.me()?.clone(),
     };
-    Ok(Json(h.store.review_queue(&peer.id)?))
+    let queue = h.store.review_queue(&peer.id)?;
+    Ok(Json(queue.into_iter().map(Into::into).collect()))
 }
 
 #[derive(Deserialize)]
@@ -146,7 +147,7 @@ fn circle_of(c: &Caller, asked: Option<String>) -> Result<String, Error> {
 
 pub async fn show(State(h): H, c: Caller, Query(q): Query<ShowQ>) -> ApiResult<Json<ReviewInfo>> {
     let circle = circle_of(&c, q.circle)?;
-    Ok(Json(h.store.get_review(&circle, &q.reference)?))
+    Ok(Json(h.store.get_review(&circle, &q.reference)?.into()))
 }
 
 pub async fn update(
@@ -155,12 +156,10 @@ pub async fn update(
     Body(req): Body<ReviewRefReq>,
 ) -> ApiResult<Json<ReviewInfo>> {
     let circle = circle_of(&c, None)?;
-    let actor = c.me().ok().map(|p| p.id.clone());
-    Ok(Json(h.store.update_review(
-        &circle,
-        actor.as_deref(),
-        &req,
-    )?))
+    let actor = c.me().ok().map(|p| &p.id);
+    Ok(Json(
+        h.store.update_review(&circle, actor, &req.into())?.into(),
+    ))
 }
 
 pub async fn mark(
@@ -169,7 +168,9 @@ pub async fn mark(
     Body(req): Body<ReviewRefReq>,
 ) -> ApiResult<Json<ReviewInfo>> {
     let me = c.me()?.clone();
-    Ok(Json(h.store.mark_review(&me.circle, &me.id, &req)?))
+    Ok(Json(
+        h.store.mark_review(&me.circle, &me.id, &req.into())?.into(),
+    ))
 }
 
 pub async fn close(
@@ -182,11 +183,10 @@ pub async fn close(
         .me()
         .map(|p| p.name.clone())
         .unwrap_or_else(|_| "admin".into());
-    let actor = c.me().ok().map(|p| p.id.clone());
-    Ok(Json(h.store.close_review(
-        &circle,
-        &req.reference,
-        actor.as_deref(),
-        &by,
-    )?))
+    let actor = c.me().ok().map(|p| &p.id);
+    Ok(Json(
+        h.store
+            .close_review(&circle, &req.reference, actor, &by)?
+            .into(),
+    ))
 }

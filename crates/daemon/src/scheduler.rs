@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{ScheduleInfo, ScheduleReq};
 use repowire_core::error::Error;
+use repowire_core::ids::ScheduleId;
 use repowire_core::route::Route;
 use repowire_core::schedule::ScheduleKind;
 use repowire_core::time::now_ms;
@@ -17,7 +18,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 /// Run the check-in script of a schedule; its routes, or why not.
-fn checkin_routes(h: &DaemonHandle, id: &str) -> Result<Vec<Route>, Error> {
+fn checkin_routes(h: &DaemonHandle, id: &ScheduleId) -> Result<Vec<Route>, Error> {
     let row = h.store.schedule_row(id)?;
     let circle = row.info.circle.clone();
     let name = match &row.info.persona {
@@ -33,7 +34,7 @@ fn checkin_routes(h: &DaemonHandle, id: &str) -> Result<Vec<Route>, Error> {
     let args = serde_json::from_str::<serde_json::Value>(&row.info.text)
         .unwrap_or_else(|_| serde_json::json!({"text": row.info.text}));
     let ctx = serde_json::json!({
-        "schedule": row.info.schedule_id,
+        "schedule": row.info.schedule_id.as_str(),
         "owner": row.info.owner,
         "to": row.info.to,
         "fired_at_ms": now_ms(),
@@ -51,17 +52,17 @@ fn checkin_routes(h: &DaemonHandle, id: &str) -> Result<Vec<Route>, Error> {
     })
 }
 
-fn fire(h: &DaemonHandle, id: &str) {
+fn fire(h: &DaemonHandle, id: &ScheduleId) {
     let checkin = match h.store.schedule_row(id) {
         Ok(r) if r.info.kind == ScheduleKind::Checkin => Some(checkin_routes(h, id)),
         Ok(_) => None,
         Err(e) => {
-            tracing::warn!(schedule = id, error = %e, "schedule vanished before firing");
+            tracing::warn!(schedule = %id, error = %e, "schedule vanished before firing");
             return;
         }
     };
     if let Err(e) = h.store.fire_schedule(id, checkin) {
-        tracing::error!(schedule = id, error = %e, "schedule fire failed");
+        tracing::error!(schedule = %id, error = %e, "schedule fire failed");
     }
 }
 
@@ -104,7 +105,7 @@ pub async fn run(h: DaemonHandle) {
                 tokio::task::spawn_blocking(move || fire(&hh, &id))
             })
             .collect();
-        let plain: Vec<String> = plain.into_iter().map(|(id, _)| id).collect();
+        let plain: Vec<ScheduleId> = plain.into_iter().map(|(id, _)| id).collect();
         for chunk in plain.chunks(500) {
             let (hh, ids) = (h.clone(), chunk.to_vec());
             fires.push(tokio::task::spawn_blocking(move || {
@@ -136,9 +137,9 @@ pub async fn create(
         )
         .into());
     }
-    let s = h.store.create_schedule(&c.me()?.id, &req)?;
+    let s = h.store.create_schedule(&c.me()?.id, &req.into())?;
     h.schedules_changed.notify_one();
-    Ok(Json(s))
+    Ok(Json(s.into()))
 }
 
 #[derive(Deserialize)]
@@ -155,17 +156,15 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<ScheduleInfo>>> {
     let circle = c.scope_circle(None)?;
     let owner = match (q.all, c.me()) {
-        (false, Ok(me)) => Some(me.id.clone()),
+        (false, Ok(me)) => Some(&me.id),
         _ => None,
     };
-    Ok(Json(
-        h.store
-            .list_schedules(circle.as_deref(), owner.as_deref())?,
-    ))
+    let list = h.store.list_schedules(circle.as_deref(), owner)?;
+    Ok(Json(list.into_iter().map(Into::into).collect()))
 }
 
 pub async fn show(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<ScheduleInfo>> {
-    let s = h.store.get_schedule(&id)?;
+    let s = h.store.get_schedule(&ScheduleId::parse(&id)?)?;
     if let Some(me) = c.viewer()
         && me.circle != s.circle
     {
@@ -175,7 +174,7 @@ pub async fn show(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<J
         )
         .into());
     }
-    Ok(Json(s))
+    Ok(Json(s.into()))
 }
 
 async fn change(
@@ -184,10 +183,11 @@ async fn change(
     id: String,
     what: &str,
 ) -> ApiResult<Json<ScheduleInfo>> {
-    let actor = c.me().ok().map(|p| p.id.clone());
-    let s = h.store.change_schedule(&id, actor.as_deref(), what)?;
+    let id = ScheduleId::parse(&id)?;
+    let actor = c.me().ok().map(|p| &p.id);
+    let s = h.store.change_schedule(&id, actor, what)?;
     h.schedules_changed.notify_one();
-    Ok(Json(s))
+    Ok(Json(s.into()))
 }
 
 pub async fn delete(

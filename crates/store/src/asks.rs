@@ -2,15 +2,15 @@
 //! compare-and-swap per move), reminders, expiry, and ends for removed peers.
 
 use super::deliveries::{NewDelivery, drop_for_ask, enqueue, settle_for_ask, target};
-use super::peers::{PeerRow, by_id, must};
+use super::peers::{by_id, must};
 use super::{NewEvent, Store, Tx, parse_col};
-use repowire_client::api::{
-    AskInfo, AskManyEntry, AskManyReq, AskManyResp, AskManyResult, AskReq, AskResp,
+use repowire_core::ask::{
+    Ask, AskAction, AskManyEntry, AskManyResult, AskManySent, AskSent, AskState, NewAsk, NewAskMany,
 };
-use repowire_core::ask::{AskAction, AskState};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
-use repowire_core::ids::{IdKind, new_id};
+use repowire_core::ids::{AskGroupId, AskId, PeerId};
+use repowire_core::peer::Peer;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 use std::collections::HashSet;
@@ -22,8 +22,8 @@ macro_rules! cols {
     };
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<AskInfo> {
-    Ok(AskInfo {
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Ask> {
+    Ok(Ask {
         correlation_id: r.get(0)?,
         parent_id: r.get(1)?,
         from_peer_id: r.get(2)?,
@@ -45,7 +45,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<AskInfo> {
     })
 }
 
-fn get(c: &Connection, id: &str) -> Result<AskInfo> {
+fn get(c: &Connection, id: &str) -> Result<Ask> {
     c.prepare_cached(concat!("SELECT ", cols!(), " FROM asks WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?
@@ -54,7 +54,7 @@ fn get(c: &Connection, id: &str) -> Result<AskInfo> {
 
 /// Why `who`, not a party to `a`, is refused: `cross_circle` when it is in
 /// another circle than the ask, else `forbidden`.
-fn outsider(a: &AskInfo, who: &PeerRow, forbidden: Error) -> Error {
+fn outsider(a: &Ask, who: &Peer, forbidden: Error) -> Error {
     if who.circle == a.circle || who.id == a.from_peer_id || who.id == a.to_peer_id {
         forbidden
     } else {
@@ -65,23 +65,7 @@ fn outsider(a: &AskInfo, who: &PeerRow, forbidden: Error) -> Error {
     }
 }
 
-fn check_id(id: &str, kind: IdKind) -> Result<()> {
-    if IdKind::of(id) == Some(kind) {
-        Ok(())
-    } else {
-        let code = if kind == IdKind::Ask {
-            ErrorCode::UnknownAsk
-        } else {
-            ErrorCode::NotFound
-        };
-        Err(Error::new(
-            code,
-            format!("{id:?} is not a valid {}- id", kind.prefix()),
-        ))
-    }
-}
-
-fn ask_event(t: &mut Tx<'_>, kind: &str, a: &AskInfo, payload: serde_json::Value) -> Result<()> {
+fn ask_event(t: &mut Tx<'_>, kind: &str, a: &Ask, payload: serde_json::Value) -> Result<()> {
     t.event(NewEvent {
         kind,
         subject: &a.correlation_id,
@@ -93,7 +77,7 @@ fn ask_event(t: &mut Tx<'_>, kind: &str, a: &AskInfo, payload: serde_json::Value
 
 /// Compare-and-swap the state: `UPDATE … WHERE state IN (allowed)`. Returns
 /// the ask after the move, or `invalid_state` naming where it actually is.
-fn cas(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<AskInfo> {
+fn cas(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<Ask> {
     let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
     let target = action.target();
     let closed = target.is_terminal().then_some(t.now);
@@ -129,20 +113,20 @@ pub(super) fn transition_quiet(t: &mut Tx<'_>, id: &str, action: AskAction) -> R
 
 pub(super) fn create_in(
     t: &mut Tx<'_>,
-    from: &PeerRow,
-    to: &PeerRow,
+    from: &Peer,
+    to: &Peer,
     text: &str,
     timeout_ms: i64,
     parent: Option<&str>,
     reply_to: Option<&str>,
-) -> Result<AskResp> {
+) -> Result<AskSent> {
     if to.id == from.id {
         return Err(Error::bad_request(format!(
             "{} cannot ask itself",
             from.name
         )));
     }
-    let id = new_id(IdKind::Ask, t.now);
+    let id = AskId::generate(t.now);
     t.conn()
         .prepare_cached(
             "INSERT INTO asks (id, parent_id, from_peer, from_name, to_peer, to_name, circle, text,
@@ -181,7 +165,7 @@ pub(super) fn create_in(
             text,
         },
     )?;
-    Ok(AskResp {
+    Ok(AskSent {
         ask: a,
         delivery_id,
         queued_offline,
@@ -199,7 +183,7 @@ fn timeout(policy_default: i64, req: Option<u64>) -> Result<i64> {
 
 /// Withdraw an ended ask's undelivered copies; if the recipient may already
 /// have seen it, send it a notice saying why (so a late answer is no surprise).
-fn withdraw(t: &mut Tx<'_>, a: &AskInfo, why: &str) -> Result<()> {
+fn withdraw(t: &mut Tx<'_>, a: &Ask, why: &str) -> Result<()> {
     let seen = drop_for_ask(t, &a.correlation_id)?;
     if seen && let Some(rcpt) = by_id(t.conn(), &a.to_peer_id)? {
         enqueue(
@@ -222,7 +206,7 @@ fn withdraw(t: &mut Tx<'_>, a: &AskInfo, why: &str) -> Result<()> {
 
 /// End the open asks of a peer being removed: asks to it fail, asks from it
 /// are canceled.
-pub(super) fn end_for_removed_peer(t: &mut Tx<'_>, p: &PeerRow) -> Result<()> {
+pub(super) fn end_for_removed_peer(t: &mut Tx<'_>, p: &Peer) -> Result<()> {
     let ids: Vec<(String, bool)> = t
         .conn()
         .prepare_cached(
@@ -254,14 +238,13 @@ pub(super) fn end_for_removed_peer(t: &mut Tx<'_>, p: &PeerRow) -> Result<()> {
 }
 
 impl Store {
-    pub fn ask(&self, from_id: &str, req: &AskReq, bypass: bool) -> Result<AskResp> {
+    pub fn ask(&self, from_id: &PeerId, req: &NewAsk, bypass: bool) -> Result<AskSent> {
         self.policy.check_text("question", &req.text)?;
         let timeout_ms = timeout(self.policy.ask_timeout_ms, req.timeout_ms)?;
         self.write(|t| {
             let from = must(t.conn(), from_id)?;
             let to = target(t.conn(), &from, &req.to, req.circle.as_deref(), bypass)?;
             if let Some(r) = req.reply_to.as_deref() {
-                check_id(r, IdKind::Ask)?;
                 let prior = get(t.conn(), r)?;
                 if prior.from_peer_id != from.id && prior.to_peer_id != from.id {
                     let no = Error::forbidden(format!(
@@ -283,7 +266,12 @@ impl Store {
         })
     }
 
-    pub fn ask_many(&self, from_id: &str, req: &AskManyReq, bypass: bool) -> Result<AskManyResp> {
+    pub fn ask_many(
+        &self,
+        from_id: &PeerId,
+        req: &NewAskMany,
+        bypass: bool,
+    ) -> Result<AskManySent> {
         self.policy.check_text("question", &req.text)?;
         let timeout_ms = timeout(self.policy.ask_timeout_ms, req.timeout_ms)?;
         if req.to.is_empty() {
@@ -304,7 +292,7 @@ impl Store {
         }
         self.write(|t| {
             let from = must(t.conn(), from_id)?;
-            let parent = new_id(IdKind::AskGroup, t.now);
+            let parent = AskGroupId::generate(t.now);
             t.conn()
                 .prepare_cached(
                     "INSERT INTO ask_groups (id, from_peer, circle, text, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -329,7 +317,7 @@ impl Store {
                 }
                 asks.push(create_in(t, &from, &to, &req.text, timeout_ms, Some(&parent), None)?);
             }
-            Ok(AskManyResp {
+            Ok(AskManySent {
                 parent_id: parent,
                 asks,
             })
@@ -337,10 +325,13 @@ impl Store {
     }
 
     /// Who answered what, and who is still open. Only the asker (or admin).
-    pub fn ask_many_result(&self, parent_id: &str, caller: Option<&str>) -> Result<AskManyResult> {
-        check_id(parent_id, IdKind::AskGroup)?;
+    pub fn ask_many_result(
+        &self,
+        parent_id: &AskGroupId,
+        caller: Option<&PeerId>,
+    ) -> Result<AskManyResult> {
         self.read(|c| {
-            let (from_peer, text): (String, String) = c
+            let (from_peer, text): (PeerId, String) = c
                 .prepare_cached("SELECT from_peer, text FROM ask_groups WHERE id = ?1")?
                 .query_row([parent_id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?
@@ -348,7 +339,7 @@ impl Store {
                     Error::new(ErrorCode::NotFound, format!("no ask group {parent_id}"))
                 })?;
             if let Some(p) = caller
-                && p != from_peer
+                && *p != from_peer
             {
                 let no = Error::forbidden("only the asker may read an ask-many result");
                 let circle: String = c
@@ -362,7 +353,7 @@ impl Store {
                     _ => no,
                 });
             }
-            let asks: Vec<AskInfo> = c
+            let asks: Vec<Ask> = c
                 .prepare_cached(concat!(
                     "SELECT ",
                     cols!(),
@@ -376,7 +367,7 @@ impl Store {
                 .map(|a| a.to.clone())
                 .collect();
             Ok(AskManyResult {
-                parent_id: parent_id.to_string(),
+                parent_id: parent_id.clone(),
                 text,
                 done: open.is_empty(),
                 open,
@@ -394,13 +385,12 @@ impl Store {
     }
 
     /// An ask, visible to its asker, its recipient or admin (`caller` None).
-    pub fn get_ask(&self, id: &str, caller: Option<&str>) -> Result<AskInfo> {
-        check_id(id, IdKind::Ask)?;
+    pub fn get_ask(&self, id: &AskId, caller: Option<&PeerId>) -> Result<Ask> {
         self.read(|c| {
             let a = get(c, id)?;
             if let Some(p) = caller
-                && p != a.from_peer_id
-                && p != a.to_peer_id
+                && *p != a.from_peer_id
+                && *p != a.to_peer_id
             {
                 let no = Error::forbidden(format!("ask {id} is between {} and {}", a.from, a.to));
                 return Err(match by_id(c, p)? {
@@ -415,12 +405,12 @@ impl Store {
     /// Asks a peer sent and/or received, newest first.
     pub fn list_asks(
         &self,
-        peer_id: &str,
+        peer_id: &PeerId,
         sent: bool,
         received: bool,
         open_only: bool,
         limit: u32,
-    ) -> Result<Vec<AskInfo>> {
+    ) -> Result<Vec<Ask>> {
         self.read(|c| {
             Ok(c.prepare_cached(concat!(
                 "SELECT ",
@@ -438,12 +428,11 @@ impl Store {
     /// The recipient picks up, acks or answers; the asker cancels.
     pub fn act_on_ask(
         &self,
-        id: &str,
-        actor_id: &str,
+        id: &AskId,
+        actor_id: &PeerId,
         action: AskAction,
         text: Option<&str>,
-    ) -> Result<AskInfo> {
-        check_id(id, IdKind::Ask)?;
+    ) -> Result<Ask> {
         if let Some(text) = text {
             self.policy.check_text("text", text)?;
         }

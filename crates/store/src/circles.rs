@@ -16,8 +16,9 @@
 //! circle. (`peers::resolve` with no circle still does, for the admin.)
 
 use super::Store;
-use super::peers::{PeerRow, by_name};
+use super::peers::by_name;
 use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::peer::Peer;
 use repowire_core::peer::{split_address, validate_name};
 use rusqlite::Connection;
 
@@ -37,7 +38,7 @@ pub(super) fn resolve_within(
     addr: &str,
     circle: Option<&str>,
     bypass: bool,
-) -> Result<PeerRow> {
+) -> Result<Peer> {
     let (name, at) = split_address(addr);
     validate_name("peer name", name)?;
     let named = at.or(circle).unwrap_or(home);
@@ -58,16 +59,16 @@ pub(super) fn resolve_within(
 /// [`resolve_within`] the circle of `caller`.
 pub(super) fn resolve_for(
     c: &Connection,
-    caller: &PeerRow,
+    caller: &Peer,
     addr: &str,
     circle: Option<&str>,
     bypass: bool,
-) -> Result<PeerRow> {
+) -> Result<Peer> {
     resolve_within(c, &caller.circle, &caller.name, addr, circle, bypass)
 }
 
 /// `actor` may act on `what` (an object of `circle`) only from inside it.
-pub(super) fn same_circle(actor: &PeerRow, circle: &str, what: &str) -> Result<()> {
+pub(super) fn same_circle(actor: &Peer, circle: &str, what: &str) -> Result<()> {
     if actor.circle == circle {
         return Ok(());
     }
@@ -82,10 +83,10 @@ impl Store {
     /// (see [`resolve_within`]; never a bypass).
     pub fn resolve_peer_for(
         &self,
-        caller: &PeerRow,
+        caller: &Peer,
         addr: &str,
         circle: Option<&str>,
-    ) -> Result<PeerRow> {
+    ) -> Result<Peer> {
         self.read(|c| resolve_for(c, caller, addr, circle, false))
     }
 }

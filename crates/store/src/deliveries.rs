@@ -1,20 +1,22 @@
 //! Deliveries: durable per-peer messages (asks, replies, notifies,
 //! broadcasts, reminders, system notices), leased out and confirmed.
 
-use super::peers::{PeerRow, must};
+use super::peers::must;
 use super::{NewEvent, Store, Tx, parse_col};
-use repowire_client::api::{BroadcastReq, BroadcastResp, DeliveryInfo, NotifyReq, NotifyResp};
 use repowire_core::ask::AskAction;
-use repowire_core::delivery::{DeliveryKind, DeliveryState};
+use repowire_core::delivery::{
+    Broadcasted, Delivery, DeliveryKind, DeliveryState, NewBroadcast, NewNotify, Notified,
+};
 use repowire_core::error::{Error, ErrorCode, Result};
-use repowire_core::ids::{IdKind, new_id};
+use repowire_core::ids::{DeliveryId, PeerId};
+use repowire_core::peer::Peer;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 
 /// A delivery to append.
 pub(super) struct NewDelivery<'a> {
-    pub to: &'a PeerRow,
-    pub from: Option<&'a PeerRow>,
+    pub to: &'a Peer,
+    pub from: Option<&'a Peer>,
     pub kind: DeliveryKind,
     pub ask_id: Option<&'a str>,
     /// The job the delivery is about, if any.
@@ -26,7 +28,7 @@ pub(super) struct NewDelivery<'a> {
 /// when the recipient's inbox is full; replies, reminders and notices the
 /// daemon owes are never refused (a full inbox must not block an answer or a
 /// role takeover).
-pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
+pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> {
     let capped = matches!(
         d.kind,
         DeliveryKind::Ask | DeliveryKind::Notify | DeliveryKind::Broadcast
@@ -49,7 +51,7 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
             ),
         ));
     }
-    let id = new_id(IdKind::Delivery, t.now);
+    let id = DeliveryId::generate(t.now);
     t.conn()
         .prepare_cached(
             "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
@@ -90,8 +92,8 @@ macro_rules! cols {
     };
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryInfo> {
-    Ok(DeliveryInfo {
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
         delivery_id: r.get(0)?,
         seq: r.get(1)?,
         kind: parse_col(r.get(2)?, DeliveryKind::parse)?,
@@ -127,7 +129,7 @@ const OPEN: &str = concat!(
      ORDER BY seq LIMIT ?2"
 );
 
-fn available(c: &Connection, peer_id: &str, now: i64, max: u32) -> Result<Vec<DeliveryInfo>> {
+fn available(c: &Connection, peer_id: &str, now: i64, max: u32) -> Result<Vec<Delivery>> {
     Ok(c.prepare_cached(AVAILABLE)?
         .query_map(params![peer_id, now, max], from_row)?
         .collect::<rusqlite::Result<_>>()?)
@@ -217,11 +219,11 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &str, circle: &str) -> Resu
 /// bypass explicitly).
 pub(super) fn target(
     c: &Connection,
-    from: &PeerRow,
+    from: &Peer,
     addr: &str,
     circle: Option<&str>,
     bypass_circle: bool,
-) -> Result<PeerRow> {
+) -> Result<Peer> {
     super::circles::resolve_for(c, from, addr, circle, bypass_circle)
 }
 
@@ -232,11 +234,11 @@ impl Store {
     /// stream passes false: an open socket proves nothing).
     pub fn lease(
         &self,
-        peer_id: &str,
+        peer_id: &PeerId,
         max: u32,
         lease_ms: i64,
         alive: bool,
-    ) -> Result<Vec<DeliveryInfo>> {
+    ) -> Result<Vec<Delivery>> {
         let now = repowire_core::time::now_ms();
         if self.read(|c| available(c, peer_id, now, 1))?.is_empty() {
             // An idle consumer is alive too: keep it from turning into a ghost.
@@ -275,7 +277,7 @@ impl Store {
     }
 
     /// Undelivered deliveries of a peer, without leasing anything.
-    pub fn peek(&self, peer_id: &str, max: u32) -> Result<Vec<DeliveryInfo>> {
+    pub fn peek(&self, peer_id: &PeerId, max: u32) -> Result<Vec<Delivery>> {
         self.read(|c| {
             Ok(c.prepare_cached(OPEN)?
                 .query_map(params![peer_id, max], from_row)?
@@ -285,12 +287,7 @@ impl Store {
 
     /// Mark the peer's deliveries `ids` delivered. Already-confirmed or
     /// unknown ids are skipped (confirming twice is harmless).
-    pub fn confirm(&self, peer_id: &str, ids: &[String]) -> Result<usize> {
-        for id in ids {
-            if repowire_core::ids::IdKind::of(id) != Some(IdKind::Delivery) {
-                return Err(Error::bad_request(format!("{id:?} is not a delivery id")));
-            }
-        }
+    pub fn confirm(&self, peer_id: &PeerId, ids: &[DeliveryId]) -> Result<usize> {
         self.write(|t| {
             let p = must(t.conn(), peer_id)?;
             let mut n = 0;
@@ -321,7 +318,7 @@ impl Store {
         })
     }
 
-    pub fn notify(&self, from_id: &str, req: &NotifyReq, bypass: bool) -> Result<NotifyResp> {
+    pub fn notify(&self, from_id: &PeerId, req: &NewNotify, bypass: bool) -> Result<Notified> {
         self.policy.check_text("message", &req.text)?;
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {
@@ -338,7 +335,7 @@ impl Store {
                     text: &req.text,
                 },
             )?;
-            Ok(NotifyResp {
+            Ok(Notified {
                 delivery_id: id,
                 queued_offline: !to.reachable(t.now, stale_after),
                 to: to.name,
@@ -351,10 +348,10 @@ impl Store {
     /// but the sender. A recipient whose inbox is full is skipped and named.
     pub fn broadcast(
         &self,
-        from_id: &str,
-        req: &BroadcastReq,
+        from_id: &PeerId,
+        req: &NewBroadcast,
         bypass: bool,
-    ) -> Result<BroadcastResp> {
+    ) -> Result<Broadcasted> {
         self.policy.check_text("message", &req.text)?;
         if let Some(c) = &req.circle {
             repowire_core::peer::validate_name("circle", c)?;
@@ -395,7 +392,7 @@ impl Store {
                     },
                 );
                 match sent {
-                    Ok(id) => deliveries.push(NotifyResp {
+                    Ok(id) => deliveries.push(Notified {
                         delivery_id: id,
                         queued_offline: !to.reachable(t.now, stale_after),
                         to: to.name,
@@ -406,7 +403,7 @@ impl Store {
                     Err(e) => return Err(e),
                 }
             }
-            Ok(BroadcastResp {
+            Ok(Broadcasted {
                 circle,
                 deliveries,
                 skipped_inbox_full: skipped,

@@ -1,8 +1,8 @@
 //! The event log: reading, tracing one object, and retention.
 
 use super::Store;
-use repowire_client::api::EventInfo;
 use repowire_core::error::Result;
+use repowire_core::event::Event;
 use repowire_core::ids::IdKind;
 use rusqlite::{Row, params};
 
@@ -12,9 +12,9 @@ macro_rules! cols {
     };
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<EventInfo> {
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
     let payload: String = r.get(6)?;
-    Ok(EventInfo {
+    Ok(Event {
         seq: r.get(0)?,
         ts_ms: r.get(1)?,
         kind: r.get(2)?,
@@ -37,12 +37,7 @@ pub struct Counts {
 
 impl Store {
     /// Events after `since` (a seq), oldest first, optionally one circle's.
-    pub fn events_since(
-        &self,
-        since: i64,
-        limit: u32,
-        circle: Option<&str>,
-    ) -> Result<Vec<EventInfo>> {
+    pub fn events_since(&self, since: i64, limit: u32, circle: Option<&str>) -> Result<Vec<Event>> {
         self.read(|c| {
             Ok(c.prepare_cached(concat!(
                 "SELECT ",
@@ -69,7 +64,7 @@ impl Store {
 
     /// Every event about `id`: the object itself and what hangs off it (an
     /// ask's deliveries; an ask group's asks and their deliveries).
-    pub fn trace(&self, id: &str) -> Result<Vec<EventInfo>> {
+    pub fn trace(&self, id: &str) -> Result<Vec<Event>> {
         self.read(|c| {
             let mut ids = vec![id.to_string()];
             if IdKind::of(id) == Some(IdKind::AskGroup) {

@@ -4,14 +4,13 @@
 
 use super::circles::{resolve_for, resolve_within, same_circle};
 use super::deliveries::{NewDelivery, enqueue};
-use super::peers::{PeerRow, by_id, must};
+use super::peers::{by_id, must};
 use super::{NewEvent, Store, Tx, parse_col};
-use repowire_client::api::{JobCreateReq, JobInfo, JobNote, JobUpdateReq};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
-use repowire_core::ids::{IdKind, new_id};
-use repowire_core::job::{JobAction, JobState};
-use repowire_core::peer::Role;
+use repowire_core::ids::{DeliveryId, JobId, PeerId};
+use repowire_core::job::{Job, JobAction, JobNote, JobState, JobUpdate, NewJob};
+use repowire_core::peer::{Peer, Role};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 
@@ -25,10 +24,10 @@ macro_rules! cols {
 
 /// A job row plus the peer ids that decide who may act on it.
 struct JobRow {
-    info: JobInfo,
-    created_by: String,
-    owner: String,
-    assignee: Option<String>,
+    info: Job,
+    created_by: PeerId,
+    owner: PeerId,
+    assignee: Option<PeerId>,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
@@ -36,7 +35,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     let prev: String = r.get(14)?;
     let data: Option<String> = r.get(16)?;
     Ok(JobRow {
-        info: JobInfo {
+        info: Job {
             job_id: r.get(0)?,
             circle: r.get(1)?,
             title: r.get(2)?,
@@ -67,19 +66,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     })
 }
 
-fn check_id(id: &str) -> Result<()> {
-    if IdKind::of(id) == Some(IdKind::Job) {
-        Ok(())
-    } else {
-        Err(Error::new(
-            ErrorCode::NotFound,
-            format!("{id:?} is not a job id"),
-        ))
-    }
-}
-
 fn get(c: &Connection, id: &str) -> Result<JobRow> {
-    check_id(id)?;
     let mut row = c
         .prepare_cached(concat!("SELECT ", cols!(), " FROM jobs WHERE id = ?1"))?
         .query_row([id], from_row)
@@ -100,7 +87,7 @@ fn get(c: &Connection, id: &str) -> Result<JobRow> {
     Ok(row)
 }
 
-fn job_event(t: &mut Tx<'_>, kind: &str, j: &JobInfo, payload: serde_json::Value) -> Result<()> {
+fn job_event(t: &mut Tx<'_>, kind: &str, j: &Job, payload: serde_json::Value) -> Result<()> {
     t.event(NewEvent {
         kind,
         subject: &j.job_id,
@@ -134,7 +121,7 @@ fn cas(t: &mut Tx<'_>, id: &str, action: JobAction) -> Result<JobRow> {
 
 /// Tell the owner (else the creator) how a job ended, unless they ended it.
 fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
-    let orchestrator: Option<PeerRow> = t
+    let orchestrator: Option<Peer> = t
         .conn()
         .prepare_cached("SELECT id FROM peers WHERE circle = ?1 AND role = 'orchestrator'")?
         .query_row([&j.info.circle], |r| r.get::<_, String>(0))
@@ -144,7 +131,7 @@ fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
         .flatten();
     // Only someone of the job's circle hears of it (an owner named across
     // circles before that was refused is passed over).
-    let inside = |p: Option<PeerRow>| p.filter(|p| p.circle == j.info.circle);
+    let inside = |p: Option<Peer>| p.filter(|p| p.circle == j.info.circle);
     let who = inside(by_id(t.conn(), &j.owner)?)
         .or(inside(by_id(t.conn(), &j.created_by)?))
         .or(orchestrator);
@@ -176,17 +163,17 @@ fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
 }
 
 impl Store {
-    pub fn create_job(&self, creator_id: &str, req: &JobCreateReq) -> Result<JobInfo> {
+    pub fn create_job(&self, creator_id: &PeerId, req: &NewJob) -> Result<Job> {
         self.write(|t| create_job_in(t, creator_id, req))
     }
 
-    pub fn get_job(&self, id: &str) -> Result<JobInfo> {
+    pub fn get_job(&self, id: &JobId) -> Result<Job> {
         self.read(|c| Ok(get(c, id)?.info))
     }
 
     /// Keep a queued job out of the background dispatcher until `until_ms`
     /// (a persona deferred it, declined it, or asked a human).
-    pub fn hold_job(&self, id: &str, until_ms: i64) -> Result<()> {
+    pub fn hold_job(&self, id: &JobId, until_ms: i64) -> Result<()> {
         self.write(|t| {
             t.conn()
                 .prepare_cached(
@@ -213,7 +200,7 @@ impl Store {
 
     /// Queued jobs whose retry backoff has passed, oldest first (the
     /// background dispatcher's work list).
-    pub fn dispatchable_jobs(&self, limit: u32) -> Result<Vec<String>> {
+    pub fn dispatchable_jobs(&self, limit: u32) -> Result<Vec<JobId>> {
         let now = repowire_core::time::now_ms();
         self.read(|c| {
             Ok(c.prepare_cached(
@@ -234,7 +221,7 @@ impl Store {
         assignee: Option<&str>,
         limit: u32,
         offset: u32,
-    ) -> Result<Vec<JobInfo>> {
+    ) -> Result<Vec<Job>> {
         // Only the filters given go into the WHERE clause, so the planner can
         // walk an index in created_ms order instead of sorting the table.
         let mut sql = String::from(concat!("SELECT ", cols!(), " FROM jobs WHERE 1 = 1"));
@@ -266,7 +253,7 @@ impl Store {
 
     /// Update a job: only its assignee, owner, creator, or the circle's
     /// orchestrator (or the admin: `actor` None).
-    pub fn update_job(&self, id: &str, actor: Option<&str>, req: &JobUpdateReq) -> Result<JobInfo> {
+    pub fn update_job(&self, id: &JobId, actor: Option<&PeerId>, req: &JobUpdate) -> Result<Job> {
         for (what, v) in [
             ("note", &req.note),
             ("result", &req.result),
@@ -326,7 +313,7 @@ impl Store {
             // it confirms (its own cancel) or after the grace period.
             let in_progress = matches!(j.info.state, JobState::Dispatched | JobState::Running);
             let assignee = j.assignee.clone();
-            if action == Some(JobAction::Cancel) && in_progress && assignee.as_deref() != actor {
+            if action == Some(JobAction::Cancel) && in_progress && assignee.as_ref() != actor {
                 if j.info.cancel_requested_at_ms.is_none() {
                     t.conn()
                         .prepare_cached("UPDATE jobs SET cancel_requested_ms = ?2, updated_ms = ?2 WHERE id = ?1")?
@@ -361,7 +348,7 @@ impl Store {
                     let j = cas(t, id, a)?;
                     job_event(t, &format!("job_{}", j.info.state), &j.info, json!({"by": by, "phase": req.phase}))?;
                     if j.info.state.is_terminal() {
-                        tell_owner(t, &j, actor.unwrap_or(""))?;
+                        tell_owner(t, &j, actor.map_or("", |a| a.as_str()))?;
                     }
                     j
                 }
@@ -378,11 +365,11 @@ impl Store {
     /// Dispatch a queued job to `peer`, as `sender` (who sends the ask).
     pub fn dispatch_job(
         &self,
-        id: &str,
+        id: &JobId,
         peer: &str,
-        sender_id: Option<&str>,
+        sender_id: Option<&PeerId>,
         note: Option<&str>,
-    ) -> Result<(JobInfo, String)> {
+    ) -> Result<(Job, Option<DeliveryId>)> {
         self.write(|t| {
             let j = get(t.conn(), id)?;
             let to = resolve_within(
@@ -408,10 +395,10 @@ impl Store {
 fn dispatch_in(
     t: &mut Tx<'_>,
     id: &str,
-    to: &PeerRow,
-    sender: &PeerRow,
+    to: &Peer,
+    sender: &Peer,
     note: Option<&str>,
-) -> Result<String> {
+) -> Result<Option<DeliveryId>> {
     let j = get(t.conn(), id)?;
     if to.circle != j.info.circle {
         return Err(Error::new(
@@ -445,14 +432,14 @@ fn dispatch_in(
     );
     if to.id == sender.id {
         // Self-assigned: nobody to ask.
-        return Ok(String::new());
+        return Ok(None);
     }
     let timeout = t.policy.ask_timeout_ms;
     let ask = super::asks::create_in(t, sender, to, &text, timeout, None, None)?;
     t.conn()
         .prepare_cached("UPDATE asks SET job_id = ?2 WHERE id = ?1")?
         .execute(params![ask.ask.correlation_id, id])?;
-    Ok(ask.delivery_id)
+    Ok(Some(ask.delivery_id))
 }
 
 impl Store {
@@ -539,7 +526,7 @@ impl Store {
     }
 
     /// Put a failed, timed-out or canceled job back in the queue.
-    pub fn retry_job(&self, id: &str, actor: Option<&str>) -> Result<JobInfo> {
+    pub fn retry_job(&self, id: &JobId, actor: Option<&PeerId>) -> Result<Job> {
         self.write(|t| {
             let j = get(t.conn(), id)?;
             if let Some(a) = actor.map(|a| must(t.conn(), a)).transpose()? {
@@ -583,11 +570,7 @@ impl Store {
 }
 
 /// Create a job inside a transaction (also used by job schedules).
-pub(super) fn create_job_in(
-    t: &mut Tx<'_>,
-    creator_id: &str,
-    req: &JobCreateReq,
-) -> Result<JobInfo> {
+pub(super) fn create_job_in(t: &mut Tx<'_>, creator_id: &PeerId, req: &NewJob) -> Result<Job> {
     if req.title.trim().is_empty() {
         return Err(Error::bad_request("a job needs a title"));
     }
@@ -611,7 +594,7 @@ pub(super) fn create_job_in(
             Some(o) => resolve_for(t.conn(), &creator, o, None, false)?,
             None => creator.clone(),
         };
-        let id = new_id(IdKind::Job, t.now);
+        let id = JobId::generate(t.now);
         t.conn()
             .prepare_cached(
                 "INSERT INTO jobs (id, circle, title, brief, kind, tags, priority, created_by,

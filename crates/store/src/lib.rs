@@ -18,11 +18,10 @@ mod personas;
 mod reviews;
 mod schedules;
 
-pub use peers::PeerRow;
 pub use schedules::SchedRow;
 
-use repowire_client::api::EventInfo;
 use repowire_core::error::{Error, Result};
+use repowire_core::event::Event;
 use repowire_core::policy::Policy;
 use repowire_core::time::now_ms;
 use rusqlite::{Connection, TransactionBehavior};
@@ -37,7 +36,7 @@ pub struct Store {
     writer: Mutex<Connection>,
     /// Checkpoints the WAL from the background, off the request path.
     checkpointer: Mutex<Connection>,
-    bus: broadcast::Sender<Arc<EventInfo>>,
+    bus: broadcast::Sender<Arc<Event>>,
     /// Bumped by every committed write: lets readers cache derived views.
     version: std::sync::atomic::AtomicU64,
     pub policy: Policy,
@@ -46,7 +45,7 @@ pub struct Store {
 /// A write transaction in progress, collecting the events it appends.
 pub struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
-    events: Vec<EventInfo>,
+    events: Vec<Event>,
     pub now: i64,
     pub policy: &'a Policy,
 }
@@ -72,7 +71,7 @@ impl Tx<'_> {
             .execute(rusqlite::params![
                 self.now, e.kind, e.subject, e.related, e.circle, payload
             ])?;
-        self.events.push(EventInfo {
+        self.events.push(Event {
             seq: self.tx.last_insert_rowid(),
             ts_ms: self.now,
             kind: e.kind.to_string(),
@@ -134,7 +133,7 @@ impl Store {
     }
 
     /// Subscribe to committed events.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<EventInfo>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.bus.subscribe()
     }
 
@@ -227,11 +226,13 @@ fn parse_col<T>(s: String, parse: fn(&str) -> Result<T>) -> rusqlite::Result<T> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use repowire_client::api::{AskReq, NotifyReq, RegisterReq};
     use repowire_core::ask::AskAction;
+    use repowire_core::ask::NewAsk;
+    use repowire_core::delivery::{NewBroadcast, NewNotify};
+    use repowire_core::peer::Registration;
 
-    fn reg(s: &Store, name: &str) -> String {
-        let req = RegisterReq {
+    fn reg(s: &Store, name: &str) -> repowire_core::ids::PeerId {
+        let req = Registration {
             name: name.into(),
             ..Default::default()
         };
@@ -244,7 +245,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
         let (a, b, c) = (reg(&s, "a"), reg(&s, "b"), reg(&s, "c"));
-        let note = |to: &str| NotifyReq {
+        let note = |to: &str| NewNotify {
             to: to.into(),
             text: "x".into(),
             ..Default::default()
@@ -253,12 +254,12 @@ mod tests {
             s.notify(&a, &note("b"), false).unwrap();
             s.notify(&b, &note("c"), false).unwrap();
         }
-        let all = repowire_client::api::BroadcastReq {
+        let all = NewBroadcast {
             text: "all".into(),
             ..Default::default()
         };
         s.broadcast(&c, &all, false).unwrap();
-        let ask = |to: &str| AskReq {
+        let ask = |to: &str| NewAsk {
             to: to.into(),
             text: "q".into(),
             ..Default::default()
@@ -266,7 +267,7 @@ mod tests {
         let q1 = s.ask(&a, &ask("b"), false).unwrap().ask.correlation_id;
         let q2 = s.ask(&a, &ask("c"), false).unwrap().ask.correlation_id;
         let leased = s.lease(&b, 3, 30_000, true).unwrap();
-        let ids: Vec<String> = leased.iter().map(|d| d.delivery_id.clone()).collect();
+        let ids: Vec<_> = leased.iter().map(|d| d.delivery_id.clone()).collect();
         s.confirm(&b, &ids).unwrap();
         s.act_on_ask(&q1, &b, AskAction::Answer, Some("done"))
             .unwrap();
@@ -340,7 +341,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
         let (a, b) = (reg(&s, "a"), reg(&s, "b"));
-        let ask = |text: &str| AskReq {
+        let ask = |text: &str| NewAsk {
             to: "b".into(),
             text: text.into(),
             ..Default::default()

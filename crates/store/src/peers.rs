@@ -3,62 +3,17 @@
 
 use super::deliveries::{NewDelivery, enqueue};
 use super::{NewEvent, Store, Tx, parse_col};
-use repowire_client::api::{ClaimResp, PeerInfo, RegisterReq, UpdatePeerReq};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
-use repowire_core::ids::{IdKind, new_id, new_token, token_hash};
+use repowire_core::ids::{PeerId, new_token, token_hash};
 use repowire_core::peer::{
-    self, Claim, DEFAULT_CIRCLE, Holder, Role, Status, decide_claim, split_address, validate_name,
-    validate_route,
+    Claim, Claimed, DEFAULT_CIRCLE, Holder, Peer, PeerUpdate, Registration, Role, Status,
+    decide_claim, split_address, validate_name, validate_route,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
 
 const MAX_TAGS: usize = repowire_core::limits::TAGS;
-
-/// A peer as stored (without its token hash).
-#[derive(Debug, Clone)]
-pub struct PeerRow {
-    pub id: String,
-    pub name: String,
-    pub circle: String,
-    pub role: Role,
-    pub backend: String,
-    pub project_path: String,
-    pub tags: Vec<String>,
-    pub description: String,
-    pub status: Status,
-    pub route: String,
-    pub created_ms: i64,
-    pub last_seen_ms: i64,
-}
-
-impl PeerRow {
-    pub fn info(&self, now: i64, stale_after_ms: i64) -> PeerInfo {
-        let stale = peer::is_stale(self.last_seen_ms, now, stale_after_ms);
-        PeerInfo {
-            peer_id: self.id.clone(),
-            name: self.name.clone(),
-            circle: self.circle.clone(),
-            role: self.role,
-            backend: self.backend.clone(),
-            project_path: self.project_path.clone(),
-            tags: self.tags.clone(),
-            description: self.description.clone(),
-            status: self.status,
-            route: self.route.clone(),
-            created_at_ms: self.created_ms,
-            last_seen_ms: self.last_seen_ms,
-            last_seen_age_s: (now - self.last_seen_ms).max(0) / 1000,
-            stale,
-            ghost: stale && self.status != Status::Offline,
-        }
-    }
-
-    pub fn reachable(&self, now: i64, stale_after_ms: i64) -> bool {
-        peer::is_reachable(self.status, self.last_seen_ms, now, stale_after_ms)
-    }
-}
 
 macro_rules! cols {
     () => {
@@ -67,9 +22,9 @@ macro_rules! cols {
     };
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
     let tags: String = r.get(6)?;
-    Ok(PeerRow {
+    Ok(Peer {
         id: r.get(0)?,
         name: r.get(1)?,
         circle: r.get(2)?,
@@ -85,7 +40,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<PeerRow> {
     })
 }
 
-pub(super) fn by_id(c: &Connection, id: &str) -> Result<Option<PeerRow>> {
+pub(super) fn by_id(c: &Connection, id: &str) -> Result<Option<Peer>> {
     Ok(
         c.prepare_cached(concat!("SELECT ", cols!(), " FROM peers WHERE id = ?1"))?
             .query_row([id], from_row)
@@ -94,11 +49,11 @@ pub(super) fn by_id(c: &Connection, id: &str) -> Result<Option<PeerRow>> {
 }
 
 /// Load a peer that must exist (inside a write, after auth looked it up).
-pub(super) fn must(c: &Connection, id: &str) -> Result<PeerRow> {
+pub(super) fn must(c: &Connection, id: &str) -> Result<Peer> {
     by_id(c, id)?.ok_or_else(|| Error::new(ErrorCode::UnknownPeer, format!("peer {id} is gone")))
 }
 
-pub(super) fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option<PeerRow>> {
+pub(super) fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option<Peer>> {
     Ok(c.prepare_cached(concat!(
         "SELECT ",
         cols!(),
@@ -110,7 +65,7 @@ pub(super) fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option
 
 /// Resolve `NAME` or `NAME@CIRCLE`; a bare name is looked up in `circle`
 /// when given, else across circles (ambiguous if it exists in several).
-pub(super) fn resolve(c: &Connection, addr: &str, circle: Option<&str>) -> Result<PeerRow> {
+pub(super) fn resolve(c: &Connection, addr: &str, circle: Option<&str>) -> Result<Peer> {
     let (name, at) = split_address(addr);
     validate_name("peer name", name)?;
     let circle = at.or(circle);
@@ -128,7 +83,7 @@ pub(super) fn resolve(c: &Connection, addr: &str, circle: Option<&str>) -> Resul
         cols!(),
         " FROM peers WHERE name = ?1 LIMIT 2"
     ))?;
-    let mut rows: Vec<PeerRow> = st
+    let mut rows: Vec<Peer> = st
         .query_map([name], from_row)?
         .collect::<rusqlite::Result<_>>()?;
     match rows.len() {
@@ -169,7 +124,7 @@ fn check_field(what: &str, s: &str, max: usize) -> Result<()> {
 
 /// Set a peer's role. Becoming orchestrator remembers the role it had, so
 /// giving the role up ([`step_down`]) restores it.
-fn set_role(t: &mut Tx<'_>, p: &PeerRow, role: Role, why: &str) -> Result<()> {
+fn set_role(t: &mut Tx<'_>, p: &Peer, role: Role, why: &str) -> Result<()> {
     t.conn()
         .prepare_cached(
             "UPDATE peers SET role = ?2,
@@ -187,7 +142,7 @@ fn set_role(t: &mut Tx<'_>, p: &PeerRow, role: Role, why: &str) -> Result<()> {
 }
 
 /// Leave the orchestrator role for the role held before it (default agent).
-fn step_down(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
+fn step_down(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
     let prior: Option<String> = t
         .conn()
         .prepare_cached("SELECT prior_role FROM peers WHERE id = ?1")?
@@ -201,7 +156,7 @@ fn step_down(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
 }
 
 /// The claim, inside a transaction: decide, demote a previous holder, promote.
-fn claim_in(t: &mut Tx<'_>, p: &PeerRow, force: bool, stale_after: i64) -> Result<ClaimResp> {
+fn claim_in(t: &mut Tx<'_>, p: &Peer, force: bool, stale_after: i64) -> Result<Claimed> {
     let holder = t
         .conn()
         .prepare_cached(concat!(
@@ -212,7 +167,7 @@ fn claim_in(t: &mut Tx<'_>, p: &PeerRow, force: bool, stale_after: i64) -> Resul
         .query_row([&p.circle], from_row)
         .optional()?;
     let h = holder.as_ref().map(|h| Holder {
-        peer_id: h.id.clone(),
+        peer_id: h.id.to_string(),
         name: h.name.clone(),
         last_seen_ms: h.last_seen_ms,
         status: h.status,
@@ -255,11 +210,12 @@ fn claim_in(t: &mut Tx<'_>, p: &PeerRow, force: bool, stale_after: i64) -> Resul
         payload: json!({"name": p.name, "role": "orchestrator", "previous": previous, "takeover": takeover}),
     })?;
     let holder = must(t.conn(), &p.id)?;
-    Ok(ClaimResp {
+    Ok(Claimed {
         circle: p.circle.clone(),
-        holder: holder.info(t.now, stale_after),
+        holder,
         previous,
         takeover,
+        at_ms: t.now,
     })
 }
 
@@ -289,7 +245,7 @@ pub(super) fn revive(t: &mut Tx<'_>, peer_id: &str) -> Result<()> {
 }
 
 /// Remove a peer: its open asks fail, its undelivered messages are dropped.
-fn remove_in(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
+fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
     super::asks::end_for_removed_peer(t, p)?;
     super::deliveries::drop_where(
         t,
@@ -313,7 +269,7 @@ fn remove_in(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
 }
 
 impl Store {
-    pub fn peer_by_token(&self, token: &str) -> Result<Option<PeerRow>> {
+    pub fn peer_by_token(&self, token: &str) -> Result<Option<Peer>> {
         let h = token_hash(token);
         self.read(|c| {
             Ok(c.prepare_cached(concat!(
@@ -326,15 +282,15 @@ impl Store {
         })
     }
 
-    pub fn peer_by_id(&self, id: &str) -> Result<Option<PeerRow>> {
+    pub fn peer_by_id(&self, id: &PeerId) -> Result<Option<Peer>> {
         self.read(|c| by_id(c, id))
     }
 
-    pub fn resolve_peer(&self, addr: &str, circle: Option<&str>) -> Result<PeerRow> {
+    pub fn resolve_peer(&self, addr: &str, circle: Option<&str>) -> Result<Peer> {
         self.read(|c| resolve(c, addr, circle))
     }
 
-    pub fn list_peers(&self, circle: Option<&str>) -> Result<Vec<PeerRow>> {
+    pub fn list_peers(&self, circle: Option<&str>) -> Result<Vec<Peer>> {
         self.read(|c| {
             let mut st = c.prepare_cached(concat!(
                 "SELECT ",
@@ -350,9 +306,9 @@ impl Store {
     /// Register a new peer (admin), or resume one with its own token.
     pub fn register(
         &self,
-        req: RegisterReq,
-        token_peer: Option<&PeerRow>,
-    ) -> Result<(PeerRow, Option<String>, bool)> {
+        req: Registration,
+        token_peer: Option<&Peer>,
+    ) -> Result<(Peer, Option<String>, bool)> {
         // Resuming with a peer token defaults to that peer's own circle.
         let circle = req
             .circle
@@ -437,7 +393,7 @@ impl Store {
                     ),
                 )),
                 (None, None) => {
-                    let id = new_id(IdKind::Peer, t.now);
+                    let id = PeerId::generate(t.now);
                     let token = new_token();
                     let role = req.role.unwrap_or(Role::Agent);
                     let initial_role = if role == Role::Orchestrator { Role::Agent } else { role };
@@ -477,7 +433,7 @@ impl Store {
         })
     }
 
-    pub fn update_peer(&self, peer_id: &str, req: UpdatePeerReq) -> Result<PeerRow> {
+    pub fn update_peer(&self, peer_id: &PeerId, req: PeerUpdate) -> Result<Peer> {
         if let Some(tags) = &req.tags {
             validate_tags(tags)?;
         }
@@ -505,7 +461,7 @@ impl Store {
     }
 
     /// A sign of life: refresh last_seen, optionally set the status.
-    pub fn heartbeat(&self, peer_id: &str, status: Option<Status>) -> Result<PeerRow> {
+    pub fn heartbeat(&self, peer_id: &PeerId, status: Option<Status>) -> Result<Peer> {
         self.write(|t| {
             let p = must(t.conn(), peer_id)?;
             let status = status.unwrap_or(if p.status == Status::Offline {
@@ -532,7 +488,7 @@ impl Store {
 
     /// Refresh `last_seen` if it is older than `min_interval_ms` (a cheap
     /// sign of life from consumers; writes only when needed).
-    pub fn touch(&self, peer_id: &str, min_interval_ms: i64) -> Result<()> {
+    pub fn touch(&self, peer_id: &PeerId, min_interval_ms: i64) -> Result<()> {
         let now = repowire_core::time::now_ms();
         let seen = self.read(|c| Ok(by_id(c, peer_id)?.map(|p| p.last_seen_ms)))?;
         if seen.is_some_and(|s| now - s >= min_interval_ms) {
@@ -541,7 +497,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn unregister(&self, peer_id: &str) -> Result<PeerRow> {
+    pub fn unregister(&self, peer_id: &PeerId) -> Result<Peer> {
         self.write(|t| {
             let p = must(t.conn(), peer_id)?;
             remove_in(t, &p, "unregistered")?;
@@ -550,10 +506,10 @@ impl Store {
     }
 
     /// Remove every peer not seen for `older_than_ms` (in `circle`, if given).
-    pub fn prune(&self, older_than_ms: i64, circle: Option<&str>) -> Result<Vec<PeerRow>> {
+    pub fn prune(&self, older_than_ms: i64, circle: Option<&str>) -> Result<Vec<Peer>> {
         self.write(|t| {
             let cutoff = t.now - older_than_ms;
-            let rows: Vec<PeerRow> = t
+            let rows: Vec<Peer> = t
                 .conn()
                 .prepare_cached(concat!(
                     "SELECT ",
@@ -569,7 +525,7 @@ impl Store {
         })
     }
 
-    pub fn claim_orchestrator(&self, peer_id: &str, force: bool) -> Result<ClaimResp> {
+    pub fn claim_orchestrator(&self, peer_id: &PeerId, force: bool) -> Result<Claimed> {
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {
             let p = must(t.conn(), peer_id)?;
@@ -577,7 +533,7 @@ impl Store {
         })
     }
 
-    pub fn release_orchestrator(&self, peer_id: &str) -> Result<PeerRow> {
+    pub fn release_orchestrator(&self, peer_id: &PeerId) -> Result<Peer> {
         self.write(|t| {
             let p = must(t.conn(), peer_id)?;
             if p.role != Role::Orchestrator {
@@ -598,7 +554,7 @@ impl Store {
         })
     }
 
-    pub fn orchestrator(&self, circle: &str) -> Result<Option<PeerRow>> {
+    pub fn orchestrator(&self, circle: &str) -> Result<Option<Peer>> {
         self.read(|c| {
             Ok(c.prepare_cached(concat!(
                 "SELECT ",

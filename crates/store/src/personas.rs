@@ -106,23 +106,22 @@ impl Store {
         let peers = rows
             .into_iter()
             .map(|p| {
-                let info = p.info(now, stale_after);
                 // A ghost is not there, whatever its row says.
-                let status = if info.ghost {
+                let status = if p.ghost(now, stale_after) {
                     "offline".to_string()
                 } else {
-                    info.status.to_string()
+                    p.status.to_string()
                 };
                 PeerSnap {
-                    load: loads.get(&p.id).copied().unwrap_or(0),
-                    name: info.name,
-                    circle: info.circle,
-                    role: info.role.to_string(),
-                    backend: info.backend,
-                    tags: info.tags,
+                    load: loads.get(p.id.as_str()).copied().unwrap_or(0),
+                    last_seen_age_s: (now - p.last_seen_ms).max(0) / 1000,
+                    name: p.name,
+                    circle: p.circle,
+                    role: p.role.to_string(),
+                    backend: p.backend,
+                    tags: p.tags,
                     status,
-                    description: info.description,
-                    last_seen_age_s: info.last_seen_age_s,
+                    description: p.description,
                 }
             })
             .collect();
@@ -145,7 +144,7 @@ impl Store {
             .into_iter()
             .map(|j| repowire_core::mesh::JobSnap {
                 updated_age_s: (now - j.updated_at_ms).max(0) / 1000,
-                id: j.job_id,
+                id: j.job_id.into_string(),
                 title: j.title,
                 state: j.state.to_string(),
                 assignee: j.assignee,

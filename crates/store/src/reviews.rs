@@ -5,10 +5,10 @@ use super::circles::{resolve_for, resolve_within};
 use super::deliveries::{NewDelivery, enqueue};
 use super::peers::{by_id, must};
 use super::{NewEvent, Store, Tx};
-use repowire_client::api::{QueueEntry, ReviewInfo, ReviewRefReq, ReviewRequestReq, ReviewerState};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
-use repowire_core::ids::{IdKind, new_id};
+use repowire_core::ids::{PeerId, ReviewId};
+use repowire_core::review::{NewReview, QueueEntry, Review, ReviewRef, ReviewerState};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
@@ -23,8 +23,8 @@ fn my_action(open: bool, head: &str, last: Option<&str>) -> &'static str {
 }
 
 struct Row {
-    info: ReviewInfo,
-    author_id: String,
+    info: Review,
+    author_id: PeerId,
 }
 
 fn load(c: &Connection, circle: &str, reference: &str) -> Result<Option<Row>> {
@@ -37,7 +37,7 @@ fn load(c: &Connection, circle: &str, reference: &str) -> Result<Option<Row>> {
         .query_row(params![circle, reference], |r| {
             let tags: String = r.get(7)?;
             Ok(Row {
-                info: ReviewInfo {
+                info: Review {
                     review_id: r.get(0)?,
                     reference: r.get(1)?,
                     circle: r.get(2)?,
@@ -85,12 +85,7 @@ fn must_load(c: &Connection, circle: &str, reference: &str) -> Result<Row> {
     })
 }
 
-fn review_event(
-    t: &mut Tx<'_>,
-    kind: &str,
-    r: &ReviewInfo,
-    payload: serde_json::Value,
-) -> Result<()> {
+fn review_event(t: &mut Tx<'_>, kind: &str, r: &Review, payload: serde_json::Value) -> Result<()> {
     t.event(NewEvent {
         kind,
         subject: &r.review_id,
@@ -121,7 +116,7 @@ fn tell(t: &mut Tx<'_>, circle: &str, peer_id: &str, text: &str) -> Result<()> {
 
 /// Moving, re-opening or closing a review: its author, whoever requested
 /// it, the circle's orchestrator, or the admin (`actor` None).
-fn may_manage(t: &Tx<'_>, row: &Row, actor: Option<&str>) -> Result<()> {
+fn may_manage(t: &Tx<'_>, row: &Row, actor: Option<&PeerId>) -> Result<()> {
     let Some(a) = actor else { return Ok(()) };
     let a = must(t.conn(), a)?;
     if a.id == row.author_id
@@ -137,7 +132,7 @@ fn may_manage(t: &Tx<'_>, row: &Row, actor: Option<&str>) -> Result<()> {
 }
 
 /// Tell reviewers who already reviewed that the head moved.
-fn tell_reviewers_moved(t: &mut Tx<'_>, r: &ReviewInfo) -> Result<()> {
+fn tell_reviewers_moved(t: &mut Tx<'_>, r: &Review) -> Result<()> {
     let reviewers: Vec<String> = t
         .conn()
         .prepare_cached("SELECT reviewer FROM review_assignments WHERE review_id = ?1 AND last_reviewed_sha IS NOT NULL")?
@@ -170,7 +165,7 @@ fn check_sha(sha: &str) -> Result<()> {
 impl Store {
     /// Create (or re-open, with a new head) a review item. Reviewers are
     /// added separately once routing has decided.
-    pub fn open_review(&self, caller_id: &str, req: &ReviewRequestReq) -> Result<ReviewInfo> {
+    pub fn open_review(&self, caller_id: &PeerId, req: &NewReview) -> Result<Review> {
         if req.reference.trim().is_empty() || req.reference.len() > repowire_core::limits::REF_BYTES
         {
             return Err(Error::bad_request(
@@ -196,7 +191,7 @@ impl Store {
                 }
                 return Ok(r);
             }
-            let id = new_id(IdKind::Review, t.now);
+            let id = ReviewId::generate(t.now);
             t.conn()
                 .prepare_cached(
                     "INSERT INTO reviews (id, circle, ref, title, head_sha, author, author_name,
@@ -228,7 +223,7 @@ impl Store {
         reference: &str,
         names: &[String],
         note: Option<&str>,
-    ) -> Result<ReviewInfo> {
+    ) -> Result<Review> {
         self.write(|t| {
             let row = must_load(t.conn(), circle, reference)?;
             for name in names {
@@ -260,7 +255,7 @@ impl Store {
         })
     }
 
-    pub fn get_review(&self, circle: &str, reference: &str) -> Result<ReviewInfo> {
+    pub fn get_review(&self, circle: &str, reference: &str) -> Result<Review> {
         self.read(|c| Ok(must_load(c, circle, reference)?.info))
     }
 
@@ -316,7 +311,7 @@ impl Store {
     }
 
     /// What `peer` owes: every review it is assigned, with its action.
-    pub fn review_queue(&self, peer_id: &str) -> Result<Vec<QueueEntry>> {
+    pub fn review_queue(&self, peer_id: &PeerId) -> Result<Vec<QueueEntry>> {
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT r.ref, r.title, r.head_sha, r.author_name, a.last_reviewed_sha, a.verdict, r.state
@@ -345,9 +340,9 @@ impl Store {
     pub fn update_review(
         &self,
         circle: &str,
-        actor: Option<&str>,
-        req: &ReviewRefReq,
-    ) -> Result<ReviewInfo> {
+        actor: Option<&PeerId>,
+        req: &ReviewRef,
+    ) -> Result<Review> {
         let sha = req
             .sha
             .as_deref()
@@ -381,9 +376,9 @@ impl Store {
     pub fn mark_review(
         &self,
         circle: &str,
-        reviewer_id: &str,
-        req: &ReviewRefReq,
-    ) -> Result<ReviewInfo> {
+        reviewer_id: &PeerId,
+        req: &ReviewRef,
+    ) -> Result<Review> {
         let verdict = req.verdict.as_deref().unwrap_or("comment");
         if !["approve", "changes", "comment"].contains(&verdict) {
             return Err(Error::bad_request(format!(
@@ -430,9 +425,9 @@ impl Store {
         &self,
         circle: &str,
         reference: &str,
-        actor: Option<&str>,
+        actor: Option<&PeerId>,
         by: &str,
-    ) -> Result<ReviewInfo> {
+    ) -> Result<Review> {
         self.write(|t| {
             let row = must_load(t.conn(), circle, reference)?;
             may_manage(t, &row, actor)?;

@@ -4,16 +4,16 @@
 
 use super::circles::{resolve_for, same_circle};
 use super::deliveries::{NewDelivery, enqueue};
-use super::peers::{PeerRow, by_id, must};
+use super::peers::{by_id, must};
 use super::{NewEvent, Store, Tx, parse_col};
-use repowire_client::api::{JobCreateReq, ScheduleInfo, ScheduleReq};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
-use repowire_core::ids::{IdKind, new_id};
-use repowire_core::peer::Role;
+use repowire_core::ids::{PeerId, ScheduleId};
+use repowire_core::job::NewJob;
+use repowire_core::peer::{Peer, Role};
 use repowire_core::route::Route;
 use repowire_core::schedule::{
-    MissedPolicy, ScheduleKind, next_cron, parse_cron, parse_tz, parse_when,
+    MissedPolicy, NewSchedule, Schedule, ScheduleKind, next_cron, parse_cron, parse_tz, parse_when,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
@@ -28,14 +28,14 @@ macro_rules! cols {
 
 /// A schedule plus the peer ids it acts between.
 pub struct SchedRow {
-    pub info: ScheduleInfo,
-    pub owner_id: String,
-    pub target_id: String,
+    pub info: Schedule,
+    pub owner_id: PeerId,
+    pub target_id: PeerId,
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<SchedRow> {
     Ok(SchedRow {
-        info: ScheduleInfo {
+        info: Schedule {
             schedule_id: r.get(0)?,
             circle: r.get(1)?,
             owner: r.get(2)?,
@@ -62,24 +62,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SchedRow> {
 }
 
 fn get(c: &Connection, id: &str) -> Result<SchedRow> {
-    if IdKind::of(id) != Some(IdKind::Schedule) {
-        return Err(Error::new(
-            ErrorCode::NotFound,
-            format!("{id:?} is not a schedule id"),
-        ));
-    }
     c.prepare_cached(concat!("SELECT ", cols!(), " FROM schedules WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?
         .ok_or_else(|| Error::new(ErrorCode::NotFound, format!("no schedule {id}")))
 }
 
-fn sched_event(
-    t: &mut Tx<'_>,
-    kind: &str,
-    s: &ScheduleInfo,
-    payload: serde_json::Value,
-) -> Result<()> {
+fn sched_event(t: &mut Tx<'_>, kind: &str, s: &Schedule, payload: serde_json::Value) -> Result<()> {
     t.event(NewEvent {
         kind,
         subject: &s.schedule_id,
@@ -90,23 +79,26 @@ fn sched_event(
 }
 
 /// Carry out check-in routes as `from` (inside the fire's transaction).
-fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<String>> {
+fn send_routes(t: &mut Tx<'_>, from: &Peer, routes: &[Route]) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for r in routes {
         match r {
             Route::Notify { peer, text } => {
                 let to = resolve_for(t.conn(), from, peer, None, false)?;
-                done.push(enqueue(
-                    t,
-                    NewDelivery {
-                        to: &to,
-                        from: Some(from),
-                        kind: DeliveryKind::Notify,
-                        ask_id: None,
-                        job_id: None,
-                        text,
-                    },
-                )?);
+                done.push(
+                    enqueue(
+                        t,
+                        NewDelivery {
+                            to: &to,
+                            from: Some(from),
+                            kind: DeliveryKind::Notify,
+                            ask_id: None,
+                            job_id: None,
+                            text,
+                        },
+                    )?
+                    .into_string(),
+                );
             }
             Route::Ask { peer, text } => {
                 let to = resolve_for(t.conn(), from, peer, None, false)?;
@@ -114,7 +106,8 @@ fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<S
                 done.push(
                     super::asks::create_in(t, from, &to, text, timeout, None, None)?
                         .ask
-                        .correlation_id,
+                        .correlation_id
+                        .into_string(),
                 );
             }
             Route::Fanout { peers, text } => {
@@ -124,7 +117,8 @@ fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<S
                     done.push(
                         super::asks::create_in(t, from, &to, text, timeout, None, None)?
                             .ask
-                            .correlation_id,
+                            .correlation_id
+                            .into_string(),
                     );
                 }
             }
@@ -139,7 +133,7 @@ fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<S
 }
 
 impl Store {
-    pub fn create_schedule(&self, owner_id: &str, req: &ScheduleReq) -> Result<ScheduleInfo> {
+    pub fn create_schedule(&self, owner_id: &PeerId, req: &NewSchedule) -> Result<Schedule> {
         let kind = req.kind.unwrap_or(ScheduleKind::Notify);
         if kind != ScheduleKind::Checkin {
             self.policy.check_text("text", &req.text)?;
@@ -173,7 +167,7 @@ impl Store {
             } else {
                 resolve_for(t.conn(), &owner, &req.to, req.circle.as_deref(), false)?
             };
-            let id = new_id(IdKind::Schedule, t.now);
+            let id = ScheduleId::generate(t.now);
             t.conn()
                 .prepare_cached(
                     "INSERT INTO schedules (id, circle, owner, owner_name, target, target_name, kind, text,
@@ -203,7 +197,7 @@ impl Store {
         })
     }
 
-    pub fn get_schedule(&self, id: &str) -> Result<ScheduleInfo> {
+    pub fn get_schedule(&self, id: &ScheduleId) -> Result<Schedule> {
         self.read(|c| Ok(get(c, id)?.info))
     }
 
@@ -211,8 +205,8 @@ impl Store {
     pub fn list_schedules(
         &self,
         circle: Option<&str>,
-        owner_id: Option<&str>,
-    ) -> Result<Vec<ScheduleInfo>> {
+        owner_id: Option<&PeerId>,
+    ) -> Result<Vec<Schedule>> {
         self.read(|c| {
             let rows = c
                 .prepare_cached(concat!(
@@ -230,10 +224,10 @@ impl Store {
     /// Delete, pause or resume: the owner, the circle's orchestrator, or admin.
     pub fn change_schedule(
         &self,
-        id: &str,
-        actor: Option<&str>,
+        id: &ScheduleId,
+        actor: Option<&PeerId>,
         change: &str,
-    ) -> Result<ScheduleInfo> {
+    ) -> Result<Schedule> {
         self.write(|t| {
             let s = get(t.conn(), id)?;
             let actor = actor.map(|a| must(t.conn(), a)).transpose()?;
@@ -284,7 +278,7 @@ impl Store {
     }
 
     /// Schedules due now: (id, whether it is a check-in).
-    pub fn due_schedules(&self, now_ms: i64) -> Result<Vec<(String, bool)>> {
+    pub fn due_schedules(&self, now_ms: i64) -> Result<Vec<(ScheduleId, bool)>> {
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT id, kind = 'checkin' FROM schedules
@@ -297,7 +291,7 @@ impl Store {
     }
 
     /// The schedule as the firing code needs it.
-    pub fn schedule_row(&self, id: &str) -> Result<SchedRow> {
+    pub fn schedule_row(&self, id: &ScheduleId) -> Result<SchedRow> {
         self.read(|c| get(c, id))
     }
 
@@ -306,9 +300,9 @@ impl Store {
     /// advances. A failure keeps the fire pending and retries with backoff.
     pub fn fire_schedule(
         &self,
-        id: &str,
+        id: &ScheduleId,
         checkin: Option<Result<Vec<Route>>>,
-    ) -> Result<ScheduleInfo> {
+    ) -> Result<Schedule> {
         match self.write(|t| fire_in(t, id, checkin)) {
             Ok(Some(info)) => Ok(info),
             Ok(None) => self.get_schedule(id),
@@ -319,7 +313,7 @@ impl Store {
     /// Fire many (non-check-in) schedules in one transaction, each inside
     /// its own savepoint: a failing fire rolls back alone and is retried
     /// later; the others commit together (one commit for the whole batch).
-    pub fn fire_batch(&self, ids: &[String]) -> Result<usize> {
+    pub fn fire_batch(&self, ids: &[ScheduleId]) -> Result<usize> {
         self.write(|t| {
             let mut fired = 0;
             for id in ids {
@@ -347,7 +341,7 @@ fn fire_in(
     t: &mut Tx<'_>,
     id: &str,
     checkin: Option<Result<Vec<Route>>>,
-) -> Result<Option<ScheduleInfo>> {
+) -> Result<Option<Schedule>> {
     let s = get(t.conn(), id)?;
     let Some(due) = s
         .info
@@ -392,7 +386,7 @@ fn fire_in(
 }
 
 /// Not fired: record why and retry with backoff (never dropped).
-fn record_failure(t: &mut Tx<'_>, id: &str, e: &Error) -> Result<ScheduleInfo> {
+fn record_failure(t: &mut Tx<'_>, id: &str, e: &Error) -> Result<Schedule> {
     let failures = get(t.conn(), id)?.info.failures;
     let backoff = (t.policy.schedule_retry_ms << failures.min(6)).min(300_000);
     t.conn()
@@ -463,7 +457,7 @@ fn deliver(t: &mut Tx<'_>, s: &SchedRow, checkin: Option<Result<Vec<Route>>>) ->
             }
         }
         ScheduleKind::Job => {
-            let req = JobCreateReq {
+            let req = NewJob {
                 title: s.info.text.clone(),
                 assign: (owner.id != target.id).then(|| target.name.clone()),
                 ..Default::default()
