@@ -10,6 +10,7 @@ mod delivery;
 mod docs;
 mod errors;
 mod file_modes;
+mod ids;
 mod isolation;
 mod jobs;
 mod layers;
