@@ -45,7 +45,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Ask> {
     })
 }
 
-fn get(c: &Connection, id: &str) -> Result<Ask> {
+fn get(c: &Connection, id: &AskId) -> Result<Ask> {
     c.prepare_cached(concat!("SELECT ", cols!(), " FROM asks WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?
@@ -77,7 +77,7 @@ fn ask_event(t: &mut Tx<'_>, kind: &str, a: &Ask, payload: serde_json::Value) ->
 
 /// Compare-and-swap the state: `UPDATE … WHERE state IN (allowed)`. Returns
 /// the ask after the move, or `invalid_state` naming where it actually is.
-fn cas(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<Ask> {
+fn cas(t: &mut Tx<'_>, id: &AskId, action: AskAction) -> Result<Ask> {
     let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
     let target = action.target();
     let closed = target.is_terminal().then_some(t.now);
@@ -103,7 +103,7 @@ fn cas(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<Ask> {
 
 /// A move that is skipped quietly when the ask is already past it (used when
 /// a delivery confirmation arrives after the ask moved on).
-pub(super) fn transition_quiet(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<()> {
+pub(super) fn transition_quiet(t: &mut Tx<'_>, id: &AskId, action: AskAction) -> Result<()> {
     match cas(t, id, action) {
         Ok(a) => ask_event(t, &format!("ask_{}", a.state), &a, json!({"to": a.to})),
         Err(e) if e.code == ErrorCode::InvalidState => Ok(()),
@@ -117,8 +117,8 @@ pub(super) fn create_in(
     to: &Peer,
     text: &str,
     timeout_ms: i64,
-    parent: Option<&str>,
-    reply_to: Option<&str>,
+    parent: Option<&AskGroupId>,
+    reply_to: Option<&AskId>,
 ) -> Result<AskSent> {
     if to.id == from.id {
         return Err(Error::bad_request(format!(
@@ -207,7 +207,7 @@ fn withdraw(t: &mut Tx<'_>, a: &Ask, why: &str) -> Result<()> {
 /// End the open asks of a peer being removed: asks to it fail, asks from it
 /// are canceled.
 pub(super) fn end_for_removed_peer(t: &mut Tx<'_>, p: &Peer) -> Result<()> {
-    let ids: Vec<(String, bool)> = t
+    let ids: Vec<(AskId, bool)> = t
         .conn()
         .prepare_cached(
             "SELECT id, to_peer = ?1 FROM asks
@@ -244,7 +244,7 @@ impl Store {
         self.write(|t| {
             let from = must(t.conn(), from_id)?;
             let to = target(t.conn(), &from, &req.to, req.circle.as_deref(), bypass)?;
-            if let Some(r) = req.reply_to.as_deref() {
+            if let Some(r) = &req.reply_to {
                 let prior = get(t.conn(), r)?;
                 if prior.from_peer_id != from.id && prior.to_peer_id != from.id {
                     let no = Error::forbidden(format!(
@@ -261,7 +261,7 @@ impl Store {
                 &req.text,
                 timeout_ms,
                 None,
-                req.reply_to.as_deref(),
+                req.reply_to.as_ref(),
             )
         })
     }
@@ -536,7 +536,7 @@ impl Store {
             return Ok(0);
         }
         self.write(|t| {
-            let ids: Vec<String> = t
+            let ids: Vec<AskId> = t
                 .conn()
                 .prepare_cached(
                     "SELECT id FROM asks WHERE state IN ('queued','delivered','picked_up') AND expires_ms <= ?1",
@@ -562,7 +562,7 @@ impl Store {
             return Ok(0);
         }
         self.write(|t| {
-            let due: Vec<(String, String, String, String)> = t
+            let due: Vec<(AskId, PeerId, PeerId, String)> = t
                 .conn()
                 .prepare_cached(DUE)?
                 .query_map([cutoff], |r| {

@@ -8,7 +8,7 @@ use repowire_core::delivery::{
     Broadcasted, Delivery, DeliveryKind, DeliveryState, NewBroadcast, NewNotify, Notified,
 };
 use repowire_core::error::{Error, ErrorCode, Result};
-use repowire_core::ids::{DeliveryId, PeerId};
+use repowire_core::ids::{AskId, DeliveryId, JobId, PeerId};
 use repowire_core::peer::Peer;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::json;
@@ -18,9 +18,9 @@ pub(super) struct NewDelivery<'a> {
     pub to: &'a Peer,
     pub from: Option<&'a Peer>,
     pub kind: DeliveryKind,
-    pub ask_id: Option<&'a str>,
+    pub ask_id: Option<&'a AskId>,
     /// The job the delivery is about, if any.
-    pub job_id: Option<&'a str>,
+    pub job_id: Option<&'a JobId>,
     pub text: &'a str,
 }
 
@@ -73,7 +73,7 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
     t.event(NewEvent {
         kind: "delivery_queued",
         subject: &id,
-        related: d.ask_id,
+        related: d.ask_id.map(|a| a.as_str()),
         circle: Some(&d.to.circle),
         payload: json!({
             "to": d.to.name, "to_peer_id": d.to.id, "from": d.from.map(|f| &f.name),
@@ -129,7 +129,7 @@ const OPEN: &str = concat!(
      ORDER BY seq LIMIT ?2"
 );
 
-fn available(c: &Connection, peer_id: &str, now: i64, max: u32) -> Result<Vec<Delivery>> {
+fn available(c: &Connection, peer_id: &PeerId, now: i64, max: u32) -> Result<Vec<Delivery>> {
     Ok(c.prepare_cached(AVAILABLE)?
         .query_map(params![peer_id, now, max], from_row)?
         .collect::<rusqlite::Result<_>>()?)
@@ -138,7 +138,7 @@ fn available(c: &Connection, peer_id: &str, now: i64, max: u32) -> Result<Vec<De
 /// Withdraw the undelivered copies of an ask that ended (the ask itself and
 /// any reminder). Returns whether the recipient may already have seen it
 /// (a copy was handed out or confirmed).
-pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &str) -> Result<bool> {
+pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &AskId) -> Result<bool> {
     let seen: bool = t
         .conn()
         .prepare_cached(
@@ -187,7 +187,7 @@ pub(super) fn drop_where(t: &mut Tx<'_>, cond: &str, arg: &str, why: &str) -> Re
 /// The recipient acted on an ask (picked it up, acked or answered it): the
 /// copies it holds under a lease count as delivered (no separate confirm
 /// needed), and copies never handed out are withdrawn.
-pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &str, circle: &str) -> Result<()> {
+pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Result<()> {
     let held: Vec<String> = t
         .conn()
         .prepare_cached(
@@ -302,6 +302,7 @@ impl Store {
                     .query_row(params![id, peer_id, t.now], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 let Some((kind, ask_id)) = row else { continue };
+                let ask_id: Option<AskId> = ask_id.map(AskId::trusted);
                 n += 1;
                 t.event(NewEvent {
                     kind: "delivery_confirmed",
@@ -369,7 +370,7 @@ impl Store {
                     ),
                 ));
             }
-            let peers: Vec<String> = t
+            let peers: Vec<PeerId> = t
                 .conn()
                 .prepare_cached(
                     "SELECT id FROM peers WHERE circle = ?1 AND id != ?2 ORDER BY name",

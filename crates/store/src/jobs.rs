@@ -66,7 +66,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
     })
 }
 
-fn get(c: &Connection, id: &str) -> Result<JobRow> {
+fn get(c: &Connection, id: &JobId) -> Result<JobRow> {
     let mut row = c
         .prepare_cached(concat!("SELECT ", cols!(), " FROM jobs WHERE id = ?1"))?
         .query_row([id], from_row)
@@ -98,7 +98,7 @@ fn job_event(t: &mut Tx<'_>, kind: &str, j: &Job, payload: serde_json::Value) ->
 }
 
 /// Compare-and-swap the state; `invalid_state` names where it really is.
-fn cas(t: &mut Tx<'_>, id: &str, action: JobAction) -> Result<JobRow> {
+fn cas(t: &mut Tx<'_>, id: &JobId, action: JobAction) -> Result<JobRow> {
     let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
     let n = t
         .conn()
@@ -120,11 +120,11 @@ fn cas(t: &mut Tx<'_>, id: &str, action: JobAction) -> Result<JobRow> {
 }
 
 /// Tell the owner (else the creator) how a job ended, unless they ended it.
-fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
+fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: Option<&PeerId>) -> Result<()> {
     let orchestrator: Option<Peer> = t
         .conn()
         .prepare_cached("SELECT id FROM peers WHERE circle = ?1 AND role = 'orchestrator'")?
-        .query_row([&j.info.circle], |r| r.get::<_, String>(0))
+        .query_row([&j.info.circle], |r| r.get::<_, PeerId>(0))
         .optional()?
         .map(|id| by_id(t.conn(), &id))
         .transpose()?
@@ -136,7 +136,7 @@ fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: &str) -> Result<()> {
         .or(inside(by_id(t.conn(), &j.created_by)?))
         .or(orchestrator);
     if let Some(owner) = who
-        && owner.id != actor
+        && Some(&owner.id) != actor
     {
         let summary = j
             .info
@@ -319,7 +319,7 @@ impl Store {
                         .prepare_cached("UPDATE jobs SET cancel_requested_ms = ?2, updated_ms = ?2 WHERE id = ?1")?
                         .execute(params![id, t.now])?;
                     job_event(t, "job_cancel_requested", &j.info, json!({"by": by, "grace_ms": t.policy.cancel_grace_ms}))?;
-                    if let Some(who) = assignee.as_deref().map(|a| by_id(t.conn(), a)).transpose()?.flatten() {
+                    if let Some(who) = assignee.as_ref().map(|a| by_id(t.conn(), a)).transpose()?.flatten() {
                         enqueue(
                             t,
                             NewDelivery {
@@ -348,7 +348,7 @@ impl Store {
                     let j = cas(t, id, a)?;
                     job_event(t, &format!("job_{}", j.info.state), &j.info, json!({"by": by, "phase": req.phase}))?;
                     if j.info.state.is_terminal() {
-                        tell_owner(t, &j, actor.map_or("", |a| a.as_str()))?;
+                        tell_owner(t, &j, actor)?;
                     }
                     j
                 }
@@ -394,7 +394,7 @@ impl Store {
 /// and an ask to the assignee carrying the job id and brief.
 fn dispatch_in(
     t: &mut Tx<'_>,
-    id: &str,
+    id: &JobId,
     to: &Peer,
     sender: &Peer,
     note: Option<&str>,
@@ -459,7 +459,7 @@ impl Store {
                AND cancel_requested_ms IS NOT NULL AND cancel_requested_ms <= ?1";
         let grace_cut = now - self.policy.cancel_grace_ms;
         let (lost, late, graced) = self.read(|c| {
-            let q = |sql: &str, arg: i64| -> Result<Vec<String>> {
+            let q = |sql: &str, arg: i64| -> Result<Vec<JobId>> {
                 Ok(c.prepare_cached(sql)?
                     .query_map([arg], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?)
@@ -474,7 +474,7 @@ impl Store {
             for id in &graced {
                 let Ok(j) = cas(t, id, JobAction::Cancel) else { continue };
                 job_event(t, "job_canceled", &j.info, json!({"by": "grace period"}))?;
-                tell_owner(t, &j, "")?;
+                tell_owner(t, &j, None)?;
                 n += 1;
             }
             for id in &late {
@@ -484,7 +484,7 @@ impl Store {
                     .execute([id])?;
                 let j = get(t.conn(), &j.info.job_id)?;
                 job_event(t, "job_timed_out", &j.info, json!({"deadline_ms": j.info.deadline_ms}))?;
-                tell_owner(t, &j, "")?;
+                tell_owner(t, &j, None)?;
                 n += 1;
             }
             for id in &lost {
@@ -497,7 +497,7 @@ impl Store {
                     // It was being canceled anyway: cancel, don't retry.
                     let j = cas(t, id, JobAction::Cancel)?;
                     job_event(t, "job_canceled", &j.info, json!({"by": "executor lost during a cancel"}))?;
-                    tell_owner(t, &j, "")?;
+                    tell_owner(t, &j, None)?;
                     n += 1;
                     continue;
                 }
@@ -517,7 +517,7 @@ impl Store {
                         .execute([id])?;
                     let j = get(t.conn(), &j.info.job_id)?;
                     job_event(t, "job_executor_lost", &j.info, json!({"assignee": who, "attempt": j.info.attempts, "requeued": false}))?;
-                    tell_owner(t, &j, "")?;
+                    tell_owner(t, &j, None)?;
                 }
                 n += 1;
             }

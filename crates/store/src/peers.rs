@@ -40,7 +40,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
     })
 }
 
-pub(super) fn by_id(c: &Connection, id: &str) -> Result<Option<Peer>> {
+pub(super) fn by_id(c: &Connection, id: &PeerId) -> Result<Option<Peer>> {
     Ok(
         c.prepare_cached(concat!("SELECT ", cols!(), " FROM peers WHERE id = ?1"))?
             .query_row([id], from_row)
@@ -49,7 +49,7 @@ pub(super) fn by_id(c: &Connection, id: &str) -> Result<Option<Peer>> {
 }
 
 /// Load a peer that must exist (inside a write, after auth looked it up).
-pub(super) fn must(c: &Connection, id: &str) -> Result<Peer> {
+pub(super) fn must(c: &Connection, id: &PeerId) -> Result<Peer> {
     by_id(c, id)?.ok_or_else(|| Error::new(ErrorCode::UnknownPeer, format!("peer {id} is gone")))
 }
 
@@ -221,7 +221,7 @@ fn claim_in(t: &mut Tx<'_>, p: &Peer, force: bool, stale_after: i64) -> Result<C
 
 /// A sign of life: refresh `last_seen`; a peer that was flagged a ghost gets
 /// a `peer_alive` event as the flag clears.
-pub(super) fn revive(t: &mut Tx<'_>, peer_id: &str) -> Result<()> {
+pub(super) fn revive(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<()> {
     let was_ghost: Option<(String, String)> = t
         .conn()
         .prepare_cached(

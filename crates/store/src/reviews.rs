@@ -97,7 +97,7 @@ fn review_event(t: &mut Tx<'_>, kind: &str, r: &Review, payload: serde_json::Val
 
 /// Tell a peer of the review's circle (an author named across circles
 /// before that was refused is passed over).
-fn tell(t: &mut Tx<'_>, circle: &str, peer_id: &str, text: &str) -> Result<()> {
+fn tell(t: &mut Tx<'_>, circle: &str, peer_id: &PeerId, text: &str) -> Result<()> {
     if let Some(p) = by_id(t.conn(), peer_id)?.filter(|p| p.circle == circle) {
         enqueue(
             t,
@@ -133,7 +133,7 @@ fn may_manage(t: &Tx<'_>, row: &Row, actor: Option<&PeerId>) -> Result<()> {
 
 /// Tell reviewers who already reviewed that the head moved.
 fn tell_reviewers_moved(t: &mut Tx<'_>, r: &Review) -> Result<()> {
-    let reviewers: Vec<String> = t
+    let reviewers: Vec<PeerId> = t
         .conn()
         .prepare_cached("SELECT reviewer FROM review_assignments WHERE review_id = ?1 AND last_reviewed_sha IS NOT NULL")?
         .query_map([&r.review_id], |x| x.get(0))?

@@ -61,7 +61,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<SchedRow> {
     })
 }
 
-fn get(c: &Connection, id: &str) -> Result<SchedRow> {
+fn get(c: &Connection, id: &ScheduleId) -> Result<SchedRow> {
     c.prepare_cached(concat!("SELECT ", cols!(), " FROM schedules WHERE id = ?1"))?
         .query_row([id], from_row)
         .optional()?
@@ -339,7 +339,7 @@ impl Store {
 /// One fire, inside the caller's transaction (None: nothing was due).
 fn fire_in(
     t: &mut Tx<'_>,
-    id: &str,
+    id: &ScheduleId,
     checkin: Option<Result<Vec<Route>>>,
 ) -> Result<Option<Schedule>> {
     let s = get(t.conn(), id)?;
@@ -386,7 +386,7 @@ fn fire_in(
 }
 
 /// Not fired: record why and retry with backoff (never dropped).
-fn record_failure(t: &mut Tx<'_>, id: &str, e: &Error) -> Result<Schedule> {
+fn record_failure(t: &mut Tx<'_>, id: &ScheduleId, e: &Error) -> Result<Schedule> {
     let failures = get(t.conn(), id)?.info.failures;
     let backoff = (t.policy.schedule_retry_ms << failures.min(6)).min(300_000);
     t.conn()
