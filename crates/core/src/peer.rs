@@ -1,6 +1,7 @@
 //! Peers, circles, roles and the orchestrator-claim decision.
 
 use super::error::{Error, ErrorCode, Result};
+use super::ids::PeerId;
 
 mod record;
 pub use record::{Claimed, Peer, PeerUpdate, Registration};
@@ -119,7 +120,7 @@ pub fn is_reachable(status: Status, last_seen_ms: i64, now_ms: i64, stale_after_
 /// The current orchestrator of a circle as the claim decision sees it.
 #[derive(Debug, Clone)]
 pub struct Holder {
-    pub peer_id: String,
+    pub peer_id: PeerId,
     pub name: String,
     pub last_seen_ms: i64,
     pub status: Status,
@@ -131,14 +132,14 @@ pub enum Claim {
     /// Nobody holds it (or the claimant already does).
     Free,
     /// The holder is stale or offline and is demoted.
-    TakeOverStale(String),
+    TakeOverStale(PeerId),
     /// `force`: the live holder is demoted.
-    TakeOverForced(String),
+    TakeOverForced(PeerId),
 }
 
 /// Decide an orchestrator claim by `claimant` in a circle with `holder`.
 pub fn decide_claim(
-    claimant_id: &str,
+    claimant_id: &PeerId,
     holder: Option<&Holder>,
     force: bool,
     now_ms: i64,
@@ -147,7 +148,7 @@ pub fn decide_claim(
     let Some(h) = holder else {
         return Ok(Claim::Free);
     };
-    if h.peer_id == claimant_id {
+    if h.peer_id == *claimant_id {
         return Ok(Claim::Free);
     }
     if !is_reachable(h.status, h.last_seen_ms, now_ms, stale_after_ms) {
@@ -190,9 +191,13 @@ mod tests {
         assert!(Role::parse("boss").unwrap_err().message.contains("agent"));
     }
 
+    fn id(s: &str) -> PeerId {
+        PeerId::trusted(s.into())
+    }
+
     fn holder(last_seen: i64, status: Status) -> Holder {
         Holder {
-            peer_id: "peer-h".into(),
+            peer_id: id("peer-h"),
             name: "h".into(),
             last_seen_ms: last_seen,
             status,
@@ -203,28 +208,28 @@ mod tests {
     fn claims() {
         let now = 1_000_000;
         assert_eq!(
-            decide_claim("me", None, false, now, 120_000),
+            decide_claim(&id("me"), None, false, now, 120_000),
             Ok(Claim::Free)
         );
         let live = holder(now - 1_000, Status::Online);
-        let e = decide_claim("me", Some(&live), false, now, 120_000).unwrap_err();
+        let e = decide_claim(&id("me"), Some(&live), false, now, 120_000).unwrap_err();
         assert_eq!(e.code, ErrorCode::RoleHeld);
         assert_eq!(
-            decide_claim("me", Some(&live), true, now, 120_000),
-            Ok(Claim::TakeOverForced("peer-h".into()))
+            decide_claim(&id("me"), Some(&live), true, now, 120_000),
+            Ok(Claim::TakeOverForced(id("peer-h")))
         );
         assert_eq!(
-            decide_claim("peer-h", Some(&live), false, now, 120_000),
+            decide_claim(&id("peer-h"), Some(&live), false, now, 120_000),
             Ok(Claim::Free)
         );
         let stale = holder(now - 200_000, Status::Online);
         assert_eq!(
-            decide_claim("me", Some(&stale), false, now, 120_000),
-            Ok(Claim::TakeOverStale("peer-h".into()))
+            decide_claim(&id("me"), Some(&stale), false, now, 120_000),
+            Ok(Claim::TakeOverStale(id("peer-h")))
         );
         let off = holder(now, Status::Offline);
         assert!(matches!(
-            decide_claim("me", Some(&off), false, now, 120_000),
+            decide_claim(&id("me"), Some(&off), false, now, 120_000),
             Ok(Claim::TakeOverStale(_))
         ));
     }

@@ -4,7 +4,10 @@
 //! [`Store::write`], and the events it appends are written in that same
 //! transaction. Committed events are then published on the in-memory bus that
 //! feeds long-polls and event streams. Migrations are append-only
-//! (`migrations.rs`). One module per aggregate: peers, asks, deliveries, events.
+//! (`migrations.rs`). One module per aggregate: peers, asks, deliveries, jobs,
+//! reviews, schedules, personas, events. Domain types in and out (the records,
+//! commands and typed ids of `repowire_core`); the wire types are the
+//! client crate's, and never reach the SQL.
 #![forbid(unsafe_code)]
 
 mod asks;

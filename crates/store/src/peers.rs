@@ -167,7 +167,7 @@ fn claim_in(t: &mut Tx<'_>, p: &Peer, force: bool, stale_after: i64) -> Result<C
         .query_row([&p.circle], from_row)
         .optional()?;
     let h = holder.as_ref().map(|h| Holder {
-        peer_id: h.id.to_string(),
+        peer_id: h.id.clone(),
         name: h.name.clone(),
         last_seen_ms: h.last_seen_ms,
         status: h.status,
