@@ -2,6 +2,7 @@
 
 use super::{CmdResult, Ctx, Failure, term, text_arg};
 use crate::api::{JobCreateReq, JobInfo, JobUpdateReq};
+use crate::core::ErrorCode;
 use crate::core::job::JobState;
 use crate::core::time::fmt_ms;
 use clap::Subcommand;
@@ -305,9 +306,8 @@ impl JobsCmd {
                 while !j.state.is_terminal() {
                     if std::time::Instant::now() > deadline {
                         return Err(Failure::new(
-                            "timeout",
+                            ErrorCode::Timeout,
                             format!("job {} is still {} after {timeout:?}", j.job_id, j.state),
-                            4,
                         ));
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -316,9 +316,8 @@ impl JobsCmd {
                 ctx.out(&j, job_detail);
                 if j.state != JobState::Succeeded {
                     return Err(Failure::new(
-                        "job_failed",
+                        ErrorCode::JobFailed,
                         format!("job {} ended {}", j.job_id, j.state),
-                        1,
                     ));
                 }
             }

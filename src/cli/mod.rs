@@ -22,6 +22,7 @@ mod schedule;
 pub mod term;
 
 use crate::client::{Client, ClientError};
+use crate::core::ErrorCode;
 use crate::home::Home;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
@@ -130,37 +131,28 @@ pub struct Ctx {
 /// A command's failure, already rendered for the user.
 #[derive(Debug)]
 pub struct Failure {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     pub exit: u8,
 }
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
-        let e_code = e.code_str();
         match e {
             ClientError::Api(e) => Failure {
-                code: e.code.as_str().into(),
+                // The daemon refused: 1, or 4 for a wait that timed out.
+                exit: if e.code == ErrorCode::Timeout { 4 } else { 1 },
+                code: e.code,
                 message: e.message,
-                exit: if e.code == crate::core::ErrorCode::Timeout {
-                    4
-                } else {
-                    1
-                },
             },
-            ClientError::Unreachable { url, reason } => Failure {
-                code: e_code.into(),
-                message: format!(
+            ClientError::Unreachable { url, reason } => Failure::new(
+                ErrorCode::DaemonUnreachable,
+                format!(
                     "no repowire daemon answers at {url} ({reason}). Start one with `repowire daemon` \
                      (foreground) or `repowire daemon start` (background)"
                 ),
-                exit: 3,
-            },
-            ClientError::Other(m) => Failure {
-                code: e_code.into(),
-                message: m,
-                exit: 5,
-            },
+            ),
+            ClientError::Other(m) => Failure::new(ErrorCode::ClientError, m),
         }
     }
 }
@@ -170,28 +162,36 @@ impl From<anyhow::Error> for Failure {
         // A full disk (e.g. the daemon cannot start) keeps its stable code.
         let full = e.chain().any(|c| {
             c.downcast_ref::<crate::core::Error>()
-                .is_some_and(|e| e.code == crate::core::ErrorCode::StorageFull)
+                .is_some_and(|e| e.code == ErrorCode::StorageFull)
                 || c.downcast_ref::<std::io::Error>()
                     .is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull)
         });
-        Failure {
-            code: if full { "storage_full" } else { "error" }.into(),
-            message: format!("{e:#}"),
-            exit: 5,
-        }
+        let code = if full {
+            ErrorCode::StorageFull
+        } else {
+            ErrorCode::Other
+        };
+        Failure::new(code, format!("{e:#}")).exit(5)
     }
 }
 
 impl Failure {
-    pub fn new(code: &str, message: impl Into<String>, exit: u8) -> Self {
+    /// A failure with `code`'s exit status ([`ErrorCode::exit_code`]).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code: code.into(),
+            code,
             message: message.into(),
-            exit,
+            exit: code.exit_code(),
         }
     }
+    /// The same code with another exit status, where a cause of it differs
+    /// (a full disk at daemon start, git that cannot run: 5).
+    pub fn exit(mut self, exit: u8) -> Self {
+        self.exit = exit;
+        self
+    }
     pub fn usage(message: impl Into<String>) -> Self {
-        Self::new("usage", message, 2)
+        Self::new(ErrorCode::Usage, message)
     }
 }
 
@@ -320,7 +320,8 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             let line = if json {
-                serde_json::json!({"error": {"code": f.code, "message": f.message}}).to_string()
+                serde_json::json!({"error": {"code": f.code.as_str(), "message": f.message}})
+                    .to_string()
             } else {
                 format!("error[{}]: {}", f.code, term::escape(&f.message))
             };

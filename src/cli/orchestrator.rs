@@ -1,6 +1,7 @@
 //! `repowire orchestrator …`: who holds the role in a circle.
 
 use super::{CmdResult, Ctx};
+use crate::core::ErrorCode;
 use crate::core::time::{fmt_age, fmt_ms};
 use clap::Subcommand;
 
@@ -65,7 +66,7 @@ impl OrchestratorCmd {
                         super::Failure::usage(format!("cannot read {}: {e}", p.display()))
                     })?;
                     serde_json::from_str(&t).map_err(|e| {
-                        super::Failure::new("bad_request", format!("{}: {e}", p.display()), 1)
+                        super::Failure::new(ErrorCode::BadRequest, format!("{}: {e}", p.display()))
                     })
                 };
                 let mut req = serde_json::json!({"circle": circle});
@@ -79,7 +80,7 @@ impl OrchestratorCmd {
                     }
                 }
                 let req: crate::api::DecideReq = serde_json::from_value(req)
-                    .map_err(|e| super::Failure::new("bad_request", e.to_string(), 1))?;
+                    .map_err(|e| super::Failure::new(ErrorCode::BadRequest, e.to_string()))?;
                 let r = ctx.client().decide(&req).await?;
                 ctx.out(&r, |r| {
                     format!(

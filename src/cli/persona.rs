@@ -2,6 +2,7 @@
 //! routing personas. Everything here works offline (no daemon needed).
 
 use super::{CmdResult, Ctx, Failure};
+use crate::core::ErrorCode;
 use crate::core::mesh::{JobInput, MeshFixture, ReviewInput};
 use crate::persona::catalog::{self, Source};
 use crate::persona::{self, Limits, PersonaError};
@@ -108,7 +109,7 @@ fn status_text(s: &crate::api::PersonaStatus) -> String {
 }
 
 fn fail(e: String) -> Failure {
-    Failure::new("persona", e, 1)
+    Failure::new(ErrorCode::Persona, e)
 }
 
 fn persona_failure(e: &PersonaError) -> Failure {
@@ -116,7 +117,7 @@ fn persona_failure(e: &PersonaError) -> Failure {
         Some(loc) if !e.message.contains(loc.as_str()) => format!("{loc}: {}", e.message),
         _ => e.message.clone(),
     };
-    Failure::new("persona_error", msg, 1)
+    Failure::new(ErrorCode::PersonaError, msg)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(what: &str, path: &PathBuf) -> Result<T, Failure> {
@@ -124,9 +125,8 @@ fn read_json<T: serde::de::DeserializeOwned>(what: &str, path: &PathBuf) -> Resu
         .map_err(|e| Failure::usage(format!("cannot read {what} {}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| {
         Failure::new(
-            "bad_fixture",
+            ErrorCode::BadFixture,
             format!("{} is not a valid {what}: {e}", path.display()),
-            1,
         )
     })
 }
@@ -257,7 +257,7 @@ impl PersonaCmd {
             }
             PersonaCmd::New { name, from, force } => {
                 crate::core::peer::validate_name("persona name", &name)
-                    .map_err(|e| Failure::new("invalid_name", e.message, 1))?;
+                    .map_err(|e| Failure::new(ErrorCode::InvalidName, e.message))?;
                 let text = match &from {
                     Some(t) => catalog::find(home, t).map_err(fail)?.text,
                     None => catalog::starter(&name),
@@ -268,9 +268,8 @@ impl PersonaCmd {
                 let path = dir.join(format!("{name}.lua"));
                 if path.exists() && !force {
                     return Err(Failure::new(
-                        "exists",
+                        ErrorCode::Exists,
                         format!("{} exists; pass --force to overwrite", path.display()),
-                        1,
                     ));
                 }
                 crate::home::write_private(&path, text.as_bytes())
@@ -296,9 +295,8 @@ impl PersonaCmd {
                 });
                 if !problems.is_empty() {
                     return Err(Failure::new(
-                        "persona_lint",
+                        ErrorCode::PersonaLint,
                         format!("{} problem(s) in {}", problems.len(), p.path),
-                        1,
                     ));
                 }
             }
@@ -313,7 +311,7 @@ impl PersonaCmd {
                 let mesh: MeshFixture = read_json("mesh fixture", &fixture)?;
                 let mesh = Arc::new(
                     mesh.snapshot(crate::core::time::now_ms())
-                        .map_err(|e| Failure::new("bad_fixture", e, 1))?,
+                        .map_err(|e| Failure::new(ErrorCode::BadFixture, e))?,
                 );
                 // A persona that does not compile still answers: through the fallback.
                 let compiled = src.compile(Limits::default());

@@ -2,6 +2,7 @@
 
 use super::{CmdResult, Ctx, Failure, term};
 use crate::api::{QueueEntry, ReviewInfo, ReviewRefReq, ReviewRequestReq};
+use crate::core::ErrorCode;
 use clap::Subcommand;
 use std::path::PathBuf;
 
@@ -82,15 +83,14 @@ fn head(sha: Option<String>, repo: Option<PathBuf>, reference: &str) -> Result<S
         .args(["rev-parse", "--verify", "--quiet"])
         .arg(format!("{reference}^{{commit}}"))
         .output()
-        .map_err(|e| Failure::new("git", format!("could not run git: {e}"), 5))?;
+        .map_err(|e| Failure::new(ErrorCode::Git, format!("could not run git: {e}")).exit(5))?;
     if !out.status.success() {
         return Err(Failure::new(
-            "git",
+            ErrorCode::Git,
             format!(
                 "{reference:?} is not a branch or commit in {}",
                 repo.display()
             ),
-            1,
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
