@@ -24,7 +24,7 @@ pub mod term;
 use crate::client::{Client, ClientError};
 use crate::core::ErrorCode;
 use crate::home::Home;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -92,32 +92,35 @@ pub enum Cmd {
     /// as a peer (registered, or resumed from <home>/mcp/) and gets the mesh
     /// tools. Without a daemon yet, tools answer `daemon_unreachable` until
     /// one starts (`repowire daemon start`); the session then joins.
-    Mcp {
-        /// The peer's name [default: REPOWIRE_PEER, else the working directory's name].
-        #[arg(long)]
-        name: Option<String>,
-        /// The circle to join [default: default].
-        #[arg(long)]
-        circle: Option<String>,
-        /// The agent kind (claude-code, codex, …) [default: detected from the environment].
-        #[arg(long)]
-        backend: Option<String>,
-        /// The peer's role: agent (default), orchestrator (claims the
-        /// circle's orchestrator role on start; refused while a live peer
-        /// holds it), service or human.
-        #[arg(long, value_parser = peer::parse_role)]
-        role: Option<crate::core::peer::Role>,
-        /// `push`: deliveries arrive in the session as Claude Code channel
-        /// events (use it where the server is enabled as a channel: they are
-        /// confirmed once sent); `pull`: only through the inbox tool; `auto`
-        /// (default): push when the client declares the capability
-        /// `experimental["claude/channel"]`, else pull.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "push", "pull"])]
-        delivery: String,
-    },
+    Mcp(McpArgs),
     /// Run a scripted tour: a daemon in a temp home, peers, an orchestrator
     /// claim, an ask answered and closed, notes delivered, a trace.
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The peer's name [default: REPOWIRE_PEER, else the working directory's name].
+    #[arg(long)]
+    name: Option<String>,
+    /// The circle to join [default: default].
+    #[arg(long)]
+    circle: Option<String>,
+    /// The agent kind (claude-code, codex, …) [default: detected from the environment].
+    #[arg(long)]
+    backend: Option<String>,
+    /// The peer's role: agent (default), orchestrator (claims the
+    /// circle's orchestrator role on start; refused while a live peer
+    /// holds it), service or human.
+    #[arg(long, value_parser = peer::parse_role)]
+    role: Option<crate::core::peer::Role>,
+    /// `push`: deliveries arrive in the session as Claude Code channel
+    /// events (use it where the server is enabled as a channel: they are
+    /// confirmed once sent); `pull`: only through the inbox tool; `auto`
+    /// (default): push when the client declares the capability
+    /// `experimental["claude/channel"]`, else pull.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "push", "pull"])]
+    delivery: String,
 }
 
 /// What every command gets: the parsed global flags.
@@ -345,55 +348,58 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
         Cmd::Trace(c) => c.run(&ctx).await,
         Cmd::Events(c) => c.run(&ctx).await,
         Cmd::Doctor => doctor::run(&ctx).await,
-        Cmd::Mcp {
-            name,
-            circle,
-            backend,
-            role,
-            delivery,
-        } => {
-            let cwd = std::env::current_dir().ok();
-            let name = name
-                .or_else(|| {
-                    std::env::var("REPOWIRE_PEER")
-                        .ok()
-                        .filter(|s| !s.is_empty())
-                })
-                .or_else(|| {
-                    cwd.as_ref().and_then(|d| d.file_name()).map(|n| {
-                        n.to_string_lossy().replace(
-                            |c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)),
-                            "-",
-                        )
-                    })
-                })
-                .unwrap_or_else(|| "agent".into());
-            let backend_fixed = backend.is_some();
-            let backend = backend.or_else(|| {
-                if std::env::var_os("CLAUDECODE").is_some() {
-                    Some("claude-code".into())
-                } else if std::env::var_os("CODEX_HOME").is_some() {
-                    Some("codex".into())
-                } else {
-                    None
-                }
-            });
-            let join = crate::mcp::Join {
-                delivery: crate::mcp::Delivery::parse(&delivery)
-                    .unwrap_or(crate::mcp::Delivery::Auto),
-                name,
-                circle,
-                backend,
-                backend_fixed,
-                role,
-                project_path: cwd.map(|d| d.display().to_string()),
-            };
-            crate::mcp::serve(&ctx.home, ctx.url.as_deref(), join)
-                .await
-                .map_err(Failure::from)
-        }
+        Cmd::Mcp(a) => mcp(&ctx, a).await,
         Cmd::Demo => demo::run(&ctx).await,
     }
+}
+
+/// `repowire mcp`: serve MCP on stdio as a peer of the mesh.
+async fn mcp(ctx: &Ctx, a: McpArgs) -> CmdResult {
+    let McpArgs {
+        name,
+        circle,
+        backend,
+        role,
+        delivery,
+    } = a;
+    let cwd = std::env::current_dir().ok();
+    let name = name
+        .or_else(|| {
+            std::env::var("REPOWIRE_PEER")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .or_else(|| {
+            cwd.as_ref().and_then(|d| d.file_name()).map(|n| {
+                n.to_string_lossy().replace(
+                    |c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)),
+                    "-",
+                )
+            })
+        })
+        .unwrap_or_else(|| "agent".into());
+    let backend_fixed = backend.is_some();
+    let backend = backend.or_else(|| {
+        if std::env::var_os("CLAUDECODE").is_some() {
+            Some("claude-code".into())
+        } else if std::env::var_os("CODEX_HOME").is_some() {
+            Some("codex".into())
+        } else {
+            None
+        }
+    });
+    let join = crate::mcp::Join {
+        delivery: crate::mcp::Delivery::parse(&delivery).unwrap_or(crate::mcp::Delivery::Auto),
+        name,
+        circle,
+        backend,
+        backend_fixed,
+        role,
+        project_path: cwd.map(|d| d.display().to_string()),
+    };
+    crate::mcp::serve(&ctx.home, ctx.url.as_deref(), join)
+        .await
+        .map_err(Failure::from)
 }
 
 #[cfg(test)]
