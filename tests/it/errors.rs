@@ -3,6 +3,7 @@
 //! (a row may rely on the ones before it); a failure names its rows.
 
 use crate::support::*;
+use repowire::core::ErrorCode;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -165,6 +166,13 @@ async fn run_table(d: &Daemon, tokens: &HashMap<&str, String>, cases: Vec<Case>)
                 (r.code as u16, code, r.stderr)
             }
         };
+        // One vocabulary: every code an answer or the CLI gives is an
+        // `ErrorCode` (and so in docs/errors.md).
+        if let Some(k) = &code
+            && ErrorCode::parse(k).is_none()
+        {
+            wrong.push(format!("row {i} ({}): {k:?} is not an ErrorCode", c.what));
+        }
         if status != c.status || code.as_deref() != c.code {
             wrong.push(format!(
                 "row {i} ({}): expected {} {:?}, got {status} {code:?}: {text}",
@@ -355,6 +363,28 @@ async fn bad_requests_get_coded_errors_and_the_daemon_survives() {
             "{nope",
         )
         .fails(400, "bad_request"),
+        // Codes the CLI gives itself, before or after any request.
+        cli("a second daemon start", &["daemon", "start"], None).fails(1, "already_running"),
+        cli(
+            "result data that is not JSON",
+            &["jobs", "update", "job-x", "--result-data", "{"],
+            None,
+        )
+        .fails(2, "usage")
+        .has("--result-data is not JSON"),
+        cli(
+            "a review of a ref outside any git repository",
+            &["review", "request", "no-such-branch", "--repo", "/"],
+            None,
+        )
+        .fails(1, "git"),
+        cli(
+            "an unknown persona",
+            &["orchestrator", "persona", "show", "no-such-persona"],
+            None,
+        )
+        .fails(1, "persona")
+        .has("shipped:"),
         // Still up.
         get("health at the end", "/health", Nobody).has(r#""ok":true"#),
     ];
