@@ -15,7 +15,7 @@ use repowire_client::api::{ErrorBody, Validate};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::ids::secrets_equal;
 use repowire_core::limits::Checker;
-use repowire_core::peer::Peer as PeerRow;
+use repowire_core::peer::Peer;
 use serde::de::DeserializeOwned;
 
 /// The header an admin uses to act as a peer.
@@ -53,8 +53,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// The authenticated caller.
 pub enum Caller {
     Admin,
-    AdminAs(PeerRow),
-    Peer(PeerRow),
+    AdminAs(Peer),
+    Peer(Peer),
 }
 
 impl Caller {
@@ -63,7 +63,7 @@ impl Caller {
     }
 
     /// The peer this request acts as.
-    pub fn me(&self) -> Result<&PeerRow, Error> {
+    pub fn me(&self) -> Result<&Peer, Error> {
         match self {
             Caller::AdminAs(p) | Caller::Peer(p) => Ok(p),
             Caller::Admin => Err(Error::new(
@@ -74,7 +74,7 @@ impl Caller {
     }
 
     /// The peer whose view limits what this caller may read; `None` = admin.
-    pub fn viewer(&self) -> Option<&PeerRow> {
+    pub fn viewer(&self) -> Option<&Peer> {
         match self {
             Caller::Peer(p) => Some(p),
             _ => None,
@@ -113,7 +113,7 @@ impl Caller {
         h: &DaemonHandle,
         addr: &str,
         circle: Option<&str>,
-    ) -> Result<PeerRow, Error> {
+    ) -> Result<Peer, Error> {
         match self.viewer() {
             Some(me) => h.store.resolve_peer_for(me, addr, circle),
             None => h.store.resolve_peer(addr, circle),
