@@ -432,3 +432,53 @@ impl From<ScheduleReq> for NewSchedule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use repowire_core::ids::PeerId;
+    use repowire_core::peer::{Role, Status};
+
+    fn peer(status: Status, last_seen_ms: i64) -> Peer {
+        Peer {
+            id: PeerId::generate(1),
+            name: "ann".into(),
+            circle: "default".into(),
+            role: Role::Agent,
+            backend: String::new(),
+            project_path: String::new(),
+            tags: vec!["rust".into()],
+            description: String::new(),
+            status,
+            route: "pull".into(),
+            created_ms: 1,
+            last_seen_ms,
+        }
+    }
+
+    /// Age, stale and ghost are computed once, here, from the stored peer.
+    #[test]
+    fn a_peer_is_aged_stale_and_ghost_as_of_now() {
+        let now = 1_000_000;
+        let live = PeerInfo::of(&peer(Status::Online, now - 5_500), now, 120_000);
+        assert_eq!(
+            (live.last_seen_age_s, live.stale, live.ghost),
+            (5, false, false)
+        );
+        let quiet = PeerInfo::of(&peer(Status::Online, now - 150_000), now, 120_000);
+        assert_eq!(
+            (quiet.last_seen_age_s, quiet.stale, quiet.ghost),
+            (150, true, true)
+        );
+        let gone = PeerInfo::of(&peer(Status::Offline, now - 150_000), now, 120_000);
+        assert_eq!(
+            (gone.stale, gone.ghost),
+            (true, false),
+            "offline is no ghost"
+        );
+        // The id is the same string on the wire.
+        let p = peer(Status::Online, now);
+        let json = serde_json::to_value(PeerInfo::of(&p, now, 120_000)).unwrap();
+        assert_eq!(json["peer_id"], p.id.as_str());
+    }
+}
