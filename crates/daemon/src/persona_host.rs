@@ -12,6 +12,7 @@
 
 use repowire_client::api::{PersonaBrief, PersonaStatus};
 use repowire_core::error::{Error, ErrorCode};
+use repowire_core::event::Event;
 use repowire_core::time::now_ms;
 use repowire_persona::{self as persona, Limits, Persona, PersonaError, Program, catalog};
 use std::collections::{HashMap, VecDeque};
@@ -149,12 +150,7 @@ impl PersonaHost {
                 return None;
             }
             if let Err(e) = self.ensure(name) {
-                let _ = store.persona_event(
-                    "persona_error",
-                    name,
-                    Some(circle),
-                    serde_json::json!({"persona": name, "entry": "load", "error": e.message}),
-                );
+                let _ = store.persona_event(name, Some(circle), load_error(name, &e.message));
                 self.failed
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -165,12 +161,7 @@ impl PersonaHost {
         match self.instance(circle, name) {
             Ok(p) => Some(p),
             Err(e) => {
-                let _ = store.persona_event(
-                    "persona_error",
-                    name,
-                    Some(circle),
-                    serde_json::json!({"persona": name, "entry": "load", "error": e.message}),
-                );
+                let _ = store.persona_event(name, Some(circle), load_error(name, &e.message));
                 None
             }
         }
@@ -444,5 +435,16 @@ impl PersonaHost {
             sha256: st.sha256,
             last_error: st.last_error,
         }
+    }
+}
+
+/// The `persona_error` event of a persona that does not load.
+fn load_error(name: &str, message: &str) -> Event {
+    Event::PersonaError {
+        persona: name.to_string(),
+        entry: "load".into(),
+        error: message.to_string(),
+        location: None,
+        extra: Default::default(),
     }
 }

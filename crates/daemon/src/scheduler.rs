@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{ScheduleInfo, ScheduleReq};
 use repowire_core::error::Error;
+use repowire_core::event::Event;
 use repowire_core::route::Route;
 use repowire_core::schedule::ScheduleKind;
 use repowire_core::time::now_ms;
@@ -41,12 +42,14 @@ fn checkin_routes(h: &DaemonHandle, id: &str) -> Result<Vec<Route>, Error> {
         "open_reviews": h.store.open_review_assignments(&circle)?,
     });
     persona.checkin(&ctx, &mesh).map_err(|e| {
-        let _ = h.store.persona_event(
-            "persona_error",
-            &name,
-            Some(&circle),
-            serde_json::json!({"persona": name, "entry": "checkin", "error": e.message, "location": e.location}),
-        );
+        let failed = Event::PersonaError {
+            persona: name.clone(),
+            entry: "checkin".into(),
+            error: e.message.clone(),
+            location: Some(e.location.clone()),
+            extra: Default::default(),
+        };
+        let _ = h.store.persona_event(&name, Some(&circle), failed);
         Error::new(repowire_core::ErrorCode::PersonaError, e.message)
     })
 }

@@ -23,6 +23,7 @@ pub use schedules::SchedRow;
 
 use repowire_client::api::EventInfo;
 use repowire_core::error::{Error, Result};
+use repowire_core::event::Event;
 use repowire_core::policy::Policy;
 use repowire_core::time::now_ms;
 use rusqlite::{Connection, TransactionBehavior};
@@ -51,35 +52,37 @@ pub struct Tx<'a> {
     pub policy: &'a Policy,
 }
 
-/// An event to append: kind, subject id, related id, circle, JSON payload.
+/// An event to append: subject id, related id, circle, and the typed event
+/// (which names the kind and renders the JSON payload).
 pub struct NewEvent<'a> {
-    pub kind: &'a str,
     pub subject: &'a str,
     pub related: Option<&'a str>,
     pub circle: Option<&'a str>,
-    pub payload: serde_json::Value,
+    pub event: Event,
 }
 
 impl Tx<'_> {
     /// Append an event row in this transaction.
     pub fn event(&mut self, e: NewEvent<'_>) -> Result<()> {
-        let payload = e.payload.to_string();
+        let kind = e.event.kind().as_str();
+        let value = e.event.payload()?;
+        let payload = value.to_string();
         self.tx
             .prepare_cached(
                 "INSERT INTO events (ts_ms, kind, subject, related, circle, payload)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(rusqlite::params![
-                self.now, e.kind, e.subject, e.related, e.circle, payload
+                self.now, kind, e.subject, e.related, e.circle, payload
             ])?;
         self.events.push(EventInfo {
             seq: self.tx.last_insert_rowid(),
             ts_ms: self.now,
-            kind: e.kind.to_string(),
+            kind: kind.to_string(),
             subject: e.subject.to_string(),
             related: e.related.map(str::to_string),
             circle: e.circle.map(str::to_string),
-            payload: e.payload,
+            payload: value,
         });
         Ok(())
     }
