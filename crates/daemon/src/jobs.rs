@@ -77,12 +77,11 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
             let wait = repowire_core::time::parse_duration(after)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(60_000);
-            h.store.hold_job(id, repowire_core::time::now_ms() + wait)?;
+            h.store.hold_job(id, h.clock.now_ms() + wait)?;
             resp(job, "deferred", None)
         }
         Route::Decline { .. } => {
-            h.store
-                .hold_job(id, repowire_core::time::now_ms() + 3_600_000)?;
+            h.store.hold_job(id, h.clock.now_ms() + 3_600_000)?;
             resp(job, "declined", None)
         }
         Route::AskUser { question } => {
@@ -107,8 +106,7 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
                 },
                 false,
             );
-            h.store
-                .hold_job(id, repowire_core::time::now_ms() + 3_600_000)?;
+            h.store.hold_job(id, h.clock.now_ms() + 3_600_000)?;
             resp(job, "asked_user", sent.ok().map(|s| s.delivery_id))
         }
         Route::Ask { .. } | Route::Notify { .. } | Route::Fanout { .. } => {

@@ -13,7 +13,6 @@ use repowire_core::error::Error;
 use repowire_core::event::Event;
 use repowire_core::route::Route;
 use repowire_core::schedule::ScheduleKind;
-use repowire_core::time::now_ms;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -37,7 +36,7 @@ fn checkin_routes(h: &DaemonHandle, id: &str) -> Result<Vec<Route>, Error> {
         "schedule": row.info.schedule_id,
         "owner": row.info.owner,
         "to": row.info.to,
-        "fired_at_ms": now_ms(),
+        "fired_at_ms": h.clock.now_ms(),
         "args": args,
         "open_reviews": h.store.open_review_assignments(&circle)?,
     });
@@ -73,7 +72,9 @@ pub async fn run(h: DaemonHandle) {
     let mut last_round = tokio::time::Instant::now() - Duration::from_secs(1);
     loop {
         let mut wait = match h.store.next_due_ms() {
-            Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, 3_600_000) as u64),
+            Ok(Some(at)) => {
+                Duration::from_millis((at - h.clock.now_ms()).clamp(0, 3_600_000) as u64)
+            }
             Ok(None) => Duration::from_secs(3600),
             Err(e) => {
                 tracing::error!(error = %e, "scheduler could not read the next due time");
@@ -90,7 +91,7 @@ pub async fn run(h: DaemonHandle) {
             _ = h.schedules_changed.notified() => continue,
             _ = h.stopping() => return,
         }
-        let due = match h.store.due_schedules(now_ms()) {
+        let due = match h.store.due_schedules(h.clock.now_ms()) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "scheduler could not list due schedules");

@@ -543,7 +543,7 @@ impl Store {
 
     /// Expire open asks past their timeout. Returns how many.
     pub fn expire_due(&self) -> Result<usize> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let due = self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT COUNT(*) FROM asks WHERE state IN ('queued','delivered','picked_up') AND expires_ms <= ?1",
@@ -572,7 +572,7 @@ impl Store {
 
     /// Re-deliver, once, asks still not picked up after `reminder_after`.
     pub fn remind_due(&self) -> Result<usize> {
-        let cutoff = repowire_core::time::now_ms() - self.policy.reminder_after_ms;
+        let cutoff = self.clock.now_ms() - self.policy.reminder_after_ms;
         const DUE: &str = "SELECT id, to_peer, from_peer, text FROM asks
              WHERE state IN ('queued','delivered') AND reminded_ms IS NULL AND created_ms <= ?1";
         let any = self.read(|c| Ok(c.prepare_cached(DUE)?.exists([cutoff])?))?;

@@ -240,7 +240,7 @@ impl Store {
         lease_ms: i64,
         alive: bool,
     ) -> Result<Vec<DeliveryInfo>> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         if self.read(|c| available(c, peer_id, now, 1))?.is_empty() {
             // An idle consumer is alive too: keep it from turning into a ghost.
             if alive {

@@ -213,7 +213,7 @@ impl Store {
     /// Queued jobs whose retry backoff has passed, oldest first (the
     /// background dispatcher's work list).
     pub fn dispatchable_jobs(&self, limit: u32) -> Result<Vec<String>> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT id FROM jobs WHERE state = 'queued' AND (not_before_ms IS NULL OR not_before_ms <= ?1)
@@ -460,7 +460,7 @@ impl Store {
     /// queue, up to `max_attempts`, then fail. Jobs past their deadline time
     /// out. Owners are told of every end. Returns how many jobs moved.
     pub fn repair_jobs(&self) -> Result<usize> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let stale_cut = now - self.policy.stale_after_ms;
         const LOST: &str = "SELECT j.id FROM jobs j LEFT JOIN peers p ON p.id = j.assignee
              WHERE j.state IN ('dispatched','running')

@@ -546,7 +546,7 @@ impl Store {
     /// Refresh `last_seen` if it is older than `min_interval_ms` (a cheap
     /// sign of life from consumers; writes only when needed).
     pub fn touch(&self, peer_id: &str, min_interval_ms: i64) -> Result<()> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let seen = self.read(|c| Ok(by_id(c, peer_id)?.map(|p| p.last_seen_ms)))?;
         if seen.is_some_and(|s| now - s >= min_interval_ms) {
             self.write(|t| revive(t, peer_id))?;

@@ -90,7 +90,7 @@ impl Store {
     /// addressed to the peer + open jobs assigned to it) and the newest
     /// 1,000 job summaries.
     pub fn mesh_snapshot(&self, circle: &str) -> Result<MeshSnapshot> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let stale_after = self.policy.stale_after_ms;
         let rows = self.list_peers(Some(circle))?;
         let loads: std::collections::HashMap<String, i64> = self.read(|c| {

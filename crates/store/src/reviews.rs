@@ -275,7 +275,7 @@ impl Store {
     /// Open review assignments of a circle, for check-in scripts:
     /// ref, author, reviewer, my_action, age in seconds.
     pub fn open_review_assignments(&self, circle: &str) -> Result<Vec<serde_json::Value>> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT r.ref, r.author_name, a.reviewer_name, r.head_sha, a.last_reviewed_sha, r.updated_ms

@@ -140,7 +140,7 @@ impl Store {
         }
         let tz = req.tz.clone().unwrap_or_else(|| "UTC".into());
         parse_tz(&tz)?;
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let (fire_at, next) = match (&req.fire_at, &req.cron) {
             (Some(w), None) => {
                 let at = parse_when(w, now)?;
