@@ -4,7 +4,7 @@
 use super::{CmdResult, Ctx, Failure};
 use crate::core::mesh::{JobInput, MeshFixture, ReviewInput};
 use crate::persona::catalog::{self, Source};
-use crate::persona::{self, Limits, PersonaError};
+use crate::persona::{self, Limits, PersonaError, PersonaOrigin};
 use clap::Subcommand;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -149,7 +149,7 @@ fn describe(src: &Source) -> Listed {
         Ok(p) => Listed {
             active_in: Vec::new(),
             name: src.name.clone(),
-            source: src.origin,
+            source: src.origin.as_str(),
             path: src.path.clone(),
             sha256: p.sha256.clone(),
             entry_points: p.entry_points.clone(),
@@ -159,7 +159,7 @@ fn describe(src: &Source) -> Listed {
         Err(e) => Listed {
             active_in: Vec::new(),
             name: src.name.clone(),
-            source: src.origin,
+            source: src.origin.as_str(),
             path: src.path.clone(),
             sha256: String::new(),
             entry_points: Vec::new(),
@@ -242,7 +242,7 @@ impl PersonaCmd {
                 let v =
                     serde_json::json!({"name": src.name, "source": src.origin, "path": src.path});
                 ctx.out(&v, |_| {
-                    if src.origin == "shipped" {
+                    if src.origin == PersonaOrigin::Shipped {
                         format!(
                             "{} (shipped, built into the binary; `repowire orchestrator persona new {} --from {}` copies it to {})",
                             src.path,

@@ -7,6 +7,7 @@ use repowire::core::ErrorCode;
 use repowire::core::delivery::DeliveryKind;
 use repowire::core::job::JobState;
 use repowire::core::peer::Status;
+use repowire::core::route::DispatchOutcome;
 use std::time::Duration;
 
 fn upd(state: JobState) -> JobUpdateReq {
@@ -250,7 +251,7 @@ async fn two_dispatchers_racing_dispatch_once() {
     let mut assigned = 0;
     for t in tasks {
         match t.await.unwrap() {
-            Ok(r) => assigned += usize::from(r.outcome == "assigned"),
+            Ok(r) => assigned += usize::from(r.outcome == DispatchOutcome::Assigned),
             Err(e) => assert_eq!(e.code(), Some(ErrorCode::InvalidState), "{e}"),
         }
     }

@@ -403,7 +403,7 @@ impl PersonaHost {
         if let Some(name) = name {
             let found = self.with_slot(name, |s| {
                 st.sha256 = Some(s.program.sha256.clone());
-                st.source = Some(s.program.origin.clone());
+                st.source = Some(s.program.origin.to_string());
                 st.generation = Some(s.generation);
                 st.loaded_at_ms = Some(s.loaded_at_ms);
                 st.last_reload_ms = s.last_reload_ms;

@@ -5,6 +5,7 @@ use super::deliveries::{NewDelivery, enqueue};
 use super::{NewEvent, Store, Tx, parse_col};
 use repowire_client::api::{ClaimResp, PeerInfo, RegisterReq, UpdatePeerReq};
 use repowire_core::delivery::DeliveryKind;
+use repowire_core::delivery::DeliveryRoute;
 use repowire_core::error::{Error, ErrorCode, Result};
 use repowire_core::event::Event;
 use repowire_core::ids::{IdKind, new_id, new_token, token_hash};
@@ -464,7 +465,7 @@ impl Store {
                             req.project_path.as_deref().unwrap_or(""),
                             tags_json.as_deref().unwrap_or("[]"),
                             req.description.as_deref().unwrap_or(""),
-                            req.route.as_deref().unwrap_or("pull"),
+                            req.route.as_deref().unwrap_or(DeliveryRoute::Pull.as_str()),
                             token_hash(&token),
                             t.now
                         ])?;
