@@ -458,3 +458,14 @@ fn state_moves_name_the_state() {
     assert_eq!(EventKind::RoleClaimed.family(), Family::Peer);
     assert_eq!(EventKind::PersonaRoute.family(), Family::Persona);
 }
+
+#[test]
+fn the_http_api_doc_lists_every_kind() {
+    let doc = include_str!("../../../docs/http-api.md");
+    for k in EventKind::ALL {
+        assert!(
+            doc.contains(&format!("`{k}`")),
+            "docs/http-api.md does not list {k}"
+        );
+    }
+}
