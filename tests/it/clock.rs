@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 async fn post_clock(d: &Daemon, token: &str, body: Value) -> (u16, Value) {
     let r = reqwest::Client::new()
@@ -68,4 +69,38 @@ async fn only_the_admin_moves_it_forward_and_deadlines_follow() {
         "{ev:?}"
     );
     assert!(bob.whoami().await.is_ok());
+}
+
+/// The scheduler sleeps until the next due fire; moving the clock past it
+/// wakes it (without the wake it would sleep ten real minutes).
+#[tokio::test]
+async fn a_schedule_fires_when_the_clock_passes_its_time() {
+    let d = Daemon::start(&["--manual-clock"]);
+    let olga_t = d.peer_token("olga", None).await;
+    let bob = d.peer("bob", None).await;
+    let olga = d.admin().with_identity(Some(olga_t), None);
+    let req = repowire::api::ScheduleReq {
+        to: "bob".into(),
+        text: "in ten minutes".into(),
+        fire_at: Some("10m".into()),
+        ..Default::default()
+    };
+    let id = olga.create_schedule(&req).await.unwrap().schedule_id;
+    d.advance_clock(5 * 60_000).await;
+    assert!(
+        olga.schedule(&id).await.unwrap().last_fired_ms.is_none(),
+        "not yet"
+    );
+    d.advance_clock(5 * 60_000 + 1).await;
+    eventually(Duration::from_secs(10), "the fire", || async {
+        olga.schedule(&id).await.unwrap().last_fired_ms.map(|_| ())
+    })
+    .await;
+    let inbox = bob.peek(10).await.unwrap().deliveries;
+    assert_eq!(inbox.len(), 1);
+    assert!(
+        inbox[0].text.ends_with("in ten minutes"),
+        "{}",
+        inbox[0].text
+    );
 }
