@@ -210,7 +210,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
         started_at_ms: cfg.clock.now_ms(),
         clock: cfg.clock.clone(),
         maintenance: Mutex::new(()),
-        personas: personas::PersonaHost::new(cfg.home.dir.clone(), cfg.persona_limits.clone()),
+        personas: personas::PersonaHost::new(
+            cfg.home.dir.clone(),
+            cfg.persona_limits.clone(),
+            cfg.clock.clone(),
+        ),
         schedules_changed: tokio::sync::Notify::new(),
         net: cfg.net.clone(),
         streams: streams::Streams::new(cfg.net.max_streams_per_token, cfg.net.stream_buffer),

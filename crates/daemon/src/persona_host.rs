@@ -13,7 +13,7 @@
 use repowire_client::api::{PersonaBrief, PersonaStatus};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::event::Event;
-use repowire_core::time::now_ms;
+use repowire_core::time::Clock;
 use repowire_persona::{self as persona, Limits, Persona, PersonaError, Program, catalog};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -78,6 +78,8 @@ impl Slot {
 pub struct PersonaHost {
     home: PathBuf,
     limits: Limits,
+    /// The daemon's clock (load and reload times).
+    clock: Clock,
     slots: RwLock<HashMap<String, Mutex<Slot>>>,
     generation: AtomicU64,
     /// The last mesh snapshot per circle: (store version, built at, snapshot).
@@ -115,10 +117,11 @@ fn percentile(sorted: &[u32], p: f64) -> Option<u64> {
 }
 
 impl PersonaHost {
-    pub fn new(home: PathBuf, limits: Limits) -> Self {
+    pub fn new(home: PathBuf, limits: Limits, clock: Clock) -> Self {
         Self {
             home,
             limits,
+            clock,
             slots: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             meshes: Mutex::new(HashMap::new()),
@@ -243,7 +246,7 @@ impl PersonaHost {
             Mutex::new(Slot {
                 program: p,
                 generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
-                loaded_at_ms: now_ms(),
+                loaded_at_ms: self.clock.now_ms(),
                 last_reload_ms: None,
                 reload_error: None,
                 circles: HashMap::new(),
@@ -353,7 +356,7 @@ impl PersonaHost {
                     self.with_slot(&name, |s| {
                         s.program = program;
                         s.generation = g;
-                        s.last_reload_ms = Some(now_ms());
+                        s.last_reload_ms = Some(self.clock.now_ms());
                         s.reload_error = None;
                         let circles: Vec<String> = s
                             .circles
