@@ -395,7 +395,7 @@ async fn canceling_a_handed_out_ask_tells_the_recipient() {
 
 #[tokio::test]
 async fn withdrawn_asks_leave_a_trail_and_a_notice() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&["--manual-clock"]);
     let alice = d.peer("alice", None).await;
     let bob = d.peer("bob", None).await;
     // Expiry of an ask bob already holds: bob is told.
@@ -403,7 +403,7 @@ async fn withdrawn_asks_leave_a_trail_and_a_notice() {
         .ask(&AskReq {
             to: "bob".into(),
             text: "quick?".into(),
-            timeout_ms: Some(400),
+            timeout_ms: Some(10 * 60_000),
             ..Default::default()
         })
         .await
@@ -417,6 +417,7 @@ async fn withdrawn_asks_leave_a_trail_and_a_notice() {
             .len(),
         1
     );
+    d.advance_clock(10 * 60_000 + 1).await;
     let w = alice.wait(&id, Duration::from_secs(10)).await.unwrap();
     assert_eq!(w.ask.state, AskState::Expired);
     let got = bob.peek(10).await.unwrap().deliveries;

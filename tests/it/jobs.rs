@@ -404,7 +404,14 @@ async fn jobs_run_waits_for_the_end() {
 
 #[tokio::test]
 async fn an_unconfirmed_cancel_lands_after_the_grace_period() {
-    let d = Daemon::start(&["--cancel-grace", "300ms"]);
+    // bob stays live through the jump (else its loss would end the job first).
+    let d = Daemon::start(&[
+        "--cancel-grace",
+        "10m",
+        "--stale-after",
+        "1h",
+        "--manual-clock",
+    ]);
     let olga = d.peer("olga", None).await;
     d.peer("bob", None).await;
     let j = olga
@@ -417,11 +424,15 @@ async fn an_unconfirmed_cancel_lands_after_the_grace_period() {
         .unwrap();
     let x = olga.cancel_job(&j.job_id, None).await.unwrap();
     assert_eq!(x.state, JobState::Dispatched, "in progress: a request");
-    let x = eventually(Duration::from_secs(10), "the grace period", || async {
-        let x = olga.job(&j.job_id).await.unwrap();
-        (x.state == JobState::Canceled).then_some(x)
-    })
-    .await;
+    d.advance_clock(5 * 60_000).await;
+    assert_eq!(
+        olga.job(&j.job_id).await.unwrap().state,
+        JobState::Dispatched,
+        "within the grace period"
+    );
+    d.advance_clock(5 * 60_000 + 1).await;
+    let x = olga.job(&j.job_id).await.unwrap();
+    assert_eq!(x.state, JobState::Canceled, "after the grace period");
     assert!(x.cancel_requested_at_ms.is_some());
     let q = olga
         .create_job(&JobCreateReq {
