@@ -267,7 +267,7 @@ async fn two_dispatchers_racing_dispatch_once() {
 
 #[tokio::test]
 async fn lost_executors_requeue_then_fail_deadlines_time_out_and_retry() {
-    let d = Daemon::start(&["--stale-after", "1s"]);
+    let d = Daemon::start(&["--stale-after", "10m", "--manual-clock"]);
     let olga = d.peer("olga", None).await;
     let a = d.peer("a", None).await;
     let b = d.peer("b", None).await;
@@ -302,6 +302,7 @@ async fn lost_executors_requeue_then_fail_deadlines_time_out_and_retry() {
     assert_eq!(j2.previous_assignees, ["a", "b"]);
     // b vanishes too (stops its heartbeat): no attempts left, so it fails.
     let _keep = (olga.clone(), b);
+    d.advance_clock(10 * 60_000 + 1).await;
     let failed = eventually(Duration::from_secs(10), "failure", || async {
         olga.heartbeat(&HeartbeatReq::default()).await.unwrap();
         let x = olga.job(&j.job_id).await.unwrap();
