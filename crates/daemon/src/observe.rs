@@ -164,7 +164,7 @@ pub async fn run(h: DaemonHandle) {
             },
             _ = h.stopping() => return,
         };
-        // Events written by another version of the daemon (an unknown kind) are not ours to act on.
+        // Every kind on the bus is one this daemon wrote; a kind it cannot name is not acted on.
         let Ok(kind) = EventKind::parse(&e.kind) else {
             continue;
         };
