@@ -37,7 +37,7 @@ impl Validate for ClockReq {
 }
 
 /// Advance the manual clock, run the background pass it makes due, and wake
-/// the scheduler; answers the new now.
+/// the scheduler, long polls and inbox streams; answers the new now.
 pub(super) async fn clock(
     State(h): State<DaemonHandle>,
     c: Caller,
@@ -53,5 +53,6 @@ pub(super) async fn clock(
         .await
         .map_err(|e| Error::internal(format!("background pass failed: {e}")))?;
     h.schedules_changed.notify_one();
+    h.clock_moved.notify_waiters();
     Ok(Json(serde_json::json!({"now_ms": now_ms})))
 }

@@ -69,6 +69,9 @@ pub struct Inner {
     /// Held by a background-maintenance pass: the periodic one and the one a
     /// manual clock move runs at once never overlap.
     maintenance: Mutex<()>,
+    /// Woken when a manual clock moves: long polls and inbox streams look
+    /// again (a lease may have run out).
+    clock_moved: tokio::sync::Notify,
     pub personas: personas::PersonaHost,
     /// Woken when schedules change, so the scheduler re-reads the next due time.
     pub schedules_changed: tokio::sync::Notify,
@@ -210,6 +213,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         started_at_ms: cfg.clock.now_ms(),
         clock: cfg.clock.clone(),
         maintenance: Mutex::new(()),
+        clock_moved: tokio::sync::Notify::new(),
         personas: personas::PersonaHost::new(
             cfg.home.dir.clone(),
             cfg.persona_limits.clone(),

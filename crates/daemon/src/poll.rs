@@ -36,7 +36,8 @@ enum Wake {
     Stopping,
 }
 
-/// Sleep until an event matching `wanted`, `until`, or shutdown.
+/// Sleep until an event matching `wanted`, `until`, shutdown, or a move of a
+/// manual clock (tests: a lease may have run out; callers look again).
 async fn next_wake(
     h: &DaemonHandle,
     rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<EventInfo>>,
@@ -47,6 +48,7 @@ async fn next_wake(
         let got = tokio::select! {
             r = tokio::time::timeout_at(until, rx.recv()) => r,
             _ = h.stopping() => return Ok(Wake::Stopping),
+            _ = h.clock_moved.notified() => return Ok(Wake::Event),
         };
         match got {
             Err(_) => return Ok(Wake::Done),
