@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use repowire_client::api::{EventsResp, InboxResp, LeaseReq, WaitResp};
 use repowire_core::error::{Error, ErrorCode};
-use repowire_core::event::Event;
+use repowire_core::event::{Event, EventKind, EventRecord};
 use repowire_core::ids::AskId;
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -37,17 +37,19 @@ enum Wake {
     Stopping,
 }
 
-/// Sleep until an event matching `wanted`, `until`, or shutdown.
+/// Sleep until an event matching `wanted`, `until`, shutdown, or a move of a
+/// manual clock (tests: a lease may have run out; callers look again).
 async fn next_wake(
     h: &DaemonHandle,
-    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>,
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<EventRecord>>,
     until: tokio::time::Instant,
-    wanted: impl Fn(&Event) -> bool,
+    wanted: impl Fn(&EventRecord) -> bool,
 ) -> Result<Wake, Error> {
     loop {
         let got = tokio::select! {
             r = tokio::time::timeout_at(until, rx.recv()) => r,
             _ = h.stopping() => return Ok(Wake::Stopping),
+            _ = h.clock_moved.notified() => return Ok(Wake::Event),
         };
         match got {
             Err(_) => return Ok(Wake::Done),
@@ -109,8 +111,9 @@ fn lease_for(h: &DaemonHandle, asked_ms: Option<u64>) -> i64 {
 }
 
 /// Does `e` say a delivery was queued for `peer_id`?
-fn queued_for(e: &Event, peer_id: &str) -> bool {
-    e.kind == "delivery_queued" && e.payload["to_peer_id"] == peer_id
+fn queued_for(e: &EventRecord, peer_id: &str) -> bool {
+    matches!(EventKind::parse(&e.kind), Ok(EventKind::DeliveryQueued))
+        && matches!(Event::parse(&e.kind, &e.payload), Ok(Event::DeliveryQueued { to_peer_id, .. }) if to_peer_id == peer_id)
 }
 
 /// Lease pending deliveries, long-polling up to `wait_ms` for the first.
@@ -139,7 +142,7 @@ pub(super) async fn lease(
         let nap =
             Duration::from_millis((h.store.policy.stale_after_ms / 4).clamp(50, 2_000) as u64);
         let wake = now + (deadline - now).min(nap);
-        let mine = |e: &Event| queued_for(e, &me.id);
+        let mine = |e: &EventRecord| queued_for(e, &me.id);
         next_wake(&h, &mut rx, wake, mine).await?;
         if *h.shutdown_flag() {
             return Ok(Json(InboxResp {
@@ -223,7 +226,7 @@ pub(super) async fn inbox_stream(
             drop(permit);
             // Wake on a new delivery for this peer, now and then for leases
             // that expired, or to end with the daemon or the consumer.
-            let mine = |e: &Event| queued_for(e, &me.id);
+            let mine = |e: &EventRecord| queued_for(e, &me.id);
             let until = tokio::time::Instant::now() + nap;
             tokio::select! {
                 w = next_wake(&h, &mut bus, until, mine) => match w {

@@ -18,7 +18,7 @@ use super::auth::Caller;
 use bytes::{Bytes, BytesMut};
 use repowire_client::api::EventInfo;
 use repowire_core::error::{Error, ErrorCode};
-use repowire_core::event::Event;
+use repowire_core::event::EventRecord;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -131,7 +131,7 @@ pub fn open_slot(h: &DaemonHandle, c: &Caller) -> Result<Slot, Error> {
 }
 
 /// One event as an SSE frame: `id` its seq, `event` its kind, `data` its JSON.
-fn frame(e: &Event, out: &mut BytesMut) {
+fn frame(e: &EventRecord, out: &mut BytesMut) {
     use std::fmt::Write;
     let data = serde_json::to_string(&EventInfo::from(e)).unwrap_or_default();
     let _ = write!(out, "id: {}\nevent: {}\ndata: {data}\n\n", e.seq, e.kind);
@@ -174,10 +174,10 @@ pub async fn run(h: DaemonHandle) {
             .iter()
             .enumerate()
             .any(|(i, e)| e.seq != last + 1 + i as i64);
-        let events: Vec<Arc<Event>> = if gap {
+        let events: Vec<Arc<EventRecord>> = if gap {
             let mut all = Vec::new();
             loop {
-                let from = all.last().map_or(last, |e: &Arc<Event>| e.seq);
+                let from = all.last().map_or(last, |e: &Arc<EventRecord>| e.seq);
                 match h.store.events_since(from, PAGE, None) {
                     Ok(page) if page.is_empty() => break,
                     Ok(page) => all.extend(page.into_iter().map(Arc::new)),

@@ -2,7 +2,7 @@
 
 use super::Store;
 use repowire_core::error::Result;
-use repowire_core::event::Event;
+use repowire_core::event::EventRecord;
 use repowire_core::ids::IdKind;
 use rusqlite::{Row, params};
 
@@ -12,9 +12,9 @@ macro_rules! cols {
     };
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+fn from_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
     let payload: String = r.get(6)?;
-    Ok(Event {
+    Ok(EventRecord {
         seq: r.get(0)?,
         ts_ms: r.get(1)?,
         kind: r.get(2)?,
@@ -37,7 +37,12 @@ pub struct Counts {
 
 impl Store {
     /// Events after `since` (a seq), oldest first, optionally one circle's.
-    pub fn events_since(&self, since: i64, limit: u32, circle: Option<&str>) -> Result<Vec<Event>> {
+    pub fn events_since(
+        &self,
+        since: i64,
+        limit: u32,
+        circle: Option<&str>,
+    ) -> Result<Vec<EventRecord>> {
         self.read(|c| {
             Ok(c.prepare_cached(concat!(
                 "SELECT ",
@@ -64,7 +69,7 @@ impl Store {
 
     /// Every event about `id`: the object itself and what hangs off it (an
     /// ask's deliveries; an ask group's asks and their deliveries).
-    pub fn trace(&self, id: &str) -> Result<Vec<Event>> {
+    pub fn trace(&self, id: &str) -> Result<Vec<EventRecord>> {
         self.read(|c| {
             let mut ids = vec![id.to_string()];
             if IdKind::of(id) == Some(IdKind::AskGroup) {
@@ -94,7 +99,7 @@ impl Store {
     /// Delete events older than `max_age_ms` and beyond the newest
     /// `max_count`. Returns how many went.
     pub fn prune_events(&self, max_age_ms: i64, max_count: i64) -> Result<usize> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // seq and ts_ms grow together, so the cut is found by walking only
@@ -119,7 +124,7 @@ impl Store {
     /// dropped deliveries, terminal asks, and ask groups left empty. Open
     /// asks and undelivered deliveries are never touched. Returns rows deleted.
     pub fn prune_finished(&self, max_age_ms: i64) -> Result<usize> {
-        let cutoff = repowire_core::time::now_ms() - max_age_ms;
+        let cutoff = self.clock.now_ms() - max_age_ms;
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let d = tx.execute(

@@ -8,7 +8,7 @@ use super::*;
 use repowire_core::ask::{self, Ask, AskManySent, AskSent, NewAsk, NewAskMany};
 use repowire_core::delivery::{Broadcasted, Delivery, NewBroadcast, NewNotify, Notified};
 use repowire_core::error::Result;
-use repowire_core::event::Event;
+use repowire_core::event::EventRecord;
 use repowire_core::ids::AskId;
 use repowire_core::job::{self, Job, JobUpdate, NewJob};
 use repowire_core::peer::{Claimed, Peer, PeerUpdate, Registration};
@@ -225,8 +225,8 @@ impl From<Broadcasted> for BroadcastResp {
     }
 }
 
-impl From<&Event> for EventInfo {
-    fn from(e: &Event) -> Self {
+impl From<&EventRecord> for EventInfo {
+    fn from(e: &EventRecord) -> Self {
         EventInfo {
             seq: e.seq,
             ts_ms: e.ts_ms,
@@ -239,8 +239,8 @@ impl From<&Event> for EventInfo {
     }
 }
 
-impl From<Event> for EventInfo {
-    fn from(e: Event) -> Self {
+impl From<EventRecord> for EventInfo {
+    fn from(e: EventRecord) -> Self {
         EventInfo {
             seq: e.seq,
             ts_ms: e.ts_ms,
