@@ -87,19 +87,10 @@ str_enum!(
     Status { Online => "online", Busy => "busy", Idle => "idle", Offline => "offline" }
 );
 
-/// How deliveries reach a peer.
-///
-/// `pull`: the peer takes its inbox. `channel`: a `repowire mcp` session
-/// takes it and pushes each delivery into its agent as a channel event (for
-/// the daemon both are leases; the route says how the agent sees them).
+/// Check a delivery route a peer records: one of the registry's
+/// recordable routes (`pull`, `channel`; see [`crate::delivery::Route`]).
 pub fn validate_route(route: &str) -> Result<()> {
-    if matches!(route, "pull" | "channel") {
-        Ok(())
-    } else {
-        Err(Error::bad_request(format!(
-            "unsupported delivery route {route:?}: \"pull\" or \"channel\""
-        )))
-    }
+    crate::delivery::DeliveryRoute::parse_recordable(route).map(|_| ())
 }
 
 /// A peer is stale (a ghost, if its status is not `offline`) when its last
