@@ -9,7 +9,6 @@ use axum::{Json, Router};
 use repowire_client::api::*;
 use repowire_core::ask::AskAction;
 use repowire_core::error::{Error, ErrorCode};
-use repowire_core::time::now_ms;
 use serde::Deserialize;
 
 type H = State<DaemonHandle>;
@@ -79,6 +78,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/trace/{id}", get(trace))
         .route("/v1/doctor", get(doctor))
         .route("/v1/shutdown", post(shutdown))
+        .route("/v1/debug/clock", post(super::debug::clock))
         // Query names, path parameters and body presence of each route.
         .route_layer(from_fn_with_state(h.clone(), edge::guard_route))
         .fallback(not_found)
@@ -108,12 +108,12 @@ async fn health(State(h): H) -> Json<Health> {
         url: h.url.clone(),
         home: h.home.dir.display().to_string(),
         started_at_ms: h.started_at_ms,
-        uptime_ms: now_ms() - h.started_at_ms,
+        uptime_ms: h.clock.now_ms() - h.started_at_ms,
     })
 }
 
 fn info(h: &DaemonHandle, p: &repowire_store::PeerRow) -> PeerInfo {
-    p.info(now_ms(), h.store.policy.stale_after_ms)
+    p.info(h.clock.now_ms(), h.store.policy.stale_after_ms)
 }
 
 async fn register(
@@ -234,7 +234,7 @@ async fn orchestrator_status(
     repowire_core::peer::validate_name("circle", &circle)?;
     let stale_after = h.store.policy.stale_after_ms;
     let holder = h.store.orchestrator(&circle)?;
-    let now = now_ms();
+    let now = h.clock.now_ms();
     Ok(Json(OrchestratorStatus {
         present: holder.is_some(),
         stale: holder
@@ -463,7 +463,7 @@ async fn trace(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json
 async fn doctor(State(h): H, c: Caller) -> ApiResult<Json<DoctorResp>> {
     c.require_admin()?;
     let counts = h.store.counts()?;
-    let now = now_ms();
+    let now = h.clock.now_ms();
     let stale_after = h.store.policy.stale_after_ms;
     let stale_peers = h
         .store

@@ -10,6 +10,7 @@ use repowire_client::api::{DispatchReq, DispatchResp, JobCreateReq, JobInfo, Job
 use repowire_core::error::Error;
 use repowire_core::job::JobState;
 use repowire_core::mesh::JobInput;
+use repowire_core::route::DispatchOutcome;
 use repowire_core::route::Route;
 use repowire_persona as persona;
 use serde::Deserialize;
@@ -48,15 +49,15 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
         serde_json::json!({"job": id}),
     )?;
     let route = decision.out();
-    let resp = |job: JobInfo, outcome: &str, delivery_id: Option<String>| DispatchResp {
+    let resp = |job: JobInfo, outcome: DispatchOutcome, delivery_id: Option<String>| DispatchResp {
         job,
         persona: name.clone(),
         route: route.clone(),
-        outcome: outcome.to_string(),
+        outcome,
         delivery_id,
     };
     if dry_run {
-        return Ok(resp(job, "dry_run", None));
+        return Ok(resp(job, DispatchOutcome::DryRun, None));
     }
     if job.state != JobState::Queued {
         return Err(Error::new(
@@ -70,20 +71,23 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
             let (job, dlv) = h
                 .store
                 .dispatch_job(id, peer, sender.as_deref(), note.as_deref())?;
-            resp(job, "assigned", (!dlv.is_empty()).then_some(dlv))
+            resp(
+                job,
+                DispatchOutcome::Assigned,
+                (!dlv.is_empty()).then_some(dlv),
+            )
         }
         // Not dispatched now: hold the job back so others get their turn.
         Route::Defer { after, .. } => {
             let wait = repowire_core::time::parse_duration(after)
                 .map(|d| d.as_millis() as i64)
                 .unwrap_or(60_000);
-            h.store.hold_job(id, repowire_core::time::now_ms() + wait)?;
-            resp(job, "deferred", None)
+            h.store.hold_job(id, h.clock.now_ms() + wait)?;
+            resp(job, DispatchOutcome::Deferred, None)
         }
         Route::Decline { .. } => {
-            h.store
-                .hold_job(id, repowire_core::time::now_ms() + 3_600_000)?;
-            resp(job, "declined", None)
+            h.store.hold_job(id, h.clock.now_ms() + 3_600_000)?;
+            resp(job, DispatchOutcome::Declined, None)
         }
         Route::AskUser { question } => {
             // The question goes to the circle's orchestrator, else the job's owner.
@@ -107,12 +111,15 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
                 },
                 false,
             );
-            h.store
-                .hold_job(id, repowire_core::time::now_ms() + 3_600_000)?;
-            resp(job, "asked_user", sent.ok().map(|s| s.delivery_id))
+            h.store.hold_job(id, h.clock.now_ms() + 3_600_000)?;
+            resp(
+                job,
+                DispatchOutcome::AskedUser,
+                sent.ok().map(|s| s.delivery_id),
+            )
         }
         Route::Ask { .. } | Route::Notify { .. } | Route::Fanout { .. } => {
-            resp(job, "not_applicable", None)
+            resp(job, DispatchOutcome::NotApplicable, None)
         }
     })
 }
@@ -125,7 +132,7 @@ pub fn retry_queued(h: &DaemonHandle) -> usize {
     let mut n = 0;
     for id in queued {
         match dispatch(h, &id, false) {
-            Ok(r) if r.outcome == "assigned" => n += 1,
+            Ok(r) if r.outcome == DispatchOutcome::Assigned => n += 1,
             Ok(_) => {}
             Err(e) => tracing::debug!(job = %id, error = %e, "dispatch retry failed"),
         }

@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{CircleReq, DecideReq, DecideResp, PersonaStatus, UsePersonaReq};
 use repowire_core::error::{Error, ErrorCode};
+use repowire_core::event::Event;
 use repowire_persona::{self as persona, catalog};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -62,15 +63,18 @@ pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
                 .await
                 .unwrap_or_default();
             for (name, sha, res) in changes {
-                let (kind, payload) = match &res {
-                    Ok(g) => (
-                        "persona_reloaded",
-                        serde_json::json!({"persona": name, "sha256": sha, "generation": g}),
-                    ),
-                    Err(e) => (
-                        "persona_reload_failed",
-                        serde_json::json!({"persona": name, "sha256": sha, "error": e}),
-                    ),
+                let (persona, sha256) = (name.clone(), sha.clone());
+                let event = match &res {
+                    Ok(g) => Event::PersonaReloaded {
+                        persona,
+                        sha256,
+                        generation: *g,
+                    },
+                    Err(e) => Event::PersonaReloadFailed {
+                        persona,
+                        sha256,
+                        error: e.to_string(),
+                    },
                 };
                 match &res {
                     Ok(g) => tracing::info!(persona = %name, generation = g, "persona reloaded"),
@@ -78,7 +82,7 @@ pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
                         tracing::warn!(persona = %name, error = %e, "persona reload failed; keeping the last good version")
                     }
                 }
-                if let Err(e) = h.store.persona_event(kind, &name, None, payload) {
+                if let Err(e) = h.store.persona_event(&name, None, event) {
                     tracing::error!(error = %e, "could not record a persona event");
                 }
             }
@@ -102,12 +106,14 @@ pub fn account(
     h.personas
         .record(circle, n, started.elapsed(), decision.error.as_ref());
     if let Some(e) = &decision.error {
-        let mut payload = serde_json::json!({"persona": n, "entry": entry, "error": e.message, "location": e.location});
-        if let (Some(p), Some(x)) = (payload.as_object_mut(), extra.as_object()) {
-            p.extend(x.clone());
-        }
-        h.store
-            .persona_event("persona_error", n, Some(circle), payload)?;
+        let failed = Event::PersonaError {
+            persona: n.to_string(),
+            entry: entry.to_string(),
+            error: e.message.clone(),
+            location: Some(e.location.clone()),
+            extra: extra.as_object().cloned().unwrap_or_default(),
+        };
+        h.store.persona_event(n, Some(circle), failed)?;
     }
     Ok(())
 }

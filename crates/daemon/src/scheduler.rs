@@ -10,9 +10,9 @@ use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{ScheduleInfo, ScheduleReq};
 use repowire_core::error::Error;
+use repowire_core::event::Event;
 use repowire_core::route::Route;
 use repowire_core::schedule::ScheduleKind;
-use repowire_core::time::now_ms;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -36,17 +36,19 @@ fn checkin_routes(h: &DaemonHandle, id: &str) -> Result<Vec<Route>, Error> {
         "schedule": row.info.schedule_id,
         "owner": row.info.owner,
         "to": row.info.to,
-        "fired_at_ms": now_ms(),
+        "fired_at_ms": h.clock.now_ms(),
         "args": args,
         "open_reviews": h.store.open_review_assignments(&circle)?,
     });
     persona.checkin(&ctx, &mesh).map_err(|e| {
-        let _ = h.store.persona_event(
-            "persona_error",
-            &name,
-            Some(&circle),
-            serde_json::json!({"persona": name, "entry": "checkin", "error": e.message, "location": e.location}),
-        );
+        let failed = Event::PersonaError {
+            persona: name.clone(),
+            entry: "checkin".into(),
+            error: e.message.clone(),
+            location: Some(e.location.clone()),
+            extra: Default::default(),
+        };
+        let _ = h.store.persona_event(&name, Some(&circle), failed);
         Error::new(repowire_core::ErrorCode::PersonaError, e.message)
     })
 }
@@ -70,7 +72,9 @@ pub async fn run(h: DaemonHandle) {
     let mut last_round = tokio::time::Instant::now() - Duration::from_secs(1);
     loop {
         let mut wait = match h.store.next_due_ms() {
-            Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, 3_600_000) as u64),
+            Ok(Some(at)) => {
+                Duration::from_millis((at - h.clock.now_ms()).clamp(0, 3_600_000) as u64)
+            }
             Ok(None) => Duration::from_secs(3600),
             Err(e) => {
                 tracing::error!(error = %e, "scheduler could not read the next due time");
@@ -87,7 +91,7 @@ pub async fn run(h: DaemonHandle) {
             _ = h.schedules_changed.notified() => continue,
             _ = h.stopping() => return,
         }
-        let due = match h.store.due_schedules(now_ms()) {
+        let due = match h.store.due_schedules(h.clock.now_ms()) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "scheduler could not list due schedules");
