@@ -4,28 +4,20 @@
 
 use super::DaemonHandle;
 use super::auth::{ApiResult, Body, Caller, OptBody, Path, Query};
+use crate::pipeline::{self, Input, Outcome, Target};
 use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{DispatchReq, DispatchResp, JobCreateReq, JobInfo, JobUpdateReq};
 use repowire_core::error::Error;
 use repowire_core::job::JobState;
 use repowire_core::mesh::JobInput;
-use repowire_core::route::Route;
-use repowire_persona as persona;
 use serde::Deserialize;
-use std::time::Instant;
 
 type H = State<DaemonHandle>;
 
 /// Decide a queued job's route and (unless `dry_run`) carry it out.
 pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchResp, Error> {
     let job = h.store.get_job(id)?;
-    let circle = job.circle.clone();
-    let mesh = h.personas.mesh(&h.store, &circle)?;
-    let name = h.store.active_persona(&circle)?;
-    let p = name
-        .as_deref()
-        .and_then(|n| h.personas.for_decision(&h.store, &circle, n));
     let input = JobInput {
         id: job.job_id.clone(),
         title: job.title.clone(),
@@ -36,84 +28,33 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
         attempt: job.attempts + 1,
         previous_assignees: job.previous_assignees.clone(),
     };
-    let started = Instant::now();
-    let decision = persona::decide_dispatch(p.as_deref(), &input, &mesh);
-    super::personas::account(
+    let decision = pipeline::decide(
         h,
-        &circle,
-        name.as_deref(),
-        "dispatch",
-        started,
-        &decision,
+        &job.circle,
+        Input::Dispatch(&input),
         serde_json::json!({"job": id}),
     )?;
-    let route = decision.out();
-    let resp = |job: JobInfo, outcome: &str, delivery_id: Option<String>| DispatchResp {
+    let resp = |job, outcome: &str, delivery_id| DispatchResp {
         job,
-        persona: name.clone(),
-        route: route.clone(),
+        persona: decision.persona.clone(),
+        route: decision.out(),
         outcome: outcome.to_string(),
         delivery_id,
     };
     if dry_run {
         return Ok(resp(job, "dry_run", None));
     }
-    if job.state != JobState::Queued {
-        return Err(Error::new(
-            repowire_core::ErrorCode::InvalidState,
-            format!("job {id} is {}: only a queued job is dispatched", job.state),
-        ));
-    }
-    let sender = h.store.orchestrator(&circle)?.map(|o| o.id);
-    Ok(match &decision.route {
-        Route::Assign { peer, note } => {
-            let (job, dlv) = h
-                .store
-                .dispatch_job(id, peer, sender.as_deref(), note.as_deref())?;
-            resp(job, "assigned", (!dlv.is_empty()).then_some(dlv))
+    let route = decision
+        .routes
+        .first()
+        .ok_or_else(|| Error::internal("a dispatch decision without a route"))?;
+    let done = pipeline::execute(h, &Target::Job(id), route)?;
+    Ok(match &done {
+        Outcome::Assigned { delivery_id } => {
+            resp(h.store.get_job(id)?, done.as_str(), delivery_id.clone())
         }
-        // Not dispatched now: hold the job back so others get their turn.
-        Route::Defer { after, .. } => {
-            let wait = repowire_core::time::parse_duration(after)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(60_000);
-            h.store.hold_job(id, repowire_core::time::now_ms() + wait)?;
-            resp(job, "deferred", None)
-        }
-        Route::Decline { .. } => {
-            h.store
-                .hold_job(id, repowire_core::time::now_ms() + 3_600_000)?;
-            resp(job, "declined", None)
-        }
-        Route::AskUser { question } => {
-            // The question goes to the circle's orchestrator, else the job's owner.
-            let to = h
-                .store
-                .orchestrator(&circle)?
-                .map(|o| o.name)
-                .unwrap_or_else(|| job.owner.clone());
-            let from = sender.clone().unwrap_or_else(|| job.owner.clone());
-            let from_id = match sender.as_deref() {
-                Some(s) => s.to_string(),
-                None => h.store.resolve_peer(&from, Some(&circle))?.id,
-            };
-            let sent = h.store.notify(
-                &from_id,
-                &repowire_client::api::NotifyReq {
-                    to,
-                    circle: Some(circle.clone()),
-                    text: format!("Job {id} \"{}\" needs a decision: {question}", job.title),
-                    bypass_circle: false,
-                },
-                false,
-            );
-            h.store
-                .hold_job(id, repowire_core::time::now_ms() + 3_600_000)?;
-            resp(job, "asked_user", sent.ok().map(|s| s.delivery_id))
-        }
-        Route::Ask { .. } | Route::Notify { .. } | Route::Fanout { .. } => {
-            resp(job, "not_applicable", None)
-        }
+        Outcome::AskedUser { delivery_id } => resp(job, done.as_str(), delivery_id.clone()),
+        _ => resp(job, done.as_str(), None),
     })
 }
 
@@ -125,7 +66,8 @@ pub fn retry_queued(h: &DaemonHandle) -> usize {
     let mut n = 0;
     for id in queued {
         match dispatch(h, &id, false) {
-            Ok(r) if r.outcome == "assigned" => n += 1,
+            // Only an assignment moves the job out of the queue.
+            Ok(r) if r.job.state != JobState::Queued => n += 1,
             Ok(_) => {}
             Err(e) => tracing::debug!(job = %id, error = %e, "dispatch retry failed"),
         }

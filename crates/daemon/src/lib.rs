@@ -14,6 +14,7 @@ mod jobs;
 mod observe;
 mod persona_host;
 mod personas;
+mod pipeline;
 mod poll;
 mod reviews;
 mod scheduler;

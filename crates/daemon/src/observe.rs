@@ -7,7 +7,8 @@
 //! and a circle may have at most 60 persona-made messages per minute.
 
 use super::DaemonHandle;
-use repowire_client::api::{AskManyReq, AskReq, EventInfo, NotifyReq};
+use crate::pipeline::{self, Input, Outcome, Target};
+use repowire_client::api::EventInfo;
 use repowire_core::route::Route;
 use serde_json::json;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -54,89 +55,36 @@ impl Guards {
     }
 }
 
-/// Carry out one route in `circle` as its orchestrator. Returns what was done.
+/// Carry out one route in `circle` as its orchestrator, under the guards.
 fn execute(
     h: &DaemonHandle,
     guards: &Mutex<Guards>,
     circle: &str,
     route: &Route,
 ) -> serde_json::Value {
-    let out = route.out(None);
-    let Ok(Some(orch)) = h.store.orchestrator(circle) else {
-        return json!({"route": out, "done": false, "why": "the circle has no orchestrator to act as"});
-    };
-    if matches!(
+    let sends = matches!(
         route,
         Route::Ask { .. } | Route::Notify { .. } | Route::Fanout { .. }
-    ) && !guards
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .allow(circle)
-    {
-        return json!({"route": out, "done": false, "why": format!("over {PER_MINUTE} persona messages a minute in this circle")});
+    );
+    let lock = || guards.lock().unwrap_or_else(|p| p.into_inner());
+    if sends && !lock().allow(circle) {
+        return json!({"route": route.out(None), "done": false, "why": format!("over {PER_MINUTE} persona messages a minute in this circle")});
     }
-    let c = Some(circle.to_string());
-    let res = match route {
-        Route::Ask { peer, text } => h
-            .store
-            .ask(
-                &orch.id,
-                &AskReq {
-                    to: peer.clone(),
-                    circle: c,
-                    text: text.clone(),
-                    ..Default::default()
-                },
-                false,
-            )
-            .map(|r| {
-                guards
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remember(r.ask.correlation_id.clone());
-                json!({"correlation_id": r.ask.correlation_id})
-            }),
-        Route::Notify { peer, text } => h
-            .store
-            .notify(
-                &orch.id,
-                &NotifyReq {
-                    to: peer.clone(),
-                    circle: c,
-                    text: text.clone(),
-                    bypass_circle: false,
-                },
-                false,
-            )
-            .map(|r| json!({"delivery_id": r.delivery_id})),
-        Route::Fanout { peers, text } => h
-            .store
-            .ask_many(
-                &orch.id,
-                &AskManyReq {
-                    to: peers.clone(),
-                    circle: c,
-                    text: text.clone(),
-                    ..Default::default()
-                },
-                false,
-            )
-            .map(|r| {
-                let mut g = guards.lock().unwrap_or_else(|p| p.into_inner());
-                for a in &r.asks {
-                    g.remember(a.ask.correlation_id.clone());
+    match pipeline::execute(h, &Target::Orchestrator(circle), route) {
+        Ok(done) => {
+            match &done {
+                Outcome::Asked { ask_id } => lock().remember(ask_id.clone()),
+                Outcome::FannedOut { ask_ids } => {
+                    let mut g = lock();
+                    for id in ask_ids {
+                        g.remember(id.clone());
+                    }
                 }
-                json!({"parent_id": r.parent_id})
-            }),
-        // Nothing to send: recorded as the decision it is.
-        Route::Defer { .. } | Route::Decline { .. } | Route::AskUser { .. } => Ok(json!({})),
-        Route::Assign { .. } => {
-            return json!({"route": out, "done": false, "why": "assign needs a job; an event has none"});
+                _ => {}
+            }
+            done.event_json(route)
         }
-    };
-    match res {
-        Ok(v) => json!({"route": out, "done": true, "result": v}),
-        Err(e) => json!({"route": out, "done": false, "why": e.to_string()}),
+        Err(e) => json!({"route": route.out(None), "done": false, "why": e.to_string()}),
     }
 }
 
@@ -189,37 +137,30 @@ pub async fn run(h: DaemonHandle) {
         {
             continue;
         }
-        let Some(name) = h.personas.active_for(&circle) else {
-            continue;
-        };
-        if !h.personas.program(&name).is_some_and(|p| p.has("on_event")) {
+        // Cheap filter before a thread is used: is there a persona to ask?
+        if !h
+            .personas
+            .active_for(&circle)
+            .and_then(|n| h.personas.program(&n))
+            .is_some_and(|p| p.has("on_event"))
+        {
             continue;
         }
         let (hh, g) = (h.clone(), guards.clone());
         let work = move || {
-            // The circle's own instance: no script state crosses circles.
-            let Some(persona) = hh.personas.for_decision(&hh.store, &circle, &name) else {
+            let view = event_view(&e);
+            let d = pipeline::decide(&hh, &circle, Input::OnEvent(&view), json!({}))?;
+            let Some(name) = d.persona else {
                 return Ok(());
             };
-            let mesh = hh.personas.mesh(&hh.store, &circle)?;
-            match persona.on_event(&event_view(&e), &mesh) {
-                Ok(routes) => {
-                    for r in &routes {
-                        let done = execute(&hh, &g, &circle, r);
-                        hh.store.persona_event(
-                            "persona_route",
-                            &name,
-                            Some(&circle),
-                            json!({"persona": name, "entry": "on_event", "event": e.seq, "outcome": done}),
-                        )?;
-                    }
-                }
-                Err(err) => hh.store.persona_event(
-                    "persona_error",
+            for r in &d.routes {
+                let done = execute(&hh, &g, &circle, r);
+                hh.store.persona_event(
+                    "persona_route",
                     &name,
                     Some(&circle),
-                    json!({"persona": name, "entry": "on_event", "error": err.message, "location": err.location}),
-                )?,
+                    json!({"persona": name, "entry": "on_event", "event": e.seq, "outcome": done}),
+                )?;
             }
             Ok::<(), repowire_core::error::Error>(())
         };

@@ -6,13 +6,14 @@
 use super::DaemonHandle;
 use super::auth::{ApiResult, Body, Caller, Query};
 pub use super::persona_host::PersonaHost;
+use crate::pipeline::{self, Input};
 use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{CircleReq, DecideReq, DecideResp, PersonaStatus, UsePersonaReq};
 use repowire_core::error::{Error, ErrorCode};
-use repowire_persona::{self as persona, catalog};
+use repowire_persona::catalog;
 use serde::Deserialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Load the personas active in the database (at boot).
 pub fn load_active(h: &DaemonHandle) {
@@ -85,31 +86,6 @@ pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
         }
     });
     Ok(debouncer)
-}
-
-/// After a decision: count it and its time; a fallback becomes a
-/// `persona_error` event (with `extra` fields such as the job or ref).
-pub fn account(
-    h: &DaemonHandle,
-    circle: &str,
-    name: Option<&str>,
-    entry: &str,
-    started: Instant,
-    decision: &persona::Decision,
-    extra: serde_json::Value,
-) -> Result<(), Error> {
-    let Some(n) = name else { return Ok(()) };
-    h.personas
-        .record(circle, n, started.elapsed(), decision.error.as_ref());
-    if let Some(e) = &decision.error {
-        let mut payload = serde_json::json!({"persona": n, "entry": entry, "error": e.message, "location": e.location});
-        if let (Some(p), Some(x)) = (payload.as_object_mut(), extra.as_object()) {
-            p.extend(x.clone());
-        }
-        h.store
-            .persona_event("persona_error", n, Some(circle), payload)?;
-    }
-    Ok(())
 }
 
 type H = State<DaemonHandle>;
@@ -225,43 +201,23 @@ pub async fn decide(
     if req.job.is_some() == req.review.is_some() {
         return Err(Error::bad_request("give exactly one of `job` or `review`").into());
     }
-    let name = h.store.active_persona(&circle)?;
     let hh = h.clone();
-    let circle2 = circle.clone();
     let res = tokio::task::spawn_blocking(move || -> Result<DecideResp, Error> {
-        let mesh = hh.personas.mesh(&hh.store, &circle2)?;
-        let persona = name
-            .as_deref()
-            .and_then(|n| hh.personas.for_decision(&hh.store, &circle2, n));
-        let started = Instant::now();
-        let (decision, entry) = match (&req.job, &req.review) {
-            (Some(job), _) => (
-                persona::decide_dispatch(persona.as_deref(), job, &mesh),
-                "dispatch",
-            ),
-            (_, Some(item)) => (
-                persona::decide_review(persona.as_deref(), item, &mesh),
-                "review",
-            ),
+        let input = match (&req.job, &req.review) {
+            (Some(job), _) => Input::Dispatch(job),
+            (_, Some(item)) => Input::Review(item),
             _ => unreachable!("checked above"),
         };
-        account(
-            &hh,
-            &circle2,
-            name.as_deref(),
-            entry,
-            started,
-            &decision,
-            serde_json::json!({}),
-        )?;
-        let generation = name
+        let d = pipeline::decide(&hh, &circle, input, serde_json::json!({}))?;
+        let generation = d
+            .persona
             .as_deref()
-            .and_then(|n| hh.personas.status(&circle2, Some(n)).generation);
+            .and_then(|n| hh.personas.status(&circle, Some(n)).generation);
         Ok(DecideResp {
-            circle: circle2,
-            persona: name,
+            route: d.out(),
+            persona: d.persona,
             generation,
-            route: decision.out(),
+            circle,
         })
     })
     .await

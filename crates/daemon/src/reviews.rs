@@ -4,6 +4,7 @@
 
 use super::DaemonHandle;
 use super::auth::{ApiResult, Body, Caller, Query};
+use crate::pipeline::{self, Input, Outcome, Target};
 use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{
@@ -11,21 +12,13 @@ use repowire_client::api::{
 };
 use repowire_core::error::Error;
 use repowire_core::mesh::ReviewInput;
-use repowire_core::route::Route;
-use repowire_persona as persona;
 use serde::Deserialize;
-use std::time::Instant;
 
 type H = State<DaemonHandle>;
 
 /// Ask the persona who reviews `reference` and assign them.
 pub fn route(h: &DaemonHandle, circle: &str, reference: &str) -> Result<ReviewRequestResp, Error> {
     let r = h.store.get_review(circle, reference)?;
-    let mesh = h.personas.mesh(&h.store, circle)?;
-    let name = h.store.active_persona(circle)?;
-    let p = name
-        .as_deref()
-        .and_then(|n| h.personas.for_decision(&h.store, circle, n));
     let item = ReviewInput {
         reference: r.reference.clone(),
         head_sha: r.head_sha.clone(),
@@ -33,38 +26,23 @@ pub fn route(h: &DaemonHandle, circle: &str, reference: &str) -> Result<ReviewRe
         requested_by: r.requested_by.clone(),
         tags: r.tags.clone(),
     };
-    let started = Instant::now();
-    let decision = persona::decide_review(p.as_deref(), &item, &mesh);
-    super::personas::account(
+    let decision = pipeline::decide(
         h,
         circle,
-        name.as_deref(),
-        "review",
-        started,
-        &decision,
+        Input::Review(&item),
         serde_json::json!({"ref": reference}),
     )?;
-    let review = match &decision.route {
-        Route::Assign { peer, note } => h.store.assign_reviewers(
-            circle,
-            reference,
-            std::slice::from_ref(peer),
-            note.as_deref(),
-        )?,
-        Route::Fanout { peers, text } => {
-            h.store
-                .assign_reviewers(circle, reference, peers, Some(text))?
-        }
-        // Deferred or declined: no reviewer yet (retried in the background,
-        // behind the other waiting items).
-        _ => {
-            h.store.requeue_review(circle, reference)?;
-            r
-        }
+    let route = decision
+        .routes
+        .first()
+        .ok_or_else(|| Error::internal("a review decision without a route"))?;
+    let review = match pipeline::execute(h, &Target::Review { circle, reference }, route)? {
+        Outcome::Reviewers(r) | Outcome::Requeued(r) => r,
+        _ => r,
     };
     Ok(ReviewRequestResp {
         review,
-        persona: name,
+        persona: decision.persona.clone(),
         route: decision.out(),
     })
 }

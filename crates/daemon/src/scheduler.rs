@@ -6,6 +6,7 @@
 
 use super::DaemonHandle;
 use super::auth::{ApiResult, Body, Caller, Path, Query};
+use crate::pipeline::{self, Input, Target};
 use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{ScheduleInfo, ScheduleReq};
@@ -13,23 +14,13 @@ use repowire_core::error::Error;
 use repowire_core::route::Route;
 use repowire_core::schedule::ScheduleKind;
 use repowire_core::time::now_ms;
+use repowire_store::{Checkin, PeerRow, SchedRow, Tx};
 use serde::Deserialize;
 use std::time::Duration;
 
 /// Run the check-in script of a schedule; its routes, or why not.
-fn checkin_routes(h: &DaemonHandle, id: &str) -> Result<Vec<Route>, Error> {
-    let row = h.store.schedule_row(id)?;
-    let circle = row.info.circle.clone();
-    let name = match &row.info.persona {
-        Some(p) => p.clone(),
-        None => h.personas.active_for(&circle).ok_or_else(|| {
-            Error::bad_request(format!(
-                "circle {circle:?} has no active persona and the schedule names none"
-            ))
-        })?,
-    };
-    let persona = h.personas.instance(&circle, &name)?;
-    let mesh = h.personas.mesh(&h.store, &circle)?;
+fn checkin_routes(h: &DaemonHandle, row: &SchedRow) -> Result<Vec<Route>, Error> {
+    let circle = &row.info.circle;
     let args = serde_json::from_str::<serde_json::Value>(&row.info.text)
         .unwrap_or_else(|_| serde_json::json!({"text": row.info.text}));
     let ctx = serde_json::json!({
@@ -38,22 +29,30 @@ fn checkin_routes(h: &DaemonHandle, id: &str) -> Result<Vec<Route>, Error> {
         "to": row.info.to,
         "fired_at_ms": now_ms(),
         "args": args,
-        "open_reviews": h.store.open_review_assignments(&circle)?,
+        "open_reviews": h.store.open_review_assignments(circle)?,
     });
-    persona.checkin(&ctx, &mesh).map_err(|e| {
-        let _ = h.store.persona_event(
-            "persona_error",
-            &name,
-            Some(&circle),
-            serde_json::json!({"persona": name, "entry": "checkin", "error": e.message, "location": e.location}),
-        );
-        Error::new(repowire_core::ErrorCode::PersonaError, e.message)
-    })
+    let input = Input::Checkin {
+        persona: row.info.persona.as_deref(),
+        ctx: &ctx,
+    };
+    Ok(pipeline::decide(h, circle, input, serde_json::json!({}))?.routes)
 }
 
+/// Fire one schedule. A check-in's script runs first (outside the write
+/// lock); its routes are carried out as the owner inside the fire's
+/// transaction, so a route that fails undoes the whole fire (retried).
 fn fire(h: &DaemonHandle, id: &str) {
-    let checkin = match h.store.schedule_row(id) {
-        Ok(r) if r.info.kind == ScheduleKind::Checkin => Some(checkin_routes(h, id)),
+    let checkin: Option<Checkin<'_>> = match h.store.schedule_row(id) {
+        Ok(r) if r.info.kind == ScheduleKind::Checkin => {
+            let routes = checkin_routes(h, &r);
+            Some(Box::new(move |t: &mut Tx<'_>, owner: &PeerRow| {
+                let mut sent = 0;
+                for route in &routes? {
+                    sent += pipeline::execute_in(t, &Target::As(owner), route)?.messages();
+                }
+                Ok(format!("check-in sent {sent} message(s)"))
+            }))
+        }
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(schedule = id, error = %e, "schedule vanished before firing");

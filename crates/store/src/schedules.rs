@@ -11,7 +11,6 @@ use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
 use repowire_core::ids::{IdKind, new_id};
 use repowire_core::peer::Role;
-use repowire_core::route::Route;
 use repowire_core::schedule::{
     MissedPolicy, ScheduleKind, next_cron, parse_cron, parse_tz, parse_when,
 };
@@ -89,54 +88,10 @@ fn sched_event(
     })
 }
 
-/// Carry out check-in routes as `from` (inside the fire's transaction).
-fn send_routes(t: &mut Tx<'_>, from: &PeerRow, routes: &[Route]) -> Result<Vec<String>> {
-    let mut done = Vec::new();
-    for r in routes {
-        match r {
-            Route::Notify { peer, text } => {
-                let to = resolve_for(t.conn(), from, peer, None, false)?;
-                done.push(enqueue(
-                    t,
-                    NewDelivery {
-                        to: &to,
-                        from: Some(from),
-                        kind: DeliveryKind::Notify,
-                        ask_id: None,
-                        job_id: None,
-                        text,
-                    },
-                )?);
-            }
-            Route::Ask { peer, text } => {
-                let to = resolve_for(t.conn(), from, peer, None, false)?;
-                let timeout = t.policy.ask_timeout_ms;
-                done.push(
-                    super::asks::create_in(t, from, &to, text, timeout, None, None)?
-                        .ask
-                        .correlation_id,
-                );
-            }
-            Route::Fanout { peers, text } => {
-                for peer in peers {
-                    let to = resolve_for(t.conn(), from, peer, None, false)?;
-                    let timeout = t.policy.ask_timeout_ms;
-                    done.push(
-                        super::asks::create_in(t, from, &to, text, timeout, None, None)?
-                            .ask
-                            .correlation_id,
-                    );
-                }
-            }
-            // Nothing to send for these in a check-in.
-            Route::Assign { .. }
-            | Route::Defer { .. }
-            | Route::Decline { .. }
-            | Route::AskUser { .. } => {}
-        }
-    }
-    Ok(done)
-}
+/// The act of a check-in fire, handed in by the daemon: it carries out the
+/// script's routes as the schedule's owner inside the fire's transaction and
+/// says what it did (an error rolls the whole fire back).
+pub type Checkin<'a> = Box<dyn FnOnce(&mut Tx<'_>, &PeerRow) -> Result<String> + Send + 'a>;
 
 impl Store {
     pub fn create_schedule(&self, owner_id: &str, req: &ScheduleReq) -> Result<ScheduleInfo> {
@@ -304,11 +259,7 @@ impl Store {
     /// Fire one schedule in one transaction: deliver (or create the job, or
     /// send the check-in's routes) and advance. A miss under `skip` only
     /// advances. A failure keeps the fire pending and retries with backoff.
-    pub fn fire_schedule(
-        &self,
-        id: &str,
-        checkin: Option<Result<Vec<Route>>>,
-    ) -> Result<ScheduleInfo> {
+    pub fn fire_schedule(&self, id: &str, checkin: Option<Checkin<'_>>) -> Result<ScheduleInfo> {
         match self.write(|t| fire_in(t, id, checkin)) {
             Ok(Some(info)) => Ok(info),
             Ok(None) => self.get_schedule(id),
@@ -323,16 +274,9 @@ impl Store {
         self.write(|t| {
             let mut fired = 0;
             for id in ids {
-                let mark = t.events.len();
-                t.conn().execute_batch("SAVEPOINT fire")?;
-                match fire_in(t, id, None) {
-                    Ok(done) => {
-                        t.conn().execute_batch("RELEASE fire")?;
-                        fired += usize::from(done.is_some());
-                    }
+                match t.attempt(|t| fire_in(t, id, None)) {
+                    Ok(done) => fired += usize::from(done.is_some()),
                     Err(e) => {
-                        t.conn().execute_batch("ROLLBACK TO fire; RELEASE fire")?;
-                        t.events.truncate(mark);
                         record_failure(t, id, &e)?;
                     }
                 }
@@ -343,11 +287,7 @@ impl Store {
 }
 
 /// One fire, inside the caller's transaction (None: nothing was due).
-fn fire_in(
-    t: &mut Tx<'_>,
-    id: &str,
-    checkin: Option<Result<Vec<Route>>>,
-) -> Result<Option<ScheduleInfo>> {
+fn fire_in(t: &mut Tx<'_>, id: &str, checkin: Option<Checkin<'_>>) -> Result<Option<ScheduleInfo>> {
     let s = get(t.conn(), id)?;
     let Some(due) = s
         .info
@@ -412,7 +352,7 @@ fn record_failure(t: &mut Tx<'_>, id: &str, e: &Error) -> Result<ScheduleInfo> {
 }
 
 /// The delivery part of a fire. Errors roll the whole fire back.
-fn deliver(t: &mut Tx<'_>, s: &SchedRow, checkin: Option<Result<Vec<Route>>>) -> Result<String> {
+fn deliver(t: &mut Tx<'_>, s: &SchedRow, checkin: Option<Checkin<'_>>) -> Result<String> {
     let owner = by_id(t.conn(), &s.owner_id)?.ok_or_else(|| {
         Error::new(
             ErrorCode::UnknownPeer,
@@ -471,10 +411,9 @@ fn deliver(t: &mut Tx<'_>, s: &SchedRow, checkin: Option<Result<Vec<Route>>>) ->
             let j = super::jobs::create_job_in(t, &owner.id, &req)?;
             format!("created {}", j.job_id)
         }
-        ScheduleKind::Checkin => {
-            let routes = checkin.unwrap_or_else(|| Ok(Vec::new()))?;
-            let sent = send_routes(t, &owner, &routes)?;
-            format!("check-in sent {} message(s)", sent.len())
-        }
+        ScheduleKind::Checkin => match checkin {
+            Some(act) => act(t, &owner)?,
+            None => "check-in sent 0 message(s)".to_string(),
+        },
     })
 }
