@@ -1,7 +1,10 @@
 //! The HTTP API: routes → one store call each. See `docs/http-api.md`.
 
+use super::DaemonHandle;
+use super::policy::{self, Action};
 use super::auth::{ApiError, ApiResult, Body, Caller, Path, Query};
-use super::{DaemonHandle, edge, jobs, personas, poll, reviews, scheduler};
+use super::http::{jobs, personas, reviews, schedules as scheduler};
+use super::{edge, poll};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{get, post};
@@ -53,7 +56,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/jobs/{id}/update", post(jobs::update))
         .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
-        .route("/v1/jobs/{id}/dispatch", post(jobs::dispatch_route))
+        .route("/v1/jobs/{id}/dispatch", post(jobs::dispatch))
         .route("/v1/personas", get(personas::active))
         .route("/v1/personas/use", post(personas::use_persona))
         .route("/v1/personas/clear", post(personas::clear_persona))
@@ -121,13 +124,8 @@ async fn register(
     c: Caller,
     Body(req): Body<RegisterReq>,
 ) -> ApiResult<Json<RegisterResp>> {
-    let token_peer = match &c {
-        Caller::Peer(p) => Some(p),
-        Caller::AdminAs(_) => {
-            return Err(Error::bad_request("register with the plain admin token, not --as").into());
-        }
-        Caller::Admin => None,
-    };
+    policy::authorize(&c, Action::Register, policy::Target::none())?;
+    let token_peer = c.viewer();
     let (row, token, resumed) = h.store.register(req, token_peer)?;
     Ok(Json(RegisterResp {
         peer: info(&h, &row),

@@ -10,15 +10,15 @@
 mod api;
 mod auth;
 pub mod edge;
-mod jobs;
+mod http;
 mod observe;
 mod persona_host;
-mod personas;
 mod pipeline;
+mod policy;
 mod poll;
-mod reviews;
 mod scheduler;
 mod serve;
+mod service;
 mod streams;
 mod tasks;
 
@@ -61,7 +61,7 @@ pub struct Inner {
     pub url: String,
     pub home: Home,
     pub started_at_ms: i64,
-    pub personas: personas::PersonaHost,
+    pub personas: persona_host::PersonaHost,
     /// Woken when schedules change, so the scheduler re-reads the next due time.
     pub schedules_changed: tokio::sync::Notify,
     /// Connection and stream limits.
@@ -196,7 +196,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         url: url.clone(),
         home: cfg.home.clone(),
         started_at_ms: now_ms(),
-        personas: personas::PersonaHost::new(cfg.home.dir.clone(), cfg.persona_limits.clone()),
+        personas: persona_host::PersonaHost::new(cfg.home.dir.clone(), cfg.persona_limits.clone()),
         schedules_changed: tokio::sync::Notify::new(),
         net: cfg.net.clone(),
         streams: streams::Streams::new(cfg.net.max_streams_per_token, cfg.net.stream_buffer),
@@ -209,9 +209,9 @@ pub async fn start(cfg: Config) -> Result<Running> {
         started_at_ms: handle.started_at_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
     })?;
-    personas::load_active(&handle);
-    let watcher =
-        personas::watch(handle.clone()).context("while watching the personas directory")?;
+    service::personas::load_active(&handle);
+    let watcher = service::personas::watch(handle.clone())
+        .context("while watching the personas directory")?;
     let tasks = tokio::spawn(tasks::run(handle.clone(), cfg.tick));
     tokio::spawn(observe::run(handle.clone()));
     tokio::spawn(scheduler::run(handle.clone()));

@@ -1,18 +1,17 @@
 //! Personas in the daemon: loading the active ones at boot, the file watcher
-//! behind hot reload, decision accounting, and the HTTP routes. The host
-//! itself (programs and per-circle instances) is [`super::persona_host`].
-//! Decisions run on blocking threads, never on the event loop.
+//! behind hot reload, and choosing, clearing, reading and trying a circle's
+//! persona. The host itself (programs and per-circle instances) is
+//! [`crate::persona_host`]; decisions are the pipeline's. Decisions run on
+//! blocking threads, never on the event loop.
 
-use super::DaemonHandle;
-use super::auth::{ApiResult, Body, Caller, Query};
-pub use super::persona_host::PersonaHost;
+use crate::DaemonHandle;
+use crate::auth::Caller;
 use crate::pipeline::{self, Input};
-use axum::Json;
-use axum::extract::State;
-use repowire_client::api::{CircleReq, DecideReq, DecideResp, PersonaStatus, UsePersonaReq};
+use crate::policy::{self, Action};
+use crate::service::jobs::blocking;
+use repowire_client::api::{DecideReq, DecideResp, PersonaStatus, UsePersonaReq};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_persona::catalog;
-use serde::Deserialize;
 use std::time::Duration;
 
 /// Load the personas active in the database (at boot).
@@ -88,44 +87,32 @@ pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
     Ok(debouncer)
 }
 
-type H = State<DaemonHandle>;
-
-/// The circle a persona command is about: asked, else the caller's, else default.
-fn circle_of(c: &Caller, asked: Option<String>) -> Result<String, Error> {
+/// The circle a persona command is about: asked, else the caller's, else
+/// the default; the caller must be allowed `action` there.
+fn circle_of(c: &Caller, asked: Option<String>, action: Action) -> Result<String, Error> {
     let circle = asked
         .or_else(|| c.me().ok().map(|p| p.circle.clone()))
         .unwrap_or_else(|| repowire_core::peer::DEFAULT_CIRCLE.to_string());
     repowire_core::peer::validate_name("circle", &circle)?;
-    if let Some(me) = c.viewer()
-        && me.circle != circle
-    {
-        return Err(Error::new(
-            ErrorCode::CrossCircle,
-            format!("{} may only manage its own circle {:?}", me.name, me.circle),
-        ));
-    }
+    policy::authorize(c, action, policy::Target::circle(&circle))?;
     Ok(circle)
 }
 
-/// Changing a circle's persona: admin, or that circle's orchestrator.
-fn may_manage(c: &Caller) -> Result<String, Error> {
-    match c.viewer() {
-        None => Ok("admin".into()),
-        Some(p) if p.role == repowire_core::peer::Role::Orchestrator => Ok(p.name.clone()),
-        Some(p) => Err(Error::forbidden(format!(
-            "{} is not the orchestrator of {:?}; only it (or the admin) may change the persona",
-            p.name, p.circle
-        ))),
-    }
+/// Who changed a persona, for its event.
+fn by(c: &Caller) -> String {
+    c.viewer()
+        .map_or_else(|| "admin".to_string(), |p| p.name.clone())
 }
 
+/// Make `req.name` the persona of a circle (its own instance starts now, so
+/// a top level that fails is refused here rather than at the first
+/// decision).
 pub async fn use_persona(
-    State(h): H,
-    c: Caller,
-    Body(req): Body<UsePersonaReq>,
-) -> ApiResult<Json<PersonaStatus>> {
-    let circle = circle_of(&c, req.circle)?;
-    let by = may_manage(&c)?;
+    h: &DaemonHandle,
+    c: &Caller,
+    req: UsePersonaReq,
+) -> Result<PersonaStatus, Error> {
+    let circle = circle_of(c, req.circle, Action::ManagePersona)?;
     repowire_core::peer::validate_name("persona name", &req.name)
         .map_err(|e| Error::new(ErrorCode::UnknownPersona, e.message))?;
     // The catalog reads a name ending in `.lua` as a file path (for the
@@ -135,74 +122,57 @@ pub async fn use_persona(
         return Err(Error::new(
             ErrorCode::UnknownPersona,
             "a persona is used by its name (NAME for <home>/personas/NAME.lua or a shipped one), not by a file",
-        )
-        .into());
+        ));
     }
-    let hh = h.clone();
-    let name = req.name.clone();
-    let c2 = circle.clone();
-    // The circle's own instance starts now, so a top level that fails in it
-    // is refused here rather than at the first decision.
-    let p = tokio::task::spawn_blocking(move || hh.personas.instance(&c2, &name))
-        .await
-        .map_err(|e| Error::internal(e.to_string()))??;
-    h.store.set_persona(&circle, &p.name, &p.sha256, &by)?;
+    let (hh, name, c2) = (h.clone(), req.name.clone(), circle.clone());
+    let p = blocking(move || hh.personas.instance(&c2, &name)).await?;
+    h.store.set_persona(&circle, &p.name, &p.sha256, &by(c))?;
     h.personas.set_active(&circle, Some(&p.name));
-    Ok(Json(h.personas.status(&circle, Some(&p.name))))
+    Ok(h.personas.status(&circle, Some(&p.name)))
 }
 
-pub async fn clear_persona(
-    State(h): H,
-    c: Caller,
-    Body(req): Body<CircleReq>,
-) -> ApiResult<Json<PersonaStatus>> {
-    let circle = circle_of(&c, req.circle)?;
-    let by = may_manage(&c)?;
-    h.store.clear_persona(&circle, &by)?;
-    h.personas.set_active(&circle, None);
-    Ok(Json(h.personas.status(&circle, None)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CircleQ {
+/// Back to the built-in policy.
+pub fn clear_persona(
+    h: &DaemonHandle,
+    c: &Caller,
     circle: Option<String>,
+) -> Result<PersonaStatus, Error> {
+    let circle = circle_of(c, circle, Action::ManagePersona)?;
+    h.store.clear_persona(&circle, &by(c))?;
+    h.personas.set_active(&circle, None);
+    Ok(h.personas.status(&circle, None))
 }
 
-pub async fn persona_status(
-    State(h): H,
-    c: Caller,
-    Query(q): Query<CircleQ>,
-) -> ApiResult<Json<PersonaStatus>> {
-    let circle = circle_of(&c, q.circle)?;
+pub fn status(
+    h: &DaemonHandle,
+    c: &Caller,
+    circle: Option<String>,
+) -> Result<PersonaStatus, Error> {
+    let circle = circle_of(c, circle, Action::ReadPersona)?;
     let name = h.store.active_persona(&circle)?;
-    Ok(Json(h.personas.status(&circle, name.as_deref())))
+    Ok(h.personas.status(&circle, name.as_deref()))
 }
 
-pub async fn active(State(h): H, c: Caller) -> ApiResult<Json<Vec<PersonaStatus>>> {
-    let scope = c.scope_circle(None)?;
-    let list = h.store.active_personas()?;
-    Ok(Json(
-        list.into_iter()
-            .filter(|(circle, _)| scope.as_ref().is_none_or(|s| s == circle))
-            .map(|(circle, name)| h.personas.status(&circle, Some(&name)))
-            .collect(),
-    ))
+/// The active personas the caller may see.
+pub fn active(h: &DaemonHandle, c: &Caller) -> Result<Vec<PersonaStatus>, Error> {
+    let scope = policy::read_scope(c, None)?;
+    Ok(h.store
+        .active_personas()?
+        .into_iter()
+        .filter(|(circle, _)| scope.as_ref().is_none_or(|s| s == circle))
+        .map(|(circle, name)| h.personas.status(&circle, Some(&name)))
+        .collect())
 }
 
 /// Ask the circle's active persona (else the built-in policy) for a route
 /// over the live mesh. Nothing is executed: this is the dry run.
-pub async fn decide(
-    State(h): H,
-    c: Caller,
-    Body(req): Body<DecideReq>,
-) -> ApiResult<Json<DecideResp>> {
-    let circle = circle_of(&c, req.circle.clone())?;
+pub async fn decide(h: &DaemonHandle, c: &Caller, req: DecideReq) -> Result<DecideResp, Error> {
+    let circle = circle_of(c, req.circle.clone(), Action::DispatchDryRun)?;
     if req.job.is_some() == req.review.is_some() {
-        return Err(Error::bad_request("give exactly one of `job` or `review`").into());
+        return Err(Error::bad_request("give exactly one of `job` or `review`"));
     }
     let hh = h.clone();
-    let res = tokio::task::spawn_blocking(move || -> Result<DecideResp, Error> {
+    blocking(move || {
         let input = match (&req.job, &req.review) {
             (Some(job), _) => Input::Dispatch(job),
             (_, Some(item)) => Input::Review(item),
@@ -221,6 +191,4 @@ pub async fn decide(
         })
     })
     .await
-    .map_err(|e| Error::internal(e.to_string()))??;
-    Ok(Json(res))
 }

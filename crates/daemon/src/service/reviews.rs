@@ -1,20 +1,18 @@
-//! Reviews over HTTP; reviewers are chosen by the circle's persona
-//! (`review`), else the built-in policy. Items still without a reviewer are
-//! routed again from the background tick.
+//! Reviews: request, read, update, mark and close; reviewers are chosen by
+//! the circle's persona (`review`), else the built-in policy, through the
+//! pipeline. Items still without a reviewer are routed again from the
+//! background tick ([`route_pending`]).
 
-use super::DaemonHandle;
-use super::auth::{ApiResult, Body, Caller, Query};
+use crate::DaemonHandle;
+use crate::auth::Caller;
 use crate::pipeline::{self, Input, Outcome, Target};
-use axum::Json;
-use axum::extract::State;
+use crate::policy::{self, Action};
+use crate::service::jobs::blocking;
 use repowire_client::api::{
     QueueEntry, ReviewInfo, ReviewRefReq, ReviewRequestReq, ReviewRequestResp,
 };
 use repowire_core::error::Error;
 use repowire_core::mesh::ReviewInput;
-use serde::Deserialize;
-
-type H = State<DaemonHandle>;
 
 /// Ask the persona who reviews `reference` and assign them.
 pub fn route(h: &DaemonHandle, circle: &str, reference: &str) -> Result<ReviewRequestResp, Error> {
@@ -63,17 +61,19 @@ pub fn route_pending(h: &DaemonHandle) -> usize {
     n
 }
 
+/// Open a review as the caller and route it (unless it names reviewers).
 pub async fn request(
-    State(h): H,
-    c: Caller,
-    Body(req): Body<ReviewRequestReq>,
-) -> ApiResult<Json<ReviewRequestResp>> {
+    h: &DaemonHandle,
+    c: &Caller,
+    req: ReviewRequestReq,
+) -> Result<ReviewRequestResp, Error> {
+    policy::authorize(c, Action::ActAsPeer, policy::Target::none())?;
     let me = c.me()?.clone();
-    let hh = h.clone();
-    let r = tokio::task::spawn_blocking(move || -> Result<ReviewRequestResp, Error> {
-        let review = hh.store.open_review(&me.id, &req)?;
+    let h = h.clone();
+    blocking(move || {
+        let review = h.store.open_review(&me.id, &req)?;
         if review.reviewers.is_empty() {
-            route(&hh, &me.circle, &review.reference)
+            route(&h, &me.circle, &review.reference)
         } else {
             Ok(ReviewRequestResp {
                 review,
@@ -86,85 +86,55 @@ pub async fn request(
         }
     })
     .await
-    .map_err(|e| Error::internal(e.to_string()))??;
-    Ok(Json(r))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueQ {
-    peer: Option<String>,
-}
-
-pub async fn queue(
-    State(h): H,
-    c: Caller,
-    Query(q): Query<QueueQ>,
-) -> ApiResult<Json<Vec<QueueEntry>>> {
-    let peer = match q.peer {
-        Some(name) => c.resolve_peer_in_caller_circle(&h, &name, None)?,
+/// What a peer owes (the caller, or a peer named in the caller's circle).
+pub fn queue(h: &DaemonHandle, c: &Caller, peer: Option<String>) -> Result<Vec<QueueEntry>, Error> {
+    let peer = match peer {
+        Some(name) => c.resolve_peer_in_caller_circle(h, &name, None)?,
         None => c.me()?.clone(),
     };
-    Ok(Json(h.store.review_queue(&peer.id)?))
+    h.store.review_queue(&peer.id)
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ShowQ {
-    #[serde(rename = "ref")]
-    reference: String,
-    circle: Option<String>,
-}
-
+/// The circle a review command is about: asked (the admin), else the
+/// caller's, else the default circle.
 fn circle_of(c: &Caller, asked: Option<String>) -> Result<String, Error> {
-    Ok(c.scope_circle(asked)?
+    Ok(policy::read_scope(c, asked)?
         .or_else(|| c.me().ok().map(|p| p.circle.clone()))
         .unwrap_or_else(|| repowire_core::peer::DEFAULT_CIRCLE.to_string()))
 }
 
-pub async fn show(State(h): H, c: Caller, Query(q): Query<ShowQ>) -> ApiResult<Json<ReviewInfo>> {
-    let circle = circle_of(&c, q.circle)?;
-    Ok(Json(h.store.get_review(&circle, &q.reference)?))
+pub fn show(
+    h: &DaemonHandle,
+    c: &Caller,
+    reference: &str,
+    circle: Option<String>,
+) -> Result<ReviewInfo, Error> {
+    h.store.get_review(&circle_of(c, circle)?, reference)
 }
 
-pub async fn update(
-    State(h): H,
-    c: Caller,
-    Body(req): Body<ReviewRefReq>,
-) -> ApiResult<Json<ReviewInfo>> {
-    let circle = circle_of(&c, None)?;
+/// Move or re-open a review (the store checks, in the write, that the
+/// actor wrote or requested it, or is the orchestrator).
+pub fn update(h: &DaemonHandle, c: &Caller, req: &ReviewRefReq) -> Result<ReviewInfo, Error> {
+    let circle = circle_of(c, None)?;
     let actor = c.me().ok().map(|p| p.id.clone());
-    Ok(Json(h.store.update_review(
-        &circle,
-        actor.as_deref(),
-        &req,
-    )?))
+    h.store.update_review(&circle, actor.as_deref(), req)
 }
 
-pub async fn mark(
-    State(h): H,
-    c: Caller,
-    Body(req): Body<ReviewRefReq>,
-) -> ApiResult<Json<ReviewInfo>> {
-    let me = c.me()?.clone();
-    Ok(Json(h.store.mark_review(&me.circle, &me.id, &req)?))
+/// A reviewer marks what it reviewed.
+pub fn mark(h: &DaemonHandle, c: &Caller, req: &ReviewRefReq) -> Result<ReviewInfo, Error> {
+    let me = c.me()?;
+    h.store.mark_review(&me.circle, &me.id, req)
 }
 
-pub async fn close(
-    State(h): H,
-    c: Caller,
-    Body(req): Body<ReviewRefReq>,
-) -> ApiResult<Json<ReviewInfo>> {
-    let circle = circle_of(&c, None)?;
+pub fn close(h: &DaemonHandle, c: &Caller, req: &ReviewRefReq) -> Result<ReviewInfo, Error> {
+    let circle = circle_of(c, None)?;
     let by = c
         .me()
         .map(|p| p.name.clone())
         .unwrap_or_else(|_| "admin".into());
     let actor = c.me().ok().map(|p| p.id.clone());
-    Ok(Json(h.store.close_review(
-        &circle,
-        &req.reference,
-        actor.as_deref(),
-        &by,
-    )?))
+    h.store
+        .close_review(&circle, &req.reference, actor.as_deref(), &by)
 }

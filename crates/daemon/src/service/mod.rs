@@ -1,0 +1,12 @@
+//! The service layer: every rule and every authorization check of the
+//! daemon, one function per thing a caller can do. Each call passes through
+//! [`crate::policy`] first, then reads or writes through the store, and
+//! decides through [`crate::pipeline`]. HTTP handlers (`crate::http`) only
+//! parse, call one function here and render; the background tasks call the
+//! runtime parts (retrying queued jobs, routing waiting reviews, firing
+//! schedules).
+
+pub mod jobs;
+pub mod personas;
+pub mod reviews;
+pub mod schedules;
