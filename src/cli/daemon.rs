@@ -1,6 +1,7 @@
 //! `repowire daemon`: run it, start it in the background, status, stop.
 
 use super::{CmdResult, Ctx, Failure, duration_arg};
+use crate::core::ErrorCode;
 use crate::core::policy::Policy;
 use crate::daemon::Config;
 use clap::{Args, Subcommand};
@@ -266,9 +267,8 @@ async fn start_background(a: RunArgs, ctx: &Ctx) -> CmdResult {
     let client = ctx.admin_client();
     if let Ok(h) = client.health().await {
         return Err(Failure::new(
-            "already_running",
+            ErrorCode::AlreadyRunning,
             format!("a daemon already answers at {} (pid {})", h.url, h.pid),
-            1,
         ));
     }
     cfg.home.ensure_dir()?;
@@ -300,22 +300,17 @@ async fn start_background(a: RunArgs, ctx: &Ctx) -> CmdResult {
         {
             // On a full disk the daemon cannot even log why: say it here.
             if no_space_in(&cfg.home.dir) {
-                return Err(Failure::new(
-                    "storage_full",
-                    format!(
+                return Err(Failure::new(ErrorCode::StorageFull, format!(
                         "the daemon exited at start ({st}): the disk holding {} is full; free space and retry",
                         cfg.home.dir.display()
-                    ),
-                    5,
-                ));
+                    )).exit(5));
             }
             return Err(Failure::new(
-                "daemon_failed",
+                ErrorCode::DaemonFailed,
                 format!(
                     "the daemon exited at start ({st}); see {}",
                     log_path.display()
                 ),
-                5,
             ));
         }
         if let Some(rec) = cfg.home.read_record().filter(|r| r.pid == child.id()) {
@@ -334,9 +329,8 @@ async fn start_background(a: RunArgs, ctx: &Ctx) -> CmdResult {
         }
         if std::time::Instant::now() > deadline {
             return Err(Failure::new(
-                "daemon_failed",
+                ErrorCode::DaemonFailed,
                 "the daemon did not answer within 10s",
-                5,
             ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -366,12 +360,11 @@ async fn stop(ctx: &Ctx, timeout: Duration) -> CmdResult {
     while client.health().await.is_ok() {
         if std::time::Instant::now() > deadline {
             return Err(Failure::new(
-                "timeout",
+                ErrorCode::Timeout,
                 format!(
                     "the daemon (pid {}) is still answering after {timeout:?}",
                     h.pid
                 ),
-                4,
             ));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,6 +1,7 @@
 //! `repowire doctor`: is everything in order? Exits non-zero if not.
 
 use super::{CmdResult, Ctx, Failure};
+use crate::core::ErrorCode;
 use serde::Serialize;
 use std::os::unix::fs::PermissionsExt;
 
@@ -106,6 +107,6 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
     if all_ok {
         Ok(())
     } else {
-        Err(Failure::new("doctor", "some checks failed", 1))
+        Err(Failure::new(ErrorCode::Doctor, "some checks failed"))
     }
 }

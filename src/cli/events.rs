@@ -2,6 +2,7 @@
 
 use super::{CmdResult, Ctx, Failure, term};
 use crate::api::EventInfo;
+use crate::core::ErrorCode;
 use crate::core::time::fmt_ms;
 use clap::Args;
 use futures_util::StreamExt;
@@ -117,9 +118,8 @@ impl EventsCmd {
             }
         }
         Err(Failure::new(
-            "stream_closed",
+            ErrorCode::StreamClosed,
             "the daemon closed the event stream",
-            3,
         ))
     }
 }

@@ -4,6 +4,7 @@
 use super::{CmdResult, Ctx, Failure, term};
 use crate::api::{DeliveryInfo, LeaseReq};
 use crate::client::{Client, ClientError};
+use crate::core::ErrorCode;
 use crate::core::delivery::DeliveryKind;
 use crate::core::time::fmt_ms;
 use std::io::Write;
@@ -75,16 +76,14 @@ pub async fn wait(ctx: &Ctx, c: &Client, id: &str, timeout: Duration) -> CmdResu
     });
     if !r.done {
         return Err(Failure::new(
-            "timeout",
+            ErrorCode::Timeout,
             format!("{id} is still {} after {timeout:?}", r.ask.state),
-            4,
         ));
     }
     if r.ask.state != crate::core::ask::AskState::Closed {
         return Err(Failure::new(
-            "invalid_state",
+            ErrorCode::InvalidState,
             format!("{id} ended {} without an answer", r.ask.state),
-            1,
         ));
     }
     Ok(())

@@ -2,77 +2,21 @@
 
 use super::{CmdResult, Ctx, Failure, term, text_arg};
 use crate::api::{JobCreateReq, JobInfo, JobUpdateReq};
+use crate::client::Client;
+use crate::core::ErrorCode;
 use crate::core::job::JobState;
 use crate::core::time::fmt_ms;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCmd {
     /// Create a job. Without --assign, the circle's persona (else the
     /// built-in policy) routes it as soon as a suitable peer is online.
-    Create {
-        title: String,
-        /// The prompt for whoever takes it (`-` reads stdin).
-        #[arg(long)]
-        brief: Option<String>,
-        /// A tag (repeatable); the routing matches peers' tags.
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        #[arg(long)]
-        priority: Option<i64>,
-        /// Give it to this peer directly.
-        #[arg(long)]
-        assign: Option<String>,
-        /// Who is told when it ends (default: you).
-        #[arg(long)]
-        owner: Option<String>,
-        #[arg(long)]
-        max_attempts: Option<i64>,
-        /// Wait this long × the attempt number before a retry.
-        #[arg(long, value_parser = super::duration_arg)]
-        backoff: Option<std::time::Duration>,
-        /// A free-form kind (build, review, docs…).
-        #[arg(long)]
-        kind: Option<String>,
-        /// When it must be done: a delay (`2h`) or a time (RFC 3339); past
-        /// it the job times out and the owner is told.
-        #[arg(long, value_parser = parse_when)]
-        deadline: Option<i64>,
-    },
+    Create(CreateArgs),
     /// Move a job: running, succeeded, failed, canceled; add a note, a result.
-    Update {
-        id: String,
-        #[arg(long, value_parser = parse_state)]
-        state: Option<JobState>,
-        #[arg(long)]
-        phase: Option<String>,
-        /// A progress note (timestamped).
-        #[arg(long)]
-        note: Option<String>,
-        /// A one-line result summary.
-        #[arg(long)]
-        result: Option<String>,
-        /// Structured result, as JSON.
-        #[arg(long)]
-        result_data: Option<String>,
-        #[arg(long)]
-        error: Option<String>,
-    },
+    Update(UpdateArgs),
     /// List jobs, newest first.
-    List {
-        #[arg(long, value_parser = parse_state)]
-        state: Option<JobState>,
-        #[arg(long)]
-        owner: Option<String>,
-        #[arg(long)]
-        assignee: Option<String>,
-        #[arg(long)]
-        circle: Option<String>,
-        #[arg(long, default_value_t = 50)]
-        limit: u32,
-        #[arg(long, default_value_t = 0)]
-        offset: u32,
-    },
+    List(ListArgs),
     /// Everything about a job, with its notes.
     Show { id: String },
     /// A job's state in one line.
@@ -90,17 +34,87 @@ pub enum JobsCmd {
     Retry { id: String },
     /// Create a job and wait for its end; prints the result. Exit 0 if it
     /// succeeded, 1 if it ended otherwise, 4 if the wait timed out.
-    Run {
-        title: String,
-        #[arg(long)]
-        brief: Option<String>,
-        #[arg(long = "tag")]
-        tags: Vec<String>,
-        #[arg(long)]
-        assign: Option<String>,
-        #[arg(long, default_value = "1h", value_parser = super::duration_arg)]
-        timeout: std::time::Duration,
-    },
+    Run(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    title: String,
+    /// The prompt for whoever takes it (`-` reads stdin).
+    #[arg(long)]
+    brief: Option<String>,
+    /// A tag (repeatable); the routing matches peers' tags.
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[arg(long)]
+    priority: Option<i64>,
+    /// Give it to this peer directly.
+    #[arg(long)]
+    assign: Option<String>,
+    /// Who is told when it ends (default: you).
+    #[arg(long)]
+    owner: Option<String>,
+    #[arg(long)]
+    max_attempts: Option<i64>,
+    /// Wait this long × the attempt number before a retry.
+    #[arg(long, value_parser = super::duration_arg)]
+    backoff: Option<std::time::Duration>,
+    /// A free-form kind (build, review, docs…).
+    #[arg(long)]
+    kind: Option<String>,
+    /// When it must be done: a delay (`2h`) or a time (RFC 3339); past
+    /// it the job times out and the owner is told.
+    #[arg(long, value_parser = parse_when)]
+    deadline: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    id: String,
+    #[arg(long, value_parser = parse_state)]
+    state: Option<JobState>,
+    #[arg(long)]
+    phase: Option<String>,
+    /// A progress note (timestamped).
+    #[arg(long)]
+    note: Option<String>,
+    /// A one-line result summary.
+    #[arg(long)]
+    result: Option<String>,
+    /// Structured result, as JSON.
+    #[arg(long)]
+    result_data: Option<String>,
+    #[arg(long)]
+    error: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long, value_parser = parse_state)]
+    state: Option<JobState>,
+    #[arg(long)]
+    owner: Option<String>,
+    #[arg(long)]
+    assignee: Option<String>,
+    #[arg(long)]
+    circle: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[arg(long, default_value_t = 0)]
+    offset: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    title: String,
+    #[arg(long)]
+    brief: Option<String>,
+    #[arg(long = "tag")]
+    tags: Vec<String>,
+    #[arg(long)]
+    assign: Option<String>,
+    #[arg(long, default_value = "1h", value_parser = super::duration_arg)]
+    timeout: std::time::Duration,
 }
 
 /// `2h` from now, or an RFC 3339 time, as Unix ms.
@@ -170,159 +184,187 @@ impl JobsCmd {
     pub async fn run(self, ctx: &Ctx) -> CmdResult {
         let c = ctx.client();
         match self {
-            JobsCmd::Create {
-                title,
-                brief,
-                tags,
-                priority,
-                assign,
-                owner,
-                max_attempts,
-                backoff,
-                kind,
-                deadline,
-            } => {
-                let req = JobCreateReq {
-                    title,
-                    brief: brief.map(text_arg).transpose()?,
-                    tags: (!tags.is_empty()).then_some(tags),
-                    priority,
-                    assign,
-                    owner,
-                    max_attempts,
-                    deadline_ms: deadline,
-                    backoff_ms: backoff.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-                    kind,
-                };
-                let j = c.create_job(&req).await?;
-                ctx.out(&j, job_line);
-            }
-            JobsCmd::Update {
-                id,
-                state,
-                phase,
-                note,
-                result,
-                result_data,
-                error,
-            } => {
-                let result_data = result_data
-                    .map(|s| serde_json::from_str(&s))
-                    .transpose()
-                    .map_err(|e| Failure::usage(format!("--result-data is not JSON: {e}")))?;
-                let req = JobUpdateReq {
-                    state,
-                    phase,
-                    note,
-                    result,
-                    result_data,
-                    error,
-                };
-                let j = c.update_job(&id, &req).await?;
-                ctx.out(&j, job_line);
-            }
-            JobsCmd::List {
-                state,
-                owner,
-                assignee,
-                circle,
-                limit,
-                offset,
-            } => {
-                let mut q: Vec<(&str, String)> =
-                    vec![("limit", limit.to_string()), ("offset", offset.to_string())];
-                if let Some(s) = state {
-                    q.push(("state", s.to_string()));
-                }
-                for (k, v) in [("owner", owner), ("assignee", assignee), ("circle", circle)] {
-                    if let Some(v) = v {
-                        q.push((k, v));
-                    }
-                }
-                let jobs = c.list_jobs(&q).await?;
-                ctx.out(&jobs, |v| {
-                    if v.is_empty() {
-                        "no jobs".into()
-                    } else {
-                        v.iter().map(job_line).collect::<Vec<_>>().join("\n")
-                    }
-                });
-            }
-            JobsCmd::Show { id } => {
-                let j = c.job(&id).await?;
-                ctx.out(&j, job_detail);
-            }
-            JobsCmd::Status { id } => {
-                let j = c.job(&id).await?;
-                let v = serde_json::json!({"job_id": j.job_id, "state": j.state, "phase": j.phase,
-                    "assignee": j.assignee, "attempts": j.attempts});
-                ctx.out(&v, |_| job_line(&j));
-            }
-            JobsCmd::Result { id } => {
-                let j = c.job(&id).await?;
-                let v = serde_json::json!({"job_id": j.job_id, "state": j.state,
-                    "result_summary": j.result_summary, "result_data": j.result_data, "error": j.error});
-                ctx.out(&v, |_| {
-                    let mut s = format!("{} is {}", j.job_id, j.state);
-                    if let Some(r) = &j.result_summary {
-                        s.push_str(&format!("\n{r}"));
-                    }
-                    if let Some(d) = &j.result_data {
-                        s.push_str(&format!("\n{d}"));
-                    }
-                    if let Some(e) = &j.error {
-                        s.push_str(&format!("\nerror: {e}"));
-                    }
-                    s
-                });
-            }
-            JobsCmd::Cancel { id, reason } => {
-                let j = c.cancel_job(&id, reason).await?;
-                ctx.out(&j, job_line);
-            }
-            JobsCmd::Retry { id } => {
-                let j = c.retry_job(&id).await?;
-                ctx.out(&j, job_line);
-            }
-            JobsCmd::Run {
-                title,
-                brief,
-                tags,
-                assign,
-                timeout,
-            } => {
-                let req = JobCreateReq {
-                    title,
-                    brief: brief.map(text_arg).transpose()?,
-                    tags: (!tags.is_empty()).then_some(tags),
-                    assign,
-                    ..Default::default()
-                };
-                let mut j = c.create_job(&req).await?;
-                let deadline = std::time::Instant::now()
-                    .checked_add(timeout)
-                    .ok_or_else(|| Failure::usage("--timeout is too large"))?;
-                while !j.state.is_terminal() {
-                    if std::time::Instant::now() > deadline {
-                        return Err(Failure::new(
-                            "timeout",
-                            format!("job {} is still {} after {timeout:?}", j.job_id, j.state),
-                            4,
-                        ));
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-                    j = c.job(&j.job_id).await?;
-                }
-                ctx.out(&j, job_detail);
-                if j.state != JobState::Succeeded {
-                    return Err(Failure::new(
-                        "job_failed",
-                        format!("job {} ended {}", j.job_id, j.state),
-                        1,
-                    ));
-                }
-            }
+            JobsCmd::Create(a) => create(ctx, &c, a).await,
+            JobsCmd::Update(a) => update(ctx, &c, a).await,
+            JobsCmd::List(a) => list(ctx, &c, a).await,
+            JobsCmd::Show { id } => show(ctx, &c, id).await,
+            JobsCmd::Status { id } => status(ctx, &c, id).await,
+            JobsCmd::Result { id } => result(ctx, &c, id).await,
+            JobsCmd::Cancel { id, reason } => cancel(ctx, &c, id, reason).await,
+            JobsCmd::Retry { id } => retry(ctx, &c, id).await,
+            JobsCmd::Run(a) => run(ctx, &c, a).await,
         }
-        Ok(())
     }
+}
+
+async fn create(ctx: &Ctx, c: &Client, a: CreateArgs) -> CmdResult {
+    let CreateArgs {
+        title,
+        brief,
+        tags,
+        priority,
+        assign,
+        owner,
+        max_attempts,
+        backoff,
+        kind,
+        deadline,
+    } = a;
+    let req = JobCreateReq {
+        title,
+        brief: brief.map(text_arg).transpose()?,
+        tags: (!tags.is_empty()).then_some(tags),
+        priority,
+        assign,
+        owner,
+        max_attempts,
+        deadline_ms: deadline,
+        backoff_ms: backoff.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        kind,
+    };
+    let j = c.create_job(&req).await?;
+    ctx.out(&j, job_line);
+    Ok(())
+}
+
+async fn update(ctx: &Ctx, c: &Client, a: UpdateArgs) -> CmdResult {
+    let UpdateArgs {
+        id,
+        state,
+        phase,
+        note,
+        result,
+        result_data,
+        error,
+    } = a;
+    let result_data = result_data
+        .map(|s| serde_json::from_str(&s))
+        .transpose()
+        .map_err(|e| Failure::usage(format!("--result-data is not JSON: {e}")))?;
+    let req = JobUpdateReq {
+        state,
+        phase,
+        note,
+        result,
+        result_data,
+        error,
+    };
+    let j = c.update_job(&id, &req).await?;
+    ctx.out(&j, job_line);
+    Ok(())
+}
+
+async fn list(ctx: &Ctx, c: &Client, a: ListArgs) -> CmdResult {
+    let ListArgs {
+        state,
+        owner,
+        assignee,
+        circle,
+        limit,
+        offset,
+    } = a;
+    let mut q: Vec<(&str, String)> =
+        vec![("limit", limit.to_string()), ("offset", offset.to_string())];
+    if let Some(s) = state {
+        q.push(("state", s.to_string()));
+    }
+    for (k, v) in [("owner", owner), ("assignee", assignee), ("circle", circle)] {
+        if let Some(v) = v {
+            q.push((k, v));
+        }
+    }
+    let jobs = c.list_jobs(&q).await?;
+    ctx.out(&jobs, |v| {
+        if v.is_empty() {
+            "no jobs".into()
+        } else {
+            v.iter().map(job_line).collect::<Vec<_>>().join("\n")
+        }
+    });
+    Ok(())
+}
+
+async fn show(ctx: &Ctx, c: &Client, id: String) -> CmdResult {
+    let j = c.job(&id).await?;
+    ctx.out(&j, job_detail);
+    Ok(())
+}
+
+async fn status(ctx: &Ctx, c: &Client, id: String) -> CmdResult {
+    let j = c.job(&id).await?;
+    let v = serde_json::json!({"job_id": j.job_id, "state": j.state, "phase": j.phase,
+        "assignee": j.assignee, "attempts": j.attempts});
+    ctx.out(&v, |_| job_line(&j));
+    Ok(())
+}
+
+async fn result(ctx: &Ctx, c: &Client, id: String) -> CmdResult {
+    let j = c.job(&id).await?;
+    let v = serde_json::json!({"job_id": j.job_id, "state": j.state,
+        "result_summary": j.result_summary, "result_data": j.result_data, "error": j.error});
+    ctx.out(&v, |_| {
+        let mut s = format!("{} is {}", j.job_id, j.state);
+        if let Some(r) = &j.result_summary {
+            s.push_str(&format!("\n{r}"));
+        }
+        if let Some(d) = &j.result_data {
+            s.push_str(&format!("\n{d}"));
+        }
+        if let Some(e) = &j.error {
+            s.push_str(&format!("\nerror: {e}"));
+        }
+        s
+    });
+    Ok(())
+}
+
+async fn cancel(ctx: &Ctx, c: &Client, id: String, reason: Option<String>) -> CmdResult {
+    let j = c.cancel_job(&id, reason).await?;
+    ctx.out(&j, job_line);
+    Ok(())
+}
+
+async fn retry(ctx: &Ctx, c: &Client, id: String) -> CmdResult {
+    let j = c.retry_job(&id).await?;
+    ctx.out(&j, job_line);
+    Ok(())
+}
+
+async fn run(ctx: &Ctx, c: &Client, a: RunArgs) -> CmdResult {
+    let RunArgs {
+        title,
+        brief,
+        tags,
+        assign,
+        timeout,
+    } = a;
+    let req = JobCreateReq {
+        title,
+        brief: brief.map(text_arg).transpose()?,
+        tags: (!tags.is_empty()).then_some(tags),
+        assign,
+        ..Default::default()
+    };
+    let mut j = c.create_job(&req).await?;
+    let deadline = std::time::Instant::now()
+        .checked_add(timeout)
+        .ok_or_else(|| Failure::usage("--timeout is too large"))?;
+    while !j.state.is_terminal() {
+        if std::time::Instant::now() > deadline {
+            return Err(Failure::new(
+                ErrorCode::Timeout,
+                format!("job {} is still {} after {timeout:?}", j.job_id, j.state),
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        j = c.job(&j.job_id).await?;
+    }
+    ctx.out(&j, job_detail);
+    if j.state != JobState::Succeeded {
+        return Err(Failure::new(
+            ErrorCode::JobFailed,
+            format!("job {} ended {}", j.job_id, j.state),
+        ));
+    }
+    Ok(())
 }

@@ -22,8 +22,9 @@ mod schedule;
 pub mod term;
 
 use crate::client::{Client, ClientError};
+use crate::core::ErrorCode;
 use crate::home::Home;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -91,32 +92,35 @@ pub enum Cmd {
     /// as a peer (registered, or resumed from <home>/mcp/) and gets the mesh
     /// tools. Without a daemon yet, tools answer `daemon_unreachable` until
     /// one starts (`repowire daemon start`); the session then joins.
-    Mcp {
-        /// The peer's name [default: REPOWIRE_PEER, else the working directory's name].
-        #[arg(long)]
-        name: Option<String>,
-        /// The circle to join [default: default].
-        #[arg(long)]
-        circle: Option<String>,
-        /// The agent kind (claude-code, codex, …) [default: detected from the environment].
-        #[arg(long)]
-        backend: Option<String>,
-        /// The peer's role: agent (default), orchestrator (claims the
-        /// circle's orchestrator role on start; refused while a live peer
-        /// holds it), service or human.
-        #[arg(long, value_parser = peer::parse_role)]
-        role: Option<crate::core::peer::Role>,
-        /// `push`: deliveries arrive in the session as Claude Code channel
-        /// events (use it where the server is enabled as a channel: they are
-        /// confirmed once sent); `pull`: only through the inbox tool; `auto`
-        /// (default): push when the client declares the capability
-        /// `experimental["claude/channel"]`, else pull.
-        #[arg(long, default_value = "auto", value_parser = ["auto", "push", "pull"])]
-        delivery: String,
-    },
+    Mcp(McpArgs),
     /// Run a scripted tour: a daemon in a temp home, peers, an orchestrator
     /// claim, an ask answered and closed, notes delivered, a trace.
     Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// The peer's name [default: REPOWIRE_PEER, else the working directory's name].
+    #[arg(long)]
+    name: Option<String>,
+    /// The circle to join [default: default].
+    #[arg(long)]
+    circle: Option<String>,
+    /// The agent kind (claude-code, codex, …) [default: detected from the environment].
+    #[arg(long)]
+    backend: Option<String>,
+    /// The peer's role: agent (default), orchestrator (claims the
+    /// circle's orchestrator role on start; refused while a live peer
+    /// holds it), service or human.
+    #[arg(long, value_parser = peer::parse_role)]
+    role: Option<crate::core::peer::Role>,
+    /// `push`: deliveries arrive in the session as Claude Code channel
+    /// events (use it where the server is enabled as a channel: they are
+    /// confirmed once sent); `pull`: only through the inbox tool; `auto`
+    /// (default): push when the client declares the capability
+    /// `experimental["claude/channel"]`, else pull.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "push", "pull"])]
+    delivery: String,
 }
 
 /// What every command gets: the parsed global flags.
@@ -130,37 +134,28 @@ pub struct Ctx {
 /// A command's failure, already rendered for the user.
 #[derive(Debug)]
 pub struct Failure {
-    pub code: String,
+    pub code: ErrorCode,
     pub message: String,
     pub exit: u8,
 }
 
 impl From<ClientError> for Failure {
     fn from(e: ClientError) -> Self {
-        let e_code = e.code_str();
         match e {
             ClientError::Api(e) => Failure {
-                code: e.code.as_str().into(),
+                // The daemon refused: 1, or 4 for a wait that timed out.
+                exit: if e.code == ErrorCode::Timeout { 4 } else { 1 },
+                code: e.code,
                 message: e.message,
-                exit: if e.code == crate::core::ErrorCode::Timeout {
-                    4
-                } else {
-                    1
-                },
             },
-            ClientError::Unreachable { url, reason } => Failure {
-                code: e_code.into(),
-                message: format!(
+            ClientError::Unreachable { url, reason } => Failure::new(
+                ErrorCode::DaemonUnreachable,
+                format!(
                     "no repowire daemon answers at {url} ({reason}). Start one with `repowire daemon` \
                      (foreground) or `repowire daemon start` (background)"
                 ),
-                exit: 3,
-            },
-            ClientError::Other(m) => Failure {
-                code: e_code.into(),
-                message: m,
-                exit: 5,
-            },
+            ),
+            ClientError::Other(m) => Failure::new(ErrorCode::ClientError, m),
         }
     }
 }
@@ -170,28 +165,36 @@ impl From<anyhow::Error> for Failure {
         // A full disk (e.g. the daemon cannot start) keeps its stable code.
         let full = e.chain().any(|c| {
             c.downcast_ref::<crate::core::Error>()
-                .is_some_and(|e| e.code == crate::core::ErrorCode::StorageFull)
+                .is_some_and(|e| e.code == ErrorCode::StorageFull)
                 || c.downcast_ref::<std::io::Error>()
                     .is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull)
         });
-        Failure {
-            code: if full { "storage_full" } else { "error" }.into(),
-            message: format!("{e:#}"),
-            exit: 5,
-        }
+        let code = if full {
+            ErrorCode::StorageFull
+        } else {
+            ErrorCode::Other
+        };
+        Failure::new(code, format!("{e:#}")).exit(5)
     }
 }
 
 impl Failure {
-    pub fn new(code: &str, message: impl Into<String>, exit: u8) -> Self {
+    /// A failure with `code`'s exit status ([`ErrorCode::exit_code`]).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
-            code: code.into(),
+            code,
             message: message.into(),
-            exit,
+            exit: code.exit_code(),
         }
     }
+    /// The same code with another exit status, where a cause of it differs
+    /// (a full disk at daemon start, git that cannot run: 5).
+    pub fn exit(mut self, exit: u8) -> Self {
+        self.exit = exit;
+        self
+    }
     pub fn usage(message: impl Into<String>) -> Self {
-        Self::new("usage", message, 2)
+        Self::new(ErrorCode::Usage, message)
     }
 }
 
@@ -320,7 +323,8 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             let line = if json {
-                serde_json::json!({"error": {"code": f.code, "message": f.message}}).to_string()
+                serde_json::json!({"error": {"code": f.code.as_str(), "message": f.message}})
+                    .to_string()
             } else {
                 format!("error[{}]: {}", f.code, term::escape(&f.message))
             };
@@ -344,55 +348,58 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
         Cmd::Trace(c) => c.run(&ctx).await,
         Cmd::Events(c) => c.run(&ctx).await,
         Cmd::Doctor => doctor::run(&ctx).await,
-        Cmd::Mcp {
-            name,
-            circle,
-            backend,
-            role,
-            delivery,
-        } => {
-            let cwd = std::env::current_dir().ok();
-            let name = name
-                .or_else(|| {
-                    std::env::var("REPOWIRE_PEER")
-                        .ok()
-                        .filter(|s| !s.is_empty())
-                })
-                .or_else(|| {
-                    cwd.as_ref().and_then(|d| d.file_name()).map(|n| {
-                        n.to_string_lossy().replace(
-                            |c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)),
-                            "-",
-                        )
-                    })
-                })
-                .unwrap_or_else(|| "agent".into());
-            let backend_fixed = backend.is_some();
-            let backend = backend.or_else(|| {
-                if std::env::var_os("CLAUDECODE").is_some() {
-                    Some("claude-code".into())
-                } else if std::env::var_os("CODEX_HOME").is_some() {
-                    Some("codex".into())
-                } else {
-                    None
-                }
-            });
-            let join = crate::mcp::Join {
-                delivery: crate::mcp::Delivery::parse(&delivery)
-                    .unwrap_or(crate::mcp::Delivery::Auto),
-                name,
-                circle,
-                backend,
-                backend_fixed,
-                role,
-                project_path: cwd.map(|d| d.display().to_string()),
-            };
-            crate::mcp::serve(&ctx.home, ctx.url.as_deref(), join)
-                .await
-                .map_err(Failure::from)
-        }
+        Cmd::Mcp(a) => mcp(&ctx, a).await,
         Cmd::Demo => demo::run(&ctx).await,
     }
+}
+
+/// `repowire mcp`: serve MCP on stdio as a peer of the mesh.
+async fn mcp(ctx: &Ctx, a: McpArgs) -> CmdResult {
+    let McpArgs {
+        name,
+        circle,
+        backend,
+        role,
+        delivery,
+    } = a;
+    let cwd = std::env::current_dir().ok();
+    let name = name
+        .or_else(|| {
+            std::env::var("REPOWIRE_PEER")
+                .ok()
+                .filter(|s| !s.is_empty())
+        })
+        .or_else(|| {
+            cwd.as_ref().and_then(|d| d.file_name()).map(|n| {
+                n.to_string_lossy().replace(
+                    |c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)),
+                    "-",
+                )
+            })
+        })
+        .unwrap_or_else(|| "agent".into());
+    let backend_fixed = backend.is_some();
+    let backend = backend.or_else(|| {
+        if std::env::var_os("CLAUDECODE").is_some() {
+            Some("claude-code".into())
+        } else if std::env::var_os("CODEX_HOME").is_some() {
+            Some("codex".into())
+        } else {
+            None
+        }
+    });
+    let join = crate::mcp::Join {
+        delivery: crate::mcp::Delivery::parse(&delivery).unwrap_or(crate::mcp::Delivery::Auto),
+        name,
+        circle,
+        backend,
+        backend_fixed,
+        role,
+        project_path: cwd.map(|d| d.display().to_string()),
+    };
+    crate::mcp::serve(&ctx.home, ctx.url.as_deref(), join)
+        .await
+        .map_err(Failure::from)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::{CmdResult, Ctx, term, text_arg};
 use crate::api::{ScheduleInfo, ScheduleReq};
+use crate::client::Client;
 use crate::core::schedule::{MissedPolicy, ScheduleKind};
 use crate::core::time::fmt_ms;
 use clap::{Args, Subcommand};
@@ -119,82 +120,117 @@ fn detail(s: &ScheduleInfo) -> String {
 impl ScheduleCmd {
     pub async fn run(self, ctx: &Ctx) -> CmdResult {
         let c = ctx.client();
-        let make = |to: String,
-                    fire_at: Option<String>,
-                    cron: Option<String>,
-                    tz: Option<String>,
-                    text: String,
-                    o: Opts| ScheduleReq {
-            to,
-            circle: o.circle,
-            kind: o.kind,
-            text,
-            fire_at,
-            cron,
-            tz,
-            missed: o.missed,
-            persona: o.persona.map(|p| absolute(&p)),
-        };
-        let created = match self {
+        match self {
             ScheduleCmd::Create {
                 to,
                 when,
                 text,
                 opts,
-            } => Some(make(to, Some(when), None, None, text_arg(text)?, opts)),
-            ScheduleCmd::Myself { when, text, opts } => Some(make(
-                "self".into(),
-                Some(when),
-                None,
-                None,
-                text_arg(text)?,
-                opts,
-            )),
+            } => create(ctx, &c, to, when, text, opts).await,
+            ScheduleCmd::Myself { when, text, opts } => myself(ctx, &c, when, text, opts).await,
             ScheduleCmd::Cron {
                 to,
                 expr,
                 text,
                 tz,
                 opts,
-            } => Some(make(to, None, Some(expr), tz, text_arg(text)?, opts)),
-            ScheduleCmd::List { all } => {
-                let v = c.list_schedules(all).await?;
-                ctx.out(&v, |v| {
-                    if v.is_empty() {
-                        "no schedules".into()
-                    } else {
-                        v.iter().map(line).collect::<Vec<_>>().join("\n")
-                    }
-                });
-                None
-            }
-            ScheduleCmd::Show { id } => {
-                let s = c.schedule(&id).await?;
-                ctx.out(&s, detail);
-                None
-            }
-            ScheduleCmd::Delete { id } => {
-                let s = c.delete_schedule(&id).await?;
-                ctx.out(&s, |s| format!("deleted {}", s.schedule_id));
-                None
-            }
-            ScheduleCmd::Pause { id } => {
-                let s = c.pause_schedule(&id, true).await?;
-                ctx.out(&s, line);
-                None
-            }
-            ScheduleCmd::Resume { id } => {
-                let s = c.pause_schedule(&id, false).await?;
-                ctx.out(&s, line);
-                None
-            }
-        };
-        if let Some(req) = created {
-            let s = c.create_schedule(&req).await?;
-            ctx.out(&s, detail);
+            } => cron(ctx, &c, to, expr, tz, text, opts).await,
+            ScheduleCmd::List { all } => list(ctx, &c, all).await,
+            ScheduleCmd::Show { id } => show(ctx, &c, &id).await,
+            ScheduleCmd::Delete { id } => delete(ctx, &c, &id).await,
+            ScheduleCmd::Pause { id } => pause(ctx, &c, &id, true).await,
+            ScheduleCmd::Resume { id } => pause(ctx, &c, &id, false).await,
         }
-        Ok(())
     }
+}
+
+/// The request the three creating commands send.
+fn request(
+    to: String,
+    fire_at: Option<String>,
+    cron: Option<String>,
+    tz: Option<String>,
+    text: String,
+    o: Opts,
+) -> ScheduleReq {
+    ScheduleReq {
+        to,
+        circle: o.circle,
+        kind: o.kind,
+        text,
+        fire_at,
+        cron,
+        tz,
+        missed: o.missed,
+        persona: o.persona.map(|p| absolute(&p)),
+    }
+}
+
+async fn submit(ctx: &Ctx, c: &Client, req: ScheduleReq) -> CmdResult {
+    let s = c.create_schedule(&req).await?;
+    ctx.out(&s, detail);
+    Ok(())
+}
+
+async fn create(
+    ctx: &Ctx,
+    c: &Client,
+    to: String,
+    when: String,
+    text: String,
+    opts: Opts,
+) -> CmdResult {
+    let req = request(to, Some(when), None, None, text_arg(text)?, opts);
+    submit(ctx, c, req).await
+}
+
+async fn myself(ctx: &Ctx, c: &Client, when: String, text: String, opts: Opts) -> CmdResult {
+    let req = request("self".into(), Some(when), None, None, text_arg(text)?, opts);
+    submit(ctx, c, req).await
+}
+
+async fn cron(
+    ctx: &Ctx,
+    c: &Client,
+    to: String,
+    expr: String,
+    tz: Option<String>,
+    text: String,
+    opts: Opts,
+) -> CmdResult {
+    let req = request(to, None, Some(expr), tz, text_arg(text)?, opts);
+    submit(ctx, c, req).await
+}
+
+async fn list(ctx: &Ctx, c: &Client, all: bool) -> CmdResult {
+    let v = c.list_schedules(all).await?;
+    ctx.out(&v, |v| {
+        if v.is_empty() {
+            "no schedules".into()
+        } else {
+            v.iter().map(line).collect::<Vec<_>>().join("\n")
+        }
+    });
+    Ok(())
+}
+
+async fn show(ctx: &Ctx, c: &Client, id: &str) -> CmdResult {
+    let s = c.schedule(id).await?;
+    ctx.out(&s, detail);
+    Ok(())
+}
+
+async fn delete(ctx: &Ctx, c: &Client, id: &str) -> CmdResult {
+    let s = c.delete_schedule(id).await?;
+    ctx.out(&s, |s| format!("deleted {}", s.schedule_id));
+    Ok(())
+}
+
+/// `pause` (true) or `resume` (false).
+async fn pause(ctx: &Ctx, c: &Client, id: &str, paused: bool) -> CmdResult {
+    let s = c.pause_schedule(id, paused).await?;
+    ctx.out(&s, line);
+    Ok(())
 }
 
 /// A script path is made absolute (the daemon may run elsewhere); a persona

@@ -517,14 +517,13 @@ impl ServerHandler for Mesh {
         use rmcp::model::CallToolResponse;
         // rmcp's decode errors quote the whole mistyped value: cut echoes to
         // 200 characters, as the HTTP edge does.
-        let bad =
-            |message: String| {
-                let message = crate::core::limits::cut_echoes(&message);
-                Ok(CallToolResult::structured_error(
-                    json!({"code": "bad_request", "message": message}),
-                )
-                .into())
-            };
+        let bad = |message: String| {
+            let message = crate::core::limits::cut_echoes(&message);
+            Ok(CallToolResult::structured_error(
+                json!({"code": crate::core::ErrorCode::BadRequest.as_str(), "message": message}),
+            )
+            .into())
+        };
         // What the request's `_meta` says is taken in (and recorded once
         // the session has joined), and the arguments are checked, before
         // and without a daemon: a refusal needs none.

@@ -281,7 +281,9 @@ async fn member(link: &Link, then: &Membership, mut quit: tokio::sync::oneshot::
     let mut wait = Duration::from_millis(250);
     // The session's start said why it could not join (a daemon not
     // answering); a new reason is said again.
-    let mut said = "daemon_unreachable".to_string();
+    let mut said = crate::core::ErrorCode::DaemonUnreachable
+        .as_str()
+        .to_string();
     while link.joined().is_none() {
         tokio::select! {
             _ = link.nudged_or(wait) => {}

@@ -5,30 +5,34 @@
 use crate::support::*;
 use repowire::core::ErrorCode;
 
-fn error_rows() -> String {
+/// The daemon's codes (code, HTTP status, meaning), or the codes only the
+/// CLI and MCP processes produce (code, CLI exit, meaning).
+fn error_rows(local: bool) -> String {
     ErrorCode::ALL
         .iter()
+        .filter(|c| c.is_local() == local)
         .map(|c| {
-            format!(
-                "| `{}` | {} | {} |\n",
-                c.as_str(),
-                c.http_status(),
-                c.meaning()
-            )
+            let middle = if local {
+                c.exit_code().to_string()
+            } else {
+                c.http_status().to_string()
+            };
+            format!("| `{}` | {middle} | {} |\n", c.as_str(), c.meaning())
         })
         .collect()
 }
 
-#[test]
-fn error_table_matches_the_code() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/errors.md");
-    let doc = std::fs::read_to_string(path).unwrap();
-    let start = doc.find("|---|---|---|\n").expect("table header") + "|---|---|---|\n".len();
+/// Check (or, blessing, rewrite) the rows of the table whose header line
+/// is `header`.
+fn check_table(doc: &mut String, header: &str, rows: &str) {
+    let head = format!("{header}\n|---|---|---|\n");
+    let start = doc
+        .find(&head)
+        .unwrap_or_else(|| panic!("no table {header}"))
+        + head.len();
     let end = start + doc[start..].find("\n\n").unwrap_or(doc.len() - start) + 1;
-    let rows = error_rows();
     if std::env::var("REPOWIRE_BLESS").is_ok() {
-        let new = format!("{}{}{}", &doc[..start], rows, &doc[end..]);
-        std::fs::write(path, new).unwrap();
+        doc.replace_range(start..end, rows);
         return;
     }
     assert_eq!(
@@ -36,6 +40,17 @@ fn error_table_matches_the_code() {
         rows,
         "docs/errors.md is stale: run REPOWIRE_BLESS=1 cargo test"
     );
+}
+
+#[test]
+fn error_tables_match_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/errors.md");
+    let mut doc = std::fs::read_to_string(path).unwrap();
+    check_table(&mut doc, "| code | HTTP | meaning |", &error_rows(false));
+    check_table(&mut doc, "| code | exit | meaning |", &error_rows(true));
+    if std::env::var("REPOWIRE_BLESS").is_ok() {
+        std::fs::write(path, doc).unwrap();
+    }
 }
 
 /// `repowire a b …` lines inside fenced code blocks.

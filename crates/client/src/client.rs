@@ -35,8 +35,8 @@ impl ClientError {
     pub fn code_str(&self) -> &'static str {
         match self {
             ClientError::Api(e) => e.code.as_str(),
-            ClientError::Unreachable { .. } => "daemon_unreachable",
-            ClientError::Other(_) => "client_error",
+            ClientError::Unreachable { .. } => ErrorCode::DaemonUnreachable.as_str(),
+            ClientError::Other(_) => ErrorCode::ClientError.as_str(),
         }
     }
 }

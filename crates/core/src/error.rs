@@ -36,11 +36,26 @@ pub enum ErrorCode {
     UriTooLong,
     HeadersTooLarge,
     Internal,
+    // Codes the CLI and MCP processes produce themselves, never the daemon.
+    Usage,
+    DaemonUnreachable,
+    ClientError,
+    Other,
+    AlreadyRunning,
+    DaemonFailed,
+    StreamClosed,
+    JobFailed,
+    Doctor,
+    Persona,
+    PersonaLint,
+    BadFixture,
+    Exists,
+    Git,
 }
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 42] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::BadRequest,
@@ -69,6 +84,20 @@ impl ErrorCode {
         Self::UriTooLong,
         Self::HeadersTooLarge,
         Self::Internal,
+        Self::Usage,
+        Self::DaemonUnreachable,
+        Self::ClientError,
+        Self::Other,
+        Self::AlreadyRunning,
+        Self::DaemonFailed,
+        Self::StreamClosed,
+        Self::JobFailed,
+        Self::Doctor,
+        Self::Persona,
+        Self::PersonaLint,
+        Self::BadFixture,
+        Self::Exists,
+        Self::Git,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +130,20 @@ impl ErrorCode {
             Self::UriTooLong => "uri_too_long",
             Self::HeadersTooLarge => "headers_too_large",
             Self::Internal => "internal",
+            Self::Usage => "usage",
+            Self::DaemonUnreachable => "daemon_unreachable",
+            Self::ClientError => "client_error",
+            Self::Other => "error",
+            Self::AlreadyRunning => "already_running",
+            Self::DaemonFailed => "daemon_failed",
+            Self::StreamClosed => "stream_closed",
+            Self::JobFailed => "job_failed",
+            Self::Doctor => "doctor",
+            Self::Persona => "persona",
+            Self::PersonaLint => "persona_lint",
+            Self::BadFixture => "bad_fixture",
+            Self::Exists => "exists",
+            Self::Git => "git",
         }
     }
 
@@ -131,6 +174,57 @@ impl ErrorCode {
             Self::TooManyStreams => 429,
             Self::UriTooLong => 414,
             Self::HeadersTooLarge => 431,
+            // Never sent by the daemon (see `is_local`); one that were would
+            // be a bug in it.
+            Self::Usage
+            | Self::DaemonUnreachable
+            | Self::ClientError
+            | Self::Other
+            | Self::AlreadyRunning
+            | Self::DaemonFailed
+            | Self::StreamClosed
+            | Self::JobFailed
+            | Self::Doctor
+            | Self::Persona
+            | Self::PersonaLint
+            | Self::BadFixture
+            | Self::Exists
+            | Self::Git => 500,
+        }
+    }
+
+    /// Whether only the CLI or MCP process produces this code (the daemon
+    /// never answers with it). `docs/errors.md` lists these apart.
+    pub fn is_local(self) -> bool {
+        matches!(
+            self,
+            Self::Usage
+                | Self::DaemonUnreachable
+                | Self::ClientError
+                | Self::Other
+                | Self::AlreadyRunning
+                | Self::DaemonFailed
+                | Self::StreamClosed
+                | Self::JobFailed
+                | Self::Doctor
+                | Self::Persona
+                | Self::PersonaLint
+                | Self::BadFixture
+                | Self::Exists
+                | Self::Git
+        )
+    }
+
+    /// The CLI's exit status for this code (`docs/errors.md`, "CLI exit
+    /// codes"). A failure may say otherwise where the same code has a
+    /// different cause (`storage_full` at daemon start, `git` not runnable: 5).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Usage => 2,
+            Self::DaemonUnreachable | Self::StreamClosed => 3,
+            Self::Timeout => 4,
+            Self::ClientError | Self::Other | Self::DaemonFailed => 5,
+            _ => 1,
         }
     }
 
@@ -183,6 +277,40 @@ impl ErrorCode {
                 "the request headers are over the daemon's limit (size or count)"
             }
             Self::Internal => "a bug or storage failure in the daemon (see its log)",
+            Self::Usage => {
+                "CLI: a command line it cannot use: a bad value or combination of flags, unreadable stdin or input file"
+            }
+            Self::DaemonUnreachable => {
+                "CLI and MCP: no daemon answers at the URL; the request never reached one (the message names the command that starts it)"
+            }
+            Self::ClientError => {
+                "CLI and MCP: an unreadable answer, or a connection that broke mid-request"
+            }
+            Self::Other => {
+                "CLI: a local failure with no more specific code (I/O, a file it cannot write)"
+            }
+            Self::AlreadyRunning => {
+                "CLI `daemon start`: a daemon already answers at the URL (the message gives its pid)"
+            }
+            Self::DaemonFailed => {
+                "CLI `daemon start`: the daemon exited at start or did not answer within 10s (see `daemon.log`)"
+            }
+            Self::StreamClosed => "CLI `events`: the daemon closed the event stream (it stopped)",
+            Self::JobFailed => "CLI `jobs run`: the job ended, but not succeeded",
+            Self::Doctor => "CLI `doctor`: some checks failed (each is listed on stdout)",
+            Self::Persona => {
+                "CLI `persona`: no persona of that name or file, or it cannot be read (the message lists the shipped ones)"
+            }
+            Self::PersonaLint => {
+                "CLI `persona check`: the persona has problems (each is listed with file:line)"
+            }
+            Self::BadFixture => {
+                "CLI `persona test`: a fixture, job, review or check-in file is not valid JSON of its kind"
+            }
+            Self::Exists => "CLI `persona new`: the file exists; pass --force to overwrite",
+            Self::Git => {
+                "CLI `review request`/`update`: the reference is not a branch or commit (exit 5 when git itself cannot be run)"
+            }
         }
     }
 }
@@ -268,6 +396,7 @@ mod tests {
             assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
             assert!(seen.insert(c.as_str()), "duplicate {c}");
             assert!((400..600).contains(&c.http_status()));
+            assert!((1..=5).contains(&c.exit_code()));
         }
         assert_eq!(ErrorCode::parse("nope"), None);
     }

@@ -1,0 +1,153 @@
+//! `repowire peer …`: identity, listing, roles, asks, notes and the inbox.
+//! One function per subcommand: [`who`] (identity, listing, roles),
+//! [`asks`] (tracked questions), [`notes`] (notes and the inbox).
+
+mod asks;
+mod notes;
+mod who;
+
+pub use who::peer_line;
+
+use super::{CmdResult, Ctx, duration_arg};
+use crate::core::peer::{Role, Status};
+use clap::{Subcommand, ValueEnum};
+use std::time::Duration;
+
+#[derive(Debug, Subcommand)]
+pub enum PeerCmd {
+    /// Register a peer (admin token), or resume one (its own REPOWIRE_PEER_TOKEN).
+    /// Prints the peer's token once: export it as REPOWIRE_PEER_TOKEN.
+    Register(who::RegisterArgs),
+    /// List peers (stale ones are marked; ghosts claim to be online but went quiet).
+    List {
+        /// Only this circle (a peer token always sees its own circle).
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// Show the peer this invocation acts as.
+    Whoami,
+    /// Show one peer.
+    Describe {
+        /// NAME or NAME@CIRCLE.
+        name: String,
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// Set this peer's description (`-` reads stdin).
+    SetDescription { text: String },
+    /// A sign of life; optionally set the status.
+    Heartbeat {
+        #[arg(long, value_parser = parse_status)]
+        status: Option<Status>,
+    },
+    /// Unregister this peer, or (admin) the named one. Its open asks fail.
+    Unregister {
+        name: Option<String>,
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// Admin: remove peers not seen for a while (default: the daemon's stale-after).
+    Prune {
+        #[arg(long, value_parser = duration_arg)]
+        older_than: Option<Duration>,
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// Claim a role in this peer's circle (only `orchestrator` is claimable).
+    ClaimRole {
+        role: ClaimableRole,
+        /// Take it even from a live holder (the holder is demoted and told).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Give up the orchestrator role.
+    ReleaseRole {
+        #[arg(default_value = "orchestrator")]
+        role: ClaimableRole,
+    },
+    /// Ask a peer a tracked question; prints its correlation id.
+    Ask(asks::AskArgs),
+    /// Ask several peers the same question: `ask-many alice bob "text"`.
+    AskMany(asks::AskManyArgs),
+    /// Who answered an ask-many, and who is still open.
+    AskManyResult { parent_id: String },
+    /// List this peer's asks, or show one by id.
+    Asks(asks::AsksArgs),
+    /// Recipient: say you are working on an ask.
+    Pickup { id: String },
+    /// Recipient: close an ask without an answer text.
+    Ack {
+        id: String,
+        /// A short message delivered to the asker.
+        #[arg(long)]
+        message: Option<String>,
+    },
+    /// Recipient: refuse an ask (closes it; the asker gets the reason).
+    Decline { id: String, reason: String },
+    /// Recipient: answer an ask (closes it; the asker gets the answer).
+    Answer {
+        id: String,
+        /// The answer (`-` reads stdin).
+        text: String,
+    },
+    /// Asker: withdraw an ask.
+    Cancel { id: String },
+    /// Wait until an ask is closed (or ends otherwise). Exit 4 on timeout.
+    Wait {
+        id: String,
+        #[arg(long, default_value = "600s", value_parser = duration_arg)]
+        timeout: Duration,
+    },
+    /// Send a note to a peer (durable until delivered).
+    Notify(notes::NotifyArgs),
+    /// Send a note to everyone in your circle but you (rate-limited).
+    Broadcast(notes::BroadcastArgs),
+    /// Take pending deliveries in order and confirm them once printed.
+    Inbox(notes::InboxArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ClaimableRole {
+    Orchestrator,
+}
+
+pub(crate) fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).map_err(|e| e.message)
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    Status::parse(s).map_err(|e| e.message)
+}
+
+impl PeerCmd {
+    pub async fn run(self, ctx: &Ctx) -> CmdResult {
+        let c = ctx.client();
+        match self {
+            PeerCmd::Register(a) => who::register(ctx, &c, a).await,
+            PeerCmd::List { circle } => who::list(ctx, &c, circle).await,
+            PeerCmd::Whoami => who::whoami(ctx, &c).await,
+            PeerCmd::Describe { name, circle } => who::describe(ctx, &c, &name, circle).await,
+            PeerCmd::SetDescription { text } => who::set_description(ctx, &c, text).await,
+            PeerCmd::Heartbeat { status } => who::heartbeat(ctx, &c, status).await,
+            PeerCmd::Unregister { name, circle } => who::unregister(ctx, &c, name, circle).await,
+            PeerCmd::Prune { older_than, circle } => who::prune(ctx, older_than, circle).await,
+            PeerCmd::ClaimRole { role: _, force } => who::claim_role(ctx, &c, force).await,
+            PeerCmd::ReleaseRole { role: _ } => who::release_role(ctx, &c).await,
+            PeerCmd::Ask(a) => asks::ask(ctx, &c, a).await,
+            PeerCmd::AskMany(a) => asks::ask_many(ctx, &c, a).await,
+            PeerCmd::AskManyResult { parent_id } => {
+                asks::ask_many_result(ctx, &c, &parent_id).await
+            }
+            PeerCmd::Asks(a) => asks::asks(ctx, &c, a).await,
+            PeerCmd::Pickup { id } => asks::pickup(ctx, &c, &id).await,
+            PeerCmd::Ack { id, message } => asks::ack(ctx, &c, &id, message).await,
+            PeerCmd::Decline { id, reason } => asks::decline(ctx, &c, &id, &reason).await,
+            PeerCmd::Answer { id, text } => asks::answer(ctx, &c, &id, text).await,
+            PeerCmd::Cancel { id } => asks::cancel(ctx, &c, &id).await,
+            PeerCmd::Wait { id, timeout } => super::inbox::wait(ctx, &c, &id, timeout).await,
+            PeerCmd::Notify(a) => notes::notify(ctx, &c, a).await,
+            PeerCmd::Broadcast(a) => notes::broadcast(ctx, &c, a).await,
+            PeerCmd::Inbox(a) => notes::inbox(ctx, &c, a).await,
+        }
+    }
+}
