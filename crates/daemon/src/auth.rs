@@ -82,15 +82,6 @@ impl Caller {
         }
     }
 
-    /// The admin token only (see `policy`).
-    pub fn require_admin(&self) -> Result<(), Error> {
-        crate::policy::authorize(
-            self,
-            crate::policy::Action::Administer,
-            crate::policy::Target::none(),
-        )
-    }
-
     /// The circle a read is limited to (see [`crate::policy::read_scope`]).
     pub fn scope_circle(&self, asked: Option<String>) -> Result<Option<String>, Error> {
         crate::policy::read_scope(self, asked)
@@ -111,11 +102,6 @@ impl Caller {
             Some(me) => h.store.resolve_peer_for(me, addr, circle),
             None => h.store.resolve_peer(addr, circle),
         }
-    }
-
-    /// Check an explicit circle bypass (see [`crate::policy::bypass`]).
-    pub fn bypass(&self, asked: bool) -> Result<bool, Error> {
-        crate::policy::bypass(self, asked)
     }
 }
 

@@ -3,11 +3,15 @@
 //! Lifecycle: [`start`] takes the home's lock, opens the store, binds the
 //! listener, writes `daemon.json`, spawns the background tasks and serves
 //! until [`Running::stop`] (or `POST /v1/shutdown`, or a signal via
-//! [`run_until_signal`]). Nothing here decides domain rules; those live in
-//! `core` and `store`.
+//! [`run_until_signal`]).
+//!
+//! Where things live: `http` (handlers: parse, one service call, render),
+//! `service` (every rule, one function per thing a caller can do),
+//! `policy` (who may do what, one table), `pipeline` (decide and act: one
+//! path from persona to route carried out), background tasks (`scheduler`,
+//! `observe`, `tasks`, `streams`), and the persona host (`persona_host`).
 #![forbid(unsafe_code)]
 
-mod api;
 mod auth;
 pub mod edge;
 mod http;
@@ -216,7 +220,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     tokio::spawn(observe::run(handle.clone()));
     tokio::spawn(scheduler::run(handle.clone()));
     tokio::spawn(streams::run(handle.clone()));
-    let app = api::router(handle.clone());
+    let app = http::router(handle.clone());
     let server = tokio::spawn(serve::serve(listener, app, handle.clone(), cfg.net.clone()));
     tracing::info!(%url, home = %cfg.home.dir.display(), "repowire daemon listening");
     Ok(Running {

@@ -6,7 +6,10 @@
 //! runtime parts (retrying queued jobs, routing waiting reviews, firing
 //! schedules).
 
+pub mod admin;
+pub mod asks;
 pub mod jobs;
+pub mod peers;
 pub mod personas;
 pub mod reviews;
 pub mod schedules;
