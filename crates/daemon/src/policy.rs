@@ -8,9 +8,10 @@
 //!
 //! Not here: who a peer *name* resolves to (`store::circles`: names resolve
 //! inside the acting peer's circle, so a request cannot reach another), and
-//! the rules that read facts which change under a write (an ask's recipient,
-//! a job's assignee): the store checks those inside the write's transaction
-//! so a check and its change cannot be separated.
+//! the rules that read facts which change under a write (a job's assignee,
+//! who may move a job, schedule or review, an ask-many's asker, a
+//! `reply_to`): the store still checks those inside the write's
+//! transaction, so a check and its change cannot be separated.
 
 use crate::auth::Caller;
 use repowire_core::error::{Error, ErrorCode};
@@ -43,15 +44,23 @@ pub enum Action {
     BypassCircle,
     /// Prune peers, remove another peer, doctor, shutdown.
     Administer,
+    /// Read an ask: its asker or its recipient (the admin reads any).
+    ReadAsk,
+    /// Pick up, ack, answer or decline an ask: its recipient.
+    AnswerAsk,
+    /// Cancel an ask: its asker.
+    CancelAsk,
 }
 
 /// What an action is on: the circle it lives in (None: no particular
 /// circle, e.g. an admin read of all circles) and, where the rule needs it,
-/// the owner's name.
+/// the owner's name or an ask's two parties (peer ids).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Target<'a> {
     pub circle: Option<&'a str>,
     pub owner: Option<&'a str>,
+    pub asker: Option<&'a str>,
+    pub recipient: Option<&'a str>,
 }
 
 impl<'a> Target<'a> {
@@ -59,7 +68,7 @@ impl<'a> Target<'a> {
     pub fn circle(circle: &'a str) -> Self {
         Self {
             circle: Some(circle),
-            owner: None,
+            ..Self::default()
         }
     }
 
@@ -72,9 +81,14 @@ impl<'a> Target<'a> {
 /// May `caller` do `action` on `target`? The refusal is the error to return:
 /// `identity_required`, `cross_circle`, `forbidden` or `bad_request`.
 pub fn authorize(caller: &Caller, action: Action, target: Target<'_>) -> Result<(), Error> {
+    // An ask can cross circles (an admin bypass): its parties decide.
+    let ask = matches!(
+        action,
+        Action::ReadAsk | Action::AnswerAsk | Action::CancelAsk
+    );
     // A peer token sees its own circle only; that comes before any other
     // rule so a refusal says nothing about what is in another circle.
-    if let (Some(me), Some(circle)) = (caller.viewer(), target.circle)
+    if let (false, Some(me), Some(circle)) = (ask, caller.viewer(), target.circle)
         && me.circle != circle
     {
         let what = match action {
@@ -124,7 +138,42 @@ pub fn authorize(caller: &Caller, action: Action, target: Target<'_>) -> Result<
             admin_only(caller, "only the admin token may bypass circle isolation")
         }
         Action::Administer => admin_only(caller, "this needs the admin token"),
+        Action::ReadAsk | Action::AnswerAsk | Action::CancelAsk => {
+            ask_party(caller, action, target)
+        }
     }
+}
+
+/// The ask rules: its parties come first; an outsider is `cross_circle` when it is in another
+/// circle than the ask, else `forbidden`.
+fn ask_party(caller: &Caller, action: Action, target: Target<'_>) -> Result<(), Error> {
+    let (who, may, role) = match action {
+        Action::ReadAsk => match caller.viewer() {
+            Some(me) => (me, [target.asker, target.recipient], "asker or recipient"),
+            None => return Ok(()),
+        },
+        Action::AnswerAsk => (caller.me()?, [target.recipient, None], "recipient"),
+        _ => (caller.me()?, [target.asker, None], "asker"),
+    };
+    if may.contains(&Some(who.id.as_str())) {
+        return Ok(());
+    }
+    let party = [target.asker, target.recipient].contains(&Some(who.id.as_str()));
+    if !party && target.circle.is_some_and(|c| c != who.circle) {
+        return Err(Error::new(
+            ErrorCode::CrossCircle,
+            format!(
+                "the ask belongs to circle {:?}, and {} is in circle {:?}",
+                target.circle.unwrap_or_default(),
+                who.name,
+                who.circle
+            ),
+        ));
+    }
+    Err(Error::forbidden(format!(
+        "only the {role} of the ask may do that, and {} is not",
+        who.name
+    )))
 }
 
 fn admin_only(caller: &Caller, why: &str) -> Result<(), Error> {
@@ -144,7 +193,7 @@ pub fn read_scope(caller: &Caller, asked: Option<String>) -> Result<Option<Strin
         Action::ReadCircle,
         Target {
             circle: asked.as_deref(),
-            owner: None,
+            ..Target::default()
         },
     )?;
     Ok(match caller.viewer() {
@@ -222,7 +271,7 @@ mod tests {
         // Columns follow `callers`: admin, as, peer, owner, orch, other peer,
         // other orch, other owner namesake.
         #[rustfmt::skip]
-        let table: [(Action, [Option<ErrorCode>; 8]); 11] = [
+        let table: [(Action, [Option<ErrorCode>; 8]); 14] = [
             (ReadCircle,     [OK, OK, OK, OK, OK, X, X, X]),
             (ReadObject,     [OK, OK, OK, OK, OK, X, X, X]),
             (ReadPersona,    [OK, OK, OK, OK, OK, X, X, X]),
@@ -234,10 +283,17 @@ mod tests {
             (NameScriptFile, [OK, OK, F,  F,  F,  X, X, X]),
             (BypassCircle,   [OK, OK, F,  F,  F,  X, X, X]),
             (Administer,     [OK, OK, F,  F,  F,  X, X, X]),
+            // The ask is from owen@a to wes@a; the other circle's peers are
+            // strangers to it (an ask reached across only by an admin).
+            (ReadAsk,        [OK, OK, OK, OK, F,  X, X, X]),
+            (AnswerAsk,      [Some(IdentityRequired), OK, OK, F, F, X, X, X]),
+            (CancelAsk,      [Some(IdentityRequired), F, F, OK, F, X, X, X]),
         ];
         let target = Target {
             circle: Some("a"),
             owner: Some("owen"),
+            asker: Some("peer-owen-a"),
+            recipient: Some("peer-wes-a"),
         };
         let mut wrong = Vec::new();
         for (action, row) in table {

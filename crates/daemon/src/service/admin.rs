@@ -35,14 +35,14 @@ pub fn trace(h: &DaemonHandle, c: &Caller, id: &str) -> Result<Vec<EventInfo>, E
             format!("no events about {id}"),
         ));
     }
-    let party = |me: &repowire_store::PeerRow| {
-        IdKind::of(id) == Some(IdKind::Ask) && h.store.get_ask(id, Some(&me.id)).is_ok()
+    let party = |_: &repowire_store::PeerRow| {
+        IdKind::of(id) == Some(IdKind::Ask) && super::asks::get(h, c, id).is_ok()
     };
     if let Some(me) = c.viewer() {
         let foreign = events.iter().any(|e| {
             let there = Target {
                 circle: e.circle.as_deref(),
-                owner: None,
+                ..Target::default()
             };
             policy::authorize(c, Action::ReadObject, there).is_err()
         });

@@ -1,10 +1,11 @@
 //! Asks and messages: ask, ask-many, answer and the other moves of an ask,
-//! notes, broadcasts, the inbox. Who may move an ask (its recipient, its
-//! asker) is checked by the store inside the move's transaction.
+//! notes, broadcasts, the inbox. Who may read or move an ask is
+//! [`crate::policy`]'s (its parties never change, so the check may come
+//! before the move).
 
 use crate::DaemonHandle;
 use crate::auth::Caller;
-use crate::policy;
+use crate::policy::{self, Action, Target};
 use repowire_client::api::{
     AskInfo, AskManyReq, AskManyResp, AskManyResult, AskReq, AskResp, BroadcastReq, BroadcastResp,
     DeliveryInfo, NotifyReq, NotifyResp,
@@ -66,10 +67,21 @@ pub fn list(
     h.store.list_asks(&c.me()?.id, sent, received, open, limit)
 }
 
+/// The parties and circle of an ask, for the policy.
+fn parties(a: &AskInfo) -> Target<'_> {
+    Target {
+        circle: Some(&a.circle),
+        asker: Some(&a.from_peer_id),
+        recipient: Some(&a.to_peer_id),
+        ..Target::default()
+    }
+}
+
 /// An ask, visible to its asker, its recipient or the admin.
 pub fn get(h: &DaemonHandle, c: &Caller, id: &str) -> Result<AskInfo, Error> {
-    let viewer = c.viewer().map(|p| p.id.as_str());
-    h.store.get_ask(id, viewer)
+    let a = h.store.get_ask(id, None)?;
+    policy::authorize(c, Action::ReadAsk, parties(&a))?;
+    Ok(a)
 }
 
 /// Pick up, ack, answer or cancel an ask as the caller.
@@ -80,7 +92,14 @@ pub fn act(
     action: AskAction,
     text: Option<&str>,
 ) -> Result<AskInfo, Error> {
-    h.store.act_on_ask(id, &c.me()?.id, action, text)
+    let me = c.me()?;
+    let a = h.store.get_ask(id, None)?;
+    let may = match action {
+        AskAction::Cancel => Action::CancelAsk,
+        _ => Action::AnswerAsk,
+    };
+    policy::authorize(c, may, parties(&a))?;
+    h.store.act_on_ask(id, &me.id, action, text)
 }
 
 /// A refusal closes the ask like an ack; the asker reads the reason.

@@ -176,6 +176,7 @@ pub async fn dispatch_for(
         policy::Target {
             circle: Some(&j.circle),
             owner: Some(&j.owner),
+            ..policy::Target::default()
         },
     )?;
     let h = h.clone();
