@@ -59,17 +59,19 @@ pub struct Config {
 #[derive(Clone)]
 pub struct DaemonHandle(Arc<Inner>);
 
+/// What the handle holds. Only this crate reads it: other crates get the
+/// daemon through [`Running`] and the HTTP API.
 pub struct Inner {
-    pub store: Store,
-    pub admin_token: String,
-    pub url: String,
-    pub home: Home,
-    pub started_at_ms: i64,
-    pub personas: persona_host::PersonaHost,
+    pub(crate) store: Store,
+    pub(crate) admin_token: String,
+    pub(crate) url: String,
+    pub(crate) home: Home,
+    pub(crate) started_at_ms: i64,
+    pub(crate) personas: persona_host::PersonaHost,
     /// Woken when schedules change, so the scheduler re-reads the next due time.
-    pub schedules_changed: tokio::sync::Notify,
+    pub(crate) schedules_changed: tokio::sync::Notify,
     /// Connection and stream limits.
-    pub net: NetLimits,
+    pub(crate) net: NetLimits,
     /// Event fan-out to streams, and open-stream counts.
     streams: streams::Streams,
     shutdown: watch::Sender<bool>,
