@@ -265,3 +265,101 @@ fn send(t: &mut Tx<'_>, from: &PeerRow, route: &Route) -> Result<Outcome, Error>
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use repowire_client::api::{JobCreateReq, RegisterReq};
+    use repowire_core::policy::Policy;
+    use repowire_store::Store;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        (dir, s)
+    }
+
+    fn reg(s: &Store, name: &str) -> PeerRow {
+        let req = RegisterReq {
+            name: name.into(),
+            ..Default::default()
+        };
+        s.register(req, None).unwrap().0
+    }
+
+    /// The same route means what its target makes of it, and a route that
+    /// does not fit does nothing.
+    #[test]
+    fn outcomes_follow_the_target() {
+        let (_d, s) = store();
+        let (olga, _bob) = (reg(&s, "olga"), reg(&s, "bob"));
+        let note = Route::Notify {
+            peer: "bob".into(),
+            text: "hi".into(),
+        };
+        let run = |target: &Target<'_>, route: &Route| s.write(|t| execute_in(t, target, route));
+        // As a peer: a note is sent.
+        let sent = run(&Target::As(&olga), &note).unwrap();
+        assert!(matches!(sent, Outcome::Notified { .. }), "{sent:?}");
+        assert_eq!(sent.messages(), 1);
+        // As the orchestrator of a circle without one: nothing, and why.
+        let none = run(&Target::Orchestrator("default"), &note).unwrap();
+        assert!(matches!(none, Outcome::Skipped { .. }), "{none:?}");
+        // An assign answering an event or a check-in does not apply.
+        let assign = Route::Assign {
+            peer: "bob".into(),
+            note: None,
+        };
+        let na = run(&Target::As(&olga), &assign).unwrap();
+        assert_eq!(na.as_str(), "not_applicable");
+        // On a queued job: a note does not apply, an assign dispatches.
+        let job = s
+            .create_job(
+                &olga.id,
+                &JobCreateReq {
+                    title: "t".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let id = job.job_id.as_str();
+        assert_eq!(
+            run(&Target::Job(id), &note).unwrap().as_str(),
+            "not_applicable"
+        );
+        let done = run(&Target::Job(id), &assign).unwrap();
+        assert!(
+            matches!(
+                done,
+                Outcome::Assigned {
+                    delivery_id: Some(_)
+                }
+            ),
+            "{done:?}"
+        );
+        assert_eq!(s.get_job(id).unwrap().assignee.as_deref(), Some("bob"));
+        // Once dispatched, the job takes no more routes.
+        let again = run(&Target::Job(id), &assign).unwrap_err();
+        assert_eq!(again.code, ErrorCode::InvalidState);
+    }
+
+    /// A fanout is all or nothing: naming a peer twice (here once by name
+    /// and once by address) sends no ask at all.
+    #[test]
+    fn a_fanout_is_all_or_nothing() {
+        let (_d, s) = store();
+        let olga = reg(&s, "olga");
+        let bob = reg(&s, "bob");
+        let twice = Route::Fanout {
+            peers: vec!["bob".into(), "bob@default".into()],
+            text: "q".into(),
+        };
+        let err = execute_in_own(&s, &Target::As(&olga), &twice).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BadRequest);
+        assert!(s.peek(&bob.id, 10).unwrap().is_empty(), "nothing was sent");
+    }
+
+    fn execute_in_own(s: &Store, target: &Target<'_>, route: &Route) -> Result<Outcome, Error> {
+        s.write(|t| execute_in(t, target, route))
+    }
+}
