@@ -8,10 +8,10 @@
 //!
 //! Not here: who a peer *name* resolves to (`store::circles`: names resolve
 //! inside the acting peer's circle, so a request cannot reach another), and
-//! the rules that read facts which change under a write (a job's assignee,
-//! who may move a job, schedule or review, an ask-many's asker, a
-//! `reply_to`): the store still checks those inside the write's
-//! transaction, so a check and its change cannot be separated.
+//! the rules the store still checks inside a write's transaction: who may
+//! update a job (its assignee changes under writes), move or mark a review,
+//! read an ask-many's result, or answer with `reply_to`. (Next step: these
+//! move here too, once the store hands the facts in domain types.)
 
 use crate::auth::Caller;
 use repowire_core::error::{Error, ErrorCode};
@@ -50,6 +50,10 @@ pub enum Action {
     AnswerAsk,
     /// Cancel an ask: its asker.
     CancelAsk,
+    /// Retry a job, or pause, resume or delete a schedule: one of its
+    /// `managers` (by name, in its circle), the circle's orchestrator, or
+    /// the admin. The admin acting as a peer is that peer here.
+    Manage,
 }
 
 /// What an action is on: the circle it lives in (None: no particular
@@ -61,6 +65,8 @@ pub struct Target<'a> {
     pub owner: Option<&'a str>,
     pub asker: Option<&'a str>,
     pub recipient: Option<&'a str>,
+    /// Who may manage it beside the orchestrator (peer names).
+    pub managers: &'a [&'a str],
 }
 
 impl<'a> Target<'a> {
@@ -81,14 +87,13 @@ impl<'a> Target<'a> {
 /// May `caller` do `action` on `target`? The refusal is the error to return:
 /// `identity_required`, `cross_circle`, `forbidden` or `bad_request`.
 pub fn authorize(caller: &Caller, action: Action, target: Target<'_>) -> Result<(), Error> {
-    // An ask can cross circles (an admin bypass): its parties decide.
-    let ask = matches!(
+    // Asks (which can cross circles: an admin bypass) and managed objects
+    // (where the admin's --as peer counts) check their circle themselves.
+    let own_circle_rule = matches!(
         action,
-        Action::ReadAsk | Action::AnswerAsk | Action::CancelAsk
+        Action::ReadAsk | Action::AnswerAsk | Action::CancelAsk | Action::Manage
     );
-    // A peer token sees its own circle only; that comes before any other
-    // rule so a refusal says nothing about what is in another circle.
-    if let (false, Some(me), Some(circle)) = (ask, caller.viewer(), target.circle)
+    if let (false, Some(me), Some(circle)) = (own_circle_rule, caller.viewer(), target.circle)
         && me.circle != circle
     {
         let what = match action {
@@ -141,6 +146,7 @@ pub fn authorize(caller: &Caller, action: Action, target: Target<'_>) -> Result<
         Action::ReadAsk | Action::AnswerAsk | Action::CancelAsk => {
             ask_party(caller, action, target)
         }
+        Action::Manage => manage(caller, target),
     }
 }
 
@@ -173,6 +179,33 @@ fn ask_party(caller: &Caller, action: Action, target: Target<'_>) -> Result<(), 
     Err(Error::forbidden(format!(
         "only the {role} of the ask may do that, and {} is not",
         who.name
+    )))
+}
+
+/// [`Action::Manage`]: the acting peer (also the admin's `--as` peer) must
+/// be in the object's circle, and a manager of it or the orchestrator.
+fn manage(caller: &Caller, target: Target<'_>) -> Result<(), Error> {
+    let me = match caller {
+        Caller::Admin => return Ok(()),
+        Caller::AdminAs(p) | Caller::Peer(p) => p,
+    };
+    let circle = target.circle.unwrap_or_default();
+    if me.circle != circle {
+        return Err(Error::new(
+            ErrorCode::CrossCircle,
+            format!(
+                "it belongs to circle {circle:?}, and {} is in circle {:?}",
+                me.name, me.circle
+            ),
+        ));
+    }
+    if me.role == Role::Orchestrator || target.managers.contains(&me.name.as_str()) {
+        return Ok(());
+    }
+    Err(Error::forbidden(format!(
+        "{} may not: only {} or the circle's orchestrator may",
+        me.name,
+        target.managers.join(", ")
     )))
 }
 
@@ -271,7 +304,7 @@ mod tests {
         // Columns follow `callers`: admin, as, peer, owner, orch, other peer,
         // other orch, other owner namesake.
         #[rustfmt::skip]
-        let table: [(Action, [Option<ErrorCode>; 8]); 14] = [
+        let table: [(Action, [Option<ErrorCode>; 8]); 15] = [
             (ReadCircle,     [OK, OK, OK, OK, OK, X, X, X]),
             (ReadObject,     [OK, OK, OK, OK, OK, X, X, X]),
             (ReadPersona,    [OK, OK, OK, OK, OK, X, X, X]),
@@ -288,12 +321,14 @@ mod tests {
             (ReadAsk,        [OK, OK, OK, OK, F,  X, X, X]),
             (AnswerAsk,      [Some(IdentityRequired), OK, OK, F, F, X, X, X]),
             (CancelAsk,      [Some(IdentityRequired), F, F, OK, F, X, X, X]),
+            (Manage,         [OK, F,  F,  OK, OK, X, X, X]),
         ];
         let target = Target {
             circle: Some("a"),
             owner: Some("owen"),
             asker: Some("peer-owen-a"),
             recipient: Some("peer-wes-a"),
+            managers: &["owen"],
         };
         let mut wrong = Vec::new();
         for (action, row) in table {

@@ -152,8 +152,17 @@ pub fn cancel(
     update(h, c, id, &req)
 }
 
-/// Put a failed, timed-out or canceled job back in the queue.
+/// Put a failed, timed-out or canceled job back in the queue: its owner,
+/// its creator, the orchestrator or the admin.
 pub fn retry(h: &DaemonHandle, c: &Caller, id: &str) -> Result<JobInfo, Error> {
+    let j = h.store.get_job(id)?;
+    let managers = [j.owner.as_str(), j.created_by.as_str()];
+    let target = policy::Target {
+        circle: Some(&j.circle),
+        managers: &managers,
+        ..policy::Target::default()
+    };
+    policy::authorize(c, Action::Manage, target)?;
     h.store.retry_job(id, actor(c).as_deref())
 }
 

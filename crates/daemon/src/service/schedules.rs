@@ -96,9 +96,15 @@ pub enum Change {
     Resume,
 }
 
-/// Delete, pause or resume (the store checks, in the write, that the actor
-/// owns it or is the orchestrator).
+/// Delete, pause or resume: its owner, the orchestrator or the admin.
 pub fn change(h: &DaemonHandle, c: &Caller, id: &str, what: Change) -> Result<ScheduleInfo, Error> {
+    let s = h.store.get_schedule(id)?;
+    let target = policy::Target {
+        circle: Some(&s.circle),
+        managers: &[s.owner.as_str()],
+        ..policy::Target::default()
+    };
+    policy::authorize(c, Action::Manage, target)?;
     let actor = c.me().ok().map(|p| p.id.clone());
     let what = match what {
         Change::Delete => "delete",
