@@ -38,6 +38,13 @@ impl Guards {
         self.own_order.push_back(id);
     }
 
+    /// Give back the slot of a send that sent nothing (no orchestrator).
+    fn refund(&mut self, circle: &str) {
+        if let Some(q) = self.sent.get_mut(circle) {
+            q.pop_back();
+        }
+    }
+
     fn allow(&mut self, circle: &str) -> bool {
         let q = self.sent.entry(circle.to_string()).or_default();
         let now = Instant::now();
@@ -80,6 +87,7 @@ fn execute(
                         g.remember(id.clone());
                     }
                 }
+                Outcome::Skipped { .. } if sends => lock().refund(circle),
                 _ => {}
             }
             done.event_json(route)
