@@ -2,6 +2,7 @@
 //! (the pipeline decides and carries the route out). Queued jobs are retried
 //! from the background tick ([`retry_queued`]).
 
+use super::blocking;
 use crate::DaemonHandle;
 use crate::auth::Caller;
 use crate::pipeline::{self, Input, Outcome, Target};
@@ -190,13 +191,4 @@ pub async fn dispatch_for(
     )?;
     let h = h.clone();
     blocking(move || dispatch(&h, &id, dry_run)).await
-}
-
-/// Run `f` on a blocking thread (it runs Lua or waits on SQLite).
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::internal(e.to_string()))?
 }

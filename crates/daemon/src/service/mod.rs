@@ -13,3 +13,14 @@ pub mod peers;
 pub mod personas;
 pub mod reviews;
 pub mod schedules;
+
+use repowire_core::error::Error;
+
+/// Run `f` on a blocking thread (it runs Lua or waits on SQLite).
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
+}

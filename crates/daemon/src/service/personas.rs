@@ -4,11 +4,11 @@
 //! [`crate::persona_host`]; decisions are the pipeline's. Decisions run on
 //! blocking threads, never on the event loop.
 
+use super::blocking;
 use crate::DaemonHandle;
 use crate::auth::Caller;
 use crate::pipeline::{self, Input};
 use crate::policy::{self, Action};
-use crate::service::jobs::blocking;
 use repowire_client::api::{DecideReq, DecideResp, PersonaStatus, UsePersonaReq};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_persona::catalog;

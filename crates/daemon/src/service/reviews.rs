@@ -3,11 +3,11 @@
 //! pipeline. Items still without a reviewer are routed again from the
 //! background tick ([`route_pending`]).
 
+use super::blocking;
 use crate::DaemonHandle;
 use crate::auth::Caller;
 use crate::pipeline::{self, Input, Outcome, Target};
 use crate::policy::{self, Action};
-use crate::service::jobs::blocking;
 use repowire_client::api::{
     QueueEntry, ReviewInfo, ReviewRefReq, ReviewRequestReq, ReviewRequestResp,
 };
