@@ -86,23 +86,6 @@ impl Caller {
     pub fn scope_circle(&self, asked: Option<String>) -> Result<Option<String>, Error> {
         crate::policy::read_scope(self, asked)
     }
-
-    /// Resolve a peer this caller names in a read (`?peer=`, a path name):
-    /// a peer token resolves inside its own circle only (another circle is
-    /// `cross_circle`, see `store::circles`); the admin, also acting as a
-    /// peer, reads any circle. Writes resolve names in the store, as the
-    /// acting peer.
-    pub fn resolve_peer_in_caller_circle(
-        &self,
-        h: &DaemonHandle,
-        addr: &str,
-        circle: Option<&str>,
-    ) -> Result<PeerRow, Error> {
-        match self.viewer() {
-            Some(me) => h.store.resolve_peer_for(me, addr, circle),
-            None => h.store.resolve_peer(addr, circle),
-        }
-    }
 }
 
 fn unauthorized(msg: &str) -> ApiError {

@@ -39,6 +39,22 @@ pub fn whoami(h: &DaemonHandle, c: &Caller) -> Result<PeerInfo, Error> {
     Ok(info(h, c.me()?))
 }
 
+/// Resolve a peer the caller names in a read (`?peer=`, a path name): a
+/// peer token resolves inside its own circle only (another circle is
+/// `cross_circle`, see `store::circles`); the admin, also acting as a peer,
+/// reads any circle. Writes resolve names in the store, as the acting peer.
+pub fn resolve_visible(
+    h: &DaemonHandle,
+    c: &Caller,
+    addr: &str,
+    circle: Option<&str>,
+) -> Result<PeerRow, Error> {
+    match c.viewer() {
+        Some(me) => h.store.resolve_peer_for(me, addr, circle),
+        None => h.store.resolve_peer(addr, circle),
+    }
+}
+
 /// A peer named in the caller's circle (the admin: any circle).
 pub fn describe(
     h: &DaemonHandle,
@@ -46,7 +62,7 @@ pub fn describe(
     name: &str,
     circle: Option<&str>,
 ) -> Result<PeerInfo, Error> {
-    let p = c.resolve_peer_in_caller_circle(h, name, circle)?;
+    let p = resolve_visible(h, c, name, circle)?;
     Ok(info(h, &p))
 }
 

@@ -91,7 +91,7 @@ pub async fn request(
 /// What a peer owes (the caller, or a peer named in the caller's circle).
 pub fn queue(h: &DaemonHandle, c: &Caller, peer: Option<String>) -> Result<Vec<QueueEntry>, Error> {
     let peer = match peer {
-        Some(name) => c.resolve_peer_in_caller_circle(h, &name, None)?,
+        Some(name) => super::peers::resolve_visible(h, c, &name, None)?,
         None => c.me()?.clone(),
     };
     h.store.review_queue(&peer.id)
