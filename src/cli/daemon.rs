@@ -114,6 +114,11 @@ struct RunArgs {
         hide = true
     )]
     stream_buffer: usize,
+    /// Tests only: run on a clock that `POST /v1/debug/clock` (admin) moves
+    /// forward, so a test crosses a lease, a stale heartbeat or an expiry
+    /// without sleeping. Never for real use.
+    #[arg(long, hide = true)]
+    manual_clock: bool,
 }
 
 /// Milliseconds, capped at 100 years (a larger flag value means "never").
@@ -146,6 +151,11 @@ impl RunArgs {
             listen: self.listen,
             allow_remote: self.allow_remote,
             tick: self.tick,
+            clock: if self.manual_clock {
+                crate::core::time::Clock::manual()
+            } else {
+                crate::core::time::Clock::system()
+            },
             persona_limits: crate::persona::Limits {
                 memory_bytes: self.persona_memory_mib.max(1) << 20,
                 budget: self.persona_budget,
@@ -230,6 +240,9 @@ impl RunArgs {
         ];
         if self.allow_remote {
             v.push("--allow-remote".into());
+        }
+        if self.manual_clock {
+            v.push("--manual-clock".into());
         }
         v
     }

@@ -48,6 +48,7 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
         tick: Duration::from_millis(200),
         persona_limits: Default::default(),
         net: Default::default(),
+        clock: Default::default(),
     };
     let running = daemon::start(cfg).await?;
     let out = tour(ctx.json, &running.url, &home).await;

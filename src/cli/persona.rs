@@ -5,7 +5,7 @@ use super::{CmdResult, Ctx, Failure};
 use crate::core::ErrorCode;
 use crate::core::mesh::{JobInput, MeshFixture, ReviewInput};
 use crate::persona::catalog::{self, Source};
-use crate::persona::{self, Limits, PersonaError};
+use crate::persona::{self, Limits, PersonaError, PersonaOrigin};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -155,7 +155,7 @@ fn describe(src: &Source) -> Listed {
         Ok(p) => Listed {
             active_in: Vec::new(),
             name: src.name.clone(),
-            source: src.origin,
+            source: src.origin.as_str(),
             path: src.path.clone(),
             sha256: p.sha256.clone(),
             entry_points: p.entry_points.clone(),
@@ -165,7 +165,7 @@ fn describe(src: &Source) -> Listed {
         Err(e) => Listed {
             active_in: Vec::new(),
             name: src.name.clone(),
-            source: src.origin,
+            source: src.origin.as_str(),
             path: src.path.clone(),
             sha256: String::new(),
             entry_points: Vec::new(),
@@ -272,7 +272,7 @@ async fn path(ctx: &Ctx, name: String) -> CmdResult {
     let src = catalog::find(home, &name).map_err(fail)?;
     let v = serde_json::json!({"name": src.name, "source": src.origin, "path": src.path});
     ctx.out(&v, |_| {
-        if src.origin == "shipped" {
+        if src.origin == PersonaOrigin::Shipped {
             format!(
                 "{} (shipped, built into the binary; `repowire orchestrator persona new {} --from {}` copies it to {})",
                 src.path,

@@ -16,6 +16,7 @@
 use super::link::Link;
 use super::{Delivery, push};
 use crate::api::RegisterReq;
+use crate::core::delivery::DeliveryRoute;
 use rmcp::model::{ClientCapabilities, Implementation};
 
 /// The session's view of its client, shared by the tool handlers and the
@@ -176,7 +177,14 @@ impl Hello {
         // auto: the route is recorded once known (push and pull say so at
         // registration already).
         let route = match self.delivery {
-            Delivery::Auto => Some(if push { "channel" } else { "pull" }),
+            Delivery::Auto => Some(
+                if push {
+                    DeliveryRoute::Channel
+                } else {
+                    DeliveryRoute::Pull
+                }
+                .as_str(),
+            ),
             _ => st.want.route,
         };
         st.want = Want {

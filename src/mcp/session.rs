@@ -9,6 +9,7 @@ use super::Mesh;
 use super::link::{Link, Locate, Plan};
 use crate::api::RegisterReq;
 use crate::client::ClientError;
+use crate::core::delivery::DeliveryRoute;
 use std::time::Duration;
 
 /// How deliveries reach the session.
@@ -95,8 +96,8 @@ pub async fn serve(
         // auto: the route is known after the client's hello (None keeps
         // what a resumed peer had).
         route: match join.delivery {
-            Delivery::Push => Some("channel".into()),
-            Delivery::Pull => Some("pull".into()),
+            Delivery::Push => Some(DeliveryRoute::Channel.to_string()),
+            Delivery::Pull => Some(DeliveryRoute::Pull.to_string()),
             Delivery::Auto => None,
         },
         ..Default::default()

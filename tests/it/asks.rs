@@ -209,25 +209,28 @@ fn cli_ask_answer_wait_ack_cancel() {
 
 #[tokio::test]
 async fn reminder_then_expiry() {
-    let d = Daemon::start(&["--reminder-after", "300ms"]);
+    let d = Daemon::start(&["--reminder-after", "10m", "--manual-clock"]);
     let alice = d.peer("alice", None).await;
     let bob = d.peer("bob", None).await;
     let r = alice
         .ask(&AskReq {
             to: "bob".into(),
             text: "ping".into(),
-            timeout_ms: Some(1500),
+            timeout_ms: Some(30 * 60_000),
             ..Default::default()
         })
         .await
         .unwrap();
     let id = r.ask.correlation_id;
     // Not picked up: re-delivered once as a reminder.
-    let a = eventually(Duration::from_secs(10), "a reminder", || async {
-        let a = alice.get_ask(&id).await.unwrap();
-        a.reminded_at_ms.map(|_| a)
-    })
-    .await;
+    d.advance_clock(5 * 60_000).await;
+    assert!(
+        alice.get_ask(&id).await.unwrap().reminded_at_ms.is_none(),
+        "too early"
+    );
+    d.advance_clock(5 * 60_000 + 1).await;
+    let a = alice.get_ask(&id).await.unwrap();
+    assert!(a.reminded_at_ms.is_some(), "reminded");
     assert_eq!(a.state, AskState::Queued);
     let inbox = bob.peek(10).await.unwrap().deliveries;
     let kinds: Vec<DeliveryKind> = inbox.iter().map(|d| d.kind).collect();
@@ -236,7 +239,7 @@ async fn reminder_then_expiry() {
         [DeliveryKind::Ask, DeliveryKind::Reminder],
         "exactly one reminder"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    d.advance_clock(11 * 60_000).await;
     assert_eq!(
         bob.peek(10).await.unwrap().deliveries.len(),
         2,
@@ -244,6 +247,7 @@ async fn reminder_then_expiry() {
     );
 
     // Then it expires; wait returns at once with the terminal state.
+    d.advance_clock(10 * 60_000).await;
     let w = alice.wait(&id, Duration::from_secs(10)).await.unwrap();
     assert!(w.done);
     assert_eq!(w.ask.state, AskState::Expired);
@@ -259,7 +263,7 @@ async fn reminder_then_expiry() {
 
 #[tokio::test]
 async fn picked_up_asks_get_no_reminder_and_unregister_fails_open_asks() {
-    let d = Daemon::start(&["--reminder-after", "200ms"]);
+    let d = Daemon::start(&["--reminder-after", "10m", "--manual-clock"]);
     let alice = d.peer("alice", None).await;
     let bob = d.peer("bob", None).await;
     let id = alice
@@ -269,7 +273,7 @@ async fn picked_up_asks_get_no_reminder_and_unregister_fails_open_asks() {
         .ask
         .correlation_id;
     bob.pickup(&id).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    d.advance_clock(30 * 60_000).await;
     assert!(alice.get_ask(&id).await.unwrap().reminded_at_ms.is_none());
 
     let waiter = {
@@ -391,7 +395,7 @@ async fn canceling_a_handed_out_ask_tells_the_recipient() {
 
 #[tokio::test]
 async fn withdrawn_asks_leave_a_trail_and_a_notice() {
-    let d = Daemon::start(&[]);
+    let d = Daemon::start(&["--manual-clock"]);
     let alice = d.peer("alice", None).await;
     let bob = d.peer("bob", None).await;
     // Expiry of an ask bob already holds: bob is told.
@@ -399,7 +403,7 @@ async fn withdrawn_asks_leave_a_trail_and_a_notice() {
         .ask(&AskReq {
             to: "bob".into(),
             text: "quick?".into(),
-            timeout_ms: Some(400),
+            timeout_ms: Some(10 * 60_000),
             ..Default::default()
         })
         .await
@@ -413,6 +417,7 @@ async fn withdrawn_asks_leave_a_trail_and_a_notice() {
             .len(),
         1
     );
+    d.advance_clock(10 * 60_000 + 1).await;
     let w = alice.wait(&id, Duration::from_secs(10)).await.unwrap();
     assert_eq!(w.ask.state, AskState::Expired);
     let got = bob.peek(10).await.unwrap().deliveries;

@@ -79,7 +79,8 @@ async fn order_is_preserved_per_recipient_and_nothing_is_lost_on_kill9() {
 
 #[tokio::test]
 async fn leases_expire_peek_consumes_nothing_confirm_is_idempotent() {
-    let d = Daemon::start(&["--lease", "1s"]);
+    // The clock is moved past the lease instead of waiting for it.
+    let d = Daemon::start(&["--lease", "10m", "--manual-clock"]);
     let alice = d.peer("alice", None).await;
     let bob = d.peer("bob", None).await;
     alice.notify(&note("bob", "one")).await.unwrap();
@@ -102,7 +103,7 @@ async fn leases_expire_peek_consumes_nothing_confirm_is_idempotent() {
             .is_empty(),
         "leased ones are not handed out twice"
     );
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    d.advance_clock(10 * 60_000 + 1).await;
     let again = bob.lease(&LeaseReq::default()).await.unwrap().deliveries;
     assert_eq!(again.len(), 2, "expired leases are handed out again");
     assert_eq!(
@@ -239,7 +240,13 @@ async fn inbox_follow_streams_and_rides_out_a_daemon_restart() {
 
 #[tokio::test]
 async fn full_inboxes_never_block_answers_takeovers_or_other_recipients() {
-    let d = Daemon::start(&["--max-pending", "2", "--stale-after", "1s"]);
+    let d = Daemon::start(&[
+        "--max-pending",
+        "2",
+        "--stale-after",
+        "10m",
+        "--manual-clock",
+    ]);
     let alice = d.peer("alice", None).await;
     let bob = d.peer("bob", None).await;
     let carol = d.peer("carol", None).await;
@@ -276,7 +283,7 @@ async fn full_inboxes_never_block_answers_takeovers_or_other_recipients() {
     assert_eq!(r.skipped_inbox_full, ["bob"]);
     // A stale holder with a full inbox can still be taken over (notices are never refused).
     alice.claim_orchestrator(false).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    d.advance_clock(10 * 60_000 + 1).await;
     let r = carol.claim_orchestrator(false).await.unwrap();
     assert_eq!(r.previous.as_deref(), Some("alice"));
 }

@@ -7,6 +7,7 @@ use repowire::core::ErrorCode;
 use repowire::core::delivery::DeliveryKind;
 use repowire::core::job::JobState;
 use repowire::core::peer::Status;
+use repowire::core::route::DispatchOutcome;
 use std::time::Duration;
 
 fn upd(state: JobState) -> JobUpdateReq {
@@ -250,7 +251,7 @@ async fn two_dispatchers_racing_dispatch_once() {
     let mut assigned = 0;
     for t in tasks {
         match t.await.unwrap() {
-            Ok(r) => assigned += usize::from(r.outcome == "assigned"),
+            Ok(r) => assigned += usize::from(r.outcome == DispatchOutcome::Assigned),
             Err(e) => assert_eq!(e.code(), Some(ErrorCode::InvalidState), "{e}"),
         }
     }
@@ -266,7 +267,7 @@ async fn two_dispatchers_racing_dispatch_once() {
 
 #[tokio::test]
 async fn lost_executors_requeue_then_fail_deadlines_time_out_and_retry() {
-    let d = Daemon::start(&["--stale-after", "1s"]);
+    let d = Daemon::start(&["--stale-after", "10m", "--manual-clock"]);
     let olga = d.peer("olga", None).await;
     let a = d.peer("a", None).await;
     let b = d.peer("b", None).await;
@@ -301,6 +302,7 @@ async fn lost_executors_requeue_then_fail_deadlines_time_out_and_retry() {
     assert_eq!(j2.previous_assignees, ["a", "b"]);
     // b vanishes too (stops its heartbeat): no attempts left, so it fails.
     let _keep = (olga.clone(), b);
+    d.advance_clock(10 * 60_000 + 1).await;
     let failed = eventually(Duration::from_secs(10), "failure", || async {
         olga.heartbeat(&HeartbeatReq::default()).await.unwrap();
         let x = olga.job(&j.job_id).await.unwrap();
@@ -403,7 +405,14 @@ async fn jobs_run_waits_for_the_end() {
 
 #[tokio::test]
 async fn an_unconfirmed_cancel_lands_after_the_grace_period() {
-    let d = Daemon::start(&["--cancel-grace", "300ms"]);
+    // bob stays live through the jump (else its loss would end the job first).
+    let d = Daemon::start(&[
+        "--cancel-grace",
+        "10m",
+        "--stale-after",
+        "1h",
+        "--manual-clock",
+    ]);
     let olga = d.peer("olga", None).await;
     d.peer("bob", None).await;
     let j = olga
@@ -416,11 +425,15 @@ async fn an_unconfirmed_cancel_lands_after_the_grace_period() {
         .unwrap();
     let x = olga.cancel_job(&j.job_id, None).await.unwrap();
     assert_eq!(x.state, JobState::Dispatched, "in progress: a request");
-    let x = eventually(Duration::from_secs(10), "the grace period", || async {
-        let x = olga.job(&j.job_id).await.unwrap();
-        (x.state == JobState::Canceled).then_some(x)
-    })
-    .await;
+    d.advance_clock(5 * 60_000).await;
+    assert_eq!(
+        olga.job(&j.job_id).await.unwrap().state,
+        JobState::Dispatched,
+        "within the grace period"
+    );
+    d.advance_clock(5 * 60_000 + 1).await;
+    let x = olga.job(&j.job_id).await.unwrap();
+    assert_eq!(x.state, JobState::Canceled, "after the grace period");
     assert!(x.cancel_requested_at_ms.is_some());
     let q = olga
         .create_job(&JobCreateReq {

@@ -5,6 +5,7 @@
 mod asks;
 mod circles;
 mod cli;
+mod clock;
 mod connections;
 mod delivery;
 mod docs;

@@ -5,7 +5,6 @@ use repowire::api::{HeartbeatReq, LeaseReq, RegisterReq};
 use repowire::core::ErrorCode;
 use repowire::core::delivery::DeliveryKind;
 use repowire::core::peer::Role;
-use std::time::Duration;
 
 #[tokio::test]
 async fn claim_refuse_force_release_and_status() {
@@ -92,7 +91,7 @@ async fn claim_refuse_force_release_and_status() {
 
 #[tokio::test]
 async fn stale_holder_is_taken_over() {
-    let d = Daemon::start(&["--stale-after", "1s"]);
+    let d = Daemon::start(&["--stale-after", "10m", "--manual-clock"]);
     let alice = d.peer("alice", None).await;
     let bob = d.peer("bob", None).await;
     alice.claim_orchestrator(false).await.unwrap();
@@ -100,7 +99,7 @@ async fn stale_holder_is_taken_over() {
         code_of(bob.claim_orchestrator(false).await),
         ErrorCode::RoleHeld
     );
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    d.advance_clock(10 * 60_000 + 1).await;
     bob.heartbeat(&HeartbeatReq::default()).await.unwrap();
     let st = bob.orchestrator_status(None).await.unwrap();
     assert!(st.present && st.stale, "the quiet holder shows as stale");

@@ -229,7 +229,7 @@ async fn resume_with_own_token_keeps_identity_other_tokens_refused() {
 
 #[tokio::test]
 async fn heartbeat_ghosts_and_prune() {
-    let d = Daemon::start(&["--stale-after", "1s"]);
+    let d = Daemon::start(&["--stale-after", "10m", "--manual-clock"]);
     let alice = d.peer("alice", None).await;
     let bob = d.peer("bob", None).await;
     let p = bob
@@ -240,8 +240,12 @@ async fn heartbeat_ghosts_and_prune() {
         .unwrap();
     assert_eq!(p.status, Status::Busy);
     assert!(!p.stale);
-    // alice goes quiet while "online": a ghost, flagged by the background task.
+    // alice goes quiet while "online" (bob does not): a ghost, flagged by the
+    // background task.
     let admin = d.admin();
+    d.advance_clock(6 * 60_000).await;
+    bob.heartbeat(&HeartbeatReq::default()).await.unwrap();
+    d.advance_clock(6 * 60_000).await;
     eventually(Duration::from_secs(10), "alice to be a ghost", || async {
         bob.heartbeat(&HeartbeatReq::default()).await.unwrap();
         let peers = admin.list_peers(None).await.unwrap();
@@ -275,7 +279,7 @@ async fn heartbeat_ghosts_and_prune() {
     assert!(!me.ghost);
 
     // Prune removes only the stale ones (admin only).
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    d.advance_clock(10 * 60_000 + 1).await;
     bob.heartbeat(&HeartbeatReq::default()).await.unwrap();
     let r = bob.prune(&Default::default()).await;
     assert_eq!(code_of(r), ErrorCode::Forbidden);

@@ -205,20 +205,24 @@ async fn missed_fires_follow_the_policy_across_a_restart() {
     let olga = d.admin().with_identity(Some(olga_t.clone()), None);
     let skip = ScheduleReq {
         missed: Some(MissedPolicy::Skip),
-        ..once("bob", "400ms", "skipped one")
+        ..once("bob", "10m", "skipped one")
     };
     let fire = ScheduleReq {
         missed: Some(MissedPolicy::FireOnce),
-        ..once("bob", "400ms", "late one")
+        ..once("bob", "10m", "late one")
     };
     let a = olga.create_schedule(&skip).await.unwrap().schedule_id;
     let b = olga.create_schedule(&fire).await.unwrap().schedule_id;
     d.kill9();
-    std::thread::sleep(Duration::from_millis(1200));
-    d.args = vec!["--missed-after".into(), "300ms".into()];
+    // Back up on a clock moved well past both fires: they are missed (ten
+    // minutes late, more than missed-after), as after a long downtime.
+    d.args = ["--missed-after", "5m", "--manual-clock"]
+        .map(String::from)
+        .to_vec();
     d.spawn();
     let olga = d.admin().with_identity(Some(olga_t), None);
     let bob = d.admin().with_identity(Some(bob_t), None);
+    d.advance_clock(20 * 60_000).await;
     eventually(
         Duration::from_secs(10),
         "the fires after restart",

@@ -143,6 +143,22 @@ impl Daemon {
     pub async fn healthy(&self) -> bool {
         Client::new(&self.url, None, None).health().await.is_ok()
     }
+
+    /// Move the clock of a daemon started with `--manual-clock` forward by
+    /// `ms`; returns once the background work now due has run.
+    pub async fn advance_clock(&self, ms: u64) -> i64 {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/debug/clock", self.url))
+            .bearer_auth(self.admin_token())
+            .json(&serde_json::json!({ "advance_ms": ms }))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(status.is_success(), "advance_clock: {status} {body}");
+        body["now_ms"].as_i64().unwrap()
+    }
 }
 
 impl Drop for Daemon {

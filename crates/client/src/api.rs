@@ -553,7 +553,7 @@ pub struct DispatchResp {
     pub route: repowire_core::route::RouteOut,
     /// What was done: `assigned`, `deferred`, `declined`, `asked_user`,
     /// `dry_run`, or `not_applicable` (e.g. an ask route for a job).
-    pub outcome: String,
+    pub outcome: repowire_core::route::DispatchOutcome,
     pub delivery_id: Option<String>,
 }
 

@@ -136,10 +136,11 @@ impl Home {
         serde_json::from_str(&s).ok()
     }
 
-    /// Write `daemon.json` and `daemon.pid` atomically.
+    /// Write `daemon.pid` and `daemon.json` atomically, the pid first:
+    /// whoever sees `daemon.json` (the sign the daemon is up) finds the pid.
     pub fn write_record(&self, rec: &DaemonRecord) -> Result<()> {
-        write_atomic(&self.record_path(), &serde_json::to_vec_pretty(rec)?)?;
-        write_atomic(&self.pid_path(), format!("{}\n", rec.pid).as_bytes())
+        write_atomic(&self.pid_path(), format!("{}\n", rec.pid).as_bytes())?;
+        write_atomic(&self.record_path(), &serde_json::to_vec_pretty(rec)?)
     }
 
     /// Open (creating, 0600) the daemon's lock file.

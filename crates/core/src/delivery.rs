@@ -16,6 +16,14 @@ str_enum!(
 );
 
 str_enum!(
+    /// How deliveries reach a peer (`route` on the wire). `pull`: the peer
+    /// takes its inbox. `channel`: a `repowire mcp` session takes it and
+    /// pushes each delivery into its agent as a channel event (for the
+    /// daemon both are leases; the route says how the agent sees them).
+    DeliveryRoute { Pull => "pull", Channel => "channel" }
+);
+
+str_enum!(
     /// Where a delivery is. `leased` with an expired lease counts as pending.
     DeliveryState {
         Pending => "pending",

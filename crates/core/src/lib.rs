@@ -7,6 +7,7 @@
 pub mod ask;
 pub mod delivery;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod job;
 pub mod limits;

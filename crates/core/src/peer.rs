@@ -87,13 +87,9 @@ str_enum!(
     Status { Online => "online", Busy => "busy", Idle => "idle", Offline => "offline" }
 );
 
-/// How deliveries reach a peer.
-///
-/// `pull`: the peer takes its inbox. `channel`: a `repowire mcp` session
-/// takes it and pushes each delivery into its agent as a channel event (for
-/// the daemon both are leases; the route says how the agent sees them).
+/// Check a delivery route name ([`crate::delivery::DeliveryRoute`]).
 pub fn validate_route(route: &str) -> Result<()> {
-    if matches!(route, "pull" | "channel") {
+    if crate::delivery::DeliveryRoute::parse(route).is_ok() {
         Ok(())
     } else {
         Err(Error::bad_request(format!(

@@ -2,7 +2,28 @@
 //! the daemon acts on it. Pure; the persona host parses, this validates.
 
 use super::mesh::MeshSnapshot;
+use super::peer::str_enum;
 use serde::{Deserialize, Serialize};
+
+str_enum!(
+    /// What a dispatch did with the route its persona chose (`outcome` on
+    /// the wire); `not_applicable`: a route that means nothing for a job
+    /// (ask, notify, fanout).
+    DispatchOutcome {
+        Assigned => "assigned",
+        Deferred => "deferred",
+        Declined => "declined",
+        AskedUser => "asked_user",
+        DryRun => "dry_run",
+        NotApplicable => "not_applicable",
+    }
+);
+
+str_enum!(
+    /// Where a persona's source was found: shipped with repowire, the
+    /// user's personas directory, or a file named on the command line.
+    PersonaOrigin { Shipped => "shipped", User => "user", File => "file" }
+);
 
 /// A decision returned by a persona entry point.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +236,40 @@ pub fn validate(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn outcomes_and_origins_keep_their_wire_strings() {
+        let want = [
+            "assigned",
+            "deferred",
+            "declined",
+            "asked_user",
+            "dry_run",
+            "not_applicable",
+        ];
+        let got: Vec<&str> = DispatchOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        assert_eq!(got, want);
+        for o in DispatchOutcome::ALL {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+            assert_eq!(DispatchOutcome::parse(o.as_str()).unwrap(), *o);
+        }
+        for o in PersonaOrigin::ALL {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.as_str());
+        }
+        assert!(PersonaOrigin::parse("elsewhere").is_err());
+        use crate::delivery::DeliveryRoute;
+        assert_eq!(
+            DeliveryRoute::parse("channel").unwrap(),
+            DeliveryRoute::Channel
+        );
+        let e = crate::peer::validate_route("push").unwrap_err();
+        assert!(
+            e.message.contains("\"pull\" or \"channel\""),
+            "{}",
+            e.message
+        );
+    }
+
     use super::*;
     use crate::mesh::PeerSnap;
 

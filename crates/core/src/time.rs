@@ -1,8 +1,81 @@
-//! Time as integer Unix milliseconds, and humantime durations.
+//! Time as integer Unix milliseconds, humantime durations, and the [`Clock`]
+//! every deadline in the store and daemon is measured against.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Now, in Unix milliseconds.
+/// Where "now" comes from: the system clock, or (tests only) a clock that can
+/// be moved forward, so a test crosses a threshold (a lease, a stale
+/// heartbeat, an ask's expiry) by advancing it instead of sleeping.
+///
+/// A cheap `Clone` handle: every clone sees the same time.
+///
+/// ```
+/// use repowire_core::time::Clock;
+/// let c = Clock::fixed(1_000);
+/// let seen_by_store = c.clone();
+/// c.advance(500);
+/// assert_eq!(seen_by_store.now_ms(), 1_500);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Clock(Option<Arc<Manual>>);
+
+#[derive(Debug)]
+struct Manual {
+    /// `None`: follows the system clock (plus the offset); `Some`: stands still.
+    frozen_at: Option<i64>,
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    /// The system clock (what the daemon runs on).
+    pub fn system() -> Self {
+        Self(None)
+    }
+
+    /// The system clock plus whatever [`Clock::advance`] added: time still
+    /// passes (so a real daemon keeps working), and a test can jump ahead.
+    pub fn manual() -> Self {
+        Self(Some(Arc::new(Manual {
+            frozen_at: None,
+            offset_ms: AtomicI64::new(0),
+        })))
+    }
+
+    /// A clock that stands at `at_ms` until advanced (for unit tests).
+    pub fn fixed(at_ms: i64) -> Self {
+        Self(Some(Arc::new(Manual {
+            frozen_at: Some(at_ms),
+            offset_ms: AtomicI64::new(0),
+        })))
+    }
+
+    /// Whether this clock can be advanced.
+    pub fn is_manual(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Now, in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        match &self.0 {
+            None => now_ms(),
+            Some(m) => m.frozen_at.unwrap_or_else(now_ms) + m.offset_ms.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Move a manual clock forward by `ms` (never backward); returns the new
+    /// now. The system clock cannot be moved: it is returned unchanged.
+    pub fn advance(&self, ms: i64) -> i64 {
+        if let Some(m) = &self.0 {
+            m.offset_ms.fetch_add(ms.max(0), Ordering::SeqCst);
+        }
+        self.now_ms()
+    }
+}
+
+/// Now, in Unix milliseconds, from the system clock. Outside core, take the
+/// time from the [`Clock`] handed in (the store's, the daemon's) instead.
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -57,5 +130,24 @@ mod tests {
         assert_eq!(fmt_age(120_000), "2m");
         assert_eq!(fmt_age(7_200_000), "2h");
         assert!(now_ms() > 1_700_000_000_000);
+    }
+
+    #[test]
+    fn clocks_advance_only_when_manual_and_only_forward() {
+        let sys = Clock::system();
+        assert!(!sys.is_manual());
+        let before = now_ms();
+        assert!(
+            sys.advance(60_000) < before + 60_000,
+            "the system clock does not move"
+        );
+        let m = Clock::manual();
+        let other = m.clone();
+        let jumped = m.advance(3_600_000);
+        assert!(jumped >= before + 3_600_000);
+        assert!(other.now_ms() >= jumped, "clones share the time");
+        let f = Clock::fixed(10);
+        assert_eq!(f.advance(-5), 10, "never backward");
+        assert_eq!(f.advance(5), 15);
     }
 }

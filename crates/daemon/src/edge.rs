@@ -127,6 +127,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/v1/trace/{id}", &[], Nothing),
     r("GET", "/v1/doctor", &[], Nothing),
     r("POST", "/v1/shutdown", &[], Nothing),
+    r("POST", "/v1/debug/clock", &[], Json),
 ];
 
 /// The spec of a matched route (HEAD is answered by the GET route).

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod debug;
 pub mod edge;
 mod http;
 mod observe;
@@ -31,7 +32,7 @@ pub use serve::NetLimits;
 use anyhow::{Context, Result, bail};
 use repowire_client::home::{DaemonRecord, Home};
 use repowire_core::policy::Policy;
-use repowire_core::time::now_ms;
+use repowire_core::time::Clock;
 use repowire_store::Store;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -53,6 +54,9 @@ pub struct Config {
     pub persona_limits: repowire_persona::Limits,
     /// Connection and stream limits.
     pub net: NetLimits,
+    /// Where "now" comes from: the system clock, or (`--manual-clock`, tests
+    /// only) one that `POST /v1/debug/clock` moves forward.
+    pub clock: Clock,
 }
 
 /// The daemon's state: one cheap `Clone` handle.
@@ -67,6 +71,14 @@ pub struct Inner {
     pub(crate) url: String,
     pub(crate) home: Home,
     pub(crate) started_at_ms: i64,
+    /// The store's clock: every deadline is measured against it.
+    pub(crate) clock: Clock,
+    /// Held by a background-maintenance pass: the periodic one and the one a
+    /// manual clock move runs at once never overlap.
+    maintenance: Mutex<()>,
+    /// Woken when a manual clock moves: long polls and inbox streams look
+    /// again (a lease may have run out).
+    clock_moved: tokio::sync::Notify,
     pub(crate) personas: persona_host::PersonaHost,
     /// Woken when schedules change, so the scheduler re-reads the next due time.
     pub(crate) schedules_changed: tokio::sync::Notify,
@@ -189,7 +201,11 @@ pub async fn start(cfg: Config) -> Result<Running> {
     let admin_token = cfg.home.ensure_token()?;
     let store = Store::open(&cfg.home.db(), cfg.policy.clone())
         .map_err(anyhow::Error::new)
-        .context("while opening the store")?;
+        .context("while opening the store")?
+        .with_clock(cfg.clock.clone());
+    if cfg.clock.is_manual() {
+        tracing::warn!("manual clock (--manual-clock): for tests only");
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("while binding {}", cfg.listen))?;
@@ -201,8 +217,15 @@ pub async fn start(cfg: Config) -> Result<Running> {
         admin_token,
         url: url.clone(),
         home: cfg.home.clone(),
-        started_at_ms: now_ms(),
-        personas: persona_host::PersonaHost::new(cfg.home.dir.clone(), cfg.persona_limits.clone()),
+        started_at_ms: cfg.clock.now_ms(),
+        clock: cfg.clock.clone(),
+        maintenance: Mutex::new(()),
+        clock_moved: tokio::sync::Notify::new(),
+        personas: persona_host::PersonaHost::new(
+            cfg.home.dir.clone(),
+            cfg.persona_limits.clone(),
+            cfg.clock.clone(),
+        ),
         schedules_changed: tokio::sync::Notify::new(),
         net: cfg.net.clone(),
         streams: streams::Streams::new(cfg.net.max_streams_per_token, cfg.net.stream_buffer),

@@ -9,6 +9,8 @@
 use super::DaemonHandle;
 use crate::pipeline::{self, Input, Outcome, Target};
 use repowire_client::api::EventInfo;
+use repowire_core::event::{Event, EventKind, Family};
+use repowire_core::peer::Status;
 use repowire_core::route::Route;
 use serde_json::json;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -118,20 +120,27 @@ pub async fn run(h: DaemonHandle) {
             },
             _ = h.stopping() => return,
         };
+        // Every kind on the bus is one this daemon wrote; a kind it cannot name is not acted on.
+        let Ok(kind) = EventKind::parse(&e.kind) else {
+            continue;
+        };
         // A peer arriving gives held-back jobs another chance.
-        let arrived = matches!(
-            e.kind.as_str(),
-            "peer_registered" | "peer_resumed" | "peer_alive"
-        ) || (e.kind == "peer_status"
-            && matches!(e.payload["to"].as_str(), Some("online" | "idle")));
+        let arrived = match kind {
+            EventKind::PeerRegistered | EventKind::PeerResumed | EventKind::PeerAlive => true,
+            EventKind::PeerStatus => matches!(
+                Event::parse(&e.kind, &e.payload),
+                Ok(Event::PeerStatus {
+                    to: Status::Online | Status::Idle,
+                    ..
+                })
+            ),
+            _ => false,
+        };
         if arrived && let Some(circle) = &e.circle {
             let (hh, circle) = (h.clone(), circle.clone());
             let _ = tokio::task::spawn_blocking(move || hh.store.release_holds(&circle)).await;
         }
-        if !(e.kind.starts_with("ask_")
-            || e.kind.starts_with("job_")
-            || e.kind.starts_with("review_"))
-        {
+        if !matches!(kind.family(), Family::Ask | Family::Job | Family::Review) {
             continue;
         }
         let Some(circle) = e.circle.clone() else {
@@ -163,12 +172,13 @@ pub async fn run(h: DaemonHandle) {
             };
             for r in &d.routes {
                 let done = execute(&hh, &g, &circle, r);
-                hh.store.persona_event(
-                    "persona_route",
-                    &name,
-                    Some(&circle),
-                    json!({"persona": name, "entry": "on_event", "event": e.seq, "outcome": done}),
-                )?;
+                let route = Event::PersonaRoute {
+                    persona: name.clone(),
+                    entry: "on_event".into(),
+                    event: e.seq,
+                    outcome: done,
+                };
+                hh.store.persona_event(&name, Some(&circle), route)?;
             }
             Ok::<(), repowire_core::error::Error>(())
         };

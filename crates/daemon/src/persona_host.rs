@@ -12,7 +12,8 @@
 
 use repowire_client::api::{PersonaBrief, PersonaStatus};
 use repowire_core::error::{Error, ErrorCode};
-use repowire_core::time::now_ms;
+use repowire_core::event::Event;
+use repowire_core::time::Clock;
 use repowire_persona::{self as persona, Limits, Persona, PersonaError, Program, catalog};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -77,6 +78,8 @@ impl Slot {
 pub struct PersonaHost {
     home: PathBuf,
     limits: Limits,
+    /// The daemon's clock (load and reload times).
+    clock: Clock,
     slots: RwLock<HashMap<String, Mutex<Slot>>>,
     generation: AtomicU64,
     /// The last mesh snapshot per circle: (store version, built at, snapshot).
@@ -114,10 +117,11 @@ fn percentile(sorted: &[u32], p: f64) -> Option<u64> {
 }
 
 impl PersonaHost {
-    pub fn new(home: PathBuf, limits: Limits) -> Self {
+    pub fn new(home: PathBuf, limits: Limits, clock: Clock) -> Self {
         Self {
             home,
             limits,
+            clock,
             slots: RwLock::new(HashMap::new()),
             generation: AtomicU64::new(0),
             meshes: Mutex::new(HashMap::new()),
@@ -149,12 +153,7 @@ impl PersonaHost {
                 return None;
             }
             if let Err(e) = self.ensure(name) {
-                let _ = store.persona_event(
-                    "persona_error",
-                    name,
-                    Some(circle),
-                    serde_json::json!({"persona": name, "entry": "load", "error": e.message}),
-                );
+                let _ = store.persona_event(name, Some(circle), load_error(name, &e.message));
                 self.failed
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -165,12 +164,7 @@ impl PersonaHost {
         match self.instance(circle, name) {
             Ok(p) => Some(p),
             Err(e) => {
-                let _ = store.persona_event(
-                    "persona_error",
-                    name,
-                    Some(circle),
-                    serde_json::json!({"persona": name, "entry": "load", "error": e.message}),
-                );
+                let _ = store.persona_event(name, Some(circle), load_error(name, &e.message));
                 None
             }
         }
@@ -252,7 +246,7 @@ impl PersonaHost {
             Mutex::new(Slot {
                 program: p,
                 generation: self.generation.fetch_add(1, Ordering::Relaxed) + 1,
-                loaded_at_ms: now_ms(),
+                loaded_at_ms: self.clock.now_ms(),
                 last_reload_ms: None,
                 reload_error: None,
                 circles: HashMap::new(),
@@ -362,7 +356,7 @@ impl PersonaHost {
                     self.with_slot(&name, |s| {
                         s.program = program;
                         s.generation = g;
-                        s.last_reload_ms = Some(now_ms());
+                        s.last_reload_ms = Some(self.clock.now_ms());
                         s.reload_error = None;
                         let circles: Vec<String> = s
                             .circles
@@ -412,7 +406,7 @@ impl PersonaHost {
         if let Some(name) = name {
             let found = self.with_slot(name, |s| {
                 st.sha256 = Some(s.program.sha256.clone());
-                st.source = Some(s.program.origin.clone());
+                st.source = Some(s.program.origin.to_string());
                 st.generation = Some(s.generation);
                 st.loaded_at_ms = Some(s.loaded_at_ms);
                 st.last_reload_ms = s.last_reload_ms;
@@ -444,5 +438,16 @@ impl PersonaHost {
             sha256: st.sha256,
             last_error: st.last_error,
         }
+    }
+}
+
+/// The `persona_error` event of a persona that does not load.
+fn load_error(name: &str, message: &str) -> Event {
+    Event::PersonaError {
+        persona: name.to_string(),
+        entry: "load".into(),
+        error: message.to_string(),
+        location: None,
+        extra: Default::default(),
     }
 }

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use repowire_client::api::{EventInfo, EventsResp, InboxResp, LeaseReq, WaitResp};
 use repowire_core::error::{Error, ErrorCode};
+use repowire_core::event::{Event, EventKind};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -35,7 +36,8 @@ enum Wake {
     Stopping,
 }
 
-/// Sleep until an event matching `wanted`, `until`, or shutdown.
+/// Sleep until an event matching `wanted`, `until`, shutdown, or a move of a
+/// manual clock (tests: a lease may have run out; callers look again).
 async fn next_wake(
     h: &DaemonHandle,
     rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<EventInfo>>,
@@ -46,6 +48,7 @@ async fn next_wake(
         let got = tokio::select! {
             r = tokio::time::timeout_at(until, rx.recv()) => r,
             _ = h.stopping() => return Ok(Wake::Stopping),
+            _ = h.clock_moved.notified() => return Ok(Wake::Event),
         };
         match got {
             Err(_) => return Ok(Wake::Done),
@@ -101,7 +104,8 @@ fn lease_for(h: &DaemonHandle, asked_ms: Option<u64>) -> i64 {
 
 /// Does `e` say a delivery was queued for `peer_id`?
 fn queued_for(e: &EventInfo, peer_id: &str) -> bool {
-    e.kind == "delivery_queued" && e.payload["to_peer_id"] == peer_id
+    matches!(EventKind::parse(&e.kind), Ok(EventKind::DeliveryQueued))
+        && matches!(Event::parse(&e.kind, &e.payload), Ok(Event::DeliveryQueued { to_peer_id, .. }) if to_peer_id == peer_id)
 }
 
 /// Lease pending deliveries, long-polling up to `wait_ms` for the first.

@@ -5,7 +5,6 @@
 
 use crate::DaemonHandle;
 use crate::service::schedules::fire;
-use repowire_core::time::now_ms;
 use std::time::Duration;
 
 /// Run until the daemon stops.
@@ -13,7 +12,9 @@ pub async fn run(h: DaemonHandle) {
     let mut last_round = tokio::time::Instant::now() - Duration::from_secs(1);
     loop {
         let mut wait = match h.store.next_due_ms() {
-            Ok(Some(at)) => Duration::from_millis((at - now_ms()).clamp(0, 3_600_000) as u64),
+            Ok(Some(at)) => {
+                Duration::from_millis((at - h.clock.now_ms()).clamp(0, 3_600_000) as u64)
+            }
             Ok(None) => Duration::from_secs(3600),
             Err(e) => {
                 tracing::error!(error = %e, "scheduler could not read the next due time");
@@ -30,7 +31,7 @@ pub async fn run(h: DaemonHandle) {
             _ = h.schedules_changed.notified() => continue,
             _ = h.stopping() => return,
         }
-        let due = match h.store.due_schedules(now_ms()) {
+        let due = match h.store.due_schedules(h.clock.now_ms()) {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(error = %e, "scheduler could not list due schedules");

@@ -23,7 +23,9 @@ pub async fn run(h: DaemonHandle, tick: Duration) {
     }
 }
 
-fn maintain(h: &DaemonHandle, full: bool) {
+/// One pass of the background work (the full pass adds retention).
+pub(crate) fn maintain(h: &DaemonHandle, full: bool) {
+    let _one_at_a_time = h.maintenance.lock().unwrap_or_else(|p| p.into_inner());
     let s = &h.store;
     log("ghost scan", s.mark_ghosts());
     log("ask expiry", s.expire_due());

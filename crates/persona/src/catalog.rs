@@ -3,7 +3,7 @@
 //! overrides a shipped one of the same name. An optional `NAME.md` beside a
 //! script is its identity text.
 
-use super::{Limits, Persona, PersonaError};
+use super::{Limits, Persona, PersonaError, PersonaOrigin};
 use std::path::{Path, PathBuf};
 
 /// The shipped personas: (name, script).
@@ -28,8 +28,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
 #[derive(Debug, Clone)]
 pub struct Source {
     pub name: String,
-    /// `shipped`, `user` or `file`.
-    pub origin: &'static str,
+    pub origin: PersonaOrigin,
     /// Shown in errors and `persona path`.
     pub path: String,
     pub text: String,
@@ -50,7 +49,7 @@ pub fn user_dir(home: &Path) -> PathBuf {
 /// stray multi-gigabyte file from being read into memory).
 pub const MAX_SOURCE_BYTES: u64 = 1 << 20;
 
-fn read_user(path: &Path, name: &str, origin: &'static str) -> Result<Source, String> {
+fn read_user(path: &Path, name: &str, origin: PersonaOrigin) -> Result<Source, String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     // Before opening: opening a FIFO blocks until a writer comes, and a
@@ -91,7 +90,7 @@ fn shipped(name: &str) -> Option<Source> {
         .find(|(n, _)| *n == name)
         .map(|(n, text)| Source {
             name: n.to_string(),
-            origin: "shipped",
+            origin: PersonaOrigin::Shipped,
             path: format!("personas/{n}.lua"),
             text: text.to_string(),
             identity: None,
@@ -114,7 +113,7 @@ pub fn list(home: &Path) -> Vec<Source> {
             else {
                 continue;
             };
-            if let Ok(src) = read_user(&p, name, "user") {
+            if let Ok(src) = read_user(&p, name, PersonaOrigin::User) {
                 out.retain(|s| s.name != src.name);
                 out.push(src);
             }
@@ -133,12 +132,12 @@ pub fn find(home: &Path, name_or_file: &str) -> Result<Source, String> {
             .and_then(|s| s.to_str())
             .unwrap_or("persona")
             .to_string();
-        return read_user(as_path, &name, "file");
+        return read_user(as_path, &name, PersonaOrigin::File);
     }
     repowire_core::peer::validate_name("persona name", name_or_file).map_err(|e| e.message)?;
     let user = user_dir(home).join(format!("{name_or_file}.lua"));
     if user.exists() {
-        return read_user(&user, name_or_file, "user");
+        return read_user(&user, name_or_file, PersonaOrigin::User);
     }
     shipped(name_or_file).ok_or_else(|| {
         format!(

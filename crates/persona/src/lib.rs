@@ -20,6 +20,7 @@ mod vm;
 
 use mlua::{Lua, Value};
 use repowire_core::mesh::{JobInput, MeshSnapshot, ReviewInput};
+pub use repowire_core::route::PersonaOrigin;
 use repowire_core::route::{Entry, Route, RouteLimits, validate};
 use repowire_core::text::edit_distance as distance;
 use sha2::{Digest, Sha256};
@@ -87,8 +88,7 @@ fn locate(msg: &str) -> Option<String> {
 /// persona runs it in its own [`Persona`] instance (its own VM and state).
 pub struct Program {
     pub name: String,
-    /// `shipped`, `user` or `file`.
-    pub origin: String,
+    pub origin: PersonaOrigin,
     /// Where it came from (`personas/NAME.lua` for shipped ones).
     pub path: String,
     /// SHA-256 of the source, hex.
@@ -165,7 +165,7 @@ impl Persona {
     /// is the program's first instance.
     pub fn compile(
         name: &str,
-        origin: &str,
+        origin: PersonaOrigin,
         path: &str,
         source: &str,
         limits: Limits,
@@ -217,7 +217,7 @@ impl Persona {
             .collect();
         let program = Arc::new(Program {
             name: name.to_string(),
-            origin: origin.to_string(),
+            origin,
             path: path.to_string(),
             sha256,
             entry_points,

@@ -47,7 +47,7 @@ fn compile(src: &str) -> Result<Persona, PersonaError> {
         memory_bytes: 4 << 20,
         ..Default::default()
     };
-    Persona::compile("t", "file", "t.lua", src, limits)
+    Persona::compile("t", PersonaOrigin::File, "t.lua", src, limits)
 }
 
 /// Compile must succeed; the dispatch call must fail with a message
@@ -283,7 +283,13 @@ fn hostile_personas_fall_back_with_file_and_line_and_never_hang() {
         let what = path.clone();
         let report = must_finish(&what, move || -> Vec<String> {
             let mut bad = Vec::new();
-            let p = match Persona::compile(&name, "file", &path, &src, Limits::default()) {
+            let p = match Persona::compile(
+                &name,
+                PersonaOrigin::File,
+                &path,
+                &src,
+                Limits::default(),
+            ) {
                 Err(e) => {
                     if !at_load {
                         bad.push(format!("did not load: {e:?}"));

@@ -10,9 +10,9 @@ use repowire_client::api::{
 use repowire_core::ask::{AskAction, AskState};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::event::{AskMove, Event};
 use repowire_core::ids::{IdKind, new_id};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 use std::collections::HashSet;
 
 macro_rules! cols {
@@ -81,13 +81,12 @@ fn check_id(id: &str, kind: IdKind) -> Result<()> {
     }
 }
 
-fn ask_event(t: &mut Tx<'_>, kind: &str, a: &AskInfo, payload: serde_json::Value) -> Result<()> {
+fn ask_event(t: &mut Tx<'_>, a: &AskInfo, event: Event) -> Result<()> {
     t.event(NewEvent {
-        kind,
         subject: &a.correlation_id,
         related: a.parent_id.as_deref(),
         circle: Some(&a.circle),
-        payload,
+        event,
     })
 }
 
@@ -121,7 +120,11 @@ fn cas(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<AskInfo> {
 /// a delivery confirmation arrives after the ask moved on).
 pub(super) fn transition_quiet(t: &mut Tx<'_>, id: &str, action: AskAction) -> Result<()> {
     match cas(t, id, action) {
-        Ok(a) => ask_event(t, &format!("ask_{}", a.state), &a, json!({"to": a.to})),
+        Ok(a) => ask_event(
+            t,
+            &a,
+            Event::ask_moved(a.state, AskMove::To { to: a.to.clone() }),
+        ),
         Err(e) if e.code == ErrorCode::InvalidState => Ok(()),
         Err(e) => Err(e),
     }
@@ -164,12 +167,14 @@ pub(super) fn create_in(
         ])?;
     let queued_offline = !to.reachable(t.now, t.policy.stale_after_ms);
     let a = get(t.conn(), &id)?;
-    ask_event(
-        t,
-        "ask_queued",
-        &a,
-        json!({"from": from.name, "to": to.name, "expires_at_ms": a.expires_at_ms, "recipient_offline": queued_offline, "reply_to": reply_to}),
-    )?;
+    let queued = AskMove::Queued {
+        from: from.name.clone(),
+        to: to.name.clone(),
+        expires_at_ms: a.expires_at_ms,
+        recipient_offline: queued_offline,
+        reply_to: reply_to.map(str::to_string),
+    };
+    ask_event(t, &a, Event::AskQueued(queued))?;
     let delivery_id = enqueue(
         t,
         NewDelivery {
@@ -243,12 +248,11 @@ pub(super) fn end_for_removed_peer(t: &mut Tx<'_>, p: &PeerRow) -> Result<()> {
         } else {
             withdraw(t, &a, why)?;
         }
-        ask_event(
-            t,
-            &format!("ask_{}", a.state),
-            &a,
-            json!({"why": why, "peer": p.name}),
-        )?;
+        let gone = AskMove::PeerGone {
+            why: why.to_string(),
+            peer: p.name.clone(),
+        };
+        ask_event(t, &a, Event::ask_moved(a.state, gone))?;
     }
     Ok(())
 }
@@ -311,11 +315,10 @@ impl Store {
                 )?
                 .execute(params![parent, from.id, from.circle, req.text, t.now])?;
             t.event(NewEvent {
-                kind: "ask_many_created",
                 subject: &parent,
                 related: None,
                 circle: Some(&from.circle),
-                payload: json!({"from": from.name, "to": req.to}),
+                event: Event::AskManyCreated { from: from.name.clone(), to: req.to.clone() },
             })?;
             let mut asks = Vec::with_capacity(req.to.len());
             let mut seen_ids = HashSet::new();
@@ -462,14 +465,16 @@ impl Store {
                         .prepare_cached("UPDATE asks SET answer = ?2 WHERE id = ?1")?
                         .execute(params![id, text])?;
                     a.answer = Some(text.to_string());
-                    ask_event(
-                        t,
-                        "ask_answered",
-                        &a,
-                        json!({"by": actor.name, "answer_bytes": text.len()}),
-                    )?;
+                    let answered = AskMove::Answered {
+                        by: actor.name.clone(),
+                        answer_bytes: text.len(),
+                    };
+                    ask_event(t, &a, Event::AskAnswered(answered))?;
                     a = cas(t, id, AskAction::Close)?;
-                    ask_event(t, "ask_closed", &a, json!({"by": actor.name}))?;
+                    let by = AskMove::By {
+                        by: actor.name.clone(),
+                    };
+                    ask_event(t, &a, Event::AskClosed(by))?;
                     if let Some(asker) = by_id(t.conn(), &a.from_peer_id)? {
                         enqueue(
                             t,
@@ -489,12 +494,11 @@ impl Store {
                         .prepare_cached("UPDATE asks SET ack_message = ?2 WHERE id = ?1")?
                         .execute(params![id, text])?;
                     a.ack_message = text.map(str::to_string);
-                    ask_event(
-                        t,
-                        "ask_closed",
-                        &a,
-                        json!({"by": actor.name, "ack_message_bytes": text.map(str::len)}),
-                    )?;
+                    let acked = AskMove::Acked {
+                        by: actor.name.clone(),
+                        ack_message_bytes: text.map(str::len),
+                    };
+                    ask_event(t, &a, Event::AskClosed(acked))?;
                     if let (Some(msg), Some(asker)) = (text, by_id(t.conn(), &a.from_peer_id)?) {
                         enqueue(
                             t,
@@ -510,15 +514,18 @@ impl Store {
                     }
                 }
                 AskAction::Cancel => {
-                    ask_event(t, "ask_canceled", &a, json!({"by": actor.name}))?;
+                    let by = AskMove::By {
+                        by: actor.name.clone(),
+                    };
+                    ask_event(t, &a, Event::AskCanceled(by))?;
                     withdraw(t, &a, &format!("{} canceled it", actor.name))?;
                 }
-                _ => ask_event(
-                    t,
-                    &format!("ask_{}", a.state),
-                    &a,
-                    json!({"by": actor.name}),
-                )?,
+                _ => {
+                    let by = AskMove::By {
+                        by: actor.name.clone(),
+                    };
+                    ask_event(t, &a, Event::ask_moved(a.state, by))?
+                }
             }
             Ok(a)
         })
@@ -526,7 +533,7 @@ impl Store {
 
     /// Expire open asks past their timeout. Returns how many.
     pub fn expire_due(&self) -> Result<usize> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let due = self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT COUNT(*) FROM asks WHERE state IN ('queued','delivered','picked_up') AND expires_ms <= ?1",
@@ -547,7 +554,7 @@ impl Store {
             for id in &ids {
                 let a = cas(t, id, AskAction::Expire)?;
                 withdraw(t, &a, "it expired")?;
-                ask_event(t, "ask_expired", &a, json!({"to": a.to, "expires_at_ms": a.expires_at_ms}))?;
+                ask_event(t, &a, Event::AskExpired(AskMove::Expired { to: a.to.clone(), expires_at_ms: a.expires_at_ms }))?;
             }
             Ok(ids.len())
         })
@@ -555,7 +562,7 @@ impl Store {
 
     /// Re-deliver, once, asks still not picked up after `reminder_after`.
     pub fn remind_due(&self) -> Result<usize> {
-        let cutoff = repowire_core::time::now_ms() - self.policy.reminder_after_ms;
+        let cutoff = self.clock.now_ms() - self.policy.reminder_after_ms;
         const DUE: &str = "SELECT id, to_peer, from_peer, text FROM asks
              WHERE state IN ('queued','delivered') AND reminded_ms IS NULL AND created_ms <= ?1";
         let any = self.read(|c| Ok(c.prepare_cached(DUE)?.exists([cutoff])?))?;
@@ -589,12 +596,11 @@ impl Store {
                     },
                 )?;
                 let a = get(t.conn(), id)?;
-                ask_event(
-                    t,
-                    "ask_reminded",
-                    &a,
-                    json!({"to": to.name, "delivery_id": dlv}),
-                )?;
+                let reminded = Event::AskReminded {
+                    to: to.name.clone(),
+                    delivery_id: dlv,
+                };
+                ask_event(t, &a, reminded)?;
             }
             Ok(due.len())
         })

@@ -7,9 +7,9 @@ use repowire_client::api::{BroadcastReq, BroadcastResp, DeliveryInfo, NotifyReq,
 use repowire_core::ask::AskAction;
 use repowire_core::delivery::{DeliveryKind, DeliveryState};
 use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::event::{Confirmed, Event};
 use repowire_core::ids::{IdKind, new_id};
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
 /// A delivery to append.
 pub(super) struct NewDelivery<'a> {
@@ -69,14 +69,15 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<String> {
             d.job_id
         ])?;
     t.event(NewEvent {
-        kind: "delivery_queued",
         subject: &id,
         related: d.ask_id,
         circle: Some(&d.to.circle),
-        payload: json!({
-            "to": d.to.name, "to_peer_id": d.to.id, "from": d.from.map(|f| &f.name),
-            "kind": d.kind,
-        }),
+        event: Event::DeliveryQueued {
+            to: d.to.name.clone(),
+            to_peer_id: d.to.id.clone(),
+            from: d.from.map(|f| f.name.clone()),
+            kind: d.kind,
+        },
     })?;
     Ok(id)
 }
@@ -172,11 +173,12 @@ pub(super) fn drop_where(t: &mut Tx<'_>, cond: &str, arg: &str, why: &str) -> Re
         .collect::<rusqlite::Result<_>>()?;
     for (id, ask_id, circle) in &rows {
         t.event(NewEvent {
-            kind: "delivery_dropped",
             subject: id,
             related: ask_id.as_deref(),
             circle: Some(circle),
-            payload: json!({"why": why}),
+            event: Event::DeliveryDropped {
+                why: why.to_string(),
+            },
         })?;
     }
     Ok(rows.len())
@@ -197,11 +199,12 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &str, circle: &str) -> Resu
         .collect::<rusqlite::Result<_>>()?;
     for id in &held {
         t.event(NewEvent {
-            kind: "delivery_confirmed",
             subject: id,
             related: Some(ask_id),
             circle: Some(circle),
-            payload: json!({"by": "recipient acted on the ask"}),
+            event: Event::DeliveryConfirmed(Confirmed::Acted {
+                by: "recipient acted on the ask".into(),
+            }),
         })?;
     }
     drop_where(
@@ -237,7 +240,7 @@ impl Store {
         lease_ms: i64,
         alive: bool,
     ) -> Result<Vec<DeliveryInfo>> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         if self.read(|c| available(c, peer_id, now, 1))?.is_empty() {
             // An idle consumer is alive too: keep it from turning into a ghost.
             if alive {
@@ -260,11 +263,14 @@ impl Store {
                 d.attempts += 1;
                 d.lease_until_ms = Some(until);
                 t.event(NewEvent {
-                    kind: "delivery_leased",
                     subject: &d.delivery_id,
                     related: d.correlation_id.as_deref(),
                     circle: Some(&p.circle),
-                    payload: json!({"to": p.name, "attempt": d.attempts, "lease_until_ms": until}),
+                    event: Event::DeliveryLeased {
+                        to: p.name.clone(),
+                        attempt: d.attempts,
+                        lease_until_ms: until,
+                    },
                 })?;
             }
             if alive {
@@ -295,25 +301,26 @@ impl Store {
             let p = must(t.conn(), peer_id)?;
             let mut n = 0;
             for id in ids {
-                let row: Option<(String, Option<String>)> = t
+                let row: Option<(DeliveryKind, Option<String>)> = t
                     .conn()
                     .prepare_cached(
                         "UPDATE deliveries SET state = 'delivered', delivered_ms = ?3, lease_until_ms = NULL
                          WHERE id = ?1 AND to_peer = ?2 AND state IN ('pending','leased')
                          RETURNING kind, ask_id",
                     )?
-                    .query_row(params![id, peer_id, t.now], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .query_row(params![id, peer_id, t.now], |r| {
+                        Ok((parse_col(r.get(0)?, DeliveryKind::parse)?, r.get(1)?))
+                    })
                     .optional()?;
                 let Some((kind, ask_id)) = row else { continue };
                 n += 1;
                 t.event(NewEvent {
-                    kind: "delivery_confirmed",
                     subject: id,
                     related: ask_id.as_deref(),
                     circle: Some(&p.circle),
-                    payload: json!({"to": p.name, "kind": kind}),
+                    event: Event::DeliveryConfirmed(Confirmed::Consumer { to: p.name.clone(), kind }),
                 })?;
-                if let (Some(ask_id), true) = (&ask_id, kind == "ask" || kind == "reminder") {
+                if let (Some(ask_id), true) = (&ask_id, matches!(kind, DeliveryKind::Ask | DeliveryKind::Reminder)) {
                     super::asks::transition_quiet(t, ask_id, AskAction::Deliver)?;
                 }
             }

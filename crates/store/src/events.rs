@@ -99,7 +99,7 @@ impl Store {
     /// Delete events older than `max_age_ms` and beyond the newest
     /// `max_count`. Returns how many went.
     pub fn prune_events(&self, max_age_ms: i64, max_count: i64) -> Result<usize> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // seq and ts_ms grow together, so the cut is found by walking only
@@ -124,7 +124,7 @@ impl Store {
     /// dropped deliveries, terminal asks, and ask groups left empty. Open
     /// asks and undelivered deliveries are never touched. Returns rows deleted.
     pub fn prune_finished(&self, max_age_ms: i64) -> Result<usize> {
-        let cutoff = repowire_core::time::now_ms() - max_age_ms;
+        let cutoff = self.clock.now_ms() - max_age_ms;
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let d = tx.execute(

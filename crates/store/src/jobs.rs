@@ -9,11 +9,11 @@ use super::{NewEvent, Store, Tx, parse_col};
 use repowire_client::api::{JobCreateReq, JobInfo, JobNote, JobUpdateReq};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::event::{Event, JobMove};
 use repowire_core::ids::{IdKind, new_id};
 use repowire_core::job::{JobAction, JobState};
 use repowire_core::peer::Role;
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
 macro_rules! cols {
     () => {
@@ -100,13 +100,12 @@ fn get(c: &Connection, id: &str) -> Result<JobRow> {
     Ok(row)
 }
 
-fn job_event(t: &mut Tx<'_>, kind: &str, j: &JobInfo, payload: serde_json::Value) -> Result<()> {
+fn job_event(t: &mut Tx<'_>, j: &JobInfo, event: Event) -> Result<()> {
     t.event(NewEvent {
-        kind,
         subject: &j.job_id,
         related: None,
         circle: Some(&j.circle),
-        payload,
+        event,
     })
 }
 
@@ -201,7 +200,7 @@ impl Store {
     /// Queued jobs whose retry backoff has passed, oldest first (the
     /// background dispatcher's work list).
     pub fn dispatchable_jobs(&self, limit: u32) -> Result<Vec<String>> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT id FROM jobs WHERE state = 'queued' AND (not_before_ms IS NULL OR not_before_ms <= ?1)
@@ -318,7 +317,7 @@ impl Store {
                     t.conn()
                         .prepare_cached("UPDATE jobs SET cancel_requested_ms = ?2, updated_ms = ?2 WHERE id = ?1")?
                         .execute(params![id, t.now])?;
-                    job_event(t, "job_cancel_requested", &j.info, json!({"by": by, "grace_ms": t.policy.cancel_grace_ms}))?;
+                    job_event(t, &j.info, Event::JobCancelRequested { by: by.clone(), grace_ms: t.policy.cancel_grace_ms })?;
                     if let Some(who) = assignee.as_deref().map(|a| by_id(t.conn(), a)).transpose()?.flatten() {
                         enqueue(
                             t,
@@ -339,14 +338,14 @@ impl Store {
                     }
                 } else if req.note.is_some() {
                     // Asked again, with a note: keep the rule (an event per change).
-                    job_event(t, "job_updated", &j.info, json!({"by": by, "note": true}))?;
+                    job_event(t, &j.info, Event::JobUpdated { by: by.clone(), phase: None, note: true })?;
                 }
                 return Ok(get(t.conn(), id)?.info);
             }
             let j = match action {
                 Some(a) => {
                     let j = cas(t, id, a)?;
-                    job_event(t, &format!("job_{}", j.info.state), &j.info, json!({"by": by, "phase": req.phase}))?;
+                    job_event(t, &j.info, Event::job_moved(j.info.state, JobMove::Update { by: by.clone(), phase: req.phase.clone() }))?;
                     if j.info.state.is_terminal() {
                         tell_owner(t, &j, actor.unwrap_or(""))?;
                     }
@@ -354,7 +353,7 @@ impl Store {
                 }
                 None => {
                     let j = get(t.conn(), id)?;
-                    job_event(t, "job_updated", &j.info, json!({"by": by, "phase": req.phase, "note": req.note.is_some()}))?;
+                    job_event(t, &j.info, Event::JobUpdated { by: by.clone(), phase: Some(req.phase.clone()), note: req.note.is_some() })?;
                     j
                 }
             };
@@ -435,12 +434,12 @@ fn dispatch_in(
         )?
         .execute(params![id, to.id, to.name, serde_json::to_string(&previous)?, t.now])?;
     let j = get(t.conn(), id)?;
-    job_event(
-        t,
-        "job_dispatched",
-        &j.info,
-        json!({"to": to.name, "attempt": j.info.attempts, "by": sender.name}),
-    )?;
+    let dispatched = JobMove::Dispatched {
+        to: to.name.clone(),
+        attempt: j.info.attempts,
+        by: sender.name.clone(),
+    };
+    job_event(t, &j.info, Event::JobDispatched(dispatched))?;
     let text = format!(
         "Job {id}: {}\n\n{}{}\n\nTake it with: repowire jobs update {id} --state running, then --state succeeded|failed [--note …] [--result …]",
         j.info.title,
@@ -465,7 +464,7 @@ impl Store {
     /// queue, up to `max_attempts`, then fail. Jobs past their deadline time
     /// out. Owners are told of every end. Returns how many jobs moved.
     pub fn repair_jobs(&self) -> Result<usize> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let stale_cut = now - self.policy.stale_after_ms;
         const LOST: &str = "SELECT j.id FROM jobs j LEFT JOIN peers p ON p.id = j.assignee
              WHERE j.state IN ('dispatched','running')
@@ -490,7 +489,7 @@ impl Store {
             let mut n = 0;
             for id in &graced {
                 let Ok(j) = cas(t, id, JobAction::Cancel) else { continue };
-                job_event(t, "job_canceled", &j.info, json!({"by": "grace period"}))?;
+                job_event(t, &j.info, Event::JobCanceled(JobMove::By { by: "grace period".into() }))?;
                 tell_owner(t, &j, "")?;
                 n += 1;
             }
@@ -500,7 +499,7 @@ impl Store {
                     .prepare_cached("UPDATE jobs SET error = 'deadline passed' WHERE id = ?1")?
                     .execute([id])?;
                 let j = get(t.conn(), &j.info.job_id)?;
-                job_event(t, "job_timed_out", &j.info, json!({"deadline_ms": j.info.deadline_ms}))?;
+                job_event(t, &j.info, Event::JobTimedOut(JobMove::TimedOut { deadline_ms: j.info.deadline_ms }))?;
                 tell_owner(t, &j, "")?;
                 n += 1;
             }
@@ -513,7 +512,7 @@ impl Store {
                 if j.info.cancel_requested_at_ms.is_some() {
                     // It was being canceled anyway: cancel, don't retry.
                     let j = cas(t, id, JobAction::Cancel)?;
-                    job_event(t, "job_canceled", &j.info, json!({"by": "executor lost during a cancel"}))?;
+                    job_event(t, &j.info, Event::JobCanceled(JobMove::By { by: "executor lost during a cancel".into() }))?;
                     tell_owner(t, &j, "")?;
                     n += 1;
                     continue;
@@ -526,14 +525,14 @@ impl Store {
                                not_before_ms = ?2 + backoff_ms * attempts, cancel_requested_ms = NULL WHERE id = ?1",
                         )?
                         .execute(params![id, t.now])?;
-                    job_event(t, "job_executor_lost", &j.info, json!({"assignee": who, "attempt": j.info.attempts, "requeued": true}))?;
+                    job_event(t, &j.info, Event::JobExecutorLost { assignee: who, attempt: j.info.attempts, requeued: true })?;
                 } else {
                     let j = cas(t, id, JobAction::Fail)?;
                     t.conn()
                         .prepare_cached("UPDATE jobs SET error = 'executor_lost' WHERE id = ?1")?
                         .execute([id])?;
                     let j = get(t.conn(), &j.info.job_id)?;
-                    job_event(t, "job_executor_lost", &j.info, json!({"assignee": who, "attempt": j.info.attempts, "requeued": false}))?;
+                    job_event(t, &j.info, Event::JobExecutorLost { assignee: who, attempt: j.info.attempts, requeued: false })?;
                     tell_owner(t, &j, "")?;
                 }
                 n += 1;
@@ -568,9 +567,10 @@ impl Store {
                 .execute([id])?;
             job_event(
                 t,
-                "job_retried",
                 &j.info,
-                json!({"attempts": j.info.attempts}),
+                Event::JobRetried {
+                    attempts: j.info.attempts,
+                },
             )?;
             Ok(get(t.conn(), id)?.info)
         })
@@ -632,12 +632,12 @@ pub(super) fn create_job_in(
                 req.backoff_ms.unwrap_or(10_000).clamp(0, 86_400_000)
             ])?;
         let j = get(t.conn(), &id)?;
-        job_event(
-            t,
-            "job_created",
-            &j.info,
-            json!({"title": req.title, "by": creator.name, "owner": owner.name}),
-        )?;
+        let created = Event::JobCreated {
+            title: req.title.clone(),
+            by: creator.name.clone(),
+            owner: owner.name.clone(),
+        };
+        job_event(t, &j.info, created)?;
         if let Some(peer) = &req.assign {
             let to = resolve_for(t.conn(), &creator, peer, None, false)?;
             dispatch_in(t, &id, &to, &creator, None)?;

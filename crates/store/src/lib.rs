@@ -24,8 +24,9 @@ pub use schedules::{Checkin, SchedRow};
 
 use repowire_client::api::EventInfo;
 use repowire_core::error::{Error, Result};
+use repowire_core::event::Event;
 use repowire_core::policy::Policy;
-use repowire_core::time::now_ms;
+use repowire_core::time::Clock;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,8 @@ pub struct Store {
     /// Bumped by every committed write: lets readers cache derived views.
     version: std::sync::atomic::AtomicU64,
     pub policy: Policy,
+    /// Where every transaction's `now` comes from.
+    clock: Clock,
 }
 
 /// A write transaction in progress, collecting the events it appends.
@@ -52,35 +55,37 @@ pub struct Tx<'a> {
     pub policy: &'a Policy,
 }
 
-/// An event to append: kind, subject id, related id, circle, JSON payload.
+/// An event to append: subject id, related id, circle, and the typed event
+/// (which names the kind and renders the JSON payload).
 pub struct NewEvent<'a> {
-    pub kind: &'a str,
     pub subject: &'a str,
     pub related: Option<&'a str>,
     pub circle: Option<&'a str>,
-    pub payload: serde_json::Value,
+    pub event: Event,
 }
 
 impl Tx<'_> {
     /// Append an event row in this transaction.
     pub fn event(&mut self, e: NewEvent<'_>) -> Result<()> {
-        let payload = e.payload.to_string();
+        let kind = e.event.kind().as_str();
+        let value = e.event.payload()?;
+        let payload = value.to_string();
         self.tx
             .prepare_cached(
                 "INSERT INTO events (ts_ms, kind, subject, related, circle, payload)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(rusqlite::params![
-                self.now, e.kind, e.subject, e.related, e.circle, payload
+                self.now, kind, e.subject, e.related, e.circle, payload
             ])?;
         self.events.push(EventInfo {
             seq: self.tx.last_insert_rowid(),
             ts_ms: self.now,
-            kind: e.kind.to_string(),
+            kind: kind.to_string(),
             subject: e.subject.to_string(),
             related: e.related.map(str::to_string),
             circle: e.circle.map(str::to_string),
-            payload: e.payload,
+            payload: value,
         });
         Ok(())
     }
@@ -131,7 +136,19 @@ impl Store {
             bus,
             version: std::sync::atomic::AtomicU64::new(0),
             policy,
+            clock: Clock::system(),
         })
+    }
+
+    /// Measure every deadline against `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock transactions read `now` from.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Subscribe to committed events.
@@ -148,7 +165,7 @@ impl Store {
             let mut t = Tx {
                 tx,
                 events: Vec::new(),
-                now: now_ms(),
+                now: self.clock.now_ms(),
                 policy: &self.policy,
             };
             let out = f(&mut t)?;
@@ -294,6 +311,42 @@ mod tests {
         assert!(
             counted.iter().all(|(p, _)| p != &c),
             "a removed peer has nothing pending"
+        );
+    }
+
+    /// Leases and ask timeouts are measured against the store's clock: a
+    /// test moves it past them instead of waiting.
+    #[test]
+    fn deadlines_follow_the_store_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::fixed(1_700_000_000_000);
+        let s = Store::open(&dir.path().join("t.db"), Policy::default())
+            .unwrap()
+            .with_clock(clock.clone());
+        let (a, b) = (reg(&s, "a"), reg(&s, "b"));
+        let ask = AskReq {
+            to: "b".into(),
+            text: "q".into(),
+            timeout_ms: Some(60_000),
+            ..Default::default()
+        };
+        let q = s.ask(&a, &ask, false).unwrap().ask;
+        assert_eq!(q.expires_at_ms, clock.now_ms() + 60_000);
+        assert_eq!(s.lease(&b, 10, 30_000, true).unwrap().len(), 1);
+        assert!(s.lease(&b, 10, 30_000, true).unwrap().is_empty(), "held");
+        clock.advance(30_001);
+        assert_eq!(
+            s.lease(&b, 10, 30_000, true).unwrap().len(),
+            1,
+            "lease ran out"
+        );
+        assert_eq!(s.expire_due().unwrap(), 0, "not yet");
+        clock.advance(30_000);
+        assert_eq!(s.expire_due().unwrap(), 1);
+        let e = s.events_since(0, 100, None).unwrap();
+        assert_eq!(
+            e.last().map(|e| (e.kind.as_str(), e.ts_ms)),
+            Some(("ask_expired", clock.now_ms()))
         );
     }
 

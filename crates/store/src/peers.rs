@@ -5,14 +5,15 @@ use super::deliveries::{NewDelivery, enqueue};
 use super::{NewEvent, Store, Tx, parse_col};
 use repowire_client::api::{ClaimResp, PeerInfo, RegisterReq, UpdatePeerReq};
 use repowire_core::delivery::DeliveryKind;
+use repowire_core::delivery::DeliveryRoute;
 use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::event::Event;
 use repowire_core::ids::{IdKind, new_id, new_token, token_hash};
 use repowire_core::peer::{
     self, Claim, DEFAULT_CIRCLE, Holder, Role, Status, decide_claim, split_address, validate_name,
     validate_route,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
 const MAX_TAGS: usize = repowire_core::limits::TAGS;
 
@@ -189,11 +190,15 @@ fn set_role(t: &mut Tx<'_>, p: &PeerRow, role: Role, why: &str) -> Result<()> {
         )?
         .execute(params![p.id, role.as_str()])?;
     t.event(NewEvent {
-        kind: "peer_role_changed",
         subject: &p.id,
         related: None,
         circle: Some(&p.circle),
-        payload: json!({"name": p.name, "from": p.role, "to": role, "why": why}),
+        event: Event::PeerRoleChanged {
+            name: p.name.clone(),
+            from: p.role,
+            to: role,
+            why: why.to_string(),
+        },
     })
 }
 
@@ -259,11 +264,15 @@ fn claim_in(t: &mut Tx<'_>, p: &PeerRow, force: bool, stale_after: i64) -> Resul
         set_role(t, p, Role::Orchestrator, "claimed")?;
     }
     t.event(NewEvent {
-        kind: "role_claimed",
         subject: &p.id,
         related: None,
         circle: Some(&p.circle),
-        payload: json!({"name": p.name, "role": "orchestrator", "previous": previous, "takeover": takeover}),
+        event: Event::RoleClaimed {
+            name: p.name.clone(),
+            role: Role::Orchestrator,
+            previous: previous.clone(),
+            takeover: takeover.clone(),
+        },
     })?;
     let holder = must(t.conn(), &p.id)?;
     Ok(ClaimResp {
@@ -289,11 +298,10 @@ pub(super) fn revive(t: &mut Tx<'_>, peer_id: &str) -> Result<()> {
         .execute(params![peer_id, t.now])?;
     if let Some((name, circle)) = was_ghost {
         t.event(NewEvent {
-            kind: "peer_alive",
             subject: peer_id,
             related: None,
             circle: Some(&circle),
-            payload: json!({"name": name}),
+            event: Event::PeerAlive { name },
         })?;
     }
     Ok(())
@@ -315,11 +323,13 @@ fn remove_in(t: &mut Tx<'_>, p: &PeerRow, why: &str) -> Result<()> {
         .prepare_cached("DELETE FROM inbox_counts WHERE peer_id = ?1")?
         .execute([&p.id])?;
     t.event(NewEvent {
-        kind: "peer_unregistered",
         subject: &p.id,
         related: None,
         circle: Some(&p.circle),
-        payload: json!({"name": p.name, "why": why}),
+        event: Event::PeerUnregistered {
+            name: p.name.clone(),
+            why: why.to_string(),
+        },
     })
 }
 
@@ -415,11 +425,10 @@ impl Store {
                         ])?;
                     revive(t, &old.id)?;
                     t.event(NewEvent {
-                        kind: "peer_resumed",
                         subject: &old.id,
                         related: None,
                         circle: Some(&old.circle),
-                        payload: json!({"name": old.name}),
+                        event: Event::PeerResumed { name: old.name.clone() },
                     })?;
                     let mut row = must(t.conn(), &old.id)?;
                     match req.role {
@@ -467,16 +476,15 @@ impl Store {
                             req.project_path.as_deref().unwrap_or(""),
                             tags_json.as_deref().unwrap_or("[]"),
                             req.description.as_deref().unwrap_or(""),
-                            req.route.as_deref().unwrap_or("pull"),
+                            req.route.as_deref().unwrap_or(DeliveryRoute::Pull.as_str()),
                             token_hash(&token),
                             t.now
                         ])?;
                     t.event(NewEvent {
-                        kind: "peer_registered",
                         subject: &id,
                         related: None,
                         circle: Some(&circle),
-                        payload: json!({"name": req.name, "role": role, "backend": req.backend}),
+                        event: Event::PeerRegistered { name: req.name.clone(), role, backend: req.backend.clone() },
                     })?;
                     if role == Role::Orchestrator {
                         let row = must(t.conn(), &id)?;
@@ -505,11 +513,14 @@ impl Store {
                 )?
                 .execute(params![peer_id, req.description, tags_json])?;
             t.event(NewEvent {
-                kind: "peer_updated",
                 subject: peer_id,
                 related: None,
                 circle: Some(&p.circle),
-                payload: json!({"name": p.name, "description": req.description, "tags": req.tags}),
+                event: Event::PeerUpdated {
+                    name: p.name.clone(),
+                    description: req.description.clone(),
+                    tags: req.tags.clone(),
+                },
             })?;
             must(t.conn(), peer_id)
         })
@@ -530,11 +541,14 @@ impl Store {
                 .execute(params![peer_id, status.as_str()])?;
             if status != p.status {
                 t.event(NewEvent {
-                    kind: "peer_status",
                     subject: peer_id,
                     related: None,
                     circle: Some(&p.circle),
-                    payload: json!({"name": p.name, "from": p.status, "to": status}),
+                    event: Event::PeerStatus {
+                        name: p.name.clone(),
+                        from: p.status,
+                        to: status,
+                    },
                 })?;
             }
             must(t.conn(), peer_id)
@@ -544,7 +558,7 @@ impl Store {
     /// Refresh `last_seen` if it is older than `min_interval_ms` (a cheap
     /// sign of life from consumers; writes only when needed).
     pub fn touch(&self, peer_id: &str, min_interval_ms: i64) -> Result<()> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let seen = self.read(|c| Ok(by_id(c, peer_id)?.map(|p| p.last_seen_ms)))?;
         if seen.is_some_and(|s| now - s >= min_interval_ms) {
             self.write(|t| revive(t, peer_id))?;
@@ -599,11 +613,13 @@ impl Store {
             }
             step_down(t, &p, "released")?;
             t.event(NewEvent {
-                kind: "role_released",
                 subject: &p.id,
                 related: None,
                 circle: Some(&p.circle),
-                payload: json!({"name": p.name, "role": "orchestrator"}),
+                event: Event::RoleReleased {
+                    name: p.name.clone(),
+                    role: Role::Orchestrator,
+                },
             })?;
             must(t.conn(), peer_id)
         })
@@ -631,11 +647,13 @@ impl Store {
                 .collect::<rusqlite::Result<_>>()?;
             for (id, name, circle, seen) in &rows {
                 t.event(NewEvent {
-                    kind: "peer_ghost",
                     subject: id,
                     related: None,
                     circle: Some(circle),
-                    payload: json!({"name": name, "last_seen_ms": seen}),
+                    event: Event::PeerGhost {
+                        name: name.clone(),
+                        last_seen_ms: *seen,
+                    },
                 })?;
             }
             Ok(rows.len())

@@ -3,9 +3,9 @@
 
 use super::{NewEvent, Store};
 use repowire_core::error::Result;
+use repowire_core::event::Event;
 use repowire_core::mesh::{MeshSnapshot, PeerSnap};
 use rusqlite::{OptionalExtension, params};
-use serde_json::json;
 
 impl Store {
     /// Make `persona` the active persona of `circle`.
@@ -18,11 +18,14 @@ impl Store {
                 )?
                 .execute(params![circle, persona, t.now])?;
             t.event(NewEvent {
-                kind: "persona_activated",
                 subject: persona,
                 related: None,
                 circle: Some(circle),
-                payload: json!({"persona": persona, "sha256": &sha256[..12.min(sha256.len())], "by": by}),
+                event: Event::PersonaActivated {
+                    persona: persona.to_string(),
+                    sha256: sha256[..12.min(sha256.len())].to_string(),
+                    by: by.to_string(),
+                },
             })
         })
     }
@@ -37,11 +40,13 @@ impl Store {
                 .optional()?;
             if let Some(p) = &old {
                 t.event(NewEvent {
-                    kind: "persona_cleared",
                     subject: p,
                     related: None,
                     circle: Some(circle),
-                    payload: json!({"persona": p, "by": by}),
+                    event: Event::PersonaCleared {
+                        persona: p.clone(),
+                        by: by.to_string(),
+                    },
                 })?;
             }
             Ok(old)
@@ -70,20 +75,13 @@ impl Store {
     }
 
     /// Record a persona event (`persona_error`, `persona_reloaded`, …).
-    pub fn persona_event(
-        &self,
-        kind: &str,
-        persona: &str,
-        circle: Option<&str>,
-        payload: serde_json::Value,
-    ) -> Result<()> {
+    pub fn persona_event(&self, persona: &str, circle: Option<&str>, event: Event) -> Result<()> {
         self.write(|t| {
             t.event(NewEvent {
-                kind,
                 subject: persona,
                 related: None,
                 circle,
-                payload,
+                event,
             })
         })
     }
@@ -92,7 +90,7 @@ impl Store {
     /// addressed to the peer + open jobs assigned to it) and the newest
     /// 1,000 job summaries.
     pub fn mesh_snapshot(&self, circle: &str) -> Result<MeshSnapshot> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let stale_after = self.policy.stale_after_ms;
         let rows = self.list_peers(Some(circle))?;
         let loads: std::collections::HashMap<String, i64> = self.read(|c| {

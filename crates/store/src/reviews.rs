@@ -8,6 +8,7 @@ use super::{NewEvent, Store, Tx};
 use repowire_client::api::{QueueEntry, ReviewInfo, ReviewRefReq, ReviewRequestReq, ReviewerState};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::event::Event;
 use repowire_core::ids::{IdKind, new_id};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
@@ -85,18 +86,12 @@ fn must_load(c: &Connection, circle: &str, reference: &str) -> Result<Row> {
     })
 }
 
-fn review_event(
-    t: &mut Tx<'_>,
-    kind: &str,
-    r: &ReviewInfo,
-    payload: serde_json::Value,
-) -> Result<()> {
+fn review_event(t: &mut Tx<'_>, r: &ReviewInfo, event: Event) -> Result<()> {
     t.event(NewEvent {
-        kind,
         subject: &r.review_id,
         related: None,
         circle: Some(&r.circle),
-        payload,
+        event,
     })
 }
 
@@ -190,7 +185,7 @@ impl Store {
                     .prepare_cached("UPDATE reviews SET head_sha = ?2, state = 'open', updated_ms = ?3 WHERE id = ?1")?
                     .execute(params![existing.info.review_id, req.head_sha, t.now])?;
                 let r = must_load(t.conn(), &caller.circle, &req.reference)?.info;
-                review_event(t, "review_reopened", &r, json!({"ref": r.reference, "head_sha": r.head_sha, "by": caller.name}))?;
+                review_event(t, &r, Event::ReviewReopened { reference: r.reference.clone(), head_sha: r.head_sha.clone(), by: caller.name.clone() })?;
                 if existing.info.head_sha != r.head_sha {
                     tell_reviewers_moved(t, &r)?;
                 }
@@ -216,7 +211,7 @@ impl Store {
                     t.now
                 ])?;
             let r = must_load(t.conn(), &caller.circle, &req.reference)?.info;
-            review_event(t, "review_requested", &r, json!({"ref": r.reference, "author": author.name, "by": caller.name}))?;
+            review_event(t, &r, Event::ReviewRequested { reference: r.reference.clone(), author: author.name.clone(), by: caller.name.clone() })?;
             Ok(r)
         })
     }
@@ -241,7 +236,7 @@ impl Store {
     /// Open review assignments of a circle, for check-in scripts:
     /// ref, author, reviewer, my_action, age in seconds.
     pub fn open_review_assignments(&self, circle: &str) -> Result<Vec<serde_json::Value>> {
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         self.read(|c| {
             Ok(c.prepare_cached(
                 "SELECT r.ref, r.author_name, a.reviewer_name, r.head_sha, a.last_reviewed_sha, r.updated_ms
@@ -315,12 +310,11 @@ impl Store {
                 .prepare_cached("UPDATE reviews SET head_sha = ?2, updated_ms = ?3 WHERE id = ?1")?
                 .execute(params![row.info.review_id, sha, t.now])?;
             let r = must_load(t.conn(), circle, &req.reference)?.info;
-            review_event(
-                t,
-                "review_updated",
-                &r,
-                json!({"ref": r.reference, "head_sha": sha}),
-            )?;
+            let updated = Event::ReviewUpdated {
+                reference: r.reference.clone(),
+                head_sha: sha.to_string(),
+            };
+            review_event(t, &r, updated)?;
             tell_reviewers_moved(t, &r)?;
             Ok(r)
         })
@@ -358,7 +352,7 @@ impl Store {
                 return Err(Error::forbidden(format!("{} is not a reviewer of {}", me.name, req.reference)));
             }
             let r = must_load(t.conn(), circle, &req.reference)?.info;
-            review_event(t, "review_marked", &r, json!({"ref": r.reference, "reviewer": me.name, "sha": sha, "verdict": verdict}))?;
+            review_event(t, &r, Event::ReviewMarked { reference: r.reference.clone(), reviewer: me.name.clone(), sha: sha.to_string(), verdict: verdict.to_string() })?;
             tell(
                 t,
                 circle,
@@ -391,7 +385,14 @@ impl Store {
                 )?
                 .execute(params![row.info.review_id, t.now])?;
             let r = must_load(t.conn(), circle, reference)?.info;
-            review_event(t, "review_closed", &r, json!({"ref": reference, "by": by}))?;
+            review_event(
+                t,
+                &r,
+                Event::ReviewClosed {
+                    reference: reference.to_string(),
+                    by: by.to_string(),
+                },
+            )?;
             Ok(r)
         })
     }
@@ -430,9 +431,11 @@ impl Tx<'_> {
                     .execute(params![row.info.review_id, p.id, p.name, t.now])?;
                 review_event(
                     t,
-                    "review_assigned",
                     &row.info,
-                    json!({"ref": reference, "reviewer": p.name}),
+                    Event::ReviewAssigned {
+                        reference: reference.to_string(),
+                        reviewer: p.name.clone(),
+                    },
                 )?;
                 tell(
                     t,

@@ -9,12 +9,12 @@ use super::{NewEvent, Store, Tx, parse_col};
 use repowire_client::api::{JobCreateReq, ScheduleInfo, ScheduleReq};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
+use repowire_core::event::Event;
 use repowire_core::ids::{IdKind, new_id};
 use repowire_core::schedule::{
     MissedPolicy, ScheduleKind, next_cron, parse_cron, parse_tz, parse_when,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde_json::json;
 
 macro_rules! cols {
     () => {
@@ -72,18 +72,12 @@ fn get(c: &Connection, id: &str) -> Result<SchedRow> {
         .ok_or_else(|| Error::new(ErrorCode::NotFound, format!("no schedule {id}")))
 }
 
-fn sched_event(
-    t: &mut Tx<'_>,
-    kind: &str,
-    s: &ScheduleInfo,
-    payload: serde_json::Value,
-) -> Result<()> {
+fn sched_event(t: &mut Tx<'_>, s: &ScheduleInfo, event: Event) -> Result<()> {
     t.event(NewEvent {
-        kind,
         subject: &s.schedule_id,
         related: None,
         circle: Some(&s.circle),
-        payload,
+        event,
     })
 }
 
@@ -100,7 +94,7 @@ impl Store {
         }
         let tz = req.tz.clone().unwrap_or_else(|| "UTC".into());
         parse_tz(&tz)?;
-        let now = repowire_core::time::now_ms();
+        let now = self.clock.now_ms();
         let (fire_at, next) = match (&req.fire_at, &req.cron) {
             (Some(w), None) => {
                 let at = parse_when(w, now)?;
@@ -152,7 +146,7 @@ impl Store {
                     t.now
                 ])?;
             let s = get(t.conn(), &id)?.info;
-            sched_event(t, "schedule_created", &s, json!({"to": s.to, "kind": s.kind, "next_fire_ms": next}))?;
+            sched_event(t, &s, Event::ScheduleCreated { to: s.to.clone(), kind: s.kind, next_fire_ms: next })?;
             Ok(s)
         })
     }
@@ -211,7 +205,12 @@ impl Store {
                         .execute(params![id, next, t.now])?;
                 }
             }
-            sched_event(t, &format!("schedule_{change}d"), &s.info, json!({}))?;
+            let changed = match change {
+                "delete" => Event::ScheduleDeleted {},
+                "pause" => Event::SchedulePaused {},
+                _ => Event::ScheduleResumed {},
+            };
+            sched_event(t, &s.info, changed)?;
             Ok(if change == "delete" { s.info } else { get(t.conn(), id)?.info })
         })
     }
@@ -311,12 +310,12 @@ fn fire_in(t: &mut Tx<'_>, id: &str, checkin: Option<Checkin<'_>>) -> Result<Opt
             what
         ])?;
     let info = get(t.conn(), id)?.info;
-    sched_event(
-        t,
-        "schedule_fired",
-        &info,
-        json!({"outcome": what, "missed": missed, "next_fire_ms": next}),
-    )?;
+    let fired = Event::ScheduleFired {
+        outcome: what.to_string(),
+        missed,
+        next_fire_ms: next,
+    };
+    sched_event(t, &info, fired)?;
     Ok(Some(info))
 }
 
@@ -331,12 +330,11 @@ fn record_failure(t: &mut Tx<'_>, id: &str, e: &Error) -> Result<ScheduleInfo> {
         )?
         .execute(params![id, e.to_string(), t.now + backoff, t.now])?;
     let info = get(t.conn(), id)?.info;
-    sched_event(
-        t,
-        "schedule_fire_failed",
-        &info,
-        json!({"error": e.to_string(), "retry_in_ms": backoff}),
-    )?;
+    let failed = Event::ScheduleFireFailed {
+        error: e.to_string(),
+        retry_in_ms: backoff,
+    };
+    sched_event(t, &info, failed)?;
     Ok(info)
 }
 

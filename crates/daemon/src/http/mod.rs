@@ -84,6 +84,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/trace/{id}", get(admin::trace))
         .route("/v1/doctor", get(admin::doctor))
         .route("/v1/shutdown", post(admin::shutdown))
+        .route("/v1/debug/clock", post(crate::debug::clock))
         // Query names, path parameters and body presence of each route.
         .route_layer(from_fn_with_state(h.clone(), edge::guard_route))
         .fallback(admin::not_found)

@@ -3,10 +3,10 @@
 
 use crate::DaemonHandle;
 use repowire_core::error::{Error, ErrorCode};
+use repowire_core::event::Event;
 use repowire_core::mesh::{JobInput, ReviewInput};
 use repowire_core::route::{Route, RouteOut};
 use repowire_persona::{self as persona, PersonaError};
-use serde_json::json;
 use std::time::Instant;
 
 /// What a persona is asked, one variant per entry point.
@@ -182,11 +182,12 @@ fn persona_error(
     e: &PersonaError,
     about: serde_json::Value,
 ) -> Result<(), Error> {
-    let mut payload =
-        json!({"persona": name, "entry": entry, "error": e.message, "location": e.location});
-    if let (Some(p), Some(x)) = (payload.as_object_mut(), about.as_object()) {
-        p.extend(x.clone());
-    }
-    h.store
-        .persona_event("persona_error", name, Some(circle), payload)
+    let failed = Event::PersonaError {
+        persona: name.to_string(),
+        entry: entry.to_string(),
+        error: e.message.clone(),
+        location: Some(e.location.clone()),
+        extra: about.as_object().cloned().unwrap_or_default(),
+    };
+    h.store.persona_event(name, Some(circle), failed)
 }

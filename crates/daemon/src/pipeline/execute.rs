@@ -7,7 +7,7 @@ use crate::DaemonHandle;
 use repowire_client::api::ReviewInfo;
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::job::JobState;
-use repowire_core::route::Route;
+use repowire_core::route::{DispatchOutcome, Route};
 use repowire_store::{PeerRow, Tx};
 use serde_json::json;
 use std::collections::HashSet;
@@ -75,21 +75,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The stable word for the outcome (`DispatchResp.outcome`).
-    pub fn as_str(&self) -> &'static str {
+    /// What a dispatch answers for it (`DispatchResp.outcome`).
+    pub fn dispatch_outcome(&self) -> DispatchOutcome {
         match self {
-            Outcome::Assigned { .. } => "assigned",
-            Outcome::Deferred => "deferred",
-            Outcome::Declined => "declined",
-            Outcome::AskedUser { .. } => "asked_user",
-            Outcome::Reviewers(_) => "reviewers_assigned",
-            Outcome::Requeued(_) => "requeued",
-            Outcome::Asked { .. } => "asked",
-            Outcome::Notified { .. } => "notified",
-            Outcome::FannedOut { .. } => "fanned_out",
-            Outcome::Recorded => "recorded",
-            Outcome::NotApplicable { .. } => "not_applicable",
-            Outcome::Skipped { .. } => "skipped",
+            Outcome::Assigned { .. } => DispatchOutcome::Assigned,
+            Outcome::Deferred => DispatchOutcome::Deferred,
+            Outcome::Declined => DispatchOutcome::Declined,
+            Outcome::AskedUser { .. } => DispatchOutcome::AskedUser,
+            _ => DispatchOutcome::NotApplicable,
         }
     }
 
@@ -311,7 +304,7 @@ mod tests {
             note: None,
         };
         let na = run(&Target::As(&olga), &assign).unwrap();
-        assert_eq!(na.as_str(), "not_applicable");
+        assert!(matches!(na, Outcome::NotApplicable { .. }), "{na:?}");
         // On a queued job: a note does not apply, an assign dispatches.
         let job = s
             .create_job(
@@ -323,10 +316,8 @@ mod tests {
             )
             .unwrap();
         let id = job.job_id.as_str();
-        assert_eq!(
-            run(&Target::Job(id), &note).unwrap().as_str(),
-            "not_applicable"
-        );
+        let na = run(&Target::Job(id), &note).unwrap();
+        assert_eq!(na.dispatch_outcome(), DispatchOutcome::NotApplicable);
         let done = run(&Target::Job(id), &assign).unwrap();
         assert!(
             matches!(

@@ -6,7 +6,6 @@ use crate::policy::{self, Action, Target};
 use repowire_client::api::{DoctorResp, EventInfo, Health};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::ids::IdKind;
-use repowire_core::time::now_ms;
 
 pub fn health(h: &DaemonHandle) -> Health {
     Health {
@@ -16,7 +15,7 @@ pub fn health(h: &DaemonHandle) -> Health {
         url: h.url.clone(),
         home: h.home.dir.display().to_string(),
         started_at_ms: h.started_at_ms,
-        uptime_ms: now_ms() - h.started_at_ms,
+        uptime_ms: h.clock.now_ms() - h.started_at_ms,
     }
 }
 
@@ -60,7 +59,7 @@ pub fn trace(h: &DaemonHandle, c: &Caller, id: &str) -> Result<Vec<EventInfo>, E
 pub fn doctor(h: &DaemonHandle, c: &Caller) -> Result<DoctorResp, Error> {
     policy::authorize(c, Action::Administer, Target::none())?;
     let counts = h.store.counts()?;
-    let now = now_ms();
+    let now = h.clock.now_ms();
     let stale_after = h.store.policy.stale_after_ms;
     let stale_peers = h
         .store

@@ -11,6 +11,7 @@ use repowire_client::api::{DispatchResp, JobCreateReq, JobInfo, JobUpdateReq};
 use repowire_core::error::Error;
 use repowire_core::job::JobState;
 use repowire_core::mesh::JobInput;
+use repowire_core::route::DispatchOutcome;
 
 /// The filters of a job list.
 pub struct ListFilter {
@@ -41,27 +42,26 @@ pub fn dispatch(h: &DaemonHandle, id: &str, dry_run: bool) -> Result<DispatchRes
         Input::Dispatch(&input),
         serde_json::json!({"job": id}),
     )?;
-    let resp = |job, outcome: &str, delivery_id| DispatchResp {
+    let resp = |job, outcome, delivery_id| DispatchResp {
         job,
         persona: decision.persona.clone(),
         route: decision.out(),
-        outcome: outcome.to_string(),
+        outcome,
         delivery_id,
     };
     if dry_run {
-        return Ok(resp(job, "dry_run", None));
+        return Ok(resp(job, DispatchOutcome::DryRun, None));
     }
     let route = decision
         .routes
         .first()
         .ok_or_else(|| Error::internal("a dispatch decision without a route"))?;
     let done = pipeline::execute(h, &Target::Job(id), route)?;
-    Ok(match &done {
-        Outcome::Assigned { delivery_id } => {
-            resp(h.store.get_job(id)?, done.as_str(), delivery_id.clone())
-        }
-        Outcome::AskedUser { delivery_id } => resp(job, done.as_str(), delivery_id.clone()),
-        _ => resp(job, done.as_str(), None),
+    let outcome = done.dispatch_outcome();
+    Ok(match done {
+        Outcome::Assigned { delivery_id } => resp(h.store.get_job(id)?, outcome, delivery_id),
+        Outcome::AskedUser { delivery_id } => resp(job, outcome, delivery_id),
+        _ => resp(job, outcome, None),
     })
 }
 

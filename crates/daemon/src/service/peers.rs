@@ -9,12 +9,11 @@ use repowire_client::api::{
 };
 use repowire_core::error::Error;
 use repowire_core::peer::Status;
-use repowire_core::time::now_ms;
 use repowire_store::PeerRow;
 
 /// A peer as the API shows it (online or stale, now).
 pub fn info(h: &DaemonHandle, p: &PeerRow) -> PeerInfo {
-    p.info(now_ms(), h.store.policy.stale_after_ms)
+    p.info(h.clock.now_ms(), h.store.policy.stale_after_ms)
 }
 
 /// Register a new peer (admin token) or resume one (its own token).
@@ -134,7 +133,7 @@ pub fn orchestrator_status(
     repowire_core::peer::validate_name("circle", &circle)?;
     let stale_after = h.store.policy.stale_after_ms;
     let holder = h.store.orchestrator(&circle)?;
-    let now = now_ms();
+    let now = h.clock.now_ms();
     Ok(OrchestratorStatus {
         present: holder.is_some(),
         stale: holder

@@ -11,6 +11,7 @@ use crate::pipeline::{self, Input};
 use crate::policy::{self, Action};
 use repowire_client::api::{DecideReq, DecideResp, PersonaStatus, UsePersonaReq};
 use repowire_core::error::{Error, ErrorCode};
+use repowire_core::event::Event;
 use repowire_persona::catalog;
 use std::time::Duration;
 
@@ -62,15 +63,18 @@ pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
                 .await
                 .unwrap_or_default();
             for (name, sha, res) in changes {
-                let (kind, payload) = match &res {
-                    Ok(g) => (
-                        "persona_reloaded",
-                        serde_json::json!({"persona": name, "sha256": sha, "generation": g}),
-                    ),
-                    Err(e) => (
-                        "persona_reload_failed",
-                        serde_json::json!({"persona": name, "sha256": sha, "error": e}),
-                    ),
+                let (persona, sha256) = (name.clone(), sha.clone());
+                let event = match &res {
+                    Ok(g) => Event::PersonaReloaded {
+                        persona,
+                        sha256,
+                        generation: *g,
+                    },
+                    Err(e) => Event::PersonaReloadFailed {
+                        persona,
+                        sha256,
+                        error: e.to_string(),
+                    },
                 };
                 match &res {
                     Ok(g) => tracing::info!(persona = %name, generation = g, "persona reloaded"),
@@ -78,7 +82,7 @@ pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
                         tracing::warn!(persona = %name, error = %e, "persona reload failed; keeping the last good version")
                     }
                 }
-                if let Err(e) = h.store.persona_event(kind, &name, None, payload) {
+                if let Err(e) = h.store.persona_event(&name, None, event) {
                     tracing::error!(error = %e, "could not record a persona event");
                 }
             }

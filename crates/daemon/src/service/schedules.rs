@@ -11,7 +11,6 @@ use repowire_client::api::{ScheduleInfo, ScheduleReq};
 use repowire_core::error::Error;
 use repowire_core::route::Route;
 use repowire_core::schedule::ScheduleKind;
-use repowire_core::time::now_ms;
 use repowire_store::{Checkin, PeerRow, SchedRow, Tx};
 
 /// Run the check-in script of a schedule; its routes, or why not.
@@ -23,7 +22,7 @@ fn checkin_routes(h: &DaemonHandle, row: &SchedRow) -> Result<Vec<Route>, Error>
         "schedule": row.info.schedule_id,
         "owner": row.info.owner,
         "to": row.info.to,
-        "fired_at_ms": now_ms(),
+        "fired_at_ms": h.clock.now_ms(),
         "args": args,
         "open_reviews": h.store.open_review_assignments(circle)?,
     });
