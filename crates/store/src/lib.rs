@@ -7,6 +7,7 @@
 //! (`migrations.rs`). One module per aggregate: peers, asks, deliveries, events.
 #![forbid(unsafe_code)]
 
+mod acts;
 mod asks;
 mod circles;
 mod deliveries;
@@ -19,7 +20,7 @@ mod reviews;
 mod schedules;
 
 pub use peers::PeerRow;
-pub use schedules::SchedRow;
+pub use schedules::{Checkin, SchedRow};
 
 use repowire_client::api::EventInfo;
 use repowire_core::error::{Error, Result};
