@@ -41,7 +41,7 @@ struct State {
     want: Want,
     /// What the peer's row says (recorded once joined).
     backend: Option<String>,
-    route: Option<&'static str>,
+    route: Option<DeliveryRoute>,
     /// The session, to push into (known once the client said hello).
     peer: Option<rmcp::Peer<rmcp::RoleServer>>,
     pusher: Option<tokio::task::JoinHandle<()>>,
@@ -49,12 +49,24 @@ struct State {
     stopped: bool,
 }
 
-/// The peer's backend, its route (auto), and whether deliveries are pushed.
-#[derive(Default, Clone, PartialEq)]
+/// The peer's backend, its route to record (auto), and the route that
+/// reaches the session (the pusher runs when that is channel push).
+#[derive(Clone, PartialEq)]
 struct Want {
     backend: Option<String>,
-    route: Option<&'static str>,
-    push: bool,
+    route: Option<DeliveryRoute>,
+    carried: DeliveryRoute,
+}
+
+impl Default for Want {
+    /// Until the client says it reads channel events, the agent pulls.
+    fn default() -> Self {
+        Want {
+            backend: None,
+            route: None,
+            carried: DeliveryRoute::Pull,
+        }
+    }
 }
 
 /// The backend a client name stands for: the known clients by their
@@ -168,29 +180,19 @@ impl Hello {
             Some(w) if !self.backend_fixed => backend_of(&w.name).or(st.want.backend.clone()),
             _ => st.want.backend.clone(),
         };
-        let push = match (self.delivery, caps) {
-            (Delivery::Push, _) => true,
-            (Delivery::Pull, _) => false,
-            (Delivery::Auto, Some(c)) => reads_channels(c),
-            (Delivery::Auto, None) => st.want.push,
-        };
+        let carried = self
+            .delivery
+            .route(caps.map(reads_channels), st.want.carried);
         // auto: the route is recorded once known (push and pull say so at
         // registration already).
-        let route = match self.delivery {
-            Delivery::Auto => Some(
-                if push {
-                    DeliveryRoute::Channel
-                } else {
-                    DeliveryRoute::Pull
-                }
-                .as_str(),
-            ),
-            _ => st.want.route,
+        let route = match self.delivery.fixed() {
+            None => Some(carried),
+            Some(_) => st.want.route,
         };
         st.want = Want {
             backend,
             route,
-            push,
+            carried,
         };
         self.sync(&mut st).await;
     }
@@ -212,7 +214,7 @@ impl Hello {
         if want.backend != st.backend || want.route != st.route {
             let req = RegisterReq {
                 backend: want.backend.clone(),
-                route: want.route.map(str::to_string),
+                route: want.route.map(|r| r.as_str().to_string()),
                 role: None,
                 ..self.base.clone()
             };
@@ -221,7 +223,8 @@ impl Hello {
                 Err(e) => tracing::warn!("could not record the client's backend and route: {e}"),
             }
         }
-        match (want.push && !st.stopped, st.pusher.is_some()) {
+        let push = want.carried == push::ROUTE;
+        match (push && !st.stopped, st.pusher.is_some()) {
             (true, false) => {
                 let Some(peer) = st.peer.clone() else {
                     return; // no hello yet: it starts the pusher

@@ -1,5 +1,7 @@
 //! Push delivery: the peer's deliveries go into the session as Claude Code
-//! channel events, each once, confirmed after they were sent.
+//! channel events, each once, confirmed after they were sent. This is the
+//! channel route of `core::delivery` ([`ROUTE`]), riding on the daemon's
+//! stream route; the session runs it when its route is [`ROUTE`].
 //!
 //! [`Seen`] is shared by the push loop and the `inbox` tool: what the agent
 //! was shown, so that a delivery handed out again (its confirmation was lost
@@ -8,11 +10,16 @@
 
 use crate::api::{DeliveryInfo, LeaseReq};
 use crate::client::{Client, ClientError};
-use crate::core::delivery::DeliveryKind;
+use crate::core::delivery::{DeliveryKind, DeliveryRoute};
 use serde_json::json;
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The delivery route this pusher carries. Its promises
+/// (`DeliveryRoute::Channel.route()`) say it confirms what it sent: the
+/// loop below does so (a test ties the two together).
+pub(super) const ROUTE: DeliveryRoute = DeliveryRoute::Channel;
 
 /// What this session has shown its agent. Bounded: the oldest ids are
 /// forgotten first.
@@ -278,6 +285,21 @@ mod tests {
             job_id: None,
             reply_to: None,
         }
+    }
+
+    /// The pusher confirms each delivery once sent, as its route promises;
+    /// a channel that only hints (issue 12: `confirms()` false) needs a
+    /// pusher that leaves its deliveries unconfirmed, and this fails until
+    /// it has one.
+    #[test]
+    fn the_pusher_keeps_its_routes_promises() {
+        use crate::core::delivery::Route;
+        assert!(
+            ROUTE.confirms(),
+            "push::follow confirms what it sent: change it with the promise"
+        );
+        assert!(!ROUTE.needs_poll(), "a pushed delivery needs no inbox call");
+        assert!(ROUTE.recordable(), "the session records its route");
     }
 
     #[test]

@@ -9,31 +9,11 @@ use super::Mesh;
 use super::link::{Link, Locate, Plan};
 use crate::api::RegisterReq;
 use crate::client::ClientError;
-use crate::core::delivery::DeliveryRoute;
 use std::time::Duration;
 
-/// How deliveries reach the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    /// Channel events (Claude Code), and the `inbox` tool.
-    Push,
-    /// The `inbox` tool only.
-    Pull,
-    /// Push when the client says it is Claude Code, else pull: a client that
-    /// ignores channel events must not have its messages confirmed unseen.
-    Auto,
-}
-
-impl Delivery {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "push" => Some(Self::Push),
-            "pull" => Some(Self::Pull),
-            "auto" => Some(Self::Auto),
-            _ => None,
-        }
-    }
-}
+/// How deliveries reach the session (`--delivery`): a mode that picks a
+/// delivery route (`core::delivery`, docs/delivery-routes.md).
+pub use crate::core::delivery::DeliveryMode as Delivery;
 
 /// How `repowire mcp` joins the mesh.
 pub struct Join {
@@ -95,11 +75,7 @@ pub async fn serve(
         project_path: join.project_path.clone(),
         // auto: the route is known after the client's hello (None keeps
         // what a resumed peer had).
-        route: match join.delivery {
-            Delivery::Push => Some(DeliveryRoute::Channel.to_string()),
-            Delivery::Pull => Some(DeliveryRoute::Pull.to_string()),
-            Delivery::Auto => None,
-        },
+        route: join.delivery.fixed().map(|r| r.as_str().into()),
         ..Default::default()
     };
     let link = Link::new(Plan {

@@ -225,3 +225,30 @@ fn persona_guide_examples_run() {
         assert_eq!(got, want, "docs/personas.md example {spec}");
     }
 }
+
+/// docs/architecture.md names files and folders; every one must exist, so
+/// the map cannot point at a module that moved.
+#[test]
+fn architecture_paths_exist() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/docs/architecture.md")).unwrap();
+    let mut named = 0;
+    for quoted in text.split('`').skip(1).step_by(2) {
+        let path = quoted.split_whitespace().next().unwrap_or("");
+        if ["crates/", "src/", "tests/", "docs/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        {
+            let p = path.trim_end_matches([',', '.', ':']);
+            assert!(
+                std::path::Path::new(root).join(p).exists(),
+                "docs/architecture.md names {p}, which does not exist"
+            );
+            named += 1;
+        }
+    }
+    assert!(
+        named >= 10,
+        "only {named} paths found: did the format change?"
+    );
+}

@@ -427,3 +427,55 @@ async fn kill9_during_fires_loses_and_doubles_nothing() {
     let total = bob.peek(1000).await.unwrap().deliveries.len();
     assert_eq!(total, 60, "and nothing twice");
 }
+
+/// A check-in's routes are carried out inside the fire's transaction: a
+/// route that fails when carried out (olga asking herself passes the
+/// script's checks but not the executor's) undoes the whole fire, the ask
+/// to bob before it too, and the fire is retried, never half-sent.
+#[tokio::test]
+async fn a_checkin_route_that_fails_undoes_the_whole_fire() {
+    let d = Daemon::start(&[]);
+    let olga = d.peer("olga", None).await;
+    let bob = d.peer("bob", None).await;
+    let script = d.home_path().join("twice.lua");
+    std::fs::write(
+        &script,
+        r#"function checkin(ctx, mesh)
+  return { route.ask("bob", "first"), route.ask("olga", "myself") }
+end
+"#,
+    )
+    .unwrap();
+    let admin_olga = d
+        .admin()
+        .with_identity(Some(d.admin_token()), Some("olga".into()));
+    let s = admin_olga
+        .create_schedule(&ScheduleReq {
+            to: "self".into(),
+            kind: Some(ScheduleKind::Checkin),
+            text: "{}".into(),
+            fire_at: Some("200ms".into()),
+            persona: Some(script.display().to_string()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let failed = eventually(Duration::from_secs(10), "the failed fire", || async {
+        let s = olga.schedule(&s.schedule_id).await.unwrap();
+        (s.last_outcome.as_deref() == Some("failed")).then_some(s)
+    })
+    .await;
+    assert!(
+        failed
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot ask itself"),
+        "{failed:?}"
+    );
+    assert_eq!(failed.fire_count, 0);
+    assert!(
+        bob.peek(20).await.unwrap().deliveries.is_empty(),
+        "nothing of the fire was sent"
+    );
+}

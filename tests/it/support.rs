@@ -166,6 +166,25 @@ impl Drop for Daemon {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            return;
+        }
+        // A daemon this test started in the background (`daemon start`) is
+        // not our child: find it by the home's daemon.json and stop it, or it
+        // outlives the test run on a deleted home.
+        let Ok(rec) = std::fs::read_to_string(self.home.path().join("daemon.json")) else {
+            return;
+        };
+        let Some(pid) = serde_json::from_str::<serde_json::Value>(&rec)
+            .ok()
+            .and_then(|v| v["pid"].as_u64())
+        else {
+            return;
+        };
+        let ours = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).contains(&*self.home.path().to_string_lossy()))
+            .unwrap_or(false);
+        if ours {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
 }

@@ -1,6 +1,9 @@
 //! Deliveries: durable messages to one peer, handed out under a lease and
-//! marked delivered only when the consumer confirms (at-least-once).
+//! marked delivered only when the consumer confirms (at-least-once); and
+//! the delivery routes that carry them to an agent ([`Route`], registered in
+//! [`DeliveryRoute`]), each declaring what it can promise.
 
+use super::error::{Error, Result};
 use super::peer::str_enum;
 
 mod record;
@@ -16,14 +19,6 @@ str_enum!(
         Reminder => "reminder",
         System => "system",
     }
-);
-
-str_enum!(
-    /// How deliveries reach a peer (`route` on the wire). `pull`: the peer
-    /// takes its inbox. `channel`: a `repowire mcp` session takes it and
-    /// pushes each delivery into its agent as a channel event (for the
-    /// daemon both are leases; the route says how the agent sees them).
-    DeliveryRoute { Pull => "pull", Channel => "channel" }
 );
 
 str_enum!(
@@ -45,6 +40,256 @@ pub fn is_available(state: DeliveryState, lease_until_ms: Option<i64>, now_ms: i
     }
 }
 
+// ---------------------------------------------------------------------------
+// Delivery routes: how a delivery reaches the agent, and what each can promise.
+// docs/delivery-routes.md says how a new route (hooks, tmux) plugs in.
+
+str_enum!(
+    /// The registry of delivery routes: every way a delivery can reach an
+    /// agent, by name. [`DeliveryRoute::route`] gives each one's [`Route`]
+    /// (its promises); a peer records the name of the one that reaches it
+    /// (`repowire peer register --route`), if that route is
+    /// [recordable](Route::recordable).
+    DeliveryRoute {
+        Pull => "pull",
+        Stream => "stream",
+        Channel => "channel",
+    }
+);
+
+/// How a delivery reaches a session, declared by what the route can
+/// promise. Callers decide by these answers, never by a route's name: the
+/// code that hands out, confirms or schedules a delivery asks the route.
+///
+/// Every route hands deliveries out under a lease (at least once); the
+/// promises say what happens between the lease and the agent's eyes.
+pub trait Route: Sync {
+    /// Its name in the registry.
+    fn name(&self) -> DeliveryRoute;
+
+    /// Does the route mark what it carried `delivered` by itself? A route
+    /// that does not leaves the confirmation to whatever does put the
+    /// delivery in front of the agent (its own `inbox`, a consumer's
+    /// `POST /v1/inbox/confirm`); until then the lease runs out and the
+    /// delivery is handed out again.
+    fn confirms(&self) -> bool;
+
+    /// Does the route know the agent has the delivery in front of it (the
+    /// agent took it, or the client showed it)? Otherwise it only hints:
+    /// the agent may or may not see it.
+    fn knows_seen(&self) -> bool;
+
+    /// May the route deliver while the agent is busy (mid-turn, mid-output)?
+    /// A route that may not waits for the peer to be idle.
+    fn safe_while_busy(&self) -> bool;
+
+    /// Does the agent have to ask (poll its inbox) for anything to arrive?
+    fn needs_poll(&self) -> bool;
+
+    /// Is handing out a delivery on this route a sign that the peer lives
+    /// (so it refreshes the peer's heartbeat)? An agent that calls in is
+    /// alive; an open socket proves nothing.
+    fn signals_life(&self) -> bool;
+
+    /// May a peer record it as the route that reaches it? A transport that
+    /// only feeds another route (the stream feeds channel push) is not.
+    fn recordable(&self) -> bool;
+
+    /// Whether what the route confirms is known to be in front of the
+    /// agent: a route that confirms must also know it was seen, or a
+    /// delivery can be confirmed and never seen.
+    fn confirms_only_seen(&self) -> bool {
+        !self.confirms() || self.knows_seen()
+    }
+}
+
+/// Pull: the agent takes its inbox (the `inbox` tool, `repowire inbox`,
+/// `POST /v1/inbox/lease`, long-polling with `wait_ms`). Taking is seeing:
+/// what the agent took is confirmed.
+pub struct Pull;
+
+impl Route for Pull {
+    fn name(&self) -> DeliveryRoute {
+        DeliveryRoute::Pull
+    }
+    fn confirms(&self) -> bool {
+        true
+    }
+    fn knows_seen(&self) -> bool {
+        true
+    }
+    fn safe_while_busy(&self) -> bool {
+        true // the agent asks when it is ready
+    }
+    fn needs_poll(&self) -> bool {
+        true
+    }
+    fn signals_life(&self) -> bool {
+        true
+    }
+    fn recordable(&self) -> bool {
+        true
+    }
+}
+
+/// Stream: the daemon sends the peer's deliveries as server-sent events
+/// (`GET /v1/inbox/stream`), leasing each as it sends it, to a program
+/// holding the peer's token, which confirms what it passed on. It knows
+/// only that the program read it; an open stream is no sign of life.
+pub struct Stream;
+
+impl Route for Stream {
+    fn name(&self) -> DeliveryRoute {
+        DeliveryRoute::Stream
+    }
+    fn confirms(&self) -> bool {
+        false // its consumer does (POST /v1/inbox/confirm)
+    }
+    fn knows_seen(&self) -> bool {
+        false
+    }
+    fn safe_while_busy(&self) -> bool {
+        true
+    }
+    fn needs_poll(&self) -> bool {
+        false
+    }
+    fn signals_life(&self) -> bool {
+        false
+    }
+    fn recordable(&self) -> bool {
+        false // it feeds channel push (or a script), it reaches no agent
+    }
+}
+
+/// Channel push: the `repowire mcp` session follows the stream and sends
+/// each delivery into the session as a Claude Code channel event
+/// (`notifications/claude/channel`), confirmed once sent. The server cannot
+/// tell whether the client shows channel events, so it only hints; that it
+/// still confirms is the one row where [`Route::confirms_only_seen`] fails
+/// (issue 12 turns channel push into a hint that never confirms).
+pub struct Channel;
+
+impl Route for Channel {
+    fn name(&self) -> DeliveryRoute {
+        DeliveryRoute::Channel
+    }
+    fn confirms(&self) -> bool {
+        true
+    }
+    fn knows_seen(&self) -> bool {
+        false
+    }
+    fn safe_while_busy(&self) -> bool {
+        true // a notification: the client decides when to show it
+    }
+    fn needs_poll(&self) -> bool {
+        false
+    }
+    fn signals_life(&self) -> bool {
+        false // it rides the stream; the session heartbeats on its own
+    }
+    fn recordable(&self) -> bool {
+        true
+    }
+}
+
+impl DeliveryRoute {
+    /// The route of this name (the registry's one lookup).
+    pub fn route(self) -> &'static dyn Route {
+        match self {
+            DeliveryRoute::Pull => &Pull,
+            DeliveryRoute::Stream => &Stream,
+            DeliveryRoute::Channel => &Channel,
+        }
+    }
+
+    /// The routes a peer may record, in registry order.
+    pub fn recordable() -> impl Iterator<Item = DeliveryRoute> {
+        Self::ALL.iter().copied().filter(|r| r.route().recordable())
+    }
+
+    /// Parse a route a peer records (`--route`, `RegisterReq.route`).
+    pub fn parse_recordable(s: &str) -> Result<Self> {
+        match Self::parse(s) {
+            Ok(r) if r.route().recordable() => Ok(r),
+            _ => {
+                let names: Vec<String> = Self::recordable()
+                    .map(|r| format!("{:?}", r.as_str()))
+                    .collect();
+                Err(Error::bad_request(format!(
+                    "unsupported delivery route {s:?}: {}",
+                    names.join(" or ")
+                )))
+            }
+        }
+    }
+}
+
+/// A name answers for its route, so `DeliveryRoute::Pull.confirms()` reads
+/// as it should.
+impl Route for DeliveryRoute {
+    fn name(&self) -> DeliveryRoute {
+        *self
+    }
+    fn confirms(&self) -> bool {
+        self.route().confirms()
+    }
+    fn knows_seen(&self) -> bool {
+        self.route().knows_seen()
+    }
+    fn safe_while_busy(&self) -> bool {
+        self.route().safe_while_busy()
+    }
+    fn needs_poll(&self) -> bool {
+        self.route().needs_poll()
+    }
+    fn signals_life(&self) -> bool {
+        self.route().signals_life()
+    }
+    fn recordable(&self) -> bool {
+        self.route().recordable()
+    }
+}
+
+str_enum!(
+    /// How a session (`repowire mcp --delivery`) wants to be reached.
+    /// `push`: channel push, and the `inbox` tool. `pull`: the `inbox` tool
+    /// only. `auto`: channel push when the client says it reads channel
+    /// events, else pull — a route that confirms what it cannot know was
+    /// seen is taken only where the client said it shows it.
+    DeliveryMode {
+        Push => "push",
+        Pull => "pull",
+        Auto => "auto",
+    }
+);
+
+impl DeliveryMode {
+    /// The route the session registers with: known up front, except for
+    /// `auto` (it follows the client's hello; `None` keeps what a resumed
+    /// peer had).
+    pub fn fixed(self) -> Option<DeliveryRoute> {
+        match self {
+            DeliveryMode::Push => Some(DeliveryRoute::Channel),
+            DeliveryMode::Pull => Some(DeliveryRoute::Pull),
+            DeliveryMode::Auto => None,
+        }
+    }
+
+    /// The route that reaches the session, given whether the client said
+    /// it reads channel events (`None`: it said nothing new, so `before`
+    /// stands).
+    pub fn route(self, reads_channels: Option<bool>, before: DeliveryRoute) -> DeliveryRoute {
+        match (self.fixed(), reads_channels) {
+            (Some(r), _) => r,
+            (None, Some(true)) => DeliveryRoute::Channel,
+            (None, Some(false)) => DeliveryRoute::Pull,
+            (None, None) => before,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +301,126 @@ mod tests {
         assert!(is_available(DeliveryState::Leased, Some(10), 10));
         assert!(!is_available(DeliveryState::Delivered, None, 0));
         assert_eq!(DeliveryKind::parse("reply").unwrap(), DeliveryKind::Reply);
+    }
+
+    /// Each route's promises, one row per route of the registry. A new
+    /// route adds its row; changing a promise changes its row here.
+    #[test]
+    fn what_each_route_promises() {
+        // route, confirms, knows_seen, safe_while_busy, needs_poll, signals_life, recordable
+        type Row = (DeliveryRoute, bool, bool, bool, bool, bool, bool);
+        let table: &[Row] = &[
+            (DeliveryRoute::Pull, true, true, true, true, true, true),
+            (
+                DeliveryRoute::Stream,
+                false,
+                false,
+                true,
+                false,
+                false,
+                false,
+            ),
+            (
+                DeliveryRoute::Channel,
+                true,
+                false,
+                true,
+                false,
+                false,
+                true,
+            ),
+        ];
+        assert_eq!(
+            table.iter().map(|r| r.0).collect::<Vec<_>>(),
+            DeliveryRoute::ALL,
+            "one row per registered route"
+        );
+        for &(name, confirms, seen, busy, poll, life, record) in table {
+            let r = name.route();
+            assert_eq!(r.name(), name, "the registry hands out {name}'s own route");
+            let got = (
+                r.confirms(),
+                r.knows_seen(),
+                r.safe_while_busy(),
+                r.needs_poll(),
+                r.signals_life(),
+                r.recordable(),
+            );
+            assert_eq!(got, (confirms, seen, busy, poll, life, record), "{name}");
+            // The name answers as its route does.
+            let by_name = (
+                name.confirms(),
+                name.knows_seen(),
+                name.safe_while_busy(),
+                name.needs_poll(),
+                name.signals_life(),
+                name.recordable(),
+            );
+            assert_eq!(by_name, got, "{name}");
+        }
+    }
+
+    /// A route must not confirm what it cannot know the agent saw; channel
+    /// push does today, and is the only one (issue 12 makes it a hint).
+    #[test]
+    fn only_channel_push_confirms_unseen() {
+        let unseen: Vec<_> = DeliveryRoute::ALL
+            .iter()
+            .filter(|r| !r.confirms_only_seen())
+            .collect();
+        assert_eq!(unseen, [&DeliveryRoute::Channel]);
+        // A route that only hints and leaves confirming to someone else is
+        // expressible: the stream is one.
+        assert!(!DeliveryRoute::Stream.confirms() && DeliveryRoute::Stream.confirms_only_seen());
+    }
+
+    #[test]
+    fn a_peer_records_only_routes_that_reach_an_agent() {
+        assert_eq!(
+            DeliveryRoute::recordable().collect::<Vec<_>>(),
+            [DeliveryRoute::Pull, DeliveryRoute::Channel]
+        );
+        assert_eq!(
+            DeliveryRoute::parse_recordable("channel").unwrap(),
+            DeliveryRoute::Channel
+        );
+        for bad in ["stream", "tmux", "", "PULL"] {
+            let e = DeliveryRoute::parse_recordable(bad).unwrap_err();
+            assert_eq!(e.code, crate::error::ErrorCode::BadRequest, "{bad}");
+            assert_eq!(
+                e.message,
+                format!("unsupported delivery route {bad:?}: \"pull\" or \"channel\"")
+            );
+        }
+    }
+
+    /// `--delivery`: push and pull are fixed at registration; auto follows
+    /// what the client says, and keeps the route when it says nothing.
+    #[test]
+    fn the_session_mode_picks_the_route() {
+        use DeliveryMode::*;
+        use DeliveryRoute as R;
+        // mode, the client reads channels?, route before, route after
+        let table = [
+            (Push, None, R::Pull, R::Channel),
+            (Push, Some(false), R::Pull, R::Channel),
+            (Pull, Some(true), R::Channel, R::Pull),
+            (Auto, Some(true), R::Pull, R::Channel),
+            (Auto, Some(false), R::Channel, R::Pull),
+            (Auto, None, R::Channel, R::Channel),
+            (Auto, None, R::Pull, R::Pull),
+        ];
+        for (mode, reads, before, after) in table {
+            assert_eq!(
+                mode.route(reads, before),
+                after,
+                "{mode} {reads:?} {before}"
+            );
+        }
+        assert_eq!(Push.fixed(), Some(R::Channel));
+        assert_eq!(Pull.fixed(), Some(R::Pull));
+        assert_eq!(Auto.fixed(), None);
+        assert_eq!(DeliveryMode::parse("auto").unwrap(), Auto);
+        assert!(DeliveryMode::parse("channel").is_err());
     }
 }

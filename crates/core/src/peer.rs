@@ -91,15 +91,10 @@ str_enum!(
     Status { Online => "online", Busy => "busy", Idle => "idle", Offline => "offline" }
 );
 
-/// Check a delivery route name ([`crate::delivery::DeliveryRoute`]).
+/// Check a delivery route a peer records: one of the registry's
+/// recordable routes (`pull`, `channel`; see [`crate::delivery::Route`]).
 pub fn validate_route(route: &str) -> Result<()> {
-    if crate::delivery::DeliveryRoute::parse(route).is_ok() {
-        Ok(())
-    } else {
-        Err(Error::bad_request(format!(
-            "unsupported delivery route {route:?}: \"pull\" or \"channel\""
-        )))
-    }
+    crate::delivery::DeliveryRoute::parse_recordable(route).map(|_| ())
 }
 
 /// A peer is stale (a ghost, if its status is not `offline`) when its last

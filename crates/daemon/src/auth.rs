@@ -51,6 +51,7 @@ impl IntoResponse for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// The authenticated caller.
+#[derive(Clone)]
 pub enum Caller {
     Admin,
     AdminAs(Peer),
@@ -81,53 +82,9 @@ impl Caller {
         }
     }
 
-    pub fn require_admin(&self) -> Result<(), Error> {
-        if self.is_admin() {
-            Ok(())
-        } else {
-            Err(Error::forbidden("this needs the admin token"))
-        }
-    }
-
-    /// The circle a read is limited to: a peer token reads only its own
-    /// circle (asking for another is `cross_circle`); admin reads the one
-    /// asked for, or all (`None`).
+    /// The circle a read is limited to (see [`crate::policy::read_scope`]).
     pub fn scope_circle(&self, asked: Option<String>) -> Result<Option<String>, Error> {
-        match (self.viewer(), asked) {
-            (Some(me), Some(a)) if a != me.circle => Err(Error::new(
-                ErrorCode::CrossCircle,
-                format!("{} may only read its own circle {:?}", me.name, me.circle),
-            )),
-            (Some(me), _) => Ok(Some(me.circle.clone())),
-            (None, a) => Ok(a),
-        }
-    }
-
-    /// Resolve a peer this caller names in a read (`?peer=`, a path name):
-    /// a peer token resolves inside its own circle only (another circle is
-    /// `cross_circle`, see `store::circles`); the admin, also acting as a
-    /// peer, reads any circle. Writes resolve names in the store, as the
-    /// acting peer.
-    pub fn resolve_peer_in_caller_circle(
-        &self,
-        h: &DaemonHandle,
-        addr: &str,
-        circle: Option<&str>,
-    ) -> Result<Peer, Error> {
-        match self.viewer() {
-            Some(me) => h.store.resolve_peer_for(me, addr, circle),
-            None => h.store.resolve_peer(addr, circle),
-        }
-    }
-
-    /// Check an explicit circle bypass: only admin may ask for one.
-    pub fn bypass(&self, asked: bool) -> Result<bool, Error> {
-        if asked && !self.is_admin() {
-            return Err(Error::forbidden(
-                "only the admin token may bypass circle isolation",
-            ));
-        }
-        Ok(asked)
+        crate::policy::read_scope(self, asked)
     }
 }
 

@@ -3,22 +3,27 @@
 //! Lifecycle: [`start`] takes the home's lock, opens the store, binds the
 //! listener, writes `daemon.json`, spawns the background tasks and serves
 //! until [`Running::stop`] (or `POST /v1/shutdown`, or a signal via
-//! [`run_until_signal`]). Nothing here decides domain rules; those live in
-//! `core` and `store`.
+//! [`run_until_signal`]).
+//!
+//! Where things live: `http` (handlers: parse, one service call, render),
+//! `service` (every rule, one function per thing a caller can do),
+//! `policy` (who may do what, one table), `pipeline` (decide and act: one
+//! path from persona to route carried out), background tasks (`scheduler`,
+//! `observe`, `tasks`, `streams`), and the persona host (`persona_host`).
 #![forbid(unsafe_code)]
 
-mod api;
 mod auth;
 mod debug;
 pub mod edge;
-mod jobs;
+mod http;
 mod observe;
 mod persona_host;
-mod personas;
+mod pipeline;
+mod policy;
 mod poll;
-mod reviews;
 mod scheduler;
 mod serve;
+mod service;
 mod streams;
 mod tasks;
 
@@ -58,25 +63,27 @@ pub struct Config {
 #[derive(Clone)]
 pub struct DaemonHandle(Arc<Inner>);
 
+/// What the handle holds. Only this crate reads it: other crates get the
+/// daemon through [`Running`] and the HTTP API.
 pub struct Inner {
-    pub store: Store,
-    pub admin_token: String,
-    pub url: String,
-    pub home: Home,
-    pub started_at_ms: i64,
+    pub(crate) store: Store,
+    pub(crate) admin_token: String,
+    pub(crate) url: String,
+    pub(crate) home: Home,
+    pub(crate) started_at_ms: i64,
     /// The store's clock: every deadline is measured against it.
-    pub clock: Clock,
+    pub(crate) clock: Clock,
     /// Held by a background-maintenance pass: the periodic one and the one a
     /// manual clock move runs at once never overlap.
     maintenance: Mutex<()>,
     /// Woken when a manual clock moves: long polls and inbox streams look
     /// again (a lease may have run out).
     clock_moved: tokio::sync::Notify,
-    pub personas: personas::PersonaHost,
+    pub(crate) personas: persona_host::PersonaHost,
     /// Woken when schedules change, so the scheduler re-reads the next due time.
-    pub schedules_changed: tokio::sync::Notify,
+    pub(crate) schedules_changed: tokio::sync::Notify,
     /// Connection and stream limits.
-    pub net: NetLimits,
+    pub(crate) net: NetLimits,
     /// Event fan-out to streams, and open-stream counts.
     streams: streams::Streams,
     shutdown: watch::Sender<bool>,
@@ -214,7 +221,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         clock: cfg.clock.clone(),
         maintenance: Mutex::new(()),
         clock_moved: tokio::sync::Notify::new(),
-        personas: personas::PersonaHost::new(
+        personas: persona_host::PersonaHost::new(
             cfg.home.dir.clone(),
             cfg.persona_limits.clone(),
             cfg.clock.clone(),
@@ -231,14 +238,14 @@ pub async fn start(cfg: Config) -> Result<Running> {
         started_at_ms: handle.started_at_ms,
         version: env!("CARGO_PKG_VERSION").to_string(),
     })?;
-    personas::load_active(&handle);
-    let watcher =
-        personas::watch(handle.clone()).context("while watching the personas directory")?;
+    service::personas::load_active(&handle);
+    let watcher = service::personas::watch(handle.clone())
+        .context("while watching the personas directory")?;
     let tasks = tokio::spawn(tasks::run(handle.clone(), cfg.tick));
     tokio::spawn(observe::run(handle.clone()));
     tokio::spawn(scheduler::run(handle.clone()));
     tokio::spawn(streams::run(handle.clone()));
-    let app = api::router(handle.clone());
+    let app = http::router(handle.clone());
     let server = tokio::spawn(serve::serve(listener, app, handle.clone(), cfg.net.clone()));
     tracing::info!(%url, home = %cfg.home.dir.display(), "repowire daemon listening");
     Ok(Running {

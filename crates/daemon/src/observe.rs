@@ -7,8 +7,7 @@
 //! and a circle may have at most 60 persona-made messages per minute.
 
 use super::DaemonHandle;
-use repowire_core::ask::{NewAsk, NewAskMany};
-use repowire_core::delivery::NewNotify;
+use crate::pipeline::{self, Input, Outcome, Target};
 use repowire_core::event::{Event, EventKind, EventRecord, Family};
 use repowire_core::peer::Status;
 use repowire_core::route::Route;
@@ -40,6 +39,13 @@ impl Guards {
         self.own_order.push_back(id);
     }
 
+    /// Give back the slot of a send that sent nothing (no orchestrator).
+    fn refund(&mut self, circle: &str) {
+        if let Some(q) = self.sent.get_mut(circle) {
+            q.pop_back();
+        }
+    }
+
     fn allow(&mut self, circle: &str) -> bool {
         let q = self.sent.entry(circle.to_string()).or_default();
         let now = Instant::now();
@@ -57,88 +63,37 @@ impl Guards {
     }
 }
 
-/// Carry out one route in `circle` as its orchestrator. Returns what was done.
+/// Carry out one route in `circle` as its orchestrator, under the guards.
 fn execute(
     h: &DaemonHandle,
     guards: &Mutex<Guards>,
     circle: &str,
     route: &Route,
 ) -> serde_json::Value {
-    let out = route.out(None);
-    let Ok(Some(orch)) = h.store.orchestrator(circle) else {
-        return json!({"route": out, "done": false, "why": "the circle has no orchestrator to act as"});
-    };
-    if matches!(
+    let sends = matches!(
         route,
         Route::Ask { .. } | Route::Notify { .. } | Route::Fanout { .. }
-    ) && !guards
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .allow(circle)
-    {
-        return json!({"route": out, "done": false, "why": format!("over {PER_MINUTE} persona messages a minute in this circle")});
+    );
+    let lock = || guards.lock().unwrap_or_else(|p| p.into_inner());
+    if sends && !lock().allow(circle) {
+        return json!({"route": route.out(None), "done": false, "why": format!("over {PER_MINUTE} persona messages a minute in this circle")});
     }
-    let c = Some(circle.to_string());
-    let res = match route {
-        Route::Ask { peer, text } => h
-            .store
-            .ask(
-                &orch.id,
-                &NewAsk {
-                    to: peer.clone(),
-                    circle: c,
-                    text: text.clone(),
-                    ..Default::default()
-                },
-                false,
-            )
-            .map(|r| {
-                guards
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remember(r.ask.correlation_id.to_string());
-                json!({"correlation_id": r.ask.correlation_id})
-            }),
-        Route::Notify { peer, text } => h
-            .store
-            .notify(
-                &orch.id,
-                &NewNotify {
-                    to: peer.clone(),
-                    circle: c,
-                    text: text.clone(),
-                },
-                false,
-            )
-            .map(|r| json!({"delivery_id": r.delivery_id})),
-        Route::Fanout { peers, text } => h
-            .store
-            .ask_many(
-                &orch.id,
-                &NewAskMany {
-                    to: peers.clone(),
-                    circle: c,
-                    text: text.clone(),
-                    ..Default::default()
-                },
-                false,
-            )
-            .map(|r| {
-                let mut g = guards.lock().unwrap_or_else(|p| p.into_inner());
-                for a in &r.asks {
-                    g.remember(a.ask.correlation_id.to_string());
+    match pipeline::execute(h, &Target::Orchestrator(circle), route) {
+        Ok(done) => {
+            match &done {
+                Outcome::Asked { ask_id } => lock().remember(ask_id.to_string()),
+                Outcome::FannedOut { ask_ids } => {
+                    let mut g = lock();
+                    for id in ask_ids {
+                        g.remember(id.to_string());
+                    }
                 }
-                json!({"parent_id": r.parent_id})
-            }),
-        // Nothing to send: recorded as the decision it is.
-        Route::Defer { .. } | Route::Decline { .. } | Route::AskUser { .. } => Ok(json!({})),
-        Route::Assign { .. } => {
-            return json!({"route": out, "done": false, "why": "assign needs a job; an event has none"});
+                Outcome::Skipped { .. } if sends => lock().refund(circle),
+                _ => {}
+            }
+            done.event_json(route)
         }
-    };
-    match res {
-        Ok(v) => json!({"route": out, "done": true, "result": v}),
-        Err(e) => json!({"route": out, "done": false, "why": e.to_string()}),
+        Err(e) => json!({"route": route.out(None), "done": false, "why": e.to_string()}),
     }
 }
 
@@ -198,42 +153,31 @@ pub async fn run(h: DaemonHandle) {
         {
             continue;
         }
-        let Some(name) = h.personas.active_for(&circle) else {
-            continue;
-        };
-        if !h.personas.program(&name).is_some_and(|p| p.has("on_event")) {
+        // Cheap filter before a thread is used: is there a persona to ask?
+        if !h
+            .personas
+            .active_for(&circle)
+            .and_then(|n| h.personas.program(&n))
+            .is_some_and(|p| p.has("on_event"))
+        {
             continue;
         }
         let (hh, g) = (h.clone(), guards.clone());
         let work = move || {
-            // The circle's own instance: no script state crosses circles.
-            let Some(persona) = hh.personas.for_decision(&hh.store, &circle, &name) else {
+            let view = event_view(&e);
+            let d = pipeline::decide(&hh, &circle, Input::OnEvent(&view), json!({}))?;
+            let Some(name) = d.persona else {
                 return Ok(());
             };
-            let mesh = hh.personas.mesh(&hh.store, &circle)?;
-            match persona.on_event(&event_view(&e), &mesh) {
-                Ok(routes) => {
-                    for r in &routes {
-                        let done = execute(&hh, &g, &circle, r);
-                        let route = Event::PersonaRoute {
-                            persona: name.clone(),
-                            entry: "on_event".into(),
-                            event: e.seq,
-                            outcome: done,
-                        };
-                        hh.store.persona_event(&name, Some(&circle), route)?;
-                    }
-                }
-                Err(err) => {
-                    let failed = Event::PersonaError {
-                        persona: name.clone(),
-                        entry: "on_event".into(),
-                        error: err.message,
-                        location: Some(err.location),
-                        extra: Default::default(),
-                    };
-                    hh.store.persona_event(&name, Some(&circle), failed)?
-                }
+            for r in &d.routes {
+                let done = execute(&hh, &g, &circle, r);
+                let route = Event::PersonaRoute {
+                    persona: name.clone(),
+                    entry: "on_event".into(),
+                    event: e.seq,
+                    outcome: done,
+                };
+                hh.store.persona_event(&name, Some(&circle), route)?;
             }
             Ok::<(), repowire_core::error::Error>(())
         };

@@ -2,6 +2,10 @@
 //! delivery, and the event log (read and SSE-followed). Each ends early when
 //! the daemon is stopping, so a graceful stop never waits on them. Each
 //! stream counts against its token's open streams (`streams.rs`).
+//!
+//! Two delivery routes are served here: pull ([`lease`]) and the stream
+//! ([`inbox_stream`]); what each does with a lease follows its promises
+//! (`repowire_core::delivery::Route`), not a flag of its own.
 
 use super::DaemonHandle;
 use super::auth::{ApiResult, Body, Caller, Path, Query};
@@ -10,6 +14,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use repowire_client::api::{EventsResp, InboxResp, LeaseReq, WaitResp};
+use repowire_core::delivery::{self, Route};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::event::{Event, EventKind, EventRecord};
 use repowire_core::ids::AskId;
@@ -116,7 +121,8 @@ fn queued_for(e: &EventRecord, peer_id: &str) -> bool {
         && matches!(Event::parse(&e.kind, &e.payload), Ok(Event::DeliveryQueued { to_peer_id, .. }) if to_peer_id == peer_id)
 }
 
-/// Lease pending deliveries, long-polling up to `wait_ms` for the first.
+/// Lease pending deliveries, long-polling up to `wait_ms` for the first
+/// (the pull route).
 pub(super) async fn lease(
     State(h): H,
     c: Caller,
@@ -129,7 +135,9 @@ pub(super) async fn lease(
     let deadline = tokio::time::Instant::now() + wait;
     let mut rx = h.store.subscribe();
     loop {
-        let items = h.store.lease(&me.id, max, lease_ms, true)?;
+        let items = h
+            .store
+            .lease(&me.id, max, lease_ms, delivery::Pull.signals_life())?;
         let now = tokio::time::Instant::now();
         if !items.is_empty() || now >= deadline {
             return Ok(Json(InboxResp {
@@ -160,7 +168,7 @@ pub(super) struct StreamQuery {
     lease_ms: Option<u64>,
 }
 
-/// Server-sent deliveries: the caller's deliveries (one `delivery` event of
+/// Server-sent deliveries (the stream route): the caller's deliveries (one `delivery` event of
 /// JSON each, its SSE id the delivery id), then live ones as they come. Each
 /// is leased when there is room to send it (a few ahead at most). The
 /// consumer confirms them (`POST /v1/inbox/confirm`); one it never confirms
@@ -189,7 +197,8 @@ pub(super) async fn inbox_stream(
                 return;
             };
             let room = (tx.capacity() as u32 + 1).min(max);
-            let items = match h.store.lease(&me.id, room, lease_ms, false) {
+            let alive = delivery::Stream.signals_life();
+            let items = match h.store.lease(&me.id, room, lease_ms, alive) {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::warn!(error = %e, "inbox stream lease failed");

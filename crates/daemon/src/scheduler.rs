@@ -1,72 +1,12 @@
 //! The scheduler: one task that sleeps until the next due fire (woken early
 //! when schedules change — no polling), then fires everything due
 //! concurrently on blocking threads, so one slow target never delays the
-//! rest. `checkin` fires run the persona's `checkin(ctx, mesh)` first; the
-//! routes it returns are sent in the fire's transaction.
+//! rest. What a fire does is [`crate::service::schedules::fire`].
 
-use super::DaemonHandle;
-use super::auth::{ApiResult, Body, Caller, Path, Query};
-use axum::Json;
-use axum::extract::State;
-use repowire_client::api::{ScheduleInfo, ScheduleReq};
-use repowire_core::error::Error;
-use repowire_core::event::Event;
+use crate::DaemonHandle;
+use crate::service::schedules::fire;
 use repowire_core::ids::ScheduleId;
-use repowire_core::route::Route;
-use repowire_core::schedule::ScheduleKind;
-use serde::Deserialize;
 use std::time::Duration;
-
-/// Run the check-in script of a schedule; its routes, or why not.
-fn checkin_routes(h: &DaemonHandle, id: &ScheduleId) -> Result<Vec<Route>, Error> {
-    let row = h.store.schedule_row(id)?;
-    let circle = row.info.circle.clone();
-    let name = match &row.info.persona {
-        Some(p) => p.clone(),
-        None => h.personas.active_for(&circle).ok_or_else(|| {
-            Error::bad_request(format!(
-                "circle {circle:?} has no active persona and the schedule names none"
-            ))
-        })?,
-    };
-    let persona = h.personas.instance(&circle, &name)?;
-    let mesh = h.personas.mesh(&h.store, &circle)?;
-    let args = serde_json::from_str::<serde_json::Value>(&row.info.text)
-        .unwrap_or_else(|_| serde_json::json!({"text": row.info.text}));
-    let ctx = serde_json::json!({
-        "schedule": row.info.schedule_id.as_str(),
-        "owner": row.info.owner,
-        "to": row.info.to,
-        "fired_at_ms": h.clock.now_ms(),
-        "args": args,
-        "open_reviews": h.store.open_review_assignments(&circle)?,
-    });
-    persona.checkin(&ctx, &mesh).map_err(|e| {
-        let failed = Event::PersonaError {
-            persona: name.clone(),
-            entry: "checkin".into(),
-            error: e.message.clone(),
-            location: Some(e.location.clone()),
-            extra: Default::default(),
-        };
-        let _ = h.store.persona_event(&name, Some(&circle), failed);
-        Error::new(repowire_core::ErrorCode::PersonaError, e.message)
-    })
-}
-
-fn fire(h: &DaemonHandle, id: &ScheduleId) {
-    let checkin = match h.store.schedule_row(id) {
-        Ok(r) if r.info.kind == ScheduleKind::Checkin => Some(checkin_routes(h, id)),
-        Ok(_) => None,
-        Err(e) => {
-            tracing::warn!(schedule = %id, error = %e, "schedule vanished before firing");
-            return;
-        }
-    };
-    if let Err(e) = h.store.fire_schedule(id, checkin) {
-        tracing::error!(schedule = %id, error = %e, "schedule fire failed");
-    }
-}
 
 /// Run until the daemon stops.
 pub async fn run(h: DaemonHandle) {
@@ -123,95 +63,4 @@ pub async fn run(h: DaemonHandle) {
         }
         last_round = tokio::time::Instant::now();
     }
-}
-
-type H = State<DaemonHandle>;
-
-pub async fn create(
-    State(h): H,
-    c: Caller,
-    Body(req): Body<ScheduleReq>,
-) -> ApiResult<Json<ScheduleInfo>> {
-    if let Some(p) = &req.persona
-        && (p.contains('/') || p.ends_with(".lua"))
-        && !c.is_admin()
-    {
-        return Err(Error::forbidden(
-            "a check-in script file may only be named with the admin token; peers name personas",
-        )
-        .into());
-    }
-    let s = h.store.create_schedule(&c.me()?.id, &req.into())?;
-    h.schedules_changed.notify_one();
-    Ok(Json(s.into()))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQ {
-    #[serde(default)]
-    all: bool,
-}
-
-pub async fn list(
-    State(h): H,
-    c: Caller,
-    Query(q): Query<ListQ>,
-) -> ApiResult<Json<Vec<ScheduleInfo>>> {
-    let circle = c.scope_circle(None)?;
-    let owner = match (q.all, c.me()) {
-        (false, Ok(me)) => Some(&me.id),
-        _ => None,
-    };
-    let list = h.store.list_schedules(circle.as_deref(), owner)?;
-    Ok(Json(list.into_iter().map(Into::into).collect()))
-}
-
-pub async fn show(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<ScheduleInfo>> {
-    let s = h.store.get_schedule(&ScheduleId::parse(&id)?)?;
-    if let Some(me) = c.viewer()
-        && me.circle != s.circle
-    {
-        return Err(Error::new(
-            repowire_core::ErrorCode::CrossCircle,
-            "another circle's schedule",
-        )
-        .into());
-    }
-    Ok(Json(s.into()))
-}
-
-async fn change(
-    h: DaemonHandle,
-    c: Caller,
-    id: String,
-    what: &str,
-) -> ApiResult<Json<ScheduleInfo>> {
-    let id = ScheduleId::parse(&id)?;
-    let actor = c.me().ok().map(|p| &p.id);
-    let s = h.store.change_schedule(&id, actor, what)?;
-    h.schedules_changed.notify_one();
-    Ok(Json(s.into()))
-}
-
-pub async fn delete(
-    State(h): H,
-    c: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ScheduleInfo>> {
-    change(h, c, id, "delete").await
-}
-pub async fn pause(
-    State(h): H,
-    c: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ScheduleInfo>> {
-    change(h, c, id, "pause").await
-}
-pub async fn resume(
-    State(h): H,
-    c: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ScheduleInfo>> {
-    change(h, c, id, "resume").await
 }

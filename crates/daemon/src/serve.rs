@@ -15,7 +15,7 @@
 //!   requests in flight finish (streams and long-polls end on stop by
 //!   themselves), and whatever has not finished a few seconds later is cut.
 //!
-//! No domain rules here; routes live in `api.rs`.
+//! No domain rules here; routes live in `http/mod.rs`.
 
 use super::DaemonHandle;
 use super::auth::ApiError;

@@ -31,8 +31,8 @@ pub(crate) fn maintain(h: &DaemonHandle, full: bool) {
     log("ask expiry", s.expire_due());
     log("ask reminders", s.remind_due());
     log("job repair", s.repair_jobs());
-    super::reviews::route_pending(h);
-    let n = super::jobs::retry_queued(h);
+    crate::service::reviews::route_pending(h);
+    let n = crate::service::jobs::retry_queued(h);
     if n > 0 {
         tracing::debug!(n, "queued jobs dispatched");
     }

@@ -170,19 +170,6 @@ impl Store {
         self.read(|c| Ok(get(c, id)?.info))
     }
 
-    /// Keep a queued job out of the background dispatcher until `until_ms`
-    /// (a persona deferred it, declined it, or asked a human).
-    pub fn hold_job(&self, id: &JobId, until_ms: i64) -> Result<()> {
-        self.write(|t| {
-            t.conn()
-                .prepare_cached(
-                    "UPDATE jobs SET not_before_ms = ?2 WHERE id = ?1 AND state = 'queued'",
-                )?
-                .execute(params![id, until_ms])?;
-            Ok(())
-        })
-    }
-
     /// A peer came online in `circle`: queued jobs a persona held back
     /// (deferred or declined) get another chance now. Retry backoffs after a
     /// lost executor stay.
@@ -360,32 +347,49 @@ impl Store {
             Ok(get(t.conn(), &j.info.job_id)?.info)
         })
     }
+}
+
+impl Tx<'_> {
+    /// The job `id` as it is inside this transaction.
+    pub fn job(&self, id: &JobId) -> Result<Job> {
+        Ok(get(self.conn(), id)?.info)
+    }
+
+    /// Keep a queued job out of the background dispatcher until `until_ms`
+    /// (a persona deferred it, declined it, or asked a human).
+    pub fn hold_job(&mut self, id: &JobId, until_ms: i64) -> Result<()> {
+        self.conn()
+            .prepare_cached(
+                "UPDATE jobs SET not_before_ms = ?2 WHERE id = ?1 AND state = 'queued'",
+            )?
+            .execute(params![id, until_ms])?;
+        Ok(())
+    }
 
     /// Dispatch a queued job to `peer`, as `sender` (who sends the ask).
     pub fn dispatch_job(
-        &self,
+        &mut self,
         id: &JobId,
         peer: &str,
         sender_id: Option<&PeerId>,
         note: Option<&str>,
     ) -> Result<(Job, Option<DeliveryId>)> {
-        self.write(|t| {
-            let j = get(t.conn(), id)?;
-            let to = resolve_within(
-                t.conn(),
-                &j.info.circle,
-                &format!("job {id}"),
-                peer,
-                None,
-                false,
-            )?;
-            let sender = match sender_id {
-                Some(s) => must(t.conn(), s)?,
-                None => must(t.conn(), &j.owner).or_else(|_| must(t.conn(), &j.created_by))?,
-            };
-            let dlv = dispatch_in(t, id, &to, &sender, note)?;
-            Ok((get(t.conn(), id)?.info, dlv))
-        })
+        let t = self;
+        let j = get(t.conn(), id)?;
+        let to = resolve_within(
+            t.conn(),
+            &j.info.circle,
+            &format!("job {id}"),
+            peer,
+            None,
+            false,
+        )?;
+        let sender = match sender_id {
+            Some(s) => must(t.conn(), s)?,
+            None => must(t.conn(), &j.owner).or_else(|_| must(t.conn(), &j.created_by))?,
+        };
+        let dlv = dispatch_in(t, id, &to, &sender, note)?;
+        Ok((get(t.conn(), id)?.info, dlv))
     }
 }
 
@@ -524,22 +528,13 @@ impl Store {
         })
     }
 
-    /// Put a failed, timed-out or canceled job back in the queue.
+    /// Put a failed, timed-out or canceled job back in the queue (who may is
+    /// the daemon's policy).
     pub fn retry_job(&self, id: &JobId, actor: Option<&PeerId>) -> Result<Job> {
         self.write(|t| {
             let j = get(t.conn(), id)?;
-            if let Some(a) = actor.map(|a| must(t.conn(), a)).transpose()? {
-                same_circle(&a, &j.info.circle, &format!("job {id}"))?;
-                let allowed = a.id == j.owner
-                    || a.id == j.created_by
-                    || (a.role == Role::Orchestrator && a.circle == j.info.circle);
-                if !allowed {
-                    return Err(Error::forbidden(format!(
-                        "{} is not the owner or creator of job {id}, nor the orchestrator",
-                        a.name
-                    )));
-                }
-            }
+            // Who may retry is the daemon's policy; the peer must still exist.
+            actor.map(|a| must(t.conn(), a)).transpose()?;
             if !j.info.state.is_terminal() || j.info.state == JobState::Succeeded {
                 return Err(Error::new(
                     ErrorCode::InvalidState,

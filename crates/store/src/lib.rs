@@ -10,6 +10,7 @@
 //! client crate's, and never reach the SQL.
 #![forbid(unsafe_code)]
 
+mod acts;
 mod asks;
 mod circles;
 mod deliveries;
@@ -21,7 +22,7 @@ mod personas;
 mod reviews;
 mod schedules;
 
-pub use schedules::SchedRow;
+pub use schedules::{Checkin, SchedRow};
 
 use repowire_core::error::{Error, Result};
 use repowire_core::event::{Event, EventRecord};

@@ -54,6 +54,17 @@ pub(super) fn must(c: &Connection, id: &PeerId) -> Result<Peer> {
     by_id(c, id)?.ok_or_else(|| Error::new(ErrorCode::UnknownPeer, format!("peer {id} is gone")))
 }
 
+/// The orchestrator of `circle`, if it has one.
+pub(super) fn orchestrator_of(c: &Connection, circle: &str) -> Result<Option<Peer>> {
+    Ok(c.prepare_cached(concat!(
+        "SELECT ",
+        cols!(),
+        " FROM peers WHERE circle = ?1 AND role = 'orchestrator'"
+    ))?
+    .query_row([circle], from_row)
+    .optional()?)
+}
+
 pub(super) fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option<Peer>> {
     Ok(c.prepare_cached(concat!(
         "SELECT ",
@@ -571,15 +582,7 @@ impl Store {
     }
 
     pub fn orchestrator(&self, circle: &str) -> Result<Option<Peer>> {
-        self.read(|c| {
-            Ok(c.prepare_cached(concat!(
-                "SELECT ",
-                cols!(),
-                " FROM peers WHERE circle = ?1 AND role = 'orchestrator'"
-            ))?
-            .query_row([circle], from_row)
-            .optional()?)
-        })
+        self.read(|c| orchestrator_of(c, circle))
     }
 
     /// Flag peers that went quiet while claiming to be there; one

@@ -216,45 +216,6 @@ impl Store {
         })
     }
 
-    /// Add reviewers (never the author) and tell each of them.
-    pub fn assign_reviewers(
-        &self,
-        circle: &str,
-        reference: &str,
-        names: &[String],
-        note: Option<&str>,
-    ) -> Result<Review> {
-        self.write(|t| {
-            let row = must_load(t.conn(), circle, reference)?;
-            for name in names {
-                let p = resolve_within(t.conn(), circle, reference, name, None, false)?;
-                if p.id == row.author_id {
-                    return Err(Error::bad_request(format!("{} wrote {reference}: a reviewer is never the author", p.name)));
-                }
-                t.conn()
-                    .prepare_cached(
-                        "INSERT INTO review_assignments (review_id, reviewer, reviewer_name, updated_ms)
-                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                    )?
-                    .execute(params![row.info.review_id, p.id, p.name, t.now])?;
-                review_event(t, &row.info, Event::ReviewAssigned { reference: reference.to_string(), reviewer: p.name.clone() })?;
-                tell(
-                    t,
-                    circle,
-                    &p.id,
-                    &format!(
-                        "Please review {reference}{} at {} by {}.{} Mark it with: repowire review mark {reference} --verdict approve|changes|comment",
-                        if row.info.title.is_empty() { String::new() } else { format!(" ({})", row.info.title) },
-                        row.info.head_sha,
-                        row.info.author,
-                        note.map(|n| format!(" ({n})")).unwrap_or_default()
-                    ),
-                )?;
-            }
-            Ok(must_load(t.conn(), circle, reference)?.info)
-        })
-    }
-
     pub fn get_review(&self, circle: &str, reference: &str) -> Result<Review> {
         self.read(|c| Ok(must_load(c, circle, reference)?.info))
     }
@@ -295,18 +256,6 @@ impl Store {
                 }))
             })?
             .collect::<rusqlite::Result<_>>()?)
-        })
-    }
-
-    /// Move a review still waiting for a reviewer to the back of the line.
-    pub fn requeue_review(&self, circle: &str, reference: &str) -> Result<()> {
-        self.write(|t| {
-            t.conn()
-                .prepare_cached(
-                    "UPDATE reviews SET updated_ms = ?3 WHERE circle = ?1 AND ref = ?2",
-                )?
-                .execute(params![circle, reference, t.now])?;
-            Ok(())
         })
     }
 
@@ -446,5 +395,75 @@ impl Store {
             )?;
             Ok(r)
         })
+    }
+}
+
+impl Tx<'_> {
+    /// The review of `reference` in `circle` as it is inside this transaction.
+    pub fn review(&self, circle: &str, reference: &str) -> Result<Review> {
+        Ok(must_load(self.conn(), circle, reference)?.info)
+    }
+
+    /// Add reviewers (never the author) and tell each of them.
+    pub fn assign_reviewers(
+        &mut self,
+        circle: &str,
+        reference: &str,
+        names: &[String],
+        note: Option<&str>,
+    ) -> Result<Review> {
+        let t = self;
+        {
+            let row = must_load(t.conn(), circle, reference)?;
+            for name in names {
+                let p = resolve_within(t.conn(), circle, reference, name, None, false)?;
+                if p.id == row.author_id {
+                    return Err(Error::bad_request(format!(
+                        "{} wrote {reference}: a reviewer is never the author",
+                        p.name
+                    )));
+                }
+                t.conn()
+                    .prepare_cached(
+                        "INSERT INTO review_assignments (review_id, reviewer, reviewer_name, updated_ms)
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(params![row.info.review_id, p.id, p.name, t.now])?;
+                review_event(
+                    t,
+                    &row.info,
+                    Event::ReviewAssigned {
+                        reference: reference.to_string(),
+                        reviewer: p.name.clone(),
+                    },
+                )?;
+                tell(
+                    t,
+                    circle,
+                    &p.id,
+                    &format!(
+                        "Please review {reference}{} at {} by {}.{} Mark it with: repowire review mark {reference} --verdict approve|changes|comment",
+                        if row.info.title.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", row.info.title)
+                        },
+                        row.info.head_sha,
+                        row.info.author,
+                        note.map(|n| format!(" ({n})")).unwrap_or_default()
+                    ),
+                )?;
+            }
+            Ok(must_load(t.conn(), circle, reference)?.info)
+        }
+    }
+
+    /// Move a review still waiting for a reviewer to the back of the line.
+    pub fn requeue_review(&mut self, circle: &str, reference: &str) -> Result<()> {
+        let now = self.now;
+        self.conn()
+            .prepare_cached("UPDATE reviews SET updated_ms = ?3 WHERE circle = ?1 AND ref = ?2")?
+            .execute(params![circle, reference, now])?;
+        Ok(())
     }
 }

@@ -103,7 +103,7 @@ fn routes_in_the_docs_match_the_route_table() {
 fn the_router_matches_the_route_table() {
     let src = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/crates/daemon/src/api.rs"
+        "/crates/daemon/src/http/mod.rs"
     ))
     .unwrap();
     let flat: String = src.split_whitespace().collect();

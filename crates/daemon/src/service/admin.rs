@@ -1,0 +1,88 @@
+//! The daemon itself: health, traces, the doctor's report, shutdown.
+
+use crate::DaemonHandle;
+use crate::auth::Caller;
+use crate::policy::{self, Action, Target};
+use repowire_client::api::{DoctorResp, Health, PeerInfo};
+use repowire_core::error::{Error, ErrorCode};
+use repowire_core::event::EventRecord;
+use repowire_core::ids::{AskId, IdKind};
+use repowire_core::peer::Peer;
+
+pub fn health(h: &DaemonHandle) -> Health {
+    Health {
+        ok: true,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        url: h.url.clone(),
+        home: h.home.dir.display().to_string(),
+        started_at_ms: h.started_at_ms,
+        uptime_ms: h.clock.now_ms() - h.started_at_ms,
+    }
+}
+
+/// Every event about `id`. A peer traces what happened in its circle, and
+/// its own asks (an admin-bypassed ask crosses circles).
+pub fn trace(h: &DaemonHandle, c: &Caller, id: &str) -> Result<Vec<EventRecord>, Error> {
+    if IdKind::of(id).is_none() {
+        return Err(Error::bad_request(format!(
+            "{id:?} is not a traceable id (ask-…, askm-…, dlv-…, peer-…)"
+        )));
+    }
+    let events = h.store.trace(id)?;
+    if events.is_empty() {
+        return Err(Error::new(
+            ErrorCode::NotFound,
+            format!("no events about {id}"),
+        ));
+    }
+    let party = |_: &Peer| AskId::parse(id).is_ok_and(|ask| super::asks::get(h, c, &ask).is_ok());
+    if let Some(me) = c.viewer() {
+        let foreign = events.iter().any(|e| {
+            let there = Target {
+                circle: e.circle.as_deref(),
+                ..Target::default()
+            };
+            policy::authorize(c, Action::ReadObject, there).is_err()
+        });
+        if foreign && !party(me) {
+            return Err(Error::new(
+                ErrorCode::CrossCircle,
+                format!("{id} belongs to another circle"),
+            ));
+        }
+    }
+    Ok(events)
+}
+
+/// The database's health and counts: the admin only.
+pub fn doctor(h: &DaemonHandle, c: &Caller) -> Result<DoctorResp, Error> {
+    policy::authorize(c, Action::Administer, Target::none())?;
+    let counts = h.store.counts()?;
+    let now = h.clock.now_ms();
+    let stale_after = h.store.policy.stale_after_ms;
+    let stale_peers = h
+        .store
+        .list_peers(None)?
+        .iter()
+        .filter(|p| repowire_core::peer::is_stale(p.last_seen_ms, now, stale_after))
+        .map(|p| PeerInfo::of(p, now, stale_after))
+        .collect();
+    Ok(DoctorResp {
+        db_ok: counts.check == "ok",
+        db_check: counts.check,
+        schema_version: counts.schema_version,
+        peers: counts.peers,
+        stale_peers,
+        open_asks: counts.open_asks,
+        pending_deliveries: counts.pending_deliveries,
+        events: counts.events,
+    })
+}
+
+/// Stop the daemon gracefully: the admin only.
+pub fn shutdown(h: &DaemonHandle, c: &Caller) -> Result<(), Error> {
+    policy::authorize(c, Action::Administer, Target::none())?;
+    h.request_shutdown();
+    Ok(())
+}
