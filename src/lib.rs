@@ -21,3 +21,4 @@ pub use repowire_store as store;
 
 pub mod cli;
 pub mod mcp;
+pub mod wiring;
