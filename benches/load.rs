@@ -210,7 +210,7 @@ async fn ask_round_trips(admin: &Client, warmup: usize, n: usize, confirm: bool)
                 .lease(&LeaseReq {
                     max: Some(100),
                     wait_ms: Some(5000),
-                    lease_ms: None,
+                    ..Default::default()
                 })
                 .await
                 .expect("lease");

@@ -27,11 +27,22 @@ pub fn delivery_line(d: &DeliveryInfo) -> String {
         _ => String::new(),
     };
     format!(
-        "{} {:<9} from {from}{re}: {}{hint}",
+        "{} {:<9} from {from}{re}: {}{hint}{}",
         fmt_ms(d.created_at_ms),
         d.kind.as_str(),
-        term::body(&d.text)
+        term::body(&d.text),
+        pushed_mark(d)
     )
+}
+
+/// What a delivery a channel push already sent live says of it: the agent
+/// may have seen it as a channel event, and it is still unconfirmed.
+pub fn pushed_mark(d: &DeliveryInfo) -> &'static str {
+    if d.pushed {
+        "  (pushed live earlier, unconfirmed)"
+    } else {
+        ""
+    }
 }
 
 pub async fn wait(ctx: &Ctx, c: &Client, id: &str, timeout: Duration) -> CmdResult {
@@ -171,7 +182,7 @@ pub async fn inbox(
             .lease(&LeaseReq {
                 max: Some(limit.unwrap_or(100)),
                 wait_ms: Some(25_000),
-                lease_ms: None,
+                ..Default::default()
             })
             .await;
         let items = match res {

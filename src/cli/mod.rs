@@ -114,11 +114,12 @@ pub struct McpArgs {
     /// holds it), service or human.
     #[arg(long, value_parser = peer::parse_role)]
     role: Option<crate::core::peer::Role>,
-    /// `push`: deliveries arrive in the session as Claude Code channel
-    /// events (use it where the server is enabled as a channel: they are
-    /// confirmed once sent); `pull`: only through the inbox tool; `auto`
-    /// (default): push when the client declares the capability
-    /// `experimental["claude/channel"]`, else pull.
+    /// `push`: deliveries also arrive in the session as Claude Code channel
+    /// events, a live hint that is never confirmed (Claude Code shows them
+    /// only in a session started with channels; the inbox tool or a hook
+    /// shows them again, marked as pushed, and confirms them); `pull`: only
+    /// through the inbox tool; `auto` (default): push when the client
+    /// declares the capability `experimental["claude/channel"]`, else pull.
     #[arg(long, default_value = "auto", value_parser = ["auto", "push", "pull"])]
     delivery: String,
 }

@@ -103,8 +103,8 @@ pub fn backend_of(client_name: &str) -> Option<String> {
 
 /// Does the client say it reads channel events (the capability
 /// `experimental["claude/channel"]`)? Its name is not enough: Claude Code
-/// drops channel events from a server that was not enabled as a channel,
-/// and a pushed delivery is confirmed.
+/// drops channel events from a server that was not enabled as a channel
+/// (a pushed delivery then waits, unconfirmed, for the inbox or a hook).
 fn reads_channels(caps: &ClientCapabilities) -> bool {
     caps.experimental
         .as_ref()

@@ -226,7 +226,7 @@ impl Mesh {
     }
 
     #[tool(
-        description = "Take your pending deliveries (asks to answer, replies, notes, notices) in order; each is returned once and confirmed as delivered. recent=true instead shows again the last ones this session already showed you (pushed or taken), up to limit."
+        description = "Take your pending deliveries (asks to answer, replies, notes, notices) in order; each is returned once and confirmed as delivered. One with pushed=true was sent to you live earlier as a channel event that you may not have seen; it was unconfirmed until now. recent=true instead shows again the last ones this session already showed you (pushed or taken), up to limit."
     )]
     async fn inbox(&self, Parameters(a): Parameters<InboxArgs>) -> ToolResult {
         let limit = a.limit.unwrap_or(100).clamp(1, 1000);
@@ -245,6 +245,7 @@ impl Mesh {
                 let confirmed = push::confirm_pending(&self.client, &self.seen)
                     .await
                     .is_ok();
+                let new: Vec<_> = new.iter().map(push::marked).collect();
                 ok(&json!({"deliveries": new, "confirmed": confirmed}))
             }
             Err(e) => fail(e),

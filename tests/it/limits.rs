@@ -316,8 +316,19 @@ async fn each_limit_just_under_passes_and_just_over_is_refused() {
             },
         ),
         probe(
+            "pushed ids",
+            "confirm and pushed `ids`",
+            "POST",
+            limits::CONFIRM_IDS,
+            404,
+            |n| {
+                let ids: Vec<String> = (0..n).map(|i| format!("dlv-{i:026}")).collect();
+                ("/v1/inbox/pushed".into(), body(json!({"ids": ids})))
+            },
+        ),
+        probe(
             "confirm ids",
-            "confirm `ids`",
+            "confirm and pushed `ids`",
             "POST",
             limits::CONFIRM_IDS,
             200,

@@ -4,7 +4,7 @@
 //! [`ErrorBody`]. `docs/http-api.md` documents each route.
 
 use repowire_core::ask::AskState;
-use repowire_core::delivery::{DeliveryKind, DeliveryState};
+use repowire_core::delivery::{DeliveryKind, DeliveryRoute, DeliveryState};
 use repowire_core::peer::{Role, Status};
 use serde::{Deserialize, Serialize};
 
@@ -319,6 +319,11 @@ pub struct LeaseReq {
     /// Lease length (default: the daemon's lease).
     #[serde(default)]
     pub lease_ms: Option<u64>,
+    /// The route that carries what is leased, recorded in its
+    /// `delivery_leased` event: `pull` (default: the agent takes its inbox)
+    /// or `hook` (`repowire hook <event>` injects it as context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<DeliveryRoute>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -340,6 +345,13 @@ pub struct DeliveryInfo {
     /// For an ask: the earlier ask it follows up.
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// A channel push already sent it into the session as a live hint
+    /// (the agent may or may not have seen it); it is still unconfirmed.
+    #[serde(default)]
+    pub pushed: bool,
+    /// When it was pushed live (with `pushed`).
+    #[serde(default)]
+    pub pushed_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -357,6 +369,21 @@ pub struct ConfirmReq {
 pub struct ConfirmResp {
     /// How many of the ids were newly marked delivered.
     pub confirmed: usize,
+}
+
+/// `POST /v1/inbox/pushed`: deliveries a channel push sent into the session
+/// as live hints (the caller's own, leased to its stream).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushedReq {
+    pub ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PushedResp {
+    /// How many of the ids were newly recorded as pushed (the others were
+    /// confirmed or dropped meanwhile, or recorded already).
+    pub pushed: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

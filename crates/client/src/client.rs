@@ -3,6 +3,7 @@
 
 use crate::api::*;
 use futures_util::{Stream, StreamExt};
+use repowire_core::delivery::DeliveryRoute;
 use repowire_core::error::{Error, ErrorCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -456,8 +457,25 @@ impl Client {
     pub async fn lease(&self, req: &LeaseReq) -> Result<InboxResp> {
         self.post("/v1/inbox/lease", req).await
     }
+    /// Lease pending deliveries for the route that will carry them (`pull`
+    /// or `hook`; the daemon refuses others), recorded in their
+    /// `delivery_leased` events. What a channel push already sent live comes
+    /// too, with `pushed` set. Confirm what was put in front of the agent.
+    pub async fn lease_via(&self, route: DeliveryRoute, req: &LeaseReq) -> Result<InboxResp> {
+        let req = LeaseReq {
+            route: Some(route),
+            ..req.clone()
+        };
+        self.lease(&req).await
+    }
     pub async fn confirm(&self, ids: Vec<String>) -> Result<ConfirmResp> {
         self.post("/v1/inbox/confirm", &ConfirmReq { ids }).await
+    }
+    /// Record deliveries a channel push sent into the session as live
+    /// hints: they stay unconfirmed, and the delivery stream does not hand
+    /// them out again.
+    pub async fn pushed(&self, ids: Vec<String>) -> Result<PushedResp> {
+        self.post("/v1/inbox/pushed", &PushedReq { ids }).await
     }
     pub async fn events(
         &self,
@@ -560,6 +578,8 @@ fn lenient_delivery(data: &str) -> Option<DeliveryInfo> {
         lease_until_ms: v["lease_until_ms"].as_i64(),
         job_id: s("job_id"),
         reply_to: s("reply_to"),
+        pushed: v["pushed"].as_bool().unwrap_or(false),
+        pushed_at_ms: v["pushed_at_ms"].as_i64(),
     })
 }
 

@@ -54,6 +54,7 @@ str_enum!(
         Pull => "pull",
         Stream => "stream",
         Channel => "channel",
+        Hook => "hook",
     }
 );
 
@@ -100,6 +101,15 @@ pub trait Route: Sync {
     /// delivery can be confirmed and never seen.
     fn confirms_only_seen(&self) -> bool {
         !self.confirms() || self.knows_seen()
+    }
+
+    /// Does the route hand out again a delivery a channel push already sent
+    /// into the session (unconfirmed, marked `pushed`)? Only a route that
+    /// knows the agent saw it: another hint adds nothing (and the stream
+    /// would push it again every time its lease ran out), while the
+    /// agent's inbox or a hook puts it in front of the agent.
+    fn takes_pushed(&self) -> bool {
+        self.knows_seen()
     }
 }
 
@@ -164,10 +174,11 @@ impl Route for Stream {
 
 /// Channel push: the `repowire mcp` session follows the stream and sends
 /// each delivery into the session as a Claude Code channel event
-/// (`notifications/claude/channel`), confirmed once sent. The server cannot
-/// tell whether the client shows channel events, so it only hints; that it
-/// still confirms is the one row where [`Route::confirms_only_seen`] fails
-/// (issue 12 turns channel push into a hint that never confirms).
+/// (`notifications/claude/channel`), then records it as pushed
+/// (`POST /v1/inbox/pushed`), which ends the stream's lease. The server
+/// cannot tell whether the client shows channel events (Claude Code listens
+/// only when the session was started with channels enabled), so it only
+/// hints and never confirms: the agent's inbox or a hook does.
 pub struct Channel;
 
 impl Route for Channel {
@@ -175,7 +186,7 @@ impl Route for Channel {
         DeliveryRoute::Channel
     }
     fn confirms(&self) -> bool {
-        true
+        false // a hint: what puts it in front of the agent confirms it
     }
     fn knows_seen(&self) -> bool {
         false
@@ -194,6 +205,36 @@ impl Route for Channel {
     }
 }
 
+/// Hook: `repowire hook <event>`, run by the client (Claude Code, Codex) at
+/// its own events, leases the peer's deliveries (`POST /v1/inbox/lease`
+/// with `"route": "hook"`), prints them, and the client injects the output
+/// into the session as context; the hook then confirms what it printed.
+pub struct Hook;
+
+impl Route for Hook {
+    fn name(&self) -> DeliveryRoute {
+        DeliveryRoute::Hook
+    }
+    fn confirms(&self) -> bool {
+        true // after it printed (POST /v1/inbox/confirm)
+    }
+    fn knows_seen(&self) -> bool {
+        true // the client injects what it printed
+    }
+    fn safe_while_busy(&self) -> bool {
+        true // the client runs it at turn boundaries
+    }
+    fn needs_poll(&self) -> bool {
+        false // the client's events drive it
+    }
+    fn signals_life(&self) -> bool {
+        true // the client called in
+    }
+    fn recordable(&self) -> bool {
+        true
+    }
+}
+
 impl DeliveryRoute {
     /// The route of this name (the registry's one lookup).
     pub fn route(self) -> &'static dyn Route {
@@ -201,6 +242,20 @@ impl DeliveryRoute {
             DeliveryRoute::Pull => &Pull,
             DeliveryRoute::Stream => &Stream,
             DeliveryRoute::Channel => &Channel,
+            DeliveryRoute::Hook => &Hook,
+        }
+    }
+
+    /// Parse the route a lease (`POST /v1/inbox/lease`) says it carries
+    /// (default pull): a route whose carrier takes the inbox by asking,
+    /// pull or hook. The stream leases by itself; channel push rides it.
+    pub fn for_lease(r: Option<Self>) -> Result<Self> {
+        match r.unwrap_or(DeliveryRoute::Pull) {
+            r @ (DeliveryRoute::Pull | DeliveryRoute::Hook) => Ok(r),
+            other => Err(Error::bad_request(format!(
+                "a lease is carried by route \"pull\" or \"hook\", not {:?} (the stream leases by itself: GET /v1/inbox/stream)",
+                other.as_str()
+            ))),
         }
     }
 
@@ -250,14 +305,16 @@ impl Route for DeliveryRoute {
     fn recordable(&self) -> bool {
         self.route().recordable()
     }
+    fn takes_pushed(&self) -> bool {
+        self.route().takes_pushed()
+    }
 }
 
 str_enum!(
     /// How a session (`repowire mcp --delivery`) wants to be reached.
-    /// `push`: channel push, and the `inbox` tool. `pull`: the `inbox` tool
-    /// only. `auto`: channel push when the client says it reads channel
-    /// events, else pull — a route that confirms what it cannot know was
-    /// seen is taken only where the client said it shows it.
+    /// `push`: channel push (a hint, never confirmed), and the `inbox` tool.
+    /// `pull`: the `inbox` tool only. `auto`: channel push when the client
+    /// says it reads channel events, else pull.
     DeliveryMode {
         Push => "push",
         Pull => "pull",
@@ -322,13 +379,14 @@ mod tests {
             ),
             (
                 DeliveryRoute::Channel,
-                true,
+                false,
                 false,
                 true,
                 false,
                 false,
                 true,
             ),
+            (DeliveryRoute::Hook, true, true, true, false, true, true),
         ];
         assert_eq!(
             table.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -360,25 +418,52 @@ mod tests {
         }
     }
 
-    /// A route must not confirm what it cannot know the agent saw; channel
-    /// push does today, and is the only one (issue 12 makes it a hint).
+    /// No route confirms what it cannot know the agent saw (issue 12 made
+    /// channel push a hint); the routes that only hint leave the
+    /// confirmation to another, and do not hand out again what was already
+    /// pushed live, while the routes that know it was seen do.
     #[test]
-    fn only_channel_push_confirms_unseen() {
-        let unseen: Vec<_> = DeliveryRoute::ALL
+    fn no_route_confirms_unseen() {
+        for r in DeliveryRoute::ALL {
+            assert!(
+                r.confirms_only_seen(),
+                "{r} confirms what it cannot know was seen"
+            );
+        }
+        let hints: Vec<_> = DeliveryRoute::ALL
             .iter()
-            .filter(|r| !r.confirms_only_seen())
+            .copied()
+            .filter(|r| !r.knows_seen())
             .collect();
-        assert_eq!(unseen, [&DeliveryRoute::Channel]);
-        // A route that only hints and leaves confirming to someone else is
-        // expressible: the stream is one.
-        assert!(!DeliveryRoute::Stream.confirms() && DeliveryRoute::Stream.confirms_only_seen());
+        assert_eq!(hints, [DeliveryRoute::Stream, DeliveryRoute::Channel]);
+        for r in DeliveryRoute::ALL {
+            assert_eq!(r.takes_pushed(), !hints.contains(r), "{r}");
+            assert!(!hints.contains(r) || !r.confirms(), "{r}");
+        }
+    }
+
+    /// A lease names the route that carries it: pull (default) or hook.
+    #[test]
+    fn a_lease_is_carried_by_pull_or_hook() {
+        use DeliveryRoute as R;
+        assert_eq!(R::for_lease(None).unwrap(), R::Pull);
+        assert_eq!(R::for_lease(Some(R::Hook)).unwrap(), R::Hook);
+        for bad in [R::Stream, R::Channel] {
+            let e = R::for_lease(Some(bad)).unwrap_err();
+            assert_eq!(e.code, crate::error::ErrorCode::BadRequest, "{bad}");
+            assert!(e.message.contains("\"pull\" or \"hook\""), "{}", e.message);
+        }
     }
 
     #[test]
     fn a_peer_records_only_routes_that_reach_an_agent() {
         assert_eq!(
             DeliveryRoute::recordable().collect::<Vec<_>>(),
-            [DeliveryRoute::Pull, DeliveryRoute::Channel]
+            [
+                DeliveryRoute::Pull,
+                DeliveryRoute::Channel,
+                DeliveryRoute::Hook
+            ]
         );
         assert_eq!(
             DeliveryRoute::parse_recordable("channel").unwrap(),
@@ -389,7 +474,7 @@ mod tests {
             assert_eq!(e.code, crate::error::ErrorCode::BadRequest, "{bad}");
             assert_eq!(
                 e.message,
-                format!("unsupported delivery route {bad:?}: \"pull\" or \"channel\"")
+                format!("unsupported delivery route {bad:?}: \"pull\" or \"channel\" or \"hook\"")
             );
         }
     }

@@ -13,7 +13,7 @@
 //! enum of the shapes each place writes ([`AskMove`], [`JobMove`]).
 
 use crate::ask::AskState;
-use crate::delivery::DeliveryKind;
+use crate::delivery::{DeliveryKind, DeliveryRoute};
 use crate::error::{Error, Result};
 use crate::job::JobState;
 use crate::peer::{Role, Status, str_enum};
@@ -38,6 +38,7 @@ str_enum!(
         DeliveryLeased => "delivery_leased",
         DeliveryConfirmed => "delivery_confirmed",
         DeliveryDropped => "delivery_dropped",
+        DeliveryPushed => "delivery_pushed",
         JobCreated => "job_created",
         JobQueued => "job_queued",
         JobDispatched => "job_dispatched",
@@ -218,10 +219,19 @@ pub enum Event {
         to: String,
         attempt: i64,
         lease_until_ms: i64,
+        /// The route that carries it (absent in logs written before routes
+        /// were recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        route: Option<DeliveryRoute>,
     },
     DeliveryConfirmed(Confirmed),
     DeliveryDropped {
         why: String,
+    },
+    /// A channel push sent it into the session as a live hint; it stays
+    /// unconfirmed and its stream lease ended.
+    DeliveryPushed {
+        to: String,
     },
     JobCreated {
         title: String,
@@ -442,6 +452,7 @@ impl Event {
             Event::DeliveryLeased { .. } => K::DeliveryLeased,
             Event::DeliveryConfirmed(_) => K::DeliveryConfirmed,
             Event::DeliveryDropped { .. } => K::DeliveryDropped,
+            Event::DeliveryPushed { .. } => K::DeliveryPushed,
             Event::JobCreated { .. } => K::JobCreated,
             Event::JobQueued(_) => K::JobQueued,
             Event::JobDispatched(_) => K::JobDispatched,

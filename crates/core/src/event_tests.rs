@@ -101,8 +101,18 @@ fn samples() -> Vec<(Event, Value)> {
                 to: s("b"),
                 attempt: 1,
                 lease_until_ms: 7,
+                route: None,
             },
             json!({"to": "b", "attempt": 1, "lease_until_ms": 7}),
+        ),
+        (
+            Event::DeliveryLeased {
+                to: s("b"),
+                attempt: 2,
+                lease_until_ms: 7,
+                route: Some(DeliveryRoute::Hook),
+            },
+            json!({"to": "b", "attempt": 2, "lease_until_ms": 7, "route": "hook"}),
         ),
         (
             Event::DeliveryConfirmed(Confirmed::Consumer {
@@ -121,6 +131,7 @@ fn samples() -> Vec<(Event, Value)> {
             Event::DeliveryDropped { why: s("gone") },
             json!({"why": "gone"}),
         ),
+        (Event::DeliveryPushed { to: s("b") }, json!({"to": "b"})),
         (
             Event::JobCreated {
                 title: s("t"),

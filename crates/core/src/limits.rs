@@ -33,7 +33,7 @@ pub const PATH_BYTES: usize = 4096;
 pub const RESULT_DATA_BYTES: usize = 64 * 1024;
 /// Nesting depth of a job's `result_data` (arrays and objects).
 pub const RESULT_DATA_DEPTH: usize = 32;
-/// Ids in one `POST /v1/inbox/confirm`.
+/// Ids in one `POST /v1/inbox/confirm` or `POST /v1/inbox/pushed`.
 pub const CONFIRM_IDS: usize = 1000;
 /// Previous assignees in a decide input (a job has at most 100 attempts).
 pub const PREVIOUS_ASSIGNEES: usize = 100;
@@ -147,7 +147,12 @@ pub const TABLE: &[Limit] = &[
         "peers",
         BadRequest,
     ),
-    row("confirm `ids`", Fixed(CONFIRM_IDS), "ids", BadRequest),
+    row(
+        "confirm and pushed `ids`",
+        Fixed(CONFIRM_IDS),
+        "ids",
+        BadRequest,
+    ),
     row(
         "`previous_assignees` of a decide input",
         Fixed(PREVIOUS_ASSIGNEES),

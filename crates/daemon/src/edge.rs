@@ -122,6 +122,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/v1/inbox/lease", &[], Json),
     r("GET", "/v1/inbox/stream", &["max", "lease_ms"], Nothing),
     r("POST", "/v1/inbox/confirm", &[], Json),
+    r("POST", "/v1/inbox/pushed", &[], Json),
     r("GET", "/v1/events", EVENTS, Nothing),
     r("GET", "/v1/events/stream", EVENTS, Nothing),
     r("GET", "/v1/trace/{id}", &[], Nothing),

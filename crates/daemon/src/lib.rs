@@ -20,7 +20,6 @@ mod observe;
 mod persona_host;
 mod pipeline;
 mod policy;
-mod poll;
 mod scheduler;
 mod serve;
 mod service;

@@ -5,7 +5,8 @@ use super::peers::must;
 use super::{NewEvent, Store, Tx, parse_col};
 use repowire_core::ask::AskAction;
 use repowire_core::delivery::{
-    Broadcasted, Delivery, DeliveryKind, DeliveryState, NewBroadcast, NewNotify, Notified,
+    Broadcasted, Delivery, DeliveryKind, DeliveryRoute, DeliveryState, NewBroadcast, NewNotify,
+    Notified, Route,
 };
 use repowire_core::error::{Error, ErrorCode, Result};
 use repowire_core::event::{Confirmed, Event};
@@ -89,7 +90,8 @@ macro_rules! cols {
         "id, seq, kind, from_name, from_circle, ask_id, text, state, attempts, \
                     created_ms, lease_until_ms, \
                     COALESCE(job_id, (SELECT a.job_id FROM asks a WHERE a.id = deliveries.ask_id)), \
-                    (SELECT a.reply_to FROM asks a WHERE a.id = deliveries.ask_id)"
+                    (SELECT a.reply_to FROM asks a WHERE a.id = deliveries.ask_id), \
+                    pushed_at_ms"
     };
 }
 
@@ -108,6 +110,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         lease_until_ms: r.get(10)?,
         job_id: r.get(11)?,
         reply_to: r.get(12)?,
+        pushed_at_ms: r.get(13)?,
     })
 }
 
@@ -122,6 +125,16 @@ const AVAILABLE: &str = concat!(
      ORDER BY seq LIMIT ?3"
 );
 
+/// The same, but none a channel push already sent live (for a route that
+/// only hints: [`Route::takes_pushed`]).
+const AVAILABLE_UNPUSHED: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
+       AND (state = 'pending' OR lease_until_ms <= ?2) AND pushed_at_ms IS NULL
+     ORDER BY seq LIMIT ?3"
+);
+
 /// A peer's undelivered deliveries, in order (also on `deliveries_open`).
 const OPEN: &str = concat!(
     "SELECT ",
@@ -130,8 +143,21 @@ const OPEN: &str = concat!(
      ORDER BY seq LIMIT ?2"
 );
 
-fn available(c: &Connection, peer_id: &PeerId, now: i64, max: u32) -> Result<Vec<Delivery>> {
-    Ok(c.prepare_cached(AVAILABLE)?
+/// What `route` may hand out now (a route that only hints skips what was
+/// already pushed live).
+fn available(
+    c: &Connection,
+    peer_id: &PeerId,
+    now: i64,
+    max: u32,
+    route: DeliveryRoute,
+) -> Result<Vec<Delivery>> {
+    let sql = if route.takes_pushed() {
+        AVAILABLE
+    } else {
+        AVAILABLE_UNPUSHED
+    };
+    Ok(c.prepare_cached(sql)?
         .query_map(params![peer_id, now, max], from_row)?
         .collect::<rusqlite::Result<_>>()?)
 }
@@ -232,18 +258,25 @@ pub(super) fn target(
 
 impl Store {
     /// Pending (and lease-expired) deliveries of a peer, oldest first, now
-    /// leased to the caller. With `alive`, leasing also counts as a sign of
-    /// life (a consumer that calls in is alive; the daemon's own delivery
-    /// stream passes false: an open socket proves nothing).
+    /// leased to the caller for `route` (recorded in each `delivery_leased`
+    /// event). The route's promises decide the rest: one that
+    /// [signals life](Route::signals_life) refreshes the peer (a consumer
+    /// that calls in is alive; an open stream proves nothing), and one that
+    /// does not [take pushed](Route::takes_pushed) deliveries skips those a
+    /// channel push already sent live.
     pub fn lease(
         &self,
         peer_id: &PeerId,
         max: u32,
         lease_ms: i64,
-        alive: bool,
+        route: DeliveryRoute,
     ) -> Result<Vec<Delivery>> {
+        let alive = route.signals_life();
         let now = self.clock.now_ms();
-        if self.read(|c| available(c, peer_id, now, 1))?.is_empty() {
+        if self
+            .read(|c| available(c, peer_id, now, 1, route))?
+            .is_empty()
+        {
             // An idle consumer is alive too: keep it from turning into a ghost.
             if alive {
                 self.touch(peer_id, self.policy.stale_after_ms / 4)?;
@@ -252,7 +285,7 @@ impl Store {
         }
         self.write(|t| {
             let p = must(t.conn(), peer_id)?;
-            let mut items = available(t.conn(), peer_id, t.now, max)?;
+            let mut items = available(t.conn(), peer_id, t.now, max, route)?;
             let until = t.now + lease_ms;
             for d in &mut items {
                 t.conn()
@@ -272,6 +305,7 @@ impl Store {
                         to: p.name.clone(),
                         attempt: d.attempts,
                         lease_until_ms: until,
+                        route: Some(route),
                     },
                 })?;
             }
@@ -321,6 +355,56 @@ impl Store {
                 if let (Some(ask_id), true) = (&ask_id, matches!(kind, DeliveryKind::Ask | DeliveryKind::Reminder)) {
                     super::asks::transition_quiet(t, ask_id, AskAction::Deliver)?;
                 }
+            }
+            Ok(n)
+        })
+    }
+
+    /// Record that a channel push sent the peer's deliveries `ids` into its
+    /// session as live hints: each one leased and never pushed before gets
+    /// `pushed_at_ms` and a `delivery_pushed` event, and its lease ends at
+    /// once (it stays `leased`, expired: it may have been seen, so an ask
+    /// the recipient then acts on counts it delivered; the inbox or a hook
+    /// may take it now; the stream never hands it out again). It stays unconfirmed. An id that is not one of the
+    /// peer's deliveries is refused (`not_found`) and nothing is recorded;
+    /// one confirmed, dropped or recorded already is skipped. Returns how
+    /// many were recorded.
+    pub fn pushed(&self, peer_id: &PeerId, ids: &[DeliveryId]) -> Result<usize> {
+        self.write(|t| {
+            let p = must(t.conn(), peer_id)?;
+            for id in ids {
+                let mine: bool = t
+                    .conn()
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = ?1 AND to_peer = ?2)",
+                    )?
+                    .query_row(params![id, peer_id], |r| r.get(0))?;
+                if !mine {
+                    return Err(Error::new(
+                        ErrorCode::NotFound,
+                        format!("{id} is not a delivery to {}", p.name),
+                    ));
+                }
+            }
+            let mut n = 0;
+            for id in ids {
+                let hit = t
+                    .conn()
+                    .prepare_cached(
+                        "UPDATE deliveries SET pushed_at_ms = ?2, lease_until_ms = ?2
+                         WHERE id = ?1 AND state = 'leased' AND pushed_at_ms IS NULL
+                         RETURNING ask_id",
+                    )?
+                    .query_row(params![id, t.now], |r| r.get::<_, Option<String>>(0))
+                    .optional()?;
+                let Some(ask_id) = hit else { continue };
+                n += 1;
+                t.event(NewEvent {
+                    subject: id,
+                    related: ask_id.as_deref(),
+                    circle: Some(&p.circle),
+                    event: Event::DeliveryPushed { to: p.name.clone() },
+                })?;
             }
             Ok(n)
         })
@@ -430,7 +514,7 @@ mod tests {
     fn open_deliveries_are_read_from_the_partial_index() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db"), super::super::Policy::default()).unwrap();
-        for sql in [AVAILABLE, OPEN] {
+        for sql in [AVAILABLE, AVAILABLE_UNPUSHED, OPEN] {
             let plan: Vec<String> = s
                 .read(|c| {
                     let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;

@@ -248,7 +248,7 @@ mod tests {
     use super::*;
     use repowire_core::ask::AskAction;
     use repowire_core::ask::NewAsk;
-    use repowire_core::delivery::{NewBroadcast, NewNotify};
+    use repowire_core::delivery::{DeliveryRoute, NewBroadcast, NewNotify};
     use repowire_core::peer::Registration;
 
     fn reg(s: &Store, name: &str) -> repowire_core::ids::PeerId {
@@ -286,7 +286,7 @@ mod tests {
         };
         let q1 = s.ask(&a, &ask("b"), false).unwrap().ask.correlation_id;
         let q2 = s.ask(&a, &ask("c"), false).unwrap().ask.correlation_id;
-        let leased = s.lease(&b, 3, 30_000, true).unwrap();
+        let leased = s.lease(&b, 3, 30_000, DeliveryRoute::Pull).unwrap();
         let ids: Vec<_> = leased.iter().map(|d| d.delivery_id.clone()).collect();
         s.confirm(&b, &ids).unwrap();
         s.act_on_ask(&q1, &b, AskAction::Answer, Some("done"))
@@ -335,11 +335,19 @@ mod tests {
         };
         let q = s.ask(&a, &ask, false).unwrap().ask;
         assert_eq!(q.expires_at_ms, clock.now_ms() + 60_000);
-        assert_eq!(s.lease(&b, 10, 30_000, true).unwrap().len(), 1);
-        assert!(s.lease(&b, 10, 30_000, true).unwrap().is_empty(), "held");
+        assert_eq!(
+            s.lease(&b, 10, 30_000, DeliveryRoute::Pull).unwrap().len(),
+            1
+        );
+        assert!(
+            s.lease(&b, 10, 30_000, DeliveryRoute::Pull)
+                .unwrap()
+                .is_empty(),
+            "held"
+        );
         clock.advance(30_001);
         assert_eq!(
-            s.lease(&b, 10, 30_000, true).unwrap().len(),
+            s.lease(&b, 10, 30_000, DeliveryRoute::Pull).unwrap().len(),
             1,
             "lease ran out"
         );
@@ -404,7 +412,7 @@ mod tests {
         };
         let done = s.ask(&a, &ask("done"), false).unwrap().ask.correlation_id;
         let open = s.ask(&a, &ask("open"), false).unwrap().ask.correlation_id;
-        let got = s.lease(&b, 10, 30_000, true).unwrap();
+        let got = s.lease(&b, 10, 30_000, DeliveryRoute::Pull).unwrap();
         s.confirm(&b, &[got[0].delivery_id.clone()]).unwrap();
         s.act_on_ask(&done, &b, AskAction::Answer, Some("yes"))
             .unwrap();

@@ -239,6 +239,11 @@ const MIGRATIONS: &[&str] = &[
         SELECT d.job_id FROM deliveries d WHERE d.ask_id = asks.id AND d.job_id IS NOT NULL LIMIT 1
     ) WHERE job_id IS NULL;
     "#,
+    // 9: when a channel push sent a delivery into the session as a live
+    // hint (it stays unconfirmed; the stream does not hand it out again).
+    r#"
+    ALTER TABLE deliveries ADD COLUMN pushed_at_ms INTEGER;
+    "#,
 ];
 
 /// The schema version this binary writes.

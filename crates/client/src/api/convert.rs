@@ -181,6 +181,8 @@ impl From<Delivery> for DeliveryInfo {
             lease_until_ms: d.lease_until_ms,
             job_id: d.job_id.map(Into::into),
             reply_to: d.reply_to.map(Into::into),
+            pushed: d.pushed_at_ms.is_some(),
+            pushed_at_ms: d.pushed_at_ms,
         }
     }
 }

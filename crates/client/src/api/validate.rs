@@ -99,6 +99,13 @@ impl Validate for ConfirmReq {
     }
 }
 
+impl Validate for PushedReq {
+    fn validate(&self, c: &Checker) -> Result<()> {
+        c.count("ids", &self.ids, CONFIRM_IDS)?;
+        self.ids.iter().try_for_each(|i| c.id("id", i))
+    }
+}
+
 impl Validate for UsePersonaReq {
     fn validate(&self, c: &Checker) -> Result<()> {
         c.line("persona name", &self.name)?;

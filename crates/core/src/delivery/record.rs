@@ -24,6 +24,10 @@ pub struct Delivery {
     pub job_id: Option<JobId>,
     /// For an ask: the earlier ask it follows up.
     pub reply_to: Option<AskId>,
+    /// When a channel push last sent it into the session as a live hint
+    /// (`POST /v1/inbox/pushed`); it stays unconfirmed until something that
+    /// puts it in front of the agent confirms it.
+    pub pushed_at_ms: Option<i64>,
 }
 
 /// A one-way message to one peer.

@@ -1,5 +1,5 @@
 //! Asks, messages and the inbox over HTTP: parse, one `service::asks`
-//! call, render. (Leases, streams and long-polls are `crate::poll`.)
+//! call, render. (The inbox is `inbox`, waiting on an ask `events`.)
 
 use crate::DaemonHandle;
 use crate::auth::{ApiResult, Body, Caller, Path, Query};
@@ -8,11 +8,10 @@ use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{
     AckReq, AnswerReq, AskInfo, AskManyReq, AskManyResp, AskManyResult, AskReq, AskResp,
-    BroadcastReq, BroadcastResp, ConfirmReq, ConfirmResp, DeclineReq, InboxResp, NotifyReq,
-    NotifyResp,
+    BroadcastReq, BroadcastResp, DeclineReq, NotifyReq, NotifyResp,
 };
 use repowire_core::ask::AskAction;
-use repowire_core::ids::{AskGroupId, AskId, DeliveryId};
+use repowire_core::ids::{AskGroupId, AskId};
 use serde::Deserialize;
 
 type H = State<DaemonHandle>;
@@ -125,38 +124,4 @@ pub async fn broadcast(
     Body(req): Body<BroadcastReq>,
 ) -> ApiResult<Json<BroadcastResp>> {
     Ok(Json(asks::broadcast(&h, &c, req)?.into()))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PeekQuery {
-    limit: Option<u32>,
-}
-
-pub async fn peek(
-    State(h): H,
-    c: Caller,
-    Query(q): Query<PeekQuery>,
-) -> ApiResult<Json<InboxResp>> {
-    Ok(Json(InboxResp {
-        deliveries: asks::peek(&h, &c, q.limit)?
-            .into_iter()
-            .map(Into::into)
-            .collect(),
-    }))
-}
-
-pub async fn confirm(
-    State(h): H,
-    c: Caller,
-    Body(req): Body<ConfirmReq>,
-) -> ApiResult<Json<ConfirmResp>> {
-    let ids = req
-        .ids
-        .iter()
-        .map(|id| DeliveryId::parse(id))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(ConfirmResp {
-        confirmed: asks::confirm(&h, &c, &ids)?,
-    }))
 }

@@ -5,13 +5,15 @@
 
 pub mod admin;
 pub mod asks;
+pub mod events;
+pub mod inbox;
 pub mod jobs;
 pub mod peers;
 pub mod personas;
 pub mod reviews;
 pub mod schedules;
 
-use crate::{DaemonHandle, edge, poll};
+use crate::{DaemonHandle, edge};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
@@ -67,7 +69,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/asks/many", post(asks::ask_many))
         .route("/v1/asks/many/{id}", get(asks::ask_many_result))
         .route("/v1/asks/{id}", get(asks::get_ask))
-        .route("/v1/asks/{id}/wait", get(poll::wait_ask))
+        .route("/v1/asks/{id}/wait", get(events::wait_ask))
         .route("/v1/asks/{id}/pickup", post(asks::pickup))
         .route("/v1/asks/{id}/ack", post(asks::ack))
         .route("/v1/asks/{id}/decline", post(asks::decline))
@@ -75,12 +77,13 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/asks/{id}/cancel", post(asks::cancel))
         .route("/v1/notify", post(asks::notify))
         .route("/v1/broadcast", post(asks::broadcast))
-        .route("/v1/inbox", get(asks::peek))
-        .route("/v1/inbox/lease", post(poll::lease))
-        .route("/v1/inbox/stream", get(poll::inbox_stream))
-        .route("/v1/inbox/confirm", post(asks::confirm))
-        .route("/v1/events", get(poll::events))
-        .route("/v1/events/stream", get(poll::events_stream))
+        .route("/v1/inbox", get(inbox::peek))
+        .route("/v1/inbox/lease", post(inbox::lease))
+        .route("/v1/inbox/stream", get(inbox::stream))
+        .route("/v1/inbox/confirm", post(inbox::confirm))
+        .route("/v1/inbox/pushed", post(inbox::pushed))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/stream", get(events::stream))
         .route("/v1/trace/{id}", get(admin::trace))
         .route("/v1/doctor", get(admin::doctor))
         .route("/v1/shutdown", post(admin::shutdown))

@@ -1,5 +1,5 @@
 //! Asks and messages: ask, ask-many, answer and the other moves of an ask,
-//! notes, broadcasts, the inbox. Who may read or move an ask is
+//! notes, broadcasts (the inbox is `inbox`). Who may read or move an ask is
 //! [`crate::policy`]'s (its parties never change, so the check may come
 //! before the move).
 
@@ -8,9 +8,9 @@ use crate::auth::Caller;
 use crate::policy::{self, Action, Target};
 use repowire_client::api::{AskManyReq, AskReq, BroadcastReq, NotifyReq};
 use repowire_core::ask::{Ask, AskAction, AskManyResult, AskManySent, AskSent};
-use repowire_core::delivery::{Broadcasted, Delivery, Notified};
+use repowire_core::delivery::{Broadcasted, Notified};
 use repowire_core::error::{Error, ErrorCode};
-use repowire_core::ids::{AskGroupId, AskId, DeliveryId};
+use repowire_core::ids::{AskGroupId, AskId};
 
 pub fn ask(h: &DaemonHandle, c: &Caller, req: AskReq) -> Result<AskSent, Error> {
     let bypass = policy::bypass(c, req.bypass_circle)?;
@@ -139,14 +139,4 @@ pub fn broadcast(h: &DaemonHandle, c: &Caller, req: BroadcastReq) -> Result<Broa
         h.refund_broadcast(&me.id);
     }
     sent
-}
-
-/// The caller's open deliveries, without leasing them.
-pub fn peek(h: &DaemonHandle, c: &Caller, limit: Option<u32>) -> Result<Vec<Delivery>, Error> {
-    let limit = limit.unwrap_or(100).clamp(1, 1000);
-    h.store.peek(&c.me()?.id, limit)
-}
-
-pub fn confirm(h: &DaemonHandle, c: &Caller, ids: &[DeliveryId]) -> Result<usize, Error> {
-    h.store.confirm(&c.me()?.id, ids)
 }

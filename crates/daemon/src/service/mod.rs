@@ -8,11 +8,14 @@
 
 pub mod admin;
 pub mod asks;
+pub mod events;
+pub mod inbox;
 pub mod jobs;
 pub mod peers;
 pub mod personas;
 pub mod reviews;
 pub mod schedules;
+pub mod wake;
 
 use repowire_core::error::Error;
 

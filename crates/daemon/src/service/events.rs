@@ -1,0 +1,92 @@
+//! The event log, read and followed, and waiting on an ask: a caller sees
+//! its circle's events (the admin any circle's, or all), and an ask its
+//! parties can read.
+
+use super::wake::{self, Wake};
+use crate::DaemonHandle;
+use crate::auth::Caller;
+use crate::streams::{self, Slot};
+use bytes::Bytes;
+use repowire_core::ask::Ask;
+use repowire_core::error::Error;
+use repowire_core::event::EventRecord;
+use repowire_core::ids::AskId;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Where to start reading the log.
+pub struct From {
+    pub since: Option<i64>,
+    /// The newest N events (ignored when `since` is given).
+    pub tail: Option<u32>,
+    pub circle: Option<String>,
+}
+
+/// The circle the caller may read, and the seq to start after.
+fn start(h: &DaemonHandle, c: &Caller, from: From) -> Result<(Option<String>, i64), Error> {
+    let circle = c.scope_circle(from.circle)?;
+    let since = match (from.since, from.tail) {
+        (Some(s), _) => s,
+        (None, Some(n)) => h.store.tail_start(n, circle.as_deref())?,
+        (None, None) => 0,
+    };
+    Ok((circle, since))
+}
+
+/// Events after a point, at most `limit`.
+pub fn list(
+    h: &DaemonHandle,
+    c: &Caller,
+    from: From,
+    limit: Option<u32>,
+) -> Result<Vec<EventRecord>, Error> {
+    let (circle, since) = start(h, c, from)?;
+    let limit = limit.unwrap_or(1000).clamp(1, 10_000);
+    h.store.events_since(since, limit, circle.as_deref())
+}
+
+/// Follow the log: the backlog after the start, then live events (see
+/// `streams.rs`: serialized once for every stream, a stream that falls
+/// behind ends with a `lagged` event). The slot counts it against the
+/// caller's streams until the body holding it ends.
+pub fn follow(
+    h: &DaemonHandle,
+    c: &Caller,
+    from: From,
+    conn: Option<crate::serve::Conn>,
+) -> Result<(Arc<Slot>, mpsc::Receiver<Bytes>), Error> {
+    let (circle, since) = start(h, c, from)?;
+    let slot = Arc::new(streams::open_slot(h, c)?);
+    let rx = streams::events(h, circle, since, conn, Arc::downgrade(&slot));
+    Ok((slot, rx))
+}
+
+/// Long-poll until the ask is terminal or `timeout_ms` (default 10 min, at
+/// most an hour) passes; the ask as it is then, and whether it is done.
+pub async fn wait_ask(
+    h: &DaemonHandle,
+    c: &Caller,
+    id: &AskId,
+    timeout_ms: Option<u64>,
+) -> Result<(Ask, bool), Error> {
+    let viewer = c.viewer().map(|p| p.id.clone());
+    let timeout = Duration::from_millis(timeout_ms.unwrap_or(600_000).min(3_600_000));
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut rx = h.store.subscribe();
+    loop {
+        let a = h.store.get_ask(id, viewer.as_ref())?;
+        if a.state.is_terminal() {
+            return Ok((a, true));
+        }
+        match wake::next(h, &mut rx, deadline, |e| e.subject == *id).await? {
+            Wake::Event => {}
+            Wake::Done => {
+                let a = h.store.get_ask(id, viewer.as_ref())?;
+                let done = a.state.is_terminal();
+                return Ok((a, done));
+            }
+            Wake::Stopping => return Err(super::inbox::shutting_down("wait")),
+        }
+    }
+}

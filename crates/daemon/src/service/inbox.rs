@@ -1,0 +1,168 @@
+//! The caller's inbox: peek, lease (the pull and hook routes, long-polling
+//! for the first delivery), the delivery stream (the stream route, which
+//! channel push rides), confirm, and recording what a channel push sent
+//! live. What each route does with a lease follows its promises
+//! (`repowire_core::delivery::Route`), not a flag of its own.
+
+use super::wake::{self, Wake};
+use crate::DaemonHandle;
+use crate::auth::Caller;
+use crate::streams::{self, Slot};
+use repowire_core::delivery::{Delivery, DeliveryRoute};
+use repowire_core::error::{Error, ErrorCode};
+use repowire_core::event::EventRecord;
+use repowire_core::ids::DeliveryId;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The caller's open deliveries, without leasing them.
+pub fn peek(h: &DaemonHandle, c: &Caller, limit: Option<u32>) -> Result<Vec<Delivery>, Error> {
+    let limit = limit.unwrap_or(100).clamp(1, 1000);
+    h.store.peek(&c.me()?.id, limit)
+}
+
+/// Mark the caller's deliveries `ids` delivered: what put them in front of
+/// the agent says so (its inbox, a hook after printing).
+pub fn confirm(h: &DaemonHandle, c: &Caller, ids: &[DeliveryId]) -> Result<usize, Error> {
+    h.store.confirm(&c.me()?.id, ids)
+}
+
+/// A channel push sent the caller's deliveries `ids` into its session as
+/// live hints: recorded, unconfirmed, their stream lease ended.
+pub fn pushed(h: &DaemonHandle, c: &Caller, ids: &[DeliveryId]) -> Result<usize, Error> {
+    h.store.pushed(&c.me()?.id, ids)
+}
+
+/// The lease a consumer asked for (1 s to 1 h), else the daemon's.
+fn lease_for(h: &DaemonHandle, asked_ms: Option<u64>) -> i64 {
+    asked_ms
+        .map(|v| v.clamp(1_000, 3_600_000) as i64)
+        .unwrap_or(h.store.policy.lease_ms)
+}
+
+/// What a lease asks for.
+pub struct LeaseAsk {
+    pub max: Option<u32>,
+    pub wait_ms: Option<u64>,
+    pub lease_ms: Option<u64>,
+    /// The route that carries what is leased (default pull; pull or hook).
+    pub route: Option<DeliveryRoute>,
+}
+
+/// Lease the caller's pending deliveries for its route, long-polling up to
+/// `wait_ms` for the first. Deliveries already pushed live are handed out
+/// too, marked (`pushed_at_ms`): pull and hook put them in front of the
+/// agent.
+pub async fn lease(h: &DaemonHandle, c: &Caller, ask: LeaseAsk) -> Result<Vec<Delivery>, Error> {
+    let route = DeliveryRoute::for_lease(ask.route)?;
+    let me = c.me()?.clone();
+    let max = ask.max.unwrap_or(100).clamp(1, 1000);
+    let lease_ms = lease_for(h, ask.lease_ms);
+    let wait = Duration::from_millis(ask.wait_ms.unwrap_or(0).min(600_000));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut rx = h.store.subscribe();
+    loop {
+        let items = h.store.lease(&me.id, max, lease_ms, route)?;
+        let now = tokio::time::Instant::now();
+        if !items.is_empty() || now >= deadline {
+            return Ok(items);
+        }
+        // Wake on a new delivery for this peer, or now and then for leases
+        // that expired elsewhere (or were pushed live).
+        let until = now + (deadline - now).min(wake::nap(h));
+        let mine = |e: &EventRecord| wake::queued_for(e, &me.id);
+        wake::next(h, &mut rx, until, mine).await?;
+        if *h.shutdown_flag() {
+            return Ok(Vec::new());
+        }
+    }
+}
+
+/// One item of the delivery stream.
+pub enum StreamItem {
+    Delivery(Box<Delivery>),
+    /// A lease failed: the stream ends with it.
+    Failed(Error),
+}
+
+/// The caller's delivery stream (the stream route): its deliveries, then
+/// live ones as they come, each leased when there is room to send it (a few
+/// ahead at most), never one a channel push already sent live. The
+/// consumer confirms them, or records them pushed; one it does neither
+/// with (the stream broke) comes back after its lease. An open stream is
+/// not a sign of life. It ends on a failed lease, the daemon stopping or
+/// the consumer leaving. The slot counts it against the caller's streams
+/// until the response holding it ends.
+pub fn stream(
+    h: &DaemonHandle,
+    c: &Caller,
+    max: Option<u32>,
+    lease_ms: Option<u64>,
+) -> Result<(Slot, mpsc::Receiver<StreamItem>), Error> {
+    let me = c.me()?.clone();
+    let slot = streams::open_slot(h, c)?;
+    let max = max.unwrap_or(50).clamp(1, 1000);
+    let lease_ms = lease_for(h, lease_ms);
+    // Small: deliveries are leased only as fast as the consumer reads.
+    let (tx, rx) = mpsc::channel::<StreamItem>(8);
+    let mut bus = h.store.subscribe();
+    let nap = wake::nap(h);
+    let h = h.clone();
+    tokio::spawn(async move {
+        loop {
+            // Lease only what the channel has room for now, so little is
+            // leased but unsent when the consumer goes away.
+            let Ok(permit) = tx.reserve().await else {
+                return;
+            };
+            let room = (tx.capacity() as u32 + 1).min(max);
+            let items = match h.store.lease(&me.id, room, lease_ms, DeliveryRoute::Stream) {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbox stream lease failed");
+                    permit.send(StreamItem::Failed(e));
+                    return;
+                }
+            };
+            let mut permit = Some(permit);
+            let any = !items.is_empty();
+            for d in items {
+                let item = StreamItem::Delivery(Box::new(d));
+                let sent = match permit.take() {
+                    Some(p) => {
+                        p.send(item);
+                        true
+                    }
+                    None => tx.try_send(item).is_ok(),
+                };
+                if !sent {
+                    return; // gone: what it did not confirm comes back after its lease
+                }
+            }
+            if any {
+                continue;
+            }
+            drop(permit);
+            // Wake on a new delivery for this peer, now and then for leases
+            // that expired, or to end with the daemon or the consumer.
+            let mine = |e: &EventRecord| wake::queued_for(e, &me.id);
+            let until = tokio::time::Instant::now() + nap;
+            tokio::select! {
+                w = wake::next(&h, &mut bus, until, mine) => match w {
+                    Ok(Wake::Stopping) | Err(_) => return,
+                    Ok(_) => {}
+                },
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok((slot, rx))
+}
+
+/// The error a long-poll ends with when the daemon stops under it.
+pub fn shutting_down(what: &str) -> Error {
+    Error::new(
+        ErrorCode::ShuttingDown,
+        format!("the daemon is shutting down; {what} again once it is back"),
+    )
+}
