@@ -33,5 +33,6 @@ mod reviews;
 mod schedules;
 mod storage;
 mod terminal;
+mod truth;
 
 pub mod support;

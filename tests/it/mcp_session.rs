@@ -219,7 +219,12 @@ async fn deliveries_in_flight_at_a_daemon_crash_arrive_exactly_once() {
     let leased = async || {
         for _ in 0..20 {
             let held = bob_view.peek(20).await.unwrap().deliveries;
-            if held.iter().any(|d| d.state.as_str() == "leased") {
+            // Leased to the stream and not yet pushed (a pushed one stays
+            // leased, its lease ended, until something confirms it).
+            if held
+                .iter()
+                .any(|d| d.state.as_str() == "leased" && !d.pushed)
+            {
                 return true;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -278,13 +283,20 @@ async fn deliveries_in_flight_at_a_daemon_crash_arrive_exactly_once() {
     for i in 0..total {
         assert_eq!(seen.get(&format!("note {i}")), Some(&1), "{seen:?}");
     }
+    // A push is a hint: every note (and the warm-up) is recorded as pushed
+    // and waits, unconfirmed, for the inbox tool or a hook.
     let bob_view = d
         .admin()
         .with_identity(Some(d.admin_token()), Some("bob".into()));
-    assert!(
-        bob_view.peek(20).await.unwrap().deliveries.is_empty(),
-        "all confirmed"
-    );
+    eventually(
+        Duration::from_secs(10),
+        "all recorded as pushed",
+        || async {
+            let held = bob_view.peek(20).await.unwrap().deliveries;
+            (held.len() == total + 1 && held.iter().all(|d| d.pushed)).then_some(())
+        },
+    )
+    .await;
     bob.cancel().await.unwrap();
 }
 
@@ -509,8 +521,9 @@ async fn the_name_comes_from_the_env_or_the_directory() {
 
 /// By default (`--delivery auto`) only a client that says it reads channel
 /// events (`experimental["claude/channel"]`) gets pushes; any other, even
-/// one named Claude Code, keeps its messages for the inbox tool, so nothing
-/// is confirmed unseen. What was shown can be read again (inbox recent).
+/// one named Claude Code, keeps its messages for the inbox tool. A push is
+/// a hint: the inbox tool still shows a pushed delivery, marked, and
+/// confirms it. What was shown can be read again (inbox recent).
 #[tokio::test]
 async fn auto_delivery_pushes_only_to_a_channel_client() {
     let d = Daemon::start(&[]);
@@ -566,9 +579,23 @@ async fn auto_delivery_pushes_only_to_a_channel_client() {
         "meta values are strings: {ev}"
     );
     assert!(ev["content"].as_str().unwrap().contains(&qid), "{ev}");
-    // Shown once: the inbox has nothing new, but recent shows it again.
+    // Pushed, never confirmed: once recorded as pushed, the inbox shows it,
+    // marked, and confirms it; then it has nothing new, but recent shows it.
+    let cc_view = admin.with_identity(Some(d.admin_token()), Some("cc".into()));
+    eventually(Duration::from_secs(10), "recorded as pushed", || async {
+        let held = cc_view.peek(10).await.unwrap().deliveries;
+        (held.len() == 1 && held[0].pushed).then_some(())
+    })
+    .await;
     let again = call(&cc, "inbox", json!({})).await.1;
-    assert_eq!(again["deliveries"], json!([]), "{again}");
+    let shown = &again["deliveries"][0];
+    assert_eq!(shown["delivery_id"], ev["meta"]["delivery_id"], "{again}");
+    assert_eq!(shown["pushed"], true, "{again}");
+    assert_eq!(shown["note"], "pushed live earlier, unconfirmed", "{again}");
+    assert_eq!(again["confirmed"], true, "{again}");
+    assert!(cc_view.peek(10).await.unwrap().deliveries.is_empty());
+    let empty = call(&cc, "inbox", json!({})).await.1;
+    assert_eq!(empty["deliveries"], json!([]), "{empty}");
     let recent = call(&cc, "inbox", json!({"recent": true})).await.1;
     assert_eq!(
         recent["deliveries"][0]["delivery_id"], ev["meta"]["delivery_id"],
