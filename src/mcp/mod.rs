@@ -601,7 +601,7 @@ impl ServerHandler for Mesh {
             .enable_tools()
             .build();
         let mut text = String::from(
-            "repowire: this session is a peer in a local mesh of coding agents. Ask peers tracked questions (ask, then wait_on_ack), answer the asks you receive (answer, ack or decline), and send notes (notify_peer, broadcast). Messages for you (asks to answer, replies, notes, jobs, reviews) arrive as channel events when this server is enabled as a channel; otherwise take them with the inbox tool: call it at the start, between tasks, and whenever you wait on others.",
+            "repowire: this session is a peer in a local mesh of coding agents. Ask peers tracked questions (ask, then wait_on_ack), answer the asks you receive (answer, ack or decline), and send notes (notify_peer, broadcast). Messages for you (asks to answer, replies, notes, jobs, reviews) may also arrive live as channel events when this server is enabled as a channel; either way take them with the inbox tool (one you may have seen live is marked pushed; answering or acking an ask settles it too): call it at the start, between tasks, and whenever you wait on others.",
         );
         if let Some(id) = &self.identity {
             text.push_str("\n\nYou are this circle's orchestrator. Your persona:\n\n");
