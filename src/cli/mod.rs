@@ -12,6 +12,7 @@ mod daemon;
 mod demo;
 mod doctor;
 mod events;
+mod hook;
 mod inbox;
 mod jobs;
 mod orchestrator;
@@ -19,6 +20,7 @@ mod peer;
 mod persona;
 mod review;
 mod schedule;
+mod setup;
 pub mod term;
 
 use crate::client::{Client, ClientError};
@@ -96,6 +98,16 @@ pub enum Cmd {
     /// Run a scripted tour: a daemon in a temp home, peers, an orchestrator
     /// claim, an ask answered and closed, notes delivered, a trace.
     Demo,
+    /// Run by an agent client's hooks (Claude Code, Codex): reads the
+    /// client's JSON on stdin, writes the JSON the client expects. Written
+    /// into the clients' settings by `repowire setup`; see docs/hooks.md.
+    Hook(hook::HookArgs),
+    /// Wire the installed agent clients (Claude Code, Codex) to the mesh:
+    /// the MCP server entry and the hooks. Merges into existing files,
+    /// backs up what it changes; `--dry-run` shows the diff only.
+    Setup(setup::SetupArgs),
+    /// Take back out exactly what `repowire setup` wrote.
+    Uninstall(setup::UninstallArgs),
 }
 
 #[derive(Debug, Args)]
@@ -122,6 +134,11 @@ pub struct McpArgs {
     /// declares the capability `experimental["claude/channel"]`, else pull.
     #[arg(long, default_value = "auto", value_parser = ["auto", "push", "pull"])]
     delivery: String,
+    /// The agent client that runs this server (`claude` or `codex`, as
+    /// `repowire setup` writes it): the session's peer is shared with the
+    /// client's hooks (`repowire hook`), one peer per client session.
+    #[arg(long, value_parser = ["claude", "codex"])]
+    client: Option<String>,
 }
 
 /// What every command gets: the parsed global flags.
@@ -351,6 +368,9 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
         Cmd::Doctor => doctor::run(&ctx).await,
         Cmd::Mcp(a) => mcp(&ctx, a).await,
         Cmd::Demo => demo::run(&ctx).await,
+        Cmd::Hook(a) => hook::run(&ctx, a).await,
+        Cmd::Setup(a) => setup::setup(&ctx, a).await,
+        Cmd::Uninstall(a) => setup::uninstall(&ctx, a).await,
     }
 }
 
@@ -362,7 +382,9 @@ async fn mcp(ctx: &Ctx, a: McpArgs) -> CmdResult {
         backend,
         role,
         delivery,
+        client,
     } = a;
+    let _ = client; // the session identity shared with hooks: next commit
     let cwd = std::env::current_dir().ok();
     let name = name
         .or_else(|| {
