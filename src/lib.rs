@@ -20,5 +20,7 @@ pub use repowire_persona as persona;
 pub use repowire_store as store;
 
 pub mod cli;
+pub mod hook;
 pub mod mcp;
+pub mod sessions;
 pub mod wiring;

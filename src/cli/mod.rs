@@ -214,6 +214,15 @@ impl Failure {
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Usage, message)
     }
+    /// An exit status with nothing more to print (the command already said
+    /// what it had to: `repowire hook wait` waking a session exits 2).
+    pub fn quiet(exit: u8) -> Self {
+        Self {
+            code: ErrorCode::Usage,
+            message: String::new(),
+            exit,
+        }
+    }
 }
 
 pub type CmdResult = Result<(), Failure>;
@@ -339,6 +348,7 @@ pub fn main() -> ExitCode {
     let res = rt.block_on(run(cli.cmd, ctx));
     match res {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.message.is_empty() => ExitCode::from(f.exit),
         Err(f) => {
             let line = if json {
                 serde_json::json!({"error": {"code": f.code.as_str(), "message": f.message}})
@@ -384,8 +394,19 @@ async fn mcp(ctx: &Ctx, a: McpArgs) -> CmdResult {
         delivery,
         client,
     } = a;
-    let _ = client; // the session identity shared with hooks: next commit
+    let agent = client.as_deref().and_then(crate::wiring::Client::parse);
     let cwd = std::env::current_dir().ok();
+    let project = agent
+        .filter(|a| *a == crate::wiring::Client::Claude)
+        .and_then(|_| std::env::var_os("CLAUDE_PROJECT_DIR"))
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| cwd.clone());
+    let name_given = name.clone().or_else(|| {
+        std::env::var("REPOWIRE_PEER")
+            .ok()
+            .filter(|s| !s.is_empty())
+    });
     let name = name
         .or_else(|| {
             std::env::var("REPOWIRE_PEER")
@@ -401,24 +422,44 @@ async fn mcp(ctx: &Ctx, a: McpArgs) -> CmdResult {
             })
         })
         .unwrap_or_else(|| "agent".into());
-    let backend_fixed = backend.is_some();
-    let backend = backend.or_else(|| {
-        if std::env::var_os("CLAUDECODE").is_some() {
-            Some("claude-code".into())
-        } else if std::env::var_os("CODEX_HOME").is_some() {
-            Some("codex".into())
-        } else {
-            None
-        }
+    let backend_fixed = backend.is_some() || agent.is_some();
+    let backend = backend
+        .or(agent.map(|a| a.backend().to_string()))
+        .or_else(|| {
+            if std::env::var_os("CLAUDECODE").is_some() {
+                Some("claude-code".into())
+            } else if std::env::var_os("CODEX_HOME").is_some() {
+                Some("codex".into())
+            } else {
+                None
+            }
+        });
+    let delivery = crate::mcp::Delivery::parse(&delivery).unwrap_or(crate::mcp::Delivery::Auto);
+    let session = agent.map(|a| crate::sessions::Want {
+        client: a,
+        sid: match a {
+            crate::wiring::Client::Claude => std::env::var("CLAUDE_CODE_SESSION_ID")
+                .ok()
+                .filter(|s| crate::sessions::check_sid(s).is_ok()),
+            crate::wiring::Client::Codex => None,
+        },
+        source: None,
+        process: crate::sessions::process::client(),
+        project: project.clone(),
+        name: name_given,
+        circle: circle.clone(),
+        role,
+        route: delivery.fixed().map(|r| r.as_str().into()),
     });
     let join = crate::mcp::Join {
-        delivery: crate::mcp::Delivery::parse(&delivery).unwrap_or(crate::mcp::Delivery::Auto),
+        delivery,
         name,
         circle,
         backend,
         backend_fixed,
         role,
-        project_path: cwd.map(|d| d.display().to_string()),
+        project_path: project.map(|d| d.display().to_string()),
+        session,
     };
     crate::mcp::serve(&ctx.home, ctx.url.as_deref(), join)
         .await

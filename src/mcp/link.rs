@@ -46,6 +46,10 @@ pub(super) struct Plan {
     pub req: RegisterReq,
     /// Where the peer token is kept (`<home>/mcp/<circle>@<name>.token`).
     pub token_file: std::path::PathBuf,
+    /// Started by an agent client (`--client`): the peer is the client
+    /// session's, shared with its hooks ([`crate::sessions`]), instead of
+    /// the name claimed and the token file.
+    pub session: Option<crate::sessions::Want>,
 }
 
 /// The session's peer, once joined.
@@ -133,6 +137,17 @@ impl Link {
             return Err(ClientError::Unreachable {
                 url: plan.locate.url(),
                 reason: "no daemon has started in this home yet".into(),
+            });
+        }
+        if let Some(want) = &plan.session {
+            let d = crate::sessions::Daemon {
+                home: plan.locate.home.clone(),
+                url: plan.locate.flag.clone(),
+            };
+            let j = crate::sessions::join(&d, want).await?;
+            return Ok(Joined {
+                client: j.client,
+                peer: j.peer,
             });
         }
         let admin = plan.locate.admin();

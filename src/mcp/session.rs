@@ -27,6 +27,10 @@ pub struct Join {
     pub backend_fixed: bool,
     pub role: Option<crate::core::peer::Role>,
     pub project_path: Option<String>,
+    /// The agent client session this server belongs to (`--client`): its
+    /// peer is the one its hooks use, named and kept by
+    /// [`crate::sessions`] (so no name is claimed here).
+    pub session: Option<crate::sessions::Want>,
 }
 
 /// How long leaving may take: Claude Code sends SIGINT, then SIGTERM 0.1 s
@@ -57,9 +61,13 @@ pub async fn serve(
     // One live session per peer: a second session with the same name (two
     // agents in one repo, or one fixed --name in a shared config) becomes
     // NAME-2, NAME-3, … instead of sharing the first one's inbox.
-    let (name, _held) = tokio::select! {
-        r = claim_name(&dir, &circle, &join.name) => r?,
-        _ = stop.recv() => return Ok(()),
+    let (name, _held) = if join.session.is_some() {
+        (join.name.clone(), None)
+    } else {
+        tokio::select! {
+            r = claim_name(&dir, &circle, &join.name) => { let (n, h) = r?; (n, Some(h)) },
+            _ = stop.recv() => return Ok(()),
+        }
     };
     if name != join.name {
         tracing::warn!(
@@ -85,6 +93,7 @@ pub async fn serve(
         },
         req: req.clone(),
         token_file: dir.join(format!("{circle}@{name}.token")),
+        session: join.session.clone(),
     });
     // Join now if a daemon answers: the orchestrator's instructions carry
     // its persona's identity text, and a refusal (the role held, say) ends
