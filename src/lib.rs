@@ -23,4 +23,5 @@ pub mod cli;
 pub mod hook;
 pub mod mcp;
 pub mod sessions;
+pub mod setup;
 pub mod wiring;

@@ -126,9 +126,10 @@ const fn hook(
     }
 }
 
-/// Every hook `repowire setup` writes. Helpers refine timeouts and matchers
-/// against the installed clients; keep one row per (client, client event,
-/// subcommand).
+/// Every hook `repowire setup` writes; one row per (client, client event,
+/// subcommand). Claude Code has no Notification-less idle signal but its
+/// `idle_prompt` notification; Codex has no Notification event and no
+/// background rewake, so its sessions are woken by the next prompt or stop.
 pub const HOOKS: &[Hook] = &[
     hook(
         Client::Claude,
@@ -180,6 +181,8 @@ pub const HOOKS: &[Hook] = &[
     ),
     hook(Client::Codex, "PreToolUse", None, HookEvent::PreToolUse, 5),
     hook(Client::Codex, "Stop", None, HookEvent::Stop, 10),
+    // Codex clamps SessionEnd hooks to 3 s.
+    hook(Client::Codex, "SessionEnd", None, HookEvent::SessionEnd, 3),
 ];
 
 /// The hooks of one client.

@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 
 #[derive(Serialize)]
 struct Check {
-    name: &'static str,
+    name: String,
     ok: bool,
     detail: String,
 }
@@ -16,7 +16,7 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
     let mut checks = Vec::new();
     let home = &ctx.home;
     checks.push(Check {
-        name: "home",
+        name: "home".into(),
         ok: home.dir.is_dir(),
         detail: home.dir.display().to_string(),
     });
@@ -24,13 +24,13 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
         Ok(m) => {
             let mode = m.permissions().mode() & 0o777;
             Check {
-                name: "token permissions",
+                name: "token permissions".into(),
                 ok: mode & 0o077 == 0,
                 detail: format!("{} mode {mode:o}", home.token_path().display()),
             }
         }
         Err(e) => Check {
-            name: "token permissions",
+            name: "token permissions".into(),
             ok: false,
             detail: format!("{}: {e}", home.token_path().display()),
         },
@@ -39,12 +39,12 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
     let c = ctx.admin_client();
     match c.health().await {
         Ok(h) => checks.push(Check {
-            name: "daemon reachable",
+            name: "daemon reachable".into(),
             ok: true,
             detail: format!("{} (pid {}, version {})", h.url, h.pid, h.version),
         }),
         Err(e) => checks.push(Check {
-            name: "daemon reachable",
+            name: "daemon reachable".into(),
             ok: false,
             detail: Failure::from(e).message,
         }),
@@ -53,7 +53,7 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
         match c.doctor().await {
             Ok(d) => {
                 checks.push(Check {
-                    name: "database",
+                    name: "database".into(),
                     ok: d.db_ok,
                     detail: format!(
                         "quick_check {} · schema {} · {} peers · {} open asks · {} undelivered · {} events",
@@ -61,7 +61,7 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
                     ),
                 });
                 checks.push(Check {
-                    name: "stale peers",
+                    name: "stale peers".into(),
                     ok: d.stale_peers.iter().all(|p| !p.ghost),
                     detail: if d.stale_peers.is_empty() {
                         "none".into()
@@ -83,30 +83,118 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
                 });
             }
             Err(e) => checks.push(Check {
-                name: "database",
+                name: "database".into(),
                 ok: false,
                 detail: Failure::from(e).message,
             }),
         }
     }
+    let wiring = wiring_checks(ctx);
+    checks.extend(wiring.1);
     let all_ok = checks.iter().all(|c| c.ok);
-    ctx.out(&serde_json::json!({"ok": all_ok, "checks": checks}), |_| {
-        checks
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} {:<18} {}",
-                    if c.ok { "ok  " } else { "FAIL" },
-                    c.name,
-                    c.detail
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    });
+    ctx.out(
+        &serde_json::json!({"ok": all_ok, "checks": checks, "wiring": wiring.0}),
+        |_| {
+            checks
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {:<18} {}",
+                        if c.ok { "ok  " } else { "FAIL" },
+                        c.name,
+                        c.detail
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    );
     if all_ok {
         Ok(())
     } else {
         Err(Failure::new(ErrorCode::Doctor, "some checks failed"))
     }
+}
+
+/// What `repowire setup` wired into each agent client (user scope, and the
+/// current directory's project scope where anything is there): one check
+/// per client and scope that is installed or wired. Not wired at all is
+/// fine (the check says how to wire it); half wired, a missing binary or a
+/// Codex hook not trusted fails.
+fn wiring_checks(ctx: &Ctx) -> (Vec<crate::setup::Wired>, Vec<Check>) {
+    use crate::setup::{Env, Scope, status};
+    use crate::wiring::Client;
+    let mut wired = Vec::new();
+    let mut checks = Vec::new();
+    let env = match Env::detect(&ctx.home.dir) {
+        Ok(e) => e,
+        Err(e) => {
+            checks.push(Check {
+                name: "agent clients".into(),
+                ok: false,
+                detail: format!("{e:#}"),
+            });
+            return (wired, checks);
+        }
+    };
+    for client in Client::ALL {
+        for scope in [Scope::User, Scope::Project] {
+            let name = format!("{} ({})", client.as_str(), scope.as_str());
+            let w = match status(&env, client, scope) {
+                Ok(w) => w,
+                Err(e) => {
+                    checks.push(Check {
+                        name,
+                        ok: false,
+                        detail: e.0,
+                    });
+                    continue;
+                }
+            };
+            if w.none() && (scope == Scope::Project || !w.installed) {
+                continue;
+            }
+            let flag = format!(
+                "--{}",
+                if client == Client::Claude {
+                    "claude"
+                } else {
+                    "codex"
+                }
+            );
+            let scope_flag = if scope == Scope::Project {
+                " --scope project"
+            } else {
+                ""
+            };
+            let detail = if w.none() {
+                format!("installed, not wired (`repowire setup {flag}` wires it)")
+            } else {
+                let mut d = format!(
+                    "MCP entry {}; {} hooks",
+                    w.mcp.as_deref().unwrap_or("missing"),
+                    w.hooks.len()
+                );
+                if !w.missing.is_empty() {
+                    d.push_str(&format!("; missing: {}", w.missing.join(", ")));
+                }
+                for p in &w.problems {
+                    d.push_str(&format!("; {p}"));
+                }
+                if !w.ok() {
+                    d.push_str(&format!(
+                        " — `repowire setup {flag}{scope_flag}` repairs it"
+                    ));
+                }
+                d
+            };
+            checks.push(Check {
+                name,
+                ok: w.ok(),
+                detail,
+            });
+            wired.push(w);
+        }
+    }
+    (wired, checks)
 }

@@ -51,11 +51,13 @@ pub enum ErrorCode {
     BadFixture,
     Exists,
     Git,
+    ClientConfig,
+    NoClient,
 }
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 42] = [
+    pub const ALL: [ErrorCode; 44] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::BadRequest,
@@ -98,6 +100,8 @@ impl ErrorCode {
         Self::BadFixture,
         Self::Exists,
         Self::Git,
+        Self::ClientConfig,
+        Self::NoClient,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -144,6 +148,8 @@ impl ErrorCode {
             Self::BadFixture => "bad_fixture",
             Self::Exists => "exists",
             Self::Git => "git",
+            Self::ClientConfig => "client_config",
+            Self::NoClient => "no_client",
         }
     }
 
@@ -189,7 +195,9 @@ impl ErrorCode {
             | Self::PersonaLint
             | Self::BadFixture
             | Self::Exists
-            | Self::Git => 500,
+            | Self::Git
+            | Self::ClientConfig
+            | Self::NoClient => 500,
         }
     }
 
@@ -212,6 +220,8 @@ impl ErrorCode {
                 | Self::BadFixture
                 | Self::Exists
                 | Self::Git
+                | Self::ClientConfig
+                | Self::NoClient
         )
     }
 
@@ -310,6 +320,12 @@ impl ErrorCode {
             Self::Exists => "CLI `persona new`: the file exists; pass --force to overwrite",
             Self::Git => {
                 "CLI `review request`/`update`: the reference is not a branch or commit (exit 5 when git itself cannot be run)"
+            }
+            Self::ClientConfig => {
+                "CLI `setup`/`uninstall`/`doctor`: an agent client's configuration file cannot be parsed or written (the message names the file; nothing was changed)"
+            }
+            Self::NoClient => {
+                "CLI `setup`: neither Claude Code nor Codex was found (pass `--claude` or `--codex` to wire one anyway)"
             }
         }
     }

@@ -1,0 +1,495 @@
+//! `repowire setup` / `uninstall` / the wiring part of `doctor`: what
+//! repowire writes into agent clients' configuration, and taking exactly
+//! that back out (docs/hooks.md).
+//!
+//! Every change is computed in memory first — files parsed with real
+//! parsers (JSON keeping key order, TOML with `toml_edit` keeping comments
+//! and layout), merged, rendered — and only then written: a file that does
+//! not parse stops everything before anything is written. Each file that
+//! changes is backed up beside itself (`<file>.repowire-backup-<unix time>`)
+//! and replaced atomically; `--dry-run` shows the diff instead.
+//!
+//! Shapes verified against Claude Code 2.1.197 and Codex CLI 0.171.0.
+
+pub mod codex;
+pub mod hooks;
+pub mod json;
+
+use crate::wiring::{self, Client, MCP_SERVER_NAME};
+use json::J;
+use std::path::{Path, PathBuf};
+
+/// Where each client keeps its configuration, and what to write into it.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// The user's home directory.
+    pub home: PathBuf,
+    /// `CLAUDE_CONFIG_DIR`, else `~/.claude`.
+    pub claude_dir: PathBuf,
+    /// Claude Code's global config with the user's MCP servers: as Claude
+    /// Code picks it (`<claude_dir>/.config.json` if present, else
+    /// `.claude.json` in `CLAUDE_CONFIG_DIR` or the home).
+    pub claude_json: PathBuf,
+    /// `CODEX_HOME`, else `~/.codex`.
+    pub codex_home: PathBuf,
+    /// The project directory (`--scope project`).
+    pub project: PathBuf,
+    /// The repowire binary the clients run.
+    pub exe: String,
+    /// The repowire home, when it is not the default one.
+    pub repowire_home: Option<String>,
+}
+
+impl Env {
+    /// From the process environment; `repowire_home` is the home in use.
+    pub fn detect(repowire_home: &Path) -> anyhow::Result<Env> {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .ok_or_else(|| anyhow::anyhow!("HOME is not set"))?;
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let claude_dir = var("CLAUDE_CONFIG_DIR").unwrap_or_else(|| home.join(".claude"));
+        let claude_json = if claude_dir.join(".config.json").exists() {
+            claude_dir.join(".config.json")
+        } else {
+            var("CLAUDE_CONFIG_DIR")
+                .unwrap_or_else(|| home.clone())
+                .join(".claude.json")
+        };
+        let exe = std::env::current_exe()?;
+        let default_home = home.join(".repowire");
+        Ok(Env {
+            codex_home: var("CODEX_HOME").unwrap_or_else(|| home.join(".codex")),
+            project: std::env::current_dir()?,
+            exe: exe.display().to_string(),
+            repowire_home: (repowire_home != default_home)
+                .then(|| repowire_home.display().to_string()),
+            home,
+            claude_dir,
+            claude_json,
+        })
+    }
+
+    /// Whether `client` looks installed: its command on PATH, or its
+    /// configuration directory present.
+    pub fn installed(&self, client: Client) -> bool {
+        let (cmd, dir) = match client {
+            Client::Claude => ("claude", &self.claude_dir),
+            Client::Codex => ("codex", &self.codex_home),
+        };
+        dir.is_dir() || on_path(cmd)
+    }
+}
+
+fn on_path(cmd: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| {
+            std::fs::metadata(d.join(cmd))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
+/// `--scope`: the user's own configuration, or the project's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    User,
+    Project,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::User => "user",
+            Scope::Project => "project",
+        }
+    }
+}
+
+/// A failure that names the file (`client_config`).
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One file's change.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    pub path: PathBuf,
+    /// Its text now (`None`: it does not exist).
+    pub before: Option<String>,
+    /// Its text after (`None`: removed).
+    pub after: Option<String>,
+    /// What changes, for people.
+    pub what: Vec<String>,
+    /// Mode for a new file.
+    pub mode: u32,
+}
+
+impl Edit {
+    pub fn changed(&self) -> bool {
+        self.before != self.after
+    }
+
+    pub fn action(&self) -> &'static str {
+        match (&self.before, &self.after) {
+            _ if !self.changed() => "unchanged",
+            (None, Some(_)) => "create",
+            (Some(_), None) => "remove",
+            _ => "update",
+        }
+    }
+
+    /// A unified diff of the change.
+    pub fn diff(&self) -> String {
+        let a = self.before.as_deref().unwrap_or("");
+        let b = self.after.as_deref().unwrap_or("");
+        let name = self.path.display().to_string();
+        similar::TextDiff::from_lines(a, b)
+            .unified_diff()
+            .context_radius(3)
+            .header(
+                &if self.before.is_some() {
+                    name.clone()
+                } else {
+                    "/dev/null".into()
+                },
+                &if self.after.is_some() {
+                    name
+                } else {
+                    "/dev/null".into()
+                },
+            )
+            .to_string()
+    }
+}
+
+/// Read a file's text (`None`: missing).
+pub fn read(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// Parse a JSON config file (missing or blank: an empty object).
+pub fn parse_json(path: &Path, text: Option<&str>) -> Result<J, ConfigError> {
+    match text {
+        None => Ok(J::obj()),
+        Some(t) if t.trim().is_empty() => Ok(J::obj()),
+        Some(t) => match J::parse(t) {
+            Ok(j @ J::Obj(_)) => Ok(j),
+            Ok(_) => Err(ConfigError(format!(
+                "{} is not a JSON object; nothing was changed",
+                path.display()
+            ))),
+            Err(e) => Err(ConfigError(format!(
+                "{} is not valid JSON ({e}); nothing was changed",
+                path.display()
+            ))),
+        },
+    }
+}
+
+/// A JSON file's text after `doc`, keeping the file as it was when the
+/// document did not change (and removing a file setup would have created
+/// that is left empty).
+fn json_after(before: Option<&str>, old: &J, doc: &J, removable: bool) -> Option<String> {
+    if doc == old {
+        return before.map(str::to_string);
+    }
+    if removable && doc.is_empty_container() {
+        return None;
+    }
+    Some(doc.render())
+}
+
+/// The MCP entry for `client`.
+fn mcp_entry(env: &Env, client: Client) -> J {
+    let vars = match &env.repowire_home {
+        Some(h) => J::object([("REPOWIRE_HOME", J::str(h))]),
+        None => J::obj(),
+    };
+    J::object([
+        ("type", J::str("stdio")),
+        ("command", J::str(&env.exe)),
+        (
+            "args",
+            J::Arr(["mcp", "--client", client.as_str()].map(J::str).to_vec()),
+        ),
+        ("env", vars),
+    ])
+}
+
+/// Claude Code's files for `scope`: (MCP servers file, settings file).
+pub fn claude_files(env: &Env, scope: Scope) -> (PathBuf, PathBuf) {
+    match scope {
+        Scope::User => (
+            env.claude_json.clone(),
+            env.claude_dir.join("settings.json"),
+        ),
+        Scope::Project => (
+            env.project.join(".mcp.json"),
+            env.project.join(".claude").join("settings.json"),
+        ),
+    }
+}
+
+/// Wire Claude Code: the MCP entry and the hooks.
+pub fn claude_setup(env: &Env, scope: Scope) -> Result<Vec<Edit>, ConfigError> {
+    let (mcp_path, settings_path) = claude_files(env, scope);
+    let mode = if scope == Scope::User { 0o600 } else { 0o644 };
+    let mut out = Vec::new();
+    // The MCP entry.
+    let before = read(&mcp_path)?;
+    let old = parse_json(&mcp_path, before.as_deref())?;
+    let mut doc = old.clone();
+    let want = mcp_entry(env, Client::Claude);
+    let servers = doc.child_obj("mcpServers").ok_or_else(|| {
+        ConfigError(format!(
+            "{}: \"mcpServers\" is not an object",
+            mcp_path.display()
+        ))
+    })?;
+    let what = match servers.get(MCP_SERVER_NAME) {
+        Some(cur) if *cur == want => vec![],
+        Some(_) => vec![format!("mcpServers.{MCP_SERVER_NAME} updated")],
+        None => vec![format!("mcpServers.{MCP_SERVER_NAME} added")],
+    };
+    servers.set(MCP_SERVER_NAME, want);
+    out.push(Edit {
+        after: json_after(before.as_deref(), &old, &doc, false),
+        path: mcp_path,
+        before,
+        what,
+        mode,
+    });
+    // The hooks.
+    let before = read(&settings_path)?;
+    let old = parse_json(&settings_path, before.as_deref())?;
+    let mut doc = old.clone();
+    let rows: Vec<_> = wiring::hooks(Client::Claude).collect();
+    hooks::merge(&mut doc, &rows, |h| {
+        hooks::handler(&env.exe, env.repowire_home.as_deref(), h)
+    })
+    .map_err(|e| ConfigError(format!("{}: {e}", settings_path.display())))?;
+    let what = if doc == old {
+        vec![]
+    } else {
+        vec![format!("{} hooks written", rows.len())]
+    };
+    out.push(Edit {
+        after: json_after(before.as_deref(), &old, &doc, false),
+        path: settings_path,
+        before,
+        what,
+        mode,
+    });
+    Ok(out)
+}
+
+/// Take repowire out of Claude Code's files for `scope`.
+pub fn claude_uninstall(env: &Env, scope: Scope) -> Result<Vec<Edit>, ConfigError> {
+    let (mcp_path, settings_path) = claude_files(env, scope);
+    let mut out = Vec::new();
+    let user_json = scope == Scope::User;
+    let before = read(&mcp_path)?;
+    let old = parse_json(&mcp_path, before.as_deref())?;
+    let mut doc = old.clone();
+    let mut what = vec![];
+    if let Some(servers) = doc.get_mut("mcpServers")
+        && servers.remove(MCP_SERVER_NAME).is_some()
+    {
+        what.push(format!("mcpServers.{MCP_SERVER_NAME} removed"));
+        if servers.is_empty_container() {
+            doc.remove("mcpServers");
+        }
+    }
+    out.push(Edit {
+        // ~/.claude.json holds Claude Code's own state: never removed.
+        after: json_after(before.as_deref(), &old, &doc, !user_json),
+        path: mcp_path,
+        before,
+        what,
+        mode: 0o600,
+    });
+    let before = read(&settings_path)?;
+    let old = parse_json(&settings_path, before.as_deref())?;
+    let mut doc = old.clone();
+    let n = hooks::unmerge(&mut doc);
+    out.push(Edit {
+        after: json_after(before.as_deref(), &old, &doc, true),
+        path: settings_path,
+        before,
+        what: if n > 0 {
+            vec![format!("{n} hooks removed")]
+        } else {
+            vec![]
+        },
+        mode: 0o600,
+    });
+    Ok(out)
+}
+
+/// Write the edits that change something: back up, then replace
+/// atomically. Returns the backups made.
+pub fn apply(edits: &[Edit]) -> Result<Vec<(PathBuf, PathBuf)>, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut backups = Vec::new();
+    let stamp = crate::core::time::now_ms() / 1000;
+    for e in edits.iter().filter(|e| e.changed()) {
+        let io = |what: &str, err: std::io::Error| {
+            ConfigError(format!("cannot {what} {}: {err}", e.path.display()))
+        };
+        // Write through a symlink (dotfile managers link these files).
+        let target = if e.before.is_some() {
+            std::fs::canonicalize(&e.path).map_err(|x| io("resolve", x))?
+        } else {
+            e.path.clone()
+        };
+        let mode = match std::fs::metadata(&target) {
+            Ok(m) => m.permissions().mode() & 0o7777,
+            Err(_) => e.mode,
+        };
+        if e.before.is_some() {
+            let mut backup = PathBuf::from(format!("{}.repowire-backup-{stamp}", target.display()));
+            let mut i = 1;
+            while backup.exists() {
+                i += 1;
+                backup = PathBuf::from(format!("{}.repowire-backup-{stamp}-{i}", target.display()));
+            }
+            std::fs::copy(&target, &backup).map_err(|x| io("back up", x))?;
+            backups.push((e.path.clone(), backup));
+        }
+        match &e.after {
+            None => std::fs::remove_file(&target).map_err(|x| io("remove", x))?,
+            Some(text) => {
+                if let Some(dir) = target.parent() {
+                    std::fs::create_dir_all(dir).map_err(|x| io("create the directory of", x))?;
+                }
+                let name = target
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("config");
+                let tmp = target.with_file_name(format!(".{name}.repowire-tmp"));
+                {
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(mode)
+                        .open(&tmp)
+                        .map_err(|x| io("write", x))?;
+                    f.write_all(text.as_bytes())
+                        .and_then(|()| f.sync_all())
+                        .map_err(|x| io("write", x))?;
+                }
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
+                    .map_err(|x| io("write", x))?;
+                std::fs::rename(&tmp, &target).map_err(|x| io("replace", x))?;
+            }
+        }
+    }
+    Ok(backups)
+}
+
+/// What one client's wiring looks like now (for `doctor`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Wired {
+    pub client: &'static str,
+    pub scope: &'static str,
+    pub installed: bool,
+    /// The MCP entry: where, and whether its binary exists.
+    pub mcp: Option<String>,
+    /// The hooks present (`<ClientEvent>:<subcommand>`), and the missing.
+    pub hooks: Vec<String>,
+    pub missing: Vec<String>,
+    /// Problems: a binary that does not exist, a Codex hook not trusted.
+    pub problems: Vec<String>,
+}
+
+impl Wired {
+    /// Nothing of repowire is wired.
+    pub fn none(&self) -> bool {
+        self.mcp.is_none() && self.hooks.is_empty()
+    }
+    /// Fully wired, or not at all, and nothing broken.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && (self.none() || (self.mcp.is_some() && self.missing.is_empty()))
+    }
+}
+
+/// What is wired into `client` at `scope`.
+pub fn status(env: &Env, client: Client, scope: Scope) -> Result<Wired, ConfigError> {
+    let mut w = Wired {
+        client: client.as_str(),
+        scope: scope.as_str(),
+        installed: env.installed(client),
+        mcp: None,
+        hooks: vec![],
+        missing: vec![],
+        problems: vec![],
+    };
+    let (mcp_exe, doc) = match client {
+        Client::Claude => {
+            let (mcp_path, settings) = claude_files(env, scope);
+            let m = parse_json(&mcp_path, read(&mcp_path)?.as_deref())?;
+            let exe = m
+                .get("mcpServers")
+                .and_then(|s| s.get(MCP_SERVER_NAME))
+                .map(|e| {
+                    (
+                        mcp_path.clone(),
+                        e.get("command")
+                            .and_then(J::as_str)
+                            .unwrap_or("")
+                            .to_string(),
+                    )
+                });
+            (exe, parse_json(&settings, read(&settings)?.as_deref())?)
+        }
+        Client::Codex => {
+            let (exe, doc, untrusted) = codex::status(env, scope)?;
+            w.problems.extend(untrusted);
+            (exe, doc)
+        }
+    };
+    if let Some((path, exe)) = mcp_exe {
+        w.mcp = Some(format!("{} ({exe})", path.display()));
+        if !Path::new(&exe).is_file() {
+            w.problems
+                .push(format!("the MCP entry runs {exe}, which does not exist"));
+        }
+    }
+    let present = hooks::ours(&doc);
+    for (ev, exe, e, _) in &present {
+        w.hooks.push(format!("{ev}:{}", e.as_str()));
+        if !Path::new(exe).is_file() {
+            w.problems
+                .push(format!("the {ev} hook runs {exe}, which does not exist"));
+        }
+    }
+    for row in wiring::hooks(client) {
+        if !present
+            .iter()
+            .any(|(ev, _, e, _)| ev == row.client_event && *e == row.event)
+        {
+            w.missing
+                .push(format!("{}:{}", row.client_event, row.event.as_str()));
+        }
+    }
+    w.problems.dedup();
+    Ok(w)
+}
