@@ -151,7 +151,9 @@ fn wiring_checks(ctx: &Ctx) -> (Vec<crate::setup::Wired>, Vec<Check>) {
                     continue;
                 }
             };
-            if w.none() && (scope == Scope::Project || !w.installed) {
+            // The project's files are the user's own when run in the home.
+            let same = scope == Scope::Project && env.project == env.home;
+            if same || (w.none() && (scope == Scope::Project || !w.installed)) {
                 continue;
             }
             let flag = format!(

@@ -48,13 +48,19 @@ fn snake(client_event: &str) -> String {
     s
 }
 
-/// The hash Codex trusts a handler by.
+/// The hash Codex trusts a handler setup writes by.
 pub fn trust_hash(h: &Hook, command: &str) -> String {
+    identity_hash(h.client_event, h.matcher, command, u64::from(h.timeout_s))
+}
+
+/// The hash of a command handler as Codex computes it: sha256 of its
+/// identity (event, matcher, handler with its effective timeout).
+fn identity_hash(client_event: &str, matcher: Option<&str>, command: &str, timeout: u64) -> String {
     let mut id = serde_json::json!({
-        "event_name": snake(h.client_event),
-        "hooks": [{"type": "command", "command": command, "timeout": h.timeout_s, "async": false}],
+        "event_name": snake(client_event),
+        "hooks": [{"type": "command", "command": command, "timeout": timeout, "async": false}],
     });
-    if let Some(m) = h.matcher {
+    if let Some(m) = matcher {
         id["matcher"] = m.into();
     }
     // serde_json's maps are sorted and its compact form is Python's
@@ -391,20 +397,31 @@ pub fn status(
         });
     let udoc = parse_toml(&user_config(env), read(&user_config(env))?.as_deref())?;
     let mut problems = Vec::new();
-    for (s, (ev, _, e, h)) in spots_of(&doc).iter().zip(hooks::ours(&doc)) {
-        let Some(row) = wiring::hooks(Client::Codex).find(|r| r.client_event == ev && r.event == e)
-        else {
+    for s in spots_of(&doc) {
+        let (ev, gi, hi) = &s;
+        let group = &doc
+            .get("hooks")
+            .and_then(|h| h.get(ev))
+            .and_then(J::as_arr)
+            .map(|g| &g[*gi]);
+        let Some(group) = group else { continue };
+        let Some(h) = group.get("hooks").and_then(J::as_arr).map(|hs| &hs[*hi]) else {
             continue;
         };
         let cmd = h.get("command").and_then(J::as_str).unwrap_or("");
-        let key = trust_key(&hooks_path, s);
+        let timeout = match h.get("timeout") {
+            Some(J::Num(n)) => n.as_u64().unwrap_or(600),
+            _ => 600,
+        };
+        let matcher = group.get("matcher").and_then(J::as_str);
+        let key = trust_key(&hooks_path, &s);
         let trusted = udoc
             .get("hooks")
             .and_then(|h| h.get("state"))
             .and_then(|st| st.get(&key))
             .and_then(|t| t.get("trusted_hash"))
             .and_then(|v| v.as_str());
-        if trusted != Some(trust_hash(row, cmd).as_str()) {
+        if trusted != Some(identity_hash(ev, matcher, cmd, timeout).as_str()) {
             problems.push(format!(
                 "the {ev} hook is not trusted by Codex (run `repowire setup --codex` again)"
             ));

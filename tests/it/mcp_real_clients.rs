@@ -31,7 +31,7 @@ use std::time::Duration;
 
 /// The client's path, or None (skip) outside CI; under CI=true a missing
 /// client fails the test.
-fn client(name: &str) -> Option<PathBuf> {
+pub(crate) fn client(name: &str) -> Option<PathBuf> {
     let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
         .map(|d| d.join(name))
         .find(|p| p.is_file());
@@ -54,13 +54,13 @@ fn skip<T>(why: &str) -> Option<T> {
 
 /// A private network namespace with only loopback (up), held by a `sleep`
 /// of its own (killed on drop; a daemon started in it keeps it too).
-struct Net {
+pub(crate) struct Net {
     holder: Child,
 }
 
 impl Net {
     /// None (skipped) where no namespace can be made, outside CI.
-    fn new() -> Option<Self> {
+    pub(crate) fn new() -> Option<Self> {
         let held = Command::new("unshare")
             .args(["--net", "--", "sh", "-c"])
             .arg("ip link set lo up && echo up && exec sleep infinity")
@@ -85,7 +85,7 @@ impl Net {
 
     /// `bin`, to run in the namespace: `nsenter` enters it, then execs
     /// `bin` (the pid is the command's own).
-    fn command(&self, bin: &Path) -> Command {
+    pub(crate) fn command(&self, bin: &Path) -> Command {
         let mut c = Command::new("nsenter");
         c.arg(format!("--net=/proc/{}/ns/net", self.holder.id()))
             .arg("--")
@@ -94,7 +94,7 @@ impl Net {
     }
 
     /// Start a daemon in the namespace on `home`.
-    fn daemon(&self, home: tempfile::TempDir) -> Daemon {
+    pub(crate) fn daemon(&self, home: tempfile::TempDir) -> Daemon {
         let child = self
             .command(Path::new(BIN))
             .env_clear()
@@ -141,7 +141,7 @@ impl Net {
 
     /// `peer describe NAME` of a daemon in the namespace, by the CLI run
     /// inside: (status, ghost), or None while there is no such peer.
-    fn describe(&self, d: &Daemon, name: &str) -> Option<(Status, bool)> {
+    pub(crate) fn describe(&self, d: &Daemon, name: &str) -> Option<(Status, bool)> {
         let out = self
             .command(Path::new(BIN))
             .env_clear()
@@ -161,7 +161,7 @@ impl Net {
     }
 
     /// The peer's status as the daemon has it now (the peer must exist).
-    fn status_of(&self, d: &Daemon, name: &str) -> (Status, bool) {
+    pub(crate) fn status_of(&self, d: &Daemon, name: &str) -> (Status, bool) {
         self.describe(d, name).expect("the peer exists")
     }
 }
@@ -175,15 +175,15 @@ impl Drop for Net {
 
 /// A client's world: a temporary HOME and a project directory to run in,
 /// and the network namespace its commands run in.
-struct World {
-    home: tempfile::TempDir,
-    project: PathBuf,
-    net: Net,
+pub(crate) struct World {
+    pub(crate) home: tempfile::TempDir,
+    pub(crate) project: PathBuf,
+    pub(crate) net: Net,
 }
 
 impl World {
     /// None: skipped (no namespace, outside CI).
-    fn new() -> Option<Self> {
+    pub(crate) fn new() -> Option<Self> {
         let net = Net::new()?;
         let home = tempfile::tempdir().unwrap();
         let project = home.path().join("project");
@@ -199,7 +199,7 @@ impl World {
 
     /// `bin ARGS` in the project and the namespace, with only this world's
     /// environment.
-    fn command(&self, bin: &Path, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, bin: &Path, args: &[&str]) -> Command {
         let mut c = self.net.command(bin);
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -215,7 +215,7 @@ impl World {
     }
 
     /// Run to the end (a generous guard against a hang); (ok, stdout+stderr).
-    fn run(&self, bin: &Path, args: &[&str]) -> (bool, String) {
+    pub(crate) fn run(&self, bin: &Path, args: &[&str]) -> (bool, String) {
         let mut child = self
             .command(bin, args)
             .stdout(Stdio::piped())
