@@ -31,6 +31,7 @@ mod persona_hostile;
 mod personas;
 mod reviews;
 mod schedules;
+mod setup;
 mod storage;
 mod terminal;
 mod truth;
