@@ -5,6 +5,7 @@
 mod asks;
 mod circles;
 mod cli;
+mod client_sessions;
 mod clock;
 mod connections;
 mod delivery;
