@@ -21,6 +21,12 @@ pub struct SetupArgs {
     /// (.mcp.json and .claude/settings.json; .codex/).
     #[arg(long, default_value = "user", value_parser = ["user", "project"])]
     pub scope: String,
+    /// Claude Code: also push messages live as channel events
+    /// (`--delivery push`), for sessions started with channels enabled
+    /// where your organisation allows them. A hint only: hooks still show
+    /// and confirm every message.
+    #[arg(long)]
+    pub channels: bool,
     /// Print the diff of every file it would change; write nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -59,7 +65,8 @@ fn config(e: ConfigError) -> Failure {
 }
 
 pub async fn setup(ctx: &Ctx, a: SetupArgs) -> CmdResult {
-    let env = env(ctx)?;
+    let mut env = env(ctx)?;
+    env.channels = a.channels;
     let scope = scope(&a.scope);
     let clients: Vec<Client> = if a.claude || a.codex {
         Client::ALL

@@ -38,6 +38,9 @@ pub struct Env {
     pub exe: String,
     /// The repowire home, when it is not the default one.
     pub repowire_home: Option<String>,
+    /// `setup --channels`: Claude Code's server pushes messages live as
+    /// channel events (`--delivery push`).
+    pub channels: bool,
 }
 
 impl Env {
@@ -71,6 +74,7 @@ impl Env {
             home,
             claude_dir,
             claude_json,
+            channels: false,
         })
     }
 
@@ -220,13 +224,14 @@ fn mcp_entry(env: &Env, client: Client) -> J {
         Some(h) => J::object([("REPOWIRE_HOME", J::str(h))]),
         None => J::obj(),
     };
+    let mut args = ["mcp", "--client", client.as_str()].map(J::str).to_vec();
+    if env.channels && client == Client::Claude {
+        args.extend(["--delivery", "push"].map(J::str));
+    }
     J::object([
         ("type", J::str("stdio")),
         ("command", J::str(&env.exe)),
-        (
-            "args",
-            J::Arr(["mcp", "--client", client.as_str()].map(J::str).to_vec()),
-        ),
+        ("args", J::Arr(args)),
         ("env", vars),
     ])
 }

@@ -690,3 +690,17 @@ fn codex_lists_the_hooks_setup_wrote_as_trusted() {
         assert_eq!(trust, "trusted", "{e:?}: {text}");
     }
 }
+
+#[test]
+fn channels_make_the_claude_server_push_until_setup_runs_without() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let args = |h: &Path| json(&h.join(".claude.json"))["mcpServers"]["repowire"]["args"].clone();
+    rw(h, h, &["setup", "--claude", "--channels"], &[]).ok();
+    assert_eq!(
+        args(h),
+        serde_json::json!(["mcp", "--client", "claude", "--delivery", "push"])
+    );
+    rw(h, h, &["setup", "--claude"], &[]).ok();
+    assert_eq!(args(h), serde_json::json!(["mcp", "--client", "claude"]));
+}
