@@ -9,6 +9,7 @@ use crate::sessions::Daemon;
 use crate::wiring::{Client as Agent, HookEvent};
 use clap::Args;
 use std::io::{IsTerminal, Read, Write};
+use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub struct HookArgs {
@@ -41,7 +42,16 @@ pub async fn run(ctx: &Ctx, a: HookArgs) -> CmdResult {
                     home: ctx.home.clone(),
                     url: ctx.url.clone(),
                 };
-                crate::hook::run(&d, agent, event, &input).await
+                let budget = budget(agent, event);
+                match tokio::time::timeout(budget, crate::hook::run(&d, agent, event, &input)).await
+                {
+                    Ok(r) => r,
+                    Err(_) => note(format!(
+                        "repowire hook {}: no answer within {} s (before the client's timeout); nothing injected",
+                        a.event,
+                        budget.as_secs()
+                    )),
+                }
             }
         },
     };
@@ -55,18 +65,43 @@ fn note(line: String) -> Reply {
     }
 }
 
+/// How long a hook may take: its timeout in the client's settings
+/// ([`crate::wiring::HOOKS`]) less a margin, so it ends on its own, having
+/// said why, before the client kills it.
+fn budget(agent: Agent, event: HookEvent) -> Duration {
+    let t = crate::wiring::hooks(agent)
+        .find(|h| h.event == event)
+        .map(|h| h.timeout_s)
+        .unwrap_or(10);
+    Duration::from_millis(u64::from(t) * 1000 * 8 / 10)
+}
+
+/// How long a client may take to send its input and close stdin.
+const READ_WITHIN: Duration = Duration::from_secs(3);
+
 fn read_input() -> Result<Input, String> {
-    let stdin = std::io::stdin();
-    if stdin.is_terminal() {
+    if std::io::stdin().is_terminal() {
         return Ok(Input::default());
     }
-    let mut buf = Vec::new();
-    stdin
-        .lock()
-        .take(INPUT_MAX)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("could not read the hook input: {e}"))?;
-    Input::parse(&buf)
+    // On a thread: a client that never closes stdin must not hold the hook.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let r = std::io::stdin()
+            .lock()
+            .take(INPUT_MAX)
+            .read_to_end(&mut buf)
+            .map(|_| buf);
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(READ_WITHIN) {
+        Ok(Ok(buf)) => Input::parse(&buf),
+        Ok(Err(e)) => Err(format!("could not read the hook input: {e}")),
+        Err(_) => Err(format!(
+            "the client did not close stdin within {} s",
+            READ_WITHIN.as_secs()
+        )),
+    }
 }
 
 /// Write the reply; confirm what it showed only once it is written.
