@@ -73,8 +73,9 @@ pub struct Want {
     pub client: wiring::Client,
     /// The client's session id, when known.
     pub sid: Option<String>,
-    /// SessionStart's `source` (`startup`, `resume`, `clear`, `compact`):
-    /// anything but `startup` continues the process's session.
+    /// SessionStart's `source` (`startup`, `resume`, `clear`, `compact`,
+    /// Codex `fork`): `resume`, `clear` and `compact` continue the
+    /// process's session.
     pub source: Option<String>,
     /// The client process ([`process::client`]).
     pub process: Option<Proc>,
@@ -305,7 +306,10 @@ pub fn find<'a>(records: &'a [Record], want: &Want) -> Option<&'a Record> {
         return Some(r);
     }
     let p = want.process?;
-    let continues = want.sid.is_none() || want.source.as_deref().is_some_and(|s| s != "startup");
+    // `fork` (Codex) starts a new session from an old one: not a
+    // continuation.
+    let continues = want.sid.is_none()
+        || matches!(want.source.as_deref(), Some("resume" | "clear" | "compact"));
     records
         .iter()
         .filter(mine)
