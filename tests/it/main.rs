@@ -12,7 +12,7 @@ mod delivery;
 mod docs;
 mod errors;
 mod file_modes;
-mod hook_events;
+mod hooks;
 mod ids;
 mod isolation;
 mod jobs;
