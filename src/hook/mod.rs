@@ -12,7 +12,8 @@
 //! - `session-end`: the peer is offline;
 //! - `wait`: Claude Code's `asyncRewake` hook: runs in the background after
 //!   a stop and exits 2 with a delivery as soon as one arrives, which wakes
-//!   the idle session.
+//!   the idle session (and ends at once where Claude Code would run it in
+//!   the foreground: `claude -p` without streamed input).
 //!
 //! A delivery a hook shows is leased on the `hook` route and confirmed only
 //! once the output is written, so each is shown at most once by hooks and
@@ -257,6 +258,15 @@ const WAIT_FOR: Duration = Duration::from_secs(50 * 60);
 const POLL_MS: u64 = 15_000;
 
 async fn wait(d: &Daemon, want: &Want) -> R {
+    // Where Claude Code would wait for this hook to end (print mode
+    // without streamed input), waiting would hold the session open.
+    if want.client == Agent::Claude
+        && want
+            .process
+            .is_some_and(process::claude_runs_rewake_in_foreground)
+    {
+        return Ok(Reply::default());
+    }
     let Some(rec) = sessions::lookup(&d.home, want).await? else {
         return Ok(Reply::default());
     };

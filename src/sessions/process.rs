@@ -44,6 +44,40 @@ fn stat(pid: u32) -> Option<Stat> {
     })
 }
 
+/// Whether Claude Code (process `p`) would run an `asyncRewake` hook in the
+/// foreground, waiting for it to end: Claude Code 2.1.197 backgrounds one
+/// only in an interactive session (no `-p`/`--print`/`--init-only`/
+/// `--sdk-url`, stdout a terminal) or with `--input-format stream-json`.
+/// `false` when `p` is not Claude Code or `/proc` cannot tell.
+pub fn claude_runs_rewake_in_foreground(p: Proc) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{}/cmdline", p.pid)) else {
+        return false;
+    };
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let is_claude = args.iter().take(2).any(|a| {
+        std::path::Path::new(a)
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("claude"))
+    });
+    if !is_claude {
+        return false;
+    }
+    let print = args.iter().any(|a| {
+        matches!(a.as_str(), "-p" | "--print" | "--init-only") || a.starts_with("--sdk-url")
+    });
+    let tty = std::fs::read_link(format!("/proc/{}/fd/1", p.pid))
+        .is_ok_and(|t| t.starts_with("/dev/pts") || t.to_string_lossy().starts_with("/dev/tty"));
+    let streaming = args
+        .windows(2)
+        .any(|w| w[0] == "--input-format" && w[1] == "stream-json")
+        || args.iter().any(|a| a == "--input-format=stream-json");
+    let interactive = !print && tty;
+    !interactive && !streaming
+}
+
 /// The client process that started this one: the first ancestor that is
 /// not a shell or launcher. `None` where `/proc` cannot tell.
 pub fn client() -> Option<Proc> {

@@ -216,12 +216,35 @@ impl World {
 
     /// Run to the end (a generous guard against a hang); (ok, stdout+stderr).
     pub(crate) fn run(&self, bin: &Path, args: &[&str]) -> (bool, String) {
-        let mut child = self
-            .command(bin, args)
+        self.run_env(bin, args, &[], None)
+    }
+
+    /// [`World::run`] with extra environment, and `input` written to stdin
+    /// (then closed).
+    pub(crate) fn run_env(
+        &self,
+        bin: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        input: Option<&str>,
+    ) -> (bool, String) {
+        let mut cmd = self.command(bin, args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        if input.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        if let Some(text) = input {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(text.as_bytes()).unwrap();
+        }
         let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
         let reader = std::thread::spawn(move || {
             use std::io::Read;
