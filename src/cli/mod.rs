@@ -299,6 +299,21 @@ pub fn duration_arg(s: &str) -> Result<std::time::Duration, String> {
     crate::core::time::parse_duration(s)
 }
 
+/// Whether the command line runs `repowire hook …` (after any global
+/// flags).
+fn is_hook_invocation() -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--home" | "--as" | "--url" => i += 2,
+            a if a.starts_with('-') => i += 1,
+            a => return a == "hook",
+        }
+    }
+    false
+}
+
 fn init_tracing(default: &str) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -317,7 +332,30 @@ fn init_tracing(default: &str) {
 
 /// Parse arguments, run the command, map failure to stderr and an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A hook must never fail its client's session: Claude Code reads
+        // exit 2 (clap's usage exit) as "block" (every tool call, prompt or
+        // stop). A hook command line this binary does not understand (an
+        // older or newer setup's) exits 0 with one line instead.
+        Err(e) if is_hook_invocation() && e.use_stderr() => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let _ = writeln!(
+                std::io::stderr(),
+                "repowire hook: {}; nothing done (rerun `repowire setup`)",
+                term::escape(first.trim_start_matches("error: "))
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => e.exit(),
+    };
     // The daemon logs its lifecycle; client commands stay quiet unless asked.
     init_tracing(if matches!(cli.cmd, Cmd::Daemon(_)) {
         "info"

@@ -1390,3 +1390,35 @@ async fn wait_ends_quietly_when_the_session_works_again() {
     out.silent();
     assert_open(&d, "myapp", &id).await;
 }
+
+/// A hook command line this binary does not parse (an older or newer
+/// setup's) still exits 0 with one line: clap's usage exit 2 would be
+/// "block" to Claude Code.
+#[test]
+fn a_hook_command_line_it_cannot_parse_exits_0_with_one_line() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [
+        &["hook", "stop", "--client", "claude", "--bogus"][..],
+        &["hook"][..],
+        &["--home", "/nonexistent", "hook", "--nope"][..],
+    ] {
+        let out = std::process::Command::new(BIN)
+            .env_clear()
+            .env("REPOWIRE_HOME", home.path())
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("nothing done"), "{err}");
+    }
+    // Other commands keep clap's usage exit.
+    let out = std::process::Command::new(BIN)
+        .args(["peer", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
