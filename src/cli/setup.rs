@@ -67,6 +67,7 @@ fn config(e: ConfigError) -> Failure {
 pub async fn setup(ctx: &Ctx, a: SetupArgs) -> CmdResult {
     let mut env = env(ctx)?;
     env.channels = a.channels;
+    let _held = setup::lock(&env).map_err(config)?;
     let scope = scope(&a.scope);
     let clients: Vec<Client> = if a.claude || a.codex {
         Client::ALL
@@ -104,6 +105,7 @@ pass --claude or --codex to wire one anyway",
 
 pub async fn uninstall(ctx: &Ctx, a: UninstallArgs) -> CmdResult {
     let env = env(ctx)?;
+    let _held = setup::lock(&env).map_err(config)?;
     let scope = scope(&a.scope);
     let mut plan = Vec::new();
     for c in Client::ALL {

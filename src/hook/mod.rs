@@ -106,7 +106,15 @@ impl Reply {
 /// Run `event` for `agent` with `input`. Never fails: a failure is a reply
 /// that injects nothing and says why on stderr.
 pub async fn run(d: &Daemon, agent: Agent, event: HookEvent, input: &Input) -> Reply {
-    let want = want(agent, input);
+    let want = match want(agent, input) {
+        Ok(w) => w,
+        Err(e) => {
+            return Reply::note(format!(
+                "repowire hook {}: {e}; nothing done",
+                event.as_str()
+            ));
+        }
+    };
     let r = match event {
         HookEvent::SessionStart => session_start(d, &want).await,
         HookEvent::UserPromptSubmit => prompt(d, &want).await,
@@ -126,11 +134,13 @@ pub async fn run(d: &Daemon, agent: Agent, event: HookEvent, input: &Input) -> R
 }
 
 /// What this hook knows of its session.
-fn want(agent: Agent, input: &Input) -> Want {
-    let sid = input
-        .session_id
-        .clone()
-        .filter(|s| sessions::check_sid(s).is_ok());
+fn want(agent: Agent, input: &Input) -> Result<Want, String> {
+    // A session id that cannot be one is refused, not ignored: without it
+    // the hook could only guess the session from its process.
+    if let Some(s) = &input.session_id {
+        sessions::check_sid(s)?;
+    }
+    let sid = input.session_id.clone();
     let project = match agent {
         Agent::Claude => std::env::var_os("CLAUDE_PROJECT_DIR")
             .filter(|p| !p.is_empty())
@@ -139,7 +149,7 @@ fn want(agent: Agent, input: &Input) -> Want {
     }
     .or_else(|| input.cwd.clone())
     .or_else(|| std::env::current_dir().ok());
-    Want {
+    Ok(Want {
         client: agent,
         sid,
         source: input.source.clone(),
@@ -151,7 +161,7 @@ fn want(agent: Agent, input: &Input) -> Want {
         circle: None,
         role: None,
         route: None,
-    }
+    })
 }
 
 type R = anyhow::Result<Reply>;

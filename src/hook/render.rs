@@ -1,14 +1,11 @@
 //! The text a hook puts in front of the agent: who the session is on the
 //! mesh, and the deliveries it has not seen. Peers' text goes through
-//! unchanged (the client shows it as data inside JSON), cut where one
-//! delivery would crowd out the rest.
+//! whole and unchanged (the client shows it as data inside JSON; the daemon
+//! caps a message at 64 KiB): what a hook confirms is what it showed.
 
 use crate::api::{DeliveryInfo, PeerInfo};
 use crate::core::delivery::DeliveryKind;
 use std::fmt::Write;
-
-/// Longest text shown for one delivery (a client caps what a hook may add).
-const TEXT_MAX: usize = 4_000;
 
 /// Who this session is on the mesh (SessionStart context).
 pub fn identity(peer: &PeerInfo, persona: Option<&str>) -> String {
@@ -78,38 +75,5 @@ fn one(d: &DeliveryInfo, circle: &str) -> String {
         head.push_str(", already pushed live as a channel event");
     }
     head.push(']');
-    format!("{head}\n{}", cut(&d.text))
-}
-
-fn cut(text: &str) -> String {
-    if text.len() <= TEXT_MAX {
-        return text.to_string();
-    }
-    let mut end = TEXT_MAX;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!(
-        "{}… ({} more bytes not shown)",
-        &text[..end],
-        text.len() - end
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::cut;
-
-    #[test]
-    fn long_text_is_cut_on_a_char_boundary() {
-        let t = "é".repeat(3_000);
-        let c = cut(&t);
-        assert!(c.starts_with(&"é".repeat(2_000)));
-        assert!(
-            c.contains("2000 more bytes not shown"),
-            "{}",
-            &c[c.len() - 80..]
-        );
-        assert_eq!(cut("short"), "short");
-    }
+    format!("{head}\n{}", d.text)
 }

@@ -310,12 +310,18 @@ pub fn find<'a>(records: &'a [Record], want: &Want) -> Option<&'a Record> {
     // continuation.
     let continues = want.sid.is_none()
         || matches!(want.source.as_deref(), Some("resume" | "clear" | "compact"));
-    records
+    let mut found = records
         .iter()
         .filter(mine)
         .filter(|r| r.process == Some(p) && !r.ended)
-        .filter(|r| continues || r.sids.is_empty())
-        .max_by_key(|r| r.updated_ms)
+        .filter(|r| continues || r.sids.is_empty());
+    // One process may hold several sessions (Codex's app-server threads):
+    // with more than one candidate, guessing could hand one session
+    // another's inbox, so none is taken.
+    match (found.next(), found.next()) {
+        (Some(r), None) => Some(r),
+        _ => None,
+    }
 }
 
 /// Join the mesh as this session's peer: the record found (resumed with
@@ -477,4 +483,63 @@ pub async fn update(
 
 fn other(e: impl std::fmt::Display) -> ClientError {
     ClientError::Other(format!("{e:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(sids: &[&str], p: Proc, name: &str) -> Record {
+        Record {
+            client: "codex".into(),
+            sids: sids.iter().map(|s| s.to_string()).collect(),
+            process: Some(p),
+            name: name.into(),
+            circle: "default".into(),
+            token: None,
+            peer_id: None,
+            ended: false,
+            stop_blocks: 0,
+            updated_ms: 0,
+            file: String::new(),
+        }
+    }
+
+    fn want(sid: Option<&str>, source: Option<&str>, p: Proc) -> Want {
+        Want {
+            client: wiring::Client::Codex,
+            sid: sid.map(str::to_string),
+            source: source.map(str::to_string),
+            process: Some(p),
+            project: None,
+            name: None,
+            circle: None,
+            role: None,
+            route: None,
+        }
+    }
+
+    #[test]
+    fn a_process_with_several_sessions_is_not_guessed() {
+        let p = Proc {
+            pid: 4242,
+            start: 7,
+        };
+        let one = [rec(&["a"], p, "svc")];
+        // No session id (a Codex MCP server): the process's one session.
+        assert_eq!(find(&one, &want(None, None, p)).unwrap().name, "svc");
+        // A new session id that starts up is a new session.
+        assert!(find(&one, &want(Some("b"), Some("startup"), p)).is_none());
+        assert!(find(&one, &want(Some("b"), Some("fork"), p)).is_none());
+        // … unless it continues one (`/clear`, resume, compact).
+        assert_eq!(
+            find(&one, &want(Some("c"), Some("clear"), p)).unwrap().name,
+            "svc"
+        );
+        // Two sessions in one process: by id, yes; by process, no guess.
+        let two = [rec(&["a"], p, "svc"), rec(&["b"], p, "svc-2")];
+        assert_eq!(find(&two, &want(Some("b"), None, p)).unwrap().name, "svc-2");
+        assert!(find(&two, &want(None, None, p)).is_none());
+        assert!(find(&two, &want(Some("c"), Some("resume"), p)).is_none());
+    }
 }

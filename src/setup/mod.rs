@@ -346,65 +346,160 @@ pub fn claude_uninstall(env: &Env, scope: Scope) -> Result<Vec<Edit>, ConfigErro
     Ok(out)
 }
 
-/// Write the edits that change something: back up, then replace
-/// atomically. Returns the backups made.
+/// Hold the setup lock: one `setup`/`uninstall` at a time per user (an
+/// exclusive `flock` on the home directory itself, so no lock file is
+/// left anywhere), from reading the files to replacing them.
+pub fn lock(env: &Env) -> Result<std::fs::File, ConfigError> {
+    let f = std::fs::File::open(&env.home)
+        .map_err(|e| ConfigError(format!("cannot open {}: {e}", env.home.display())))?;
+    f.lock()
+        .map_err(|e| ConfigError(format!("cannot lock {}: {e}", env.home.display())))?;
+    Ok(f)
+}
+
+/// Where writing `path` lands: through its symlinks, dangling ones
+/// included (a dotfile manager's link to a file not made yet).
+fn resolve(path: &Path) -> Result<PathBuf, ConfigError> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let t = std::fs::read_link(&p).map_err(|e| {
+                    ConfigError(format!("cannot read the link {}: {e}", p.display()))
+                })?;
+                p = match p.parent() {
+                    Some(dir) if t.is_relative() => dir.join(t),
+                    _ => t,
+                };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(ConfigError(format!(
+        "{} is a loop of symlinks; nothing was changed",
+        path.display()
+    )))
+}
+
+/// Create `path` new (never through anything already there, a planted
+/// symlink included) with `mode`, holding `bytes`.
+fn create_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Write the edits that change something, all or nothing as far as the
+/// file system allows: first every file is checked unchanged since it was
+/// read, backed up (`<file>.repowire-backup-<unix time>`) and its new text
+/// written to a fresh temporary file beside it; only when all of that
+/// worked are the files replaced (renames) or removed. A failure before
+/// that removes what it made and changes nothing. Hold [`lock`] around
+/// reading and applying. Returns the backups made.
 pub fn apply(edits: &[Edit]) -> Result<Vec<(PathBuf, PathBuf)>, ConfigError> {
     use std::os::unix::fs::PermissionsExt;
-    let mut backups = Vec::new();
     let stamp = crate::core::time::now_ms() / 1000;
-    for e in edits.iter().filter(|e| e.changed()) {
-        let io = |what: &str, err: std::io::Error| {
-            ConfigError(format!("cannot {what} {}: {err}", e.path.display()))
-        };
-        // Write through a symlink (dotfile managers link these files).
-        let target = if e.before.is_some() {
-            std::fs::canonicalize(&e.path).map_err(|x| io("resolve", x))?
-        } else {
-            e.path.clone()
-        };
-        let mode = match std::fs::metadata(&target) {
-            Ok(m) => m.permissions().mode() & 0o7777,
-            Err(_) => e.mode,
-        };
-        if e.before.is_some() {
-            let mut backup = PathBuf::from(format!("{}.repowire-backup-{stamp}", target.display()));
-            let mut i = 1;
-            while backup.exists() {
-                i += 1;
-                backup = PathBuf::from(format!("{}.repowire-backup-{stamp}-{i}", target.display()));
+    let mut made: Vec<PathBuf> = Vec::new();
+    let mut backups = Vec::new();
+    let mut steps: Vec<(PathBuf, Option<PathBuf>)> = Vec::new();
+    let staged = (|| -> Result<(), ConfigError> {
+        for (n, e) in edits.iter().filter(|e| e.changed()).enumerate() {
+            let fail = |what: &str, err: std::io::Error| {
+                ConfigError(format!(
+                    "cannot {what} {}: {err}; nothing was changed",
+                    e.path.display()
+                ))
+            };
+            let target = resolve(&e.path)?;
+            let now = read(&target)?;
+            if now != e.before {
+                return Err(ConfigError(format!(
+                    "{} changed while setup ran; nothing was changed: run it again",
+                    e.path.display()
+                )));
             }
-            std::fs::copy(&target, &backup).map_err(|x| io("back up", x))?;
-            backups.push((e.path.clone(), backup));
+            let mode = match std::fs::metadata(&target) {
+                Ok(m) => m.permissions().mode() & 0o7777,
+                Err(_) => e.mode,
+            };
+            if let Some(old) = &e.before {
+                let mut i = 1;
+                let backup = loop {
+                    let b = PathBuf::from(if i == 1 {
+                        format!("{}.repowire-backup-{stamp}", target.display())
+                    } else {
+                        format!("{}.repowire-backup-{stamp}-{i}", target.display())
+                    });
+                    match create_new(&b, old.as_bytes(), mode) {
+                        Ok(()) => break b,
+                        Err(x) if x.kind() == std::io::ErrorKind::AlreadyExists && i < 100 => {
+                            i += 1
+                        }
+                        Err(x) => return Err(fail("back up", x)),
+                    }
+                };
+                made.push(backup.clone());
+                backups.push((e.path.clone(), backup));
+            }
+            let tmp = match &e.after {
+                None => None,
+                Some(text) => {
+                    let dir = target.parent().unwrap_or(Path::new("."));
+                    std::fs::create_dir_all(dir).map_err(|x| fail("create the directory of", x))?;
+                    let name = target
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("config");
+                    let tmp = dir.join(format!(
+                        ".{name}.repowire-tmp-{}-{stamp}-{n}",
+                        std::process::id()
+                    ));
+                    create_new(&tmp, text.as_bytes(), mode).map_err(|x| fail("write", x))?;
+                    made.push(tmp.clone());
+                    Some(tmp)
+                }
+            };
+            steps.push((target, tmp));
         }
-        match &e.after {
-            None => std::fs::remove_file(&target).map_err(|x| io("remove", x))?,
-            Some(text) => {
-                if let Some(dir) = target.parent() {
-                    std::fs::create_dir_all(dir).map_err(|x| io("create the directory of", x))?;
+        Ok(())
+    })();
+    if let Err(e) = staged {
+        for p in made {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(e);
+    }
+    for (i, (target, tmp)) in steps.iter().enumerate() {
+        let done = match tmp {
+            Some(tmp) => std::fs::rename(tmp, target),
+            None => std::fs::remove_file(target),
+        };
+        if let Err(e) = done {
+            for (_, t) in &steps[i..] {
+                if let Some(t) = t {
+                    let _ = std::fs::remove_file(t);
                 }
-                let name = target
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or("config");
-                let tmp = target.with_file_name(format!(".{name}.repowire-tmp"));
-                {
-                    use std::io::Write;
-                    use std::os::unix::fs::OpenOptionsExt;
-                    let mut f = std::fs::OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .mode(mode)
-                        .open(&tmp)
-                        .map_err(|x| io("write", x))?;
-                    f.write_all(text.as_bytes())
-                        .and_then(|()| f.sync_all())
-                        .map_err(|x| io("write", x))?;
-                }
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
-                    .map_err(|x| io("write", x))?;
-                std::fs::rename(&tmp, &target).map_err(|x| io("replace", x))?;
             }
+            let changed: Vec<String> = steps[..i]
+                .iter()
+                .map(|(t, _)| t.display().to_string())
+                .collect();
+            return Err(ConfigError(format!(
+                "cannot replace {}: {e}; already changed: {} (backups beside them)",
+                target.display(),
+                if changed.is_empty() {
+                    "nothing".into()
+                } else {
+                    changed.join(", ")
+                }
+            )));
         }
     }
     Ok(backups)

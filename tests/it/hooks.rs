@@ -1422,3 +1422,50 @@ fn a_hook_command_line_it_cannot_parse_exits_0_with_one_line() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A session id that cannot be one is refused (one line, nothing done),
+/// not ignored: the hook would otherwise guess the session from its
+/// process and could act as another session's peer.
+#[tokio::test]
+async fn a_session_id_that_cannot_be_one_is_refused() {
+    let d = Daemon::start(&[]);
+    let (_t, dir) = project();
+    let s = Session::new(&d, Agent::Claude, SID_A, &dir);
+    context(&s.run("session-start").await, "SessionStart");
+    let bob = d.peer("bob", None).await;
+    let name = peers_named(&d, "")
+        .await
+        .into_iter()
+        .find(|n| n != "bob")
+        .unwrap();
+    bob.notify(&note(&name, "for session A only"))
+        .await
+        .unwrap();
+    let bad = Session::new(&d, Agent::Claude, "../../etc/x", &dir);
+    let out = bad.run("user-prompt-submit").await;
+    assert_eq!(out.code, 0);
+    assert_eq!(out.stdout, "", "{out:?}");
+    assert!(out.stderr.contains("session id"), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1);
+    // A's note is still A's.
+    let ctx = context(&s.run("user-prompt-submit").await, "UserPromptSubmit");
+    assert!(ctx.contains("for session A only"), "{ctx}");
+}
+
+/// A long message is shown whole: what a hook confirms is what it showed.
+#[tokio::test]
+async fn a_long_message_is_shown_whole() {
+    let d = Daemon::start(&[]);
+    let (_t, dir) = project();
+    let s = Session::new(&d, Agent::Codex, SID_B, &dir);
+    context(&s.run("session-start").await, "SessionStart");
+    let name = peers_named(&d, "").await.into_iter().next().unwrap();
+    let long = format!("{}END", "é".repeat(30_000));
+    d.peer("bob", None)
+        .await
+        .notify(&note(&name, &long))
+        .await
+        .unwrap();
+    let ctx = context(&s.run("user-prompt-submit").await, "UserPromptSubmit");
+    assert!(ctx.contains(&long), "cut: {} bytes", ctx.len());
+}

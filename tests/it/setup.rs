@@ -704,3 +704,83 @@ fn channels_make_the_claude_server_push_until_setup_runs_without() {
     rw(h, h, &["setup", "--claude"], &[]).ok();
     assert_eq!(args(h), serde_json::json!(["mcp", "--client", "claude"]));
 }
+
+/// Setup writes through a config file's symlink (dotfile managers), a
+/// dangling one included, and never through anything planted beside it.
+#[test]
+fn symlinks_are_followed_and_nothing_planted_is_written_through() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let dots = h.join("dotfiles");
+    std::fs::create_dir_all(h.join(".claude")).unwrap();
+    std::fs::create_dir_all(&dots).unwrap();
+    // ~/.claude/settings.json → a file not made yet.
+    std::os::unix::fs::symlink(dots.join("settings.json"), h.join(".claude/settings.json"))
+        .unwrap();
+    // A repository could plant these (git keeps symlinks).
+    let victim = h.join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    for planted in [".settings.json.repowire-tmp", "..claude.json.repowire-tmp"] {
+        let at = if planted.starts_with("..") {
+            h.join(planted)
+        } else {
+            h.join(".claude").join(planted)
+        };
+        std::os::unix::fs::symlink(&victim, at).unwrap();
+    }
+    rw(h, h, &["setup", "--claude"], &[]).ok();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let link = std::fs::symlink_metadata(h.join(".claude/settings.json")).unwrap();
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    assert_all_hooks(&json(&dots.join("settings.json")), Client::Claude);
+    // Uninstall removes the file it made, and leaves the link as it was.
+    rw(h, h, &["uninstall", "--claude"], &[]).ok();
+    assert!(!dots.join("settings.json").exists());
+    assert!(std::fs::symlink_metadata(h.join(".claude/settings.json")).is_ok());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+}
+
+/// Setups and uninstalls at once never leave a torn or mixed file.
+#[test]
+fn concurrent_setups_and_uninstalls_leave_whole_files() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path().to_path_buf();
+    let big = (0..2000)
+        .map(|i| format!("\"/p/{i}\": {{\"x\": \"{}\"}}", "y".repeat(50)))
+        .collect::<Vec<_>>()
+        .join(",\n    ");
+    std::fs::write(
+        h.join(".claude.json"),
+        format!("{{\n  \"projects\": {{\n    {big}\n  }}\n}}\n"),
+    )
+    .unwrap();
+    let runs: Vec<_> = (0..6)
+        .map(|i| {
+            let h = h.clone();
+            std::thread::spawn(move || {
+                let args: &[&str] = if i % 2 == 0 {
+                    &["setup", "--claude", "--codex"]
+                } else {
+                    &["uninstall"]
+                };
+                let other = h.join(format!("rw{i}")).display().to_string();
+                rw(&h, &h, args, &[("REPOWIRE_HOME", &other)])
+            })
+        })
+        .collect();
+    for r in runs {
+        r.join().unwrap().ok();
+    }
+    let cj = json(&h.join(".claude.json"));
+    assert_eq!(cj["projects"].as_object().unwrap().len(), 2000);
+    for f in [".claude/settings.json", ".codex/hooks.json"] {
+        if h.join(f).exists() {
+            json(&h.join(f));
+        }
+    }
+    let leftovers: Vec<_> = tree(&h)
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains("repowire-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
