@@ -263,7 +263,7 @@ async fn session_end(d: &Daemon, want: &Want, reason: Option<&str>) -> R {
 
 /// How long one `wait` hook runs at most (its timeout in the client's
 /// settings is longer; the next stop starts another).
-const WAIT_FOR: Duration = Duration::from_secs(50 * 60);
+const WAIT_FOR: Duration = Duration::from_secs(45 * 60);
 /// One long poll of the inbox.
 const POLL_MS: u64 = 15_000;
 

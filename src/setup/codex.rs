@@ -219,6 +219,7 @@ pub fn setup(env: &Env, scope: Scope) -> Result<Vec<Edit>, ConfigError> {
         for s in &before_spots {
             remove(tdoc, &["hooks", "state", &trust_key(&hooks_path, s)]);
         }
+        move_user_trust(tdoc, &hooks_path, &old, &doc).map_err(|e| err(&user_path, e))?;
         for (row, s) in rows.iter().zip(&spots) {
             let key = trust_key(&hooks_path, s);
             let cmd = hooks::command(&env.exe, home, row);
@@ -266,6 +267,73 @@ pub fn setup(env: &Env, scope: Scope) -> Result<Vec<Edit>, ConfigError> {
         }
     }
     Ok(edits)
+}
+
+/// Where each handler that is not repowire's sits, per client event, in
+/// order.
+fn user_spots(doc: &J) -> std::collections::BTreeMap<String, Vec<Spot>> {
+    let mut out: std::collections::BTreeMap<String, Vec<Spot>> = Default::default();
+    let Some(J::Obj(events)) = doc.get("hooks") else {
+        return out;
+    };
+    for (ev, groups) in events {
+        for (gi, g) in groups.as_arr().into_iter().flatten().enumerate() {
+            for (hi, h) in g
+                .get("hooks")
+                .and_then(J::as_arr)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                let ours = h
+                    .get("command")
+                    .and_then(J::as_str)
+                    .and_then(hooks::parse_ours)
+                    .is_some();
+                if !ours {
+                    out.entry(ev.clone())
+                        .or_default()
+                        .push((ev.clone(), gi, hi));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Codex keys trust by position: when adding or removing repowire's hooks
+/// moves the user's own (they keep their order), their trust entries move
+/// with them, so a hook the user trusted stays trusted.
+fn move_user_trust(
+    tdoc: &mut DocumentMut,
+    hooks_json: &std::path::Path,
+    before: &J,
+    after: &J,
+) -> Result<(), String> {
+    let (b, a) = (user_spots(before), user_spots(after));
+    let mut taken = Vec::new();
+    for (ev, was) in &b {
+        for (x, y) in was.iter().zip(a.get(ev).into_iter().flatten()) {
+            if x == y {
+                continue;
+            }
+            let item = tdoc
+                .get_mut("hooks")
+                .and_then(|h| h.get_mut("state"))
+                .and_then(Item::as_table_mut)
+                .and_then(|st| st.remove(&trust_key(hooks_json, x)));
+            if let Some(item) = item {
+                taken.push((trust_key(hooks_json, y), item));
+            }
+        }
+    }
+    if !taken.is_empty() {
+        let state = table(tdoc, &["hooks", "state"])?;
+        for (k, item) in taken {
+            state.insert(&k, item);
+        }
+    }
+    Ok(())
 }
 
 fn spots_of(doc: &J) -> Vec<Spot> {
@@ -335,6 +403,8 @@ pub fn uninstall(env: &Env, scope: Scope) -> Result<Vec<Edit>, ConfigError> {
                 k += 1;
             }
         }
+        // The user's own hooks that moved up keep their trust.
+        let _ = move_user_trust(d, &hooks_path, &old, &doc);
         k
     };
     if user_path == config_path {

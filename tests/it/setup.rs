@@ -784,3 +784,42 @@ fn concurrent_setups_and_uninstalls_leave_whole_files() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Codex keys trust by a hook's position: when uninstall moves the user's
+/// own hook up, its trust entry moves with it.
+#[test]
+fn a_users_own_codex_hook_stays_trusted_across_uninstall() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    rw(h, h, &["setup", "--codex"], &[]).ok();
+    let hp = h.join(".codex/hooks.json");
+    let mut cx = json(&hp);
+    cx["hooks"]["Stop"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"hooks": [{"type": "command", "command": "say done"}]}));
+    std::fs::write(&hp, serde_json::to_string_pretty(&cx).unwrap()).unwrap();
+    let cp = h.join(".codex/config.toml");
+    let mut toml = std::fs::read_to_string(&cp).unwrap();
+    let key = |g: u32| format!("\"{}:stop:{g}:0\"", hp.display());
+    toml.push_str(&format!(
+        "\n[hooks.state.{}]\ntrusted_hash = \"sha256:users-own\"\n",
+        key(1)
+    ));
+    std::fs::write(&cp, toml).unwrap();
+    rw(h, h, &["uninstall", "--codex"], &[]).ok();
+    assert_eq!(
+        json(&hp)["hooks"]["Stop"][0]["hooks"][0]["command"],
+        "say done"
+    );
+    let toml = std::fs::read_to_string(&cp).unwrap();
+    let doc: toml_edit::DocumentMut = toml.parse().unwrap();
+    let state = doc["hooks"]["state"].as_table().unwrap();
+    assert_eq!(state.len(), 1, "{toml}");
+    let k = key(0);
+    assert_eq!(
+        state[k.trim_matches('"')]["trusted_hash"].as_str(),
+        Some("sha256:users-own"),
+        "{toml}"
+    );
+}
