@@ -113,7 +113,14 @@ async fn finish(r: Reply) -> CmdResult {
     }
     if let Some(err) = &r.stderr {
         let mut e = std::io::stderr().lock();
-        let ok = writeln!(e, "{}", super::term::escape(err)).and_then(|()| e.flush());
+        // A note is one line whatever it quotes; the wake-up text (exit 2)
+        // is the deliveries, lines and all.
+        let text = if r.exit == 2 {
+            super::term::escape(err)
+        } else {
+            super::term::field(err)
+        };
+        let ok = writeln!(e, "{text}").and_then(|()| e.flush());
         if r.exit == 2 {
             // The wake-up text is the output: unwritten, it showed nothing.
             written = ok.is_ok();

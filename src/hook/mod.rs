@@ -130,7 +130,7 @@ pub async fn run(d: &Daemon, agent: Agent, event: HookEvent, input: &Input) -> R
         HookEvent::SessionEnd => session_end(d, &want, input.reason.as_deref()).await,
         HookEvent::Wait => wait(d, &want).await,
     };
-    r.unwrap_or_else(|e| Reply::note(format!("repowire hook {}: {e}", event.as_str())))
+    r.unwrap_or_else(|e| Reply::note(format!("repowire hook {}: {e:#}", event.as_str())))
 }
 
 /// What this hook knows of its session.

@@ -225,7 +225,7 @@ impl Sessions {
                     r.file = file;
                     out.push(r);
                 }
-                Err(e) => tracing::warn!("skipping session record {file}: {e}"),
+                Err(e) => tracing::debug!("skipping session record {file}: {e}"),
             }
         }
         out
