@@ -88,7 +88,7 @@ pub enum Cmd {
     Trace(events::TraceCmd),
     /// Print (or follow) the event log.
     Events(events::EventsCmd),
-    /// Check the daemon, the database, the token file and stale peers.
+    /// Check the daemon, the database, the token file, stale peers, and what `repowire setup` wired into Claude Code and Codex.
     Doctor,
     /// Serve MCP on stdio for an agent session: the session joins the mesh
     /// as a peer (registered, or resumed from <home>/mcp/) and gets the mesh
