@@ -161,6 +161,16 @@ pub fn base_name(want: &Want) -> String {
     if s.is_empty() { "agent".into() } else { s }
 }
 
+/// A lock file (0600), created when missing.
+fn open_lock(path: &Path) -> anyhow::Result<std::fs::File> {
+    crate::home::private_file()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("while opening {}", path.display()))
+}
+
 /// The sessions directory and its lock.
 pub struct Sessions {
     dir: PathBuf,
@@ -181,12 +191,7 @@ impl Sessions {
         crate::home::private_dir(&self.dir)
             .with_context(|| format!("while creating {}", self.dir.display()))?;
         let path = self.dir.join(".lock");
-        let f = crate::home::private_file()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("while opening {}", path.display()))?;
+        let f = open_lock(&path)?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         loop {
             match f.try_lock() {
@@ -256,12 +261,7 @@ impl Sessions {
     /// holds it).
     pub fn waiter(&self, r: &Record) -> anyhow::Result<Option<std::fs::File>> {
         let path = self.dir.join(format!(".{}.wait", r.file));
-        let f = crate::home::private_file()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("while opening {}", path.display()))?;
+        let f = open_lock(&path)?;
         match f.try_lock() {
             Ok(()) => Ok(Some(f)),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),

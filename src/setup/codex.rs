@@ -273,30 +273,11 @@ pub fn setup(env: &Env, scope: Scope) -> Result<Vec<Edit>, ConfigError> {
 /// order.
 fn user_spots(doc: &J) -> std::collections::BTreeMap<String, Vec<Spot>> {
     let mut out: std::collections::BTreeMap<String, Vec<Spot>> = Default::default();
-    let Some(J::Obj(events)) = doc.get("hooks") else {
-        return out;
-    };
-    for (ev, groups) in events {
-        for (gi, g) in groups.as_arr().into_iter().flatten().enumerate() {
-            for (hi, h) in g
-                .get("hooks")
-                .and_then(J::as_arr)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                let ours = h
-                    .get("command")
-                    .and_then(J::as_str)
-                    .and_then(hooks::parse_ours)
-                    .is_some();
-                if !ours {
-                    out.entry(ev.clone())
-                        .or_default()
-                        .push((ev.clone(), gi, hi));
-                }
-            }
-        }
+    for a in hooks::handlers(doc)
+        .into_iter()
+        .filter(|a| a.ours.is_none())
+    {
+        out.entry(a.spot.0.clone()).or_default().push(a.spot);
     }
     out
 }
@@ -337,30 +318,11 @@ fn move_user_trust(
 }
 
 fn spots_of(doc: &J) -> Vec<Spot> {
-    let mut out = Vec::new();
-    let Some(J::Obj(events)) = doc.get("hooks") else {
-        return out;
-    };
-    for (ev, groups) in events {
-        for (gi, g) in groups.as_arr().into_iter().flatten().enumerate() {
-            for (hi, h) in g
-                .get("hooks")
-                .and_then(J::as_arr)
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                if h.get("command")
-                    .and_then(J::as_str)
-                    .and_then(hooks::parse_ours)
-                    .is_some()
-                {
-                    out.push((ev.clone(), gi, hi));
-                }
-            }
-        }
-    }
-    out
+    hooks::handlers(doc)
+        .into_iter()
+        .filter(|a| a.ours.is_some())
+        .map(|a| a.spot)
+        .collect()
 }
 
 /// Take repowire out of Codex at `scope`: its hooks, their trust, the MCP
@@ -467,24 +429,19 @@ pub fn status(
         });
     let udoc = parse_toml(&user_config(env), read(&user_config(env))?.as_deref())?;
     let mut problems = Vec::new();
-    for s in spots_of(&doc) {
-        let (ev, gi, hi) = &s;
-        let group = &doc
-            .get("hooks")
-            .and_then(|h| h.get(ev))
-            .and_then(J::as_arr)
-            .map(|g| &g[*gi]);
-        let Some(group) = group else { continue };
-        let Some(h) = group.get("hooks").and_then(J::as_arr).map(|hs| &hs[*hi]) else {
-            continue;
-        };
+    for a in hooks::handlers(&doc)
+        .into_iter()
+        .filter(|a| a.ours.is_some())
+    {
+        let (s, h) = (&a.spot, a.handler);
+        let ev = &s.0;
         let cmd = h.get("command").and_then(J::as_str).unwrap_or("");
         let timeout = match h.get("timeout") {
             Some(J::Num(n)) => n.as_u64().unwrap_or(600),
             _ => 600,
         };
-        let matcher = group.get("matcher").and_then(J::as_str);
-        let key = trust_key(&hooks_path, &s);
+        let matcher = a.matcher;
+        let key = trust_key(&hooks_path, s);
         let trusted = udoc
             .get("hooks")
             .and_then(|h| h.get("state"))

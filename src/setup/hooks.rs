@@ -219,12 +219,34 @@ pub fn merge(doc: &mut J, rows: &[&Hook], want: impl Fn(&Hook) -> J) -> Result<V
 
 /// Where each repowire handler is: (client event, its subcommand, spot).
 fn ours_at(doc: &J) -> Vec<(String, HookEvent, Spot)> {
+    handlers(doc)
+        .into_iter()
+        .filter_map(|a| {
+            let (_, e, _) = a.ours?;
+            Some((a.spot.0.clone(), e, a.spot))
+        })
+        .collect()
+}
+
+/// One handler in a hooks block: where it sits, and what it runs when it
+/// is repowire's.
+pub struct At<'a> {
+    pub spot: Spot,
+    pub handler: &'a J,
+    /// The matcher of its group.
+    pub matcher: Option<&'a str>,
+    pub ours: Option<(String, HookEvent, Option<Client>)>,
+}
+
+/// Every handler in `doc`'s hooks block, in file order.
+pub fn handlers(doc: &J) -> Vec<At<'_>> {
     let mut out = Vec::new();
     let Some(J::Obj(events)) = doc.get("hooks") else {
         return out;
     };
     for (ev, groups) in events {
         for (gi, g) in groups.as_arr().into_iter().flatten().enumerate() {
+            let matcher = g.get("matcher").and_then(J::as_str);
             for (hi, h) in g
                 .get("hooks")
                 .and_then(J::as_arr)
@@ -232,9 +254,12 @@ fn ours_at(doc: &J) -> Vec<(String, HookEvent, Spot)> {
                 .flatten()
                 .enumerate()
             {
-                if let Some((_, e, _)) = h.get("command").and_then(J::as_str).and_then(parse_ours) {
-                    out.push((ev.clone(), e, (ev.clone(), gi, hi)));
-                }
+                out.push(At {
+                    spot: (ev.clone(), gi, hi),
+                    handler: h,
+                    matcher,
+                    ours: h.get("command").and_then(J::as_str).and_then(parse_ours),
+                });
             }
         }
     }
@@ -307,21 +332,13 @@ fn remove_where(doc: &mut J, hit: impl Fn(&str, usize, usize) -> bool) {
 
 /// Every repowire handler in `doc`: (client event, its binary, the event).
 pub fn ours(doc: &J) -> Vec<(String, String, HookEvent, J)> {
-    let mut out = Vec::new();
-    let Some(J::Obj(events)) = doc.get("hooks") else {
-        return out;
-    };
-    for (ev, groups) in events {
-        for g in groups.as_arr().into_iter().flatten() {
-            for h in g.get("hooks").and_then(J::as_arr).into_iter().flatten() {
-                if let Some((exe, e, _)) = h.get("command").and_then(J::as_str).and_then(parse_ours)
-                {
-                    out.push((ev.clone(), exe, e, h.clone()));
-                }
-            }
-        }
-    }
-    out
+    handlers(doc)
+        .into_iter()
+        .filter_map(|a| {
+            let (exe, e, _) = a.ours?;
+            Some((a.spot.0, exe, e, a.handler.clone()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
