@@ -26,17 +26,17 @@ const INPUT_MAX: u64 = 4 << 20;
 
 pub async fn run(ctx: &Ctx, a: HookArgs) -> CmdResult {
     let reply = match (HookEvent::parse(&a.event), Agent::parse(&a.client)) {
-        (None, _) => note(format!(
+        (None, _) => Reply::note(format!(
             "repowire hook: unknown event {:?} (one of: {}); nothing done",
             a.event,
             HookEvent::ALL.map(|e| e.as_str()).join(", ")
         )),
-        (_, None) => note(format!(
+        (_, None) => Reply::note(format!(
             "repowire hook: unknown client {:?} (claude or codex); nothing done",
             a.client
         )),
         (Some(event), Some(agent)) => match read_input() {
-            Err(e) => note(format!("repowire hook {}: {e}; nothing done", a.event)),
+            Err(e) => Reply::note(format!("repowire hook {}: {e}; nothing done", a.event)),
             Ok(input) => {
                 let d = Daemon {
                     home: ctx.home.clone(),
@@ -46,7 +46,7 @@ pub async fn run(ctx: &Ctx, a: HookArgs) -> CmdResult {
                 match tokio::time::timeout(budget, crate::hook::run(&d, agent, event, &input)).await
                 {
                     Ok(r) => r,
-                    Err(_) => note(format!(
+                    Err(_) => Reply::note(format!(
                         "repowire hook {}: no answer within {} s (before the client's timeout); nothing injected",
                         a.event,
                         budget.as_secs()
@@ -56,13 +56,6 @@ pub async fn run(ctx: &Ctx, a: HookArgs) -> CmdResult {
         },
     };
     finish(reply).await
-}
-
-fn note(line: String) -> Reply {
-    Reply {
-        stderr: Some(line),
-        ..Reply::default()
-    }
 }
 
 /// How long a hook may take: its timeout in the client's settings

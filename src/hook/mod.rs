@@ -95,7 +95,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn note(line: impl Into<String>) -> Reply {
+    /// Nothing for the client; `line` on stderr.
+    pub fn note(line: impl Into<String>) -> Reply {
         Reply {
             stderr: Some(line.into()),
             ..Reply::default()
@@ -199,8 +200,10 @@ async fn session_start(d: &Daemon, want: &Want) -> R {
 }
 
 async fn prompt(d: &Daemon, want: &Want) -> R {
-    let (c, _) = peer(d, want).await?;
-    sessions::update(&d.home, want, |r| r.stop_blocks = 0).await?;
+    let (c, rec) = peer(d, want).await?;
+    if rec.stop_blocks > 0 {
+        sessions::update(&d.home, want, |r| r.stop_blocks = 0).await?;
+    }
     let me = heartbeat(&c, Status::Busy).await?;
     let pending = take(&c).await?;
     if pending.is_empty() {
@@ -228,7 +231,9 @@ this one goes through (what is still pending waits for the next prompt or the in
     }
     let pending = take(&c).await?;
     if pending.is_empty() {
-        sessions::update(&d.home, want, |r| r.stop_blocks = 0).await?;
+        if rec.stop_blocks > 0 {
+            sessions::update(&d.home, want, |r| r.stop_blocks = 0).await?;
+        }
         heartbeat(&c, Status::Idle).await?;
         return Ok(Reply::default());
     }

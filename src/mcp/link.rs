@@ -15,33 +15,9 @@ use serde_json::json;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-/// Where the daemon is: the `--url` given, else `REPOWIRE_URL`, else what
-/// `daemon.json` says now (so a restarted daemon is followed, an explicit
-/// one never left).
-#[derive(Clone)]
-pub(super) struct Locate {
-    pub home: crate::home::Home,
-    pub flag: Option<String>,
-}
-
-impl Locate {
-    pub fn url(&self) -> String {
-        self.home.daemon_url(self.flag.as_deref())
-    }
-
-    /// A client of the daemon, re-reading where it is when it does not
-    /// answer, with the admin token as the home has it now (a home whose
-    /// first daemon has not started yet has none).
-    fn admin(&self) -> Client {
-        let follow = self.clone();
-        Client::new(&self.url(), self.home.read_token(), None)
-            .following(Arc::new(move || follow.url()))
-    }
-}
-
 /// What joining registers.
 pub(super) struct Plan {
-    pub locate: Locate,
+    pub locate: crate::sessions::Daemon,
     /// The peer to register or resume (its name already claimed).
     pub req: RegisterReq,
     /// Where the peer token is kept (`<home>/mcp/<circle>@<name>.token`).
@@ -140,11 +116,7 @@ impl Link {
             });
         }
         if let Some(want) = &plan.session {
-            let d = crate::sessions::Daemon {
-                home: plan.locate.home.clone(),
-                url: plan.locate.flag.clone(),
-            };
-            let j = crate::sessions::join(&d, want).await?;
+            let j = crate::sessions::join(&plan.locate, want).await?;
             return Ok(Joined {
                 client: j.client,
                 peer: j.peer,

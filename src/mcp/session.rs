@@ -6,7 +6,7 @@
 //! ghost once its heartbeat is older than the stale window.
 
 use super::Mesh;
-use super::link::{Link, Locate, Plan};
+use super::link::{Link, Plan};
 use crate::api::RegisterReq;
 use crate::client::ClientError;
 use std::time::Duration;
@@ -87,9 +87,9 @@ pub async fn serve(
         ..Default::default()
     };
     let link = Link::new(Plan {
-        locate: Locate {
+        locate: crate::sessions::Daemon {
             home: home.clone(),
-            flag: url_flag.map(str::to_string),
+            url: url_flag.map(str::to_string),
         },
         req: req.clone(),
         token_file: dir.join(format!("{circle}@{name}.token")),

@@ -60,6 +60,23 @@ pub struct Record {
 }
 
 impl Record {
+    /// A session not joined yet.
+    pub fn new(client: wiring::Client, process: Option<Proc>, circle: &str) -> Record {
+        Record {
+            client: client.as_str().into(),
+            sids: Vec::new(),
+            process,
+            name: String::new(),
+            circle: circle.into(),
+            token: None,
+            peer_id: None,
+            ended: false,
+            stop_blocks: 0,
+            updated_ms: 0,
+            file: String::new(),
+        }
+    }
+
     /// The session may still act: not ended, and its client process (when
     /// known) still runs.
     pub fn live(&self) -> bool {
@@ -97,7 +114,11 @@ pub struct Joined {
     pub record: Record,
 }
 
-/// Where a daemon is and how to reach it as the admin.
+/// Where a daemon is and how to reach it as the admin: `url` is the
+/// `--url` given, else `REPOWIRE_URL`, else what `daemon.json` says now (so
+/// a restarted daemon is followed, an explicit one never left); the admin
+/// client re-reads it when the daemon does not answer, with the admin token
+/// as the home has it now (none before its first daemon started).
 #[derive(Clone)]
 pub struct Daemon {
     pub home: Home,
@@ -340,22 +361,13 @@ pub async fn join(d: &Daemon, want: &Want) -> Result<Joined, ClientError> {
     let admin = d.admin();
     let mut rec = match find(&records, want) {
         Some(r) => r.clone(),
-        None => Record {
-            client: want.client.as_str().into(),
-            sids: Vec::new(),
-            process: want.process,
-            name: String::new(),
-            circle: want
-                .circle
-                .clone()
-                .unwrap_or_else(|| crate::core::peer::DEFAULT_CIRCLE.into()),
-            token: None,
-            peer_id: None,
-            ended: false,
-            stop_blocks: 0,
-            updated_ms: 0,
-            file: String::new(),
-        },
+        None => Record::new(
+            want.client,
+            want.process,
+            want.circle
+                .as_deref()
+                .unwrap_or(crate::core::peer::DEFAULT_CIRCLE),
+        ),
     };
     if let Some(sid) = &want.sid
         && !rec.sids.contains(sid)
@@ -491,17 +503,9 @@ mod tests {
 
     fn rec(sids: &[&str], p: Proc, name: &str) -> Record {
         Record {
-            client: "codex".into(),
             sids: sids.iter().map(|s| s.to_string()).collect(),
-            process: Some(p),
             name: name.into(),
-            circle: "default".into(),
-            token: None,
-            peer_id: None,
-            ended: false,
-            stop_blocks: 0,
-            updated_ms: 0,
-            file: String::new(),
+            ..Record::new(wiring::Client::Codex, Some(p), "default")
         }
     }
 

@@ -13,7 +13,7 @@
 
 use super::hooks::{self, Spot};
 use super::json::J;
-use super::{ConfigError, Edit, Env, Scope, parse_json, read};
+use super::{ConfigError, Edit, Env, Scope, json_after, parse_json, read};
 use crate::wiring::{self, Client, Hook, MCP_SERVER_NAME};
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -177,11 +177,7 @@ pub fn setup(env: &Env, scope: Scope) -> Result<Vec<Edit>, ConfigError> {
     let spots = hooks::merge(&mut doc, &rows, |h| hooks::handler(&env.exe, home, h))
         .map_err(|e| err(&hooks_path, e))?;
     let mut edits = vec![Edit {
-        after: if doc == old {
-            hb.clone()
-        } else {
-            Some(doc.render())
-        },
+        after: json_after(hb.as_deref(), &old, &doc, false),
         what: if doc == old {
             vec![]
         } else {
@@ -318,11 +314,7 @@ fn move_user_trust(
 }
 
 fn spots_of(doc: &J) -> Vec<Spot> {
-    hooks::handlers(doc)
-        .into_iter()
-        .filter(|a| a.ours.is_some())
-        .map(|a| a.spot)
-        .collect()
+    hooks::ours_at(doc).into_iter().map(|(_, _, s)| s).collect()
 }
 
 /// Take repowire out of Codex at `scope`: its hooks, their trust, the MCP
@@ -335,13 +327,7 @@ pub fn uninstall(env: &Env, scope: Scope) -> Result<Vec<Edit>, ConfigError> {
     let spots = spots_of(&old);
     let n = hooks::unmerge(&mut doc);
     let mut edits = vec![Edit {
-        after: if doc == old {
-            hb.clone()
-        } else if doc.is_empty_container() {
-            None
-        } else {
-            Some(doc.render())
-        },
+        after: json_after(hb.as_deref(), &old, &doc, true),
         what: if n > 0 {
             vec![format!("{n} hooks removed")]
         } else {

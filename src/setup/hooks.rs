@@ -124,13 +124,6 @@ pub fn parse_ours(cmd: &str) -> Option<(String, HookEvent, Option<Client>)> {
     Some((exe.clone(), event, client))
 }
 
-fn handler_is_ours(h: &J) -> bool {
-    h.get("command")
-        .and_then(J::as_str)
-        .and_then(parse_ours)
-        .is_some()
-}
-
 /// Where a hook sits: (client event, group index, handler index).
 pub type Spot = (String, usize, usize);
 
@@ -143,30 +136,11 @@ pub type Spot = (String, usize, usize);
 pub fn merge(doc: &mut J, rows: &[&Hook], want: impl Fn(&Hook) -> J) -> Result<Vec<Spot>, String> {
     // Take out repowire handlers first, remembering where each subcommand
     // was so it can be put back in place.
-    let mut was: Vec<(String, HookEvent, usize, usize)> = Vec::new();
-    {
-        let hooks = doc.child_obj("hooks").ok_or("\"hooks\" is not an object")?;
-        let J::Obj(events) = hooks else {
-            unreachable!("child_obj returns an object")
-        };
-        for (ev, groups) in events.iter_mut() {
-            let Some(J::Arr(groups)) = Some(groups) else {
-                continue;
-            };
-            for (gi, g) in groups.iter_mut().enumerate() {
-                let Some(J::Arr(hs)) = g.get_mut("hooks") else {
-                    continue;
-                };
-                for (hi, h) in hs.iter().enumerate() {
-                    if let Some((_, e, _)) =
-                        h.get("command").and_then(J::as_str).and_then(parse_ours)
-                    {
-                        was.push((ev.clone(), e, gi, hi));
-                    }
-                }
-            }
-        }
-    }
+    doc.child_obj("hooks").ok_or("\"hooks\" is not an object")?;
+    let mut was: Vec<(String, HookEvent, usize, usize)> = ours_at(doc)
+        .into_iter()
+        .map(|(ev, e, (_, gi, hi))| (ev, e, gi, hi))
+        .collect();
     let mut spots = Vec::new();
     for row in rows {
         let hooks = doc.get_mut("hooks").ok_or("\"hooks\" is missing")?;
@@ -218,7 +192,7 @@ pub fn merge(doc: &mut J, rows: &[&Hook], want: impl Fn(&Hook) -> J) -> Result<V
 }
 
 /// Where each repowire handler is: (client event, its subcommand, spot).
-fn ours_at(doc: &J) -> Vec<(String, HookEvent, Spot)> {
+pub(super) fn ours_at(doc: &J) -> Vec<(String, HookEvent, Spot)> {
     handlers(doc)
         .into_iter()
         .filter_map(|a| {
@@ -269,33 +243,13 @@ pub fn handlers(doc: &J) -> Vec<At<'_>> {
 /// Remove every repowire handler; groups, event lists and the `hooks`
 /// block left empty by that go too. Returns how many were removed.
 pub fn unmerge(doc: &mut J) -> usize {
-    let mut n = 0;
-    let Some(J::Obj(events)) = doc.get("hooks").cloned() else {
-        return 0;
-    };
-    let mut spots = Vec::new();
-    for (ev, groups) in &events {
-        let Some(groups) = groups.as_arr() else {
-            continue;
-        };
-        for (gi, g) in groups.iter().enumerate() {
-            let Some(hs) = g.get("hooks").and_then(J::as_arr) else {
-                continue;
-            };
-            for (hi, h) in hs.iter().enumerate() {
-                if handler_is_ours(h) {
-                    spots.push((ev.clone(), gi, hi));
-                    n += 1;
-                }
-            }
-        }
-    }
+    let spots: Vec<Spot> = ours_at(doc).into_iter().map(|(_, _, s)| s).collect();
     remove_where(doc, |ev, gi, hi| {
         spots
             .iter()
             .any(|(e, g, h)| e == ev && *g == gi && *h == hi)
     });
-    n
+    spots.len()
 }
 
 /// Remove the handlers at the spots `hit` selects, then the groups, event

@@ -208,7 +208,12 @@ pub fn parse_json(path: &Path, text: Option<&str>) -> Result<J, ConfigError> {
 /// A JSON file's text after `doc`, keeping the file as it was when the
 /// document did not change (and removing a file setup would have created
 /// that is left empty).
-fn json_after(before: Option<&str>, old: &J, doc: &J, removable: bool) -> Option<String> {
+pub(super) fn json_after(
+    before: Option<&str>,
+    old: &J,
+    doc: &J,
+    removable: bool,
+) -> Option<String> {
     if doc == old {
         return before.map(str::to_string);
     }
