@@ -55,6 +55,7 @@ str_enum!(
         Stream => "stream",
         Channel => "channel",
         Hook => "hook",
+        Tmux => "tmux",
     }
 );
 
@@ -235,6 +236,36 @@ impl Route for Hook {
     }
 }
 
+/// Tmux: the daemon types each delivery into the agent's tmux pane
+/// (`send-keys -l`, then Enter) when the agent is idle, and confirms it once
+/// tmux took the keys: what is typed into the pane is in front of the agent.
+/// Recorded with its address, `tmux:<server>:<pane>` ([`crate::tmux`]).
+pub struct Tmux;
+
+impl Route for Tmux {
+    fn name(&self) -> DeliveryRoute {
+        DeliveryRoute::Tmux
+    }
+    fn confirms(&self) -> bool {
+        true // after tmux succeeded
+    }
+    fn knows_seen(&self) -> bool {
+        true // typed into the agent's own input
+    }
+    fn safe_while_busy(&self) -> bool {
+        false // typing mid-turn would land in the agent's output: waits for idle
+    }
+    fn needs_poll(&self) -> bool {
+        false
+    }
+    fn signals_life(&self) -> bool {
+        false // the daemon types; the agent did not call in
+    }
+    fn recordable(&self) -> bool {
+        true
+    }
+}
+
 impl DeliveryRoute {
     /// The route of this name (the registry's one lookup).
     pub fn route(self) -> &'static dyn Route {
@@ -243,6 +274,7 @@ impl DeliveryRoute {
             DeliveryRoute::Stream => &Stream,
             DeliveryRoute::Channel => &Channel,
             DeliveryRoute::Hook => &Hook,
+            DeliveryRoute::Tmux => &Tmux,
         }
     }
 
@@ -264,13 +296,35 @@ impl DeliveryRoute {
         Self::ALL.iter().copied().filter(|r| r.route().recordable())
     }
 
-    /// Parse a route a peer records (`--route`, `RegisterReq.route`).
+    /// Whether the route is recorded with an address (`name:address`).
+    pub fn has_address(self) -> bool {
+        self == DeliveryRoute::Tmux
+    }
+
+    /// Parse a route a peer records (`--route`, `RegisterReq.route`): a
+    /// recordable route's name, and for a route with an address
+    /// (`tmux:<server>:<pane>`) the checked address after the first `:`.
     pub fn parse_recordable(s: &str) -> Result<Self> {
-        match Self::parse(s) {
-            Ok(r) if r.route().recordable() => Ok(r),
+        let (name, addressed) = match s.split_once(':') {
+            Some((n, _)) => (n, true),
+            None => (s, false),
+        };
+        match Self::parse(name) {
+            Ok(r) if r.route().recordable() && r.has_address() => {
+                if !addressed {
+                    return Err(Error::bad_request(format!(
+                        "the {r} route names its pane: {r}:<server>:<pane> (what $TMUX and $TMUX_PANE say inside tmux)"
+                    )));
+                }
+                crate::tmux::PaneAddr::parse(s).map(|_| r)
+            }
+            Ok(r) if r.route().recordable() && !addressed => Ok(r),
             _ => {
                 let names: Vec<String> = Self::recordable()
-                    .map(|r| format!("{:?}", r.as_str()))
+                    .map(|r| match r.has_address() {
+                        true => format!("\"{r}:<server>:<pane>\""),
+                        false => format!("{:?}", r.as_str()),
+                    })
                     .collect();
                 Err(Error::bad_request(format!(
                     "unsupported delivery route {s:?}: {}",
@@ -387,6 +441,7 @@ mod tests {
                 true,
             ),
             (DeliveryRoute::Hook, true, true, true, false, true, true),
+            (DeliveryRoute::Tmux, true, true, false, false, false, true),
         ];
         assert_eq!(
             table.iter().map(|r| r.0).collect::<Vec<_>>(),
@@ -462,21 +517,34 @@ mod tests {
             [
                 DeliveryRoute::Pull,
                 DeliveryRoute::Channel,
-                DeliveryRoute::Hook
+                DeliveryRoute::Hook,
+                DeliveryRoute::Tmux
             ]
         );
+        assert_eq!(
+            DeliveryRoute::parse_recordable("tmux:/tmp/tmux-0/default:%3").unwrap(),
+            DeliveryRoute::Tmux
+        );
+        for bad in ["tmux:x", "tmux:/s:3", "pull:x"] {
+            let e = DeliveryRoute::parse_recordable(bad).unwrap_err();
+            assert_eq!(e.code, crate::error::ErrorCode::BadRequest, "{bad}");
+        }
         assert_eq!(
             DeliveryRoute::parse_recordable("channel").unwrap(),
             DeliveryRoute::Channel
         );
-        for bad in ["stream", "tmux", "", "PULL"] {
+        for bad in ["stream", "", "PULL"] {
             let e = DeliveryRoute::parse_recordable(bad).unwrap_err();
             assert_eq!(e.code, crate::error::ErrorCode::BadRequest, "{bad}");
             assert_eq!(
                 e.message,
-                format!("unsupported delivery route {bad:?}: \"pull\" or \"channel\" or \"hook\"")
+                format!(
+                    "unsupported delivery route {bad:?}: \"pull\" or \"channel\" or \"hook\" or \"tmux:<server>:<pane>\""
+                )
             );
         }
+        let e = DeliveryRoute::parse_recordable("tmux").unwrap_err();
+        assert!(e.message.contains("names its pane"), "{}", e.message);
     }
 
     /// `--delivery`: push and pull are fixed at registration; auto follows

@@ -39,6 +39,7 @@ str_enum!(
         DeliveryConfirmed => "delivery_confirmed",
         DeliveryDropped => "delivery_dropped",
         DeliveryPushed => "delivery_pushed",
+        DeliveryFailed => "delivery_failed",
         JobCreated => "job_created",
         JobQueued => "job_queued",
         JobDispatched => "job_dispatched",
@@ -69,6 +70,9 @@ str_enum!(
         PeerStatus => "peer_status",
         PeerAlive => "peer_alive",
         PeerGhost => "peer_ghost",
+        PeerGone => "peer_gone",
+        PeerSpawned => "peer_spawned",
+        PeerSpawnFailed => "peer_spawn_failed",
         PeerUnregistered => "peer_unregistered",
         PeerRoleChanged => "peer_role_changed",
         RoleClaimed => "role_claimed",
@@ -233,6 +237,15 @@ pub enum Event {
     DeliveryPushed {
         to: String,
     },
+    /// A route that carries deliveries itself (tmux) could not; the lease
+    /// runs out and it is tried again after `retry_in_ms`.
+    DeliveryFailed {
+        to: String,
+        route: DeliveryRoute,
+        attempt: i64,
+        error: String,
+        retry_in_ms: i64,
+    },
     JobCreated {
         title: String,
         by: String,
@@ -342,6 +355,29 @@ pub enum Event {
     PeerGhost {
         name: String,
         last_seen_ms: i64,
+    },
+    /// The peer's process is known to be gone (its tmux pane no longer
+    /// exists, or it was killed): it is offline now.
+    PeerGone {
+        name: String,
+        why: String,
+    },
+    /// An agent session was started for the peer (`peer spawn`, the MCP
+    /// `spawn_peer`, a persona's `route.spawn`); it joins when it registers.
+    PeerSpawned {
+        name: String,
+        backend: String,
+        path: String,
+        by: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<String>,
+    },
+    /// A spawned session never registered (or could not start).
+    PeerSpawnFailed {
+        name: String,
+        why: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        job: Option<String>,
     },
     PeerUnregistered {
         name: String,
@@ -453,6 +489,7 @@ impl Event {
             Event::DeliveryConfirmed(_) => K::DeliveryConfirmed,
             Event::DeliveryDropped { .. } => K::DeliveryDropped,
             Event::DeliveryPushed { .. } => K::DeliveryPushed,
+            Event::DeliveryFailed { .. } => K::DeliveryFailed,
             Event::JobCreated { .. } => K::JobCreated,
             Event::JobQueued(_) => K::JobQueued,
             Event::JobDispatched(_) => K::JobDispatched,
@@ -483,6 +520,9 @@ impl Event {
             Event::PeerStatus { .. } => K::PeerStatus,
             Event::PeerAlive { .. } => K::PeerAlive,
             Event::PeerGhost { .. } => K::PeerGhost,
+            Event::PeerGone { .. } => K::PeerGone,
+            Event::PeerSpawned { .. } => K::PeerSpawned,
+            Event::PeerSpawnFailed { .. } => K::PeerSpawnFailed,
             Event::PeerUnregistered { .. } => K::PeerUnregistered,
             Event::PeerRoleChanged { .. } => K::PeerRoleChanged,
             Event::RoleClaimed { .. } => K::RoleClaimed,

@@ -133,6 +133,16 @@ fn samples() -> Vec<(Event, Value)> {
         ),
         (Event::DeliveryPushed { to: s("b") }, json!({"to": "b"})),
         (
+            Event::DeliveryFailed {
+                to: s("b"),
+                route: DeliveryRoute::Tmux,
+                attempt: 2,
+                error: s("can't find pane: %9"),
+                retry_in_ms: 2000,
+            },
+            json!({"to": "b", "route": "tmux", "attempt": 2, "error": "can't find pane: %9", "retry_in_ms": 2000}),
+        ),
+        (
             Event::JobCreated {
                 title: s("t"),
                 by: s("a"),
@@ -318,6 +328,31 @@ fn samples() -> Vec<(Event, Value)> {
                 last_seen_ms: 3,
             },
             json!({"name": "a", "last_seen_ms": 3}),
+        ),
+        (
+            Event::PeerGone {
+                name: s("a"),
+                why: s("its tmux pane %3 is gone"),
+            },
+            json!({"name": "a", "why": "its tmux pane %3 is gone"}),
+        ),
+        (
+            Event::PeerSpawned {
+                name: s("w"),
+                backend: s("shell"),
+                path: s("/src/app"),
+                by: s("orch"),
+                job: Some(s("job-1")),
+            },
+            json!({"name": "w", "backend": "shell", "path": "/src/app", "by": "orch", "job": "job-1"}),
+        ),
+        (
+            Event::PeerSpawnFailed {
+                name: s("w"),
+                why: s("never registered"),
+                job: None,
+            },
+            json!({"name": "w", "why": "never registered"}),
         ),
         (
             Event::PeerUnregistered {

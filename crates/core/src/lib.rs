@@ -21,5 +21,6 @@ pub mod route;
 pub mod schedule;
 pub mod text;
 pub mod time;
+pub mod tmux;
 
 pub use error::{Error, ErrorCode};
