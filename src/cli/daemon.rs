@@ -114,11 +114,47 @@ struct RunArgs {
         hide = true
     )]
     stream_buffer: usize,
+    /// The tmux binary (the tmux delivery route, pane liveness, spawns).
+    #[arg(long, env = "REPOWIRE_TMUX_BIN", default_value = "tmux")]
+    tmux_bin: std::path::PathBuf,
+    /// The tmux server `peer spawn` uses when it is not run inside tmux: a
+    /// socket name (`tmux -L NAME`) or a socket path (`tmux -S PATH`).
+    #[arg(long, env = "REPOWIRE_TMUX_SERVER", default_value = "repowire")]
+    tmux_server: String,
+    /// How often the panes of tmux-routed peers are checked (a pane that is
+    /// gone takes its peer offline).
+    #[arg(long, env = "REPOWIRE_TMUX_CHECK_EVERY", default_value = "2s", value_parser = duration_arg)]
+    tmux_check_every: Duration,
+    /// Nothing is typed into a pane until its screen has been still this long.
+    #[arg(long, env = "REPOWIRE_TMUX_QUIET", default_value = "300ms", value_parser = duration_arg)]
+    tmux_quiet: Duration,
+    /// What a spawned backend runs, as BACKEND=COMMAND (repeatable; defaults:
+    /// claude-code=claude, codex=codex). A persona's `route.spawn` can start
+    /// only the backends listed here.
+    #[arg(long = "spawn-command", value_name = "BACKEND=COMMAND", value_parser = spawn_command_arg)]
+    spawn_commands: Vec<(String, String)>,
+    /// Most spawned sessions alive at once in one circle.
+    #[arg(long, env = "REPOWIRE_MAX_SPAWNS_PER_CIRCLE", default_value_t = 8)]
+    max_spawns_per_circle: usize,
+    /// A spawned session that has not registered within this is reported
+    /// and stopped; a job waiting for it is routed again.
+    #[arg(long, env = "REPOWIRE_SPAWN_TIMEOUT", default_value = "120s", value_parser = duration_arg)]
+    spawn_timeout: Duration,
     /// Tests only: run on a clock that `POST /v1/debug/clock` (admin) moves
     /// forward, so a test crosses a lease, a stale heartbeat or an expiry
     /// without sleeping. Never for real use.
     #[arg(long, hide = true)]
     manual_clock: bool,
+}
+
+fn spawn_command_arg(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((b, c)) if !b.trim().is_empty() && !c.trim().is_empty() => {
+            crate::core::peer::validate_name("backend", b.trim()).map_err(|e| e.message)?;
+            Ok((b.trim().to_string(), c.to_string()))
+        }
+        _ => Err(format!("expected BACKEND=COMMAND, not {s:?}")),
+    }
 }
 
 /// Milliseconds, capped at 100 years (a larger flag value means "never").
@@ -167,6 +203,19 @@ impl RunArgs {
                 body_timeout: self.body_timeout,
                 max_streams_per_token: self.max_streams_per_token,
                 stream_buffer: self.stream_buffer,
+            },
+            tmux: crate::daemon::TmuxConfig {
+                bin: self.tmux_bin.clone(),
+                server: self.tmux_server.clone(),
+                check_every: self.tmux_check_every.max(Duration::from_millis(100)),
+                quiet: self.tmux_quiet,
+                spawn_commands: {
+                    let mut m = crate::daemon::tmux::default_spawn_commands();
+                    m.extend(self.spawn_commands.iter().cloned());
+                    m
+                },
+                max_spawns_per_circle: self.max_spawns_per_circle,
+                spawn_timeout: self.spawn_timeout,
             },
             policy: Policy {
                 stale_after_ms: ms(self.stale_after),
@@ -237,7 +286,22 @@ impl RunArgs {
             self.max_streams_per_token.to_string(),
             "--stream-buffer".into(),
             self.stream_buffer.to_string(),
+            "--tmux-bin".into(),
+            self.tmux_bin.display().to_string(),
+            "--tmux-server".into(),
+            self.tmux_server.clone(),
+            "--tmux-check-every".into(),
+            d(self.tmux_check_every),
+            "--tmux-quiet".into(),
+            d(self.tmux_quiet),
+            "--max-spawns-per-circle".into(),
+            self.max_spawns_per_circle.to_string(),
+            "--spawn-timeout".into(),
+            d(self.spawn_timeout),
         ];
+        for (b, c) in &self.spawn_commands {
+            v.push(format!("--spawn-command={b}={c}"));
+        }
         if self.allow_remote {
             v.push("--allow-remote".into());
         }

@@ -49,6 +49,7 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
         persona_limits: Default::default(),
         net: Default::default(),
         clock: Default::default(),
+        tmux: Default::default(),
     };
     let running = daemon::start(cfg).await?;
     let out = tour(ctx.json, &running.url, &home).await;

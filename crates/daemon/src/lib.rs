@@ -25,8 +25,10 @@ mod serve;
 mod service;
 mod streams;
 mod tasks;
+pub mod tmux;
 
 pub use serve::NetLimits;
+pub use tmux::TmuxConfig;
 
 use anyhow::{Context, Result, bail};
 use repowire_client::home::{DaemonRecord, Home};
@@ -56,6 +58,8 @@ pub struct Config {
     /// Where "now" comes from: the system clock, or (`--manual-clock`, tests
     /// only) one that `POST /v1/debug/clock` moves forward.
     pub clock: Clock,
+    /// How tmux is used: the delivery route, liveness, spawns.
+    pub tmux: TmuxConfig,
 }
 
 /// The daemon's state: one cheap `Clone` handle.
@@ -87,6 +91,12 @@ pub struct Inner {
     streams: streams::Streams,
     shutdown: watch::Sender<bool>,
     broadcasts: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// How tmux is used, and the one runner of tmux commands.
+    pub(crate) tmux: TmuxConfig,
+    pub(crate) tmux_cmd: tmux::cmd::Tmux,
+    /// Woken when a tmux-routed peer may have something to type (a
+    /// delivery queued, a status change).
+    pub(crate) tmux_wake: tokio::sync::Notify,
 }
 
 impl std::ops::Deref for DaemonHandle {
@@ -230,6 +240,9 @@ pub async fn start(cfg: Config) -> Result<Running> {
         streams: streams::Streams::new(cfg.net.max_streams_per_token, cfg.net.stream_buffer),
         shutdown,
         broadcasts: Mutex::new(HashMap::new()),
+        tmux_cmd: tmux::cmd::Tmux::new(cfg.tmux.bin.clone()),
+        tmux: cfg.tmux.clone(),
+        tmux_wake: tokio::sync::Notify::new(),
     }));
     cfg.home.write_record(&DaemonRecord {
         url: url.clone(),
@@ -244,6 +257,8 @@ pub async fn start(cfg: Config) -> Result<Running> {
     tokio::spawn(observe::run(handle.clone()));
     tokio::spawn(scheduler::run(handle.clone()));
     tokio::spawn(streams::run(handle.clone()));
+    tokio::spawn(tmux::carrier::run(handle.clone()));
+    tokio::spawn(tmux::liveness::run(handle.clone()));
     let app = http::router(handle.clone());
     let server = tokio::spawn(serve::serve(listener, app, handle.clone(), cfg.net.clone()));
     tracing::info!(%url, home = %cfg.home.dir.display(), "repowire daemon listening");
