@@ -473,6 +473,9 @@ async fn mcp(ctx: &Ctx, a: McpArgs) -> CmdResult {
             }
         });
     let delivery = crate::mcp::Delivery::parse(&delivery).unwrap_or(crate::mcp::Delivery::Auto);
+    let tmux_route = (delivery == crate::mcp::Delivery::Auto)
+        .then(crate::sessions::tmux_route)
+        .flatten();
     let session = agent.map(|a| crate::sessions::Want {
         client: a,
         sid: match a {
@@ -487,7 +490,9 @@ async fn mcp(ctx: &Ctx, a: McpArgs) -> CmdResult {
         name: name_given,
         circle: circle.clone(),
         role,
-        route: delivery.fixed().map(|r| r.as_str().into()),
+        route: tmux_route
+            .clone()
+            .or_else(|| delivery.fixed().map(|r| r.as_str().into())),
     });
     let join = crate::mcp::Join {
         delivery,
@@ -498,6 +503,7 @@ async fn mcp(ctx: &Ctx, a: McpArgs) -> CmdResult {
         role,
         project_path: project.map(|d| d.display().to_string()),
         session,
+        tmux_route,
     };
     crate::mcp::serve(&ctx.home, ctx.url.as_deref(), join)
         .await

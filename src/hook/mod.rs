@@ -161,7 +161,9 @@ fn want(agent: Agent, input: &Input) -> Result<Want, String> {
             .filter(|s| !s.is_empty()),
         circle: None,
         role: None,
-        route: None,
+        // Inside tmux the daemon types deliveries into the session's pane
+        // when it is idle (the hooks say busy and idle).
+        route: sessions::tmux_route(),
     })
 }
 

@@ -320,3 +320,36 @@ pub struct ScheduleIdArgs {
     /// The schedule id (schedule_create, schedule_self and schedule_cron return it).
     pub schedule_id: String,
 }
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SpawnPeerArgs {
+    /// Absolute path of the project directory the session starts in.
+    pub path: String,
+    /// What runs: claude-code (default), codex, another backend the daemon configures (--spawn-command), or shell (runs `command`).
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// Admin only: the command the window runs instead of the backend's (a peer is refused: choose a backend).
+    #[serde(default)]
+    pub command: Option<String>,
+    /// The circle to spawn into (default: yours); its tmux session is named after it.
+    #[serde(default)]
+    pub circle: Option<String>,
+    /// A first note to the new peer (its task, who you are), delivered once it registers.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The new peer's name (default: the directory's name, made unique in the circle).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Not supported here (repowire 0.17's spawn profiles): giving one is refused with bad_request; configure a backend instead.
+    #[serde(default)]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct KillPeerArgs {
+    /// The peer: its name (NAME or NAME@CIRCLE) or its peer_id, as list_peers shows them.
+    pub peer_identifier: String,
+    /// The peer's circle (default: yours).
+    #[serde(default)]
+    pub circle: Option<String>,
+}

@@ -26,6 +26,9 @@ pub(super) struct Hello {
     delivery: Delivery,
     /// `--backend` was given: the client's name does not override it.
     backend_fixed: bool,
+    /// The route is the session's tmux pane, recorded at registration: the
+    /// client's word on channels changes nothing and nothing is pushed.
+    pinned: bool,
     /// The registration to resume with a new backend or route.
     base: RegisterReq,
     seen: push::Shared,
@@ -116,6 +119,7 @@ impl Hello {
         link: Link,
         delivery: Delivery,
         backend_fixed: bool,
+        pinned: bool,
         base: RegisterReq,
         seen: push::Shared,
     ) -> Self {
@@ -124,6 +128,7 @@ impl Hello {
             link,
             delivery,
             backend_fixed,
+            pinned,
             base,
             seen,
             state: tokio::sync::Mutex::new(State {
@@ -180,12 +185,16 @@ impl Hello {
             Some(w) if !self.backend_fixed => backend_of(&w.name).or(st.want.backend.clone()),
             _ => st.want.backend.clone(),
         };
-        let carried = self
-            .delivery
-            .route(caps.map(reads_channels), st.want.carried);
+        let carried = if self.pinned {
+            DeliveryRoute::Tmux
+        } else {
+            self.delivery
+                .route(caps.map(reads_channels), st.want.carried)
+        };
         // auto: the route is recorded once known (push and pull say so at
         // registration already).
         let route = match self.delivery.fixed() {
+            None if self.pinned => st.want.route,
             None => Some(carried),
             Some(_) => st.want.route,
         };

@@ -24,8 +24,8 @@ pub use params::ALIASES;
 pub use session::{Delivery, Join, serve};
 
 use crate::api::{
-    AskManyReq, AskReq, BroadcastReq, JobCreateReq, JobUpdateReq, LeaseReq, NotifyReq,
-    ReviewRefReq, ReviewRequestReq, ScheduleReq, UpdatePeerReq,
+    AskManyReq, AskReq, BroadcastReq, JobCreateReq, JobUpdateReq, KillReq, LeaseReq, NotifyReq,
+    ReviewRefReq, ReviewRequestReq, ScheduleReq, SpawnReq, UpdatePeerReq,
 };
 use crate::client::{Client, ClientError};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -301,6 +301,38 @@ impl Mesh {
     )]
     async fn orchestrator_status(&self, Parameters(a): Parameters<CircleArgs>) -> ToolResult {
         done(self.client.orchestrator_status(a.circle.as_deref()).await)
+    }
+
+    #[tool(
+        description = "Orchestrator (or admin) only: start a coding session for a new peer in a tmux window (in the tmux session named after the circle), working in `path`. The peer is offline until the session registers (within the daemon's --spawn-timeout, else it is stopped and reported as peer_spawn_failed); `message` reaches it as its first note. Returns the new peer, its tmux pane and an `attach` command line to watch it. Address it by name with ask or notify_peer."
+    )]
+    async fn spawn_peer(&self, Parameters(a): Parameters<SpawnPeerArgs>) -> ToolResult {
+        if a.profile.is_some() {
+            return fail(ClientError::Api(crate::core::error::Error::bad_request(
+                "spawn profiles are not supported: leave `profile` out and choose a `backend` (the daemon's --spawn-command BACKEND=COMMAND configures what each runs)",
+            )));
+        }
+        let req = SpawnReq {
+            path: a.path,
+            backend: a.backend,
+            name: a.name,
+            circle: a.circle,
+            command: a.command,
+            server: None,
+            message: a.message,
+        };
+        done(self.client.spawn_peer(&req).await)
+    }
+
+    #[tool(
+        description = "Orchestrator (or admin) only: stop a peer's session. Its tmux pane is closed (unless already gone, or the peer has none) and it goes offline; jobs it was running go back to the queue. Returns the peer and pane_killed."
+    )]
+    async fn kill_peer(&self, Parameters(a): Parameters<KillPeerArgs>) -> ToolResult {
+        let req = KillReq {
+            name: a.peer_identifier,
+            circle: a.circle,
+        };
+        done(self.client.kill_peer(&req).await)
     }
 
     #[tool(

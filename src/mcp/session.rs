@@ -31,6 +31,10 @@ pub struct Join {
     /// peer is the one its hooks use, named and kept by
     /// [`crate::sessions`] (so no name is claimed here).
     pub session: Option<crate::sessions::Want>,
+    /// The session runs in a tmux pane and `--delivery auto`: the route is
+    /// that pane (`tmux:<server>:<pane>`), whatever the client says about
+    /// channels (the daemon types deliveries into the pane).
+    pub tmux_route: Option<String>,
 }
 
 /// How long leaving may take: Claude Code sends SIGINT, then SIGTERM 0.1 s
@@ -83,7 +87,10 @@ pub async fn serve(
         project_path: join.project_path.clone(),
         // auto: the route is known after the client's hello (None keeps
         // what a resumed peer had).
-        route: join.delivery.fixed().map(|r| r.as_str().into()),
+        route: join
+            .tmux_route
+            .clone()
+            .or_else(|| join.delivery.fixed().map(|r| r.as_str().into())),
         ..Default::default()
     };
     let link = Link::new(Plan {
@@ -132,6 +139,7 @@ pub async fn serve(
         link.clone(),
         join.delivery,
         join.backend_fixed,
+        join.tmux_route.is_some(),
         req,
         seen.clone(),
     ));

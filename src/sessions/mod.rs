@@ -137,6 +137,34 @@ impl Daemon {
     }
 }
 
+/// The tmux route of the pane this process runs in (`$TMUX` names the
+/// server, `$TMUX_PANE` the pane), if it runs inside tmux: what an agent
+/// session records, so the daemon types its deliveries into that pane.
+pub fn tmux_route() -> Option<String> {
+    let tmux = std::env::var("TMUX").ok();
+    let pane = std::env::var("TMUX_PANE").ok();
+    match crate::core::tmux::PaneAddr::from_env(tmux.as_deref(), pane.as_deref())? {
+        Ok(a) => Some(a.route()),
+        Err(e) => {
+            tracing::debug!("not recording a tmux route: {}", e.message);
+            None
+        }
+    }
+}
+
+/// The peer a session was started for (`repowire peer spawn` hands the new
+/// session its peer's name, circle and token as `REPOWIRE_PEER`,
+/// `REPOWIRE_CIRCLE`, `REPOWIRE_PEER_TOKEN`): a new session record resumes
+/// that peer instead of registering another.
+fn spawned_peer() -> Option<(String, Option<String>, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
+    Some((
+        var("REPOWIRE_PEER")?,
+        var("REPOWIRE_CIRCLE"),
+        var("REPOWIRE_PEER_TOKEN")?,
+    ))
+}
+
 /// Refuse a session id that cannot name a file (clients send UUIDs).
 pub fn check_sid(sid: &str) -> Result<(), String> {
     let ok = !sid.is_empty()
@@ -361,13 +389,29 @@ pub async fn join(d: &Daemon, want: &Want) -> Result<Joined, ClientError> {
     let admin = d.admin();
     let mut rec = match find(&records, want) {
         Some(r) => r.clone(),
-        None => Record::new(
-            want.client,
-            want.process,
-            want.circle
-                .as_deref()
-                .unwrap_or(crate::core::peer::DEFAULT_CIRCLE),
-        ),
+        None => match spawned_peer() {
+            // A spawned session: its peer exists already, resumed below.
+            Some((name, circle, token)) => {
+                let circle = want.circle.clone().or(circle);
+                let mut r = Record::new(
+                    want.client,
+                    want.process,
+                    circle
+                        .as_deref()
+                        .unwrap_or(crate::core::peer::DEFAULT_CIRCLE),
+                );
+                r.name = name;
+                r.token = Some(token);
+                r
+            }
+            None => Record::new(
+                want.client,
+                want.process,
+                want.circle
+                    .as_deref()
+                    .unwrap_or(crate::core::peer::DEFAULT_CIRCLE),
+            ),
+        },
     };
     if let Some(sid) = &want.sid
         && !rec.sids.contains(sid)

@@ -36,6 +36,7 @@ mod schedules;
 mod setup;
 mod storage;
 mod terminal;
+mod tmux_lifecycle;
 mod truth;
 
 pub mod support;

@@ -111,6 +111,71 @@ pub struct PruneResp {
     pub pruned: Vec<PeerInfo>,
 }
 
+/// `POST /v1/peers/spawn`: start an agent session for a new peer in a tmux
+/// window (the circle's orchestrator, or the admin).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnReq {
+    /// The project directory: an absolute path to an existing directory.
+    pub path: String,
+    /// A configured backend (`claude-code`, `codex`, others the daemon's
+    /// `--spawn-command` adds) or `shell` (runs `command`). Default:
+    /// `shell` with a command, else `claude-code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// The peer's name (must be free); default: the directory's name, made
+    /// unique in the circle (`app`, `app-2`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Default: the caller's circle (the admin's: `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circle: Option<String>,
+    /// Admin only: what the window runs instead of the backend's command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// The tmux server: a socket name (`-L`) or path (`-S`); default the
+    /// daemon's `--tmux-server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// A first note to the new peer, from the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpawnResp {
+    /// The new peer: `offline` until its session registers.
+    pub peer: PeerInfo,
+    /// Its tmux pane (`%N`).
+    pub pane: String,
+    /// The tmux server's socket path.
+    pub server: String,
+    /// The tmux session holding its window (named after the circle).
+    pub session: String,
+    /// A command line that shows the pane.
+    pub attach: String,
+}
+
+/// `POST /v1/peers/kill`: stop a peer's session.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillReq {
+    /// The peer: `NAME`, `NAME@CIRCLE` or its peer id (`peer_identifier`,
+    /// repowire 0.17's name, is accepted too).
+    #[serde(alias = "peer_identifier")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circle: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KillResp {
+    /// The peer, offline now.
+    pub peer: PeerInfo,
+    /// Whether its tmux pane was closed (false: it had none, or it was gone).
+    pub pane_killed: bool,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimReq {

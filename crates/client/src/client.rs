@@ -268,6 +268,14 @@ impl Client {
         )
         .await
     }
+    /// Start an agent session for a new peer in a tmux window.
+    pub async fn spawn_peer(&self, req: &SpawnReq) -> Result<SpawnResp> {
+        self.post("/v1/peers/spawn", req).await
+    }
+    /// Stop a peer's session (its tmux pane) and take it offline.
+    pub async fn kill_peer(&self, req: &KillReq) -> Result<KillResp> {
+        self.post("/v1/peers/kill", req).await
+    }
     pub async fn prune(&self, req: &PruneReq) -> Result<PruneResp> {
         self.post("/v1/peers/prune", req).await
     }
@@ -467,6 +475,10 @@ impl Client {
             ..req.clone()
         };
         self.lease(&req).await
+    }
+    /// One of this peer's deliveries, whole and in any state.
+    pub async fn delivery(&self, id: &str) -> Result<DeliveryInfo> {
+        self.get(&format!("/v1/inbox/deliveries/{}", enc(id))).await
     }
     pub async fn confirm(&self, ids: Vec<String>) -> Result<ConfirmResp> {
         self.post("/v1/inbox/confirm", &ConfirmReq { ids }).await

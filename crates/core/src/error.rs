@@ -35,6 +35,8 @@ pub enum ErrorCode {
     TooManyStreams,
     UriTooLong,
     HeadersTooLarge,
+    SpawnLimit,
+    TmuxFailed,
     Internal,
     // Codes the CLI and MCP processes produce themselves, never the daemon.
     Usage,
@@ -57,7 +59,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 44] = [
+    pub const ALL: [ErrorCode; 46] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::BadRequest,
@@ -85,6 +87,8 @@ impl ErrorCode {
         Self::TooManyStreams,
         Self::UriTooLong,
         Self::HeadersTooLarge,
+        Self::SpawnLimit,
+        Self::TmuxFailed,
         Self::Internal,
         Self::Usage,
         Self::DaemonUnreachable,
@@ -133,6 +137,8 @@ impl ErrorCode {
             Self::TooManyStreams => "too_many_streams",
             Self::UriTooLong => "uri_too_long",
             Self::HeadersTooLarge => "headers_too_large",
+            Self::SpawnLimit => "spawn_limit",
+            Self::TmuxFailed => "tmux_failed",
             Self::Internal => "internal",
             Self::Usage => "usage",
             Self::DaemonUnreachable => "daemon_unreachable",
@@ -180,6 +186,8 @@ impl ErrorCode {
             Self::TooManyStreams => 429,
             Self::UriTooLong => 414,
             Self::HeadersTooLarge => 431,
+            Self::SpawnLimit => 429,
+            Self::TmuxFailed => 502,
             // Never sent by the daemon (see `is_local`); one that were would
             // be a bug in it.
             Self::Usage
@@ -285,6 +293,12 @@ impl ErrorCode {
             Self::UriTooLong => "the request target (path and query) is over the daemon's limit",
             Self::HeadersTooLarge => {
                 "the request headers are over the daemon's limit (size or count)"
+            }
+            Self::SpawnLimit => {
+                "the circle already has the most spawned sessions alive (--max-spawns-per-circle): kill one first"
+            }
+            Self::TmuxFailed => {
+                "tmux refused a command or could not be run (the message is tmux's own); a spawn that failed so started nothing"
             }
             Self::Internal => "a bug or storage failure in the daemon (see its log)",
             Self::Usage => {

@@ -202,9 +202,81 @@ pub fn send_keys_arg(line: &str) -> String {
     }
 }
 
+/// The server socket of the tmux a process runs in: `$TMUX` is
+/// `<socket path>,<server pid>,<session>` (the path may hold a comma, so it
+/// ends at the last two). `None` outside tmux.
+pub fn socket_from_env(tmux: Option<&str>) -> Option<&str> {
+    let tmux = tmux.filter(|s| !s.is_empty())?;
+    let mut parts = tmux.rsplitn(3, ',');
+    let (_session, _pid, socket) = (parts.next(), parts.next(), parts.next());
+    Some(socket.unwrap_or(tmux))
+}
+
+/// The command line that shows a pane: `tmux -S <socket> switch-client -t
+/// <pane>` from inside tmux on the same server (`inside`: the socket of the
+/// tmux the command runs in), else `tmux -S <socket> attach-session -t
+/// <pane>` (either selects the pane's window).
+pub fn attach_command(addr: &PaneAddr, inside: Option<&str>) -> String {
+    let verb = if inside == Some(addr.server.as_str()) {
+        "switch-client"
+    } else {
+        "attach-session"
+    };
+    let [flag, server] = addr.server_args();
+    format!(
+        "tmux {flag} {} {verb} -t {}",
+        shell_quote(server),
+        shell_quote(&addr.pane)
+    )
+}
+
+/// `s` as one POSIX shell word: unchanged when it holds only characters no
+/// shell treats specially, else in single quotes.
+pub fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"%+,-./:=@_".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attach_commands_pick_the_verb_and_quote() {
+        let a = PaneAddr::parse("tmux:/tmp/tmux-0/default:%3").unwrap();
+        assert_eq!(
+            attach_command(&a, None),
+            "tmux -S /tmp/tmux-0/default attach-session -t %3"
+        );
+        assert_eq!(
+            attach_command(&a, Some("/tmp/tmux-0/other")),
+            "tmux -S /tmp/tmux-0/default attach-session -t %3"
+        );
+        assert_eq!(
+            attach_command(&a, Some("/tmp/tmux-0/default")),
+            "tmux -S /tmp/tmux-0/default switch-client -t %3"
+        );
+        let b = PaneAddr::parse("tmux:/tmp/my dir/it's:%1").unwrap();
+        assert_eq!(
+            attach_command(&b, None),
+            r"tmux -S '/tmp/my dir/it'\''s' attach-session -t %1"
+        );
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$(x)"), "'$(x)'");
+        assert_eq!(
+            socket_from_env(Some("/tmp/tmux-0/default,2192,0")),
+            Some("/tmp/tmux-0/default")
+        );
+        assert_eq!(socket_from_env(Some("/a,b/s,1,0")), Some("/a,b/s"));
+        assert_eq!(socket_from_env(Some("")), None);
+        assert_eq!(socket_from_env(None), None);
+    }
 
     #[test]
     fn addresses_parse_and_print() {

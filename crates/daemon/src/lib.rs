@@ -259,6 +259,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
     tokio::spawn(streams::run(handle.clone()));
     tokio::spawn(tmux::carrier::run(handle.clone()));
     tokio::spawn(tmux::liveness::run(handle.clone()));
+    tokio::spawn(tmux::spawn::watch(handle.clone()));
     let app = http::router(handle.clone());
     let server = tokio::spawn(serve::serve(listener, app, handle.clone(), cfg.net.clone()));
     tracing::info!(%url, home = %cfg.home.dir.display(), "repowire daemon listening");

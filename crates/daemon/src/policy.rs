@@ -50,6 +50,14 @@ pub enum Action {
     AnswerAsk,
     /// Cancel an ask: its asker.
     CancelAsk,
+    /// Start an agent session in a tmux window for a new peer of the
+    /// circle, or kill one: the circle's orchestrator, or the admin (any
+    /// circle).
+    Spawn,
+    /// Name the command a spawned session runs (anything, with the daemon
+    /// user's rights): the admin only; others choose among the configured
+    /// backends.
+    SpawnCommand,
     /// Retry a job, or pause, resume or delete a schedule: one of its
     /// `managers` (by name, in its circle), the circle's orchestrator, or
     /// the admin. The admin acting as a peer is that peer here.
@@ -128,6 +136,17 @@ pub fn authorize(caller: &Caller, action: Action, target: Target<'_>) -> Result<
             }
             _ => Ok(()),
         },
+        Action::Spawn => match caller.viewer() {
+            Some(p) if p.role != Role::Orchestrator => Err(Error::forbidden(format!(
+                "{} is not the orchestrator of {:?}; only it (or the admin) may start or stop agent sessions",
+                p.name, p.circle
+            ))),
+            _ => Ok(()),
+        },
+        Action::SpawnCommand => admin_only(
+            caller,
+            "only the admin token may name the command a spawned session runs; choose a configured --backend",
+        ),
         Action::ManagePersona => match caller.viewer() {
             Some(p) if p.role != Role::Orchestrator => Err(Error::forbidden(format!(
                 "{} is not the orchestrator of {:?}; only it (or the admin) may change the persona",
@@ -304,13 +323,15 @@ mod tests {
         // Columns follow `callers`: admin, as, peer, owner, orch, other peer,
         // other orch, other owner namesake.
         #[rustfmt::skip]
-        let table: [(Action, [Option<ErrorCode>; 8]); 15] = [
+        let table: [(Action, [Option<ErrorCode>; 8]); 17] = [
             (ReadCircle,     [OK, OK, OK, OK, OK, X, X, X]),
             (ReadObject,     [OK, OK, OK, OK, OK, X, X, X]),
             (ReadPersona,    [OK, OK, OK, OK, OK, X, X, X]),
             (DispatchDryRun, [OK, OK, OK, OK, OK, X, X, X]),
             (Dispatch,       [OK, OK, F,  OK, OK, X, X, X]),
             (ManagePersona,  [OK, OK, F,  F,  OK, X, X, X]),
+            (Spawn,          [OK, OK, F,  F,  OK, X, X, X]),
+            (SpawnCommand,   [OK, OK, F,  F,  F,  X, X, X]),
             (ActAsPeer,      [Some(IdentityRequired), OK, OK, OK, OK, X, X, X]),
             (Register,       [OK, Some(BadRequest), OK, OK, OK, X, X, X]),
             (NameScriptFile, [OK, OK, F,  F,  F,  X, X, X]),

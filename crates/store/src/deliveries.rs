@@ -316,6 +316,20 @@ impl Store {
         })
     }
 
+    /// One delivery to `peer_id`, in any state (`None`: no such delivery
+    /// to that peer).
+    pub fn delivery(&self, peer_id: &PeerId, id: &DeliveryId) -> Result<Option<Delivery>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM deliveries WHERE id = ?1 AND to_peer = ?2"
+            ))?
+            .query_row(params![id, peer_id], from_row)
+            .optional()?)
+        })
+    }
+
     /// Undelivered deliveries of a peer, without leasing anything.
     pub fn peek(&self, peer_id: &PeerId, max: u32) -> Result<Vec<Delivery>> {
         self.read(|c| {

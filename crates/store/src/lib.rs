@@ -21,8 +21,11 @@ mod peers;
 mod personas;
 mod reviews;
 mod schedules;
+mod spawns;
+mod tmux;
 
 pub use schedules::{Checkin, SchedRow};
+pub use spawns::{NewSpawn, SpawnRow, SpawnState};
 
 use repowire_core::error::{Error, Result};
 use repowire_core::event::{Event, EventRecord};

@@ -244,6 +244,30 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE deliveries ADD COLUMN pushed_at_ms INTEGER;
     "#,
+    // 10: agent sessions started in tmux windows for new peers (`peer
+    // spawn`), followed until they register, fail or are killed.
+    r#"
+    CREATE TABLE spawns (
+        id          INTEGER PRIMARY KEY,
+        peer_id     TEXT NOT NULL,
+        circle      TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        backend     TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        server      TEXT NOT NULL,   -- as asked; its socket path once started
+        session     TEXT NOT NULL,
+        pane        TEXT,
+        job_id      TEXT,
+        by_name     TEXT NOT NULL,
+        state       TEXT NOT NULL,   -- starting | pending | registered | failed | ended
+        why         TEXT,
+        created_ms  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX spawns_open ON spawns (state) WHERE state IN ('starting', 'pending');
+    CREATE INDEX spawns_circle ON spawns (circle, state);
+    CREATE INDEX spawns_peer ON spawns (peer_id);
+    "#,
 ];
 
 /// The schema version this binary writes.

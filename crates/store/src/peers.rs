@@ -23,7 +23,7 @@ macro_rules! cols {
     };
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
+pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
     let tags: String = r.get(6)?;
     Ok(Peer {
         id: r.get(0)?,
@@ -264,7 +264,7 @@ pub(super) fn revive(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<()> {
 }
 
 /// Remove a peer: its open asks fail, its undelivered messages are dropped.
-fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
+pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
     super::asks::end_for_removed_peer(t, p)?;
     super::deliveries::drop_where(
         t,
@@ -613,6 +613,36 @@ impl Store {
                 })?;
             }
             Ok(rows.len())
+        })
+    }
+}
+
+impl Store {
+    /// The peer's process is known to be gone (`why`: it was killed, its
+    /// pane closed): it goes offline with a `peer_gone` event. `None` when
+    /// it was offline (or removed) already. Its jobs then follow the
+    /// executor-lost rule ([`Store::repair_jobs`]).
+    pub fn mark_gone(&self, peer_id: &PeerId, why: &str) -> Result<Option<Peer>> {
+        self.write(|t| {
+            let Some(p) = by_id(t.conn(), peer_id)? else {
+                return Ok(None);
+            };
+            if p.status == Status::Offline {
+                return Ok(None);
+            }
+            t.conn()
+                .prepare_cached("UPDATE peers SET status = 'offline' WHERE id = ?1")?
+                .execute([peer_id])?;
+            t.event(NewEvent {
+                subject: peer_id,
+                related: None,
+                circle: Some(&p.circle),
+                event: Event::PeerGone {
+                    name: p.name.clone(),
+                    why: why.to_string(),
+                },
+            })?;
+            must(t.conn(), peer_id).map(Some)
         })
     }
 }

@@ -1,9 +1,11 @@
 //! `repowire peer …`: identity, listing, roles, asks, notes and the inbox.
 //! One function per subcommand: [`who`] (identity, listing, roles),
-//! [`asks`] (tracked questions), [`notes`] (notes and the inbox).
+//! [`asks`] (tracked questions), [`notes`] (notes and the inbox),
+//! [`spawn`] (agent sessions in tmux windows).
 
 mod asks;
 mod notes;
+mod spawn;
 mod who;
 
 pub use who::peer_line;
@@ -104,6 +106,41 @@ pub enum PeerCmd {
     Broadcast(notes::BroadcastArgs),
     /// Take pending deliveries in order and confirm them once printed.
     Inbox(notes::InboxArgs),
+    /// Start an agent session for a new peer in a tmux window (the circle's
+    /// orchestrator, or the admin).
+    ///
+    /// The daemon registers the peer (offline), opens a window named after
+    /// it in the tmux session named after the circle, in PATH, and runs the
+    /// backend's command there with the peer's identity in its environment
+    /// (REPOWIRE_PEER, REPOWIRE_CIRCLE, REPOWIRE_PEER_TOKEN, REPOWIRE_URL,
+    /// REPOWIRE_HOME). The session joins when it registers with that token
+    /// (`repowire peer register`, or `repowire mcp`); one that has not within
+    /// the daemon's --spawn-timeout is stopped and reported
+    /// (peer_spawn_failed). At most --max-spawns-per-circle live at once.
+    Spawn(spawn::SpawnArgs),
+    /// Stop a peer's session: close its tmux pane (if it has one) and take it
+    /// offline. Jobs it was running go back to the queue.
+    Kill {
+        /// NAME, NAME@CIRCLE or a peer id.
+        name: String,
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// Print the tmux command that shows a peer's pane: `attach-session`
+    /// from outside tmux, `switch-client` from inside the same tmux server.
+    /// Run it: `eval "$(repowire peer attach NAME)"`.
+    Attach {
+        /// NAME or NAME@CIRCLE.
+        name: String,
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// Print one of your deliveries whole, in any state: what a tmux pane
+    /// got as a one-line summary names this command. Takes nothing.
+    Delivery {
+        /// The delivery id (`dl-…`).
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -148,6 +185,10 @@ impl PeerCmd {
             PeerCmd::Notify(a) => notes::notify(ctx, &c, a).await,
             PeerCmd::Broadcast(a) => notes::broadcast(ctx, &c, a).await,
             PeerCmd::Inbox(a) => notes::inbox(ctx, &c, a).await,
+            PeerCmd::Spawn(a) => spawn::spawn(ctx, &c, a).await,
+            PeerCmd::Kill { name, circle } => spawn::kill(ctx, &c, name, circle).await,
+            PeerCmd::Attach { name, circle } => spawn::attach(ctx, &c, name, circle).await,
+            PeerCmd::Delivery { id } => notes::delivery(ctx, &c, &id).await,
         }
     }
 }

@@ -86,3 +86,11 @@ pub(super) async fn broadcast(ctx: &Ctx, c: &Client, a: BroadcastArgs) -> CmdRes
 pub(super) async fn inbox(ctx: &Ctx, c: &Client, a: InboxArgs) -> CmdResult {
     super::super::inbox::inbox(ctx, c, a.follow, a.peek, a.limit).await
 }
+
+/// One delivery, whole: its text for people (control characters escaped,
+/// as everywhere), the delivery as JSON with `--json` (exact).
+pub(super) async fn delivery(ctx: &Ctx, c: &Client, id: &str) -> CmdResult {
+    let d = c.delivery(id).await?;
+    ctx.out(&d, |d| d.text.clone());
+    Ok(())
+}

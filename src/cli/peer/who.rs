@@ -28,7 +28,11 @@ pub struct RegisterArgs {
     tags: Vec<String>,
     #[arg(long)]
     description: Option<String>,
-    /// Delivery route: `pull` (default) or `channel` (pushed by `repowire mcp`).
+    /// Delivery route: `pull` (default), `channel` (pushed by `repowire mcp`),
+    /// `hook`, or `tmux` — the daemon types deliveries into this tmux pane
+    /// (`$TMUX`, `$TMUX_PANE`) when it is idle; `tmux:<server>:<pane>` names
+    /// another pane. Only for a pane whose program reads lines as messages
+    /// (an agent, a script): never a shell prompt.
     #[arg(long)]
     route: Option<String>,
 }
@@ -56,6 +60,14 @@ pub(super) async fn register(ctx: &Ctx, c: &Client, a: RegisterArgs) -> CmdResul
             "register does not take --as: it uses the admin token, or your own peer token to resume",
         ));
     }
+    let route = match route.as_deref() {
+        Some("tmux") => Some(crate::sessions::tmux_route().ok_or_else(|| {
+            Failure::usage(
+                "--route tmux needs to run inside tmux ($TMUX and $TMUX_PANE); name a pane with --route tmux:<server>:<pane>",
+            )
+        })?),
+        _ => route,
+    };
     let req = RegisterReq {
         name,
         circle,

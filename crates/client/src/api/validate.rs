@@ -41,6 +41,25 @@ impl Validate for PruneReq {
     }
 }
 
+impl Validate for SpawnReq {
+    fn validate(&self, c: &Checker) -> Result<()> {
+        c.path("path", &Some(self.path.clone()))?;
+        c.opt_name("backend", &self.backend)?;
+        c.opt_name("peer name", &self.name)?;
+        c.opt_name("circle", &self.circle)?;
+        c.opt_line("command", &self.command)?;
+        c.path("server", &self.server)?;
+        c.opt_text("message", &self.message)
+    }
+}
+
+impl Validate for KillReq {
+    fn validate(&self, c: &Checker) -> Result<()> {
+        c.address("name", &self.name)?;
+        c.opt_name("circle", &self.circle)
+    }
+}
+
 impl Validate for AskReq {
     fn validate(&self, c: &Checker) -> Result<()> {
         c.address("to", &self.to)?;

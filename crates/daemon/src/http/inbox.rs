@@ -58,6 +58,15 @@ pub async fn lease(
     Ok(inbox_resp(inbox::lease(&h, &c, ask).await?))
 }
 
+/// One of the caller's deliveries, whole.
+pub async fn show(
+    State(h): H,
+    c: Caller,
+    crate::auth::Path(id): crate::auth::Path<String>,
+) -> ApiResult<Json<DeliveryInfo>> {
+    Ok(Json(inbox::show(&h, &c, &DeliveryId::parse(&id)?)?.into()))
+}
+
 pub async fn confirm(
     State(h): H,
     c: Caller,

@@ -25,6 +25,8 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/health", get(admin::health))
         .route("/v1/peers", post(peers::register).get(peers::list_peers))
         .route("/v1/peers/prune", post(peers::prune))
+        .route("/v1/peers/spawn", post(peers::spawn))
+        .route("/v1/peers/kill", post(peers::kill))
         .route(
             "/v1/peers/me",
             get(peers::whoami)
@@ -82,6 +84,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/inbox/stream", get(inbox::stream))
         .route("/v1/inbox/confirm", post(inbox::confirm))
         .route("/v1/inbox/pushed", post(inbox::pushed))
+        .route("/v1/inbox/deliveries/{id}", get(inbox::show))
         .route("/v1/events", get(events::list))
         .route("/v1/events/stream", get(events::stream))
         .route("/v1/trace/{id}", get(admin::trace))

@@ -3,12 +3,12 @@
 
 use crate::DaemonHandle;
 use crate::auth::{ApiResult, Body, Caller, Path, Query};
-use crate::service::peers;
+use crate::service::{peers, spawn};
 use axum::Json;
 use axum::extract::State;
 use repowire_client::api::{
-    ClaimReq, ClaimResp, HeartbeatReq, OrchestratorStatus, PeerInfo, PruneReq, PruneResp,
-    RegisterReq, RegisterResp, UpdatePeerReq,
+    ClaimReq, ClaimResp, HeartbeatReq, KillReq, KillResp, OrchestratorStatus, PeerInfo, PruneReq,
+    PruneResp, RegisterReq, RegisterResp, SpawnReq, SpawnResp, UpdatePeerReq,
 };
 use serde::Deserialize;
 
@@ -114,4 +114,16 @@ pub async fn orchestrator_status(
     Query(q): Query<CircleQuery>,
 ) -> ApiResult<Json<OrchestratorStatus>> {
     Ok(Json(peers::orchestrator_status(&h, &c, q.circle)?))
+}
+
+pub async fn spawn(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<SpawnReq>,
+) -> ApiResult<Json<SpawnResp>> {
+    Ok(Json(spawn::spawn(&h, &c, req).await?))
+}
+
+pub async fn kill(State(h): H, c: Caller, Body(req): Body<KillReq>) -> ApiResult<Json<KillResp>> {
+    Ok(Json(spawn::kill(&h, &c, req).await?))
 }

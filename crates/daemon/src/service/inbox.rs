@@ -21,6 +21,17 @@ pub fn peek(h: &DaemonHandle, c: &Caller, limit: Option<u32>) -> Result<Vec<Deli
     h.store.peek(&c.me()?.id, limit)
 }
 
+/// One of the caller's deliveries, whole and in any state (what a tmux pane
+/// got as a summary: `repowire peer delivery ID`).
+pub fn show(h: &DaemonHandle, c: &Caller, id: &DeliveryId) -> Result<Delivery, Error> {
+    h.store.delivery(&c.me()?.id, id)?.ok_or_else(|| {
+        Error::new(
+            repowire_core::error::ErrorCode::NotFound,
+            format!("no delivery {id} to you"),
+        )
+    })
+}
+
 /// Mark the caller's deliveries `ids` delivered: what put them in front of
 /// the agent says so (its inbox, a hook after printing).
 pub fn confirm(h: &DaemonHandle, c: &Caller, ids: &[DeliveryId]) -> Result<usize, Error> {

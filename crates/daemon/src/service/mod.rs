@@ -15,6 +15,7 @@ pub mod peers;
 pub mod personas;
 pub mod reviews;
 pub mod schedules;
+pub mod spawn;
 pub mod wake;
 
 use repowire_core::error::Error;

@@ -1,9 +1,204 @@
-//! The tmux delivery carrier: types each delivery of a tmux-routed peer into
-//! its pane when the agent is idle, and confirms it once tmux took the keys.
+//! The tmux delivery carrier: types each delivery of a peer routed to a tmux
+//! pane (`tmux:<server>:<pane>`) into that pane, one line per delivery
+//! (`send-keys -l`, then Enter), and confirms it once tmux took the keys.
+//!
+//! The route is not safe while the agent is busy
+//! ([`repowire_core::delivery::Route::safe_while_busy`]), so a delivery is
+//! typed only when the agent is idle: its peer does not say `busy` (the
+//! hooks say so for Claude Code and Codex), its pane is in no tmux mode
+//! (copy mode would take the keys), and its screen has been still for
+//! `--tmux-quiet` (an agent printing is not waiting for input). One delivery
+//! is leased at a time and the checks run again before the next, so a reply
+//! the agent starts printing holds the rest back.
+//!
+//! A failure (tmux refuses, the pane is gone) ends the lease at once,
+//! records a `delivery_failed` event (in `repowire trace`) and waits with
+//! backoff (1 s doubling to 60 s) before that peer is tried again.
 
 use crate::DaemonHandle;
+use repowire_core::delivery::{DeliveryRoute, Route};
+use repowire_core::event::EventKind;
+use repowire_core::ids::PeerId;
+use repowire_core::peer::{Peer, Status};
+use repowire_core::tmux::{PaneAddr, typed_line};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::error::RecvError;
+
+/// How often the carrier looks even when nothing woke it (leases that ran
+/// out, a pane that became still, backoffs that ended).
+const TICK: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// What the carrier remembers per peer.
+#[derive(Default)]
+struct Carrying {
+    /// Peers with a carry task running.
+    busy: HashSet<PeerId>,
+    /// Failures in a row, and when the peer may be tried again.
+    backoff: HashMap<PeerId, (u32, Instant)>,
+}
+
+type Shared = Arc<Mutex<Carrying>>;
 
 /// Run until the daemon stops.
 pub async fn run(h: DaemonHandle) {
-    let _ = h;
+    let shared: Shared = Arc::default();
+    let mut bus = h.store.subscribe();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = h.stopping() => return,
+            _ = tick.tick() => {}
+            _ = h.tmux_wake.notified() => {}
+            r = bus.recv() => match r {
+                Ok(e) if wakes(&e.kind) => {
+                    // Take every event already waiting: one look for a burst.
+                    while bus.try_recv().is_ok() {}
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return,
+            },
+        }
+        let due = match h.store.tmux_due() {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "tmux carrier: reading peers failed");
+                continue;
+            }
+        };
+        for peer in due {
+            if !claim(&shared, &peer.id) {
+                continue;
+            }
+            let (h, shared) = (h.clone(), shared.clone());
+            tokio::spawn(async move {
+                let id = peer.id.clone();
+                carry(&h, peer, &shared).await;
+                lock(&shared).busy.remove(&id);
+            });
+        }
+    }
+}
+
+/// Events after which a tmux peer may have something to type, or may have
+/// become idle.
+fn wakes(kind: &str) -> bool {
+    kind == EventKind::DeliveryQueued.as_str()
+        || kind == EventKind::PeerStatus.as_str()
+        || kind == EventKind::PeerResumed.as_str()
+        || kind == EventKind::PeerRegistered.as_str()
+}
+
+fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Carrying> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Take the peer for one carry task, unless one runs or it backs off.
+fn claim(s: &Shared, id: &PeerId) -> bool {
+    let mut c = lock(s);
+    if c.busy.contains(id) || c.backoff.get(id).is_some_and(|(_, t)| Instant::now() < *t) {
+        return false;
+    }
+    c.busy.insert(id.clone());
+    true
+}
+
+/// Type the peer's deliveries while it stays idle; stop at the first thing
+/// that says it is not (the next wake-up looks again).
+async fn carry(h: &DaemonHandle, peer: Peer, shared: &Shared) {
+    let route = DeliveryRoute::Tmux;
+    let addr = match PaneAddr::parse(&peer.route) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(peer = %peer.name, error = %e, "tmux carrier: unreadable route");
+            return;
+        }
+    };
+    loop {
+        // The agent's own word first: busy (or gone) means wait.
+        let now = match h.store.peer_by_id(&peer.id) {
+            Ok(Some(p)) => p,
+            _ => return,
+        };
+        if !route.safe_while_busy() && matches!(now.status, Status::Busy | Status::Offline) {
+            return;
+        }
+        if !now.route.starts_with(repowire_core::tmux::PREFIX) || now.route != peer.route {
+            return; // it moved to another route or pane: the next look uses that
+        }
+        match idle(h, &addr).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::debug!(peer = %peer.name, error = %e, "tmux carrier: pane not ready");
+                return;
+            }
+        }
+        let leased = match h.store.lease(&peer.id, 1, h.store.policy.lease_ms, route) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(peer = %peer.name, error = %e, "tmux carrier: lease failed");
+                return;
+            }
+        };
+        let Some(d) = leased.into_iter().next() else {
+            return;
+        };
+        let typed = typed_line(
+            d.kind,
+            &d.delivery_id,
+            d.from.as_deref(),
+            d.correlation_id.as_deref(),
+            &d.text,
+        );
+        match h.tmux_cmd.type_line(&addr, &typed.line).await {
+            Ok(()) => {
+                lock(shared).backoff.remove(&peer.id);
+                if route.confirms()
+                    && let Err(e) = h
+                        .store
+                        .confirm(&peer.id, std::slice::from_ref(&d.delivery_id))
+                {
+                    tracing::warn!(peer = %peer.name, error = %e, "tmux carrier: confirm failed");
+                    return;
+                }
+            }
+            Err(e) => {
+                let wait = {
+                    let mut c = lock(shared);
+                    let n = c.backoff.get(&peer.id).map_or(0, |(n, _)| *n) + 1;
+                    let wait = Duration::from_secs(1 << (n - 1).min(6)).min(BACKOFF_MAX);
+                    c.backoff
+                        .insert(peer.id.clone(), (n, Instant::now() + wait));
+                    wait
+                };
+                let retry = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+                if let Err(e2) = h.store.delivery_failed(&now, &d, route, &e.0, retry) {
+                    tracing::warn!(peer = %peer.name, error = %e2, "tmux carrier: recording a failure failed");
+                }
+                tracing::info!(peer = %peer.name, pane = %addr.pane, error = %e, "tmux carrier: typing failed");
+                return;
+            }
+        }
+    }
+}
+
+/// Whether the pane waits for input: in no mode, not dead, and its screen
+/// still for `quiet`.
+async fn idle(h: &DaemonHandle, addr: &PaneAddr) -> Result<bool, super::cmd::TmuxError> {
+    let s = h.tmux_cmd.pane_state(addr).await?;
+    if s.in_mode || s.dead {
+        return Ok(false);
+    }
+    if h.tmux.quiet.is_zero() {
+        return Ok(true);
+    }
+    let before = h.tmux_cmd.screen(addr).await?;
+    tokio::time::sleep(h.tmux.quiet).await;
+    let after = h.tmux_cmd.screen(addr).await?;
+    Ok(before == after)
 }

@@ -1,0 +1,101 @@
+//! What the daemon's tmux carrier and pane liveness read and write: the
+//! peers routed to a tmux pane, which of them have something to type, a
+//! failed typing recorded, and a pane that is there (a sign of life); a
+//! pane that is gone is [`Store::mark_gone`].
+
+use super::peers::{from_row, revive};
+use super::{NewEvent, Store};
+use repowire_core::delivery::{Delivery, DeliveryRoute};
+use repowire_core::error::Result;
+use repowire_core::event::Event;
+use repowire_core::ids::PeerId;
+use repowire_core::peer::Peer;
+use rusqlite::params;
+
+const COLS: &str = "id, name, circle, role, backend, project_path, tags, description, status, \
+                    route, created_ms, last_seen_ms";
+
+impl Store {
+    /// Peers routed to a tmux pane that do not say they are offline.
+    pub fn tmux_peers(&self) -> Result<Vec<Peer>> {
+        let sql = format!(
+            "SELECT {COLS} FROM peers WHERE route LIKE 'tmux:%' AND status != 'offline' ORDER BY id"
+        );
+        self.read(|c| {
+            Ok(c.prepare_cached(&sql)?
+                .query_map([], from_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Of those, the ones with a delivery to hand out now.
+    pub fn tmux_due(&self) -> Result<Vec<Peer>> {
+        let now = self.clock.now_ms();
+        let sql = format!(
+            "SELECT {COLS} FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
+               AND EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
+                 AND d.state IN ('pending', 'leased')
+                 AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+             ORDER BY id"
+        );
+        self.read(|c| {
+            Ok(c.prepare_cached(&sql)?
+                .query_map([now], from_row)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Record that carrying `d` failed on `route`, and end its lease at once
+    /// (it is pending again: the carrier tries again after `retry_in_ms`,
+    /// or another route takes it first).
+    pub fn delivery_failed(
+        &self,
+        peer: &Peer,
+        d: &Delivery,
+        route: DeliveryRoute,
+        error: &str,
+        retry_in_ms: i64,
+    ) -> Result<()> {
+        let error: String = error.chars().take(500).collect();
+        self.write(|t| {
+            t.conn()
+                .prepare_cached(
+                    "UPDATE deliveries SET state = 'pending', lease_until_ms = NULL
+                     WHERE id = ?1 AND to_peer = ?2 AND state = 'leased'",
+                )?
+                .execute(params![d.delivery_id, peer.id])?;
+            t.event(NewEvent {
+                subject: &d.delivery_id,
+                related: d.correlation_id.as_deref(),
+                circle: Some(&peer.circle),
+                event: Event::DeliveryFailed {
+                    to: peer.name.clone(),
+                    route,
+                    attempt: d.attempts,
+                    error,
+                    retry_in_ms,
+                },
+            })
+        })
+    }
+
+    /// The panes of these peers are there: a sign of life, written only for
+    /// a peer not refreshed within `min_interval_ms`.
+    pub fn panes_alive(&self, peers: &[Peer], min_interval_ms: i64) -> Result<()> {
+        let now = self.clock.now_ms();
+        let due: Vec<&PeerId> = peers
+            .iter()
+            .filter(|p| now - p.last_seen_ms >= min_interval_ms)
+            .map(|p| &p.id)
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        self.write(|t| {
+            for id in due {
+                revive(t, id)?;
+            }
+            Ok(())
+        })
+    }
+}
