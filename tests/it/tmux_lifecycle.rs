@@ -32,6 +32,11 @@ impl Tmux {
             .output()
             .is_ok_and(|o| o.status.success());
         if !ok {
+            // CI installs tmux (.ci/run): there a missing one is a failure.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "tmux is not installed (CI=true: .ci/run installs it)"
+            );
             eprintln!("tmux is not installed: skipping");
             return None;
         }
@@ -90,6 +95,39 @@ impl Tmux {
         )
         .unwrap();
         format!("sh {}", script.display())
+    }
+
+    /// A scripted worker: it registers, then for each job ask typed into
+    /// its pane (`[repowire ask from … ask-…] Job job-…: …`) answers the
+    /// ask, runs the job and reports it done, logging what it did.
+    fn worker(&self) -> PathBuf {
+        let script = self.dir.path().join("worker.sh");
+        let log = self.dir.path().join("worker.log");
+        std::fs::write(
+            &script,
+            format!(
+                r#"#!/bin/sh
+{bin} peer register >>{log} 2>&1 || echo "register failed" >>{log}
+while IFS= read -r line; do
+  echo "got: $line" >>{log}
+  case "$line" in
+    "[repowire ask from "*)
+      ask=$(printf '%s' "$line" | sed -n 's/^\[repowire ask from [^ ]* \(ask-[^]]*\)\].*/\1/p')
+      job=$(printf '%s' "$line" | sed -n 's/.*Job \(job-[A-Za-z0-9]*\):.*/\1/p')
+      [ -n "$ask" ] && {bin} peer answer "$ask" "on it" >>{log} 2>&1
+      if [ -n "$job" ]; then
+        {bin} jobs update "$job" --state running >>{log} 2>&1
+        {bin} jobs update "$job" --state succeeded --result "done by $REPOWIRE_PEER" >>{log} 2>&1 && echo "did $job" >>{log}
+      fi;;
+  esac
+done
+"#,
+                bin = BIN,
+                log = log.display()
+            ),
+        )
+        .unwrap();
+        script
     }
 
     /// The daemon flags that put spawns on this server.
@@ -604,4 +642,103 @@ async fn the_mcp_tools_spawn_and_kill() {
     assert!(!t.panes().contains(&pane));
     agent.cancel().await.unwrap();
     olga.cancel().await.unwrap();
+}
+
+/// Issue 13 point 4: a persona's `dispatch` returns `route.spawn{…}` when no
+/// peer fits; the daemon starts the worker in tmux (a `peer_spawned` event
+/// naming the job), the worker registers, the job is assigned to it, the
+/// dispatch ask is typed into its pane, and the worker gets the job done.
+/// A spawn the daemon refuses at once (an unknown backend) is recorded on
+/// the job and the job stays queued.
+#[tokio::test]
+async fn a_persona_spawns_a_worker_that_gets_the_job_done() {
+    let Some(t) = Tmux::new() else { return };
+    let worker = t.worker();
+    let cmd = format!("worker=sh {}", worker.display());
+    let d = Daemon::start(&t.flags(&[
+        "--spawn-command",
+        &cmd,
+        "--tmux-check-every",
+        "300ms",
+        "--tmux-quiet",
+        "100ms",
+    ]));
+    let dir = t.project("svc");
+    std::fs::create_dir_all(d.home_path().join("personas")).unwrap();
+    std::fs::write(
+        d.home_path().join("personas/spawner.lua"),
+        r#"-- Assign to an online agent carrying the job's first tag; when none
+-- fits, start a worker for it (the job's brief names the directory).
+function dispatch(job, mesh)
+  local tag = job.tags[1]
+  for _, p in ipairs(mesh.peers({ status = "online", role = "agent", tag = tag })) do
+    return route.assign(p.name)
+  end
+  if job.brief == "" then return route.defer("1m", "no directory to spawn in") end
+  return route.spawn{ path = job.brief, backend = tag, name = "w-" .. tag }
+end
+"#,
+    )
+    .unwrap();
+    d.cli(&["orchestrator", "persona", "use", "spawner"]).ok();
+    let owner = d.peer("owner", None).await;
+    let job = owner
+        .create_job(&JobCreateReq {
+            title: "build the service".into(),
+            brief: Some(dir.to_str().unwrap().into()),
+            tags: Some(vec!["worker".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let id = job.job_id.clone();
+    let spawned = eventually(WAIT, "the persona's spawn", || async {
+        let e = events_of(&d, "peer_spawned", "w-worker").await;
+        (!e.is_empty()).then_some(e)
+    })
+    .await;
+    assert_eq!(spawned[0]["job"], id.as_str(), "{spawned:?}");
+    assert_eq!(spawned[0]["backend"], "worker");
+    assert!(
+        spawned[0]["by"].as_str().unwrap().contains("spawner"),
+        "{spawned:?}"
+    );
+    let done = eventually(WAIT, "the job done by the spawned worker", || async {
+        let j = owner.job(&id).await.unwrap();
+        (j.state == JobState::Succeeded).then_some(j)
+    })
+    .await;
+    assert_eq!(done.assignee.as_deref(), Some("w-worker"));
+    assert_eq!(done.result_summary.as_deref(), Some("done by w-worker"));
+    let log = std::fs::read_to_string(t.dir.path().join("worker.log")).unwrap();
+    assert!(log.contains(&format!("did {id}")), "{log}");
+    let w = d.admin().describe("w-worker", None).await.unwrap();
+    assert!(w.route.starts_with("tmux:"), "{}", w.route);
+
+    // A backend the operator did not configure: refused at once, recorded
+    // on the job, which stays queued (held a minute before the next try).
+    let job2 = owner
+        .create_job(&JobCreateReq {
+            title: "needs a gpu".into(),
+            brief: Some(dir.to_str().unwrap().into()),
+            tags: Some(vec!["gpu".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let failed = eventually(WAIT, "the refused spawn recorded", || async {
+        let e = d.admin().events(Some(0), None, None).await.unwrap().events;
+        e.into_iter()
+            .find(|e| e.kind == "peer_spawn_failed" && e.subject == job2.job_id)
+    })
+    .await;
+    assert!(
+        failed.payload["why"].as_str().unwrap().contains("gpu"),
+        "{:?}",
+        failed.payload
+    );
+    assert_eq!(
+        owner.job(&job2.job_id).await.unwrap().state,
+        JobState::Queued
+    );
 }

@@ -14,6 +14,7 @@ str_enum!(
         Deferred => "deferred",
         Declined => "declined",
         AskedUser => "asked_user",
+        Spawning => "spawning",
         DryRun => "dry_run",
         NotApplicable => "not_applicable",
     }
@@ -28,13 +29,41 @@ str_enum!(
 /// A decision returned by a persona entry point.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Route {
-    Assign { peer: String, note: Option<String> },
-    Ask { peer: String, text: String },
-    Notify { peer: String, text: String },
-    Defer { after: String, why: String },
-    AskUser { question: String },
-    Decline { why: String },
-    Fanout { peers: Vec<String>, text: String },
+    Assign {
+        peer: String,
+        note: Option<String>,
+    },
+    Ask {
+        peer: String,
+        text: String,
+    },
+    Notify {
+        peer: String,
+        text: String,
+    },
+    Defer {
+        after: String,
+        why: String,
+    },
+    AskUser {
+        question: String,
+    },
+    Decline {
+        why: String,
+    },
+    Fanout {
+        peers: Vec<String>,
+        text: String,
+    },
+    /// Start an agent session for the job (`dispatch` only): a tmux window
+    /// in `path` running the operator's command for `backend`
+    /// (`--spawn-command`), named `name` (default: the directory's name).
+    /// The job is assigned to the session when it registers.
+    Spawn {
+        path: String,
+        backend: String,
+        name: Option<String>,
+    },
 }
 
 /// The entry point a route answers, with what validation needs to know.
@@ -76,6 +105,10 @@ pub struct RouteOut {
     pub why: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
     pub fallback: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -91,6 +124,7 @@ impl Route {
             Route::AskUser { .. } => "ask_user",
             Route::Decline { .. } => "decline",
             Route::Fanout { .. } => "fanout",
+            Route::Spawn { .. } => "spawn",
         }
     }
 
@@ -105,6 +139,8 @@ impl Route {
             after: None,
             why: None,
             note: None,
+            path: None,
+            backend: None,
             fallback: error.is_some(),
             error,
         };
@@ -126,6 +162,15 @@ impl Route {
             Route::Fanout { peers, text } => {
                 o.peers = Some(peers.clone());
                 o.text = Some(text.clone());
+            }
+            Route::Spawn {
+                path,
+                backend,
+                name,
+            } => {
+                o.path = Some(path.clone());
+                o.backend = Some(backend.clone());
+                o.peer = name.clone();
             }
         }
         o
@@ -231,6 +276,32 @@ pub fn validate(
         }
         Route::AskUser { question } => text(question),
         Route::Decline { why } => text(why),
+        Route::Spawn {
+            path,
+            backend,
+            name,
+        } => {
+            if *entry != Entry::Dispatch {
+                return Err(format!(
+                    "spawn starts a session for a job: only dispatch may return it, not {}",
+                    entry.name()
+                ));
+            }
+            if !path.starts_with('/') || path.chars().any(char::is_control) {
+                return Err(format!("spawn path {path:?} is not an absolute path"));
+            }
+            super::peer::validate_name("spawn backend", backend).map_err(|e| e.message)?;
+            if let Some(n) = name {
+                super::peer::validate_name("spawn name", n).map_err(|e| e.message)?;
+                if mesh.peers.iter().any(|p| p.name == *n) {
+                    return Err(format!(
+                        "spawn name {n:?} is taken in circle {:?}",
+                        mesh.circle
+                    ));
+                }
+            }
+            text(path)
+        }
     }
 }
 
@@ -244,6 +315,7 @@ mod tests {
             "deferred",
             "declined",
             "asked_user",
+            "spawning",
             "dry_run",
             "not_applicable",
         ];

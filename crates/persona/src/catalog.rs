@@ -162,7 +162,8 @@ Entry points (define at least one; each returns a route):
   review(item, mesh)   -> route   who reviews a change (never the author)
 Routes: route.assign(peer, {{note=…}}), route.ask(peer, text),
 route.notify(peer, text), route.defer("10m", why), route.ask_user(question),
-route.decline(why), route.fanout({{peer, …}}, text).
+route.decline(why), route.fanout({{peer, …}}, text),
+route.spawn{{path=…, backend=…, name=…}} (dispatch: start a worker in tmux).
 The mesh: mesh.peers{{status=…, role=…, tag=…, backend=…}}, mesh.peer(name),
 mesh.orchestrator(), mesh.jobs{{state=…}}, mesh.now(), mesh.circle, log(msg).
 Guide: docs/personas.md. Try it offline:

@@ -89,6 +89,11 @@ pub fn parse_route(v: &Value, limits: &RouteLimits) -> Result<Route, String> {
         "decline" => Route::Decline {
             why: need("why", body)?,
         },
+        "spawn" => Route::Spawn {
+            path: need("path", repowire_core::limits::PATH_BYTES)?,
+            backend: need("backend", MAX_NAME)?,
+            name: get("name", MAX_NAME)?,
+        },
         "fanout" => {
             let list = match raw("peers")? {
                 Value::Table(t) if t.metatable().is_none() => t,

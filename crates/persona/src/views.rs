@@ -319,6 +319,31 @@ pub fn route_module(lua: &Lua) -> mlua::Result<Table> {
         })?,
     )?;
     r.set(
+        "spawn",
+        lua.create_function(|lua, opts: Table| {
+            // Plain fields only: the options table is the script's, read
+            // inside the call's budget.
+            let field = |k: &str| -> mlua::Result<Value> {
+                match opts.raw_get::<Value>(k)? {
+                    v @ (Value::Nil | Value::String(_)) => Ok(v),
+                    other => Err(mlua::Error::runtime(format!(
+                        "route.spawn: {k} is a {}, not a string",
+                        other.type_name()
+                    ))),
+                }
+            };
+            route_table(
+                lua,
+                "spawn",
+                &[
+                    ("path", field("path")?),
+                    ("backend", field("backend")?),
+                    ("name", field("name")?),
+                ],
+            )
+        })?,
+    )?;
+    r.set(
         "fanout",
         lua.create_function(|lua, (peers, text): (Table, String)| {
             let names = lua.create_table()?;

@@ -8,7 +8,7 @@ use super::{NewEvent, Store};
 use repowire_core::delivery::{Delivery, DeliveryRoute};
 use repowire_core::error::Result;
 use repowire_core::event::Event;
-use repowire_core::ids::PeerId;
+use repowire_core::ids::{JobId, PeerId};
 use repowire_core::peer::Peer;
 use rusqlite::params;
 
@@ -96,6 +96,34 @@ impl Store {
                 revive(t, id)?;
             }
             Ok(())
+        })
+    }
+
+    /// A spawn a persona asked for was refused at once (the circle's cap, an
+    /// unknown backend, no such directory, tmux failing): recorded on the
+    /// job as `peer_spawn_failed`, and the job held for `retry_ms` before it
+    /// is routed again (a persona that keeps asking is not run every tick).
+    pub fn spawn_refused(
+        &self,
+        job: &JobId,
+        name: Option<&str>,
+        why: &str,
+        retry_ms: i64,
+    ) -> Result<()> {
+        let why: String = why.chars().take(500).collect();
+        self.write(|t| {
+            let circle = t.job(job)?.circle;
+            t.hold_job(job, t.now + retry_ms)?;
+            t.event(NewEvent {
+                subject: job,
+                related: None,
+                circle: Some(&circle),
+                event: Event::PeerSpawnFailed {
+                    name: name.unwrap_or("").to_string(),
+                    why,
+                    job: Some(job.to_string()),
+                },
+            })
         })
     }
 }

@@ -49,6 +49,13 @@ pub enum Outcome {
     AskedUser {
         delivery_id: Option<DeliveryId>,
     },
+    /// A session is to be started for the job (`route.spawn`); the job is
+    /// held until it registers. The caller starts it after the commit.
+    Spawn {
+        path: String,
+        backend: String,
+        name: Option<String>,
+    },
     /// Reviewers were added to the review.
     Reviewers(Review),
     /// The review waits, behind the others, for a later routing.
@@ -84,6 +91,7 @@ impl Outcome {
             Outcome::Deferred => DispatchOutcome::Deferred,
             Outcome::Declined => DispatchOutcome::Declined,
             Outcome::AskedUser { .. } => DispatchOutcome::AskedUser,
+            Outcome::Spawn { .. } => DispatchOutcome::Spawning,
             _ => DispatchOutcome::NotApplicable,
         }
     }
@@ -186,6 +194,20 @@ fn on_job(t: &mut Tx<'_>, id: &JobId, route: &Route) -> Result<Outcome, Error> {
                 delivery_id: sent.ok(),
             }
         }
+        // Held while the session starts; the spawn's watcher assigns the
+        // job when it registers, or lets it go again when it never does.
+        Route::Spawn {
+            path,
+            backend,
+            name,
+        } => {
+            t.hold_job(id, t.now + HOLD_MS)?;
+            Outcome::Spawn {
+                path: path.clone(),
+                backend: backend.clone(),
+                name: name.clone(),
+            }
+        }
         Route::Ask { .. } | Route::Notify { .. } | Route::Fanout { .. } => Outcome::NotApplicable {
             why: "a message route does not dispatch a job",
         },
@@ -255,6 +277,9 @@ fn send(t: &mut Tx<'_>, from: &Peer, route: &Route) -> Result<Outcome, Error> {
         Route::Defer { .. } | Route::Decline { .. } | Route::AskUser { .. } => Outcome::Recorded,
         Route::Assign { .. } => Outcome::NotApplicable {
             why: "assign needs a job; an event has none",
+        },
+        Route::Spawn { .. } => Outcome::NotApplicable {
+            why: "spawn starts a session for a job; an event has none",
         },
     })
 }

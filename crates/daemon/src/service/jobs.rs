@@ -64,9 +64,70 @@ pub fn dispatch(h: &DaemonHandle, id: &JobId, dry_run: bool) -> Result<DispatchR
             resp(h.store.get_job(id)?.into(), outcome, delivery_id)
         }
         Outcome::AskedUser { delivery_id } => resp(job, outcome, delivery_id),
+        Outcome::Spawn {
+            path,
+            backend,
+            name,
+        } => {
+            let by = match &decision.persona {
+                Some(p) => format!("persona {p}"),
+                None => "the built-in policy".to_string(),
+            };
+            start_worker(h, &job, path, backend, name, by);
+            resp(job, outcome, None)
+        }
         _ => resp(job, outcome, None),
     })
 }
+
+/// Start the session a persona's `route.spawn` asked for, after the
+/// decision committed (the job is held meanwhile). The spawn's watcher
+/// assigns the job when the session registers and lets it go again when it
+/// never does; a spawn refused at once (the circle's cap, an unknown
+/// backend, a path that is no directory, tmux failing) is recorded as
+/// `peer_spawn_failed` and the job is routed again a minute later.
+fn start_worker(
+    h: &DaemonHandle,
+    job: &JobInfo,
+    path: String,
+    backend: String,
+    name: Option<String>,
+    by: String,
+) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(job = %job.job_id, "no runtime to start a spawned worker on");
+        return;
+    };
+    let Ok(id) = JobId::parse(&job.job_id) else {
+        return;
+    };
+    let spec = crate::tmux::spawn::SpawnSpec {
+        path: path.into(),
+        backend,
+        name: name.clone(),
+        circle: job.circle.clone(),
+        command: None,
+        server: None,
+        message: None,
+        by,
+        job: Some(id.clone()),
+    };
+    let h = h.clone();
+    rt.spawn(async move {
+        if let Err(e) = crate::tmux::spawn::spawn(&h, spec).await {
+            tracing::info!(job = %id, error = %e, "a persona's spawn was refused");
+            if let Err(e2) = h
+                .store
+                .spawn_refused(&id, name.as_deref(), &e.message, RETRY_SPAWN_MS)
+            {
+                tracing::warn!(job = %id, error = %e2, "recording a refused spawn failed");
+            }
+        }
+    });
+}
+
+/// How long a job waits after its persona's spawn was refused at once.
+const RETRY_SPAWN_MS: i64 = 60_000;
 
 /// Background: try to dispatch queued, unassigned jobs (a few per tick).
 pub fn retry_queued(h: &DaemonHandle) -> usize {
