@@ -130,7 +130,7 @@ async fn carry(h: &DaemonHandle, peer: Peer, shared: &Shared) {
         if !now.route.starts_with(repowire_core::tmux::PREFIX) || now.route != peer.route {
             return; // it moved to another route or pane: the next look uses that
         }
-        match idle(h, &addr).await {
+        match idle(h, &addr, &now.backend).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -187,11 +187,20 @@ async fn carry(h: &DaemonHandle, peer: Peer, shared: &Shared) {
     }
 }
 
-/// Whether the pane waits for input: in no mode, not dead, and its screen
-/// still for `quiet`.
-async fn idle(h: &DaemonHandle, addr: &PaneAddr) -> Result<bool, super::cmd::TmuxError> {
+/// Whether the pane waits for input: in no mode, not dead, not showing a
+/// shell prompt where an agent client should run, and its screen still
+/// for `quiet`.
+async fn idle(
+    h: &DaemonHandle,
+    addr: &PaneAddr,
+    backend: &str,
+) -> Result<bool, super::cmd::TmuxError> {
     let s = h.tmux_cmd.pane_state(addr).await?;
     if s.in_mode || s.dead {
+        return Ok(false);
+    }
+    if shell_left_behind(backend, &s.command) {
+        tracing::debug!(pane = %addr.pane, command = %s.command, "tmux carrier: the agent left a shell prompt; not typing");
         return Ok(false);
     }
     if h.tmux.quiet.is_zero() {
@@ -201,4 +210,30 @@ async fn idle(h: &DaemonHandle, addr: &PaneAddr) -> Result<bool, super::cmd::Tmu
     tokio::time::sleep(h.tmux.quiet).await;
     let after = h.tmux_cmd.screen(addr).await?;
     Ok(before == after)
+}
+
+/// An agent client's pane whose foreground program is a shell: the agent
+/// ended and left the shell it was started from, and typed text would run
+/// as a command. (A `shell`-backend peer is a script the operator chose.)
+fn shell_left_behind(backend: &str, command: &str) -> bool {
+    const SHELLS: &[&str] = &[
+        "sh", "bash", "zsh", "fish", "dash", "ksh", "mksh", "tcsh", "csh", "nu", "elvish", "xonsh",
+    ];
+    const AGENTS: &[&str] = &["claude-code", "codex", "gemini", "opencode"];
+    let command = command.trim_start_matches('-');
+    AGENTS.contains(&backend) && SHELLS.contains(&command)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_agent_that_left_a_shell_is_not_typed_into() {
+        use super::shell_left_behind as left;
+        assert!(left("claude-code", "bash"));
+        assert!(left("codex", "-zsh"));
+        assert!(!left("claude-code", "node"));
+        assert!(!left("codex", "codex"));
+        assert!(!left("shell", "sh"), "a script the operator chose");
+        assert!(!left("", "bash"));
+    }
 }

@@ -35,6 +35,8 @@ pub struct PaneState {
     pub in_mode: bool,
     /// The pane's process ended (the pane stays only with remain-on-exit).
     pub dead: bool,
+    /// The pane's foreground program (`#{pane_current_command}`).
+    pub command: String,
 }
 
 impl Tmux {
@@ -128,11 +130,11 @@ impl Tmux {
                     "-p",
                     "-t",
                     &addr.pane,
-                    "#{pane_id} #{pane_in_mode} #{pane_dead}",
+                    "#{pane_id} #{pane_in_mode} #{pane_dead} #{pane_current_command}",
                 ],
             )
             .await?;
-        let f: Vec<&str> = out.split_whitespace().collect();
+        let f: Vec<&str> = out.trim_end_matches('\n').splitn(4, ' ').collect();
         // display-message on a pane that is gone may print another pane's
         // fields: the id must be the one asked for.
         if f.first() != Some(&addr.pane.as_str()) {
@@ -141,6 +143,7 @@ impl Tmux {
         Ok(PaneState {
             in_mode: f.get(1) == Some(&"1"),
             dead: f.get(2) == Some(&"1"),
+            command: f.get(3).unwrap_or(&"").to_string(),
         })
     }
 
