@@ -234,11 +234,10 @@ impl Ctx {
     }
 
     /// A client with this invocation's identity: `--as` with the admin token,
-    /// else REPOWIRE_PEER_TOKEN, else the admin token.
+    /// else REPOWIRE_PEER_TOKEN (or the file REPOWIRE_PEER_TOKEN_FILE names),
+    /// else the admin token.
     pub fn client(&self) -> Client {
-        let peer_token = std::env::var("REPOWIRE_PEER_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty());
+        let peer_token = crate::sessions::env_peer_token();
         let admin = || {
             std::env::var("REPOWIRE_TOKEN")
                 .ok()

@@ -79,7 +79,7 @@ pub async fn serve(
             join.name
         );
     }
-    let req = RegisterReq {
+    let mut req = RegisterReq {
         name: name.clone(),
         circle: join.circle.clone(),
         backend: join.backend.clone(),
@@ -93,6 +93,7 @@ pub async fn serve(
             .or_else(|| join.delivery.fixed().map(|r| r.as_str().into())),
         ..Default::default()
     };
+    crate::sessions::claim_or_drop(&mut req);
     let link = Link::new(Plan {
         locate: crate::sessions::Daemon {
             home: home.clone(),

@@ -152,16 +152,71 @@ pub fn tmux_route() -> Option<String> {
     }
 }
 
+/// Claim the pane of a tmux route for one registration: set the pane option
+/// `@repowire_claim_<claim>` with this process's own access to that tmux
+/// server, for the daemon to find there before it records the route (the
+/// daemon's `tmux::claim`). `Ok(None)` for a route that is not tmux.
+pub fn claim_pane(route: Option<&str>) -> Result<Option<String>, String> {
+    use crate::core::tmux::{PREFIX, PaneAddr, claim_option, new_claim};
+    let Some(route) = route.filter(|r| r.starts_with(PREFIX)) else {
+        return Ok(None);
+    };
+    let addr = PaneAddr::parse(route).map_err(|e| e.message)?;
+    let claim = new_claim();
+    let option = claim_option(&claim).map_err(|e| e.message)?;
+    let out = std::process::Command::new("tmux")
+        .args(addr.server_args())
+        .args(["set-option", "-p", "-t", &addr.pane, &option, "1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("could not run tmux: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "tmux could not mark pane {} on server {}: {}",
+            addr.pane,
+            addr.server,
+            err.lines().next().unwrap_or("").trim()
+        ));
+    }
+    Ok(Some(claim))
+}
+
+/// A session's own registration: claim its tmux route's pane, or register
+/// without the route when that cannot be done.
+pub fn claim_or_drop(req: &mut RegisterReq) {
+    match claim_pane(req.route.as_deref()) {
+        Ok(c) => req.tmux_claim = c,
+        Err(e) => {
+            tracing::warn!("not recording the tmux route: {e}");
+            req.route = None;
+            req.tmux_claim = None;
+        }
+    }
+}
+
+/// The peer token the environment gives: `REPOWIRE_PEER_TOKEN`, else the
+/// contents of the file `REPOWIRE_PEER_TOKEN_FILE` names (what `repowire
+/// peer spawn` hands a session: the token never shows in a command line or
+/// in tmux's environment).
+pub fn env_peer_token() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
+    var("REPOWIRE_PEER_TOKEN").or_else(|| {
+        let t = std::fs::read_to_string(var("REPOWIRE_PEER_TOKEN_FILE")?).ok()?;
+        Some(t.trim().to_string()).filter(|t| !t.is_empty())
+    })
+}
+
 /// The peer a session was started for (`repowire peer spawn` hands the new
-/// session its peer's name, circle and token as `REPOWIRE_PEER`,
-/// `REPOWIRE_CIRCLE`, `REPOWIRE_PEER_TOKEN`): a new session record resumes
-/// that peer instead of registering another.
+/// session its peer's name and circle as `REPOWIRE_PEER`, `REPOWIRE_CIRCLE`
+/// and its token as [`env_peer_token`] reads it): a new session record
+/// resumes that peer instead of registering another.
 fn spawned_peer() -> Option<(String, Option<String>, String)> {
     let var = |k: &str| std::env::var(k).ok().filter(|s| !s.is_empty());
     Some((
         var("REPOWIRE_PEER")?,
         var("REPOWIRE_CIRCLE"),
-        var("REPOWIRE_PEER_TOKEN")?,
+        env_peer_token()?,
     ))
 }
 
@@ -432,6 +487,7 @@ pub async fn join(d: &Daemon, want: &Want) -> Result<Joined, ClientError> {
         route: want.route.clone(),
         ..Default::default()
     };
+    claim_or_drop(&mut req);
     // Resume with the token kept; a daemon that no longer knows it (a new
     // state.db) gets a new registration.
     if let Some(t) = rec.token.clone() {

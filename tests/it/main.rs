@@ -36,6 +36,7 @@ mod schedules;
 mod setup;
 mod storage;
 mod terminal;
+mod tmux;
 mod tmux_lifecycle;
 mod truth;
 

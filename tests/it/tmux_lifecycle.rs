@@ -475,7 +475,11 @@ async fn a_session_that_never_registers_is_given_up() {
         failed["why"],
         "never registered within 3s (--spawn-timeout)"
     );
-    assert!(!t.panes().contains(&s.pane), "its pane is killed");
+    // Its pane is closed right after the failure is recorded.
+    eventually(WAIT, "its pane killed", || async {
+        (!t.panes().contains(&s.pane)).then_some(())
+    })
+    .await;
     assert_eq!(status_of(&d, "quiet", None).await, Status::Offline);
     // A command that ends at once: its window closes and the spawn fails
     // without waiting for the timeout.
@@ -710,8 +714,12 @@ end
     .await;
     assert_eq!(done.assignee.as_deref(), Some("w-worker"));
     assert_eq!(done.result_summary.as_deref(), Some("done by w-worker"));
-    let log = std::fs::read_to_string(t.dir.path().join("worker.log")).unwrap();
-    assert!(log.contains(&format!("did {id}")), "{log}");
+    // The worker logs it once its `jobs update` returned: after the state.
+    eventually(WAIT, "the worker's log of it", || async {
+        let log = std::fs::read_to_string(t.dir.path().join("worker.log")).unwrap();
+        log.contains(&format!("did {id}")).then_some(())
+    })
+    .await;
     let w = d.admin().describe("w-worker", None).await.unwrap();
     assert!(w.route.starts_with("tmux:"), "{}", w.route);
 
@@ -741,4 +749,114 @@ end
         owner.job(&job2.job_id).await.unwrap().state,
         JobState::Queued
     );
+}
+
+/// What a spawn hands its session stays between the daemon and that
+/// session: the token is in a file only the user can read, never in a
+/// command line (`ps`), in the tmux session's environment (which windows
+/// opened there later would inherit) or in the window's own environment;
+/// a kill revokes it and removes the file.
+#[tokio::test]
+async fn a_spawned_sessions_token_stays_out_of_sight_and_dies_with_it() {
+    let Some(t) = Tmux::new() else { return };
+    let d = Daemon::start(&t.flags(&[]));
+    let dir = t.project("quiet");
+    let s = d
+        .admin()
+        .spawn_peer(&spawn_req(&dir, Some("sleep 600")))
+        .await
+        .unwrap();
+    let file = d.home_path().join("spawn").join(&s.peer.peer_id);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let token = std::fs::read_to_string(&file).unwrap();
+    assert!(token.starts_with("rw_"), "{token}");
+    let me = repowire::client::Client::new(&d.url, Some(token.clone()), None);
+    assert_eq!(
+        me.whoami().await.unwrap().name,
+        "quiet",
+        "the file's token works"
+    );
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&token),
+            "the token is in the command line of {}",
+            p.path().display()
+        );
+    }
+    let session_env = t.run(&["show-environment", "-t", "=default"]);
+    let session_env = String::from_utf8_lossy(&session_env.stdout);
+    assert!(!session_env.contains("REPOWIRE"), "{session_env}");
+    let pid = t.run(&["display-message", "-p", "-t", &s.pane, "#{pane_pid}"]);
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_string();
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(
+        environ.contains(&format!("REPOWIRE_PEER_TOKEN_FILE={}", file.display())),
+        "{environ}"
+    );
+    assert!(
+        !environ.contains(&token),
+        "the token is in the window's environment"
+    );
+
+    d.cli(&["peer", "kill", "quiet"]).ok();
+    assert!(!file.exists(), "the token file outlived the kill");
+    let e = me.whoami().await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Unauthorized), "{e}");
+}
+
+/// A project path is handed to tmux as itself: `#(…)` and `#{…}` in it are
+/// neither run nor expanded (tmux expands formats in a start directory), and
+/// a server given by path must be a tmux socket that exists: any other
+/// file is refused and left as it was.
+#[tokio::test]
+async fn a_spawns_path_and_server_reach_tmux_as_given() {
+    let Some(t) = Tmux::new() else { return };
+    let d = Daemon::start(&t.flags(&[]));
+    let dir = t.project("p#(touch ran)#{pane_id}##");
+    let s = d
+        .admin()
+        .spawn_peer(&spawn_req(&dir, Some("sleep 600")))
+        .await
+        .unwrap();
+    let cwd = t.run(&[
+        "display-message",
+        "-p",
+        "-t",
+        &s.pane,
+        "#{pane_current_path}",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&cwd.stdout).trim(),
+        dir.to_str().unwrap()
+    );
+    assert_eq!(
+        d.admin()
+            .describe(&s.peer.name, None)
+            .await
+            .unwrap()
+            .project_path,
+        dir.to_str().unwrap()
+    );
+
+    let keep = t.dir.path().join("state.db");
+    std::fs::write(&keep, "precious").unwrap();
+    for server in [keep.clone(), t.dir.path().join("no-socket")] {
+        let e = d
+            .admin()
+            .spawn_peer(&SpawnReq {
+                server: Some(server.to_str().unwrap().into()),
+                ..spawn_req(&dir, Some("sleep 600"))
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Some(ErrorCode::BadRequest), "{e}");
+    }
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "precious");
+    assert!(!t.dir.path().join("no-socket").exists());
 }

@@ -69,6 +69,12 @@ pub struct RegisterReq {
     pub description: Option<String>,
     #[serde(default)]
     pub route: Option<String>,
+    /// With a tmux route: the claim this registration set on the pane (the
+    /// pane option `@repowire_claim_<claim>`, 32 hex characters), which the
+    /// daemon looks for before it records the route
+    /// (`repowire_core::tmux::claim_option`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmux_claim: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,7 +105,8 @@ pub struct HeartbeatReq {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruneReq {
-    /// Prune peers not seen for this long (default: the daemon's stale_after).
+    /// Prune peers not seen for this long (default: the daemon's stale_after;
+    /// then offline peers routed to a tmux pane go too, however recent).
     #[serde(default)]
     pub older_than_ms: Option<i64>,
     #[serde(default)]

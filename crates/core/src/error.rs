@@ -37,6 +37,7 @@ pub enum ErrorCode {
     HeadersTooLarge,
     SpawnLimit,
     TmuxFailed,
+    PaneUnverified,
     Internal,
     // Codes the CLI and MCP processes produce themselves, never the daemon.
     Usage,
@@ -59,7 +60,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for docs and tests.
-    pub const ALL: [ErrorCode; 46] = [
+    pub const ALL: [ErrorCode; 47] = [
         Self::Unauthorized,
         Self::Forbidden,
         Self::BadRequest,
@@ -89,6 +90,7 @@ impl ErrorCode {
         Self::HeadersTooLarge,
         Self::SpawnLimit,
         Self::TmuxFailed,
+        Self::PaneUnverified,
         Self::Internal,
         Self::Usage,
         Self::DaemonUnreachable,
@@ -139,6 +141,7 @@ impl ErrorCode {
             Self::HeadersTooLarge => "headers_too_large",
             Self::SpawnLimit => "spawn_limit",
             Self::TmuxFailed => "tmux_failed",
+            Self::PaneUnverified => "pane_unverified",
             Self::Internal => "internal",
             Self::Usage => "usage",
             Self::DaemonUnreachable => "daemon_unreachable",
@@ -188,6 +191,7 @@ impl ErrorCode {
             Self::HeadersTooLarge => 431,
             Self::SpawnLimit => 429,
             Self::TmuxFailed => 502,
+            Self::PaneUnverified => 403,
             // Never sent by the daemon (see `is_local`); one that were would
             // be a bug in it.
             Self::Usage
@@ -299,6 +303,9 @@ impl ErrorCode {
             }
             Self::TmuxFailed => {
                 "tmux refused a command or could not be run (the message is tmux's own); a spawn that failed so started nothing"
+            }
+            Self::PaneUnverified => {
+                "a tmux route names a pane that did not show the registration's claim (pane option @repowire_claim): a route is recorded only from a process that can reach that tmux server"
             }
             Self::Internal => "a bug or storage failure in the daemon (see its log)",
             Self::Usage => {

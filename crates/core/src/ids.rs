@@ -311,6 +311,14 @@ pub fn new_token() -> String {
     s
 }
 
+/// `N` random bytes as lowercase hex.
+pub fn new_hex<const N: usize>() -> String {
+    let bytes: [u8; N] = random_bytes();
+    let mut s = String::with_capacity(2 * N);
+    push_hex(&mut s, &bytes);
+    s
+}
+
 fn push_hex(out: &mut String, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {

@@ -11,6 +11,41 @@ use crate::limits::PATH_BYTES;
 /// The prefix of a recorded tmux route.
 pub const PREFIX: &str = "tmux:";
 
+/// The pane option that names the peer a pane is bound to (its id): set by
+/// the daemon when it spawns a session there or verifies a registration's
+/// claim. Nothing is typed into, or closed in, a pane marked otherwise (a
+/// restarted tmux server reuses pane ids).
+pub const MARK_OPTION: &str = "@repowire_peer";
+
+/// The pane option holding the foreground process group the pane had when
+/// its peer was bound: typing waits while another group holds the terminal
+/// (the agent ended and left a shell prompt, or another program runs).
+pub const FG_OPTION: &str = "@repowire_fg";
+
+/// A registration's claim on a pane: a fresh random value (32 lowercase hex
+/// characters) that the registering process sets as the pane option
+/// `@repowire_claim_<claim>` before it sends the route. Only a process that
+/// can reach the pane's tmux server can set it (and such a process can
+/// already type into that pane), so the daemon records a tmux route only
+/// after it saw its claim there.
+pub fn claim_option(claim: &str) -> Result<String> {
+    let ok = claim.len() == 32
+        && claim
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !ok {
+        return Err(Error::bad_request(
+            "tmux_claim is 32 lowercase hex characters (what `repowire` sets as the pane option @repowire_claim_<claim>)",
+        ));
+    }
+    Ok(format!("@repowire_claim_{claim}"))
+}
+
+/// A new claim for [`claim_option`].
+pub fn new_claim() -> String {
+    crate::ids::new_hex::<16>()
+}
+
 /// The most characters typed into a pane for one delivery. A longer text is
 /// typed as a summary plus the command that prints the rest: a terminal in
 /// line mode takes at most 4,095 bytes a line, and an agent's prompt box is
@@ -108,8 +143,9 @@ pub fn server_args(server: &str) -> [&str; 2] {
 /// Make a text safe to type: nothing in it may act as a key but as the
 /// character it shows. Newlines become a visible `⏎ ` (typing one would end
 /// the line early and start another); tabs become a space; every other
-/// control character (C0 with ESC, DEL, C1) and the bidirectional overrides
-/// become a visible `\xNN` / `\u{…}`. Printable text, quotes, `$(…)`,
+/// control character (C0 with ESC, DEL, C1), the line and paragraph
+/// separators, the bidirectional marks and overrides and the zero-width
+/// characters become a visible `\xNN` / `\u{…}`. Printable text, quotes, `$(…)`,
 /// backticks, `;` and tmux key names pass unchanged: typed with
 /// `send-keys -l` they are only letters.
 pub fn sanitize(text: &str) -> String {
@@ -123,7 +159,14 @@ pub fn sanitize(text: &str) -> String {
             c if (c as u32) < 0x20 || c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c) => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
             }
-            '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' => {
+            '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{2060}'
+            | '\u{feff}'
+            | '\u{061c}' => {
                 out.push_str(&format!("\\u{{{:x}}}", c as u32));
             }
             c => out.push(c),
@@ -341,6 +384,10 @@ mod tests {
         );
         assert_eq!(sanitize("a\tb\u{0}"), "a b\\x00");
         assert_eq!(sanitize("x\u{202e}y"), "x\\u{202e}y");
+        assert_eq!(
+            sanitize("a\u{2028}b\u{200b}c\u{feff}d\u{61c}e\u{2060}"),
+            "a\\u{2028}b\\u{200b}c\\u{feff}d\\u{61c}e\\u{2060}"
+        );
         for c in sanitize("\u{1b}\u{0}\u{3}\n\u{85}\u{2028}x").chars() {
             assert!(!c.is_control(), "{c:?}");
         }
@@ -376,6 +423,27 @@ mod tests {
             t.line
                 .ends_with("(+99800 more characters; the whole text: repowire peer delivery dl-3)")
         );
+    }
+
+    #[test]
+    fn claims_are_hex_and_name_an_option() {
+        let c = new_claim();
+        assert_eq!(claim_option(&c).unwrap(), format!("@repowire_claim_{c}"));
+        assert_ne!(new_claim(), c);
+        for bad in [
+            "",
+            "abc",
+            &"g".repeat(32),
+            &"A".repeat(32),
+            &"a".repeat(33),
+            "}#{pane_id}0123456789abcdef012345",
+        ] {
+            assert_eq!(
+                claim_option(bad).unwrap_err().code,
+                crate::ErrorCode::BadRequest,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

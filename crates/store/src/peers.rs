@@ -530,8 +530,11 @@ impl Store {
         })
     }
 
-    /// Remove every peer not seen for `older_than_ms` (in `circle`, if given).
-    pub fn prune(&self, older_than_ms: i64, circle: Option<&str>) -> Result<Vec<Peer>> {
+    /// Remove every peer not seen for `older_than_ms` (in `circle`, if
+    /// given), and with `gone` every offline peer routed to a tmux pane
+    /// however recently seen (its pane is gone, or it was killed or ended:
+    /// nothing brings it back but a new session).
+    pub fn prune(&self, older_than_ms: i64, circle: Option<&str>, gone: bool) -> Result<Vec<Peer>> {
         self.write(|t| {
             let cutoff = t.now - older_than_ms;
             let rows: Vec<Peer> = t
@@ -539,9 +542,11 @@ impl Store {
                 .prepare_cached(concat!(
                     "SELECT ",
                     cols!(),
-                    " FROM peers WHERE last_seen_ms < ?1 AND (?2 IS NULL OR circle = ?2)"
+                    " FROM peers WHERE (last_seen_ms < ?1",
+                    " OR (?3 AND status = 'offline' AND route LIKE 'tmux:%'))",
+                    " AND (?2 IS NULL OR circle = ?2)"
                 ))?
-                .query_map(params![cutoff, circle], from_row)?
+                .query_map(params![cutoff, circle, gone], from_row)?
                 .collect::<rusqlite::Result<_>>()?;
             for p in &rows {
                 remove_in(t, p, "pruned")?;
@@ -622,6 +627,17 @@ impl Store {
     /// pane closed): it goes offline with a `peer_gone` event. `None` when
     /// it was offline (or removed) already. Its jobs then follow the
     /// executor-lost rule ([`Store::repair_jobs`]).
+    /// Make the peer's token useless (a new random hash no token has): a
+    /// killed session cannot come back with what it held.
+    pub fn revoke_token(&self, peer_id: &PeerId) -> Result<()> {
+        self.write(|t| {
+            t.conn()
+                .prepare_cached("UPDATE peers SET token_hash = ?2 WHERE id = ?1")?
+                .execute(params![peer_id, token_hash(&new_token())])?;
+            Ok(())
+        })
+    }
+
     pub fn mark_gone(&self, peer_id: &PeerId, why: &str) -> Result<Option<Peer>> {
         self.write(|t| {
             let Some(p) = by_id(t.conn(), peer_id)? else {

@@ -48,7 +48,8 @@ pub enum PeerCmd {
         #[arg(long)]
         circle: Option<String>,
     },
-    /// Admin: remove peers not seen for a while (default: the daemon's stale-after).
+    /// Admin: remove peers not seen for a while (default: the daemon's stale-after), and
+    /// without --older-than also offline peers whose tmux pane is gone.
     Prune {
         #[arg(long, value_parser = duration_arg)]
         older_than: Option<Duration>,

@@ -76,6 +76,8 @@ pub(super) async fn register(ctx: &Ctx, c: &Client, a: RegisterArgs) -> CmdResul
         project_path,
         tags: (!tags.is_empty()).then_some(tags),
         description,
+        tmux_claim: crate::sessions::claim_pane(route.as_deref())
+            .map_err(|e| Failure::new(crate::core::ErrorCode::TmuxFailed, e))?,
         route,
     };
     let r = c.register(&req).await?;

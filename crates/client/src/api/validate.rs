@@ -24,7 +24,8 @@ impl Validate for RegisterReq {
         c.path("project_path", &self.project_path)?;
         c.opt_tags(&self.tags)?;
         c.opt_text("description", &self.description)?;
-        c.opt_line("route", &self.route)
+        c.opt_line("route", &self.route)?;
+        c.opt_line("tmux_claim", &self.tmux_claim)
     }
 }
 

@@ -25,7 +25,7 @@ pub async fn register(
     c: Caller,
     Body(req): Body<RegisterReq>,
 ) -> ApiResult<Json<RegisterResp>> {
-    Ok(Json(peers::register(&h, &c, req)?))
+    Ok(Json(peers::register(&h, &c, req).await?))
 }
 
 pub async fn list_peers(

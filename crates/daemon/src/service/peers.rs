@@ -4,6 +4,7 @@
 use crate::DaemonHandle;
 use crate::auth::Caller;
 use crate::policy::{self, Action, Target};
+use crate::tmux::claim;
 use repowire_client::api::{
     ClaimResp, OrchestratorStatus, PeerInfo, PruneResp, RegisterReq, RegisterResp, UpdatePeerReq,
 };
@@ -15,10 +16,26 @@ pub fn info(h: &DaemonHandle, p: &Peer) -> PeerInfo {
     PeerInfo::of(p, h.clock.now_ms(), h.store.policy.stale_after_ms)
 }
 
-/// Register a new peer (admin token) or resume one (its own token).
-pub fn register(h: &DaemonHandle, c: &Caller, req: RegisterReq) -> Result<RegisterResp, Error> {
+/// Register a new peer (admin token) or resume one (its own token). A tmux
+/// route is recorded only once its pane showed the registration's claim
+/// (`tmux::claim`), and the pane is then bound to the peer.
+pub async fn register(
+    h: &DaemonHandle,
+    c: &Caller,
+    mut req: RegisterReq,
+) -> Result<RegisterResp, Error> {
     policy::authorize(c, Action::Register, Target::none())?;
+    let claim = req.tmux_claim.take();
+    let pane = match req.route.as_deref() {
+        Some(r) if r.starts_with(repowire_core::tmux::PREFIX) => {
+            Some(claim::verify(h, r, claim.as_deref()).await?)
+        }
+        _ => None,
+    };
     let (row, token, resumed) = h.store.register(req.into(), c.viewer())?;
+    if let Some(v) = &pane {
+        claim::bind(h, v, &row.id).await;
+    }
     Ok(RegisterResp {
         peer: info(h, &row),
         token,
@@ -104,7 +121,8 @@ pub fn prune(
     if older < 0 {
         return Err(Error::bad_request("older_than_ms must not be negative"));
     }
-    let rows = h.store.prune(older, circle)?;
+    // Without an age given, peers whose pane is gone go too.
+    let rows = h.store.prune(older, circle, older_than_ms.is_none())?;
     Ok(PruneResp {
         pruned: rows.iter().map(|p| info(h, p)).collect(),
     })

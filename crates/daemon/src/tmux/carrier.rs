@@ -6,8 +6,10 @@
 //! ([`repowire_core::delivery::Route::safe_while_busy`]), so a delivery is
 //! typed only when the agent is idle: its peer does not say `busy` (the
 //! hooks say so for Claude Code and Codex), its pane is in no tmux mode
-//! (copy mode would take the keys), and its screen has been still for
-//! `--tmux-quiet` (an agent printing is not waiting for input). One delivery
+//! (copy mode would take the keys) and not synchronised with others, it is
+//! still bound to the peer with the same program in its foreground
+//! (`claim`), and its screen has been still for `--tmux-quiet` (an agent
+//! printing is not waiting for input). One delivery
 //! is leased at a time and the checks run again before the next, so a reply
 //! the agent starts printing holds the rest back.
 //!
@@ -15,6 +17,7 @@
 //! records a `delivery_failed` event (in `repowire trace`) and waits with
 //! backoff (1 s doubling to 60 s) before that peer is tried again.
 
+use super::cmd::PaneState;
 use crate::DaemonHandle;
 use repowire_core::delivery::{DeliveryRoute, Route};
 use repowire_core::event::EventKind;
@@ -130,7 +133,7 @@ async fn carry(h: &DaemonHandle, peer: Peer, shared: &Shared) {
         if !now.route.starts_with(repowire_core::tmux::PREFIX) || now.route != peer.route {
             return; // it moved to another route or pane: the next look uses that
         }
-        match idle(h, &addr, &now.backend).await {
+        match idle(h, &addr, &now).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
@@ -187,20 +190,15 @@ async fn carry(h: &DaemonHandle, peer: Peer, shared: &Shared) {
     }
 }
 
-/// Whether the pane waits for input: in no mode, not dead, not showing a
-/// shell prompt where an agent client should run, and its screen still
-/// for `quiet`.
+/// Whether the pane waits for input: [`ready`], and its screen still for
+/// `quiet`, and ready still after that wait (copy mode entered meanwhile
+/// would take the keys).
 async fn idle(
     h: &DaemonHandle,
     addr: &PaneAddr,
-    backend: &str,
+    peer: &Peer,
 ) -> Result<bool, super::cmd::TmuxError> {
-    let s = h.tmux_cmd.pane_state(addr).await?;
-    if s.in_mode || s.dead {
-        return Ok(false);
-    }
-    if shell_left_behind(backend, &s.command) {
-        tracing::debug!(pane = %addr.pane, command = %s.command, "tmux carrier: the agent left a shell prompt; not typing");
+    if !ready(&h.tmux_cmd.pane_state(addr).await?, peer) {
         return Ok(false);
     }
     if h.tmux.quiet.is_zero() {
@@ -209,7 +207,31 @@ async fn idle(
     let before = h.tmux_cmd.screen(addr).await?;
     tokio::time::sleep(h.tmux.quiet).await;
     let after = h.tmux_cmd.screen(addr).await?;
-    Ok(before == after)
+    Ok(before == after && ready(&h.tmux_cmd.pane_state(addr).await?, peer))
+}
+
+/// Whether keys typed into the pane now reach the peer's program and it
+/// alone: in no tmux mode, alive, not synchronised with other panes, bound
+/// to this peer, the foreground it was bound with, and not a shell prompt
+/// an agent client left behind.
+fn ready(s: &PaneState, peer: &Peer) -> bool {
+    let why = if s.in_mode {
+        "in a mode"
+    } else if s.dead {
+        "dead"
+    } else if s.synchronized {
+        "synchronize-panes is on"
+    } else if s.mark != peer.id.as_str() {
+        "bound to another peer, or to none"
+    } else if !s.same_foreground() {
+        "another program holds its terminal"
+    } else if shell_left_behind(&peer.backend, &s.command) {
+        "the agent left a shell prompt"
+    } else {
+        return true;
+    };
+    tracing::debug!(peer = %peer.name, command = %s.command, "tmux carrier: not typing: {why}");
+    false
 }
 
 /// An agent client's pane whose foreground program is a shell: the agent

@@ -2,8 +2,8 @@
 //! never through a shell, with a deadline. The only place the daemon
 //! starts tmux.
 
-use repowire_core::tmux::{PaneAddr, send_keys_arg, server_args};
-use std::collections::HashSet;
+use repowire_core::tmux::{FG_OPTION, MARK_OPTION, PaneAddr, send_keys_arg, server_args};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,8 +35,44 @@ pub struct PaneState {
     pub in_mode: bool,
     /// The pane's process ended (the pane stays only with remain-on-exit).
     pub dead: bool,
+    /// Its window has synchronize-panes on: typed keys would reach every
+    /// pane of the window.
+    pub synchronized: bool,
+    /// The peer the pane is bound to (pane option `@repowire_peer`).
+    pub mark: String,
+    /// The foreground process group recorded when it was bound
+    /// (`@repowire_fg`; empty: none recorded).
+    pub bound_fg: String,
+    /// The terminal's foreground process group now, read from /proc (None:
+    /// not readable here).
+    pub fg: Option<i32>,
     /// The pane's foreground program (`#{pane_current_command}`).
     pub command: String,
+}
+
+impl PaneState {
+    /// Whether the program that held the terminal when the pane was bound
+    /// holds it still (true when either side is unknown).
+    pub fn same_foreground(&self) -> bool {
+        match (self.bound_fg.parse::<i32>().ok(), self.fg) {
+            (Some(bound), Some(now)) => bound == now,
+            _ => true,
+        }
+    }
+}
+
+/// The foreground process group of the terminal process `pid` runs on:
+/// field 8 (`tpgid`) of `/proc/<pid>/stat`, after the command name in
+/// parentheses (which may hold spaces and parentheses itself).
+pub fn foreground_group(pid: u32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_tpgid(&stat)
+}
+
+fn parse_tpgid(stat: &str) -> Option<i32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let tpgid: i32 = rest.split_whitespace().nth(5)?.parse().ok()?;
+    (tpgid > 0).then_some(tpgid)
 }
 
 impl Tmux {
@@ -87,63 +123,74 @@ impl Tmux {
         }))
     }
 
-    /// Type `line` into the pane as literal keys, then press Enter.
+    /// Type `line` into the pane as literal keys, then press Enter: one
+    /// tmux command list, so a refusal types neither.
     pub async fn type_line(&self, addr: &PaneAddr, line: &str) -> Result<(), TmuxError> {
         let arg = send_keys_arg(line);
+        let p = addr.pane.as_str();
         self.run(
             &addr.server,
-            &["send-keys", "-t", &addr.pane, "-l", "--", &arg],
+            &[
+                "send-keys",
+                "-t",
+                p,
+                "-l",
+                "--",
+                &arg,
+                ";",
+                "send-keys",
+                "-t",
+                p,
+                "Enter",
+            ],
         )
         .await?;
-        self.run(&addr.server, &["send-keys", "-t", &addr.pane, "Enter"])
-            .await?;
         Ok(())
     }
 
-    /// The live panes of a server (`None`: no server runs there, so none).
-    pub async fn panes(&self, server: &str) -> Result<HashSet<String>, TmuxError> {
-        match self
-            .run(
-                server,
-                &["list-panes", "-a", "-F", "#{pane_id} #{pane_dead}"],
-            )
-            .await
-        {
+    /// The live panes of a server, each with the peer it is bound to
+    /// (empty: none). No server runs there: none.
+    pub async fn panes(&self, server: &str) -> Result<HashMap<String, String>, TmuxError> {
+        let fmt = format!("#{{pane_id}} #{{pane_dead}} #{{{MARK_OPTION}}}");
+        match self.run(server, &["list-panes", "-a", "-F", &fmt]).await {
             Ok(out) => Ok(out
                 .lines()
-                .filter_map(|l| l.split_once(' '))
-                .filter(|(_, dead)| *dead != "1")
-                .map(|(id, _)| id.to_string())
+                .filter_map(|l| {
+                    let mut f = l.splitn(3, ' ');
+                    let (id, dead, mark) = (f.next()?, f.next()?, f.next().unwrap_or(""));
+                    (dead != "1").then(|| (id.to_string(), mark.to_string()))
+                })
                 .collect()),
-            Err(e) if no_server(&e.0) => Ok(HashSet::new()),
+            Err(e) if no_server(&e.0) => Ok(HashMap::new()),
             Err(e) => Err(e),
         }
     }
 
-    /// The pane's mode and liveness.
+    /// The pane's mode, liveness, binding and foreground.
     pub async fn pane_state(&self, addr: &PaneAddr) -> Result<PaneState, TmuxError> {
+        let fmt = format!(
+            "#{{pane_id}} #{{pane_in_mode}} #{{pane_dead}} #{{pane_synchronized}} #{{pane_pid}} #{{{MARK_OPTION}}} #{{{FG_OPTION}}} #{{pane_current_command}}"
+        );
         let out = self
             .run(
                 &addr.server,
-                &[
-                    "display-message",
-                    "-p",
-                    "-t",
-                    &addr.pane,
-                    "#{pane_id} #{pane_in_mode} #{pane_dead} #{pane_current_command}",
-                ],
+                &["display-message", "-p", "-t", &addr.pane, &fmt],
             )
             .await?;
-        let f: Vec<&str> = out.trim_end_matches('\n').splitn(4, ' ').collect();
+        let f: Vec<&str> = out.trim_end_matches('\n').splitn(8, ' ').collect();
         // display-message on a pane that is gone may print another pane's
         // fields: the id must be the one asked for.
-        if f.first() != Some(&addr.pane.as_str()) {
+        if f.first() != Some(&addr.pane.as_str()) || f.len() < 8 {
             return Err(TmuxError(format!("can't find pane: {}", addr.pane)));
         }
         Ok(PaneState {
-            in_mode: f.get(1) == Some(&"1"),
-            dead: f.get(2) == Some(&"1"),
-            command: f.get(3).unwrap_or(&"").to_string(),
+            in_mode: f[1] == "1",
+            dead: f[2] == "1",
+            synchronized: f[3] == "1",
+            fg: f[4].parse().ok().and_then(foreground_group),
+            mark: f[5].to_string(),
+            bound_fg: f[6].to_string(),
+            command: f[7].to_string(),
         })
     }
 
@@ -159,4 +206,18 @@ pub fn no_server(err: &str) -> bool {
     err.contains("no server running")
         || err.contains("error connecting to")
         || err.contains("No such file or directory")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_foreground_group_is_read_after_the_command_name() {
+        use super::parse_tpgid;
+        assert_eq!(
+            parse_tpgid("4242 (a) b) (c) S 1 4242 4242 34816 4300 4194560 0"),
+            Some(4300)
+        );
+        assert_eq!(parse_tpgid("7 (sleep) S 1 7 7 0 -1 4194560"), None);
+        assert_eq!(parse_tpgid("garbage"), None);
+    }
 }

@@ -1,15 +1,18 @@
 //! Liveness of peers routed to a tmux pane: every `--tmux-check-every`
 //! (default 2 s) one `list-panes -a` per tmux server names the panes that
-//! exist. A peer whose pane is there is alive (a sign of life, written at
+//! exist, with the peer each is bound to (`claim`). A peer whose pane is
+//! there and bound to it is alive (a sign of life, written at
 //! most every quarter of `--stale-after`, so a pane-bound agent that never
-//! heartbeats does not turn into a ghost); a peer whose pane is gone, or
-//! whose server no longer runs, goes offline with a `peer_gone` event, and
+//! heartbeats does not turn into a ghost); a peer whose pane is gone or
+//! bound to another peer (a restarted server reuses pane ids), or whose
+//! server no longer runs, goes offline with a `peer_gone` event, and
 //! its running jobs follow the executor-lost rule at the next maintenance
 //! tick. A server that cannot be asked (tmux fails otherwise) changes
 //! nothing: the next check asks again.
 //!
 //! The cost is one tmux process per server per check, whatever the number
-//! of panes, and one read of the peers table.
+//! of panes (the servers are asked at once), and one read of the peers
+//! table.
 
 use crate::DaemonHandle;
 use repowire_core::peer::Peer;
@@ -49,9 +52,19 @@ pub async fn check(h: &DaemonHandle) {
             }
         }
     }
-    let mut alive = Vec::new();
+    // One list per server, all at once: a server that hangs holds up only
+    // its own peers (each tmux call has its deadline).
+    let mut lists = tokio::task::JoinSet::new();
     for (server, peers) in by_server {
-        let live = match h.tmux_cmd.panes(&server).await {
+        let tmux = h.tmux_cmd.clone();
+        lists.spawn(async move { (tmux.panes(&server).await, server, peers) });
+    }
+    let mut alive = Vec::new();
+    while let Some(done) = lists.join_next().await {
+        let Ok((listed, server, peers)) = done else {
+            continue;
+        };
+        let live = match listed {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(%server, error = %e, "tmux liveness: cannot list panes");
@@ -59,17 +72,23 @@ pub async fn check(h: &DaemonHandle) {
             }
         };
         for (p, a) in peers {
-            if live.contains(&a.pane) {
-                alive.push(p);
-                continue;
-            }
-            let why = if live.is_empty() {
-                format!("its tmux server {} is gone", a.server)
-            } else {
-                format!("its tmux pane {} is gone", a.pane)
+            let why = match live.get(&a.pane) {
+                Some(mark) if mark == p.id.as_str() => {
+                    alive.push(p);
+                    continue;
+                }
+                Some(_) => format!(
+                    "its tmux pane {} now belongs to another session (the server restarted?)",
+                    a.pane
+                ),
+                None if live.is_empty() => format!("its tmux server {} is gone", a.server),
+                None => format!("its tmux pane {} is gone", a.pane),
             };
             match h.store.mark_gone(&p.id, &why) {
-                Ok(Some(_)) => tracing::info!(peer = %p.name, %why, "peer offline"),
+                Ok(Some(_)) => {
+                    super::spawn::forget_token(h, &p.id);
+                    tracing::info!(peer = %p.name, %why, "peer offline")
+                }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(peer = %p.name, error = %e, "tmux liveness: marking offline failed")

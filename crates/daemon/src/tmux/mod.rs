@@ -1,10 +1,12 @@
 //! The daemon's tmux side: the delivery carrier that types deliveries into
 //! agents' panes ([`carrier`]), liveness (a pane that is gone takes its peer
 //! offline: [`liveness`]), and starting and stopping agent sessions in tmux
-//! windows ([`spawn`]). Every tmux command runs through [`cmd::Tmux`]; the
+//! windows ([`spawn`]); a tmux route is recorded only for a pane whose
+//! registration proved it may reach it ([`claim`]). Every tmux command runs through [`cmd::Tmux`]; the
 //! pure parts (addresses, what is typed) are `repowire_core::tmux`.
 
 pub mod carrier;
+pub mod claim;
 pub mod cmd;
 pub mod liveness;
 pub mod spawn;

@@ -7,11 +7,14 @@
 //! window named after the peer in the tmux session named after the circle
 //! (created if missing), in the project directory, running the backend's
 //! command with the peer's identity in its environment (`REPOWIRE_HOME`,
-//! `REPOWIRE_URL`, `REPOWIRE_PEER`, `REPOWIRE_CIRCLE`, `REPOWIRE_PEER_TOKEN`).
-//! The session joins by resuming with that token (`repowire peer register`,
+//! `REPOWIRE_URL`, `REPOWIRE_PEER`, `REPOWIRE_CIRCLE`, and
+//! `REPOWIRE_PEER_TOKEN_FILE`: a file only the daemon's user can read,
+//! removed once the session ends). The session joins by resuming
+//! with that token (`repowire peer register`,
 //! or `repowire mcp`), which sets it online. The pane is marked with the
 //! peer's id (pane option `@repowire_peer`), so a kill never closes a pane
-//! that a restarted server has given to someone else.
+//! that a restarted server has given to someone else. A kill revokes the
+//! peer's token.
 //!
 //! Who may spawn or kill is decided before (`service::spawn`); the rows and
 //! the cap are the store's (`spawns.rs`).
@@ -20,21 +23,19 @@ use super::cmd::TmuxError;
 use crate::DaemonHandle;
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::event::EventKind;
-use repowire_core::ids::JobId;
+use repowire_core::ids::{JobId, PeerId};
 use repowire_core::limits::PATH_BYTES;
 use repowire_core::peer::{Peer, Status, validate_name};
 use repowire_core::time::fmt_age;
-use repowire_core::tmux::{PaneAddr, attach_command};
+use repowire_core::tmux::{MARK_OPTION, PaneAddr, attach_command};
 use repowire_store::{NewSpawn, SpawnRow, SpawnState};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 /// The backend that runs the command given with the spawn.
 pub const SHELL: &str = "shell";
-/// The pane option naming the peer a spawned pane belongs to.
-const MARK: &str = "@repowire_peer";
 /// How often the watcher looks at open spawns when nothing woke it.
 const TICK: Duration = Duration::from_secs(1);
 /// A pending window is looked for only after this long (tmux has it by then).
@@ -196,14 +197,7 @@ fn plan(
     }
     policy.check_text("command", &command)?;
     let server = s.server.clone().unwrap_or_else(|| cfg.server.clone());
-    if server.is_empty()
-        || server.len() > PATH_BYTES
-        || server.chars().any(|c| c.is_control() || c == ',')
-    {
-        return Err(Error::bad_request(format!(
-            "invalid tmux server {server:?}: a socket name (tmux -L) or path (tmux -S), without control characters or commas"
-        )));
-    }
+    check_server(&server)?;
     if let Some(m) = &s.message {
         policy.check_text("message", m)?;
     }
@@ -214,6 +208,41 @@ fn plan(
         session: session_name(&s.circle),
         base: base_name(&s.path),
     })
+}
+
+/// A server a spawn may start or use: a socket name (`tmux -L`, letters,
+/// digits, `.`, `_`, `-`), or the path of a socket that is there already
+/// (`tmux -S`): tmux would create its socket at any other path, replacing
+/// the file there.
+fn check_server(server: &str) -> Result<(), Error> {
+    use std::os::unix::fs::FileTypeExt;
+    if !server.contains('/') {
+        let ok = !server.is_empty()
+            && server.len() <= repowire_core::peer::MAX_NAME_LEN
+            && server
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        return match ok {
+            true => Ok(()),
+            false => Err(Error::bad_request(format!(
+                "invalid tmux server {server:?}: a socket name (tmux -L) of letters, digits, '.', '_', '-', or a socket's path (tmux -S)"
+            ))),
+        };
+    }
+    if server.len() > PATH_BYTES || server.chars().any(|c| c.is_control() || c == ',') {
+        return Err(Error::bad_request(format!(
+            "invalid tmux server {server:?}: a socket path without control characters or commas"
+        )));
+    }
+    match std::fs::symlink_metadata(server) {
+        Ok(m) if m.file_type().is_socket() => Ok(()),
+        Ok(_) => Err(Error::bad_request(format!(
+            "{server:?} is not a tmux socket: name a running server's socket, or a server by name (tmux -L NAME)"
+        ))),
+        Err(e) => Err(Error::bad_request(format!(
+            "no tmux socket at {server:?} ({e}): start that server first, or name a server by name (tmux -L NAME), which a spawn starts"
+        ))),
+    }
 }
 
 /// Start an agent session for a new peer (see the module's doc). Errors:
@@ -234,17 +263,27 @@ pub async fn spawn(h: &DaemonHandle, spec: SpawnSpec) -> Result<Spawned, Error> 
         max_live: h.tmux.max_spawns_per_circle,
     };
     let (peer, token, row) = h.store.begin_spawn(&new)?;
+    let token_file = match write_token(h, &peer.id, &token) {
+        Ok(f) => f,
+        Err(e) => {
+            let why = format!("could not write its token file: {e}");
+            if let Err(e2) = h.store.spawn_aborted(row.id, &why) {
+                tracing::error!(peer = %peer.name, error = %e2, "recording a failed spawn failed");
+            }
+            return Err(Error::internal(format!("spawning {}: {why}", peer.name)));
+        }
+    };
     let env = [
         ("REPOWIRE_HOME", h.home.dir.to_string_lossy().into_owned()),
         ("REPOWIRE_URL", h.url.clone()),
         ("REPOWIRE_PEER", peer.name.clone()),
         ("REPOWIRE_CIRCLE", peer.circle.clone()),
-        ("REPOWIRE_PEER_TOKEN", token),
-    ]
-    .map(|(k, v)| format!("{k}={v}"));
+        (TOKEN_FILE_VAR, token_file.to_string_lossy().into_owned()),
+    ];
     let addr = match open_window(h, &p, &peer.name, &env).await {
         Ok(a) => a,
         Err(e) => {
+            forget_token(h, &peer.id);
             let why = format!("tmux could not start its window: {e}");
             if let Err(e2) = h.store.spawn_aborted(row.id, &why) {
                 tracing::error!(peer = %peer.name, error = %e2, "recording a failed spawn failed");
@@ -262,7 +301,14 @@ pub async fn spawn(h: &DaemonHandle, spec: SpawnSpec) -> Result<Spawned, Error> 
         .tmux_cmd
         .run(
             &addr.server,
-            &["set-option", "-p", "-t", &addr.pane, MARK, peer.id.as_str()],
+            &[
+                "set-option",
+                "-p",
+                "-t",
+                &addr.pane,
+                MARK_OPTION,
+                peer.id.as_str(),
+            ],
         )
         .await
     {
@@ -275,6 +321,7 @@ pub async fn spawn(h: &DaemonHandle, spec: SpawnSpec) -> Result<Spawned, Error> 
         Ok(peer) => peer,
         Err(e) => {
             close_pane(h, &addr).await;
+            forget_token(h, &peer.id);
             let _ = h
                 .store
                 .spawn_aborted(row.id, &format!("recording it failed: {e}"));
@@ -291,16 +338,66 @@ pub async fn spawn(h: &DaemonHandle, spec: SpawnSpec) -> Result<Spawned, Error> 
     })
 }
 
+/// The environment variable naming a spawned session's token file.
+pub const TOKEN_FILE_VAR: &str = "REPOWIRE_PEER_TOKEN_FILE";
+
+/// Where a spawned session's token is kept for it: `<home>/spawn/<peer id>`,
+/// readable by the daemon's user only (as the home's admin token is),
+/// removed when the spawn fails, the session is killed or its pane is gone.
+/// The token itself never shows in a command line or in tmux's environment.
+fn token_path(h: &DaemonHandle, peer: &PeerId) -> PathBuf {
+    h.home.dir.join("spawn").join(peer.as_str())
+}
+
+fn write_token(h: &DaemonHandle, peer: &PeerId, token: &str) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = token_path(h, peer);
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(token.as_bytes())?;
+    Ok(path)
+}
+
+pub(crate) fn forget_token(h: &DaemonHandle, peer: &PeerId) {
+    let path = token_path(h, peer);
+    if let Err(e) = std::fs::remove_file(&path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), error = %e, "removing a spawn's token file failed");
+    }
+}
+
+/// `s` as tmux reads it after expanding formats (`-c` is expanded: a
+/// `#(…)` in a path would run a command): every `#` doubled.
+fn literal_format(s: &str) -> String {
+    s.replace('#', "##")
+}
+
 /// Open the window: a new session named after the circle when there is
-/// none yet, else a new window in it. Its pane's address.
+/// none yet, else a new window in it. Its pane's address. `env` is the
+/// window's own: a new session's environment is cleared of it again, so
+/// windows opened there later do not inherit the peer.
 async fn open_window(
     h: &DaemonHandle,
     p: &Plan,
     name: &str,
-    env: &[String],
+    env: &[(&str, String)],
 ) -> Result<PaneAddr, TmuxError> {
-    let mut rest: Vec<&str> = vec!["-n", name, "-c", &p.path];
-    for e in env {
+    let dir = literal_format(&p.path);
+    let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut rest: Vec<&str> = vec!["-n", name, "-c", &dir];
+    for e in &pairs {
         rest.extend(["-e", e.as_str()]);
     }
     rest.extend(["-P", "-F", "#{pane_id} #{socket_path}", &p.command]);
@@ -321,6 +418,9 @@ async fn open_window(
     } else {
         let mut a = vec!["new-session", "-d", "-s", &p.session];
         a.extend(&rest);
+        for (k, _) in env {
+            a.extend([";", "set-environment", "-u", "-t", &exact, k]);
+        }
         match h.tmux_cmd.run(&p.server, &a).await {
             Ok(o) => o,
             // Another spawn made the session meanwhile.
@@ -364,23 +464,8 @@ async fn pane_is_theirs(h: &DaemonHandle, a: &PaneAddr, peer: &Peer) -> Result<b
             ),
         )
     };
-    if !h
-        .tmux_cmd
-        .panes(&a.server)
-        .await
-        .map_err(tmux_err)?
-        .contains(&a.pane)
-    {
-        return Ok(false);
-    }
-    let fmt = format!("#{{pane_id}} #{{{MARK}}}");
-    let out = h
-        .tmux_cmd
-        .run(&a.server, &["display-message", "-p", "-t", &a.pane, &fmt])
-        .await
-        .map_err(tmux_err)?;
-    let (id, mark) = out.trim().split_once(' ').unwrap_or((out.trim(), ""));
-    Ok(id == a.pane && (mark.is_empty() || mark == peer.id.as_str()))
+    let panes = h.tmux_cmd.panes(&a.server).await.map_err(tmux_err)?;
+    Ok(panes.get(&a.pane).is_some_and(|m| m == peer.id.as_str()))
 }
 
 /// Kill the session of peer `name` of `circle` (see [`kill_peer`]).
@@ -407,6 +492,8 @@ pub async fn kill_peer(h: &DaemonHandle, by: &str, peer: &Peer) -> Result<Killed
     let why = format!("killed by {by}");
     let jobs = h.store.spawns_ended(&peer.id, &why)?;
     h.store.mark_gone(&peer.id, &why)?;
+    h.store.revoke_token(&peer.id)?;
+    forget_token(h, &peer.id);
     let pane_killed = match (&addr, close) {
         (Some(a), true) => close_pane(h, a).await,
         _ => false,
@@ -472,7 +559,7 @@ async fn look(h: &DaemonHandle) {
     }
     let now = h.clock.now_ms();
     let timeout = h.tmux.spawn_timeout.as_millis() as i64;
-    let mut panes: HashMap<String, Option<HashSet<String>>> = HashMap::new();
+    let mut panes: HashMap<String, Option<HashMap<String, String>>> = HashMap::new();
     for s in open {
         let live = s.peer_status.is_some_and(|st| st != Status::Offline);
         let age = now - s.created_ms;
@@ -512,7 +599,7 @@ async fn look(h: &DaemonHandle) {
 /// a server that cannot be asked counts as holding it).
 async fn pane_listed(
     h: &DaemonHandle,
-    cache: &mut HashMap<String, Option<HashSet<String>>>,
+    cache: &mut HashMap<String, Option<HashMap<String, String>>>,
     server: &str,
     pane: &str,
 ) -> bool {
@@ -523,7 +610,7 @@ async fn pane_listed(
     cache
         .get(server)
         .and_then(|l| l.as_ref())
-        .is_none_or(|l| l.contains(pane))
+        .is_none_or(|l| l.contains_key(pane))
 }
 
 /// Give up on a spawn: close its pane, record why, route its job again.
@@ -537,8 +624,13 @@ async fn fail(h: &DaemonHandle, s: &SpawnRow, why: &str) {
         }
     };
     tracing::info!(peer = %s.name, %why, "spawn failed");
+    forget_token(h, &s.peer_id);
     if let Some(pane) = &failed.pane
         && let Ok(a) = PaneAddr::new(&failed.server, pane)
+        && h.tmux_cmd
+            .panes(&a.server)
+            .await
+            .is_ok_and(|l| l.get(&a.pane).is_some_and(|m| m == s.peer_id.as_str()))
     {
         close_pane(h, &a).await;
     }

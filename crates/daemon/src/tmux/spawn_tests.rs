@@ -66,6 +66,20 @@ fn specs_are_checked() {
             },
             "invalid tmux server",
         ),
+        (
+            SpawnSpec {
+                server: Some(file.to_str().unwrap().into()),
+                ..spec(d, "codex", None)
+            },
+            "is not a tmux socket",
+        ),
+        (
+            SpawnSpec {
+                server: Some(format!("{d}/no-such-socket")),
+                ..spec(d, "codex", None)
+            },
+            "no tmux socket at",
+        ),
     ] {
         let e = plan(&cfg, &pol, &s).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadRequest, "{s:?}");
