@@ -45,16 +45,7 @@ fn register_list_whoami_describe_unregister_via_cli() {
         r.stdout
     );
 
-    let list = d.cli(&["peer", "list", "--json"]);
-    let names: Vec<String> = list
-        .ok()
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(names, ["alice", "bob"]);
+    assert_eq!(d.peer_names(), ["alice", "bob"]);
     let text = d.cli(&["peer", "list"]);
     assert!(text.ok().stdout.contains("alice") && text.stdout.contains("claude-code"));
 

@@ -36,6 +36,18 @@ impl Daemon {
         self.home.path()
     }
 
+    /// The names `peer list --json` shows, in its order.
+    pub fn peer_names(&self) -> Vec<String> {
+        self.cli(&["peer", "list", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// (Re)start the process on the same home.
     pub fn spawn(&mut self) {
         let _ = std::fs::remove_file(self.home.path().join("daemon.json"));

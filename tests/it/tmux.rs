@@ -483,15 +483,7 @@ async fn failing_tmux_setup(
     let srv = Server::start();
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("log");
-    let pane = srv.window(
-        &[
-            "sh",
-            fixture("logger.sh").to_str().unwrap(),
-            log.to_str().unwrap(),
-        ]
-        .map(sh_quote)
-        .join(" "),
-    );
+    let pane = srv.window(&logger_cmd(&log));
     let route = format!("tmux:{}:{pane}", srv.socket());
     let r = d
         .admin()
@@ -705,17 +697,8 @@ fn register_route_tmux_records_this_pane() {
     ];
     d.cli_env(&["peer", "register", "erin", "--route", "tmux"], &gone)
         .fails(1, "tmux_failed");
-    let names: Vec<String> = d
-        .cli(&["peer", "list", "--json"])
-        .ok()
-        .json()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap().to_string())
-        .collect();
     assert_eq!(
-        names,
+        d.peer_names(),
         ["bob", "dave"],
         "carol or erin was registered anyway"
     );

@@ -13,14 +13,7 @@ use repowire::core::tmux::new_claim;
 /// A pane that logs every line typed into it; its pane id and log.
 fn logger(srv: &Server, dir: &Path, name: &str) -> (String, PathBuf) {
     let log = dir.join(name);
-    let cmd = [
-        "sh",
-        fixture("logger.sh").to_str().unwrap(),
-        log.to_str().unwrap(),
-    ]
-    .map(sh_quote)
-    .join(" ");
-    (srv.window(&cmd), log)
+    (srv.window(&logger_cmd(&log)), log)
 }
 
 async fn note_to(from: &Client, to: &str, text: &str) -> String {
@@ -185,14 +178,7 @@ async fn nothing_is_typed_while_the_window_synchronizes_its_panes() {
     let bob = Agent::start(&srv, &d, "bob").await;
     let logs = tempfile::tempdir().unwrap();
     let other = logs.path().join("other");
-    let cmd = [
-        "sh",
-        fixture("logger.sh").to_str().unwrap(),
-        other.to_str().unwrap(),
-    ]
-    .map(sh_quote)
-    .join(" ");
-    srv.ok(&["split-window", "-d", "-t", &bob.pane, &cmd]);
+    srv.ok(&["split-window", "-d", "-t", &bob.pane, &logger_cmd(&other)]);
     srv.ok(&[
         "set-option",
         "-w",

@@ -34,6 +34,18 @@ pub fn tmux_bin() -> PathBuf {
     which("tmux").expect("tmux is not installed: these tests need real tmux (.ci/run installs it)")
 }
 
+/// The command of a pane that only reads: `fixtures/tmux/logger.sh`
+/// appends each line typed into it to `log`.
+pub fn logger_cmd(log: &Path) -> String {
+    [
+        "sh",
+        fixture("logger.sh").to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]
+    .map(sh_quote)
+    .join(" ")
+}
+
 /// Quote for the shell tmux runs a window's command with.
 pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -62,19 +74,7 @@ impl Server {
             ),
             socket: PathBuf::new(),
         };
-        s.ok(&[
-            "-f",
-            "/dev/null",
-            "new-session",
-            "-d",
-            "-s",
-            "t",
-            "-x",
-            "200",
-            "-y",
-            "50",
-            "sleep 3600",
-        ]);
+        s.boot();
         s.socket = PathBuf::from(s.socket());
         s
     }
@@ -140,6 +140,11 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = std::fs::remove_file(&self.socket);
+        self.boot();
+    }
+
+    /// Start the server with its placeholder session `t` (no config file).
+    fn boot(&self) {
         self.ok(&[
             "-f",
             "/dev/null",
