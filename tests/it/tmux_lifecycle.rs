@@ -860,3 +860,78 @@ async fn a_spawns_path_and_server_reach_tmux_as_given() {
     assert_eq!(std::fs::read_to_string(&keep).unwrap(), "precious");
     assert!(!t.dir.path().join("no-socket").exists());
 }
+
+/// A worker a persona spawned that never registers is reported
+/// (`peer_spawn_failed` naming the job), its window closed, and the job is
+/// routed again: meanwhile a peer that fits came online, and gets it.
+#[tokio::test]
+async fn a_spawned_worker_that_never_registers_hands_its_job_back() {
+    let Some(t) = Tmux::new() else { return };
+    let d = Daemon::start(&t.flags(&[
+        "--spawn-command",
+        "sleeper=sleep 600",
+        "--spawn-timeout",
+        "3s",
+    ]));
+    let dir = t.project("svc");
+    std::fs::create_dir_all(d.home_path().join("personas")).unwrap();
+    std::fs::write(
+        d.home_path().join("personas/spawner.lua"),
+        r#"function dispatch(job, mesh)
+  for _, p in ipairs(mesh.peers({ status = "online", role = "agent", tag = "x" })) do
+    return route.assign(p.name)
+  end
+  return route.spawn{ path = job.brief, backend = "sleeper", name = "w" }
+end
+"#,
+    )
+    .unwrap();
+    d.cli(&["orchestrator", "persona", "use", "spawner"]).ok();
+    let owner = d.peer("owner", None).await;
+    let job = owner
+        .create_job(&JobCreateReq {
+            title: "needs x".into(),
+            brief: Some(dir.to_str().unwrap().into()),
+            tags: Some(vec!["x".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let spawned = eventually(WAIT, "the persona's spawn", || async {
+        events_of(&d, "peer_spawned", "w").await.pop()
+    })
+    .await;
+    assert_eq!(spawned["job"], job.job_id.as_str());
+    let route = d.admin().describe("w", None).await.unwrap().route;
+    let pane = route.rsplit(':').next().unwrap().to_string();
+    assert!(t.panes().contains(&pane), "{route}: {:?}", t.panes());
+    // A peer that fits comes online while the job waits for its worker.
+    d.admin()
+        .register(&repowire::api::RegisterReq {
+            name: "helper".into(),
+            tags: Some(vec!["x".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(owner.job(&job.job_id).await.unwrap().assignee, None);
+    let failed = eventually(WAIT, "the spawn given up", || async {
+        events_of(&d, "peer_spawn_failed", "w").await.pop()
+    })
+    .await;
+    assert_eq!(failed["job"], job.job_id.as_str(), "{failed}");
+    assert_eq!(
+        failed["why"],
+        "never registered within 3s (--spawn-timeout)"
+    );
+    let j = eventually(WAIT, "the job routed again", || async {
+        let j = owner.job(&job.job_id).await.unwrap();
+        (j.assignee.as_deref() == Some("helper")).then_some(j)
+    })
+    .await;
+    assert_eq!(j.state, JobState::Dispatched);
+    eventually(WAIT, "the worker's window closed", || async {
+        (!t.panes().contains(&pane)).then_some(())
+    })
+    .await;
+}
