@@ -164,11 +164,25 @@ pub fn claim_pane(route: Option<&str>) -> Result<Option<String>, String> {
     let addr = PaneAddr::parse(route).map_err(|e| e.message)?;
     let claim = new_claim();
     let option = claim_option(&claim).map_err(|e| e.message)?;
-    let out = std::process::Command::new("tmux")
+    // The command goes in on stdin (`source-file -`), not as arguments: a
+    // command line is readable by every user of the machine, a claim must
+    // not be.
+    let mut child = std::process::Command::new("tmux")
         .args(addr.server_args())
-        .args(["set-option", "-p", "-t", &addr.pane, &option, "1"])
-        .stdin(std::process::Stdio::null())
-        .output()
+        .args(["source-file", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not run tmux: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        // Pane ids and the option name are plain tokens: nothing to quote.
+        writeln!(stdin, "set-option -p -t {} {option} 1", addr.pane)
+            .map_err(|e| format!("could not talk to tmux: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
         .map_err(|e| format!("could not run tmux: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);

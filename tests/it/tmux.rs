@@ -446,29 +446,21 @@ async fn a_peer_whose_pane_is_gone_can_be_pruned() {
     );
 }
 
-/// Point 1 (failures): tmux failing is retried with backoff; each failure
-/// is a `delivery_failed` event (route tmux, the error, when it is tried
-/// again), and the delivery is typed once and confirmed in the end. The
-/// route here is given explicitly (`RegisterReq.route`, socket path form).
-/// A tmux stand-in (`--tmux-bin`) that refuses the first `fails` send-keys
-/// calls (only those ending in `only`, if given), and a daemon using it, with
-/// bob registered explicitly (`RegisterReq.route`, socket path form) on a
-/// pane that logs what it reads. Returns the daemon, the server, the log path
-/// and the temp dirs to keep.
-async fn failing_tmux_setup(
-    fails: u32,
-    only: Option<&str>,
-) -> (Daemon, Server, PathBuf, [tempfile::TempDir; 2]) {
+/// A tmux stand-in (`--tmux-bin`, `fixtures/tmux/fail-typing.sh`) that
+/// refuses the first `fails` typing calls, and a daemon using it, with bob
+/// registered explicitly (`RegisterReq.route`, socket path form) on a pane
+/// that logs what it reads. Returns the daemon, the server, the log path and
+/// the temp dirs to keep.
+async fn failing_tmux_setup(fails: u32) -> (Daemon, Server, PathBuf, [tempfile::TempDir; 2]) {
     let fake = tempfile::tempdir().unwrap();
     let wrapper = fake.path().join("tmux");
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\nREAL={} COUNT={} FAILS={fails} MATCH={}\nexport REAL COUNT FAILS MATCH\nexec sh {} \"$@\"\n",
+            "#!/bin/sh\nREAL={} COUNT={} FAILS={fails}\nexport REAL COUNT FAILS\nexec sh {} \"$@\"\n",
             sh_quote(tmux_bin().to_str().unwrap()),
             sh_quote(fake.path().join("count").to_str().unwrap()),
-            sh_quote(only.unwrap_or("")),
-            sh_quote(fixture("fail-send-keys.sh").to_str().unwrap()),
+            sh_quote(fixture("fail-typing.sh").to_str().unwrap()),
         ),
     )
     .unwrap();
@@ -504,7 +496,7 @@ async fn failing_tmux_setup(
 /// again), and the delivery is typed once and confirmed in the end.
 #[tokio::test]
 async fn a_failing_tmux_is_retried_with_backoff_and_traced() {
-    let (d, _srv, log, _keep) = failing_tmux_setup(2, None).await;
+    let (d, _srv, log, _keep) = failing_tmux_setup(2).await;
     let alice = d.peer("alice", None).await;
     let text = "typed once, after two failures";
     let dl = note(&alice, text).await;
@@ -530,7 +522,7 @@ async fn a_failing_tmux_is_retried_with_backoff_and_traced() {
             p["error"]
                 .as_str()
                 .unwrap()
-                .contains(&format!("send-keys refused ({} of 2)", n + 1)),
+                .contains(&format!("typing refused ({} of 2)", n + 1)),
             "{e}"
         );
         let retry = p["retry_in_ms"].as_i64().unwrap();
@@ -555,24 +547,6 @@ async fn a_failing_tmux_is_retried_with_backoff_and_traced() {
             < k.iter().position(|x| *x == "delivery_confirmed"),
         "{k:?}"
     );
-}
-
-/// The text and its Enter are one tmux command: a refusal (here of the
-/// command that ends in Enter) types neither, so the retry leaves the agent
-/// exactly one line, `typed_line`, confirmed — never the text twice.
-#[tokio::test]
-async fn a_refused_enter_does_not_type_the_text_twice() {
-    let (d, _srv, log, _keep) = failing_tmux_setup(1, Some("Enter")).await;
-    let alice = d.peer("alice", None).await;
-    let text = "the Enter after me fails once";
-    let dl = note(&alice, text).await;
-    eventually(Duration::from_secs(30), "the note confirmed", || async {
-        confirmed(&d, &dl).then_some(())
-    })
-    .await;
-    let k = kinds(&trace(&d, &dl)).join(" ");
-    assert!(k.contains("delivery_failed"), "the Enter never failed: {k}");
-    assert_eq!(read_lines(&log), [note_line(&dl, text)], "trace: {k}");
 }
 
 /// Typing is only for a program that reads lines as messages: a shell

@@ -113,14 +113,16 @@ pub enum PeerCmd {
     /// The daemon registers the peer (offline), opens a window named after
     /// it in the tmux session named after the circle, in PATH, and runs the
     /// backend's command there with the peer's identity in its environment
-    /// (REPOWIRE_PEER, REPOWIRE_CIRCLE, REPOWIRE_PEER_TOKEN, REPOWIRE_URL,
-    /// REPOWIRE_HOME). The session joins when it registers with that token
-    /// (`repowire peer register`, or `repowire mcp`); one that has not within
+    /// (REPOWIRE_PEER, REPOWIRE_CIRCLE, REPOWIRE_URL, REPOWIRE_HOME, and
+    /// REPOWIRE_PEER_TOKEN_FILE: a file only you can read holding its
+    /// token). The session joins when it registers with that token
+    /// (`repowire peer register`, its hooks, or `repowire mcp`); one that has not within
     /// the daemon's --spawn-timeout is stopped and reported
     /// (peer_spawn_failed). At most --max-spawns-per-circle live at once.
     Spawn(spawn::SpawnArgs),
-    /// Stop a peer's session: close its tmux pane (if it has one) and take it
-    /// offline. Jobs it was running go back to the queue.
+    /// Stop a peer's session: close its tmux pane (if it has one and it is
+    /// still bound to the peer), take it offline and revoke its token. Jobs
+    /// it was running go back to the queue.
     Kill {
         /// NAME, NAME@CIRCLE or a peer id.
         name: String,

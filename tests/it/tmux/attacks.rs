@@ -58,6 +58,37 @@ async fn a_route_to_a_pane_not_claimed_is_refused_and_nothing_is_typed_there() {
         let e = mallory.register(&req(claim.clone())).await.unwrap_err();
         assert_eq!(e.code(), Some(code), "claim {claim:?}: {e}");
     }
+    // A claim serves one registration, even one refused after it was
+    // checked (alice's name is taken): it cannot be used again.
+    let used = srv.claim(&victim);
+    let e = d
+        .admin()
+        .register(&RegisterReq {
+            name: "alice".into(),
+            route: Some(route.clone()),
+            tmux_claim: Some(used.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::NameTaken), "{e}");
+    let e = mallory.register(&req(Some(used))).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::PaneUnverified), "{e}");
+    // A socket path through a symbolic link (which could be re-pointed
+    // between a check and an action) is refused, claim or not.
+    let links = tempfile::tempdir().unwrap();
+    let link = links.path().join("sock");
+    std::os::unix::fs::symlink(srv.socket(), &link).unwrap();
+    let e = mallory
+        .register(&RegisterReq {
+            name: "mallory".into(),
+            route: Some(format!("tmux:{}:{victim}", link.display())),
+            tmux_claim: Some(srv.claim(&victim)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::PaneUnverified), "{e}");
     // Nor may the admin create a peer with that route.
     let e = d
         .admin()
@@ -95,6 +126,12 @@ async fn a_route_to_a_pane_not_claimed_is_refused_and_nothing_is_typed_there() {
         .unwrap();
     assert_eq!(ok.peer.route, route);
     assert_eq!(srv.field(&victim, "#{@repowire_peer}"), ok.peer.peer_id);
+    let left = srv.ok(&["show-options", "-p", "-t", &victim]);
+    assert_eq!(
+        left.matches("@repowire_claim_").count(),
+        1,
+        "only the symbolic-link attempt's claim, never read, is left: {left}"
+    );
     let typed = eventually(Duration::from_secs(10), "the note typed", || async {
         let l = read_lines(&log);
         (!l.is_empty()).then_some(l)

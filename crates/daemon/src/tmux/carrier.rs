@@ -158,7 +158,12 @@ async fn carry(h: &DaemonHandle, peer: Peer, shared: &Shared) {
             d.correlation_id.as_deref(),
             &d.text,
         );
-        match h.tmux_cmd.type_line(&addr, &typed.line).await {
+        let buffer = format!("repowire-{}", d.delivery_id);
+        match h
+            .tmux_cmd
+            .type_line(&addr, peer.id.as_str(), &buffer, &typed.line)
+            .await
+        {
             Ok(()) => {
                 lock(shared).backoff.remove(&peer.id);
                 if route.confirms()

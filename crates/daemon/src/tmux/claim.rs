@@ -7,14 +7,18 @@
 //! already type into its panes: a peer cannot point its deliveries at a
 //! pane it could not reach itself (another user's shell, say).
 //!
-//! Once the peer is registered, the pane is bound to it: the claim option
-//! is removed, `@repowire_peer` names the peer (nothing is typed into or
+//! The claim is used up as it is read (one tmux call), and the claim's
+//! value never shows in a command line (`repowire` hands tmux the command
+//! on its standard input). A tmux server given by path must be one only
+//! the daemon's user can redirect (`socket`). Once the peer is registered,
+//! the pane is bound to it: `@repowire_peer` names the peer (nothing is typed into or
 //! closed in a pane marked otherwise, as a restarted server's reused pane
 //! ids would be) and `@repowire_fg` records the terminal's foreground
 //! process group (typing waits while another one holds it: the agent ended
 //! and left a shell prompt, or the user runs something else there).
 
 use super::cmd::foreground_group;
+use super::socket::check_server;
 use crate::DaemonHandle;
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::ids::PeerId;
@@ -24,8 +28,6 @@ use repowire_core::tmux::{FG_OPTION, MARK_OPTION, PaneAddr, claim_option};
 #[derive(Debug)]
 pub struct Verified {
     addr: PaneAddr,
-    /// The claim's option, removed when the pane is bound.
-    option: String,
     /// The terminal's foreground process group when the claim was seen.
     fg: Option<i32>,
 }
@@ -45,67 +47,79 @@ pub async fn verify(h: &DaemonHandle, route: &str, claim: Option<&str>) -> Resul
         )
     })?;
     let option = claim_option(claim)?;
+    // Nothing about the server leaks to the caller (not even whether a
+    // path exists): the details go to the log.
+    let refused = |detail: &str| {
+        tracing::debug!(server = %addr.server, pane = %addr.pane, detail, "tmux claim not verified");
+        Error::new(
+            ErrorCode::PaneUnverified,
+            format!(
+                "pane {} on tmux server {} did not show this registration's claim: a tmux route is recorded only from a process that can reach that server",
+                addr.pane, addr.server
+            ),
+        )
+    };
+    if addr.server.contains('/') {
+        check_server(&addr.server).map_err(|e| refused(&e.message))?;
+    }
+    // Read it and use it up in one tmux call: the first registration to
+    // show a claim is the only one it serves.
     let fmt = format!("#{{pane_id}} #{{pane_pid}} #{{{option}}}");
     let out = h
         .tmux_cmd
         .run(
             &addr.server,
-            &["display-message", "-p", "-t", &addr.pane, &fmt],
+            &[
+                "display-message",
+                "-p",
+                "-t",
+                &addr.pane,
+                &fmt,
+                ";",
+                "set-option",
+                "-p",
+                "-u",
+                "-t",
+                &addr.pane,
+                &option,
+            ],
         )
         .await
-        .map_err(|e| {
-            Error::new(
-                ErrorCode::PaneUnverified,
-                format!(
-                    "tmux server {} could not show pane {}: {e}",
-                    addr.server, addr.pane
-                ),
-            )
-        })?;
+        .map_err(|e| refused(&e.0))?;
     let f: Vec<&str> = out.trim_end().splitn(3, ' ').collect();
     if f.first() != Some(&addr.pane.as_str()) || f.get(2) != Some(&"1") {
-        return Err(Error::new(
-            ErrorCode::PaneUnverified,
-            format!(
-                "pane {} on tmux server {} does not hold this registration's claim: a tmux route is recorded only from a process that can reach that server",
-                addr.pane, addr.server
-            ),
-        ));
+        return Err(refused("the claim is not on the pane"));
     }
     let fg = f
         .get(1)
         .and_then(|p| p.parse().ok())
         .and_then(foreground_group);
-    Ok(Verified { addr, option, fg })
+    Ok(Verified { addr, fg })
 }
 
 /// Bind the verified pane to `peer` (see the module's doc), then wake the
 /// carrier: deliveries may be waiting for it.
 pub async fn bind(h: &DaemonHandle, v: &Verified, peer: &PeerId) {
-    let p = v.addr.pane.as_str();
-    let fg = v.fg.map(|g| g.to_string());
-    let mut args = vec![
-        "set-option",
-        "-p",
-        "-u",
-        "-t",
-        p,
-        &v.option,
-        ";",
-        "set-option",
-        "-p",
-        "-t",
-        p,
-        MARK_OPTION,
-        peer.as_str(),
-        ";",
-    ];
+    if let Err(e) = mark(h, &v.addr, peer, v.fg).await {
+        tracing::warn!(pane = %v.addr.pane, error = %e, "binding a pane to its peer failed: nothing is typed there until it registers again");
+    }
+    h.tmux_wake.notify_one();
+}
+
+/// Set a pane's binding: `@repowire_peer` and `@repowire_fg` (unset when
+/// the foreground is not known).
+pub async fn mark(
+    h: &DaemonHandle,
+    addr: &PaneAddr,
+    peer: &PeerId,
+    fg: Option<i32>,
+) -> Result<(), super::cmd::TmuxError> {
+    let p = addr.pane.as_str();
+    let fg = fg.map(|g| g.to_string());
+    let mut args = vec!["set-option", "-p", "-t", p, MARK_OPTION, peer.as_str(), ";"];
     match &fg {
         Some(g) => args.extend(["set-option", "-p", "-t", p, FG_OPTION, g.as_str()]),
         None => args.extend(["set-option", "-p", "-u", "-t", p, FG_OPTION]),
     }
-    if let Err(e) = h.tmux_cmd.run(&v.addr.server, &args).await {
-        tracing::warn!(pane = %p, error = %e, "binding a pane to its peer failed: nothing is typed there until it registers again");
-    }
-    h.tmux_wake.notify_one();
+    h.tmux_cmd.run(&addr.server, &args).await.map(|_| ())
 }

@@ -123,29 +123,73 @@ impl Tmux {
         }))
     }
 
-    /// Type `line` into the pane as literal keys, then press Enter: one
-    /// tmux command list, so a refusal types neither.
-    pub async fn type_line(&self, addr: &PaneAddr, line: &str) -> Result<(), TmuxError> {
+    /// Type `line` into the pane, then press Enter — only if, at that very
+    /// moment, the pane is still bound to `peer`, in no mode and not
+    /// synchronised: one tmux command puts the text in a paste buffer
+    /// (`buffer`, a name of plain characters), pastes it and presses Enter
+    /// under that condition (`if-shell -F`), then deletes the buffer, so
+    /// nothing can change between the check and the keys.
+    pub async fn type_line(
+        &self,
+        addr: &PaneAddr,
+        peer: &str,
+        buffer: &str,
+        line: &str,
+    ) -> Result<(), TmuxError> {
         let arg = send_keys_arg(line);
         let p = addr.pane.as_str();
-        self.run(
-            &addr.server,
-            &[
-                "send-keys",
-                "-t",
-                p,
-                "-l",
-                "--",
-                &arg,
-                ";",
-                "send-keys",
-                "-t",
-                p,
-                "Enter",
-            ],
-        )
-        .await?;
-        Ok(())
+        let ready = format!(
+            "#{{&&:#{{==:#{{{MARK_OPTION}}},{peer}}},#{{&&:#{{==:#{{pane_in_mode}},0}},#{{==:#{{pane_synchronized}},0}}}}}}"
+        );
+        let paste = format!("paste-buffer -d -b {buffer} -t {p} ; send-keys -t {p} Enter");
+        // The last command fails ("unknown buffer") exactly when the paste
+        // took the buffer: then, and only then, the line went in.
+        let r = self
+            .run(
+                &addr.server,
+                &[
+                    "set-buffer",
+                    "-b",
+                    buffer,
+                    "--",
+                    &arg,
+                    ";",
+                    "if-shell",
+                    "-F",
+                    "-t",
+                    p,
+                    &ready,
+                    &paste,
+                    ";",
+                    "delete-buffer",
+                    "-b",
+                    buffer,
+                ],
+            )
+            .await;
+        match r {
+            Err(e) if e.0.contains("unknown buffer") => Ok(()),
+            Err(e) => Err(e),
+            Ok(_) => Err(TmuxError(format!(
+                "pane {p} was not ready when the keys were to go in (a mode, synchronised panes, or another binding): nothing was typed"
+            ))),
+        }
+    }
+
+    /// Close a pane if it is bound to `peer` (checked in the same tmux
+    /// command); `None`: whatever it is bound to.
+    pub async fn kill_pane(&self, addr: &PaneAddr, peer: Option<&str>) -> Result<(), TmuxError> {
+        let p = addr.pane.as_str();
+        match peer {
+            None => self.run(&addr.server, &["kill-pane", "-t", p]).await,
+            Some(peer) => {
+                let mine = format!("#{{==:#{{{MARK_OPTION}}},{peer}}}");
+                let kill = format!("kill-pane -t {p}");
+                self.run(&addr.server, &["if-shell", "-F", "-t", p, &mine, &kill])
+                    .await
+            }
+        }
+        .map(|_| ())
     }
 
     /// The live panes of a server, each with the peer it is bound to
@@ -210,9 +254,89 @@ pub fn no_server(err: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// A private tmux server (`-L`), killed on drop.
+    struct Server(String);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .output();
+        }
+    }
+
+    /// Real tmux: keys go in only while the pane is bound to the peer and
+    /// in no mode, the check and the keys being one tmux command; no paste
+    /// buffer is left behind either way.
+    #[tokio::test]
+    async fn typing_needs_a_ready_pane_bound_to_the_peer() {
+        let srv = Server(format!("rw-unit-{}", std::process::id()));
+        let t = Tmux::new("tmux");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let cat = format!("cat > '{}'", out.display());
+        let started = t
+            .run(
+                &srv.0,
+                &[
+                    "-f",
+                    "/dev/null",
+                    "new-session",
+                    "-d",
+                    "-s",
+                    "t",
+                    "-P",
+                    "-F",
+                    "#{pane_id}",
+                    &cat,
+                ],
+            )
+            .await
+            .expect("tmux is needed for this test (.ci/run installs it)");
+        let addr = PaneAddr::new(&srv.0, started.trim()).unwrap();
+        let p = addr.pane.as_str();
+        assert!(t.type_line(&addr, "peer-a", "b1", "unbound").await.is_err());
+        t.run(
+            &srv.0,
+            &["set-option", "-p", "-t", p, MARK_OPTION, "peer-a"],
+        )
+        .await
+        .unwrap();
+        assert!(
+            t.type_line(&addr, "peer-b", "b2", "another's")
+                .await
+                .is_err()
+        );
+        t.run(&srv.0, &["copy-mode", "-t", p]).await.unwrap();
+        assert!(
+            t.type_line(&addr, "peer-a", "b3", "in copy mode")
+                .await
+                .is_err()
+        );
+        t.run(&srv.0, &["send-keys", "-t", p, "-X", "cancel"])
+            .await
+            .unwrap();
+        t.type_line(&addr, "peer-a", "b4", "typed; $(x) #{pane_id};")
+            .await
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        let mut got = String::new();
+        while t0.elapsed() < Duration::from_secs(5) {
+            got = std::fs::read_to_string(&out).unwrap_or_default();
+            if got.ends_with('\n') {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(got, "typed; $(x) #{pane_id};\n");
+        let buffers = t.run(&srv.0, &["list-buffers"]).await.unwrap();
+        assert_eq!(buffers, "", "a paste buffer was left behind");
+    }
+
     #[test]
     fn the_foreground_group_is_read_after_the_command_name() {
-        use super::parse_tpgid;
         assert_eq!(
             parse_tpgid("4242 (a) b) (c) S 1 4242 4242 34816 4300 4194560 0"),
             Some(4300)

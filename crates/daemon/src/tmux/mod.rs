@@ -9,6 +9,7 @@ pub mod carrier;
 pub mod claim;
 pub mod cmd;
 pub mod liveness;
+pub mod socket;
 pub mod spawn;
 
 use std::collections::BTreeMap;

@@ -27,7 +27,7 @@ use repowire_core::ids::{JobId, PeerId};
 use repowire_core::limits::PATH_BYTES;
 use repowire_core::peer::{Peer, Status, validate_name};
 use repowire_core::time::fmt_age;
-use repowire_core::tmux::{MARK_OPTION, PaneAddr, attach_command};
+use repowire_core::tmux::{PaneAddr, attach_command};
 use repowire_store::{NewSpawn, SpawnRow, SpawnState};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -197,7 +197,7 @@ fn plan(
     }
     policy.check_text("command", &command)?;
     let server = s.server.clone().unwrap_or_else(|| cfg.server.clone());
-    check_server(&server)?;
+    super::socket::check_server(&server)?;
     if let Some(m) = &s.message {
         policy.check_text("message", m)?;
     }
@@ -208,41 +208,6 @@ fn plan(
         session: session_name(&s.circle),
         base: base_name(&s.path),
     })
-}
-
-/// A server a spawn may start or use: a socket name (`tmux -L`, letters,
-/// digits, `.`, `_`, `-`), or the path of a socket that is there already
-/// (`tmux -S`): tmux would create its socket at any other path, replacing
-/// the file there.
-fn check_server(server: &str) -> Result<(), Error> {
-    use std::os::unix::fs::FileTypeExt;
-    if !server.contains('/') {
-        let ok = !server.is_empty()
-            && server.len() <= repowire_core::peer::MAX_NAME_LEN
-            && server
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-        return match ok {
-            true => Ok(()),
-            false => Err(Error::bad_request(format!(
-                "invalid tmux server {server:?}: a socket name (tmux -L) of letters, digits, '.', '_', '-', or a socket's path (tmux -S)"
-            ))),
-        };
-    }
-    if server.len() > PATH_BYTES || server.chars().any(|c| c.is_control() || c == ',') {
-        return Err(Error::bad_request(format!(
-            "invalid tmux server {server:?}: a socket path without control characters or commas"
-        )));
-    }
-    match std::fs::symlink_metadata(server) {
-        Ok(m) if m.file_type().is_socket() => Ok(()),
-        Ok(_) => Err(Error::bad_request(format!(
-            "{server:?} is not a tmux socket: name a running server's socket, or a server by name (tmux -L NAME)"
-        ))),
-        Err(e) => Err(Error::bad_request(format!(
-            "no tmux socket at {server:?} ({e}): start that server first, or name a server by name (tmux -L NAME), which a spawn starts"
-        ))),
-    }
 }
 
 /// Start an agent session for a new peer (see the module's doc). Errors:
@@ -280,7 +245,7 @@ pub async fn spawn(h: &DaemonHandle, spec: SpawnSpec) -> Result<Spawned, Error> 
         ("REPOWIRE_CIRCLE", peer.circle.clone()),
         (TOKEN_FILE_VAR, token_file.to_string_lossy().into_owned()),
     ];
-    let addr = match open_window(h, &p, &peer.name, &env).await {
+    let (addr, pid) = match open_window(h, &p, &peer.name, &env).await {
         Ok(a) => a,
         Err(e) => {
             forget_token(h, &peer.id);
@@ -297,22 +262,10 @@ pub async fn spawn(h: &DaemonHandle, spec: SpawnSpec) -> Result<Spawned, Error> 
             ));
         }
     };
-    if let Err(e) = h
-        .tmux_cmd
-        .run(
-            &addr.server,
-            &[
-                "set-option",
-                "-p",
-                "-t",
-                &addr.pane,
-                MARK_OPTION,
-                peer.id.as_str(),
-            ],
-        )
-        .await
-    {
-        tracing::debug!(pane = %addr.pane, error = %e, "marking a spawned pane failed");
+    // Bound from the start, with the foreground the window's command has.
+    let fg = pid.and_then(super::cmd::foreground_group);
+    if let Err(e) = super::claim::mark(h, &addr, &peer.id, fg).await {
+        tracing::warn!(pane = %addr.pane, error = %e, "marking a spawned pane failed");
     }
     let peer = match h
         .store
@@ -320,7 +273,7 @@ pub async fn spawn(h: &DaemonHandle, spec: SpawnSpec) -> Result<Spawned, Error> 
     {
         Ok(peer) => peer,
         Err(e) => {
-            close_pane(h, &addr).await;
+            close_pane(h, &addr, None).await;
             forget_token(h, &peer.id);
             let _ = h
                 .store
@@ -393,14 +346,19 @@ async fn open_window(
     p: &Plan,
     name: &str,
     env: &[(&str, String)],
-) -> Result<PaneAddr, TmuxError> {
+) -> Result<(PaneAddr, Option<u32>), TmuxError> {
     let dir = literal_format(&p.path);
     let pairs: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let mut rest: Vec<&str> = vec!["-n", name, "-c", &dir];
     for e in &pairs {
         rest.extend(["-e", e.as_str()]);
     }
-    rest.extend(["-P", "-F", "#{pane_id} #{socket_path}", &p.command]);
+    rest.extend([
+        "-P",
+        "-F",
+        "#{pane_id} #{pane_pid} #{socket_path}",
+        &p.command,
+    ]);
     let exact = format!("={}", p.session);
     let target = format!("={}:", p.session);
     let window = || {
@@ -431,20 +389,19 @@ async fn open_window(
         }
     };
     let line = out.lines().next().unwrap_or("").trim();
-    let (pane, socket) = line
-        .split_once(' ')
-        .ok_or_else(|| TmuxError(format!("unexpected answer from tmux: {line:?}")))?;
-    PaneAddr::new(socket, pane).map_err(|e| TmuxError(e.message))
+    let mut f = line.splitn(3, ' ');
+    let (Some(pane), Some(pid), Some(socket)) = (f.next(), f.next(), f.next()) else {
+        return Err(TmuxError(format!("unexpected answer from tmux: {line:?}")));
+    };
+    let addr = PaneAddr::new(socket, pane).map_err(|e| TmuxError(e.message))?;
+    Ok((addr, pid.parse().ok()))
 }
 
-/// Close a pane; whether it was there.
-async fn close_pane(h: &DaemonHandle, a: &PaneAddr) -> bool {
-    match h
-        .tmux_cmd
-        .run(&a.server, &["kill-pane", "-t", &a.pane])
-        .await
-    {
-        Ok(_) => true,
+/// Close a pane if it is bound to `peer` (`None`: whatever it is); whether
+/// tmux did it.
+async fn close_pane(h: &DaemonHandle, a: &PaneAddr, peer: Option<&PeerId>) -> bool {
+    match h.tmux_cmd.kill_pane(a, peer.map(PeerId::as_str)).await {
+        Ok(()) => true,
         Err(e) => {
             tracing::debug!(pane = %a.pane, error = %e, "kill-pane");
             false
@@ -495,7 +452,7 @@ pub async fn kill_peer(h: &DaemonHandle, by: &str, peer: &Peer) -> Result<Killed
     h.store.revoke_token(&peer.id)?;
     forget_token(h, &peer.id);
     let pane_killed = match (&addr, close) {
-        (Some(a), true) => close_pane(h, a).await,
+        (Some(a), true) => close_pane(h, a, Some(&peer.id)).await,
         _ => false,
     };
     redispatch(h, jobs).await;
@@ -632,7 +589,7 @@ async fn fail(h: &DaemonHandle, s: &SpawnRow, why: &str) {
             .await
             .is_ok_and(|l| l.get(&a.pane).is_some_and(|m| m == s.peer_id.as_str()))
     {
-        close_pane(h, &a).await;
+        close_pane(h, &a, Some(&s.peer_id)).await;
     }
     redispatch(h, failed.job.into_iter().collect()).await;
 }

@@ -71,14 +71,14 @@ fn specs_are_checked() {
                 server: Some(file.to_str().unwrap().into()),
                 ..spec(d, "codex", None)
             },
-            "is not a tmux socket",
+            "not a socket",
         ),
         (
             SpawnSpec {
                 server: Some(format!("{d}/no-such-socket")),
                 ..spec(d, "codex", None)
             },
-            "no tmux socket at",
+            "No such file",
         ),
     ] {
         let e = plan(&cfg, &pol, &s).unwrap_err();
