@@ -153,20 +153,37 @@ pub fn tmux_route() -> Option<String> {
 }
 
 /// Claim the pane of a tmux route for one registration: set the pane option
-/// `@repowire_claim_<claim>` with this process's own access to that tmux
-/// server, for the daemon to find there before it records the route (the
-/// daemon's `tmux::claim`). `Ok(None)` for a route that is not tmux.
+/// `@repowire_claim_<h>` (`h` from the claim's hash) with this process's own
+/// access to that tmux server, for the daemon to find there before it
+/// records the route (the daemon's `tmux::claim`). `Ok(None)` for a route
+/// that is not tmux.
 pub fn claim_pane(route: Option<&str>) -> Result<Option<String>, String> {
-    use crate::core::tmux::{PREFIX, PaneAddr, claim_option, new_claim};
+    use crate::core::tmux::{PREFIX, new_claim};
     let Some(route) = route.filter(|r| r.starts_with(PREFIX)) else {
         return Ok(None);
     };
-    let addr = PaneAddr::parse(route).map_err(|e| e.message)?;
     let claim = new_claim();
-    let option = claim_option(&claim).map_err(|e| e.message)?;
-    // The command goes in on stdin (`source-file -`), not as arguments: a
-    // command line is readable by every user of the machine, a claim must
-    // not be.
+    pane_option(route, &claim, true)?;
+    Ok(Some(claim))
+}
+
+/// Take back a claim a registration did not use (it failed before the
+/// daemon read it).
+pub fn release_claim(route: Option<&str>, claim: Option<&str>) {
+    if let (Some(route), Some(claim)) = (route, claim)
+        && let Err(e) = pane_option(route, claim, false)
+    {
+        tracing::debug!("could not take back a tmux claim: {e}");
+    }
+}
+
+/// Set (or unset) a claim's pane option. The command goes in on stdin
+/// (`source-file -`), not as arguments: a command line is readable by
+/// every user of the machine.
+fn pane_option(route: &str, claim: &str, set: bool) -> Result<(), String> {
+    use crate::core::tmux::{PaneAddr, claim_option};
+    let addr = PaneAddr::parse(route).map_err(|e| e.message)?;
+    let option = claim_option(claim).map_err(|e| e.message)?;
     let mut child = std::process::Command::new("tmux")
         .args(addr.server_args())
         .args(["source-file", "-"])
@@ -178,8 +195,11 @@ pub fn claim_pane(route: Option<&str>) -> Result<Option<String>, String> {
     if let Some(mut stdin) = child.stdin.take() {
         use std::io::Write;
         // Pane ids and the option name are plain tokens: nothing to quote.
-        writeln!(stdin, "set-option -p -t {} {option} 1", addr.pane)
-            .map_err(|e| format!("could not talk to tmux: {e}"))?;
+        let line = match set {
+            true => format!("set-option -p -t {} {option} 1", addr.pane),
+            false => format!("set-option -p -u -t {} {option}", addr.pane),
+        };
+        writeln!(stdin, "{line}").map_err(|e| format!("could not talk to tmux: {e}"))?;
     }
     let out = child
         .wait_with_output()
@@ -193,7 +213,7 @@ pub fn claim_pane(route: Option<&str>) -> Result<Option<String>, String> {
             err.lines().next().unwrap_or("").trim()
         ));
     }
-    Ok(Some(claim))
+    Ok(())
 }
 
 /// A session's own registration: claim its tmux route's pane, or register

@@ -453,19 +453,12 @@ async fn a_peer_whose_pane_is_gone_can_be_pruned() {
 /// the temp dirs to keep.
 async fn failing_tmux_setup(fails: u32) -> (Daemon, Server, PathBuf, [tempfile::TempDir; 2]) {
     let fake = tempfile::tempdir().unwrap();
-    let wrapper = fake.path().join("tmux");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nREAL={} COUNT={} FAILS={fails}\nexport REAL COUNT FAILS\nexec sh {} \"$@\"\n",
-            sh_quote(tmux_bin().to_str().unwrap()),
-            sh_quote(fake.path().join("count").to_str().unwrap()),
-            sh_quote(fixture("fail-typing.sh").to_str().unwrap()),
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let count = fake.path().join("count").to_str().unwrap().to_string();
+    let wrapper = tmux_stand_in(
+        fake.path(),
+        "fail-typing.sh",
+        &[("COUNT", count), ("FAILS", fails.to_string())],
+    );
     let d = Daemon::start(&[
         "--tmux-check-every",
         "500ms",

@@ -22,12 +22,18 @@ pub const MARK_OPTION: &str = "@repowire_peer";
 /// (the agent ended and left a shell prompt, or another program runs).
 pub const FG_OPTION: &str = "@repowire_fg";
 
+/// The pane option recording the foreground program when the pane was
+/// bound (`#{pane_current_command}` then): typing waits while another runs.
+pub const CMD_OPTION: &str = "@repowire_cmd";
+
 /// A registration's claim on a pane: a fresh random value (32 lowercase hex
-/// characters) that the registering process sets as the pane option
-/// `@repowire_claim_<claim>` before it sends the route. Only a process that
-/// can reach the pane's tmux server can set it (and such a process can
-/// already type into that pane), so the daemon records a tmux route only
-/// after it saw its claim there.
+/// characters) sent with the route; before it sends it, the registering
+/// process sets the pane option `@repowire_claim_<h>`, where `h` is the
+/// first 32 hex characters of the claim's SHA-256. Only a process that can
+/// reach the pane's tmux server can set it (and such a process can already
+/// type into that pane), so the daemon records a tmux route only after it
+/// saw the option there. Command lines (readable by every user) carry only
+/// `h`, never the claim itself: seeing one does not let anyone claim.
 pub fn claim_option(claim: &str) -> Result<String> {
     let ok = claim.len() == 32
         && claim
@@ -38,7 +44,10 @@ pub fn claim_option(claim: &str) -> Result<String> {
             "tmux_claim is 32 lowercase hex characters (what `repowire` sets as the pane option @repowire_claim_<claim>)",
         ));
     }
-    Ok(format!("@repowire_claim_{claim}"))
+    Ok(format!(
+        "@repowire_claim_{}",
+        &crate::ids::token_hash(claim)[..32]
+    ))
 }
 
 /// A new claim for [`claim_option`].
@@ -428,7 +437,12 @@ mod tests {
     #[test]
     fn claims_are_hex_and_name_an_option() {
         let c = new_claim();
-        assert_eq!(claim_option(&c).unwrap(), format!("@repowire_claim_{c}"));
+        let opt = claim_option(&c).unwrap();
+        assert!(
+            opt.starts_with("@repowire_claim_") && opt.len() == 16 + 32,
+            "{opt}"
+        );
+        assert!(!opt.contains(&c), "the option shows the claim itself");
         assert_ne!(new_claim(), c);
         for bad in [
             "",

@@ -80,7 +80,13 @@ pub(super) async fn register(ctx: &Ctx, c: &Client, a: RegisterArgs) -> CmdResul
             .map_err(|e| Failure::new(crate::core::ErrorCode::TmuxFailed, e))?,
         route,
     };
-    let r = c.register(&req).await?;
+    let r = match c.register(&req).await {
+        Ok(r) => r,
+        Err(e) => {
+            crate::sessions::release_claim(req.route.as_deref(), req.tmux_claim.as_deref());
+            return Err(e.into());
+        }
+    };
     ctx.out(&r, |r| {
         let mut s = format!(
             "{} {} (circle {}, role {}, id {})",

@@ -244,3 +244,68 @@ async fn nothing_is_typed_while_the_window_synchronizes_its_panes() {
     );
     assert!(read_lines(&other).is_empty(), "{:?}", read_lines(&other));
 }
+
+/// A claim is a secret until the daemon used it: it is in no command line
+/// (which every user of the machine can read), neither the daemon's tmux
+/// calls (they name the option by the claim's hash) nor the CLI's (it hands
+/// tmux its command on stdin).
+#[tokio::test]
+async fn claims_never_show_in_a_command_line() {
+    let bin = tempfile::tempdir().unwrap();
+    let daemon_log = bin.path().join("daemon-argv");
+    let stand_in = tmux_stand_in(
+        bin.path(),
+        "log-argv.sh",
+        &[("ARGV_LOG", daemon_log.to_str().unwrap().to_string())],
+    );
+    let d = Daemon::start(&["--tmux-bin", stand_in.to_str().unwrap()]);
+    let srv = Server::start();
+    let pane = srv.window("sleep 600");
+    let claim = srv.claim(&pane);
+    let r = d
+        .admin()
+        .register(&RegisterReq {
+            name: "bob".into(),
+            route: Some(format!("tmux:{}:{pane}", srv.socket())),
+            tmux_claim: Some(claim.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(r.peer.route.starts_with("tmux:"));
+    let argv = std::fs::read_to_string(&daemon_log).unwrap();
+    assert!(
+        argv.contains("display-message"),
+        "the stand-in logged: {argv}"
+    );
+    assert!(
+        !argv.contains(&claim),
+        "the claim in the daemon's tmux command line: {argv}"
+    );
+
+    // The CLI, with the logging stand-in first in its PATH.
+    let cli_bin = tempfile::tempdir().unwrap();
+    let cli_log = cli_bin.path().join("cli-argv");
+    tmux_stand_in(
+        cli_bin.path(),
+        "log-argv.sh",
+        &[("ARGV_LOG", cli_log.to_str().unwrap().to_string())],
+    );
+    let path = format!(
+        "{}:{}",
+        cli_bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let route = format!("tmux:{}:{}", srv.name, srv.window("sleep 600"));
+    d.cli_env(
+        &["peer", "register", "carol", "--route", &route],
+        &[("PATH", path.as_str())],
+    )
+    .ok();
+    let argv = std::fs::read_to_string(&cli_log).unwrap();
+    assert_eq!(
+        argv.lines().collect::<Vec<_>>(),
+        [format!("-L {} source-file - ", srv.name)],
+        "the CLI's tmux command lines"
+    );
+}

@@ -46,6 +46,28 @@ pub fn logger_cmd(log: &Path) -> String {
     .join(" ")
 }
 
+/// An executable `tmux` in `dir` that runs `fixtures/tmux/<script>` with
+/// the real tmux as `$REAL` and `env` exported: a stand-in to hand the
+/// daemon (`--tmux-bin`) or to put first in a CLI's PATH.
+pub fn tmux_stand_in(dir: &Path, script: &str, env: &[(&str, String)]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let mut sh = format!(
+        "#!/bin/sh\nREAL={}\nexport REAL\n",
+        sh_quote(tmux_bin().to_str().unwrap())
+    );
+    for (k, v) in env {
+        sh.push_str(&format!("{k}={}\nexport {k}\n", sh_quote(v)));
+    }
+    sh.push_str(&format!(
+        "exec sh {} \"$@\"\n",
+        sh_quote(fixture(script).to_str().unwrap())
+    ));
+    let path = dir.join("tmux");
+    std::fs::write(&path, sh).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
 /// Quote for the shell tmux runs a window's command with.
 pub fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))

@@ -13,16 +13,19 @@
 //! the daemon's user can redirect (`socket`). Once the peer is registered,
 //! the pane is bound to it: `@repowire_peer` names the peer (nothing is typed into or
 //! closed in a pane marked otherwise, as a restarted server's reused pane
-//! ids would be) and `@repowire_fg` records the terminal's foreground
-//! process group (typing waits while another one holds it: the agent ended
-//! and left a shell prompt, or the user runs something else there).
+//! ids would be), `@repowire_fg` records the terminal's foreground process
+//! group and `@repowire_cmd` its program (typing waits while another one
+//! holds it: the agent ended and left a shell prompt, or the user runs
+//! something else there; tmux itself checks the program, the binding and
+//! the mode in the very command that types). Claims, and refusals, say
+//! nothing about the server: one message, and no faster than 50 ms.
 
 use super::cmd::foreground_group;
 use super::socket::check_server;
 use crate::DaemonHandle;
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::ids::PeerId;
-use repowire_core::tmux::{FG_OPTION, MARK_OPTION, PaneAddr, claim_option};
+use repowire_core::tmux::{CMD_OPTION, FG_OPTION, MARK_OPTION, PaneAddr, claim_option};
 
 /// A pane whose claim was seen.
 #[derive(Debug)]
@@ -30,7 +33,13 @@ pub struct Verified {
     addr: PaneAddr,
     /// The terminal's foreground process group when the claim was seen.
     fg: Option<i32>,
+    /// The pane's foreground program then.
+    command: String,
 }
+
+/// A refusal takes at least this long, whatever tmux answered (or how
+/// fast it failed): its timing says nothing about the server either.
+const REFUSAL_FLOOR: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Look for the claim on the route's pane. Errors: `bad_request` (the route
 /// or claim is malformed), `pane_unverified` (no claim, or not there, or
@@ -47,6 +56,18 @@ pub async fn verify(h: &DaemonHandle, route: &str, claim: Option<&str>) -> Resul
         )
     })?;
     let option = claim_option(claim)?;
+    let started = tokio::time::Instant::now();
+    match seen(h, &addr, &option).await {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            tokio::time::sleep_until(started + REFUSAL_FLOOR).await;
+            Err(e)
+        }
+    }
+}
+
+/// The claim's option on the pane, read and removed in one tmux call.
+async fn seen(h: &DaemonHandle, addr: &PaneAddr, option: &str) -> Result<Verified, Error> {
     // Nothing about the server leaks to the caller (not even whether a
     // path exists): the details go to the log.
     let refused = |detail: &str| {
@@ -59,12 +80,10 @@ pub async fn verify(h: &DaemonHandle, route: &str, claim: Option<&str>) -> Resul
             ),
         )
     };
-    if addr.server.contains('/') {
-        check_server(&addr.server).map_err(|e| refused(&e.message))?;
-    }
+    check_server(&addr.server).map_err(|e| refused(&e.message))?;
     // Read it and use it up in one tmux call: the first registration to
     // show a claim is the only one it serves.
-    let fmt = format!("#{{pane_id}} #{{pane_pid}} #{{{option}}}");
+    let fmt = format!("#{{pane_id}} #{{pane_pid}} #{{{option}}} #{{pane_current_command}}");
     let out = h
         .tmux_cmd
         .run(
@@ -81,12 +100,12 @@ pub async fn verify(h: &DaemonHandle, route: &str, claim: Option<&str>) -> Resul
                 "-u",
                 "-t",
                 &addr.pane,
-                &option,
+                option,
             ],
         )
         .await
         .map_err(|e| refused(&e.0))?;
-    let f: Vec<&str> = out.trim_end().splitn(3, ' ').collect();
+    let f: Vec<&str> = out.trim_end_matches('\n').splitn(4, ' ').collect();
     if f.first() != Some(&addr.pane.as_str()) || f.get(2) != Some(&"1") {
         return Err(refused("the claim is not on the pane"));
     }
@@ -94,32 +113,40 @@ pub async fn verify(h: &DaemonHandle, route: &str, claim: Option<&str>) -> Resul
         .get(1)
         .and_then(|p| p.parse().ok())
         .and_then(foreground_group);
-    Ok(Verified { addr, fg })
+    Ok(Verified {
+        addr: addr.clone(),
+        fg,
+        command: f.get(3).unwrap_or(&"").to_string(),
+    })
 }
 
 /// Bind the verified pane to `peer` (see the module's doc), then wake the
 /// carrier: deliveries may be waiting for it.
 pub async fn bind(h: &DaemonHandle, v: &Verified, peer: &PeerId) {
-    if let Err(e) = mark(h, &v.addr, peer, v.fg).await {
+    if let Err(e) = mark(h, &v.addr, peer, v.fg, Some(&v.command)).await {
         tracing::warn!(pane = %v.addr.pane, error = %e, "binding a pane to its peer failed: nothing is typed there until it registers again");
     }
     h.tmux_wake.notify_one();
 }
 
-/// Set a pane's binding: `@repowire_peer` and `@repowire_fg` (unset when
-/// the foreground is not known).
+/// Set a pane's binding: `@repowire_peer`, and `@repowire_fg` and
+/// `@repowire_cmd` (each unset when not known: then not checked).
 pub async fn mark(
     h: &DaemonHandle,
     addr: &PaneAddr,
     peer: &PeerId,
     fg: Option<i32>,
+    command: Option<&str>,
 ) -> Result<(), super::cmd::TmuxError> {
     let p = addr.pane.as_str();
     let fg = fg.map(|g| g.to_string());
-    let mut args = vec!["set-option", "-p", "-t", p, MARK_OPTION, peer.as_str(), ";"];
-    match &fg {
-        Some(g) => args.extend(["set-option", "-p", "-t", p, FG_OPTION, g.as_str()]),
-        None => args.extend(["set-option", "-p", "-u", "-t", p, FG_OPTION]),
+    let mut args = vec!["set-option", "-p", "-t", p, MARK_OPTION, peer.as_str()];
+    for (option, value) in [(FG_OPTION, fg.as_deref()), (CMD_OPTION, command)] {
+        args.push(";");
+        match value.filter(|v| !v.is_empty()) {
+            Some(v) => args.extend(["set-option", "-p", "-t", p, option, v]),
+            None => args.extend(["set-option", "-p", "-u", "-t", p, option]),
+        }
     }
     h.tmux_cmd.run(&addr.server, &args).await.map(|_| ())
 }

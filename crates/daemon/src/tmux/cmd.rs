@@ -2,10 +2,15 @@
 //! never through a shell, with a deadline. The only place the daemon
 //! starts tmux.
 
-use repowire_core::tmux::{FG_OPTION, MARK_OPTION, PaneAddr, send_keys_arg, server_args};
+use repowire_core::tmux::{
+    CMD_OPTION, FG_OPTION, MARK_OPTION, PaneAddr, send_keys_arg, server_args,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// What the typing command prints when the keys went in.
+const TYPED: &str = "repowire-typed";
 
 /// How long one tmux command may take.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -125,10 +130,11 @@ impl Tmux {
 
     /// Type `line` into the pane, then press Enter — only if, at that very
     /// moment, the pane is still bound to `peer`, in no mode and not
-    /// synchronised: one tmux command puts the text in a paste buffer
-    /// (`buffer`, a name of plain characters), pastes it and presses Enter
-    /// under that condition (`if-shell -F`), then deletes the buffer, so
-    /// nothing can change between the check and the keys.
+    /// synchronised, with the program it was bound with: one tmux command
+    /// puts the text in a paste buffer (`buffer`, a name of plain
+    /// characters), then pastes it, presses Enter and says so under that
+    /// condition (`if-shell -F`), or else deletes the buffer — so nothing
+    /// can change between the check and the keys.
     pub async fn type_line(
         &self,
         addr: &PaneAddr,
@@ -138,13 +144,16 @@ impl Tmux {
     ) -> Result<(), TmuxError> {
         let arg = send_keys_arg(line);
         let p = addr.pane.as_str();
+        // Bound to the peer, in no mode, not synchronised, and running the
+        // program it was bound with (when one was recorded).
         let ready = format!(
-            "#{{&&:#{{==:#{{{MARK_OPTION}}},{peer}}},#{{&&:#{{==:#{{pane_in_mode}},0}},#{{==:#{{pane_synchronized}},0}}}}}}"
+            "#{{&&:#{{==:#{{{MARK_OPTION}}},{peer}}},#{{&&:#{{==:#{{pane_in_mode}},0}},#{{&&:#{{==:#{{pane_synchronized}},0}},#{{||:#{{==:#{{{CMD_OPTION}}},}},#{{==:#{{pane_current_command}},#{{{CMD_OPTION}}}}}}}}}}}}}}}"
         );
-        let paste = format!("paste-buffer -d -b {buffer} -t {p} ; send-keys -t {p} Enter");
-        // The last command fails ("unknown buffer") exactly when the paste
-        // took the buffer: then, and only then, the line went in.
-        let r = self
+        let paste = format!(
+            "paste-buffer -d -b {buffer} -t {p} ; send-keys -t {p} Enter ; display-message -p {TYPED}"
+        );
+        let skip = format!("delete-buffer -b {buffer}");
+        let out = self
             .run(
                 &addr.server,
                 &[
@@ -160,19 +169,16 @@ impl Tmux {
                     p,
                     &ready,
                     &paste,
-                    ";",
-                    "delete-buffer",
-                    "-b",
-                    buffer,
+                    &skip,
                 ],
             )
-            .await;
-        match r {
-            Err(e) if e.0.contains("unknown buffer") => Ok(()),
-            Err(e) => Err(e),
-            Ok(_) => Err(TmuxError(format!(
-                "pane {p} was not ready when the keys were to go in (a mode, synchronised panes, or another binding): nothing was typed"
-            ))),
+            .await?;
+        if out.trim() == TYPED {
+            Ok(())
+        } else {
+            Err(TmuxError(format!(
+                "pane {p} was not ready when the keys were to go in (a mode, synchronised panes, another program or another binding): nothing was typed"
+            )))
         }
     }
 

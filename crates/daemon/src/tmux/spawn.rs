@@ -264,7 +264,7 @@ pub async fn spawn(h: &DaemonHandle, spec: SpawnSpec) -> Result<Spawned, Error> 
     };
     // Bound from the start, with the foreground the window's command has.
     let fg = pid.and_then(super::cmd::foreground_group);
-    if let Err(e) = super::claim::mark(h, &addr, &peer.id, fg).await {
+    if let Err(e) = super::claim::mark(h, &addr, &peer.id, fg, None).await {
         tracing::warn!(pane = %addr.pane, error = %e, "marking a spawned pane failed");
     }
     let peer = match h
