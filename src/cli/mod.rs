@@ -9,6 +9,7 @@
 //! 141 stdout was closed by its reader.
 
 mod daemon;
+mod dashboard;
 mod demo;
 mod doctor;
 mod events;
@@ -90,6 +91,14 @@ pub enum Cmd {
     Events(events::EventsCmd),
     /// Check the daemon, the database, the token file, stale peers, and what `repowire setup` wired into Claude Code and Codex.
     Doctor,
+    /// Print a one-time link that opens the web dashboard (and open it in the
+    /// desktop's browser, where there is one). The link is good once, for a
+    /// minute; the browser then holds a session cookie, not a token.
+    Dashboard {
+        /// Only print the link, even on a desktop.
+        #[arg(long)]
+        no_open: bool,
+    },
     /// Serve MCP on stdio for an agent session: the session joins the mesh
     /// as a peer (registered, or resumed from <home>/mcp/) and gets the mesh
     /// tools. Without a daemon yet, tools answer `daemon_unreachable` until
@@ -413,6 +422,7 @@ async fn run(cmd: Cmd, ctx: Ctx) -> CmdResult {
         Cmd::Trace(c) => c.run(&ctx).await,
         Cmd::Events(c) => c.run(&ctx).await,
         Cmd::Doctor => doctor::run(&ctx).await,
+        Cmd::Dashboard { no_open } => dashboard::run(&ctx, no_open).await,
         Cmd::Mcp(a) => mcp(&ctx, a).await,
         Cmd::Demo => demo::run(&ctx).await,
         Cmd::Hook(a) => hook::run(&ctx, a).await,

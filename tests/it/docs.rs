@@ -93,7 +93,10 @@ fn commands_in_docs_exist() {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut files = vec![format!("{root}/README.md")];
     for e in std::fs::read_dir(format!("{root}/docs")).unwrap() {
-        files.push(e.unwrap().path().display().to_string());
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p.display().to_string());
+        }
     }
     let home = tmp_path();
     let mut checked = 0;

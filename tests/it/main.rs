@@ -8,6 +8,7 @@ mod cli;
 mod client_sessions;
 mod clock;
 mod connections;
+mod dashboard;
 mod delivery;
 mod docs;
 mod errors;

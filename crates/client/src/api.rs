@@ -474,6 +474,14 @@ pub struct EventsResp {
     pub events: Vec<EventInfo>,
 }
 
+/// A one-time dashboard login (`POST /v1/dashboard/login`, admin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DashboardLogin {
+    /// The link to open: good once, for `expires_in_s`.
+    pub url: String,
+    pub expires_in_s: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TraceResp {
     pub id: String,

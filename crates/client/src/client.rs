@@ -369,6 +369,11 @@ impl Client {
         )
         .await
     }
+    /// A one-time dashboard login link (admin).
+    pub async fn dashboard_login(&self) -> Result<DashboardLogin> {
+        self.post("/v1/dashboard/login", &serde_json::json!({}))
+            .await
+    }
     pub async fn retry_job(&self, id: &str) -> Result<JobInfo> {
         self.post(
             &format!("/v1/jobs/{}/retry", enc(id)),

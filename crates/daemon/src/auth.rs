@@ -99,10 +99,10 @@ impl FromRequestParts<DaemonHandle> for Caller {
         parts: &mut Parts,
         h: &DaemonHandle,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            return dashboard_caller(parts, h);
+        };
+        let header = header
             .to_str()
             .map_err(|_| unauthorized("malformed Authorization header"))?;
         let token = header
@@ -142,6 +142,44 @@ impl FromRequestParts<DaemonHandle> for Caller {
             )),
         }
     }
+}
+
+/// A request without a bearer token: a dashboard session (its cookie) acts
+/// as the admin; a write also needs the dashboard's header and, when the
+/// browser names an `Origin`, the daemon's own (`crate::dashboard`).
+fn dashboard_caller(parts: &Parts, h: &DaemonHandle) -> Result<Caller, ApiError> {
+    use crate::dashboard::{WRITE_HEADER, cookie_value};
+    use axum::http::header::{COOKIE, ORIGIN};
+    let session = parts
+        .headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(cookie_value)
+        .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
+    if !h.dashboard.valid(session, h.clock.now_ms()) {
+        return Err(unauthorized(
+            "the dashboard session is unknown or expired: run `repowire dashboard` for a new login link",
+        ));
+    }
+    let read = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !read {
+        let forbidden = |m: &str| ApiError(Error::new(ErrorCode::Forbidden, m));
+        if parts.headers.get(WRITE_HEADER).map(|v| v.as_bytes()) != Some(b"1") {
+            return Err(forbidden(
+                "a dashboard write carries the header X-Repowire-Dashboard: 1",
+            ));
+        }
+        if let Some(origin) = parts.headers.get(ORIGIN)
+            && origin.as_bytes() != h.url.trim_end_matches('/').as_bytes()
+        {
+            return Err(forbidden("a cross-site request is refused"));
+        }
+    }
+    Ok(Caller::Admin)
 }
 
 /// A JSON body whose rejections are coded errors, checked against the

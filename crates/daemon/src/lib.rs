@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod dashboard;
 mod debug;
 pub mod edge;
 mod http;
@@ -97,6 +98,8 @@ pub struct Inner {
     /// Woken when a tmux-routed peer may have something to type (a
     /// delivery queued, a status change).
     pub(crate) tmux_wake: tokio::sync::Notify,
+    /// Dashboard login codes and sessions.
+    pub(crate) dashboard: dashboard::Logins,
 }
 
 impl std::ops::Deref for DaemonHandle {
@@ -243,6 +246,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         tmux_cmd: tmux::cmd::Tmux::new(cfg.tmux.bin.clone()),
         tmux: cfg.tmux.clone(),
         tmux_wake: tokio::sync::Notify::new(),
+        dashboard: dashboard::Logins::default(),
     }));
     cfg.home.write_record(&DaemonRecord {
         url: url.clone(),

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod asks;
+pub mod dashboard;
 pub mod events;
 pub mod inbox;
 pub mod jobs;
@@ -91,6 +92,11 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/doctor", get(admin::doctor))
         .route("/v1/shutdown", post(admin::shutdown))
         .route("/v1/debug/clock", post(crate::debug::clock))
+        .route("/v1/dashboard/login", post(dashboard::login_link))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/login", get(dashboard::login))
+        .route("/dashboard/app.js", get(dashboard::app_js))
+        .route("/dashboard/app.css", get(dashboard::app_css))
         // Query names, path parameters and body presence of each route.
         .route_layer(from_fn_with_state(h.clone(), edge::guard_route))
         .fallback(admin::not_found)

@@ -3,7 +3,7 @@
 use crate::DaemonHandle;
 use crate::auth::Caller;
 use crate::policy::{self, Action, Target};
-use repowire_client::api::{DoctorResp, Health, PeerInfo};
+use repowire_client::api::{DashboardLogin, DoctorResp, Health, PeerInfo};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::event::EventRecord;
 use repowire_core::ids::{AskId, IdKind};
@@ -19,6 +19,16 @@ pub fn health(h: &DaemonHandle) -> Health {
         started_at_ms: h.started_at_ms,
         uptime_ms: h.clock.now_ms() - h.started_at_ms,
     }
+}
+
+/// A one-time link that logs a browser into the dashboard (admin only).
+pub fn dashboard_login(h: &DaemonHandle, c: &Caller) -> Result<DashboardLogin, Error> {
+    policy::authorize(c, Action::Administer, Target::none())?;
+    let code = h.dashboard.new_code(h.clock.now_ms());
+    Ok(DashboardLogin {
+        url: format!("{}/dashboard/login?code={code}", h.url),
+        expires_in_s: crate::dashboard::CODE_MS / 1000,
+    })
 }
 
 /// Every event about `id`. A peer traces what happened in its circle, and

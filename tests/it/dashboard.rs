@@ -1,0 +1,441 @@
+//! The web dashboard (issue 14): the one-time login, the session cookie and
+//! what it may do (over HTTP), and the page itself in a real headless
+//! Chromium driven through chromedriver (WebDriver): live peers, events and
+//! jobs, an action taken from the page. Chromium and chromedriver come from
+//! Debian's packages (`.ci/run` installs them); missing ones fail the test.
+
+use crate::support::*;
+use repowire::api::JobCreateReq;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `repowire dashboard --json --no-open`: the login link.
+fn login_url(d: &Daemon) -> String {
+    let v = d.cli(&["dashboard", "--json", "--no-open"]).ok().json();
+    assert_eq!(v["opened"], false);
+    assert_eq!(v["expires_in_s"], 60);
+    v["url"].as_str().unwrap().to_string()
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The link logs in once: a redirect to /dashboard (the code leaves the
+/// address) with an HttpOnly, SameSite=Strict cookie; a second use is
+/// refused. The cookie reads the API as the admin; a write needs the
+/// dashboard's header and the daemon's own origin; the page and every
+/// answer carry the security headers.
+#[tokio::test]
+async fn the_login_link_works_once_and_leaves_only_a_cookie() {
+    let d = Daemon::start(&[]);
+    let http = no_redirects();
+    let url = login_url(&d);
+    assert!(
+        url.starts_with(&format!("{}/dashboard/login?code=rw_", d.url)),
+        "{url}"
+    );
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/dashboard");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for part in [
+        "repowire_dashboard=rw_",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
+        assert!(set.contains(part), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_string();
+    let again = http.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 403, "a second use of the link");
+    assert!(again.text().await.unwrap().contains("already used"));
+
+    let page = http
+        .get(format!("{}/dashboard", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 401, "no cookie, no page");
+    let page = http
+        .get(format!("{}/dashboard", d.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(r#"<script src="/dashboard/app.js""#),
+        "{html}"
+    );
+    assert!(!html.contains("rw_"), "no token in the page");
+
+    // Reads as the admin with the cookie alone.
+    d.peer("alice", None).await;
+    let peers: Value = http
+        .get(format!("{}/v1/peers", d.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(peers[0]["name"], "alice", "{peers}");
+    // Writes: the header, and the daemon's own origin.
+    let job = d
+        .peer("olga", None)
+        .await
+        .create_job(&JobCreateReq {
+            title: "cancel me".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let cancel = format!("{}/v1/jobs/{}/cancel", d.url, job.job_id);
+    let post = |origin: Option<&str>, header: bool| {
+        let mut r = http
+            .post(&cancel)
+            .header("cookie", &cookie)
+            .json(&json!({"reason": "from a test"}));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        if header {
+            r = r.header("x-repowire-dashboard", "1");
+        }
+        r.send()
+    };
+    for (origin, header) in [(None, false), (Some("http://evil.example"), true)] {
+        let r = post(origin, header).await.unwrap();
+        assert_eq!(r.status(), 403, "{origin:?} {header}");
+        let b: Value = r.json().await.unwrap();
+        assert_eq!(b["code"], "forbidden", "{b}");
+    }
+    let r = post(Some(&d.url), true).await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // Nothing without a cookie or a token; a peer cannot mint a link.
+    let r = http
+        .get(format!("{}/v1/peers", d.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(format!("{}/v1/peers", d.url))
+        .header("cookie", "repowire_dashboard=rw_0000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let peer = d.peer_token("bob", None).await;
+    let r = http
+        .post(format!("{}/v1/dashboard/login", d.url))
+        .bearer_auth(peer)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+// --- a real browser ---------------------------------------------------------
+
+/// A program from PATH; missing fails the test (`.ci/run` installs it).
+fn need(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not installed: the dashboard tests need Debian's chromium and chromium-driver (.ci/run installs them)"))
+}
+
+/// chromedriver on a free loopback port, and one headless Chromium session.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        let chromium = need("chromium");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new(need("chromedriver"))
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let t0 = Instant::now();
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        }}});
+        let v: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no browser session: {v}"))
+            .to_string();
+        Browser {
+            driver,
+            base,
+            session,
+            http,
+            _profile: profile,
+        }
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut r = self.http.request(method.clone(), url);
+        if method == reqwest::Method::POST {
+            r = r.json(&body);
+        }
+        let v: Value = r.send().await.unwrap().json().await.unwrap();
+        assert!(v["value"].get("error").is_none(), "webdriver {path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.cmd(reqwest::Method::POST, "/url", json!({"url": url}))
+            .await;
+    }
+
+    async fn url(&self) -> String {
+        self.cmd(reqwest::Method::GET, "/url", Value::Null)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Run `script` (a function body) in the page; what it returns.
+    async fn js(&self, script: &str) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Wait until `script` returns something truthy; that value.
+    async fn until(&self, what: &str, within: Duration, script: &str) -> Value {
+        let t0 = Instant::now();
+        loop {
+            let v = self.js(script).await;
+            if !(v.is_null() || v == false || v == "" || v == json!([])) {
+                return v;
+            }
+            assert!(t0.elapsed() < within, "{what}: not within {within:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Save a screenshot under target/dashboard-screenshots/.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let b64 = self
+            .cmd(reqwest::Method::GET, "/screenshot", Value::Null)
+            .await;
+        let png = base64_decode(b64.as_str().unwrap());
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+        let dir = target.join("dashboard-screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("curl")
+            .args(["-s", "-X", "DELETE"])
+            .arg(format!("{}/session/{}", self.base, self.session))
+            .output();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for v in s.bytes().filter_map(val) {
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// In headless Chromium: the login link opens the page (and leaves the
+/// address bar), peers registered from the CLI are listed, a note sent from
+/// the CLI shows in the event log within 2 s, a job moved from the CLI
+/// moves on the board, a job canceled from the page is canceled for the
+/// CLI, and the link's second use is refused. A screenshot is saved.
+#[tokio::test]
+async fn the_page_in_a_real_browser_follows_the_mesh_live() {
+    let d = Daemon::start(&[]);
+    let alice = d.cli(&["peer", "register", "alice", "--json"]).ok().json();
+    let alice_token = alice["token"].as_str().unwrap().to_string();
+    d.cli(&["peer", "register", "bob", "--backend", "codex"])
+        .ok();
+    let b = Browser::start().await;
+    let url = login_url(&d);
+    b.goto(&url).await;
+    assert_eq!(
+        b.url().await,
+        format!("{}/dashboard", d.url),
+        "the code left the address bar"
+    );
+    b.until(
+        "the page ready",
+        Duration::from_secs(10),
+        "return document.body.dataset.ready",
+    )
+    .await;
+    let names = b
+        .until(
+            "the peers listed",
+            Duration::from_secs(5),
+            "const n = [...document.querySelectorAll('#peers tr.peer')].map(r => r.dataset.name); return n.length >= 2 ? n : null",
+        )
+        .await;
+    assert_eq!(names, json!(["alice", "bob"]));
+
+    // A note from the CLI, in the event log within 2 s.
+    let as_alice = [("REPOWIRE_PEER_TOKEN", alice_token.as_str())];
+    let t0 = Instant::now();
+    let sent = d
+        .cli_env(
+            &["peer", "notify", "bob", "the build is green", "--json"],
+            &as_alice,
+        )
+        .ok()
+        .json();
+    let dl = sent["delivery_id"].as_str().unwrap().to_string();
+    b.until(
+        "the note in the event log",
+        Duration::from_secs(2),
+        &format!(
+            "return [...document.querySelectorAll('#events li')].some(li => li.dataset.kind === 'delivery_queued' && li.textContent.includes('{dl}'))"
+        ),
+    )
+    .await;
+    let took = t0.elapsed();
+    assert!(took <= Duration::from_secs(2), "{took:?}");
+
+    // A job moved from the CLI moves on the board.
+    let job = d
+        .cli_env(
+            &["jobs", "create", "ship it", "--assign", "bob", "--json"],
+            &as_alice,
+        )
+        .ok()
+        .json();
+    let id = job["job_id"].as_str().unwrap().to_string();
+    let in_column = |state: &str| {
+        format!(
+            "const c = document.querySelector('.column[data-state=\"{state}\"] .card[data-id=\"{id}\"]'); return c !== null"
+        )
+    };
+    b.until(
+        "the job dispatched on the board",
+        Duration::from_secs(5),
+        &in_column("dispatched"),
+    )
+    .await;
+    d.cli(&["--as", "bob", "jobs", "update", &id, "--state", "running"])
+        .ok();
+    b.until(
+        "the job moved to running",
+        Duration::from_secs(5),
+        &in_column("running"),
+    )
+    .await;
+    let shot = b.screenshot("the_page_in_a_real_browser").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000);
+
+    // An action from the page, seen from the CLI.
+    b.js(&format!(
+        "document.querySelector('.card[data-id=\"{id}\"] button.cancel').click(); return true"
+    ))
+    .await;
+    let t0 = Instant::now();
+    loop {
+        let j = d.cli(&["jobs", "show", &id, "--json"]).ok().json();
+        if j["state"] == "canceled" || j["cancel_requested_at_ms"].is_i64() {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "not canceled: {j}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The link a second time: refused.
+    b.goto(&url).await;
+    let text = b.js("return document.body.textContent").await;
+    assert!(text.as_str().unwrap().contains("already used"), "{text}");
+}
