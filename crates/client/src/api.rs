@@ -482,6 +482,25 @@ pub struct DashboardLogin {
     pub expires_in_s: i64,
 }
 
+/// An open ask on the dashboard's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OpenAsk {
+    #[serde(flatten)]
+    pub ask: AskInfo,
+    /// Open past the daemon's `--reminder-after`.
+    pub overdue: bool,
+}
+
+/// What the dashboard shows besides the plain lists (`GET
+/// /v1/dashboard/overview`, admin).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DashboardOverview {
+    /// Open asks, newest first (at most 200).
+    pub asks: Vec<OpenAsk>,
+    /// Open reviews, most recently changed first (at most 100).
+    pub reviews: Vec<ReviewInfo>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TraceResp {
     pub id: String,

@@ -110,13 +110,7 @@ impl FromRequestParts<DaemonHandle> for Caller {
             .ok_or_else(|| unauthorized("Authorization must be 'Bearer <token>'"))?
             .trim();
         if secrets_equal(token, &h.admin_token) {
-            let Some(as_name) = parts.headers.get(AS_HEADER) else {
-                return Ok(Caller::Admin);
-            };
-            let as_name = as_name
-                .to_str()
-                .map_err(|_| ApiError(Error::bad_request("malformed X-Repowire-As header")))?;
-            return Ok(Caller::AdminAs(h.store.resolve_peer(as_name, None)?));
+            return admin(parts, h);
         }
         match h.store.peer_by_token(token)? {
             Some(p) => {
@@ -144,42 +138,63 @@ impl FromRequestParts<DaemonHandle> for Caller {
     }
 }
 
-/// A request without a bearer token: a dashboard session (its cookie) acts
-/// as the admin; a write also needs the dashboard's header and, when the
-/// browser names an `Origin`, the daemon's own (`crate::dashboard`).
+/// The admin, or the admin acting as the peer `X-Repowire-As` names.
+fn admin(parts: &Parts, h: &DaemonHandle) -> Result<Caller, ApiError> {
+    let Some(as_name) = parts.headers.get(AS_HEADER) else {
+        return Ok(Caller::Admin);
+    };
+    let as_name = as_name
+        .to_str()
+        .map_err(|_| ApiError(Error::bad_request("malformed X-Repowire-As header")))?;
+    Ok(Caller::AdminAs(h.store.resolve_peer(as_name, None)?))
+}
+
+/// A request without a bearer token: a dashboard session — its cookie and
+/// its key (`X-Repowire-Dashboard`) — acts as the admin (or, with
+/// `X-Repowire-As`, as that peer), for the page's own calls only; a write
+/// that names an `Origin` must name the daemon's (`crate::dashboard`).
 fn dashboard_caller(parts: &Parts, h: &DaemonHandle) -> Result<Caller, ApiError> {
-    use crate::dashboard::{WRITE_HEADER, cookie_value};
-    use axum::http::header::{COOKIE, ORIGIN};
-    let session = parts
+    use crate::dashboard::{ALLOWED, KEY_HEADER};
+    let cookies = h.dashboard.cookies(&parts.headers);
+    if cookies.is_empty() {
+        return Err(unauthorized("missing Authorization: Bearer <token>"));
+    }
+    let key = parts
         .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(cookie_value)
-        .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?;
-    if !h.dashboard.valid(session, h.clock.now_ms()) {
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let now = h.clock.now_ms();
+    if !cookies.iter().any(|c| h.dashboard.authorized(c, key, now)) {
         return Err(unauthorized(
-            "the dashboard session is unknown or expired: run `repowire dashboard` for a new login link",
+            "not a live dashboard session (its cookie and its key): run `repowire dashboard` for a new login link",
+        ));
+    }
+    let forbidden = |m: &str| ApiError(Error::new(ErrorCode::Forbidden, m));
+    let path = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str())
+        .unwrap_or("");
+    if !ALLOWED
+        .iter()
+        .any(|(m, p)| *m == parts.method.as_str() && *p == path)
+    {
+        return Err(forbidden(
+            "the dashboard may not do this: use the CLI with the admin token",
         ));
     }
     let read = matches!(
         parts.method,
         axum::http::Method::GET | axum::http::Method::HEAD
     );
-    if !read {
-        let forbidden = |m: &str| ApiError(Error::new(ErrorCode::Forbidden, m));
-        if parts.headers.get(WRITE_HEADER).map(|v| v.as_bytes()) != Some(b"1") {
-            return Err(forbidden(
-                "a dashboard write carries the header X-Repowire-Dashboard: 1",
-            ));
-        }
-        if let Some(origin) = parts.headers.get(ORIGIN)
-            && origin.as_bytes() != h.url.trim_end_matches('/').as_bytes()
-        {
-            return Err(forbidden("a cross-site request is refused"));
-        }
+    if !read
+        && let Some(origin) = parts.headers.get(axum::http::header::ORIGIN)
+        && origin.as_bytes() != h.url.trim_end_matches('/').as_bytes()
+    {
+        return Err(forbidden("a cross-site request is refused"));
     }
-    Ok(Caller::Admin)
+    admin(parts, h)
 }
 
 /// A JSON body whose rejections are coded errors, checked against the

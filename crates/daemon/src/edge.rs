@@ -129,6 +129,7 @@ pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/v1/events", EVENTS, Nothing),
     r("GET", "/v1/events/stream", EVENTS, Nothing),
     r("POST", "/v1/dashboard/login", &[], Nothing),
+    r("GET", "/v1/dashboard/overview", CIRCLE, Nothing),
     r("GET", "/dashboard", &[], Nothing),
     r("GET", "/dashboard/login", &["code"], Nothing),
     r("GET", "/dashboard/app.js", &[], Nothing),

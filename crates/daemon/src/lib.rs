@@ -246,7 +246,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         tmux_cmd: tmux::cmd::Tmux::new(cfg.tmux.bin.clone()),
         tmux: cfg.tmux.clone(),
         tmux_wake: tokio::sync::Notify::new(),
-        dashboard: dashboard::Logins::default(),
+        dashboard: dashboard::Logins::new(&url),
     }));
     cfg.home.write_record(&DaemonRecord {
         url: url.clone(),

@@ -428,6 +428,23 @@ impl Store {
         })
     }
 
+    /// Open asks (in `circle`, or all), newest first: the dashboard's
+    /// timeline.
+    pub fn open_asks(&self, circle: Option<&str>, limit: u32) -> Result<Vec<Ask>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM asks
+                 WHERE state IN ('queued','delivered','picked_up','answered')
+                   AND (?1 IS NULL OR circle = ?1)
+                 ORDER BY created_ms DESC, id DESC LIMIT ?2"
+            ))?
+            .query_map(params![circle, limit], from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// The recipient picks up, acks or answers; the asker cancels (the
     /// daemon's policy checked who `actor_id` is).
     pub fn act_on_ask(

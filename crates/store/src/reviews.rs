@@ -220,6 +220,23 @@ impl Store {
         self.read(|c| Ok(must_load(c, circle, reference)?.info))
     }
 
+    /// Open reviews (in `circle`, or all), most recently changed first.
+    pub fn open_reviews(&self, circle: Option<&str>, limit: u32) -> Result<Vec<Review>> {
+        self.read(|c| {
+            let keys: Vec<(String, String)> = c
+                .prepare_cached(
+                    "SELECT circle, ref FROM reviews WHERE state = 'open'
+                       AND (?1 IS NULL OR circle = ?1)
+                     ORDER BY updated_ms DESC LIMIT ?2",
+                )?
+                .query_map(params![circle, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            keys.iter()
+                .map(|(circle, reference)| Ok(must_load(c, circle, reference)?.info))
+                .collect()
+        })
+    }
+
     /// Open reviews with no reviewer yet (routing deferred), oldest first.
     pub fn unrouted_reviews(&self, limit: u32) -> Result<Vec<(String, String)>> {
         self.read(|c| {

@@ -6,13 +6,13 @@
 
 use crate::DaemonHandle;
 use crate::auth::{ApiResult, Caller, Query};
-use crate::dashboard::{COOKIE, SESSION_MS};
+use crate::dashboard::SESSION_MS;
 use crate::service::admin;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use repowire_client::api::DashboardLogin;
+use repowire_client::api::{DashboardLogin, DashboardOverview};
 use serde::Deserialize;
 
 const INDEX: &str = include_str!("../../assets/dashboard/index.html");
@@ -62,46 +62,66 @@ pub async fn login_link(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct CircleQuery {
+    circle: Option<String>,
+}
+
+/// `GET /v1/dashboard/overview` (admin): open asks and open reviews.
+pub async fn overview(
+    State(h): State<DaemonHandle>,
+    c: Caller,
+    Query(q): Query<CircleQuery>,
+) -> ApiResult<Json<DashboardOverview>> {
+    Ok(Json(admin::dashboard_overview(&h, &c, q.circle)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CodeQuery {
     code: Option<String>,
 }
 
-/// `GET /dashboard/login?code=…`: trade the code for a session cookie and
-/// go to the page (the code leaves the address bar at once).
-pub async fn login(State(h): State<DaemonHandle>, Query(q): Query<CodeQuery>) -> Response {
+/// `GET /dashboard/login?code=…`: trade the code for a session — its
+/// cookie set here, its key handed to the page in the fragment of the page
+/// this one moves to (a same-origin move: the `SameSite=Strict` cookie goes
+/// along even when the link was opened from elsewhere). A `HEAD` (a link
+/// checker) does not use the code up.
+pub async fn login(
+    State(h): State<DaemonHandle>,
+    method: axum::http::Method,
+    Query(q): Query<CodeQuery>,
+) -> Response {
+    if method == axum::http::Method::HEAD {
+        return secured(StatusCode::OK, "text/html; charset=utf-8", String::new());
+    }
     let now = h.clock.now_ms();
-    let Some(session) = q.code.and_then(|c| h.dashboard.redeem(&c, now)) else {
+    let Some(s) = q.code.and_then(|c| h.dashboard.redeem(&c, now)) else {
         return refusal(
             StatusCode::FORBIDDEN,
             "This login link was already used, has expired, or is not one.",
         );
     };
-    let mut r = secured(
-        StatusCode::SEE_OTHER,
-        "text/plain; charset=utf-8",
-        String::new(),
+    // Tokens are `rw_` and hex: nothing to escape in the page.
+    let to = format!("/dashboard#key={}", s.key);
+    let body = format!(
+        "<!doctype html><meta charset=utf-8><meta http-equiv=\"refresh\" content=\"0; url={to}\"><title>repowire</title><p><a href=\"{to}\">Open the dashboard</a></p>\n"
     );
+    let mut r = secured(StatusCode::OK, "text/html; charset=utf-8", body);
     let cookie = format!(
-        "{COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        "{}={}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+        h.dashboard.cookie,
+        s.cookie,
         SESSION_MS / 1000
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
-    r.headers_mut()
-        .insert(header::LOCATION, HeaderValue::from_static("/dashboard"));
     r
 }
 
 /// `GET /dashboard`: the page, for a live session only.
 pub async fn page(State(h): State<DaemonHandle>, headers: HeaderMap) -> Response {
-    let live = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(crate::dashboard::cookie_value)
-        .is_some_and(|s| h.dashboard.valid(s, h.clock.now_ms()));
-    if !live {
+    if !h.dashboard.page_allowed(&headers, h.clock.now_ms()) {
         return refusal(
             StatusCode::UNAUTHORIZED,
             "You are not logged in to this daemon's dashboard.",

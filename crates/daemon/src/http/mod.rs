@@ -93,6 +93,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/shutdown", post(admin::shutdown))
         .route("/v1/debug/clock", post(crate::debug::clock))
         .route("/v1/dashboard/login", post(dashboard::login_link))
+        .route("/v1/dashboard/overview", get(dashboard::overview))
         .route("/dashboard", get(dashboard::page))
         .route("/dashboard/login", get(dashboard::login))
         .route("/dashboard/app.js", get(dashboard::app_js))

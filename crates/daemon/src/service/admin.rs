@@ -3,7 +3,9 @@
 use crate::DaemonHandle;
 use crate::auth::Caller;
 use crate::policy::{self, Action, Target};
-use repowire_client::api::{DashboardLogin, DoctorResp, Health, PeerInfo};
+use repowire_client::api::{
+    DashboardLogin, DashboardOverview, DoctorResp, Health, OpenAsk, PeerInfo,
+};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::event::EventRecord;
 use repowire_core::ids::{AskId, IdKind};
@@ -29,6 +31,34 @@ pub fn dashboard_login(h: &DaemonHandle, c: &Caller) -> Result<DashboardLogin, E
         url: format!("{}/dashboard/login?code={code}", h.url),
         expires_in_s: crate::dashboard::CODE_MS / 1000,
     })
+}
+
+/// The dashboard's open asks (overdue ones marked) and open reviews, of one
+/// circle or all (admin only).
+pub fn dashboard_overview(
+    h: &DaemonHandle,
+    c: &Caller,
+    circle: Option<String>,
+) -> Result<DashboardOverview, Error> {
+    policy::authorize(c, Action::Administer, Target::none())?;
+    let now = h.clock.now_ms();
+    let late = h.store.policy.reminder_after_ms;
+    let asks = h
+        .store
+        .open_asks(circle.as_deref(), 200)?
+        .into_iter()
+        .map(|a| OpenAsk {
+            overdue: now >= a.created_at_ms + late,
+            ask: a.into(),
+        })
+        .collect();
+    let reviews = h
+        .store
+        .open_reviews(circle.as_deref(), 100)?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(DashboardOverview { asks, reviews })
 }
 
 /// Every event about `id`. A peer traces what happened in its circle, and

@@ -25,7 +25,9 @@ use super::socket::check_server;
 use crate::DaemonHandle;
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::ids::PeerId;
-use repowire_core::tmux::{CMD_OPTION, FG_OPTION, MARK_OPTION, PaneAddr, claim_option};
+use repowire_core::tmux::{
+    CMD_OPTION, FG_OPTION, MARK_OPTION, PaneAddr, claim_option, send_keys_arg,
+};
 
 /// A pane whose claim was seen.
 #[derive(Debug)]
@@ -140,13 +142,18 @@ pub async fn mark(
 ) -> Result<(), super::cmd::TmuxError> {
     let p = addr.pane.as_str();
     let fg = fg.map(|g| g.to_string());
-    let mut args = vec!["set-option", "-p", "-t", p, MARK_OPTION, peer.as_str()];
-    for (option, value) in [(FG_OPTION, fg.as_deref()), (CMD_OPTION, command)] {
+    // A value ending in `;` would end the tmux command there: escaped as
+    // typed text is. The peer is named last, so a binding is whole or the
+    // pane names no peer at all.
+    let command = command.map(send_keys_arg);
+    let mut args = vec!["set-option", "-p", "-u", "-t", p, MARK_OPTION];
+    for (option, value) in [(FG_OPTION, fg.as_deref()), (CMD_OPTION, command.as_deref())] {
         args.push(";");
         match value.filter(|v| !v.is_empty()) {
             Some(v) => args.extend(["set-option", "-p", "-t", p, option, v]),
             None => args.extend(["set-option", "-p", "-u", "-t", p, option]),
         }
     }
+    args.extend([";", "set-option", "-p", "-t", p, MARK_OPTION, peer.as_str()]);
     h.tmux_cmd.run(&addr.server, &args).await.map(|_| ())
 }
