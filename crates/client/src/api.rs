@@ -499,6 +499,9 @@ pub struct DashboardOverview {
     pub asks: Vec<OpenAsk>,
     /// Open reviews, most recently changed first (at most 100).
     pub reviews: Vec<ReviewInfo>,
+    /// Each peer's load by peer id (open asks addressed to it, its jobs'
+    /// included), as personas see it; peers with none are left out.
+    pub loads: std::collections::BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

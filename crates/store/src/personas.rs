@@ -86,6 +86,23 @@ impl Store {
         })
     }
 
+    /// Each peer's load (by peer id): the open asks addressed to it, which
+    /// include its open jobs' asks; peers with none are left out.
+    pub fn peer_loads(
+        &self,
+        circle: Option<&str>,
+    ) -> Result<std::collections::HashMap<String, i64>> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT to_peer, COUNT(*) FROM asks
+                 WHERE (?1 IS NULL OR circle = ?1) AND state IN ('queued','delivered','picked_up')
+                 GROUP BY to_peer",
+            )?
+            .query_map([circle], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
     /// The circle as a persona sees it: peers as views (load = open asks
     /// addressed to the peer + open jobs assigned to it) and the newest
     /// 1,000 job summaries.
@@ -93,14 +110,7 @@ impl Store {
         let now = self.clock.now_ms();
         let stale_after = self.policy.stale_after_ms;
         let rows = self.list_peers(Some(circle))?;
-        let loads: std::collections::HashMap<String, i64> = self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT to_peer, COUNT(*) FROM asks
-                 WHERE circle = ?1 AND state IN ('queued','delivered','picked_up') GROUP BY to_peer",
-            )?
-            .query_map([circle], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?)
-        })?;
+        let loads = self.peer_loads(Some(circle))?;
         let peers = rows
             .into_iter()
             .map(|p| {

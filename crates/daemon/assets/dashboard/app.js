@@ -74,6 +74,7 @@ async function roleAction(p) {
 }
 
 let peersNow = [];
+let loads = {};
 function fillNoteForm() {
   for (const id of ["note-from", "note-to"]) {
     const sel = document.getElementById(id);
@@ -112,6 +113,7 @@ async function loadPeers() {
       el("td", { className: `status status-${p.status}${p.ghost ? " ghost" : ""}` }, status),
       el("td", {}, p.role),
       el("td", {}, p.backend),
+      el("td", { className: "load" }, loads[p.peer_id] || 0),
       el("td", {}, p.route),
       el("td", {}, age(p.last_seen_ms)),
       el("td", {}, el("button", { className: "role", onclick: () => roleAction(p) },
@@ -138,6 +140,9 @@ async function loadPersonas() {
 
 async function loadOverview() {
   const o = await api("/v1/dashboard/overview");
+  const changed = JSON.stringify(o.loads) !== JSON.stringify(loads);
+  loads = o.loads;
+  if (changed) scheduleLoad("peers");
   document.getElementById("asks-count").textContent = `(${o.asks.length}${o.asks.length >= 200 ? "+" : ""})`;
   document.getElementById("asks").replaceChildren(...o.asks.map((a) => {
     const li = el("li", { className: a.overdue ? "ask overdue" : "ask" },

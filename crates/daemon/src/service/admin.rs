@@ -58,7 +58,12 @@ pub fn dashboard_overview(
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(DashboardOverview { asks, reviews })
+    let loads = h.store.peer_loads(circle.as_deref())?.into_iter().collect();
+    Ok(DashboardOverview {
+        asks,
+        reviews,
+        loads,
+    })
 }
 
 /// Every event about `id`. A peer traces what happened in its circle, and
