@@ -690,3 +690,67 @@ where
         r.unwrap();
     }
 }
+
+/// On a desktop, `repowire dashboard` opens the link through a page only
+/// the user can read (the code in no command line): the browser handed
+/// that page ends up logged in on /dashboard, the SameSite=Strict cookie
+/// set on the way.
+#[tokio::test]
+async fn on_a_desktop_the_link_opens_through_a_private_page() {
+    let d = Daemon::start(&[]);
+    let bin = tempfile::tempdir().unwrap();
+    let seen = bin.path().join("argv");
+    let opener = bin.path().join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", seen.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let v = d
+        .cli_env(
+            &["dashboard", "--json"],
+            &[("PATH", path.as_str()), ("DISPLAY", ":99")],
+        )
+        .ok()
+        .json();
+    assert_eq!(v["opened"], true, "{v}");
+    let t0 = Instant::now();
+    while !seen.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(5), "xdg-open never ran");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let argv = std::fs::read_to_string(&seen).unwrap();
+    let page = d.home_path().join("dashboard-login.html");
+    assert_eq!(
+        argv.trim(),
+        page.to_str().unwrap(),
+        "xdg-open got the private page"
+    );
+    assert!(
+        !argv.contains("code="),
+        "the code in a command line: {argv}"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&page).unwrap().mode() & 0o777, 0o600);
+    let b = Browser::start().await;
+    b.goto(&format!("file://{}", page.display())).await;
+    b.until(
+        "the dashboard ready",
+        Duration::from_secs(10),
+        "return location.pathname === '/dashboard' && document.body.dataset.ready",
+    )
+    .await;
+    assert_eq!(b.url().await, format!("{}/dashboard", d.url));
+    let error = b
+        .js("return document.getElementById('error').textContent")
+        .await;
+    assert_eq!(error, "", "the page could not read the API");
+}
