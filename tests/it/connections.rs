@@ -65,7 +65,7 @@ async fn a_half_sent_request_is_closed_after_the_header_timeout() {
     let mut s = TcpStream::connect(addr(&d)).await.unwrap();
     let t0 = Instant::now();
     // A head that never ends, trickled a byte at a time well inside the timeout.
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         .await
         .unwrap();
     let trickle = async {
@@ -94,7 +94,7 @@ async fn a_half_sent_request_is_closed_after_the_header_timeout() {
 async fn an_idle_keep_alive_connection_is_closed() {
     let d = Daemon::start(&["--header-timeout", "1s"]);
     let mut s = TcpStream::connect(addr(&d)).await.unwrap();
-    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .await
         .unwrap();
     let t0 = Instant::now();
@@ -117,7 +117,7 @@ async fn a_trickled_body_is_cut_with_a_coded_timeout() {
     let token = d.admin_token();
     let mut s = TcpStream::connect(addr(&d)).await.unwrap();
     let head = format!(
-        "POST /v1/notify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+        "POST /v1/notify HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"to\":"
     );
     s.write_all(head.as_bytes()).await.unwrap();
@@ -161,7 +161,7 @@ async fn connections_over_the_cap_get_a_coded_refusal() {
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut s = TcpStream::connect(&a).await.unwrap();
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             .await
             .unwrap();
         let mut buf = [0u8; 4096];
@@ -172,7 +172,7 @@ async fn connections_over_the_cap_get_a_coded_refusal() {
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
         held.push(s);
     }
-    let (status, body) = exchange(&a, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let (status, body) = exchange(&a, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await;
     assert!(status.starts_with("HTTP/1.1 503"), "got: {status}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
     assert_eq!(v["code"], "too_many_connections", "got: {body}");
@@ -184,7 +184,7 @@ async fn connections_over_the_cap_get_a_coded_refusal() {
     .await;
     let (status, _) = exchange(
         &a,
-        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     .await;
     assert!(status.starts_with("HTTP/1.1 200"), "got: {status}");
@@ -290,7 +290,7 @@ async fn a_stream_that_does_not_read_is_dropped_while_writes_go_on() {
     sock.set_recv_buffer_size(4096).unwrap();
     let mut s = sock.connect(addr(&d).parse().unwrap()).await.unwrap();
     let req = format!(
-        "GET /v1/events/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        "GET /v1/events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
         d.admin_token()
     );
     s.write_all(req.as_bytes()).await.unwrap();
@@ -377,7 +377,7 @@ async fn a_stream_stuck_in_its_backlog_is_dropped_too() {
     sock.set_recv_buffer_size(4096).unwrap();
     let mut s = sock.connect(addr(&d).parse().unwrap()).await.unwrap();
     let req = format!(
-        "GET /v1/events/stream?since=0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n"
+        "GET /v1/events/stream?since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\r\n"
     );
     s.write_all(req.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;

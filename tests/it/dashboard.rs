@@ -186,6 +186,22 @@ async fn the_login_link_works_once_and_the_cookie_alone_opens_only_the_page() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // A page whose own name resolves to 127.0.0.1 (DNS rebinding) gets
+    // nothing, not even /health; loopback names do.
+    let port = d.url.rsplit(':').next().unwrap();
+    for (host, status) in [
+        (format!("evil.example:{port}"), 403),
+        (format!("localhost:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 200),
+    ] {
+        let r = http
+            .get(format!("{}/health", d.url))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{host}");
+    }
     // A peer cannot mint a link.
     let peer = d.peer_token("bob", None).await;
     let r = http

@@ -196,6 +196,43 @@ pub async fn guard_head(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// A daemon on a loopback address answers only requests naming a loopback
+/// host (`127.0.0.1`, `localhost`, `[::1]`, any port): a web page whose
+/// own name was made to resolve to 127.0.0.1 (DNS rebinding) is refused,
+/// so it cannot read even what needs no token. A daemon listening beyond
+/// loopback (`--allow-remote`) takes any Host.
+pub async fn guard_host(State(h): State<DaemonHandle>, req: Request, next: Next) -> Response {
+    if loopback_url(&h.url)
+        && let Some(host) = req.headers().get(axum::http::header::HOST)
+        && !loopback_host(host.as_bytes())
+    {
+        return refuse(
+            ErrorCode::Forbidden,
+            format!(
+                "the Host header {:?} is not this daemon's: it answers 127.0.0.1, localhost or [::1]",
+                String::from_utf8_lossy(host.as_bytes())
+            ),
+        );
+    }
+    next.run(req).await
+}
+
+fn loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    loopback_host(rest.split('/').next().unwrap_or("").as_bytes())
+}
+
+/// `host[:port]` names this machine's loopback.
+fn loopback_host(host: &[u8]) -> bool {
+    let host = String::from_utf8_lossy(host).to_ascii_lowercase();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    matches!(name, "127.0.0.1" | "localhost" | "::1")
+}
+
 /// A body-less route reads at most this much before refusing the body.
 const NO_BODY_PEEK: usize = 64;
 
@@ -303,4 +340,33 @@ async fn empty_body(req: Request, spec: &RouteSpec) -> Result<Request, Error> {
         }
     }
     Ok(Request::from_parts(parts, axum::body::Body::empty()))
+}
+
+#[cfg(test)]
+mod host_tests {
+    #[test]
+    fn loopback_hosts() {
+        use super::{loopback_host as h, loopback_url as u};
+        for ok in [
+            "127.0.0.1:8377",
+            "localhost:1",
+            "LOCALHOST",
+            "[::1]:80",
+            "127.0.0.1",
+        ] {
+            assert!(h(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "evil.example:8377",
+            "127.0.0.2:1",
+            "localhost.evil.example",
+            "[::2]:1",
+            "",
+        ] {
+            assert!(!h(bad.as_bytes()), "{bad}");
+        }
+        assert!(u("http://127.0.0.1:8377"));
+        assert!(!u("http://0.0.0.0:8377"));
+        assert!(!u("http://192.168.1.5:8377"));
+    }
 }

@@ -105,5 +105,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .layer(DefaultBodyLimit::max(body_limit))
         // Target and header sizes of every request, routed or not.
         .layer(from_fn(edge::guard_head))
+        // Only loopback names on a loopback daemon (no DNS rebinding).
+        .layer(from_fn_with_state(h.clone(), edge::guard_host))
         .with_state(h)
 }
