@@ -129,3 +129,21 @@ fn an_upward_or_sideways_edge_is_caught() {
         ]
     );
 }
+
+/// The binary is linked with packed relative relocations (src/build.rs):
+/// a position-independent executable whose relocations the loader need not
+/// page in at start (docs/benchmarks.md, "Idle memory").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_binary_packs_its_relocations() {
+    let out = std::process::Command::new("readelf")
+        .args(["-SW", "-h", crate::support::BIN])
+        .output()
+        .expect("readelf (binutils) is needed for this test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(".relr.dyn"), "no .relr.dyn section:\n{text}");
+    assert!(
+        text.contains("DYN (Position-Independent Executable file)"),
+        "not position-independent:\n{text}"
+    );
+}
