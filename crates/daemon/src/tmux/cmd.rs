@@ -270,6 +270,11 @@ mod tests {
             let _ = std::process::Command::new("tmux")
                 .args(["-L", &self.0, "kill-server"])
                 .output();
+            // tmux leaves its socket file behind.
+            use std::os::unix::fs::MetadataExt;
+            if let Ok(me) = std::fs::metadata("/proc/self") {
+                let _ = std::fs::remove_file(format!("/tmp/tmux-{}/{}", me.uid(), self.0));
+            }
         }
     }
 
