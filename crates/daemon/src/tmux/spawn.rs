@@ -582,12 +582,10 @@ async fn fail(h: &DaemonHandle, s: &SpawnRow, why: &str) {
     };
     tracing::info!(peer = %s.name, %why, "spawn failed");
     forget_token(h, &s.peer_id);
+    // Closed only if still bound to its peer: tmux checks the mark in the
+    // same command that kills.
     if let Some(pane) = &failed.pane
         && let Ok(a) = PaneAddr::new(&failed.server, pane)
-        && h.tmux_cmd
-            .panes(&a.server)
-            .await
-            .is_ok_and(|l| l.get(&a.pane).is_some_and(|m| m == s.peer_id.as_str()))
     {
         close_pane(h, &a, Some(&s.peer_id)).await;
     }
