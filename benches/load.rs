@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{BIN, Daemon, cpu_time, ms, pct, rss_mib, sorted};
+use common::{Daemon, bin, cpu_time, ms, pct, rss_mib, sorted};
 use repowire::api::{LeaseReq, NotifyReq, RegisterReq};
 use repowire::client::Client;
 use repowire::core::delivery::DeliveryKind;
@@ -268,7 +268,7 @@ async fn ask_round_trips(admin: &Client, warmup: usize, n: usize, confirm: bool)
 }
 
 fn main() {
-    let c = Counts::new(common::announce("load", &format!("real daemon `{BIN}`")));
+    let c = Counts::new(common::announce("load", &format!("real daemon `{}`", bin().to_string_lossy())));
 
     // 1 + 2: cold start and idle RSS. One untimed start first to warm the page cache.
     drop(start(&[]));

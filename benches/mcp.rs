@@ -22,7 +22,7 @@
 
 mod common;
 
-use common::{BIN, Daemon, cpu_time, ms, pct, rss_mib, signal, sorted};
+use common::{Daemon, bin, cpu_time, ms, pct, rss_mib, signal, sorted};
 use repowire::api::{NotifyReq, RegisterReq};
 use repowire::client::Client;
 use rmcp::ServiceExt;
@@ -127,7 +127,7 @@ impl Drop for Reaper {
 fn transport(d: &Daemon, reaper: &Reaper, name: &str, delivery: &str) -> TokioChildProcess {
     let home = d.home.clone();
     let log = std::fs::File::create(d.dir.path().join(format!("mcp-{name}.log"))).expect("log");
-    let cmd = tokio::process::Command::new(BIN).configure(|c| {
+    let cmd = tokio::process::Command::new(bin()).configure(|c| {
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("REPOWIRE_HOME", &home)
@@ -231,6 +231,9 @@ struct NotifyPair {
     http: Series,
     /// CPU of a's `repowire mcp` process per `notify_peer` call.
     a_cpu_us: f64,
+    /// The daemon's CPU per note sent by MCP, and by HTTP (to b: with what
+    /// b's session does to receive it in the meantime).
+    d_cpu_us: (f64, f64),
 }
 
 struct Results {
@@ -241,11 +244,15 @@ struct Results {
     to_b: NotifyPair,
     to_c: NotifyPair,
     rss: (f64, f64),
+    /// The daemon's CPU per ask cycle.
+    cycle_d_cpu_us: f64,
 }
 
 struct Peers<'a, C: Service<RoleClient>> {
     a: &'a RunningService<RoleClient, C>,
     a_pid: u32,
+    /// The daemon's pid.
+    d_pid: u32,
     /// The HTTP client acting as a.
     http: &'a Client,
 }
@@ -281,23 +288,29 @@ async fn notify_pair<C: Service<RoleClient>>(p: &Peers<'_, C>, to: &str, c: &Cou
     let mut mcp = Vec::with_capacity(c.notifies);
     let mut http = Vec::with_capacity(c.notifies);
     let mut a_cpu = Duration::ZERO;
+    let (mut d_mcp, mut d_http) = (Duration::ZERO, Duration::ZERO);
     let mut i = 0;
     while i < c.notifies {
         let n = c.block.min(c.notifies - i);
-        let cpu0 = cpu_time(p.a_pid);
+        let (cpu0, d0) = (cpu_time(p.a_pid), cpu_time(p.d_pid));
         for k in i..i + n {
             mcp.push(by_mcp(k).await);
         }
         a_cpu += cpu_time(p.a_pid).saturating_sub(cpu0);
+        let d1 = cpu_time(p.d_pid);
+        d_mcp += d1.saturating_sub(d0);
         for k in i..i + n {
             http.push(by_http(k).await);
         }
+        d_http += cpu_time(p.d_pid).saturating_sub(d1);
         i += n;
     }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / c.notifies as f64;
     NotifyPair {
         mcp: Series(mcp),
         http: Series(http),
-        a_cpu_us: a_cpu.as_secs_f64() * 1e6 / c.notifies as f64,
+        a_cpu_us: per(a_cpu),
+        d_cpu_us: (per(d_mcp), per(d_http)),
     }
 }
 
@@ -343,7 +356,11 @@ async fn run(d: &Daemon, reaper: &Reaper, c: &Counts) -> Results {
     // history is short (see docs/benchmarks.md: a lease costs more as it grows).
     let mut cycle = Vec::with_capacity(c.asks);
     let mut parts: [Vec<f64>; 4] = Default::default();
+    let mut d_cpu0 = Duration::ZERO;
     for i in 0..c.ask_warmup + c.asks {
+        if i == c.ask_warmup {
+            d_cpu0 = cpu_time(d.pid);
+        }
         let t0 = Instant::now();
         let asked = call(
             &a,
@@ -381,10 +398,13 @@ async fn run(d: &Daemon, reaper: &Reaper, c: &Counts) -> Results {
         }
     }
 
+    let cycle_d_cpu_us = (cpu_time(d.pid).saturating_sub(d_cpu0)).as_secs_f64() * 1e6 / c.asks as f64;
+
     // 2 + 3: notify a → b (pushed into b's session) by MCP and by HTTP, interleaved.
     let peers = Peers {
         a: &a,
         a_pid,
+        d_pid: d.pid,
         http: &http,
     };
     let to_b = notify_pair(&peers, "b", c).await;
@@ -413,13 +433,14 @@ async fn run(d: &Daemon, reaper: &Reaper, c: &Counts) -> Results {
         to_b,
         to_c,
         rss,
+        cycle_d_cpu_us,
     }
 }
 
 fn main() {
     let c = Counts::new(common::announce(
         "MCP",
-        &format!("real daemon and `repowire mcp` sessions of `{BIN}`"),
+        &format!("real daemon and `repowire mcp` sessions of `{}`", bin().to_string_lossy()),
     ));
     // Dropped in reverse order: the sessions' reaper, then the daemon.
     // A clean environment: only PATH, and the daemon logs warnings only.
@@ -459,10 +480,15 @@ fn main() {
         .map(|(n, v)| format!("{n} {:.3}/{:.3}", v.p(50.0), v.p(99.0)))
         .collect();
     println!("  cycle parts, p50/p99 ms: {}", parts.join(", "));
+    println!("  daemon CPU {:.0} us per cycle", r.cycle_d_cpu_us);
     for (to, pair) in [("b, push session", &r.to_b), ("c, never leased", &r.to_c)] {
         println!("notify a -> {to}:");
         println!("{}", pair.mcp.line("  notify_peer via MCP              "));
         println!("{}", pair.http.line("  notify via HTTP client           "));
+        println!(
+            "  daemon CPU per note: {:.0} us via MCP, {:.0} us via HTTP",
+            pair.d_cpu_us.0, pair.d_cpu_us.1
+        );
         println!(
             "  MCP / HTTP                         p50 {:.2}x  p90 {:.2}x  p99 {:.2}x  (MCP adds {:.3} ms at p50; a's mcp process CPU {:.0} us per notify_peer)",
             pair.mcp.p(50.0) / pair.http.p(50.0),

@@ -54,7 +54,7 @@ fn mesh(n: usize) -> Arc<MeshSnapshot> {
         circle: "default".into(),
         now_ms: 1_795_510_800_000,
         peers,
-        jobs: vec![],
+        jobs: Default::default(),
     })
 }
 

@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_repowire");
 
+/// The binary the benches run: `REPOWIRE_BENCH_BIN` when set (to compare two
+/// builds with one bench executable, interleaved), else this build's.
+pub fn bin() -> std::ffi::OsString {
+    std::env::var_os("REPOWIRE_BENCH_BIN").unwrap_or_else(|| BIN.into())
+}
+
 /// A daemon process with its own temp home; SIGTERMed (then SIGKILLed) on
 /// drop, also on panic, and the home removed.
 pub struct Daemon {
@@ -40,7 +46,7 @@ impl Daemon {
         // The home itself does not exist yet: the daemon creates it, as on a first start.
         let home = dir.path().join("home");
         let log_file = std::fs::File::create(dir.path().join("daemon.log")).expect("log file");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         env(&mut cmd);
         cmd.arg("--home")
             .arg(&home)

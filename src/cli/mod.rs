@@ -324,18 +324,24 @@ fn is_hook_invocation() -> bool {
 
 fn init_tracing(default: &str) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // RUST_LOG as a list of `level` and `target=level` directives; one that
+    // does not parse leaves the default in place.
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| default.parse().unwrap_or_default());
     // Colour only for a person at a terminal: an MCP client or a log file
     // reading stderr gets plain text.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         // A log line that cannot be written (stderr on a full disk) is
         // dropped; the default reports it with eprintln!, which panics.
-        .log_internal_errors(false)
-        .try_init();
+        .log_internal_errors(false);
+    let _ = tracing_subscriber::registry().with(fmt).with(filter).try_init();
 }
 
 /// Parse arguments, run the command, map failure to stderr and an exit code.

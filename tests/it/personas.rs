@@ -550,3 +550,61 @@ end"#,
     assert_eq!(routes, 2, "one ask, one notify");
     assert!(d.healthy().await);
 }
+
+/// The mesh snapshot is kept between decisions, but never shows less than
+/// what was committed before the decision: a job created or a peer
+/// registered just before is seen at once (not after the snapshot's second
+/// is up), whether or not the cached snapshot had read its job list.
+#[tokio::test]
+async fn the_kept_mesh_snapshot_follows_jobs_and_peers_at_once() {
+    let d = Daemon::start(&[]);
+    let alice = d
+        .admin()
+        .with_identity(Some(d.peer_token("alice", None).await), None);
+    let dir = d.home_path().join("personas");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Reads the job list only when the job's title is "look".
+    write(
+        &dir.join("count.lua"),
+        r#"function dispatch(job, mesh)
+  local names = {}
+  for _, p in ipairs(mesh.peers()) do table.insert(names, p.name) end
+  local seen = "peers=" .. table.concat(names, ",")
+  if job.title == "look" then
+    local titles = {}
+    for _, j in ipairs(mesh.jobs()) do table.insert(titles, j.title) end
+    table.sort(titles)
+    seen = seen .. " jobs=" .. table.concat(titles, ",")
+  end
+  return route.ask_user(seen)
+end"#,
+    );
+    d.cli(&["orchestrator", "persona", "use", "count"]).ok();
+    let decide = |title: &str| {
+        let req: repowire::api::DecideReq =
+            serde_json::from_value(serde_json::json!({"job": {"id": "j1", "title": title}}))
+                .unwrap();
+        let alice = alice.clone();
+        async move { alice.decide(&req).await.unwrap().route.text.unwrap() }
+    };
+    let create = |title: &str| {
+        let req = repowire::api::JobCreateReq {
+            title: title.into(),
+            ..Default::default()
+        };
+        let alice = alice.clone();
+        async move { alice.create_job(&req).await.unwrap() }
+    };
+    assert_eq!(decide("look").await, "peers=alice jobs=");
+    // The list was read: a new job makes a new snapshot.
+    create("j1").await;
+    assert_eq!(decide("look").await, "peers=alice jobs=j1");
+    // Not read by this decision (the snapshot is kept), read fresh by the next.
+    assert_eq!(decide("skip").await, "peers=alice");
+    create("j2").await;
+    assert_eq!(decide("skip").await, "peers=alice");
+    assert_eq!(decide("look").await, "peers=alice jobs=j1,j2");
+    // A new peer is in the very next decision.
+    d.peer_token("bob", None).await;
+    assert_eq!(decide("skip").await, "peers=alice,bob");
+}

@@ -113,6 +113,41 @@ impl EventKind {
     }
 }
 
+/// What of a circle's mesh snapshot an event can change: its `peers` (a
+/// peer's fields, status or role, or its load: the open asks to it and the
+/// jobs it holds), and its job list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MeshParts {
+    pub peers: bool,
+    pub jobs: bool,
+}
+
+impl EventKind {
+    /// The mesh parts an event of this kind can change. Deliveries, reviews,
+    /// schedules and persona bookkeeping change neither (a review or a
+    /// check-in that sends an ask says so with the ask's own event).
+    pub fn mesh_parts(self) -> MeshParts {
+        use EventKind as K;
+        match self.family() {
+            Family::Peer => MeshParts { peers: true, jobs: false },
+            Family::Ask => MeshParts {
+                // Only opening and closing an ask changes a load.
+                peers: !matches!(self, K::AskDelivered | K::AskPickedUp | K::AskReminded),
+                jobs: false,
+            },
+            Family::Job => MeshParts {
+                // A new job is queued, and an update or a cancel request
+                // leaves its state (a state change has its own event).
+                peers: !matches!(self, K::JobCreated | K::JobUpdated | K::JobCancelRequested),
+                jobs: true,
+            },
+            Family::Delivery | Family::Review | Family::Schedule | Family::Persona => {
+                MeshParts::default()
+            }
+        }
+    }
+}
+
 /// Deserialize a field that may be absent (outer `None`) or `null` (`Some(None)`).
 fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,

@@ -515,3 +515,33 @@ fn the_http_api_doc_lists_every_kind() {
         );
     }
 }
+
+#[test]
+fn mesh_parts_name_what_a_snapshot_shows() {
+    let parts = |k: EventKind| {
+        let p = k.mesh_parts();
+        (p.peers, p.jobs)
+    };
+    // Peers and roles: the peers part.
+    assert_eq!(parts(EventKind::PeerRegistered), (true, false));
+    assert_eq!(parts(EventKind::RoleClaimed), (true, false));
+    // An ask opening or closing moves a load; its delivery does not.
+    assert_eq!(parts(EventKind::AskQueued), (true, false));
+    assert_eq!(parts(EventKind::AskClosed), (true, false));
+    assert_eq!(parts(EventKind::AskDelivered), (false, false));
+    // Every job event changes the job list; a new (queued) job no load.
+    assert_eq!(parts(EventKind::JobCreated), (false, true));
+    assert_eq!(parts(EventKind::JobDispatched), (true, true));
+    assert_eq!(parts(EventKind::JobSucceeded), (true, true));
+    assert_eq!(parts(EventKind::JobQueued), (true, true));
+    // Deliveries, reviews, schedules and persona bookkeeping: neither.
+    for k in [
+        EventKind::DeliveryQueued,
+        EventKind::DeliveryConfirmed,
+        EventKind::ReviewAssigned,
+        EventKind::ScheduleFired,
+        EventKind::PersonaRoute,
+    ] {
+        assert_eq!(parts(k), (false, false), "{k}");
+    }
+}

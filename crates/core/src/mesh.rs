@@ -5,7 +5,8 @@
 //! By construction nothing here carries an identity internal: no peer ids,
 //! tokens, pids, panes or paths.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::{Arc, Mutex};
 
 /// One peer as a persona sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,7 +57,94 @@ pub struct MeshSnapshot {
     /// Unix milliseconds.
     pub now_ms: i64,
     pub peers: Vec<PeerSnap>,
-    pub jobs: Vec<JobSnap>,
+    /// The newest open jobs: read only when a script asks (`mesh.jobs`).
+    pub jobs: Jobs,
+}
+
+/// Reads a circle's job list when first asked for.
+pub type JobsLoader = dyn Fn() -> Result<Vec<JobSnap>, String> + Send + Sync;
+
+/// A snapshot's job list: given, or read on first use and then kept. Most
+/// decisions never look at it, so a snapshot does not pay for a list that
+/// grows with the queue.
+#[derive(Clone)]
+pub struct Jobs {
+    loaded: Arc<Mutex<Option<Arc<Vec<JobSnap>>>>>,
+    loader: Option<Arc<JobsLoader>>,
+}
+
+impl Jobs {
+    /// A list known now.
+    pub fn ready(jobs: Vec<JobSnap>) -> Self {
+        Self {
+            loaded: Arc::new(Mutex::new(Some(Arc::new(jobs)))),
+            loader: None,
+        }
+    }
+
+    /// A list `load` reads when it is first asked for (a failed read is
+    /// tried again on the next ask).
+    pub fn deferred(load: Arc<JobsLoader>) -> Self {
+        Self {
+            loaded: Arc::new(Mutex::new(None)),
+            loader: Some(load),
+        }
+    }
+
+    /// Whether the list has been read (or was given).
+    pub fn is_loaded(&self) -> bool {
+        self.loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// The list, read now if it was not yet.
+    pub fn get(&self) -> Result<Arc<Vec<JobSnap>>, String> {
+        let mut slot = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = &*slot {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(match &self.loader {
+            Some(load) => load()?,
+            None => Vec::new(),
+        });
+        *slot = Some(v.clone());
+        Ok(v)
+    }
+}
+
+impl Default for Jobs {
+    fn default() -> Self {
+        Self::ready(Vec::new())
+    }
+}
+
+impl std::fmt::Debug for Jobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.loaded.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(v) => v.fmt(f),
+            None => f.write_str("[not read yet]"),
+        }
+    }
+}
+
+impl PartialEq for Jobs {
+    fn eq(&self, other: &Self) -> bool {
+        matches!((self.get(), other.get()), (Ok(a), Ok(b)) if a == b)
+    }
+}
+
+impl Serialize for Jobs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().map_err(serde::ser::Error::custom)?.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Jobs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<JobSnap>::deserialize(d).map(Self::ready)
+    }
 }
 
 /// The `--fixture mesh.json` format: `now` is RFC 3339.
@@ -96,7 +184,7 @@ impl MeshFixture {
             circle: self.circle,
             now_ms,
             peers,
-            jobs: self.jobs,
+            jobs: Jobs::ready(self.jobs),
         })
     }
 }

@@ -361,7 +361,7 @@ mod tests {
             circle: "default".into(),
             now_ms: 0,
             peers: vec![p("a", "online"), p("b", "offline")],
-            jobs: vec![],
+            jobs: Default::default(),
         }
     }
 

@@ -110,6 +110,12 @@ impl std::ops::Deref for DaemonHandle {
 }
 
 impl DaemonHandle {
+    /// A reference that does not keep the daemon's state alive (for what the
+    /// state itself holds, such as a snapshot's job-list reader).
+    pub(crate) fn downgrade(&self) -> std::sync::Weak<Inner> {
+        Arc::downgrade(&self.0)
+    }
+
     pub fn request_shutdown(&self) {
         let _ = self.shutdown.send(true);
     }

@@ -13,7 +13,9 @@
 use repowire_client::api::{PersonaBrief, PersonaStatus};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::event::Event;
+use repowire_core::mesh::Jobs;
 use repowire_core::time::Clock;
+use repowire_store::MeshGen;
 use repowire_persona::{self as persona, Limits, Persona, PersonaError, Program, catalog};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -82,9 +84,11 @@ pub struct PersonaHost {
     clock: Clock,
     slots: RwLock<HashMap<String, Mutex<Slot>>>,
     generation: AtomicU64,
-    /// The last mesh snapshot per circle: (store version, built at, snapshot).
-    /// Reused while nothing was written and it is under a second old, so
-    /// back-to-back decisions share one snapshot (and its compiled view).
+    /// The last mesh snapshot per circle: (its mesh generation, built at,
+    /// snapshot). Reused while no committed event changed what it shows and
+    /// it is under a second old (ages and ghosts move with time), so
+    /// decisions share one snapshot and its compiled view however many jobs
+    /// are created meanwhile.
     meshes: Mutex<HashMap<String, CachedMesh>>,
     /// circle → active persona name (mirrors the database, for hot paths).
     active: RwLock<HashMap<String, String>>,
@@ -93,8 +97,8 @@ pub struct PersonaHost {
     failed: Mutex<HashMap<String, (String, Error)>>,
 }
 
-/// (store version, built at, snapshot).
-type CachedMesh = (u64, Instant, Arc<repowire_core::mesh::MeshSnapshot>);
+/// (mesh generation, built at, snapshot).
+type CachedMesh = (MeshGen, Instant, Arc<repowire_core::mesh::MeshSnapshot>);
 
 fn describe(e: &PersonaError) -> String {
     e.described()
@@ -201,28 +205,39 @@ impl PersonaHost {
             .cloned()
     }
 
-    /// The circle's mesh as personas see it, cached while unchanged.
+    /// The circle's mesh as personas see it, cached while unchanged. A
+    /// snapshot whose job list was never read stays good when only jobs
+    /// changed: the list is read when a script first asks for it.
     pub fn mesh(
         &self,
-        store: &repowire_store::Store,
+        h: &crate::DaemonHandle,
         circle: &str,
     ) -> Result<Arc<repowire_core::mesh::MeshSnapshot>, Error> {
-        let version = store.version();
-        if let Some((v, at, snap)) = self
+        // Read before the snapshot is built: a change committed meanwhile
+        // makes the next call build anew.
+        let now_gen = h.store.mesh_generation(circle);
+        if let Some((g, at, snap)) = self
             .meshes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(circle)
-            && *v == version
+            && g.peers == now_gen.peers
+            && (g.jobs == now_gen.jobs || !snap.jobs.is_loaded())
             && at.elapsed() < Duration::from_secs(1)
         {
             return Ok(snap.clone());
         }
-        let snap = Arc::new(store.mesh_snapshot(circle)?);
+        let weak = h.downgrade();
+        let c = circle.to_string();
+        let jobs = Jobs::deferred(Arc::new(move || match weak.upgrade() {
+            Some(inner) => inner.store.mesh_jobs(&c).map_err(|e| e.to_string()),
+            None => Err("the daemon is stopping".into()),
+        }));
+        let snap = Arc::new(h.store.mesh_snapshot(circle, jobs)?);
         self.meshes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(circle.to_string(), (version, Instant::now(), snap.clone()));
+            .insert(circle.to_string(), (now_gen, Instant::now(), snap.clone()));
         Ok(snap)
     }
 

@@ -382,7 +382,7 @@ pub fn lint_returns(p: &Persona) -> Vec<String> {
             sample("alice", "claude-code", &["rust"]),
             sample("bob", "codex", &[]),
         ],
-        jobs: vec![],
+        jobs: Default::default(),
     });
     let shape = |r: Result<Route, PersonaError>| match r {
         Err(e) if !e.message.contains("invalid route") => Some(e.described()),

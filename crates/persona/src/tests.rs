@@ -28,7 +28,7 @@ fn mesh() -> Arc<MeshSnapshot> {
             peer("carol", "gemini", &["docs"], 1, "idle"),
             peer("dave", "codex", &["rust", "api"], 0, "offline"),
         ],
-        jobs: vec![],
+        jobs: Default::default(),
     })
 }
 

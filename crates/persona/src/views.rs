@@ -41,7 +41,7 @@ local function keep(p, f)
   return true
 end
 
-return function(circle, now_s, peers, jobs, pick)
+return function(circle, now_s, peers, load_jobs, pick)
   local by_name, orchestrator = {}, nil
   local memo = {}
   for _, p in ipairs(peers) do
@@ -51,9 +51,17 @@ return function(circle, now_s, peers, jobs, pick)
     by_name[p.name] = p
     if p.role == "orchestrator" then orchestrator = p end
   end
-  for _, j in ipairs(jobs) do
-    table.freeze(j.tags)
-    table.freeze(j)
+  -- The job list is read from the daemon the first time a script asks.
+  local jobs = nil
+  local function all_jobs()
+    if jobs == nil then
+      jobs = load_jobs()
+      for _, j in ipairs(jobs) do
+        table.freeze(j.tags)
+        table.freeze(j)
+      end
+    end
+    return jobs
   end
   local mesh = {
     circle = circle,
@@ -80,7 +88,7 @@ return function(circle, now_s, peers, jobs, pick)
     end,
     jobs = function(f)
       local out = {}
-      for _, j in ipairs(jobs) do
+      for _, j in ipairs(all_jobs()) do
         if f == nil or f.state == nil or j.state == f.state then out[#out + 1] = j end
       end
       return table.freeze(out)
@@ -120,27 +128,34 @@ pub fn build_mesh(
         t.raw_set("last_seen_age_s", p.last_seen_age_s)?;
         peers.raw_set(i + 1, t)?;
     }
-    let jobs = lua.create_table_with_capacity(mesh.jobs.len(), 0)?;
-    for (i, j) in mesh.jobs.iter().enumerate() {
-        let t = lua.create_table()?;
-        t.raw_set("id", j.id.as_str())?;
-        t.raw_set("title", j.title.as_str())?;
-        t.raw_set("state", j.state.as_str())?;
-        t.raw_set("assignee", j.assignee.as_deref())?;
-        t.raw_set(
-            "tags",
-            lua.create_sequence_from(j.tags.iter().map(String::as_str))?,
-        )?;
-        t.raw_set("updated_age_s", j.updated_age_s)?;
-        jobs.raw_set(i + 1, t)?;
-    }
+    // Built when a script first calls `mesh.jobs` (most never do), under
+    // that script's budget.
+    let snap = mesh.clone();
+    let load_jobs = lua.create_function(move |lua, ()| {
+        let list = snap.jobs.get().map_err(mlua::Error::runtime)?;
+        let jobs = lua.create_table_with_capacity(list.len(), 0)?;
+        for (i, j) in list.iter().enumerate() {
+            let t = lua.create_table()?;
+            t.raw_set("id", j.id.as_str())?;
+            t.raw_set("title", j.title.as_str())?;
+            t.raw_set("state", j.state.as_str())?;
+            t.raw_set("assignee", j.assignee.as_deref())?;
+            t.raw_set(
+                "tags",
+                lua.create_sequence_from(j.tags.iter().map(String::as_str))?,
+            )?;
+            t.raw_set("updated_age_s", j.updated_age_s)?;
+            jobs.raw_set(i + 1, t)?;
+        }
+        Ok(jobs)
+    })?;
     let snap = mesh.clone();
     let pick = lua.create_function(move |_, f: Option<Table>| pick(&snap, f.as_ref()))?;
     make_mesh.call((
         mesh.circle.as_str(),
         mesh.now_ms as f64 / 1000.0,
         peers,
-        jobs,
+        load_jobs,
         pick,
     ))
 }

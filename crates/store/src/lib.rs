@@ -46,9 +46,28 @@ pub struct Store {
     bus: broadcast::Sender<Arc<EventRecord>>,
     /// Bumped by every committed write: lets readers cache derived views.
     version: std::sync::atomic::AtomicU64,
+    /// What committed events changed of each circle's mesh snapshot.
+    mesh_gens: Mutex<MeshGens>,
     pub policy: Policy,
     /// Where every transaction's `now` comes from.
     clock: Clock,
+}
+
+/// Counts of committed events that changed a circle's mesh snapshot: its
+/// peers part and its job list (`EventKind::mesh_parts`). An event without
+/// a circle counts for every circle.
+#[derive(Default)]
+struct MeshGens {
+    all: MeshGen,
+    circles: std::collections::HashMap<String, MeshGen>,
+}
+
+/// A circle's mesh generation: (peers, jobs). Either moves when that part of
+/// the circle's mesh may have changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MeshGen {
+    pub peers: u64,
+    pub jobs: u64,
 }
 
 /// A write transaction in progress, collecting the events it appends.
@@ -139,6 +158,7 @@ impl Store {
             checkpointer: Mutex::new(checkpointer),
             bus,
             version: std::sync::atomic::AtomicU64::new(0),
+            mesh_gens: Mutex::new(MeshGens::default()),
             policy,
             clock: Clock::system(),
         })
@@ -179,6 +199,7 @@ impl Store {
         };
         self.version
             .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.count_mesh_changes(&events);
         for e in events {
             let _ = self.bus.send(Arc::new(e));
         }
@@ -188,6 +209,39 @@ impl Store {
     /// Changes with every committed write.
     pub fn version(&self) -> u64 {
         self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Count what committed `events` changed of each circle's mesh.
+    fn count_mesh_changes(&self, events: &[EventRecord]) {
+        let mut gens = None;
+        for e in events {
+            let Ok(kind) = repowire_core::event::EventKind::parse(&e.kind) else {
+                continue;
+            };
+            let parts = kind.mesh_parts();
+            if !parts.peers && !parts.jobs {
+                continue;
+            }
+            let g: &mut MeshGens =
+                gens.get_or_insert_with(|| self.mesh_gens.lock().unwrap_or_else(|p| p.into_inner()));
+            let slot = match &e.circle {
+                Some(c) => g.circles.entry(c.clone()).or_default(),
+                None => &mut g.all,
+            };
+            slot.peers += parts.peers as u64;
+            slot.jobs += parts.jobs as u64;
+        }
+    }
+
+    /// What has changed of `circle`'s mesh so far: compare two readings to
+    /// know whether a snapshot taken at the first still holds.
+    pub fn mesh_generation(&self, circle: &str) -> MeshGen {
+        let g = self.mesh_gens.lock().unwrap_or_else(|p| p.into_inner());
+        let c = g.circles.get(circle).copied().unwrap_or_default();
+        MeshGen {
+            peers: g.all.peers + c.peers,
+            jobs: g.all.jobs + c.jobs,
+        }
     }
 
     /// Copy committed WAL frames into the database file without blocking

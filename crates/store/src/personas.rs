@@ -4,7 +4,7 @@
 use super::{NewEvent, Store};
 use repowire_core::error::Result;
 use repowire_core::event::Event;
-use repowire_core::mesh::{MeshSnapshot, PeerSnap};
+use repowire_core::mesh::{JobSnap, Jobs, MeshSnapshot, PeerSnap};
 use rusqlite::{OptionalExtension, params};
 
 impl Store {
@@ -104,13 +104,23 @@ impl Store {
     }
 
     /// The circle as a persona sees it: peers as views (load = open asks
-    /// addressed to the peer + open jobs assigned to it) and the newest
-    /// 1,000 job summaries.
-    pub fn mesh_snapshot(&self, circle: &str) -> Result<MeshSnapshot> {
+    /// addressed to the peer + open jobs assigned to it), and `jobs` for its
+    /// job list (see [`Store::mesh_jobs`]; read when a script asks for it).
+    pub fn mesh_snapshot(&self, circle: &str, jobs: Jobs) -> Result<MeshSnapshot> {
         let now = self.clock.now_ms();
         let stale_after = self.policy.stale_after_ms;
         let rows = self.list_peers(Some(circle))?;
         let loads = self.peer_loads(Some(circle))?;
+        // Load counts every open job of the peer.
+        let job_loads: std::collections::HashMap<String, i64> = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT assignee_name, COUNT(*) FROM jobs
+                 WHERE circle = ?1 AND state IN ('dispatched','running') AND assignee_name IS NOT NULL
+                 GROUP BY assignee_name",
+            )?
+            .query_map([circle], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?)
+        })?;
         let peers = rows
             .into_iter()
             .map(|p| {
@@ -121,7 +131,8 @@ impl Store {
                     p.status.to_string()
                 };
                 PeerSnap {
-                    load: loads.get(p.id.as_str()).copied().unwrap_or(0),
+                    load: loads.get(p.id.as_str()).copied().unwrap_or(0)
+                        + job_loads.get(&p.name).copied().unwrap_or(0),
                     last_seen_age_s: (now - p.last_seen_ms).max(0) / 1000,
                     name: p.name,
                     circle: p.circle,
@@ -133,24 +144,21 @@ impl Store {
                 }
             })
             .collect();
-        // Load counts every open job, not only the newest listed below.
-        let job_loads: std::collections::HashMap<String, i64> = self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT assignee_name, COUNT(*) FROM jobs
-                 WHERE circle = ?1 AND state IN ('dispatched','running') AND assignee_name IS NOT NULL
-                 GROUP BY assignee_name",
-            )?
-            .query_map([circle], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<_>>()?)
-        })?;
+        Ok(MeshSnapshot {
+            circle: circle.to_string(),
+            now_ms: now,
+            peers,
+            jobs,
+        })
+    }
+
+    /// The newest 1,000 open jobs of `circle`, as a persona sees them.
+    pub fn mesh_jobs(&self, circle: &str) -> Result<Vec<JobSnap>> {
+        let now = self.clock.now_ms();
         let open_jobs = self.list_jobs(Some(circle), None, None, None, 1000, 0)?;
-        let mut peers: Vec<PeerSnap> = peers;
-        for p in &mut peers {
-            p.load += job_loads.get(&p.name).copied().unwrap_or(0);
-        }
-        let jobs = open_jobs
+        Ok(open_jobs
             .into_iter()
-            .map(|j| repowire_core::mesh::JobSnap {
+            .map(|j| JobSnap {
                 updated_age_s: (now - j.updated_at_ms).max(0) / 1000,
                 id: j.job_id.into_string(),
                 title: j.title,
@@ -158,12 +166,6 @@ impl Store {
                 assignee: j.assignee,
                 tags: j.tags,
             })
-            .collect();
-        Ok(MeshSnapshot {
-            circle: circle.to_string(),
-            now_ms: now,
-            peers,
-            jobs,
-        })
+            .collect())
     }
 }

@@ -91,7 +91,7 @@ pub fn decide(
                 })?,
             };
             let p = h.personas.instance(circle, &name)?;
-            let mesh = h.personas.mesh(&h.store, circle)?;
+            let mesh = h.personas.mesh(h, circle)?;
             match p.checkin(ctx, &mesh) {
                 Ok(routes) => Ok(Decision {
                     persona: Some(name),
@@ -120,7 +120,7 @@ pub fn decide(
             let Some(p) = h.personas.for_decision(&h.store, circle, &name) else {
                 return Ok(none(None));
             };
-            let mesh = h.personas.mesh(&h.store, circle)?;
+            let mesh = h.personas.mesh(h, circle)?;
             match p.on_event(event, &mesh) {
                 Ok(routes) => Ok(Decision {
                     persona: Some(name),
@@ -152,7 +152,7 @@ fn with_fallback(
         &std::sync::Arc<repowire_core::mesh::MeshSnapshot>,
     ) -> persona::Decision,
 ) -> Result<Decision, Error> {
-    let mesh = h.personas.mesh(&h.store, circle)?;
+    let mesh = h.personas.mesh(h, circle)?;
     let name = h.store.active_persona(circle)?;
     let p = name
         .as_deref()
