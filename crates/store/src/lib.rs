@@ -120,6 +120,10 @@ impl Tx<'_> {
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // One plan per statement whatever its bound values: otherwise SQLite
+    // (STAT4 and partial indexes) marks statements whose plan could depend
+    // on a value and parses and plans them again on every execution.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // WAL + NORMAL: a commit survives a process crash (kill -9); see docs/durability.md.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
