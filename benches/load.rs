@@ -33,6 +33,7 @@ struct Counts {
     conc_total: usize,
     ask_warmup: usize,
     asks: usize,
+    registrations: usize,
 }
 
 impl Counts {
@@ -46,6 +47,7 @@ impl Counts {
                 conc_total: 800,
                 ask_warmup: 5,
                 asks: 100,
+                registrations: 1_000,
             }
         } else {
             Counts {
@@ -56,6 +58,7 @@ impl Counts {
                 conc_total: 8000,
                 ask_warmup: 50,
                 asks: 1000,
+                registrations: 10_000,
             }
         }
     }
@@ -182,6 +185,48 @@ async fn notify_concurrent(
         .collect();
     for t in tasks {
         t.await.expect("sender task");
+    }
+    let elapsed = t0.elapsed();
+    Throughput {
+        msgs: per * clients,
+        elapsed,
+        daemon_cpu: cpu_time(d.pid) - c0,
+        bench_cpu: cpu_time(std::process::id()) - b0,
+    }
+}
+
+/// `total` new peers registered by `clients` concurrent admin clients
+/// (each its own connection), each given its own token.
+async fn register_concurrent(d: &Daemon, clients: usize, total: usize) -> Throughput {
+    let per = total / clients;
+    let admins: Vec<Client> = (0..clients)
+        .map(|_| Client::new(&d.url, Some(d.admin_token()), None))
+        .collect();
+    for a in &admins {
+        a.health().await.expect("warm the connection");
+    }
+    let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
+    let t0 = Instant::now();
+    let tasks: Vec<_> = admins
+        .into_iter()
+        .enumerate()
+        .map(|(k, a)| {
+            tokio::spawn(async move {
+                for i in 0..per {
+                    let r = a
+                        .register(&RegisterReq {
+                            name: format!("w{k:02}-{i:05}"),
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("register");
+                    assert!(r.token.is_some(), "a new peer gets its own token");
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("register task");
     }
     let elapsed = t0.elapsed();
     Throughput {
@@ -320,6 +365,12 @@ fn main() {
         (full, short)
     });
 
+    // 5: registrations, a fresh daemon.
+    let regs = rt.block_on(async {
+        let (d, ..) = start(&[]);
+        register_concurrent(&d, c.conc_clients, c.registrations).await
+    });
+
     let cold = pct(&to_health, 50.0);
     let rss_med = pct(&rss, 50.0);
     println!();
@@ -372,6 +423,12 @@ fn main() {
             PY_ASK_P99_MS / p99,
         );
     }
+    println!(
+        "register, 16 clients    {:8.0} peers/s  ({}, \"msg\" = a registration)   target >= 10,000/s {}",
+        regs.rate(),
+        regs.detail(),
+        verdict(regs.rate() >= 10_000.0),
+    );
     println!(
         "RSS after notify load   VmRSS {:.2} MiB  VmHWM {:.2} MiB",
         loaded_rss.0, loaded_rss.1

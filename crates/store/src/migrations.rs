@@ -268,6 +268,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX spawns_circle ON spawns (circle, state);
     CREATE INDEX spawns_peer ON spawns (peer_id);
     "#,
+    // 11: the peers routed to a tmux pane, without reading every peer: the
+    // tmux carrier looks for them after every queued delivery and
+    // registration (a scan made both cost more with every peer).
+    r#"
+    CREATE INDEX peers_tmux ON peers (id) WHERE route LIKE 'tmux:%' AND status != 'offline';
+    "#,
 ];
 
 /// The schema version this binary writes.

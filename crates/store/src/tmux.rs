@@ -127,3 +127,40 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Store;
+    use repowire_core::policy::Policy;
+
+    /// The carrier's queries read only tmux-routed peers (the partial index
+    /// `peers_tmux`), never every peer: they run after every queued delivery
+    /// and every registration.
+    #[test]
+    fn tmux_peers_are_read_from_their_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        for sql in [
+            "SELECT id FROM peers WHERE route LIKE 'tmux:%' AND status != 'offline' ORDER BY id",
+            "SELECT id FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
+               AND EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
+                 AND d.state IN ('pending', 'leased')
+                 AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+             ORDER BY id",
+        ] {
+            let plan: Vec<String> = s
+                .read(|c| {
+                    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let n = sql.matches('?').count();
+                    let rows = st
+                        .query_map(&rusqlite::params![0][..n], |r| r.get::<_, String>(3))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(rows)
+                })
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(plan.contains("peers_tmux"), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        }
+    }
+}
