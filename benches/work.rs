@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Daemon, cpu_time, ms};
-use repowire::api::{JobCreateReq, RegisterReq, ScheduleReq};
+use repowire::api::{JobCreateReq, RegisterReq, ScheduleReq, UsePersonaReq};
 use repowire::client::Client;
 use std::time::{Duration, Instant};
 
@@ -74,8 +74,13 @@ fn main() {
         println!("{}", by_tenth(&lats));
 
         // 2. Jobs routed by the persona: no assignee, so each create runs
-        // the circle's persona (`default`) on the mesh snapshot; nobody
-        // else is online, so every job is deferred and stays queued.
+        // the circle's persona (the shipped `default`, in Luau) on the mesh
+        // snapshot; no agent has the job's tag, so every job is deferred and
+        // stays queued (as repowire 0.17's harness does it).
+        admin
+            .use_persona(&UsePersonaReq { name: "default".into(), circle: Some("solo".into()) })
+            .await
+            .unwrap();
         let lone = admin.with_identity(
             admin.register(&RegisterReq { name: "lone".into(), circle: Some("solo".into()), ..Default::default() }).await.unwrap().token,
             None,
@@ -89,7 +94,11 @@ fn main() {
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(per_r);
                 for i in 0..per_r {
-                    let req = JobCreateReq { title: format!("routed {w}-{i}"), ..Default::default() };
+                    let req = JobCreateReq {
+                        title: format!("routed {w}-{i}"),
+                        tags: Some(vec!["unroutable".into()]),
+                        ..Default::default()
+                    };
                     let t = Instant::now();
                     let job = c.create_job(&req).await.unwrap();
                     lat.push(ms(t.elapsed()));
