@@ -135,7 +135,11 @@ pub async fn run(h: DaemonHandle) {
             ),
             _ => false,
         };
-        if arrived && let Some(circle) = &e.circle {
+        // (A read first: a peer arriving where nothing waits costs no write.)
+        if arrived
+            && let Some(circle) = &e.circle
+            && h.store.has_holds(circle).unwrap_or(true)
+        {
             let (hh, circle) = (h.clone(), circle.clone());
             let _ = tokio::task::spawn_blocking(move || hh.store.release_holds(&circle)).await;
         }

@@ -173,6 +173,19 @@ impl Store {
     /// A peer came online in `circle`: queued jobs a persona held back
     /// (deferred or declined) get another chance now. Retry backoffs after a
     /// lost executor stay.
+    /// Whether `circle` has a queued job held back (what
+    /// [`Store::release_holds`] would release): a read, so that a peer
+    /// arriving costs no write when nothing waits.
+    pub fn has_holds(&self, circle: &str) -> Result<bool> {
+        self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE circle = ?1 AND state = 'queued'
+                   AND not_before_ms IS NOT NULL AND error IS NULL)",
+            )?
+            .query_row([circle], |r| r.get(0))?)
+        })
+    }
+
     pub fn release_holds(&self, circle: &str) -> Result<usize> {
         self.write(|t| {
             Ok(t.conn()
