@@ -313,7 +313,10 @@ async fn ask_round_trips(admin: &Client, warmup: usize, n: usize, confirm: bool)
 }
 
 fn main() {
-    let c = Counts::new(common::announce("load", &format!("real daemon `{}`", bin().to_string_lossy())));
+    let c = Counts::new(common::announce(
+        "load",
+        &format!("real daemon `{}`", bin().to_string_lossy()),
+    ));
 
     // 1 + 2: cold start and idle RSS. One untimed start first to warm the page cache.
     drop(start(&[]));

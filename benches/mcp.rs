@@ -398,7 +398,8 @@ async fn run(d: &Daemon, reaper: &Reaper, c: &Counts) -> Results {
         }
     }
 
-    let cycle_d_cpu_us = (cpu_time(d.pid).saturating_sub(d_cpu0)).as_secs_f64() * 1e6 / c.asks as f64;
+    let cycle_d_cpu_us =
+        (cpu_time(d.pid).saturating_sub(d_cpu0)).as_secs_f64() * 1e6 / c.asks as f64;
 
     // 2 + 3: notify a → b (pushed into b's session) by MCP and by HTTP, interleaved.
     let peers = Peers {
@@ -440,7 +441,10 @@ async fn run(d: &Daemon, reaper: &Reaper, c: &Counts) -> Results {
 fn main() {
     let c = Counts::new(common::announce(
         "MCP",
-        &format!("real daemon and `repowire mcp` sessions of `{}`", bin().to_string_lossy()),
+        &format!(
+            "real daemon and `repowire mcp` sessions of `{}`",
+            bin().to_string_lossy()
+        ),
     ));
     // Dropped in reverse order: the sessions' reaper, then the daemon.
     // A clean environment: only PATH, and the daemon logs warnings only.

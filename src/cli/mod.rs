@@ -341,7 +341,10 @@ fn init_tracing(default: &str) {
         // A log line that cannot be written (stderr on a full disk) is
         // dropped; the default reports it with eprintln!, which panics.
         .log_internal_errors(false);
-    let _ = tracing_subscriber::registry().with(fmt).with(filter).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(fmt)
+        .with(filter)
+        .try_init();
 }
 
 /// Parse arguments, run the command, map failure to stderr and an exit code.

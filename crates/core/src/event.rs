@@ -129,7 +129,10 @@ impl EventKind {
     pub fn mesh_parts(self) -> MeshParts {
         use EventKind as K;
         match self.family() {
-            Family::Peer => MeshParts { peers: true, jobs: false },
+            Family::Peer => MeshParts {
+                peers: true,
+                jobs: false,
+            },
             Family::Ask => MeshParts {
                 // Only opening and closing an ask changes a load.
                 peers: !matches!(self, K::AskDelivered | K::AskPickedUp | K::AskReminded),

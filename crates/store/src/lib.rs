@@ -123,7 +123,10 @@ fn configure(conn: &Connection) -> Result<()> {
     // One plan per statement whatever its bound values: otherwise SQLite
     // (STAT4 and partial indexes) marks statements whose plan could depend
     // on a value and parses and plans them again on every execution.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // WAL + NORMAL: a commit survives a process crash (kill -9); see docs/durability.md.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -226,8 +229,8 @@ impl Store {
             if !parts.peers && !parts.jobs {
                 continue;
             }
-            let g: &mut MeshGens =
-                gens.get_or_insert_with(|| self.mesh_gens.lock().unwrap_or_else(|p| p.into_inner()));
+            let g: &mut MeshGens = gens
+                .get_or_insert_with(|| self.mesh_gens.lock().unwrap_or_else(|p| p.into_inner()));
             let slot = match &e.circle {
                 Some(c) => g.circles.entry(c.clone()).or_default(),
                 None => &mut g.all,
