@@ -322,17 +322,29 @@ fn is_hook_invocation() -> bool {
     false
 }
 
+/// `RUST_LOG` as a comma-separated list of `level` and `target=level`
+/// directives (blanks around each and empty ones ignored); a value that does
+/// not parse as a whole leaves `default` in place. (Span filters such as
+/// `target[span]=debug` are not supported.)
+fn log_filter(raw: Option<&str>, default: &str) -> tracing_subscriber::filter::Targets {
+    let tidy = |v: &str| {
+        v.split(',')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    raw.map(tidy)
+        .filter(|v| !v.is_empty())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| tidy(default).parse().unwrap_or_default())
+}
+
 fn init_tracing(default: &str) {
     use std::io::IsTerminal;
-    use tracing_subscriber::filter::Targets;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
-    // RUST_LOG as a list of `level` and `target=level` directives; one that
-    // does not parse leaves the default in place.
-    let filter: Targets = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| default.parse().unwrap_or_default());
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref(), default);
     // Colour only for a person at a terminal: an MCP client or a log file
     // reading stderr gets plain text.
     let fmt = tracing_subscriber::fmt::layer()
@@ -532,6 +544,25 @@ async fn mcp(ctx: &Ctx, a: McpArgs) -> CmdResult {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn rust_log_is_read_as_level_and_target_directives() {
+        use tracing::Level;
+        use tracing_subscriber::filter::LevelFilter;
+        let f = |raw: Option<&str>| log_filter(raw, "info");
+        assert!(f(None).would_enable("repowire", &Level::INFO));
+        assert!(!f(None).would_enable("repowire", &Level::DEBUG));
+        // Blanks and a trailing comma are forgiven.
+        let t = f(Some(" warn , repowire_daemon=debug ,"));
+        assert!(t.would_enable("repowire_daemon::serve", &Level::DEBUG));
+        assert!(!t.would_enable("hyper", &Level::INFO));
+        assert!(t.would_enable("hyper", &Level::WARN));
+        // Nothing usable: the default.
+        for bad in ["", " , ", "foo=loud", "x[span{a=1}]=debug"] {
+            let t = f(Some(bad));
+            assert_eq!(t.default_level(), Some(LevelFilter::INFO), "{bad:?}");
+        }
+    }
 
     #[test]
     fn cli_definition_is_consistent() {

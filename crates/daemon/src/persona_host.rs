@@ -216,16 +216,20 @@ impl PersonaHost {
         // Read before the snapshot is built: a change committed meanwhile
         // makes the next call build anew.
         let now_gen = h.store.mesh_generation(circle);
-        if let Some((g, at, snap)) = self
+        // Out of the lock first: asking whether a snapshot's job list was
+        // read waits while another decision reads it.
+        let kept = self
             .meshes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(circle)
+            .cloned();
+        if let Some((g, at, snap)) = kept
             && g.peers == now_gen.peers
             && (g.jobs == now_gen.jobs || !snap.jobs.is_loaded())
             && at.elapsed() < Duration::from_secs(1)
         {
-            return Ok(snap.clone());
+            return Ok(snap);
         }
         let weak = h.downgrade();
         let c = circle.to_string();

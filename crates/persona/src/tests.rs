@@ -446,3 +446,77 @@ fn oversized_scripts_are_not_read() {
     let e = catalog::find(dir.path(), f.to_str().unwrap()).unwrap_err();
     assert!(e.contains("at most 1048576"), "{e}");
 }
+
+fn with_jobs(jobs: repowire_core::mesh::Jobs) -> Arc<MeshSnapshot> {
+    let mut m = (*mesh()).clone();
+    m.jobs = jobs;
+    Arc::new(m)
+}
+
+fn job_snap(title: &str) -> repowire_core::mesh::JobSnap {
+    repowire_core::mesh::JobSnap {
+        id: format!("job-{title}"),
+        title: title.into(),
+        state: "queued".into(),
+        assignee: None,
+        tags: vec!["rust".into()],
+        updated_age_s: 0,
+    }
+}
+
+/// `mesh.jobs` entries are frozen like every other view, also when the
+/// list is read on first use.
+#[test]
+fn job_views_are_frozen() {
+    let list = repowire_core::mesh::Jobs::ready(vec![job_snap("a")]);
+    for body in [
+        "mesh.jobs()[1].state = 'succeeded' return nil",
+        "mesh.jobs()[1].tags[1] = 'x' return nil",
+        "table.insert(mesh.jobs(), 'x') return nil",
+    ] {
+        let p = compile(&format!("function dispatch(job, mesh)\n{body}\nend")).unwrap();
+        let e = p.dispatch(&job(&[]), &with_jobs(list.clone())).unwrap_err();
+        assert!(e.message.contains("readonly"), "{body}: {}", e.message);
+    }
+}
+
+/// Reading the job list on first use (the daemon's store may be busy)
+/// does not count against the script's budget; a read that fails is an
+/// error the script sees, and is tried again by the next call.
+#[test]
+fn the_job_list_is_read_on_first_use_outside_the_budget() {
+    let reads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r = reads.clone();
+    let slow = repowire_core::mesh::Jobs::deferred(Arc::new(move || {
+        r.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200)); // 4x the 50 ms budget
+        Ok(vec![job_snap("a"), job_snap("b")])
+    }));
+    let p = compile(
+        "function dispatch(job, mesh)\n  return route.ask_user(#mesh.jobs() .. ' ' .. mesh.jobs({state = 'queued'})[2].title)\nend",
+    )
+    .unwrap();
+    let m = with_jobs(slow);
+    let route = p.dispatch(&job(&[]), &m).unwrap();
+    assert_eq!(route.out(None).text.as_deref(), Some("2 b"));
+    // Read once, however often the script asks, and kept with the snapshot.
+    p.dispatch(&job(&[]), &m).unwrap();
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A persona that never asks never reads.
+    let untouched = repowire_core::mesh::Jobs::deferred(Arc::new(|| panic!("read")));
+    let p2 = compile("function dispatch(job, mesh) return route.assign('bob') end").unwrap();
+    p2.dispatch(&job(&[]), &with_jobs(untouched)).unwrap();
+
+    let fails = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let f = fails.clone();
+    let failing = repowire_core::mesh::Jobs::deferred(Arc::new(move || {
+        f.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Err("the store is gone".to_string())
+    }));
+    let m = with_jobs(failing);
+    let e = p.dispatch(&job(&[]), &m).unwrap_err();
+    assert!(e.message.contains("the store is gone"), "{}", e.message);
+    let _ = p.dispatch(&job(&[]), &m);
+    assert_eq!(fails.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -52,14 +52,17 @@ return function(circle, now_s, peers, load_jobs, pick)
     if p.role == "orchestrator" then orchestrator = p end
   end
   -- The job list is read from the daemon the first time a script asks.
+  -- Kept only once every entry is frozen: a budget that runs out halfway
+  -- leaves nothing half-frozen for the next decision on this view.
   local jobs = nil
   local function all_jobs()
     if jobs == nil then
-      jobs = load_jobs()
-      for _, j in ipairs(jobs) do
+      local list = load_jobs()
+      for _, j in ipairs(list) do
         table.freeze(j.tags)
         table.freeze(j)
       end
+      jobs = list
     end
     return jobs
   end
@@ -110,6 +113,7 @@ pub fn build_mesh(
     lua: &Lua,
     make_mesh: &Function,
     mesh: &std::sync::Arc<MeshSnapshot>,
+    budget: &crate::vm::Deadline,
 ) -> mlua::Result<Table> {
     let peers = lua.create_table_with_capacity(mesh.peers.len(), 0)?;
     for (i, p) in mesh.peers.iter().enumerate() {
@@ -128,11 +132,16 @@ pub fn build_mesh(
         t.raw_set("last_seen_age_s", p.last_seen_age_s)?;
         peers.raw_set(i + 1, t)?;
     }
-    // Built when a script first calls `mesh.jobs` (most never do), under
-    // that script's budget.
+    // Built when a script first calls `mesh.jobs` (most never do). Reading
+    // the list from the daemon (waiting for its store, too) does not count
+    // against the script's budget, as when snapshots were read up front;
+    // making the tables does.
     let snap = mesh.clone();
+    let budget = budget.clone();
     let load_jobs = lua.create_function(move |lua, ()| {
-        let list = snap.jobs.get().map_err(mlua::Error::runtime)?;
+        let list = budget
+            .paused(|| snap.jobs.get())
+            .map_err(mlua::Error::runtime)?;
         let jobs = lua.create_table_with_capacity(list.len(), 0)?;
         for (i, j) in list.iter().enumerate() {
             let t = lua.create_table()?;

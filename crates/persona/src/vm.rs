@@ -184,7 +184,13 @@ impl Vm {
             return Ok(t.clone());
         }
         let budget = budget.max(Duration::from_secs(1));
-        let t = self.budgeted(budget, |lua| views::build_mesh(lua, &self.make_mesh, mesh))?;
+        let deadline = Deadline {
+            ms: self.deadline_ms.clone(),
+            epoch: self.epoch,
+        };
+        let t = self.budgeted(budget, |lua| {
+            views::build_mesh(lua, &self.make_mesh, mesh, &deadline)
+        })?;
         self.mesh_cache = Some((mesh.clone(), t.clone()));
         Ok(t)
     }
@@ -218,6 +224,28 @@ impl Vm {
             Ok(Value::Function(f)) => Some(f),
             _ => None,
         }
+    }
+}
+
+/// The open budget's deadline, for host work done on a script's behalf that
+/// must not count against it.
+#[derive(Clone)]
+pub struct Deadline {
+    ms: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl Deadline {
+    /// Run `f`, then move the open deadline (if any) later by the time `f`
+    /// took, at most a second.
+    pub fn paused<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t0 = self.epoch.elapsed();
+        let out = f();
+        let took = (self.epoch.elapsed() - t0).min(Duration::from_secs(1));
+        let _ = self.ms.fetch_update(Relaxed, Relaxed, |d| {
+            (d != CLOSED).then(|| d + took.as_millis() as u64)
+        });
+        out
     }
 }
 

@@ -547,11 +547,11 @@ mod tests {
         }
     }
 
-    /// The hot statements are planned once: a bound value (the lease's
-    /// `now`, the peer) never makes SQLite parse and plan a statement
-    /// again. (With a bound value that a partial index's usability
-    /// depends on, SQLite re-prepares the statement on every new value:
-    /// that once cost a fifth of the daemon's CPU per delivered message.)
+    /// The hot statements are planned once: binding their values again
+    /// never makes SQLite parse and plan them anew. (SQLite reads a bound
+    /// `LIMIT ?` when planning, and then re-prepares the statement at every
+    /// new binding unless the query planner stability guarantee is on: that
+    /// once cost a fifth of the daemon's CPU per delivered message.)
     #[test]
     fn hot_statements_are_not_prepared_again_for_new_values() {
         let dir = tempfile::tempdir().unwrap();

@@ -121,8 +121,8 @@ impl Tx<'_> {
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // One plan per statement whatever its bound values: otherwise SQLite
-    // (STAT4 and partial indexes) marks statements whose plan could depend
-    // on a value and parses and plans them again on every execution.
+    // reads a bound `LIMIT ?` when it plans a statement, and binding it
+    // again (every execution) makes it parse and plan the statement anew.
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
