@@ -171,25 +171,29 @@ async fn notify_concurrent(
         s.notify(&notify_req(&to, 0)).await.expect("warmup notify");
         senders.push((s, to));
     }
+    let work = senders.into_iter().map(|(s, to)| async move {
+        for i in 0..per {
+            s.notify(&notify_req(&to, i)).await.expect("notify");
+        }
+    });
+    concurrently(d, per * clients, work).await
+}
+
+/// Run every client's share of `ops` operations at once, each on its own
+/// task, and measure them together.
+async fn concurrently<F>(d: &Daemon, ops: usize, work: impl Iterator<Item = F>) -> Throughput
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
     let t0 = Instant::now();
-    let tasks: Vec<_> = senders
-        .into_iter()
-        .map(|(s, to)| {
-            tokio::spawn(async move {
-                for i in 0..per {
-                    s.notify(&notify_req(&to, i)).await.expect("notify");
-                }
-            })
-        })
-        .collect();
+    let tasks: Vec<_> = work.map(tokio::spawn).collect();
     for t in tasks {
-        t.await.expect("sender task");
+        t.await.expect("client task");
     }
-    let elapsed = t0.elapsed();
     Throughput {
-        msgs: per * clients,
-        elapsed,
+        msgs: ops,
+        elapsed: t0.elapsed(),
         daemon_cpu: cpu_time(d.pid) - c0,
         bench_cpu: cpu_time(std::process::id()) - b0,
     }
@@ -205,36 +209,19 @@ async fn register_concurrent(d: &Daemon, clients: usize, total: usize) -> Throug
     for a in &admins {
         a.health().await.expect("warm the connection");
     }
-    let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
-    let t0 = Instant::now();
-    let tasks: Vec<_> = admins
-        .into_iter()
-        .enumerate()
-        .map(|(k, a)| {
-            tokio::spawn(async move {
-                for i in 0..per {
-                    let r = a
-                        .register(&RegisterReq {
-                            name: format!("w{k:02}-{i:05}"),
-                            ..Default::default()
-                        })
-                        .await
-                        .expect("register");
-                    assert!(r.token.is_some(), "a new peer gets its own token");
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("register task");
-    }
-    let elapsed = t0.elapsed();
-    Throughput {
-        msgs: per * clients,
-        elapsed,
-        daemon_cpu: cpu_time(d.pid) - c0,
-        bench_cpu: cpu_time(std::process::id()) - b0,
-    }
+    let work = admins.into_iter().enumerate().map(|(k, a)| async move {
+        for i in 0..per {
+            let r = a
+                .register(&RegisterReq {
+                    name: format!("w{k:02}-{i:05}"),
+                    ..Default::default()
+                })
+                .await
+                .expect("register");
+            assert!(r.token.is_some(), "a new peer gets its own token");
+        }
+    });
+    concurrently(d, per * clients, work).await
 }
 
 struct AskStats {

@@ -529,19 +529,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db"), super::super::Policy::default()).unwrap();
         for sql in [AVAILABLE, AVAILABLE_UNPUSHED, OPEN] {
-            let plan: Vec<String> = s
-                .read(|c| {
-                    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let rows = st
-                        .query_map(
-                            params!["p", 0, 10][..sql.matches('?').count()].as_ref(),
-                            |r| r.get::<_, String>(3),
-                        )?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    Ok(rows)
-                })
-                .unwrap();
-            let plan = plan.join("; ");
+            let plan = crate::query_plan(&s, sql);
             assert!(plan.contains("deliveries_open"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }

@@ -307,6 +307,22 @@ fn parse_col<T>(s: String, parse: fn(&str) -> Result<T>) -> rusqlite::Result<T> 
     })
 }
 
+/// `EXPLAIN QUERY PLAN` of `sql` (its `?` parameters bound to 0), as one
+/// line: what the plan tests of each module read.
+#[cfg(test)]
+pub(crate) fn query_plan(s: &Store, sql: &str) -> String {
+    let n = sql.matches('?').count();
+    s.read(|c| {
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let zeros = vec![0; n];
+        let rows = st
+            .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(3))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows.join("; "))
+    })
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,17 +148,7 @@ mod tests {
                  AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
              ORDER BY id",
         ] {
-            let plan: Vec<String> = s
-                .read(|c| {
-                    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let n = sql.matches('?').count();
-                    let rows = st
-                        .query_map(&rusqlite::params![0][..n], |r| r.get::<_, String>(3))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    Ok(rows)
-                })
-                .unwrap();
-            let plan = plan.join("; ");
+            let plan = crate::query_plan(&s, sql);
             assert!(plan.contains("peers_tmux"), "{plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         }
