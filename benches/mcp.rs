@@ -353,7 +353,7 @@ async fn run(d: &Daemon, reaper: &Reaper, c: &Counts) -> Results {
     let http = Client::new(&d.url, Some(token.trim().to_string()), None);
 
     // 1: ask → push to b → answer → wait_on_ack. First, while b's delivery
-    // history is short (see docs/benchmarks.md: a lease costs more as it grows).
+    // history is short (docs/benchmarks.md: leases once cost more as it grew; migrations 7 and 12).
     let mut cycle = Vec::with_capacity(c.asks);
     let mut parts: [Vec<f64>; 4] = Default::default();
     let mut d_cpu0 = Duration::ZERO;

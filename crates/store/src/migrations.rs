@@ -274,6 +274,14 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX peers_tmux ON peers (id) WHERE route LIKE 'tmux:%' AND status != 'offline';
     "#,
+    // 12: a peer's open deliveries not yet pushed live, in order: what its
+    // delivery stream leases. Pushed ones stay open until the agent confirms
+    // them, and reading past them made every lease of a push session cost
+    // more with each note it had been pushed.
+    r#"
+    CREATE INDEX deliveries_unpushed ON deliveries (to_peer, seq)
+      WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NULL;
+    "#,
 ];
 
 /// The schema version this binary writes.
