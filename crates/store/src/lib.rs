@@ -127,6 +127,10 @@ fn configure(conn: &Connection) -> Result<()> {
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    // Room for every statement the store prepares (about 120 call sites;
+    // rusqlite keeps 16 by default, so a background tick could push a
+    // request's statements out and make them parsed again).
+    conn.set_prepared_statement_cache_capacity(256);
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // WAL + NORMAL: a commit survives a process crash (kill -9); see docs/durability.md.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -311,10 +315,9 @@ fn parse_col<T>(s: String, parse: fn(&str) -> Result<T>) -> rusqlite::Result<T> 
 /// line: what the plan tests of each module read.
 #[cfg(test)]
 pub(crate) fn query_plan(s: &Store, sql: &str) -> String {
-    let n = sql.matches('?').count();
     s.read(|c| {
         let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-        let zeros = vec![0; n];
+        let zeros = vec![0; st.parameter_count()];
         let rows = st
             .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(3))?
             .collect::<rusqlite::Result<Vec<_>>>()?;

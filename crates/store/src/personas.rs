@@ -152,7 +152,7 @@ impl Store {
         })
     }
 
-    /// The newest 1,000 open jobs of `circle`, as a persona sees them.
+    /// The newest 1,000 jobs of `circle` (any state), as a persona sees them.
     pub fn mesh_jobs(&self, circle: &str) -> Result<Vec<JobSnap>> {
         let now = self.clock.now_ms();
         let open_jobs = self.list_jobs(Some(circle), None, None, None, 1000, 0)?;
