@@ -311,19 +311,26 @@ fn parse_col<T>(s: String, parse: fn(&str) -> Result<T>) -> rusqlite::Result<T> 
     })
 }
 
-/// `EXPLAIN QUERY PLAN` of `sql` (its `?` parameters bound to 0), as one
-/// line: what the plan tests of each module read.
+/// Assert that each statement is planned through its index, with no sort
+/// (a temp B-tree): the plan tests of each module. Parameters are bound to 0.
 #[cfg(test)]
-pub(crate) fn query_plan(s: &Store, sql: &str) -> String {
-    s.read(|c| {
-        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-        let zeros = vec![0; st.parameter_count()];
-        let rows = st
-            .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(3))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows.join("; "))
-    })
-    .unwrap()
+pub(crate) fn assert_planned_through(cases: &[(&str, &str)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+    for (sql, index) in cases {
+        let plan = s
+            .read(|c| {
+                let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let zeros = vec![0; st.parameter_count()];
+                let rows = st
+                    .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(3))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows.join("; "))
+            })
+            .unwrap();
+        assert!(plan.contains(index), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
 }
 
 #[cfg(test)]

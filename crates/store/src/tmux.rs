@@ -130,16 +130,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::Store;
-    use repowire_core::policy::Policy;
-
     /// The carrier's queries read only tmux-routed peers (the partial index
     /// `peers_tmux`), never every peer: they run after every queued delivery
     /// and every registration.
     #[test]
     fn tmux_peers_are_read_from_their_index() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
         for sql in [
             "SELECT id FROM peers WHERE route LIKE 'tmux:%' AND status != 'offline' ORDER BY id",
             "SELECT id FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
@@ -148,9 +143,7 @@ mod tests {
                  AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
              ORDER BY id",
         ] {
-            let plan = crate::query_plan(&s, sql);
-            assert!(plan.contains("peers_tmux"), "{plan}");
-            assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            crate::assert_planned_through(&[(sql, "peers_tmux")]);
         }
     }
 }
