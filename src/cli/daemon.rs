@@ -82,6 +82,11 @@ struct RunArgs {
     /// First retry delay of a failed schedule fire (doubles each time, at most 5 min).
     #[arg(long, env = "REPOWIRE_SCHEDULE_RETRY", default_value = "5s", value_parser = duration_arg)]
     schedule_retry: Duration,
+    /// How long before it is due a plain schedule fire (a note, a reminder
+    /// to oneself) is written, invisible until its instant: a burst of
+    /// fires due together is then on time. 0 writes each fire when due.
+    #[arg(long, env = "REPOWIRE_SCHEDULE_ARM_AHEAD", default_value = "2s", value_parser = duration_arg)]
+    schedule_arm_ahead: Duration,
     /// Finished asks and delivered messages older than this are deleted.
     #[arg(long, env = "REPOWIRE_RETAIN_DONE", default_value = "7d", value_parser = duration_arg)]
     retain_done: Duration,
@@ -232,6 +237,7 @@ impl RunArgs {
                 cancel_grace_ms: ms(self.cancel_grace),
                 missed_after_ms: ms(self.missed_after),
                 schedule_retry_ms: ms(self.schedule_retry).max(1),
+                schedule_arm_ahead_ms: ms(self.schedule_arm_ahead),
             },
         })
     }
@@ -270,6 +276,8 @@ impl RunArgs {
             d(self.missed_after),
             "--schedule-retry".into(),
             d(self.schedule_retry),
+            "--schedule-arm-ahead".into(),
+            d(self.schedule_arm_ahead),
             "--tick".into(),
             d(self.tick),
             "--persona-memory-mib".into(),

@@ -392,6 +392,69 @@ async fn checkin_scripts_send_their_routes() {
     .await;
 }
 
+/// Plain fires due together are armed ahead: each becomes visible at the
+/// instant itself (recorded as its fire time, exactly), a consumer waiting
+/// in a long-poll is woken by the first, and every one arrives once.
+#[tokio::test]
+async fn a_burst_due_together_is_visible_at_its_instant() {
+    let d = Daemon::start(&[]);
+    let olga = d.peer("olga", None).await;
+    let bob = d.peer("bob", None).await;
+    let n = 300;
+    let at = repowire::core::time::now_ms() + 1_500;
+    let when = repowire::core::time::fmt_ms(at);
+    for i in 0..n {
+        olga.create_schedule(&once("bob", &when, &format!("burst {i}")))
+            .await
+            .unwrap();
+    }
+    assert!(
+        repowire::core::time::now_ms() < at,
+        "created before the instant"
+    );
+    let req = LeaseReq {
+        max: Some(1),
+        wait_ms: Some(10_000),
+        ..Default::default()
+    };
+    let first = bob.lease(&req).await.unwrap().deliveries;
+    assert_eq!(first.len(), 1, "the long-poll was woken by a fire");
+    assert!(
+        repowire::core::time::now_ms() >= at,
+        "not before the instant"
+    );
+    let all = eventually(Duration::from_secs(20), "every fire booked", || async {
+        let all = olga.list_schedules(false).await.unwrap();
+        all.iter().all(|s| s.fire_count == 1).then_some(all)
+    })
+    .await;
+    assert_eq!(all.len(), n);
+    // Fired at the instant, not when a write got to it: armed ahead.
+    let off: Vec<i64> = all
+        .iter()
+        .filter_map(|s| s.last_fired_ms.filter(|t| *t != at).map(|t| t - at))
+        .collect();
+    assert!(
+        off.is_empty(),
+        "{} fired off the instant by (ms) {off:?}",
+        off.len()
+    );
+    let mut texts: Vec<String> = bob
+        .peek(1000)
+        .await
+        .unwrap()
+        .deliveries
+        .into_iter()
+        .map(|x| x.text)
+        .collect();
+    texts.extend(first.into_iter().map(|x| x.text));
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), n, "each fire arrives once");
+}
+
+/// A crash between arming and booking (armed fires are written right
+/// after these are created, due 300 ms later) loses and doubles nothing.
 #[tokio::test]
 async fn kill9_during_fires_loses_and_doubles_nothing() {
     let mut d = Daemon::start(&[]);

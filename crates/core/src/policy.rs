@@ -34,6 +34,10 @@ pub struct Policy {
     pub missed_after_ms: i64,
     /// First retry delay of a failed schedule fire (doubles, at most 5 min).
     pub schedule_retry_ms: i64,
+    /// A plain fire (a note or a reminder to oneself) is written this long
+    /// before it is due, invisible until then, so that many fires due at
+    /// one instant cost that instant no write (0: fire each when due).
+    pub schedule_arm_ahead_ms: i64,
 }
 
 impl Default for Policy {
@@ -53,6 +57,7 @@ impl Default for Policy {
             cancel_grace_ms: 60_000,
             missed_after_ms: 60_000,
             schedule_retry_ms: 5_000,
+            schedule_arm_ahead_ms: 2_000,
         }
     }
 }

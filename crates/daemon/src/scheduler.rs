@@ -1,18 +1,26 @@
-//! The scheduler: one task that sleeps until the next due fire (woken early
-//! when schedules change — no polling), then fires everything due
-//! concurrently on blocking threads, so one slow target never delays the
-//! rest. What a fire does is [`crate::service::schedules::fire`].
+//! The scheduler: one task that sleeps until it has work (woken early when
+//! schedules change — no polling). Its work, in order: arm the plain fires
+//! due within `schedule_arm_ahead_ms` (written ahead, invisible until their
+//! instant: see `repowire_store::schedules`), then fire or book everything
+//! due, concurrently on blocking threads, so one slow target never delays
+//! the rest. What a fire does is [`crate::service::schedules::fire`].
 
 use crate::DaemonHandle;
 use crate::service::schedules::fire;
 use repowire_core::ids::ScheduleId;
+use repowire_store::Due;
+use std::collections::HashSet;
 use std::time::Duration;
+
+/// Fires booked (or fired) in one transaction.
+const BATCH: usize = 500;
 
 /// Run until the daemon stops.
 pub async fn run(h: DaemonHandle) {
+    let ahead = h.store.policy.schedule_arm_ahead_ms.max(0);
     let mut last_round = tokio::time::Instant::now() - Duration::from_secs(1);
     loop {
-        let mut wait = match h.store.next_due_ms() {
+        let mut wait = match h.store.next_wake_ms(ahead) {
             Ok(Some(at)) => {
                 Duration::from_millis((at - h.clock.now_ms()).clamp(0, 3_600_000) as u64)
             }
@@ -32,35 +40,88 @@ pub async fn run(h: DaemonHandle) {
             _ = h.schedules_changed.notified() => continue,
             _ = h.stopping() => return,
         }
-        let due = match h.store.due_schedules(h.clock.now_ms()) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "scheduler could not list due schedules");
-                continue;
-            }
-        };
-        // Check-ins run scripts: each on its own thread, so a slow one never
-        // delays the rest. Plain fires go in batches, one commit per batch.
-        let (checkins, plain): (Vec<_>, Vec<_>) = due.into_iter().partition(|(_, c)| *c);
-        let mut fires: Vec<_> = checkins
-            .into_iter()
-            .map(|(id, _)| {
-                let hh = h.clone();
-                tokio::task::spawn_blocking(move || fire(&hh, &id))
-            })
-            .collect();
-        let plain: Vec<ScheduleId> = plain.into_iter().map(|(id, _)| id).collect();
-        for chunk in plain.chunks(500) {
-            let (hh, ids) = (h.clone(), chunk.to_vec());
-            fires.push(tokio::task::spawn_blocking(move || {
-                if let Err(e) = hh.store.fire_batch(&ids) {
-                    tracing::error!(error = %e, "schedule batch failed; it is retried");
-                }
-            }));
-        }
-        for f in fires {
-            let _ = f.await;
+        fire_due(&h).await;
+        if ahead > 0 {
+            arm(&h, ahead).await;
         }
         last_round = tokio::time::Instant::now();
+    }
+}
+
+/// Fire (or book, when armed) every schedule due now.
+async fn fire_due(h: &DaemonHandle) {
+    let due = match h.store.due_schedules(h.clock.now_ms()) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "scheduler could not list due schedules");
+            return;
+        }
+    };
+    // Check-ins run scripts: each on its own thread, so a slow one never
+    // delays the rest. Plain fires go in batches, one commit per batch.
+    let (checkins, plain): (Vec<Due>, Vec<Due>) = due.into_iter().partition(|d| d.checkin);
+    let mut fires: Vec<_> = checkins
+        .into_iter()
+        .map(|d| {
+            let hh = h.clone();
+            tokio::task::spawn_blocking(move || fire(&hh, &d.id))
+        })
+        .collect();
+    // The first commit holds one fire for each recipient, so every waiting
+    // consumer is woken (by its `delivery_queued`) at once, however many
+    // fires are due together.
+    let mut seen = HashSet::new();
+    let (first, rest): (Vec<Due>, Vec<Due>) = plain
+        .into_iter()
+        .partition(|d| seen.insert(d.target.clone()));
+    let mut chunks: Vec<Vec<ScheduleId>> = first
+        .chunks(BATCH)
+        .map(|c| c.iter().map(|d| d.id.clone()).collect())
+        .collect();
+    chunks.extend(
+        rest.chunks(BATCH)
+            .map(|c| c.iter().map(|d| d.id.clone()).collect()),
+    );
+    // One after another: they share the one writer; the first commit is not
+    // held up by the others.
+    let hh = h.clone();
+    fires.push(tokio::task::spawn_blocking(move || {
+        for ids in chunks {
+            if let Err(e) = hh.store.fire_batch(&ids) {
+                tracing::error!(error = %e, "schedule batch failed; it is retried");
+            }
+        }
+    }));
+    for f in fires {
+        let _ = f.await;
+    }
+}
+
+/// Arm the plain fires due within `ahead` ms, earliest first, a batch per
+/// commit; stop at the first due instant reached (its fires come first).
+async fn arm(h: &DaemonHandle, ahead: i64) {
+    let now = h.clock.now_ms();
+    let todo = match h.store.schedules_to_arm(now, now + ahead) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "scheduler could not list schedules to arm");
+            return;
+        }
+    };
+    for chunk in todo.chunks(BATCH) {
+        if chunk[0].1 <= h.clock.now_ms() {
+            // Too late to arm these: the next round fires them.
+            return;
+        }
+        let (hh, ids): (_, Vec<ScheduleId>) =
+            (h.clone(), chunk.iter().map(|(id, _)| id.clone()).collect());
+        match tokio::task::spawn_blocking(move || hh.store.arm_schedules(&ids)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "arming schedules failed; they fire when due");
+                return;
+            }
+            Err(_) => return,
+        }
     }
 }

@@ -15,6 +15,7 @@ use repowire_core::peer::Peer;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// A delivery to append.
+#[derive(Clone, Copy)]
 pub(super) struct NewDelivery<'a> {
     pub to: &'a Peer,
     pub from: Option<&'a Peer>,
@@ -71,8 +72,108 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
             t.now,
             d.job_id
         ])?;
+    queued_event(t, &id, &d)?;
+    Ok(id)
+}
+
+// An armed delivery (a schedule fire written ahead, see [`arm`]) reads as
+// `pending` once it is visible: nothing else may tell it apart.
+/// Write a delivery ahead of its time (a schedule fire): state `armed`,
+/// invisible until `not_before_ms`, then read as `pending` by every lease,
+/// peek and confirm with no write at all. No event yet: its
+/// `delivery_queued` is written when the fire is booked
+/// ([`book_armed`]). Checked against the inbox cap as if it were pending
+/// now, counting `armed_already` armed ones to the same recipient.
+pub(super) fn arm(
+    t: &mut Tx<'_>,
+    d: &NewDelivery<'_>,
+    not_before_ms: i64,
+    armed_already: i64,
+) -> Result<DeliveryId> {
+    if matches!(d.kind, DeliveryKind::Notify) {
+        let pending: i64 = t
+            .conn()
+            .prepare_cached("SELECT pending FROM inbox_counts WHERE peer_id = ?1")?
+            .query_row([&d.to.id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if pending + armed_already >= t.policy.max_pending_per_peer {
+            return Err(Error::new(
+                ErrorCode::InboxFull,
+                format!("{} would have too many undelivered messages", d.to.name),
+            ));
+        }
+    }
+    let id = DeliveryId::generate(t.now);
+    t.conn()
+        .prepare_cached(
+            "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
+               text, state, created_ms, job_id, not_before_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, 'armed', ?8, NULL, ?8)",
+        )?
+        .execute(params![
+            id,
+            d.to.id,
+            d.from.map(|f| &f.id),
+            d.from.map(|f| &f.name),
+            d.from.map(|f| &f.circle),
+            d.kind.as_str(),
+            d.text,
+            not_before_ms,
+        ])?;
+    Ok(id)
+}
+
+/// How many armed deliveries wait for `peer_id`.
+pub(super) fn count_armed(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<i64> {
+    Ok(t.conn()
+        .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE to_peer = ?1 AND state = 'armed'")?
+        .query_row([peer_id], |r| r.get(0))?)
+}
+
+/// Book an armed delivery whose time came: still unread, it becomes an
+/// ordinary `pending` one (a lease or confirm may have taken it already);
+/// either way its one `delivery_queued` event is written now. With `skip`,
+/// one still unread is withdrawn instead (deleted: nobody ever saw it, no
+/// event had named it) and false is returned.
+pub(super) fn book_armed(
+    t: &mut Tx<'_>,
+    id: &DeliveryId,
+    d: &NewDelivery<'_>,
+    skip: bool,
+) -> Result<bool> {
+    if skip {
+        let gone = t
+            .conn()
+            .prepare_cached("DELETE FROM deliveries WHERE id = ?1 AND state = 'armed'")?
+            .execute([id])?;
+        if gone > 0 {
+            return Ok(false);
+        }
+    }
+    t.conn()
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'pending' WHERE id = ?1 AND state = 'armed'",
+        )?
+        .execute([id])?;
+    queued_event(t, id, d)?;
+    Ok(true)
+}
+
+/// Withdraw an armed delivery before its time (its schedule was paused,
+/// deleted or lost a peer): deleted, as nobody could have seen it.
+pub(super) fn disarm(t: &mut Tx<'_>, id: &DeliveryId) -> Result<()> {
+    t.conn()
+        .prepare_cached(
+            "DELETE FROM deliveries WHERE id = ?1 AND state = 'armed' AND not_before_ms > ?2",
+        )?
+        .execute(params![id, t.now])?;
+    Ok(())
+}
+
+fn queued_event(t: &mut Tx<'_>, id: &DeliveryId, d: &NewDelivery<'_>) -> Result<()> {
     t.event(NewEvent {
-        subject: &id,
+        subject: id,
         related: d.ask_id.map(|a| a.as_str()),
         circle: Some(&d.to.circle),
         event: Event::DeliveryQueued {
@@ -81,13 +182,13 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
             from: d.from.map(|f| f.name.clone()),
             kind: d.kind,
         },
-    })?;
-    Ok(id)
+    })
 }
 
 macro_rules! cols {
     () => {
-        "id, seq, kind, from_name, from_circle, ask_id, text, state, attempts, \
+        "id, seq, kind, from_name, from_circle, ask_id, text, \
+                    CASE state WHEN 'armed' THEN 'pending' ELSE state END, attempts, \
                     created_ms, lease_until_ms, \
                     COALESCE(job_id, (SELECT a.job_id FROM asks a WHERE a.id = deliveries.ask_id)), \
                     (SELECT a.reply_to FROM asks a WHERE a.id = deliveries.ask_id), \
@@ -114,33 +215,49 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
+/// A peer's armed deliveries that are visible at `?2` (the second branch
+/// of every read of open deliveries; on `deliveries_inbox`, in order).
+macro_rules! armed_visible {
+    () => {
+        concat!(
+            " UNION ALL SELECT ",
+            cols!(),
+            " FROM deliveries WHERE to_peer = ?1 AND state = 'armed' AND not_before_ms <= ?2"
+        )
+    };
+}
+
 /// A peer's deliveries that can be handed out now, in order. (It reads the
-/// partial index `deliveries_open`, never the delivered history: a test
-/// checks the plan.)
+/// partial index `deliveries_open` and a peer's armed range of
+/// `deliveries_inbox`, never the delivered history: a test checks the plan.)
 const AVAILABLE: &str = concat!(
     "SELECT ",
     cols!(),
     " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
-       AND (state = 'pending' OR lease_until_ms <= ?2)
-     ORDER BY seq LIMIT ?3"
+       AND (state = 'pending' OR lease_until_ms <= ?2)",
+    armed_visible!(),
+    " ORDER BY seq LIMIT ?3"
 );
 
 /// The same, but none a channel push already sent live (for a route that
-/// only hints: [`Route::takes_pushed`]).
+/// only hints: [`Route::takes_pushed`]). An armed delivery was never pushed.
 const AVAILABLE_UNPUSHED: &str = concat!(
     "SELECT ",
     cols!(),
     " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
-       AND (state = 'pending' OR lease_until_ms <= ?2) AND pushed_at_ms IS NULL
-     ORDER BY seq LIMIT ?3"
+       AND (state = 'pending' OR lease_until_ms <= ?2) AND pushed_at_ms IS NULL",
+    armed_visible!(),
+    " ORDER BY seq LIMIT ?3"
 );
 
-/// A peer's undelivered deliveries, in order (also on `deliveries_open`).
+/// A peer's undelivered deliveries visible at `?2`, in order (read as
+/// [`AVAILABLE`] is).
 const OPEN: &str = concat!(
     "SELECT ",
     cols!(),
-    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
-     ORDER BY seq LIMIT ?2"
+    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')",
+    armed_visible!(),
+    " ORDER BY seq LIMIT ?3"
 );
 
 /// What `route` may hand out now (a route that only hints skips what was
@@ -317,24 +434,27 @@ impl Store {
     }
 
     /// One delivery to `peer_id`, in any state (`None`: no such delivery
-    /// to that peer).
+    /// to that peer, or one armed and not yet visible).
     pub fn delivery(&self, peer_id: &PeerId, id: &DeliveryId) -> Result<Option<Delivery>> {
+        let now = self.clock.now_ms();
         self.read(|c| {
             Ok(c.prepare_cached(concat!(
                 "SELECT ",
                 cols!(),
-                " FROM deliveries WHERE id = ?1 AND to_peer = ?2"
+                " FROM deliveries WHERE id = ?1 AND to_peer = ?2
+                   AND (state != 'armed' OR not_before_ms <= ?3)"
             ))?
-            .query_row(params![id, peer_id], from_row)
+            .query_row(params![id, peer_id, now], from_row)
             .optional()?)
         })
     }
 
     /// Undelivered deliveries of a peer, without leasing anything.
     pub fn peek(&self, peer_id: &PeerId, max: u32) -> Result<Vec<Delivery>> {
+        let now = self.clock.now_ms();
         self.read(|c| {
             Ok(c.prepare_cached(OPEN)?
-                .query_map(params![peer_id, max], from_row)?
+                .query_map(params![peer_id, now, max], from_row)?
                 .collect::<rusqlite::Result<_>>()?)
         })
     }
@@ -350,7 +470,8 @@ impl Store {
                     .conn()
                     .prepare_cached(
                         "UPDATE deliveries SET state = 'delivered', delivered_ms = ?3, lease_until_ms = NULL
-                         WHERE id = ?1 AND to_peer = ?2 AND state IN ('pending','leased')
+                         WHERE id = ?1 AND to_peer = ?2 AND (state IN ('pending','leased')
+                           OR (state = 'armed' AND not_before_ms <= ?3))
                          RETURNING kind, ask_id",
                     )?
                     .query_row(params![id, peer_id, t.now], |r| {
@@ -522,15 +643,21 @@ impl Store {
 mod tests {
     use super::*;
 
-    /// Leases and peeks read only a peer's open deliveries, in index order:
-    /// no scan of its delivered history, no sort.
+    /// How a peer's armed deliveries are read: its armed range, in order.
+    const ARMED_PLAN: &str = "deliveries_inbox (to_peer=? AND state=?)";
+
+    /// Leases and peeks read only a peer's open deliveries (and its armed
+    /// ones), in index order: no scan of its delivered history, no sort.
     #[test]
     fn open_deliveries_are_read_from_the_partial_index() {
         crate::assert_planned_through(&[
             (AVAILABLE, "deliveries_open"),
+            (AVAILABLE, ARMED_PLAN),
             // Not past the ones already pushed live, however many.
             (AVAILABLE_UNPUSHED, "deliveries_unpushed"),
+            (AVAILABLE_UNPUSHED, ARMED_PLAN),
             (OPEN, "deliveries_open"),
+            (OPEN, ARMED_PLAN),
         ]);
     }
 
@@ -544,10 +671,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db"), super::super::Policy::default()).unwrap();
         for sql in [AVAILABLE, AVAILABLE_UNPUSHED, OPEN] {
-            let n = sql.matches('?').count();
             let reprepared = s
                 .read(|c| {
                     let mut st = c.prepare_cached(sql)?;
+                    let n = st.parameter_count();
                     for i in 0..20i64 {
                         let peer = format!("peer-{i}");
                         let args = params![peer, 1_000 + i, 10];

@@ -24,7 +24,7 @@ mod schedules;
 mod spawns;
 mod tmux;
 
-pub use schedules::{Checkin, SchedRow};
+pub use schedules::{Checkin, Due, SchedRow};
 pub use spawns::{NewSpawn, SpawnRow, SpawnState};
 
 use repowire_core::error::{Error, Result};

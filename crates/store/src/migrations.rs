@@ -288,6 +288,31 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX reviews_open ON reviews (updated_ms) WHERE state = 'open';
     "#,
+    // 14: plain schedule fires written ahead of their due time ("armed"):
+    // the delivery waits in state `armed` until `not_before_ms`, when a
+    // lease or peek starts to see it with no write at all (so a burst of
+    // fires due together is on time), and the schedule names it until the
+    // fire is booked (a peer's armed ones are read, in order, from
+    // `deliveries_inbox`). `armed_for_ms` without `armed_delivery`: arming was
+    // refused for that due time, so it fires the ordinary way.
+    r#"
+    ALTER TABLE deliveries ADD COLUMN not_before_ms INTEGER;
+    -- An armed delivery is first counted when it is taken or booked: the
+    -- recipient's counter row may not exist yet.
+    DROP TRIGGER deliveries_count_update;
+    CREATE TRIGGER deliveries_count_update AFTER UPDATE OF state ON deliveries
+    WHEN (OLD.state IN ('pending','leased')) != (NEW.state IN ('pending','leased'))
+    BEGIN
+        INSERT INTO inbox_counts (peer_id, pending)
+        VALUES (NEW.to_peer, CASE WHEN NEW.state IN ('pending','leased') THEN 1 ELSE -1 END)
+        ON CONFLICT (peer_id) DO UPDATE SET pending = pending + excluded.pending;
+    END;
+    ALTER TABLE schedules ADD COLUMN armed_delivery TEXT;
+    ALTER TABLE schedules ADD COLUMN armed_for_ms INTEGER;
+    CREATE INDEX schedules_to_arm ON schedules (next_fire_ms)
+      WHERE enabled = 1 AND next_fire_ms IS NOT NULL AND armed_for_ms IS NULL
+        AND (kind = 'notify' OR (kind = 'ask' AND owner = target));
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -266,6 +266,7 @@ pub(super) fn revive(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<()> {
 /// Remove a peer: its open asks fail, its undelivered messages are dropped.
 pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
     super::asks::end_for_removed_peer(t, p)?;
+    super::schedules::settle_armed_for_peer(t, &p.id)?;
     super::deliveries::drop_where(
         t,
         "to_peer = ?1 AND state IN ('pending','leased')",
