@@ -18,21 +18,24 @@ const BATCH: usize = 500;
 /// Run until the daemon stops.
 pub async fn run(h: DaemonHandle) {
     let ahead = h.store.policy.schedule_arm_ahead_ms.max(0);
-    let mut last_round = tokio::time::Instant::now() - Duration::from_secs(1);
+    // The wake time the last round ran for.
+    let mut last_at = None;
     loop {
-        let mut wait = match h.store.next_wake_ms(ahead) {
+        let next = h.store.next_wake_ms(ahead);
+        let mut wait = match next {
             Ok(Some(at)) => {
                 Duration::from_millis((at - h.clock.now_ms()).clamp(0, 3_600_000) as u64)
             }
             Ok(None) => Duration::from_secs(3600),
-            Err(e) => {
+            Err(ref e) => {
                 tracing::error!(error = %e, "scheduler could not read the next due time");
                 Duration::from_secs(5)
             }
         };
-        // A fire that keeps failing (its retry could not be recorded) must
-        // not make this loop spin.
-        if wait.is_zero() && last_round.elapsed() < Duration::from_millis(100) {
+        let at = next.ok().flatten();
+        // A round that changed nothing (a fire whose failure could not even
+        // be recorded) must not make this loop spin.
+        if wait.is_zero() && at.is_some() && at == last_at {
             wait = Duration::from_millis(100);
         }
         tokio::select! {
@@ -40,11 +43,11 @@ pub async fn run(h: DaemonHandle) {
             _ = h.schedules_changed.notified() => continue,
             _ = h.stopping() => return,
         }
+        last_at = at;
         fire_due(&h).await;
         if ahead > 0 {
             arm(&h, ahead).await;
         }
-        last_round = tokio::time::Instant::now();
     }
 }
 
@@ -98,7 +101,8 @@ async fn fire_due(h: &DaemonHandle) {
 }
 
 /// Arm the plain fires due within `ahead` ms, earliest first, a batch per
-/// commit; stop at the first due instant reached (its fires come first).
+/// commit; stop as soon as anything is due (its fire comes first; the next
+/// round goes on arming).
 async fn arm(h: &DaemonHandle, ahead: i64) {
     let now = h.clock.now_ms();
     let todo = match h.store.schedules_to_arm(now, now + ahead) {
@@ -109,9 +113,10 @@ async fn arm(h: &DaemonHandle, ahead: i64) {
         }
     };
     for chunk in todo.chunks(BATCH) {
-        if chunk[0].1 <= h.clock.now_ms() {
-            // Too late to arm these: the next round fires them.
-            return;
+        match h.store.next_due_ms() {
+            Ok(Some(due)) if due <= h.clock.now_ms() => return,
+            Err(_) => return,
+            _ => {}
         }
         let (hh, ids): (_, Vec<ScheduleId>) =
             (h.clone(), chunk.iter().map(|(id, _)| id.clone()).collect());

@@ -35,14 +35,17 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
         d.kind,
         DeliveryKind::Ask | DeliveryKind::Notify | DeliveryKind::Broadcast
     );
+    // Armed deliveries (schedule fires written ahead) count too: they are
+    // pending from their instant on.
     let pending: i64 = if !capped {
         0
     } else {
         t.conn()
-            .prepare_cached("SELECT pending FROM inbox_counts WHERE peer_id = ?1")?
-            .query_row([&d.to.id], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0)
+            .prepare_cached(
+                "SELECT COALESCE((SELECT pending FROM inbox_counts WHERE peer_id = ?1), 0)
+                   + (SELECT COUNT(*) FROM deliveries WHERE to_peer = ?1 AND state = 'armed')",
+            )?
+            .query_row([&d.to.id], |r| r.get(0))?
     };
     if pending >= t.policy.max_pending_per_peer {
         return Err(Error::new(
@@ -131,32 +134,35 @@ pub(super) fn count_armed(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<i64> {
         .query_row([peer_id], |r| r.get(0))?)
 }
 
-/// Book an armed delivery whose time came: still unread, it becomes an
-/// ordinary `pending` one (a lease or confirm may have taken it already);
-/// either way its one `delivery_queued` event is written now. With `skip`,
-/// one still unread is withdrawn instead (deleted: nobody ever saw it, no
-/// event had named it) and false is returned.
+/// Book an armed delivery whose time came: its one `delivery_queued`
+/// event is written now, and, still untaken, it becomes an ordinary
+/// `pending` one (a lease or confirm may have taken it already). With
+/// `skip`, one still untaken is dropped instead (`delivery_dropped`: a
+/// peek may have shown it) and false is returned.
 pub(super) fn book_armed(
     t: &mut Tx<'_>,
     id: &DeliveryId,
     d: &NewDelivery<'_>,
     skip: bool,
 ) -> Result<bool> {
-    if skip {
-        let gone = t
-            .conn()
-            .prepare_cached("DELETE FROM deliveries WHERE id = ?1 AND state = 'armed'")?
-            .execute([id])?;
-        if gone > 0 {
-            return Ok(false);
-        }
-    }
-    t.conn()
-        .prepare_cached(
-            "UPDATE deliveries SET state = 'pending' WHERE id = ?1 AND state = 'armed'",
-        )?
-        .execute([id])?;
     queued_event(t, id, d)?;
+    let state = if skip { "dropped" } else { "pending" };
+    let changed = t
+        .conn()
+        .prepare_cached("UPDATE deliveries SET state = ?2 WHERE id = ?1 AND state = 'armed'")?
+        .execute(params![id, state])?;
+    if skip && changed > 0 {
+        t.event(NewEvent {
+            subject: id,
+            related: None,
+            circle: Some(&d.to.circle),
+            event: Event::DeliveryDropped {
+                why: "its schedule's fire was missed while the daemon was down (missed: skip)"
+                    .into(),
+            },
+        })?;
+        return Ok(false);
+    }
     Ok(true)
 }
 

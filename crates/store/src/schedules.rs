@@ -1,6 +1,7 @@
-//! Schedules: future deliveries to a peer, one-shot or cron. A fire is one
-//! transaction: the delivery (or job) and the advance of `next_fire_ms`, so
-//! a crash never fires twice nor loses a fire beyond the missed policy.
+//! Schedules: future deliveries to a peer, one-shot or cron. An ordinary
+//! fire is one transaction: the delivery (or job) and the advance of
+//! `next_fire_ms`, so a crash never fires twice nor loses a fire beyond the
+//! missed policy.
 //!
 //! A plain fire (a note, a reminder to oneself) is *armed* ahead of its
 //! due time (`schedule_arm_ahead_ms`): its delivery is written then,
@@ -226,7 +227,10 @@ impl Store {
             let s = get(t.conn(), id)?;
             // The peer it is done as must still exist.
             actor.map(|a| must(t.conn(), a)).transpose()?;
+            // An armed fire first: booked (it happened) or withdrawn. Then
+            // the schedule as that left it.
             settle_armed(t, &s)?;
+            let s = get(t.conn(), id)?;
             match change {
                 "delete" => {
                     t.conn()
@@ -279,6 +283,11 @@ impl Store {
                 (d, a) => d.or(a),
             })
         })
+    }
+
+    /// When the next enabled schedule is due (armed or not), if any.
+    pub fn next_due_ms(&self) -> Result<Option<i64>> {
+        self.read(|c| Ok(c.prepare_cached(NEXT_DUE)?.query_row([], |r| r.get(0))?))
     }
 
     /// Schedules to arm: due after `now_ms`, by `until_ms`, earliest first,
@@ -466,7 +475,8 @@ fn book(t: &mut Tx<'_>, s: &SchedRow, dlv: &DeliveryId, at: i64) -> Result<Sched
         Some(c) => Some(next_cron(c, &s.info.tz, t.now.max(at))?),
         None => None,
     };
-    advance(t, s, next, at, &what)?;
+    // Fired at its instant, when it became visible; after a downtime, now.
+    advance(t, s, next, if missed { t.now } else { at }, &what)?;
     let info = get(t.conn(), id)?.info;
     let fired = Event::ScheduleFired {
         outcome: what,
@@ -908,6 +918,74 @@ mod tests {
         assert!(s.last_outcome.unwrap().starts_with("skipped"));
         assert_eq!(w.armed_rows(), 0);
         assert!(w.s.peek(&w.bob, 10).unwrap().is_empty());
+        assert_eq!(w.bob_counts(), (0, 0));
+        // Dropped with its reason, as every withdrawn delivery is.
+        let dropped =
+            w.s.trace(&sid)
+                .unwrap()
+                .into_iter()
+                .chain(w.s.events_since(0, 1000, None).unwrap())
+                .filter(|e| e.kind == "delivery_dropped")
+                .count();
+        assert_eq!(dropped, 1);
+    }
+
+    /// Resuming a one-shot between its instant and its booking books it
+    /// and leaves it done: it never fires a second time.
+    #[test]
+    fn a_resume_after_the_instant_does_not_fire_again() {
+        let w = world();
+        let sid = w.note("bob", 1_000);
+        assert_eq!(w.arm(), 1);
+        w.clock.advance(1_000);
+        let s = w.s.change_schedule(&sid, None, "resume").unwrap();
+        assert_eq!(s.fire_count, 1);
+        assert_eq!(s.next_fire_ms, None);
+        assert_eq!(w.fire_due(), 0);
+        assert_eq!(w.s.peek(&w.bob, 10).unwrap().len(), 1, "one fire, once");
+    }
+
+    /// A note sent directly counts the armed fires waiting for the same
+    /// recipient: at their instant the inbox never holds more than the limit.
+    #[test]
+    fn armed_fires_count_against_the_inbox_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = Policy {
+            max_pending_per_peer: 1,
+            ..Policy::default()
+        };
+        let s = Store::open(&dir.path().join("t.db"), policy)
+            .unwrap()
+            .with_clock(Clock::fixed(T0));
+        let reg = |name: &str| {
+            let req = Registration {
+                name: name.into(),
+                ..Default::default()
+            };
+            s.register(req, None).unwrap().0.id
+        };
+        let (olga, _bob) = (reg("olga"), reg("bob"));
+        let req = NewSchedule {
+            to: "bob".into(),
+            text: "tick".into(),
+            fire_at: Some("1s".into()),
+            ..Default::default()
+        };
+        s.create_schedule(&olga, &req).unwrap();
+        let ids: Vec<ScheduleId> = s
+            .schedules_to_arm(T0, T0 + 2_000)
+            .unwrap()
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(s.arm_schedules(&ids).unwrap(), 1);
+        let note = repowire_core::delivery::NewNotify {
+            to: "bob".into(),
+            text: "direct".into(),
+            ..Default::default()
+        };
+        let err = s.notify(&olga, &note, false).err().expect("refused");
+        assert_eq!(err.code, ErrorCode::InboxFull);
     }
 
     /// A fire that cannot be armed (the inbox would be full) is marked and

@@ -34,8 +34,9 @@ impl Store {
         let sql = format!(
             "SELECT {COLS} FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
                AND EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
-                 AND d.state IN ('pending', 'leased')
-                 AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+                 AND ((d.state IN ('pending', 'leased')
+                       AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+                   OR (d.state = 'armed' AND d.not_before_ms <= ?1)))
              ORDER BY id"
         );
         self.read(|c| {
@@ -139,8 +140,9 @@ mod tests {
             "SELECT id FROM peers WHERE route LIKE 'tmux:%' AND status != 'offline' ORDER BY id",
             "SELECT id FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
                AND EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
-                 AND d.state IN ('pending', 'leased')
-                 AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+                 AND ((d.state IN ('pending', 'leased')
+                       AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+                   OR (d.state = 'armed' AND d.not_before_ms <= ?1)))
              ORDER BY id",
         ] {
             crate::assert_planned_through(&[(sql, "peers_tmux")]);
