@@ -7,13 +7,16 @@
 
 use crate::DaemonHandle;
 use crate::service::schedules::fire;
+use repowire_core::error::Error;
 use repowire_core::ids::ScheduleId;
 use repowire_store::Due;
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// Fires booked (or fired) in one transaction.
-const BATCH: usize = 500;
+/// Fires armed, booked or fired in one transaction: few enough that a
+/// request waiting for the writer meanwhile (a consumer taking the fire
+/// that just became visible) waits a few milliseconds at most.
+const BATCH: usize = 50;
 
 /// Run until the daemon stops.
 pub async fn run(h: DaemonHandle) {
@@ -53,7 +56,10 @@ pub async fn run(h: DaemonHandle) {
 
 /// Fire (or book, when armed) every schedule due now.
 async fn fire_due(h: &DaemonHandle) {
-    let due = match h.store.due_schedules(h.clock.now_ms()) {
+    // A burst is thousands of rows: read off the async workers, which
+    // serve the consumers taking what just became visible.
+    let hh = h.clone();
+    let due = match blocking(move || hh.store.due_schedules(hh.clock.now_ms())).await {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "scheduler could not list due schedules");
@@ -105,7 +111,8 @@ async fn fire_due(h: &DaemonHandle) {
 /// round goes on arming).
 async fn arm(h: &DaemonHandle, ahead: i64) {
     let now = h.clock.now_ms();
-    let todo = match h.store.schedules_to_arm(now, now + ahead) {
+    let hh = h.clone();
+    let todo = match blocking(move || hh.store.schedules_to_arm(now, now + ahead)).await {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "scheduler could not list schedules to arm");
@@ -129,4 +136,13 @@ async fn arm(h: &DaemonHandle, ahead: i64) {
             Err(_) => return,
         }
     }
+}
+
+/// A store call on a blocking thread (a burst reads thousands of rows).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(format!("scheduler thread: {e}")))?
 }

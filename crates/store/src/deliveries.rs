@@ -127,6 +127,9 @@ pub(super) fn arm(
     Ok(id)
 }
 
+const NEXT_ARMED: &str = "SELECT MIN(not_before_ms) FROM deliveries
+     WHERE to_peer = ?1 AND state = 'armed' AND not_before_ms > ?2";
+
 /// How many armed deliveries wait for `peer_id`.
 pub(super) fn count_armed(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<i64> {
     Ok(t.conn()
@@ -222,13 +225,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
 }
 
 /// A peer's armed deliveries that are visible at `?2` (the second branch
-/// of every read of open deliveries; on `deliveries_inbox`, in order).
+/// of every read of open deliveries): its armed range of
+/// `deliveries_inbox`, already in order (`deliveries_armed`, by instant,
+/// would need a sort).
 macro_rules! armed_visible {
     () => {
         concat!(
             " UNION ALL SELECT ",
             cols!(),
-            " FROM deliveries WHERE to_peer = ?1 AND state = 'armed' AND not_before_ms <= ?2"
+            " FROM deliveries INDEXED BY deliveries_inbox
+               WHERE to_peer = ?1 AND state = 'armed' AND not_before_ms <= ?2"
         )
     };
 }
@@ -436,6 +442,17 @@ impl Store {
                 super::peers::revive(t, peer_id)?;
             }
             Ok(items)
+        })
+    }
+
+    /// When the next armed delivery to `peer_id` becomes visible, if one
+    /// waits: a consumer waiting for deliveries wakes then (no event
+    /// announces it).
+    pub fn next_armed_ms(&self, peer_id: &PeerId) -> Result<Option<i64>> {
+        let now = self.clock.now_ms();
+        self.read(|c| {
+            Ok(c.prepare_cached(NEXT_ARMED)?
+                .query_row(params![peer_id, now], |r| r.get(0))?)
         })
     }
 
@@ -664,6 +681,7 @@ mod tests {
             (AVAILABLE_UNPUSHED, ARMED_PLAN),
             (OPEN, "deliveries_open"),
             (OPEN, ARMED_PLAN),
+            (NEXT_ARMED, "deliveries_armed"),
         ]);
     }
 

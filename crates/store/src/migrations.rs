@@ -299,6 +299,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE deliveries ADD COLUMN not_before_ms INTEGER;
     -- An armed delivery is first counted when it is taken or booked: the
     -- recipient's counter row may not exist yet.
+    -- When a peer's next armed delivery becomes visible (a waiting consumer
+    -- wakes for it).
+    CREATE INDEX deliveries_armed ON deliveries (to_peer, not_before_ms) WHERE state = 'armed';
     DROP TRIGGER deliveries_count_update;
     CREATE TRIGGER deliveries_count_update AFTER UPDATE OF state ON deliveries
     WHEN (OLD.state IN ('pending','leased')) != (NEW.state IN ('pending','leased'))

@@ -786,9 +786,12 @@ mod tests {
         let due = T0 + 5_000;
         assert_eq!(w.arm(), 0, "not yet within the window");
         w.clock.advance(3_500);
+        assert_eq!(w.s.next_armed_ms(&w.bob).unwrap(), None);
         assert_eq!(w.arm(), 1);
         assert_eq!(w.arm(), 0, "armed once");
         assert_eq!(w.armed_rows(), 1);
+        // What a waiting consumer wakes for.
+        assert_eq!(w.s.next_armed_ms(&w.bob).unwrap(), Some(due));
         let route = DeliveryRoute::Pull;
         assert!(
             w.s.peek(&w.bob, 10).unwrap().is_empty(),
@@ -799,6 +802,11 @@ mod tests {
         w.clock.advance(1_499);
         assert!(w.s.peek(&w.bob, 10).unwrap().is_empty(), "1 ms early");
         w.clock.advance(1);
+        assert_eq!(
+            w.s.next_armed_ms(&w.bob).unwrap(),
+            None,
+            "visible: nothing to wait for"
+        );
         let seen = w.s.peek(&w.bob, 10).unwrap();
         assert_eq!(seen.len(), 1, "visible at its instant");
         assert_eq!(seen[0].state, DeliveryState::Pending);

@@ -80,7 +80,7 @@ pub async fn lease(h: &DaemonHandle, c: &Caller, ask: LeaseAsk) -> Result<Vec<De
         }
         // Wake on a new delivery for this peer, or now and then for leases
         // that expired elsewhere (or were pushed live).
-        let until = now + (deadline - now).min(wake::nap(h));
+        let until = now + (deadline - now).min(wake::nap_for(h, &me.id, wake::nap(h)));
         let mine = |e: &EventRecord| wake::queued_for(e, &me.id);
         wake::next(h, &mut rx, until, mine).await?;
         if *h.shutdown_flag() {
@@ -157,7 +157,7 @@ pub fn stream(
             // Wake on a new delivery for this peer, now and then for leases
             // that expired, or to end with the daemon or the consumer.
             let mine = |e: &EventRecord| wake::queued_for(e, &me.id);
-            let until = tokio::time::Instant::now() + nap;
+            let until = tokio::time::Instant::now() + wake::nap_for(&h, &me.id, nap);
             tokio::select! {
                 w = wake::next(&h, &mut bus, until, mine) => match w {
                     Ok(Wake::Stopping) | Err(_) => return,

@@ -5,6 +5,7 @@
 use crate::DaemonHandle;
 use repowire_core::error::Error;
 use repowire_core::event::{Event, EventKind, EventRecord};
+use repowire_core::ids::PeerId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::Receiver;
@@ -54,4 +55,14 @@ pub fn queued_for(e: &EventRecord, peer_id: &str) -> bool {
 /// elsewhere: short enough for a lease long-poll to count as a heartbeat.
 pub fn nap(h: &DaemonHandle) -> Duration {
     Duration::from_millis((h.store.policy.stale_after_ms / 4).clamp(50, 2_000) as u64)
+}
+
+/// At most `nap`, and no later than the instant the peer's next armed
+/// delivery (a schedule fire written ahead) becomes visible: nothing
+/// announces that instant, so a waiting consumer wakes for it itself.
+pub fn nap_for(h: &DaemonHandle, peer_id: &PeerId, nap: Duration) -> Duration {
+    match h.store.next_armed_ms(peer_id) {
+        Ok(Some(at)) => nap.min(Duration::from_millis((at - h.clock.now_ms()).max(0) as u64)),
+        _ => nap,
+    }
 }
