@@ -35,6 +35,29 @@ pub struct Counts {
     pub check: String,
 }
 
+/// Finished deliveries older than `?1`, oldest first, at most `?2`: read
+/// from the start of the table up to the first row created since `?1`.
+const FINISHED_DELIVERIES: &str = "SELECT seq FROM deliveries
+     WHERE seq < COALESCE((SELECT seq FROM deliveries WHERE created_ms >= ?1 ORDER BY seq LIMIT 1),
+                          (SELECT MAX(seq) + 1 FROM deliveries))
+       AND state IN ('delivered','dropped') AND COALESCE(delivered_ms, created_ms) < ?1
+     ORDER BY seq LIMIT ?2";
+
+const DELETE_DELIVERIES: &str = "DELETE FROM deliveries
+     WHERE seq IN (SELECT value FROM json_each(?1))
+       AND state IN ('delivered','dropped') AND COALESCE(delivered_ms, created_ms) < ?2";
+
+/// Terminal asks closed before `?1`, the same way (by rowid).
+const FINISHED_ASKS: &str = "SELECT rowid FROM asks
+     WHERE rowid < COALESCE((SELECT rowid FROM asks WHERE created_ms >= ?1 ORDER BY rowid LIMIT 1),
+                            (SELECT MAX(rowid) + 1 FROM asks))
+       AND state IN ('closed','expired','canceled','failed') AND closed_ms < ?1
+     ORDER BY rowid LIMIT ?2";
+
+const DELETE_ASKS: &str = "DELETE FROM asks
+     WHERE rowid IN (SELECT value FROM json_each(?1))
+       AND state IN ('closed','expired','canceled','failed') AND closed_ms < ?2";
+
 impl Store {
     /// Events after `since` (a seq), oldest first, optionally one circle's.
     pub fn events_since(
@@ -123,27 +146,49 @@ impl Store {
     /// Delete what is finished and older than `max_age_ms`: delivered or
     /// dropped deliveries, terminal asks, and ask groups left empty. Open
     /// asks and undelivered deliveries are never touched. Returns rows deleted.
+    ///
+    /// The rows to go are looked for on a reader, and only at the old end
+    /// of each table (rows are appended as they are created, and a row
+    /// finishes after it is created), then deleted by key a few hundred to
+    /// a transaction with the condition checked again: the writer, and with
+    /// it every request, never waits on a scan of the table.
     pub fn prune_finished(&self, max_age_ms: i64) -> Result<usize> {
+        const BATCH: i64 = 500;
         let cutoff = self.clock.now_ms() - max_age_ms;
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let d = tx.execute(
-            "DELETE FROM deliveries WHERE state IN ('delivered','dropped')
-               AND COALESCE(delivered_ms, created_ms) < ?1",
-            [cutoff],
-        )?;
-        let a = tx.execute(
-            "DELETE FROM asks WHERE state IN ('closed','expired','canceled','failed')
-               AND closed_ms < ?1",
-            [cutoff],
-        )?;
-        let g = tx.execute(
-            "DELETE FROM ask_groups WHERE created_ms < ?1
-               AND NOT EXISTS (SELECT 1 FROM asks WHERE asks.parent_id = ask_groups.id)",
-            [cutoff],
-        )?;
-        tx.commit()?;
-        Ok(d + a + g)
+        let mut gone = 0;
+        for (find, delete) in [
+            (FINISHED_DELIVERIES, DELETE_DELIVERIES),
+            (FINISHED_ASKS, DELETE_ASKS),
+        ] {
+            loop {
+                let keys: Vec<i64> = self.read(|c| {
+                    Ok(c.prepare_cached(find)?
+                        .query_map(params![cutoff, BATCH], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?)
+                })?;
+                if keys.is_empty() {
+                    break;
+                }
+                let list = serde_json::to_string(&keys)?;
+                gone += self.write(|t| {
+                    Ok(t.conn()
+                        .prepare_cached(delete)?
+                        .execute(params![list, cutoff])?)
+                })?;
+                if (keys.len() as i64) < BATCH {
+                    break;
+                }
+            }
+        }
+        gone += self.write(|t| {
+            Ok(t.conn()
+                .prepare_cached(
+                    "DELETE FROM ask_groups WHERE created_ms < ?1
+                       AND NOT EXISTS (SELECT 1 FROM asks WHERE asks.parent_id = ask_groups.id)",
+                )?
+                .execute([cutoff])?)
+        })?;
+        Ok(gone)
     }
 
     pub fn counts(&self) -> Result<Counts> {

@@ -535,4 +535,46 @@ mod tests {
         let replies = s.peek(&a, 10).unwrap();
         assert_eq!(replies.len(), 1, "the pending reply stays");
     }
+
+    /// More finished rows than one batch: all go in one pass, a batch per
+    /// transaction, and the rows created since the cut stay.
+    #[test]
+    fn pruning_goes_batch_by_batch_through_every_old_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (a, b) = (reg(&s, "a"), reg(&s, "b"));
+        let note = |text: &str| NewNotify {
+            to: "b".into(),
+            text: text.into(),
+            ..Default::default()
+        };
+        for i in 0..1_234 {
+            s.notify(&a, &note(&format!("old {i}")), false).unwrap();
+        }
+        loop {
+            let got = s.lease(&b, 1000, 30_000, DeliveryRoute::Pull).unwrap();
+            if got.is_empty() {
+                break;
+            }
+            let ids: Vec<_> = got.into_iter().map(|d| d.delivery_id).collect();
+            s.confirm(&b, &ids).unwrap();
+        }
+        s.write(|t| {
+            t.conn().execute(
+                "UPDATE deliveries SET created_ms = created_ms - 86400000,
+                   delivered_ms = delivered_ms - 86400000",
+                [],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        s.notify(&a, &note("new"), false).unwrap();
+        let newest = s.lease(&b, 10, 30_000, DeliveryRoute::Pull).unwrap();
+        s.confirm(&b, &[newest[0].delivery_id.clone()]).unwrap();
+        assert_eq!(s.prune_finished(3_600_000).unwrap(), 1_234);
+        let left: i64 = s
+            .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(left, 1, "the one delivered since the cut stays");
+    }
 }

@@ -595,6 +595,19 @@ impl Store {
     /// `peer_ghost` event each, once. Returns how many were flagged.
     pub fn mark_ghosts(&self) -> Result<usize> {
         let stale_after = self.policy.stale_after_ms;
+        // Looked for first on a reader: this runs every tick and reads every
+        // peer, which must not hold the writer (and every request) meanwhile.
+        let now = self.clock.now_ms();
+        let any: bool = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM peers
+                   WHERE ghost_since_ms IS NULL AND status != 'offline' AND last_seen_ms < ?1 - ?2)",
+            )?
+            .query_row(params![now, stale_after], |r| r.get(0))?)
+        })?;
+        if !any {
+            return Ok(0);
+        }
         self.write(|t| {
             let rows: Vec<(String, String, String, i64)> = t
                 .conn()
