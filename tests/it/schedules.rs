@@ -453,6 +453,73 @@ async fn a_burst_due_together_is_visible_at_its_instant() {
     assert_eq!(texts.len(), n, "each fire arrives once");
 }
 
+/// A crash after the fires were armed and before their instant: the armed
+/// deliveries survive, become visible at the instant, and each fire is
+/// booked once, at its instant, by the restarted daemon.
+#[tokio::test]
+async fn armed_fires_survive_a_crash_before_their_instant() {
+    let mut d = Daemon::start(&[]);
+    let olga_t = d.peer_token("olga", None).await;
+    let bob_t = d.peer_token("bob", None).await;
+    let olga = d.admin().with_identity(Some(olga_t.clone()), None);
+    let at = repowire::core::time::now_ms() + 1_500;
+    let when = repowire::core::time::fmt_ms(at);
+    let n = 40;
+    for i in 0..n {
+        olga.create_schedule(&once("bob", &when, &format!("armed {i}")))
+            .await
+            .unwrap();
+    }
+    // Armed at once (the instant is within --schedule-arm-ahead): wait
+    // for the rows, then crash before the instant.
+    let db = d.home.path().join("state.db");
+    eventually(Duration::from_secs(5), "the fires armed", || async {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let armed: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM deliveries WHERE state = 'armed'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (armed == n as i64).then_some(())
+    })
+    .await;
+    assert!(
+        repowire::core::time::now_ms() < at,
+        "armed before the instant"
+    );
+    d.kill9();
+    d.spawn();
+    let olga = d.admin().with_identity(Some(olga_t), None);
+    let bob = d.admin().with_identity(Some(bob_t), None);
+    let all = eventually(Duration::from_secs(20), "every fire booked", || async {
+        let all = olga.list_schedules(false).await.unwrap();
+        all.iter().all(|s| s.fire_count == 1).then_some(all)
+    })
+    .await;
+    assert!(
+        all.iter().all(|s| s.last_fired_ms == Some(at)),
+        "booked at the instant"
+    );
+    let mut texts: Vec<String> = bob
+        .peek(1000)
+        .await
+        .unwrap()
+        .deliveries
+        .into_iter()
+        .map(|x| x.text)
+        .collect();
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), n, "each once");
+    assert_eq!(
+        bob.peek(1000).await.unwrap().deliveries.len(),
+        n,
+        "nothing twice"
+    );
+}
+
 /// A crash between arming and booking (armed fires are written right
 /// after these are created, due 300 ms later) loses and doubles nothing.
 #[tokio::test]
