@@ -56,12 +56,24 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
             ),
         ));
     }
+    let id = insert(t, &d, None)?;
+    queued_event(t, &id, &d)?;
+    Ok(id)
+}
+
+/// The row of a new delivery: `pending` from now, or `armed` until
+/// `armed_until` (then created at that instant).
+fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, armed_until: Option<i64>) -> Result<DeliveryId> {
     let id = DeliveryId::generate(t.now);
+    let (state, created) = match armed_until {
+        Some(at) => ("armed", at),
+        None => ("pending", t.now),
+    };
     t.conn()
         .prepare_cached(
             "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
-               text, state, created_ms, job_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10)",
+               text, state, created_ms, job_id, not_before_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             id,
@@ -72,10 +84,11 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
             d.kind.as_str(),
             d.ask_id,
             d.text,
-            t.now,
-            d.job_id
+            state,
+            created,
+            d.job_id,
+            armed_until
         ])?;
-    queued_event(t, &id, &d)?;
     Ok(id)
 }
 
@@ -107,24 +120,7 @@ pub(super) fn arm(
             ));
         }
     }
-    let id = DeliveryId::generate(t.now);
-    t.conn()
-        .prepare_cached(
-            "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
-               text, state, created_ms, job_id, not_before_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, 'armed', ?8, NULL, ?8)",
-        )?
-        .execute(params![
-            id,
-            d.to.id,
-            d.from.map(|f| &f.id),
-            d.from.map(|f| &f.name),
-            d.from.map(|f| &f.circle),
-            d.kind.as_str(),
-            d.text,
-            not_before_ms,
-        ])?;
-    Ok(id)
+    insert(t, d, Some(not_before_ms))
 }
 
 const NEXT_ARMED: &str = "SELECT MIN(not_before_ms) FROM deliveries
