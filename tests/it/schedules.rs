@@ -458,11 +458,13 @@ async fn a_burst_due_together_is_visible_at_its_instant() {
 /// booked once, at its instant, by the restarted daemon.
 #[tokio::test]
 async fn armed_fires_survive_a_crash_before_their_instant() {
-    let mut d = Daemon::start(&[]);
+    // Armed as soon as created (due well within the window): the crash
+    // comes after arming, and before the instant.
+    let mut d = Daemon::start(&["--schedule-arm-ahead", "10s"]);
     let olga_t = d.peer_token("olga", None).await;
     let bob_t = d.peer_token("bob", None).await;
     let olga = d.admin().with_identity(Some(olga_t.clone()), None);
-    let at = repowire::core::time::now_ms() + 1_500;
+    let at = repowire::core::time::now_ms() + 4_000;
     let when = repowire::core::time::fmt_ms(at);
     let n = 40;
     for i in 0..n {
@@ -474,7 +476,10 @@ async fn armed_fires_survive_a_crash_before_their_instant() {
     // for the rows, then crash before the instant.
     let db = d.home.path().join("state.db");
     eventually(Duration::from_secs(5), "the fires armed", || async {
-        let c = rusqlite::Connection::open(&db).unwrap();
+        let c =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        c.busy_timeout(Duration::from_secs(2)).unwrap();
         let armed: i64 = c
             .query_row(
                 "SELECT COUNT(*) FROM deliveries WHERE state = 'armed'",

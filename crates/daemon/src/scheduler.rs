@@ -76,9 +76,9 @@ async fn fire_due(h: &DaemonHandle) {
             tokio::task::spawn_blocking(move || fire(&hh, &d.id))
         })
         .collect();
-    // The first commit holds one fire for each recipient, so every waiting
-    // consumer is woken (by its `delivery_queued`) at once, however many
-    // fires are due together.
+    // The first commits hold one fire for each recipient (BATCH recipients a
+    // commit), so every waiting consumer is woken (by its `delivery_queued`)
+    // early, however many fires are due together.
     let mut seen = HashSet::new();
     let (first, rest): (Vec<Due>, Vec<Due>) = plain
         .into_iter()
@@ -99,6 +99,8 @@ async fn fire_due(h: &DaemonHandle) {
             if let Err(e) = hh.store.fire_batch(&ids) {
                 tracing::error!(error = %e, "schedule batch failed; it is retried");
             }
+            // Let a request waiting for the store's connection in first.
+            std::thread::yield_now();
         }
     }));
     for f in fires {

@@ -35,28 +35,24 @@ pub struct Counts {
     pub check: String,
 }
 
-/// Finished deliveries older than `?1`, oldest first, at most `?2`: read
-/// from the start of the table up to the first row created since `?1`.
-const FINISHED_DELIVERIES: &str = "SELECT seq FROM deliveries
-     WHERE seq < COALESCE((SELECT seq FROM deliveries WHERE created_ms >= ?1 ORDER BY seq LIMIT 1),
-                          (SELECT MAX(seq) + 1 FROM deliveries))
-       AND state IN ('delivered','dropped') AND COALESCE(delivered_ms, created_ms) < ?1
-     ORDER BY seq LIMIT ?2";
+/// The next rows of deliveries after `?1`, in order, with whether each is
+/// finished and older than `?2` (a cursor's page, read by primary key).
+const DELIVERIES_PAGE: &str = "SELECT seq, created_ms,
+       state IN ('delivered','dropped') AND COALESCE(delivered_ms, created_ms) < ?2
+     FROM deliveries WHERE seq > ?1 ORDER BY seq LIMIT ?3";
 
 const DELETE_DELIVERIES: &str = "DELETE FROM deliveries
      WHERE seq IN (SELECT value FROM json_each(?1))
-       AND state IN ('delivered','dropped') AND COALESCE(delivered_ms, created_ms) < ?2";
+       AND +state IN ('delivered','dropped') AND COALESCE(delivered_ms, created_ms) < ?2";
 
-/// Terminal asks closed before `?1`, the same way (by rowid).
-const FINISHED_ASKS: &str = "SELECT rowid FROM asks
-     WHERE rowid < COALESCE((SELECT rowid FROM asks WHERE created_ms >= ?1 ORDER BY rowid LIMIT 1),
-                            (SELECT MAX(rowid) + 1 FROM asks))
-       AND state IN ('closed','expired','canceled','failed') AND closed_ms < ?1
-     ORDER BY rowid LIMIT ?2";
+/// The same for asks (terminal and closed before `?2`), by rowid.
+const ASKS_PAGE: &str = "SELECT rowid, created_ms,
+       state IN ('closed','expired','canceled','failed') AND closed_ms < ?2
+     FROM asks WHERE rowid > ?1 ORDER BY rowid LIMIT ?3";
 
 const DELETE_ASKS: &str = "DELETE FROM asks
      WHERE rowid IN (SELECT value FROM json_each(?1))
-       AND state IN ('closed','expired','canceled','failed') AND closed_ms < ?2";
+       AND +state IN ('closed','expired','canceled','failed') AND closed_ms < ?2";
 
 impl Store {
     /// Events after `since` (a seq), oldest first, optionally one circle's.
@@ -147,37 +143,58 @@ impl Store {
     /// dropped deliveries, terminal asks, and ask groups left empty. Open
     /// asks and undelivered deliveries are never touched. Returns rows deleted.
     ///
-    /// The rows to go are looked for on a reader, and only at the old end
-    /// of each table (rows are appended as they are created, and a row
-    /// finishes after it is created), then deleted by key a few hundred to
-    /// a transaction with the condition checked again: the writer, and with
-    /// it every request, never waits on a scan of the table.
+    /// Rows are appended as they are created and finish after that, so the
+    /// old end of each table is walked, a page of 500 rows by key at a time,
+    /// until the first row created since the cut (one stamped far in the
+    /// future, by a clock that jumped, does not stop the walk); what is
+    /// finished on each page is deleted by key with the condition checked
+    /// again. Each page is one short hold of the store's connection and
+    /// every row is read once: no scan of a table while requests wait.
     pub fn prune_finished(&self, max_age_ms: i64) -> Result<usize> {
-        const BATCH: i64 = 500;
-        let cutoff = self.clock.now_ms() - max_age_ms;
+        const PAGE: i64 = 500;
+        let now = self.clock.now_ms();
+        let cutoff = now - max_age_ms;
+        // A row created after this is from a clock that jumped ahead.
+        let future = now + 3_600_000;
         let mut gone = 0;
-        for (find, delete) in [
-            (FINISHED_DELIVERIES, DELETE_DELIVERIES),
-            (FINISHED_ASKS, DELETE_ASKS),
+        for (page, delete) in [
+            (DELIVERIES_PAGE, DELETE_DELIVERIES),
+            (ASKS_PAGE, DELETE_ASKS),
         ] {
+            let mut after = 0i64;
             loop {
-                let keys: Vec<i64> = self.read(|c| {
-                    Ok(c.prepare_cached(find)?
-                        .query_map(params![cutoff, BATCH], |r| r.get(0))?
+                let rows: Vec<(i64, i64, bool)> = self.read(|c| {
+                    Ok(c.prepare_cached(page)?
+                        .query_map(params![after, cutoff, PAGE], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })?
                         .collect::<rusqlite::Result<_>>()?)
                 })?;
-                if keys.is_empty() {
+                let mut keys = Vec::new();
+                let mut reached = false;
+                for (key, created, finished) in &rows {
+                    if *created >= cutoff && *created <= future {
+                        reached = true;
+                        break;
+                    }
+                    if *finished {
+                        keys.push(*key);
+                    }
+                    after = *key;
+                }
+                if !keys.is_empty() {
+                    let list = serde_json::to_string(&keys)?;
+                    gone += self.write(|t| {
+                        Ok(t.conn()
+                            .prepare_cached(delete)?
+                            .execute(params![list, cutoff])?)
+                    })?;
+                }
+                if reached || (rows.len() as i64) < PAGE {
                     break;
                 }
-                let list = serde_json::to_string(&keys)?;
-                gone += self.write(|t| {
-                    Ok(t.conn()
-                        .prepare_cached(delete)?
-                        .execute(params![list, cutoff])?)
-                })?;
-                if (keys.len() as i64) < BATCH {
-                    break;
-                }
+                // Let a request waiting for the connection in first.
+                std::thread::yield_now();
             }
         }
         gone += self.write(|t| {
@@ -207,5 +224,22 @@ impl Store {
                 check: c.query_row("PRAGMA quick_check", [], |r| r.get(0))?,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Retention reads pages by key and deletes by key: never a scan of a
+    /// table, never a sort.
+    #[test]
+    fn retention_reads_and_deletes_by_key() {
+        crate::assert_planned_through(&[
+            (DELIVERIES_PAGE, "INTEGER PRIMARY KEY (rowid>?)"),
+            (DELETE_DELIVERIES, "INTEGER PRIMARY KEY (rowid=?)"),
+            (ASKS_PAGE, "INTEGER PRIMARY KEY (rowid>?)"),
+            (DELETE_ASKS, "INTEGER PRIMARY KEY (rowid=?)"),
+        ]);
     }
 }

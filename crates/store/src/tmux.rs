@@ -33,10 +33,11 @@ impl Store {
         let now = self.clock.now_ms();
         let sql = format!(
             "SELECT {COLS} FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
-               AND EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
-                 AND ((d.state IN ('pending', 'leased')
-                       AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
-                   OR (d.state = 'armed' AND d.not_before_ms <= ?1)))
+               AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
+                     AND d.state IN ('pending', 'leased')
+                     AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+                OR EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
+                     AND d.state = 'armed' AND d.not_before_ms <= ?1))
              ORDER BY id"
         );
         self.read(|c| {
@@ -139,13 +140,22 @@ mod tests {
         for sql in [
             "SELECT id FROM peers WHERE route LIKE 'tmux:%' AND status != 'offline' ORDER BY id",
             "SELECT id FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
-               AND EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
-                 AND ((d.state IN ('pending', 'leased')
-                       AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
-                   OR (d.state = 'armed' AND d.not_before_ms <= ?1)))
+               AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
+                     AND d.state IN ('pending', 'leased')
+                     AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+                OR EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
+                     AND d.state = 'armed' AND d.not_before_ms <= ?1))
              ORDER BY id",
         ] {
             crate::assert_planned_through(&[(sql, "peers_tmux")]);
+            if sql.contains("EXISTS") {
+                // And a peer's open and armed deliveries by state, never
+                // through its delivered history.
+                crate::assert_planned_through(&[
+                    (sql, "deliveries_inbox (to_peer=? AND state=?)"),
+                    (sql, "deliveries_armed (to_peer=? AND not_before_ms<?)"),
+                ]);
+            }
         }
     }
 }
