@@ -39,7 +39,13 @@ async fn one_shot_notify_ask_job_and_self() {
     })
     .await;
     assert_eq!(got.from.as_deref(), Some("olga"));
-    let s = olga.schedule(&s.schedule_id).await.unwrap();
+    // A note is armed ahead: visible at its instant, and the fire is booked
+    // on the schedule just after.
+    let s = eventually(Duration::from_secs(10), "the fire booked", || async {
+        let x = olga.schedule(&s.schedule_id).await.unwrap();
+        (x.fire_count > 0).then_some(x)
+    })
+    .await;
     assert_eq!(s.fire_count, 1);
     assert!(
         !s.enabled && s.next_fire_ms.is_none(),
