@@ -161,6 +161,24 @@ fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: Option<&PeerId>) -> Result<()> 
     Ok(())
 }
 
+/// The job list's statement for the filters given (column, whether given):
+/// only those go into the WHERE clause, so the planner can walk an index in
+/// created_ms order instead of sorting the table.
+fn list_sql(filters: &[(&str, bool)], limit: u32, offset: u32) -> String {
+    let mut sql = String::from(concat!("SELECT ", cols!(), " FROM jobs WHERE 1 = 1"));
+    let mut n = 0;
+    for (col, given) in filters {
+        if *given {
+            n += 1;
+            sql.push_str(&format!(" AND {col} = ?{n}"));
+        }
+    }
+    sql.push_str(&format!(
+        " ORDER BY created_ms DESC, rowid DESC LIMIT {limit} OFFSET {offset}"
+    ));
+    sql
+}
+
 impl Store {
     pub fn create_job(&self, creator_id: &PeerId, req: &NewJob) -> Result<Job> {
         self.write(|t| create_job_in(t, creator_id, req))
@@ -221,26 +239,18 @@ impl Store {
         limit: u32,
         offset: u32,
     ) -> Result<Vec<Job>> {
-        // Only the filters given go into the WHERE clause, so the planner can
-        // walk an index in created_ms order instead of sorting the table.
-        let mut sql = String::from(concat!("SELECT ", cols!(), " FROM jobs WHERE 1 = 1"));
-        let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
         let state_str = state.map(|s| s.as_str());
-        for (col, v) in [
+        let filters = [
             ("circle", &circle),
             ("state", &state_str),
             ("owner_name", &owner),
             ("assignee_name", &assignee),
-        ] {
-            if let Some(v) = v {
-                args.push(v);
-                sql.push_str(&format!(" AND {col} = ?{}", args.len()));
-            }
-        }
-        sql.push_str(&format!(
-            " ORDER BY created_ms DESC, rowid DESC LIMIT {} OFFSET {}",
-            limit, offset
-        ));
+        ];
+        let sql = list_sql(&filters.map(|(col, v)| (col, v.is_some())), limit, offset);
+        let args: Vec<&dyn rusqlite::ToSql> = filters
+            .iter()
+            .filter_map(|(_, v)| v.as_ref().map(|v| v as &dyn rusqlite::ToSql))
+            .collect();
         self.read(|c| {
             let rows = c
                 .prepare_cached(&sql)?
@@ -639,5 +649,41 @@ pub(super) fn create_job_in(t: &mut Tx<'_>, creator_id: &PeerId, req: &NewJob) -
             dispatch_in(t, &id, &to, &creator, None)?;
         }
         Ok(get(t.conn(), &id)?.info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lists the dashboard and the CLI ask for most (everything, a
+    /// circle, a state, a state in a circle) walk an index newest first:
+    /// no sort of every job, however many are kept (jobs are never pruned).
+    #[test]
+    fn job_lists_walk_an_index() {
+        let q = |circle: bool, state: bool| {
+            list_sql(
+                &[
+                    ("circle", circle),
+                    ("state", state),
+                    ("owner_name", false),
+                    ("assignee_name", false),
+                ],
+                50,
+                0,
+            )
+        };
+        let (all, by_circle, by_state, both) = (
+            q(false, false),
+            q(true, false),
+            q(false, true),
+            q(true, true),
+        );
+        crate::assert_planned_through(&[
+            (&all, "jobs_by_created"),
+            (&by_circle, "jobs_created"),
+            (&by_state, "jobs_by_state"),
+            (&both, "jobs_state_created"),
+        ]);
     }
 }

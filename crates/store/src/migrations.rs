@@ -316,6 +316,13 @@ const MIGRATIONS: &[&str] = &[
       WHERE enabled = 1 AND next_fire_ms IS NOT NULL AND armed_for_ms IS NULL
         AND (kind = 'notify' OR (kind = 'ask' AND owner = target));
     "#,
+    // 15: the jobs of one state across every circle, and all jobs, newest
+    // first: the admin's dashboard lists each state on every job event,
+    // and each list sorted every job of that state (jobs are never pruned).
+    r#"
+    CREATE INDEX jobs_by_state ON jobs (state, created_ms);
+    CREATE INDEX jobs_by_created ON jobs (created_ms);
+    "#,
 ];
 
 /// The schema version this binary writes.
