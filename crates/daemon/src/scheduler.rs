@@ -76,21 +76,14 @@ async fn fire_due(h: &DaemonHandle) {
             tokio::task::spawn_blocking(move || fire(&hh, &d.id))
         })
         .collect();
-    // The first commits hold one fire for each recipient (BATCH recipients a
-    // commit), so every waiting consumer is woken (by its `delivery_queued`)
+    // The first fire of each recipient comes first (BATCH fires a commit), so every waiting consumer is woken (by its `delivery_queued`)
     // early, however many fires are due together.
     let mut seen = HashSet::new();
     let (first, rest): (Vec<Due>, Vec<Due>) = plain
         .into_iter()
         .partition(|d| seen.insert(d.target.clone()));
-    let mut chunks: Vec<Vec<ScheduleId>> = first
-        .chunks(BATCH)
-        .map(|c| c.iter().map(|d| d.id.clone()).collect())
-        .collect();
-    chunks.extend(
-        rest.chunks(BATCH)
-            .map(|c| c.iter().map(|d| d.id.clone()).collect()),
-    );
+    let ordered: Vec<ScheduleId> = first.into_iter().chain(rest).map(|d| d.id).collect();
+    let chunks: Vec<Vec<ScheduleId>> = ordered.chunks(BATCH).map(<[_]>::to_vec).collect();
     // One after another: they share the one writer; the first commit is not
     // held up by the others.
     let hh = h.clone();

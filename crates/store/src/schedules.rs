@@ -671,9 +671,14 @@ mod tests {
     }
 
     fn world() -> World {
+        world_with(Policy::default())
+    }
+
+    /// Olga and bob on a store at T0 (a fixed clock) under `policy`.
+    fn world_with(policy: Policy) -> World {
         let dir = tempfile::tempdir().unwrap();
         let clock = Clock::fixed(T0);
-        let s = Store::open(&dir.path().join("t.db"), Policy::default())
+        let s = Store::open(&dir.path().join("t.db"), policy)
             .unwrap()
             .with_clock(clock.clone());
         let reg = |name: &str| {
@@ -957,42 +962,18 @@ mod tests {
     /// recipient: at their instant the inbox never holds more than the limit.
     #[test]
     fn armed_fires_count_against_the_inbox_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let policy = Policy {
+        let w = world_with(Policy {
             max_pending_per_peer: 1,
             ..Policy::default()
-        };
-        let s = Store::open(&dir.path().join("t.db"), policy)
-            .unwrap()
-            .with_clock(Clock::fixed(T0));
-        let reg = |name: &str| {
-            let req = Registration {
-                name: name.into(),
-                ..Default::default()
-            };
-            s.register(req, None).unwrap().0.id
-        };
-        let (olga, _bob) = (reg("olga"), reg("bob"));
-        let req = NewSchedule {
-            to: "bob".into(),
-            text: "tick".into(),
-            fire_at: Some("1s".into()),
-            ..Default::default()
-        };
-        s.create_schedule(&olga, &req).unwrap();
-        let ids: Vec<ScheduleId> = s
-            .schedules_to_arm(T0, T0 + 2_000)
-            .unwrap()
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
-        assert_eq!(s.arm_schedules(&ids).unwrap(), 1);
+        });
+        w.note("bob", 1_000);
+        assert_eq!(w.arm(), 1);
         let note = repowire_core::delivery::NewNotify {
             to: "bob".into(),
             text: "direct".into(),
             ..Default::default()
         };
-        let Err(err) = s.notify(&olga, &note, false) else {
+        let Err(err) = w.s.notify(&w.olga, &note, false) else {
             panic!("a note past the limit was accepted")
         };
         assert_eq!(err.code, ErrorCode::InboxFull);
@@ -1002,42 +983,10 @@ mod tests {
     /// fires the ordinary way, where the same limit is met and recorded.
     #[test]
     fn a_refused_arming_falls_back_to_the_ordinary_fire() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Clock::fixed(T0);
-        let policy = Policy {
+        let w = world_with(Policy {
             max_pending_per_peer: 1,
             ..Policy::default()
-        };
-        let s = Store::open(&dir.path().join("t.db"), policy)
-            .unwrap()
-            .with_clock(clock.clone());
-        let w = World {
-            olga: s
-                .register(
-                    Registration {
-                        name: "olga".into(),
-                        ..Default::default()
-                    },
-                    None,
-                )
-                .unwrap()
-                .0
-                .id,
-            bob: s
-                .register(
-                    Registration {
-                        name: "bob".into(),
-                        ..Default::default()
-                    },
-                    None,
-                )
-                .unwrap()
-                .0
-                .id,
-            s,
-            clock,
-            _dir: dir,
-        };
+        });
         let a = w.note("bob", 1_000);
         let b = w.note("bob", 1_001);
         assert_eq!(w.arm(), 1, "the second would pass the limit");
