@@ -76,8 +76,9 @@ async fn fire_due(h: &DaemonHandle) {
             tokio::task::spawn_blocking(move || fire(&hh, &d.id))
         })
         .collect();
-    // The first fire of each recipient comes first (BATCH fires a commit), so every waiting consumer is woken (by its `delivery_queued`)
-    // early, however many fires are due together.
+    // The first fire of each recipient comes first (BATCH fires a commit),
+    // so every waiting consumer is woken (by its `delivery_queued`) early,
+    // however many fires are due together.
     let mut seen = HashSet::new();
     let (first, rest): (Vec<Due>, Vec<Due>) = plain
         .into_iter()
