@@ -2,7 +2,11 @@
 //! MCP server. It holds no rules: each method is one request.
 
 use crate::api::*;
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
 use repowire_core::delivery::DeliveryRoute;
 use repowire_core::error::{Error, ErrorCode};
 use serde::Serialize;
@@ -47,10 +51,53 @@ pub type Result<T> = std::result::Result<T, ClientError>;
 /// Where the daemon is now (see [`Client::following`]).
 pub type Relocate = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
 
+type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+type Response = hyper::Response<hyper::body::Incoming>;
+
+/// One request, kept whole so it can be sent again elsewhere (a daemon
+/// that moved) with the base and identity of that moment.
+struct Req {
+    method: Method,
+    /// Path and query, after the base URL.
+    target: String,
+    body: Option<Bytes>,
+    /// Carry the client's identity (every route but `/health`).
+    auth: bool,
+}
+
+impl Req {
+    fn new(method: Method, path: &str) -> Self {
+        Self {
+            method,
+            target: path.to_string(),
+            body: None,
+            auth: true,
+        }
+    }
+
+    fn query<Q: Serialize + ?Sized>(mut self, q: &Q) -> Result<Self> {
+        let q = serde_urlencoded::to_string(q)
+            .map_err(|e| ClientError::Other(format!("bad request: {e}")))?;
+        if !q.is_empty() {
+            self.target
+                .push(if self.target.contains('?') { '&' } else { '?' });
+            self.target.push_str(&q);
+        }
+        Ok(self)
+    }
+
+    fn json<B: Serialize + ?Sized>(mut self, body: &B) -> Result<Self> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ClientError::Other(format!("bad request: {e}")))?;
+        self.body = Some(body.into());
+        Ok(self)
+    }
+}
+
 /// A client bound to one daemon URL and one identity.
 #[derive(Clone)]
 pub struct Client {
-    http: reqwest::Client,
+    http: Http,
     /// Shared by clones, so a moved daemon is followed by all of them.
     base: std::sync::Arc<std::sync::RwLock<String>>,
     relocate: Option<Relocate>,
@@ -62,14 +109,16 @@ pub struct Client {
 impl Client {
     /// `token` is the admin or a peer token; `as_peer` (admin only) acts as a peer.
     pub fn new(base: &str, token: Option<String>, as_peer: Option<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .tcp_nodelay(true)
-            // Under the daemon's idle keep-alive timeout (10 s): a pooled
-            // connection is not reused just as the daemon closes it.
-            .pool_idle_timeout(Duration::from_secs(5))
-            .build()
-            .expect("reqwest client");
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(3)));
+        connector.set_nodelay(true);
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                // Under the daemon's idle keep-alive timeout (10 s): a pooled
+                // connection is not reused just as the daemon closes it.
+                .pool_idle_timeout(Duration::from_secs(5))
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(connector);
         Self {
             http,
             base: std::sync::Arc::new(std::sync::RwLock::new(
@@ -112,36 +161,47 @@ impl Client {
 
     /// Send a request; if no daemon answered and this client follows a
     /// moving daemon that is now elsewhere, send it there once more.
-    async fn execute(&self, rb: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let req = rb
-            .build()
-            .map_err(|e| ClientError::Other(format!("bad request: {e}")))?;
-        let again = self.relocate.as_ref().and_then(|_| req.try_clone());
+    async fn execute(&self, req: Req) -> Result<Response> {
         let sent_to = self.base();
-        let e = match self.http.execute(req).await {
+        let e = match self.http.request(self.build(&sent_to, &req)?).await {
             Ok(resp) => return Ok(resp),
             Err(e) => e,
         };
-        if let (true, Some(relocate), Some(mut again)) = (e.is_connect(), &self.relocate, again) {
+        if let (true, Some(relocate)) = (e.is_connect(), &self.relocate) {
             let now = relocate().trim_end_matches('/').to_string();
-            let rest = again
-                .url()
-                .as_str()
-                .strip_prefix(&sent_to)
-                .map(str::to_string);
-            if now != sent_to
-                && let Some(url) = rest.and_then(|r| reqwest::Url::parse(&format!("{now}{r}")).ok())
-            {
+            if now != sent_to {
                 self.set_base(&now);
-                *again.url_mut() = url;
                 return self
                     .http
-                    .execute(again)
+                    .request(self.build(&now, &req)?)
                     .await
-                    .map_err(|e| self.unreachable(e));
+                    .map_err(|e| self.unreachable(&e));
             }
         }
-        Err(self.unreachable(e))
+        Err(self.unreachable(&e))
+    }
+
+    /// The HTTP request for `req` at `base`, with this client's identity.
+    fn build(&self, base: &str, req: &Req) -> Result<hyper::Request<Full<Bytes>>> {
+        let mut b = hyper::Request::builder()
+            .method(req.method.clone())
+            .uri(format!("{base}{}", req.target));
+        if req.auth {
+            if let Some(t) = &self.token {
+                b = b.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+            }
+            if let Some(a) = &self.as_peer {
+                b = b.header("x-repowire-as", a);
+            }
+            if let Some(p) = &self.expect_peer {
+                b = b.header("x-repowire-peer", p);
+            }
+        }
+        if req.body.is_some() {
+            b = b.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        b.body(Full::new(req.body.clone().unwrap_or_default()))
+            .map_err(|e| ClientError::Other(format!("bad request: {e}")))
     }
 
     /// The same daemon, another identity.
@@ -156,42 +216,41 @@ impl Client {
         }
     }
 
-    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut r = self.http.request(method, format!("{}{path}", self.base()));
-        if let Some(t) = &self.token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(a) = &self.as_peer {
-            r = r.header("x-repowire-as", a);
-        }
-        if let Some(p) = &self.expect_peer {
-            r = r.header("x-repowire-peer", p);
-        }
-        r
-    }
-
     /// `Unreachable` only when the request never reached a daemon (no
     /// connection): callers may then retry without doing anything twice
     /// (`repowire mcp` does, after re-reading daemon.json).
-    fn unreachable(&self, e: reqwest::Error) -> ClientError {
+    fn unreachable(&self, e: &hyper_util::client::legacy::Error) -> ClientError {
         if e.is_connect() {
             ClientError::Unreachable {
                 url: self.base(),
-                reason: root_cause(&e),
+                reason: root_cause(e),
             }
         } else {
-            ClientError::Other(format!(
-                "request to {} failed: {}",
-                self.base(),
-                root_cause(&e)
-            ))
+            self.broke(e)
         }
     }
 
-    async fn send<T: DeserializeOwned>(&self, rb: reqwest::RequestBuilder) -> Result<T> {
-        let resp = self.execute(rb).await?;
+    /// A failure after a daemon was reached.
+    fn broke(&self, e: &(dyn std::error::Error + 'static)) -> ClientError {
+        ClientError::Other(format!(
+            "request to {} failed: {}",
+            self.base(),
+            root_cause(e)
+        ))
+    }
+
+    /// A whole answer's body.
+    async fn body(&self, resp: Response) -> Result<Bytes> {
+        match resp.into_body().collect().await {
+            Ok(b) => Ok(b.to_bytes()),
+            Err(e) => Err(self.broke(&e)),
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: Req) -> Result<T> {
+        let resp = self.execute(req).await?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+        let bytes = self.body(resp).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes)
                 .map_err(|e| ClientError::Other(format!("unreadable answer from daemon: {e}")));
@@ -200,7 +259,7 @@ impl Client {
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        self.send(self.req(reqwest::Method::GET, path)).await
+        self.send(Req::new(Method::GET, path)).await
     }
 
     pub async fn get_q<T: DeserializeOwned, Q: Serialize + ?Sized>(
@@ -208,8 +267,7 @@ impl Client {
         path: &str,
         q: &Q,
     ) -> Result<T> {
-        self.send(self.req(reqwest::Method::GET, path).query(q))
-            .await
+        self.send(Req::new(Method::GET, path).query(q)?).await
     }
 
     pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
@@ -217,8 +275,7 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T> {
-        self.send(self.req(reqwest::Method::POST, path).json(body))
-            .await
+        self.send(Req::new(Method::POST, path).json(body)?).await
     }
 
     pub async fn delete<T: DeserializeOwned, Q: Serialize + ?Sized>(
@@ -226,13 +283,13 @@ impl Client {
         path: &str,
         q: &Q,
     ) -> Result<T> {
-        self.send(self.req(reqwest::Method::DELETE, path).query(q))
-            .await
+        self.send(Req::new(Method::DELETE, path).query(q)?).await
     }
 
     pub async fn health(&self) -> Result<Health> {
-        self.send(self.http.get(format!("{}/health", self.base())))
-            .await
+        let mut req = Req::new(Method::GET, "/health");
+        req.auth = false;
+        self.send(req).await
     }
 
     pub async fn register(&self, req: &RegisterReq) -> Result<RegisterResp> {
@@ -252,7 +309,7 @@ impl Client {
         .await
     }
     pub async fn update_me(&self, req: &UpdatePeerReq) -> Result<PeerInfo> {
-        self.send(self.req(reqwest::Method::PATCH, "/v1/peers/me").json(req))
+        self.send(Req::new(Method::PATCH, "/v1/peers/me").json(req)?)
             .await
     }
     pub async fn heartbeat(&self, req: &HeartbeatReq) -> Result<PeerInfo> {
@@ -413,10 +470,9 @@ impl Client {
     }
     pub async fn wait(&self, id: &str, timeout: Duration) -> Result<WaitResp> {
         let ms = timeout.as_millis() as u64;
-        let rb = self
-            .req(reqwest::Method::GET, &format!("/v1/asks/{}/wait", enc(id)))
-            .query(&[("timeout_ms", ms)]);
-        self.send(rb).await
+        let req = Req::new(Method::GET, &format!("/v1/asks/{}/wait", enc(id)))
+            .query(&[("timeout_ms", ms)])?;
+        self.send(req).await
     }
     pub async fn pickup(&self, id: &str) -> Result<AskInfo> {
         self.post(
@@ -538,14 +594,14 @@ impl Client {
         query: &[(&str, String)],
     ) -> Result<impl Stream<Item = Result<SseBlock>> + use<>> {
         let resp = self
-            .execute(self.req(reqwest::Method::GET, path).query(query))
+            .execute(Req::new(Method::GET, path).query(query)?)
             .await?;
         let status = resp.status();
         if !status.is_success() {
-            let bytes = resp.bytes().await.map_err(|e| self.unreachable(e))?;
+            let bytes = self.body(resp).await?;
             return Err(error_from(status, &bytes));
         }
-        Ok(sse_blocks(resp.bytes_stream()))
+        Ok(sse_blocks(resp.into_body().into_data_stream()))
     }
 
     /// Follow this peer's deliveries (SSE): each is leased as the daemon
@@ -607,7 +663,7 @@ type SseBlock = Option<(String, String)>;
 /// Split an SSE byte stream into blocks.
 fn sse_blocks<S>(bytes: S) -> impl Stream<Item = Result<SseBlock>>
 where
-    S: Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin,
+    S: Stream<Item = std::result::Result<Bytes, hyper::Error>> + Unpin,
 {
     futures_util::stream::unfold(
         (bytes, Vec::<u8>::new()),
@@ -646,7 +702,7 @@ where
 /// Parse a block's JSON data; an `error` event is the daemon's coded error.
 fn sse_item<T: DeserializeOwned>(event: &str, data: &str) -> Result<T> {
     if event == "error" {
-        return Err(error_from(reqwest::StatusCode::OK, data.as_bytes()));
+        return Err(error_from(StatusCode::OK, data.as_bytes()));
     }
     if event == "lagged" {
         // The daemon dropped a stream that fell behind; its message says where to resume.
@@ -679,7 +735,7 @@ fn events_query(
 }
 
 /// A non-success answer: the daemon's coded error, or what it said.
-fn error_from(status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
+fn error_from(status: StatusCode, bytes: &[u8]) -> ClientError {
     match serde_json::from_slice::<ErrorBody>(bytes) {
         Ok(b) => ClientError::Api(Error::new(
             ErrorCode::parse(&b.code).unwrap_or(ErrorCode::Internal),
