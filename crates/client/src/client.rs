@@ -248,12 +248,19 @@ impl Client {
     }
 
     async fn send<T: DeserializeOwned>(&self, req: Req) -> Result<T> {
+        let bytes = self.call(req).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Other(format!("unreadable answer from daemon: {e}")))
+    }
+
+    /// A successful answer's body, or the coded error. Not generic, so the
+    /// request's machinery is compiled once, not once per answer type.
+    async fn call(&self, req: Req) -> Result<Bytes> {
         let resp = self.execute(req).await?;
         let status = resp.status();
         let bytes = self.body(resp).await?;
         if status.is_success() {
-            return serde_json::from_slice(&bytes)
-                .map_err(|e| ClientError::Other(format!("unreadable answer from daemon: {e}")));
+            return Ok(bytes);
         }
         Err(error_from(status, &bytes))
     }
