@@ -299,6 +299,33 @@ async fn ask_round_trips(admin: &Client, warmup: usize, n: usize, confirm: bool)
     stats
 }
 
+/// How much of `src/link-order.txt` the binary has (idle RSS depends on
+/// it: src/build.rs). A list written for another toolchain, lock file or
+/// profile names symbols the build no longer has.
+fn link_order() -> String {
+    let list = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/link-order.txt"))
+        .unwrap_or_default();
+    let Ok(out) = std::process::Command::new("nm").arg(bin()).output() else {
+        return "link order              not checked (no `nm`)".into();
+    };
+    let symbols: std::collections::HashSet<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let listed: Vec<&str> = list.lines().filter(|l| !l.is_empty()).collect();
+    let found = listed.iter().filter(|f| symbols.contains(*f)).count();
+    format!(
+        "link order              {found} of {} listed functions in the binary{}",
+        listed.len(),
+        if found * 10 < listed.len() * 9 {
+            "   (stale: `bash benches/link-order.sh` rewrites it)"
+        } else {
+            ""
+        }
+    )
+}
+
 fn main() {
     let c = Counts::new(common::announce(
         "load",
@@ -381,6 +408,7 @@ fn main() {
         verdict(rss_med <= TARGET_RSS_MIB),
         PY_RSS_MIB / rss_med,
     );
+    println!("{}", link_order());
     for (name, t) in [
         ("notify, 1 client seq  ", &seq),
         ("notify, 16 clients->16", &conc),
