@@ -13,18 +13,34 @@
 # when the start-up path changed a lot: a stale list only costs memory
 # (docs/benchmarks.md, "Idle memory: link order").
 set -euo pipefail
+[ -n "${LINK_ORDER_BIN:-}" ] && LINK_ORDER_BIN=$(realpath "$LINK_ORDER_BIN")
 cd "$(dirname "$0")/.."
 if [ -z "${LINK_ORDER_BIN:-}" ]; then
   cargo build --release --locked --bin repowire
 fi
 bin=$(realpath "${LINK_ORDER_BIN:-${CARGO_TARGET_DIR:-target}/release/repowire}")
 work=$(mktemp -d)
-trap '[ -n "${LINK_ORDER_KEEP:-}" ] || rm -rf "$work"' EXIT
+pid=
+cleanup() {
+  [ -z "$pid" ] || kill "$pid" 2>/dev/null || true
+  [ -z "$pid" ] || wait "$pid" 2>/dev/null || true
+  [ -n "${LINK_ORDER_KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
 home=$work/home
 valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/cg" \
   "$bin" --home "$home" daemon run --listen 127.0.0.1:0 >"$work/log" 2>&1 &
 pid=$!
-for _ in $(seq 600); do [ -f "$home/daemon.json" ] && break; sleep 0.1; done
+for _ in $(seq 600); do
+  [ -f "$home/daemon.json" ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [ ! -f "$home/daemon.json" ]; then
+  echo "link-order: the daemon did not start under callgrind:" >&2
+  cat "$work/log" >&2
+  exit 1
+fi
 # The daemon's first idle second (the memory benchmark measures 1 s after
 # start) under callgrind's ~50x slowdown, then a dump: part 1.
 sleep 5
@@ -43,6 +59,7 @@ cli events --tail 5
 sleep 2
 kill -TERM "$pid"
 wait "$pid" || true
+pid=
 python3 - "$bin" "$work" src/link-order.txt <<'PY'
 import glob, re, sys
 binary, work, out = sys.argv[1:]
@@ -71,13 +88,17 @@ def executed(path):
     return seen
 # Dumps are cg.1, cg.2, ...; what ran after the last dump is in cg.
 parts = sorted(glob.glob(work + "/cg.*"), key=lambda p: int(p.rsplit(".", 1)[1])) + [work + "/cg"]
+# Each part's new functions sorted by name: what matters is that a part's
+# functions sit together, and a sorted list changes little between runs.
 order, have = [], set()
 for part in parts:
-    for name in executed(part):
-        # Skip what has no symbol: addresses, "(below main)".
-        if name not in have and not name.startswith(("0x", "(")):
-            have.add(name)
-            order.append(name)
+    # Skip what has no symbol: addresses, "(below main)".
+    new = {n for n in executed(part) if n not in have and not n.startswith(("0x", "("))}
+    have |= new
+    order += sorted(new)
+if len(order) < 500:
+    sys.exit(f"{out} not written: only {len(order)} functions of {binary} ran "
+             "(no symbol table? see the release profile's strip)")
 open(out, "w").write("\n".join(order) + "\n")
 print(f"{out}: {len(order)} functions from {len(parts)} profile parts")
 PY

@@ -301,12 +301,17 @@ async fn ask_round_trips(admin: &Client, warmup: usize, n: usize, confirm: bool)
 
 /// How much of `src/link-order.txt` the binary has (idle RSS depends on
 /// it: src/build.rs). A list written for another toolchain, lock file or
-/// profile names symbols the build no longer has.
+/// profile names symbols the build no longer has. (That the names are
+/// there does not prove the linker used the list: see the idle RSS.)
 fn link_order() -> String {
     let list = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/link-order.txt"))
         .unwrap_or_default();
-    let Ok(out) = std::process::Command::new("nm").arg(bin()).output() else {
-        return "link order              not checked (no `nm`)".into();
+    let out = std::process::Command::new("nm").arg(bin()).output();
+    let Some(out) = out
+        .ok()
+        .filter(|o| o.status.success() && !o.stdout.is_empty())
+    else {
+        return "link order              not checked (no `nm`, or a stripped binary)".into();
     };
     let symbols: std::collections::HashSet<&str> = std::str::from_utf8(&out.stdout)
         .unwrap_or_default()

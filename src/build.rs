@@ -16,8 +16,8 @@
 //!   first touched, so code the daemon runs scattered over an 11 MB text
 //!   section kept most of it resident; grouped, it takes a few pages
 //!   (docs/benchmarks.md, "Idle memory: link order"). Only LLD takes the
-//!   list (`--symbol-ordering-file`); Rust links with it by default on this
-//!   target since 1.90. A name the list has and the build has not (the code
+//!   list (`--symbol-ordering-file`); Rust links with its bundled LLD by
+//!   default on this target since 1.90, and the list is passed only then. A name the list has and the build has not (the code
 //!   moved on since the list was written) is skipped silently; the build
 //!   is the same code in another order, so a stale list costs memory, never
 //!   correctness. `REPOWIRE_LINK_ORDER=0` turns it off, as does any
@@ -28,21 +28,43 @@ fn main() {
     println!("cargo:rerun-if-changed=src/build.rs");
     println!("cargo:rerun-if-changed=src/link-order.txt");
     println!("cargo:rerun-if-env-changed=REPOWIRE_LINK_ORDER");
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     if var("CARGO_CFG_TARGET_OS") != "linux" || var("CARGO_CFG_TARGET_ENV") != "gnu" {
         return;
     }
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
 
+    // Only with Rust's own LLD: the default linker of this target since
+    // Rust 1.90 when the toolchain ships it (rustup's do), and only when no
+    // linker is configured (`RUSTC_LINKER`: cargo's config or environment)
+    // and RUSTFLAGS choose none. GNU ld and gold stop at the option.
     let flags = var("CARGO_ENCODED_RUSTFLAGS");
     let other_linker = ["linker", "fuse-ld", "link-self-contained"]
         .iter()
         .any(|k| flags.contains(k))
-        || std::env::vars().any(|(k, _)| k.starts_with("CARGO_TARGET_") && k.ends_with("_LINKER"));
+        || std::env::var_os("RUSTC_LINKER").is_some();
+    let target = var("TARGET");
+    let bundled_lld =
+        std::process::Command::new(std::env::var_os("RUSTC").unwrap_or("rustc".into()))
+            .args(["--print", "sysroot"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| {
+                let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                std::path::Path::new(&sysroot)
+                    .join("lib/rustlib")
+                    .join(&target)
+                    .join("bin/gcc-ld/ld.lld")
+                    .is_file()
+            })
+            .unwrap_or(false);
     let order = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("src/link-order.txt");
-    if var("CARGO_CFG_TARGET_ARCH") == "x86_64"
+    if target == "x86_64-unknown-linux-gnu"
         && var("PROFILE") == "release"
         && var("REPOWIRE_LINK_ORDER") != "0"
         && !other_linker
+        && bundled_lld
         && order.is_file()
     {
         // Two arguments, so no comma in the path can split it.

@@ -170,10 +170,12 @@ impl Client {
         if let (true, Some(relocate)) = (e.is_connect(), &self.relocate) {
             let now = relocate().trim_end_matches('/').to_string();
             if now != sent_to {
+                // Follow only a base a request can be built for.
+                let again = self.build(&now, &req)?;
                 self.set_base(&now);
                 return self
                     .http
-                    .request(self.build(&now, &req)?)
+                    .request(again)
                     .await
                     .map_err(|e| self.unreachable(&e));
             }
