@@ -323,6 +323,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_by_state ON jobs (state, created_ms);
     CREATE INDEX jobs_by_created ON jobs (created_ms);
     "#,
+    // 16: open jobs with a deadline, by deadline: the per-second repair
+    // looked for late jobs by reading every queued job's row.
+    r#"
+    CREATE INDEX jobs_open_deadline ON jobs (deadline_ms)
+      WHERE deadline_ms IS NOT NULL AND state IN ('queued','dispatched','running');
+    "#,
 ];
 
 /// The schema version this binary writes.
