@@ -323,11 +323,14 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_by_state ON jobs (state, created_ms);
     CREATE INDEX jobs_by_created ON jobs (created_ms);
     "#,
-    // 16: open jobs with a deadline, by deadline: the per-second repair
-    // looked for late jobs by reading every queued job's row.
+    // 16: open jobs with a deadline, by deadline, and open asks not yet
+    // reminded, by age: the per-second repair and reminder passes read
+    // every queued job's and every open ask's row.
     r#"
     CREATE INDEX jobs_open_deadline ON jobs (deadline_ms)
       WHERE deadline_ms IS NOT NULL AND state IN ('queued','dispatched','running');
+    CREATE INDEX asks_to_remind ON asks (created_ms)
+      WHERE reminded_ms IS NULL AND state IN ('queued','delivered');
     "#,
 ];
 
