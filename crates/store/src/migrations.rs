@@ -325,8 +325,10 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 16: open jobs with a deadline, by deadline, and open asks not yet
     // reminded, by age: the per-second repair and reminder passes read
-    // every queued job's and every open ask's row.
+    // every queued job's and every open ask's row. Peers by bare name: an
+    // address without a circle (the admin's `--as NAME`) read every peer.
     r#"
+    CREATE INDEX peers_by_name ON peers (name);
     CREATE INDEX jobs_open_deadline ON jobs (deadline_ms)
       WHERE deadline_ms IS NOT NULL AND state IN ('queued','dispatched','running');
     CREATE INDEX asks_to_remind ON asks (created_ms)

@@ -75,6 +75,9 @@ pub(super) fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option
     .optional()?)
 }
 
+/// A name in any circle (two rows tell it is ambiguous).
+const BY_BARE_NAME: &str = concat!("SELECT ", cols!(), " FROM peers WHERE name = ?1 LIMIT 2");
+
 /// Resolve `NAME` or `NAME@CIRCLE`; a bare name is looked up in `circle`
 /// when given, else across circles (ambiguous if it exists in several).
 pub(super) fn resolve(c: &Connection, addr: &str, circle: Option<&str>) -> Result<Peer> {
@@ -90,11 +93,7 @@ pub(super) fn resolve(c: &Connection, addr: &str, circle: Option<&str>) -> Resul
             )
         });
     }
-    let mut st = c.prepare_cached(concat!(
-        "SELECT ",
-        cols!(),
-        " FROM peers WHERE name = ?1 LIMIT 2"
-    ))?;
+    let mut st = c.prepare_cached(BY_BARE_NAME)?;
     let mut rows: Vec<Peer> = st
         .query_map([name], from_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -675,5 +674,13 @@ impl Store {
             })?;
             must(t.conn(), peer_id).map(Some)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_bare_name_is_looked_up_by_its_index() {
+        crate::assert_planned_through(&[(super::BY_BARE_NAME, "peers_by_name")]);
     }
 }
