@@ -781,6 +781,75 @@ mod tests {
     use super::*;
 
     #[test]
+    fn queries_are_form_encoded_after_the_path() {
+        let r = Req::new(Method::GET, "/v1/asks")
+            .query(&[("dir", "to me"), ("open", "true")])
+            .unwrap();
+        assert_eq!(r.target, "/v1/asks?dir=to+me&open=true");
+        let empty: [(&str, &str); 0] = [];
+        assert_eq!(
+            Req::new(Method::GET, "/x").query(&empty).unwrap().target,
+            "/x"
+        );
+    }
+
+    #[test]
+    fn requests_carry_the_identity_but_health_does_not() {
+        let c = Client::new(
+            "http://127.0.0.1:9/",
+            Some("tok".into()),
+            Some("bob".into()),
+        )
+        .expecting_peer(Some("ann".into()));
+        let r = c
+            .build(
+                &c.base(),
+                &Req::new(Method::POST, "/v1/notify").json(&1).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(r.uri(), "http://127.0.0.1:9/v1/notify");
+        let h = r.headers();
+        assert_eq!(h["authorization"], "Bearer tok");
+        assert_eq!(h["x-repowire-as"], "bob");
+        assert_eq!(h["x-repowire-peer"], "ann");
+        assert_eq!(h["content-type"], "application/json");
+        let mut health = Req::new(Method::GET, "/health");
+        health.auth = false;
+        let r = c.build(&c.base(), &health).unwrap();
+        assert!(r.headers().is_empty(), "{:?}", r.headers());
+    }
+
+    #[tokio::test]
+    async fn a_bad_token_or_url_is_a_clear_error_not_a_panic() {
+        let c = Client::new("http://127.0.0.1:9", Some("a\nb".into()), None);
+        let e = c.doctor().await.unwrap_err();
+        assert!(e.to_string().starts_with("bad request"), "{e}");
+        let c = Client::new("not a url", None, None);
+        let e = c.health().await.unwrap_err();
+        assert!(e.to_string().starts_with("bad request"), "{e}");
+    }
+
+    /// Nothing listens at the base; the daemon "moved" to an address no
+    /// request can be built for: the error says so and the base stays.
+    #[tokio::test]
+    async fn a_client_follows_a_moved_daemon_only_to_a_usable_base() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let c =
+            Client::new(&closed, None, None).following(std::sync::Arc::new(|| "not a url".into()));
+        let e = c.health().await.unwrap_err();
+        assert!(e.to_string().starts_with("bad request"), "{e}");
+        assert_eq!(c.base(), closed);
+        let c = Client::new(&closed, None, None);
+        assert!(matches!(
+            c.health().await,
+            Err(ClientError::Unreachable { .. })
+        ));
+    }
+
+    #[test]
     fn a_delivery_of_an_unknown_kind_still_comes_through() {
         let data = r#"{"delivery_id":"dlv-1","seq":4,"kind":"telepathy","from":"ann","text":"hi","state":"leased","attempts":1,"created_at_ms":5}"#;
         let d = delivery_item("delivery", data).unwrap();
