@@ -16,12 +16,13 @@
 //!   first touched, so code the daemon runs scattered over an 11 MB text
 //!   section kept most of it resident; grouped, it takes a few pages
 //!   (docs/benchmarks.md, "Idle memory: link order"). Only LLD takes the
-//!   list (`--symbol-ordering-file`); Rust links with its bundled LLD by
-//!   default on this target since 1.90, and the list is passed only then. A name the list has and the build has not (the code
-//!   moved on since the list was written) is skipped silently; the build
-//!   is the same code in another order, so a stale list costs memory, never
-//!   correctness. `REPOWIRE_LINK_ORDER=0` turns it off, as does any
-//!   RUSTFLAGS choice of another linker.
+//!   list (`--symbol-ordering-file`): Rust links with its bundled LLD by
+//!   default on this target since 1.90, and the list is passed only when
+//!   the toolchain has it and no other linker is configured (cargo's
+//!   `linker`, RUSTFLAGS). A name the list has and the build has not (the
+//!   code moved on since the list was written) is skipped silently; the
+//!   build is the same code in another order, so a stale list costs memory,
+//!   never correctness. `REPOWIRE_LINK_ORDER=0` turns it off.
 
 fn main() {
     let var = |k: &str| std::env::var(k).unwrap_or_default();
@@ -44,28 +45,13 @@ fn main() {
         .any(|k| flags.contains(k))
         || std::env::var_os("RUSTC_LINKER").is_some();
     let target = var("TARGET");
-    let bundled_lld =
-        std::process::Command::new(std::env::var_os("RUSTC").unwrap_or("rustc".into()))
-            .args(["--print", "sysroot"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| {
-                let sysroot = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                std::path::Path::new(&sysroot)
-                    .join("lib/rustlib")
-                    .join(&target)
-                    .join("bin/gcc-ld/ld.lld")
-                    .is_file()
-            })
-            .unwrap_or(false);
     let order = std::path::Path::new(&var("CARGO_MANIFEST_DIR")).join("src/link-order.txt");
     if target == "x86_64-unknown-linux-gnu"
         && var("PROFILE") == "release"
         && var("REPOWIRE_LINK_ORDER") != "0"
         && !other_linker
-        && bundled_lld
         && order.is_file()
+        && bundled_lld(&target)
     {
         // Two arguments, so no comma in the path can split it.
         println!("cargo:rustc-link-arg-bins=-Xlinker");
@@ -75,4 +61,23 @@ fn main() {
         );
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
+}
+
+/// Whether the toolchain ships its own LLD for `target` (rustup's do).
+fn bundled_lld(target: &str) -> bool {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let Some(out) = std::process::Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+    else {
+        return false;
+    };
+    let sysroot = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::path::Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(target)
+        .join("bin/gcc-ld/ld.lld")
+        .is_file()
 }
