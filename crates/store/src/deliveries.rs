@@ -56,24 +56,46 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
             ),
         ));
     }
-    let id = insert(t, &d, None)?;
+    // A stream of the recipient waits with room: lease it to that stream
+    // now, in this transaction, and hand it over once committed.
+    let Some(place) = t.waiting.reserve(&d.to.id) else {
+        let id = insert(t, &d, Start::Pending)?;
+        queued_event(t, &id, &d)?;
+        return Ok(id);
+    };
+    let until = t.now + place.0.lease_ms();
+    let id = insert(t, &d, Start::Leased(until))?;
     queued_event(t, &id, &d)?;
+    leased_event(t, &id, d.ask_id, d.to, (1, until), DeliveryRoute::Stream)?;
+    // Read back as the transaction leaves it, just before the commit.
+    t.reserved.push(place, id.clone());
     Ok(id)
 }
 
-/// The row of a new delivery: `pending` from now, or `armed` until
-/// `armed_until` (then created at that instant).
-fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, armed_until: Option<i64>) -> Result<DeliveryId> {
+/// How a new delivery starts.
+enum Start {
+    /// Waiting for a consumer.
+    Pending,
+    /// Leased to a waiting stream until then (its first attempt).
+    Leased(i64),
+    /// Armed: invisible until then (a schedule fire written ahead).
+    Armed(i64),
+}
+
+/// The row of a new delivery: `pending` from now, leased to a waiting
+/// stream, or `armed` until its instant (then created at that instant).
+fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, start: Start) -> Result<DeliveryId> {
     let id = DeliveryId::generate(t.now);
-    let (state, created) = match armed_until {
-        Some(at) => ("armed", at),
-        None => ("pending", t.now),
+    let (state, created, armed_until, lease_until, attempts) = match start {
+        Start::Pending => ("pending", t.now, None, None, 0),
+        Start::Leased(until) => ("leased", t.now, None, Some(until), 1),
+        Start::Armed(at) => ("armed", at, Some(at), None, 0),
     };
     t.conn()
         .prepare_cached(
             "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
-               text, state, created_ms, job_id, not_before_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+               text, state, created_ms, job_id, not_before_ms, lease_until_ms, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
         )?
         .execute(params![
             id,
@@ -87,7 +109,9 @@ fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, armed_until: Option<i64>) -> Resu
             state,
             created,
             d.job_id,
-            armed_until
+            armed_until,
+            lease_until,
+            attempts
         ])?;
     Ok(id)
 }
@@ -120,7 +144,18 @@ pub(super) fn arm(
             ));
         }
     }
-    insert(t, d, Some(not_before_ms))
+    // Before the commit: a reader that skips the look-up on the horizon
+    // can never miss a committed armed row.
+    t.armed_horizon
+        .fetch_max(not_before_ms, std::sync::atomic::Ordering::AcqRel);
+    insert(t, d, Start::Armed(not_before_ms))
+}
+
+/// The latest instant an armed delivery waits for (`i64::MIN`: none).
+pub(super) fn armed_horizon(c: &Connection) -> Result<i64> {
+    Ok(c.prepare("SELECT MAX(not_before_ms) FROM deliveries WHERE state = 'armed'")?
+        .query_row([], |r| r.get::<_, Option<i64>>(0))?
+        .unwrap_or(i64::MIN))
 }
 
 const NEXT_ARMED: &str = "SELECT MIN(not_before_ms) FROM deliveries
@@ -190,6 +225,29 @@ fn queued_event(t: &mut Tx<'_>, id: &DeliveryId, d: &NewDelivery<'_>) -> Result<
     })
 }
 
+/// Delivery `id` (carrying ask `ask`), now leased to `to` for `route`:
+/// its attempt and when its lease ends.
+fn leased_event(
+    t: &mut Tx<'_>,
+    id: &DeliveryId,
+    ask: Option<&AskId>,
+    to: &Peer,
+    (attempt, until): (i64, i64),
+    route: DeliveryRoute,
+) -> Result<()> {
+    t.event(NewEvent {
+        subject: id,
+        related: ask.map(|a| a.as_str()),
+        circle: Some(&to.circle),
+        event: Event::DeliveryLeased {
+            to: to.name.clone(),
+            attempt,
+            lease_until_ms: until,
+            route: Some(route),
+        },
+    })
+}
+
 macro_rules! cols {
     () => {
         "id, seq, kind, from_name, from_circle, ask_id, text, \
@@ -218,6 +276,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         reply_to: r.get(12)?,
         pushed_at_ms: r.get(13)?,
     })
+}
+
+/// One delivery, as every read sees it.
+pub(super) fn one(c: &Connection, id: &DeliveryId) -> Result<Option<Delivery>> {
+    Ok(c.prepare_cached(concat!("SELECT ", cols!(), " FROM deliveries WHERE id = ?1"))?
+        .query_row([id], from_row)
+        .optional()?)
 }
 
 /// A peer's armed deliveries that are visible at `?2` (the second branch
@@ -422,17 +487,14 @@ impl Store {
                 d.state = DeliveryState::Leased;
                 d.attempts += 1;
                 d.lease_until_ms = Some(until);
-                t.event(NewEvent {
-                    subject: &d.delivery_id,
-                    related: d.correlation_id.as_deref(),
-                    circle: Some(&p.circle),
-                    event: Event::DeliveryLeased {
-                        to: p.name.clone(),
-                        attempt: d.attempts,
-                        lease_until_ms: until,
-                        route: Some(route),
-                    },
-                })?;
+                leased_event(
+                    t,
+                    &d.delivery_id,
+                    d.correlation_id.as_ref(),
+                    &p,
+                    (d.attempts, until),
+                    route,
+                )?;
             }
             if alive {
                 super::peers::revive(t, peer_id)?;
@@ -446,6 +508,10 @@ impl Store {
     /// announces it).
     pub fn next_armed_ms(&self, peer_id: &PeerId) -> Result<Option<i64>> {
         let now = self.clock.now_ms();
+        // Nothing armed waits past now (the usual case): no read at all.
+        if self.armed_horizon.load(std::sync::atomic::Ordering::Acquire) <= now {
+            return Ok(None);
+        }
         self.read(|c| {
             Ok(c.prepare_cached(NEXT_ARMED)?
                 .query_row(params![peer_id, now], |r| r.get(0))?)

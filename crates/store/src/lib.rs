@@ -15,6 +15,7 @@ mod asks;
 mod circles;
 mod deliveries;
 mod events;
+mod handoff;
 mod jobs;
 mod migrations;
 mod peers;
@@ -24,6 +25,7 @@ mod schedules;
 mod spawns;
 mod tmux;
 
+pub use handoff::{Handoff, Registration};
 pub use schedules::{Checkin, Due, SchedRow};
 pub use spawns::{NewSpawn, SpawnRow, SpawnState};
 
@@ -33,6 +35,7 @@ use repowire_core::policy::Policy;
 use repowire_core::time::Clock;
 use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -51,6 +54,11 @@ pub struct Store {
     pub policy: Policy,
     /// Where every transaction's `now` comes from.
     clock: Clock,
+    /// No armed delivery becomes visible after this instant (the latest
+    /// `not_before_ms` ever armed): a waiting consumer past it asks nothing.
+    armed_horizon: AtomicI64,
+    /// Delivery streams waiting, to hand new deliveries to.
+    waiting: handoff::Waiting,
 }
 
 /// Counts of committed events that changed a circle's mesh snapshot: its
@@ -76,6 +84,10 @@ pub struct Tx<'a> {
     events: Vec<EventRecord>,
     pub now: i64,
     pub policy: &'a Policy,
+    armed_horizon: &'a AtomicI64,
+    waiting: &'a handoff::Waiting,
+    /// Places this transaction took in waiting streams.
+    reserved: handoff::Reserved,
 }
 
 /// An event to append: subject id, related id, circle, and the typed event
@@ -164,6 +176,7 @@ impl Store {
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer)?;
         let (bus, _) = broadcast::channel(4096);
+        let armed_horizon = deliveries::armed_horizon(&writer)?;
         Ok(Self {
             writer: Mutex::new(writer),
             checkpointer: Mutex::new(checkpointer),
@@ -172,6 +185,8 @@ impl Store {
             mesh_gens: Mutex::new(MeshGens::default()),
             policy,
             clock: Clock::system(),
+            armed_horizon: AtomicI64::new(armed_horizon),
+            waiting: handoff::Waiting::default(),
         })
     }
 
@@ -202,11 +217,32 @@ impl Store {
                 events: Vec::new(),
                 now: self.clock.now_ms(),
                 policy: &self.policy,
+                armed_horizon: &self.armed_horizon,
+                waiting: &self.waiting,
+                reserved: handoff::Reserved::default(),
             };
-            let out = f(&mut t)?;
-            let Tx { tx, events, .. } = t;
-            tx.commit()?;
-            (out, events)
+            let out = f(&mut t).and_then(|out| {
+                t.reserved.read(&t.tx)?;
+                Ok(out)
+            });
+            let Tx {
+                tx,
+                events,
+                reserved,
+                ..
+            } = t;
+            match out.and_then(|out| Ok(tx.commit().map(|()| out)?)) {
+                Ok(out) => {
+                    // Handed before the events are published: a stream
+                    // woken by its `delivery_queued` finds it there.
+                    reserved.hand();
+                    (out, events)
+                }
+                Err(e) => {
+                    reserved.release();
+                    return Err(e);
+                }
+            }
         };
         self.version
             .fetch_add(1, std::sync::atomic::Ordering::Release);

@@ -120,6 +120,9 @@ pub fn stream(
     let nap = wake::nap(h);
     let h = h.clone();
     tokio::spawn(async move {
+        // While it waits, what is queued for the peer is leased to it in
+        // the queuing transaction and handed over (no lease of its own).
+        let reg = h.store.register_stream(&me.id, lease_ms);
         loop {
             // Lease only what the channel has room for now, so little is
             // leased but unsent when the consumer goes away.
@@ -127,16 +130,29 @@ pub fn stream(
                 return;
             };
             let room = (tx.capacity() as u32 + 1).min(max);
-            let items = match h.store.lease(&me.id, room, lease_ms, DeliveryRoute::Stream) {
-                Ok(items) => items,
-                Err(e) => {
-                    tracing::warn!(error = %e, "inbox stream lease failed");
-                    permit.send(StreamItem::Failed(e));
-                    return;
+            // What was handed while it waited (no more than the room it
+            // opened with, which only grew since); else a lease. Fewer
+            // leased than there was room for: nothing else could be
+            // handed out at that instant, and whatever comes later wakes
+            // the wait below (the bus was subscribed before the first
+            // look), so look again only after that.
+            let handed = reg.handoff().take();
+            let (items, full) = if !handed.is_empty() {
+                (handed, true)
+            } else {
+                match h.store.lease(&me.id, room, lease_ms, DeliveryRoute::Stream) {
+                    Ok(items) => {
+                        let full = items.len() as u32 >= room;
+                        (items, full)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "inbox stream lease failed");
+                        permit.send(StreamItem::Failed(e));
+                        return;
+                    }
                 }
             };
             let mut permit = Some(permit);
-            let any = !items.is_empty();
             for d in items {
                 let item = StreamItem::Delivery(Box::new(d));
                 let sent = match permit.take() {
@@ -150,12 +166,15 @@ pub fn stream(
                     return; // gone: what it did not confirm comes back after its lease
                 }
             }
-            if any {
+            if full {
                 continue;
             }
             drop(permit);
-            // Wake on a new delivery for this peer, now and then for leases
-            // that expired, or to end with the daemon or the consumer.
+            reg.handoff()
+                .open((tx.capacity() as u32).clamp(1, max) as usize);
+            // Wake on a new delivery for this peer (one handed over comes
+            // with its `delivery_queued`), now and then for leases that
+            // expired, or to end with the daemon or the consumer.
             let mine = |e: &EventRecord| wake::queued_for(e, &me.id);
             let until = tokio::time::Instant::now() + wake::nap_for(&h, &me.id, nap);
             tokio::select! {

@@ -1,0 +1,355 @@
+//! Deliveries handed straight to a waiting delivery stream.
+//!
+//! A delivery stream that has sent everything it could lease opens its
+//! [`Handoff`] while it waits. A delivery queued for that peer meanwhile is
+//! then leased to the stream in the transaction that queues it (its
+//! `delivery_queued` and `delivery_leased` events in one commit) and, once
+//! that commits, handed to the stream in memory: the stream sends it with
+//! no lease transaction of its own and no read. Nothing is held only in
+//! memory: the row is `leased` as a stream lease would have left it, so a
+//! stream that goes away before sending it gives it back when the lease
+//! runs out, as any lease does.
+
+use repowire_core::delivery::{Delivery, DeliveryState};
+use repowire_core::ids::{DeliveryId, PeerId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// One stream's side of the handoff: how many it can take now, and what it
+/// was handed.
+pub struct Handoff {
+    peer: PeerId,
+    lease_ms: i64,
+    slot: Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// How many more may be handed (0: closed, the stream is busy).
+    room: usize,
+    /// Committed and handed, not yet taken by the stream.
+    handed: Vec<Delivery>,
+    /// Moves with every open and close: a place given back after either
+    /// is not restored.
+    epoch: u64,
+}
+
+impl Handoff {
+    /// Open for up to `room` deliveries (the stream waits, with that much
+    /// room to send).
+    pub fn open(&self, room: usize) {
+        let mut s = self.lock();
+        s.room = room;
+        s.epoch += 1;
+    }
+
+    /// Close, and take what was handed since the last take.
+    pub fn take(&self) -> Vec<Delivery> {
+        let mut s = self.lock();
+        s.room = 0;
+        s.epoch += 1;
+        std::mem::take(&mut s.handed)
+    }
+
+    /// The lease a delivery handed here gets.
+    pub(crate) fn lease_ms(&self) -> i64 {
+        self.lease_ms
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take one place (inside a write transaction): the epoch it was
+    /// taken in, or `None` when closed.
+    fn reserve(&self) -> Option<u64> {
+        let mut s = self.lock();
+        if s.room == 0 {
+            return None;
+        }
+        s.room -= 1;
+        Some(s.epoch)
+    }
+
+    /// The transaction that reserved a place committed `d` (leased to this
+    /// stream whether or not it closed meanwhile: its next take gets it).
+    fn hand(&self, d: Delivery) {
+        self.lock().handed.push(d);
+    }
+
+    /// The transaction that reserved a place in `epoch` rolled back: give
+    /// the place back, unless the stream closed or opened anew meanwhile.
+    fn release(&self, epoch: u64) {
+        let mut s = self.lock();
+        if s.epoch == epoch {
+            s.room += 1;
+        }
+    }
+}
+
+/// The streams waiting for deliveries, by peer.
+#[derive(Default, Clone)]
+pub struct Waiting {
+    by_peer: Arc<Mutex<HashMap<PeerId, Vec<Arc<Handoff>>>>>,
+}
+
+impl Waiting {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PeerId, Vec<Arc<Handoff>>>> {
+        self.by_peer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A place handed to one of `peer`'s open streams, if one has room.
+    pub(crate) fn reserve(&self, peer: &PeerId) -> Option<(Arc<Handoff>, u64)> {
+        let map = self.lock();
+        map.get(peer)?
+            .iter()
+            .find_map(|h| Some((h.clone(), h.reserve()?)))
+    }
+}
+
+/// A stream's registration: closed and forgotten when dropped.
+pub struct Registration {
+    waiting: Waiting,
+    handoff: Arc<Handoff>,
+}
+
+impl Registration {
+    pub fn handoff(&self) -> &Handoff {
+        &self.handoff
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.handoff.take();
+        let mut map = self.waiting.lock();
+        if let Some(v) = map.get_mut(&self.handoff.peer) {
+            v.retain(|h| !Arc::ptr_eq(h, &self.handoff));
+            if v.is_empty() {
+                map.remove(&self.handoff.peer);
+            }
+        }
+    }
+}
+
+impl super::Store {
+    /// Register a delivery stream of `peer` (leasing for `lease_ms`) for
+    /// handoffs; it is closed until it [opens](Handoff::open).
+    pub fn register_stream(&self, peer: &PeerId, lease_ms: i64) -> Registration {
+        let handoff = Arc::new(Handoff {
+            peer: peer.clone(),
+            lease_ms,
+            slot: Mutex::new(Slot::default()),
+        });
+        self.waiting
+            .lock()
+            .entry(peer.clone())
+            .or_default()
+            .push(handoff.clone());
+        Registration {
+            waiting: self.waiting.clone(),
+            handoff,
+        }
+    }
+}
+
+/// Places reserved by one transaction, settled when it ends.
+#[derive(Default)]
+pub(crate) struct Reserved(Vec<Place>);
+
+struct Place {
+    handoff: Arc<Handoff>,
+    epoch: u64,
+    id: DeliveryId,
+    got: Option<Delivery>,
+}
+
+impl Reserved {
+    /// Delivery `id` takes the place reserved in `handoff`.
+    pub(crate) fn push(&mut self, (handoff, epoch): (Arc<Handoff>, u64), id: DeliveryId) {
+        self.0.push(Place {
+            handoff,
+            epoch,
+            id,
+            got: None,
+        });
+    }
+
+    /// Just before the commit: read each delivery as the transaction
+    /// leaves it (what it carries may have been completed after it was
+    /// queued: an ask's job). One no longer leased (withdrawn, or undone
+    /// by a savepoint) gives its place back.
+    pub(crate) fn read(&mut self, c: &rusqlite::Connection) -> repowire_core::error::Result<()> {
+        for p in &mut self.0 {
+            p.got = super::deliveries::one(c, &p.id)?
+                .filter(|d| d.state == DeliveryState::Leased && d.attempts == 1);
+        }
+        Ok(())
+    }
+
+    /// After the commit: hand each delivery over.
+    pub(crate) fn hand(self) {
+        for p in self.0 {
+            match p.got {
+                Some(d) => p.handoff.hand(d),
+                None => p.handoff.release(p.epoch),
+            }
+        }
+    }
+
+    /// After a rollback: give every place back.
+    pub(crate) fn release(self) {
+        for p in self.0 {
+            p.handoff.release(p.epoch);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Store, deliveries};
+    use repowire_core::delivery::{DeliveryKind, DeliveryRoute, DeliveryState, NewNotify};
+    use repowire_core::error::Error;
+    use repowire_core::ids::PeerId;
+    use repowire_core::peer::Registration;
+    use repowire_core::policy::Policy;
+
+    fn setup() -> (tempfile::TempDir, Store, PeerId, PeerId) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let reg = |name: &str| {
+            let req = Registration {
+                name: name.into(),
+                ..Default::default()
+            };
+            s.register(req, None).unwrap().0.id
+        };
+        let (a, b) = (reg("a"), reg("b"));
+        (dir, s, a, b)
+    }
+
+    fn note(s: &Store, from: &PeerId, text: &str) -> repowire_core::ids::DeliveryId {
+        let n = NewNotify {
+            to: "b".into(),
+            text: text.into(),
+            ..Default::default()
+        };
+        s.notify(from, &n, false).unwrap().delivery_id
+    }
+
+    /// The kinds of the events about delivery `id`, with the route of each lease.
+    fn trail(s: &Store, id: &str) -> Vec<(String, Option<String>)> {
+        s.trace(id)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.payload["route"].as_str().map(str::to_string)))
+            .collect()
+    }
+
+    /// An open stream is handed what is queued for its peer, up to its
+    /// room, each leased to it in the queuing commit (as a stream lease
+    /// would have left it); the rest waits, pending, for a lease.
+    #[test]
+    fn a_waiting_stream_is_handed_what_is_queued_up_to_its_room() {
+        let (_dir, s, a, b) = setup();
+        let reg = s.register_stream(&b, 30_000);
+        let before = note(&s, &a, "not open yet");
+        reg.handoff().open(2);
+        let ids: Vec<_> = (0..3).map(|i| note(&s, &a, &format!("n{i}"))).collect();
+        let got = reg.handoff().take();
+        assert_eq!(
+            got.iter().map(|d| &d.delivery_id).collect::<Vec<_>>(),
+            vec![&ids[0], &ids[1]]
+        );
+        for d in &got {
+            assert_eq!(d.state, DeliveryState::Leased);
+            assert_eq!(d.attempts, 1);
+            assert_eq!(d.kind, DeliveryKind::Notify);
+            assert_eq!(d.from.as_deref(), Some("a"));
+            let stored = s.delivery(&b, &d.delivery_id).unwrap().unwrap();
+            assert_eq!(stored.state, DeliveryState::Leased);
+            assert_eq!(stored.lease_until_ms, d.lease_until_ms);
+            assert!(d.lease_until_ms.unwrap() >= d.created_at_ms + 30_000);
+            assert_eq!(
+                trail(&s, d.delivery_id.as_str()),
+                vec![
+                    ("delivery_queued".to_string(), None),
+                    ("delivery_leased".to_string(), Some("stream".to_string())),
+                ]
+            );
+        }
+        // No room left, and one queued before it opened: both pending, and
+        // a stream lease takes them, oldest first.
+        for id in [&before, &ids[2]] {
+            let d = s.delivery(&b, id).unwrap().unwrap();
+            assert_eq!(d.state, DeliveryState::Pending, "{id}");
+        }
+        let leased = s.lease(&b, 10, 30_000, DeliveryRoute::Stream).unwrap();
+        assert_eq!(
+            leased.iter().map(|d| &d.delivery_id).collect::<Vec<_>>(),
+            vec![&before, &ids[2]]
+        );
+        // Taking closed it.
+        let closed = note(&s, &a, "closed");
+        assert!(reg.handoff().take().is_empty());
+        assert_eq!(
+            s.delivery(&b, &closed).unwrap().unwrap().state,
+            DeliveryState::Pending
+        );
+        // A stream gone is forgotten.
+        reg.handoff().open(5);
+        drop(reg);
+        let gone = note(&s, &a, "gone");
+        assert_eq!(
+            s.delivery(&b, &gone).unwrap().unwrap().state,
+            DeliveryState::Pending
+        );
+    }
+
+    /// A transaction that queued a delivery and then failed hands nothing
+    /// and gives its place back; one whose delivery was withdrawn before
+    /// its commit too.
+    #[test]
+    fn an_undone_queue_gives_its_place_back() {
+        let (_dir, s, a, b) = setup();
+        let reg = s.register_stream(&b, 30_000);
+        reg.handoff().open(1);
+        let (from, to) = (s.peer_by_id(&a).unwrap().unwrap(), s.peer_by_id(&b).unwrap().unwrap());
+        let queue = |t: &mut super::super::Tx<'_>| {
+            deliveries::enqueue(
+                t,
+                deliveries::NewDelivery {
+                    to: &to,
+                    from: Some(&from),
+                    kind: DeliveryKind::Notify,
+                    ask_id: None,
+                    job_id: None,
+                    text: "undone",
+                },
+            )
+        };
+        let r: Result<(), Error> = s.write(|t| {
+            queue(t)?;
+            Err(Error::internal("and then it failed"))
+        });
+        assert!(r.is_err());
+        let withdrawn = s
+            .write(|t| {
+                let id = queue(t)?;
+                deliveries::drop_where(t, "id = ?1", id.as_str(), "test")?;
+                Ok(id)
+            })
+            .unwrap();
+        assert_eq!(
+            s.delivery(&b, &withdrawn).unwrap().unwrap().state,
+            DeliveryState::Dropped
+        );
+        assert!(reg.handoff().take().is_empty(), "nothing handed");
+        reg.handoff().open(1);
+        // Its one place is still there.
+        let kept = note(&s, &a, "kept");
+        let got = reg.handoff().take();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].delivery_id, kept);
+    }
+}
