@@ -153,9 +153,11 @@ pub(super) fn arm(
 
 /// The latest instant an armed delivery waits for (`i64::MIN`: none).
 pub(super) fn armed_horizon(c: &Connection) -> Result<i64> {
-    Ok(c.prepare("SELECT MAX(not_before_ms) FROM deliveries WHERE state = 'armed'")?
-        .query_row([], |r| r.get::<_, Option<i64>>(0))?
-        .unwrap_or(i64::MIN))
+    Ok(
+        c.prepare("SELECT MAX(not_before_ms) FROM deliveries WHERE state = 'armed'")?
+            .query_row([], |r| r.get::<_, Option<i64>>(0))?
+            .unwrap_or(i64::MIN),
+    )
 }
 
 const NEXT_ARMED: &str = "SELECT MIN(not_before_ms) FROM deliveries
@@ -280,9 +282,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
 
 /// One delivery, as every read sees it.
 pub(super) fn one(c: &Connection, id: &DeliveryId) -> Result<Option<Delivery>> {
-    Ok(c.prepare_cached(concat!("SELECT ", cols!(), " FROM deliveries WHERE id = ?1"))?
-        .query_row([id], from_row)
-        .optional()?)
+    Ok(c.prepare_cached(concat!(
+        "SELECT ",
+        cols!(),
+        " FROM deliveries WHERE id = ?1"
+    ))?
+    .query_row([id], from_row)
+    .optional()?)
 }
 
 /// A peer's armed deliveries that are visible at `?2` (the second branch
@@ -509,7 +515,11 @@ impl Store {
     pub fn next_armed_ms(&self, peer_id: &PeerId) -> Result<Option<i64>> {
         let now = self.clock.now_ms();
         // Nothing armed waits past now (the usual case): no read at all.
-        if self.armed_horizon.load(std::sync::atomic::Ordering::Acquire) <= now {
+        if self
+            .armed_horizon
+            .load(std::sync::atomic::Ordering::Acquire)
+            <= now
+        {
             return Ok(None);
         }
         self.read(|c| {

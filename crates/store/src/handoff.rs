@@ -314,7 +314,10 @@ mod tests {
         let (_dir, s, a, b) = setup();
         let reg = s.register_stream(&b, 30_000);
         reg.handoff().open(1);
-        let (from, to) = (s.peer_by_id(&a).unwrap().unwrap(), s.peer_by_id(&b).unwrap().unwrap());
+        let (from, to) = (
+            s.peer_by_id(&a).unwrap().unwrap(),
+            s.peer_by_id(&b).unwrap().unwrap(),
+        );
         let queue = |t: &mut super::super::Tx<'_>| {
             deliveries::enqueue(
                 t,
