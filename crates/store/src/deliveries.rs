@@ -26,6 +26,13 @@ pub(super) struct NewDelivery<'a> {
     pub text: &'a str,
 }
 
+/// What counts against a peer's (`?1`) inbox cap: its pending and leased
+/// deliveries (kept by triggers) and its armed ones.
+const UNDELIVERED: &str =
+    "SELECT COALESCE((SELECT pending FROM inbox_counts WHERE peer_id = ?1), 0)
+     + (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_armed
+          WHERE to_peer = ?1 AND state = 'armed')";
+
 /// Append a delivery (and its event). Asks, notes and broadcasts are refused
 /// when the recipient's inbox is full; replies, reminders and notices the
 /// daemon owes are never refused (a full inbox must not block an answer or a
@@ -41,10 +48,7 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
         0
     } else {
         t.conn()
-            .prepare_cached(
-                "SELECT COALESCE((SELECT pending FROM inbox_counts WHERE peer_id = ?1), 0)
-                   + (SELECT COUNT(*) FROM deliveries WHERE to_peer = ?1 AND state = 'armed')",
-            )?
+            .prepare_cached(UNDELIVERED)?
             .query_row([&d.to.id], |r| r.get(0))?
     };
     if pending >= t.policy.max_pending_per_peer {
@@ -160,13 +164,17 @@ pub(super) fn armed_horizon(c: &Connection) -> Result<i64> {
     )
 }
 
-const NEXT_ARMED: &str = "SELECT MIN(not_before_ms) FROM deliveries
+const NEXT_ARMED: &str = "SELECT MIN(not_before_ms) FROM deliveries INDEXED BY deliveries_armed
      WHERE to_peer = ?1 AND state = 'armed' AND not_before_ms > ?2";
+
+/// How many armed deliveries wait for a peer (`?1`).
+const COUNT_ARMED: &str = "SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_armed
+     WHERE to_peer = ?1 AND state = 'armed'";
 
 /// How many armed deliveries wait for `peer_id`.
 pub(super) fn count_armed(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<i64> {
     Ok(t.conn()
-        .prepare_cached("SELECT COUNT(*) FROM deliveries WHERE to_peer = ?1 AND state = 'armed'")?
+        .prepare_cached(COUNT_ARMED)?
         .query_row([peer_id], |r| r.get(0))?)
 }
 
@@ -291,29 +299,63 @@ pub(super) fn one(c: &Connection, id: &DeliveryId) -> Result<Option<Delivery>> {
     .optional()?)
 }
 
-/// A peer's armed deliveries that are visible at `?2` (the second branch
-/// of every read of open deliveries): its armed range of
-/// `deliveries_inbox`, already in order (`deliveries_armed`, by instant,
-/// would need a sort).
+/// A peer's armed deliveries that are visible at `?2` (the last branch
+/// of every read of open deliveries): its range of the partial index
+/// `deliveries_armed`, in order.
 macro_rules! armed_visible {
     () => {
         concat!(
             " UNION ALL SELECT ",
             cols!(),
-            " FROM deliveries INDEXED BY deliveries_inbox
+            " FROM deliveries INDEXED BY deliveries_armed
                WHERE to_peer = ?1 AND state = 'armed' AND not_before_ms <= ?2"
         )
     };
 }
 
-/// A peer's deliveries that can be handed out now, in order. (It reads the
-/// partial index `deliveries_open` and a peer's armed range of
-/// `deliveries_inbox`, never the delivered history: a test checks the plan.)
+/// A peer's open (pending or leased) deliveries that a channel push did
+/// not send (`deliveries_unpushed`; `?1` the peer), and `$more`.
+macro_rules! unpushed {
+    ($($more:tt)*) => {
+        concat!(
+            "SELECT ",
+            cols!(),
+            " FROM deliveries INDEXED BY deliveries_unpushed
+               WHERE to_peer = ?1 AND state IN ('pending', 'leased') AND pushed_at_ms IS NULL",
+            $($more)*
+        )
+    };
+}
+
+/// The same of those a channel push did send (`deliveries_pushed`: few,
+/// they stay open only until something confirms them).
+macro_rules! pushed {
+    ($($more:tt)*) => {
+        concat!(
+            " UNION ALL SELECT ",
+            cols!(),
+            " FROM deliveries INDEXED BY deliveries_pushed
+               WHERE to_peer = ?1 AND state IN ('pending', 'leased') AND pushed_at_ms IS NOT NULL",
+            $($more)*
+        )
+    };
+}
+
+/// A delivery that can be handed out now: pending, or its lease ran out
+/// (`?2` is now).
+macro_rules! takeable {
+    () => {
+        " AND (state = 'pending' OR lease_until_ms <= ?2)"
+    };
+}
+
+/// A peer's deliveries that can be handed out now, in order. (It reads
+/// the peer's ranges of the partial indexes `deliveries_unpushed`,
+/// `deliveries_pushed` and `deliveries_armed`, merged by seq, never the
+/// delivered history: a test checks the plan.)
 const AVAILABLE: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
-       AND (state = 'pending' OR lease_until_ms <= ?2)",
+    unpushed!(takeable!()),
+    pushed!(takeable!()),
     armed_visible!(),
     " ORDER BY seq LIMIT ?3"
 );
@@ -321,10 +363,7 @@ const AVAILABLE: &str = concat!(
 /// The same, but none a channel push already sent live (for a route that
 /// only hints: [`Route::takes_pushed`]). An armed delivery was never pushed.
 const AVAILABLE_UNPUSHED: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')
-       AND (state = 'pending' OR lease_until_ms <= ?2) AND pushed_at_ms IS NULL",
+    unpushed!(takeable!()),
     armed_visible!(),
     " ORDER BY seq LIMIT ?3"
 );
@@ -332,9 +371,8 @@ const AVAILABLE_UNPUSHED: &str = concat!(
 /// A peer's undelivered deliveries visible at `?2`, in order (read as
 /// [`AVAILABLE`] is).
 const OPEN: &str = concat!(
-    "SELECT ",
-    cols!(),
-    " FROM deliveries WHERE to_peer = ?1 AND state IN ('pending', 'leased')",
+    unpushed!(),
+    pushed!(),
     armed_visible!(),
     " ORDER BY seq LIMIT ?3"
 );
@@ -739,21 +777,25 @@ mod tests {
     use super::*;
 
     /// How a peer's armed deliveries are read: its armed range, in order.
-    const ARMED_PLAN: &str = "deliveries_inbox (to_peer=? AND state=?)";
+    const ARMED_PLAN: &str = "deliveries_armed (to_peer=?)";
 
     /// Leases and peeks read only a peer's open deliveries (and its armed
     /// ones), in index order: no scan of its delivered history, no sort.
     #[test]
     fn open_deliveries_are_read_from_the_partial_index() {
         crate::assert_planned_through(&[
-            (AVAILABLE, "deliveries_open"),
+            (AVAILABLE, "deliveries_unpushed"),
+            (AVAILABLE, "deliveries_pushed"),
             (AVAILABLE, ARMED_PLAN),
             // Not past the ones already pushed live, however many.
             (AVAILABLE_UNPUSHED, "deliveries_unpushed"),
             (AVAILABLE_UNPUSHED, ARMED_PLAN),
-            (OPEN, "deliveries_open"),
+            (OPEN, "deliveries_unpushed"),
+            (OPEN, "deliveries_pushed"),
             (OPEN, ARMED_PLAN),
-            (NEXT_ARMED, "deliveries_armed"),
+            (NEXT_ARMED, ARMED_PLAN),
+            (COUNT_ARMED, ARMED_PLAN),
+            (UNDELIVERED, ARMED_PLAN),
         ]);
     }
 

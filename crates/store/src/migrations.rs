@@ -334,6 +334,24 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX asks_to_remind ON asks (created_ms)
       WHERE reminded_ms IS NULL AND state IN ('queued','delivered');
     "#,
+    // 17: fewer index pages written per delivered message. Every lease and
+    // confirm moved a delivery's entry in three indexes over the same
+    // rows (`deliveries_inbox` by state, `deliveries_open`,
+    // `deliveries_unpushed`): a note cost two more 1 KiB WAL pages per
+    // state change than it needs. A peer's open deliveries are now its
+    // unpushed ones (the usual case, `deliveries_unpushed`) and its pushed
+    // ones (few, `deliveries_pushed`), read together in order; its armed
+    // ones are their own partial index, in order; `deliveries_to` finds a
+    // peer's deliveries of any state and never moves on a state change.
+    r#"
+    DROP INDEX deliveries_inbox;
+    DROP INDEX deliveries_open;
+    DROP INDEX deliveries_armed;
+    CREATE INDEX deliveries_to ON deliveries (to_peer, seq);
+    CREATE INDEX deliveries_pushed ON deliveries (to_peer, seq)
+      WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NOT NULL;
+    CREATE INDEX deliveries_armed ON deliveries (to_peer, seq, not_before_ms) WHERE state = 'armed';
+    "#,
 ];
 
 /// The schema version this binary writes.

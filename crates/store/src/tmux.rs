@@ -33,10 +33,16 @@ impl Store {
         let now = self.clock.now_ms();
         let sql = format!(
             "SELECT {COLS} FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
-               AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
-                     AND d.state IN ('pending', 'leased')
+               AND (EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_unpushed
+                     WHERE d.to_peer = p.id
+                     AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NULL
                      AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
-                OR EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
+                OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_pushed
+                     WHERE d.to_peer = p.id
+                     AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NOT NULL
+                     AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+                OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_armed
+                     WHERE d.to_peer = p.id
                      AND d.state = 'armed' AND d.not_before_ms <= ?1))
              ORDER BY id"
         );
@@ -140,20 +146,27 @@ mod tests {
         for sql in [
             "SELECT id FROM peers WHERE route LIKE 'tmux:%' AND status != 'offline' ORDER BY id",
             "SELECT id FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
-               AND (EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
-                     AND d.state IN ('pending', 'leased')
+               AND (EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_unpushed
+                     WHERE d.to_peer = p.id
+                     AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NULL
                      AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
-                OR EXISTS (SELECT 1 FROM deliveries d WHERE d.to_peer = p.id
+                OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_pushed
+                     WHERE d.to_peer = p.id
+                     AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NOT NULL
+                     AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+                OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_armed
+                     WHERE d.to_peer = p.id
                      AND d.state = 'armed' AND d.not_before_ms <= ?1))
              ORDER BY id",
         ] {
             crate::assert_planned_through(&[(sql, "peers_tmux")]);
             if sql.contains("EXISTS") {
-                // And a peer's open and armed deliveries by state, never
-                // through its delivered history.
+                // And a peer's open (unpushed, pushed) and armed
+                // deliveries, never through its delivered history.
                 crate::assert_planned_through(&[
-                    (sql, "deliveries_inbox (to_peer=? AND state=?)"),
-                    (sql, "deliveries_armed (to_peer=? AND not_before_ms<?)"),
+                    (sql, "deliveries_unpushed (to_peer=?)"),
+                    (sql, "deliveries_pushed (to_peer=?)"),
+                    (sql, "deliveries_armed (to_peer=?)"),
                 ]);
             }
         }
