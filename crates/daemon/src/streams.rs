@@ -194,6 +194,13 @@ pub async fn run(h: DaemonHandle) {
         let Some(end) = events.last().map(|e| e.seq) else {
             continue;
         };
+        // Nobody follows: nothing to frame. (A stream that opens later
+        // subscribes first and then reads what it missed from the log.)
+        if h.streams.tx.receiver_count() == 0 {
+            last = end;
+            h.streams.published.store(end, Ordering::Release);
+            continue;
+        }
         let mut all = BytesMut::new();
         let mut by: Vec<(String, BytesMut)> = Vec::new();
         for e in &events {
