@@ -60,17 +60,21 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
             ),
         ));
     }
-    // A stream of the recipient waits with room: lease it to that stream
-    // now, in this transaction, and hand it over once committed.
+    // A consumer of the recipient waits with room: lease it to that
+    // consumer now, in this transaction, and hand it over once committed.
     let Some(place) = t.waiting.reserve(&d.to.id) else {
         let id = insert(t, &d, Start::Pending)?;
         queued_event(t, &id, &d)?;
         return Ok(id);
     };
-    let until = t.now + place.0.lease_ms();
+    let (until, route) = (t.now + place.0.lease_ms(), place.0.route());
     let id = insert(t, &d, Start::Leased(until))?;
     queued_event(t, &id, &d)?;
-    leased_event(t, &id, d.ask_id, d.to, (1, until), DeliveryRoute::Stream)?;
+    leased_event(t, &id, d.ask_id, d.to, (1, until), route)?;
+    // A consumer that calls in is alive (what its own lease would record).
+    if route.signals_life() {
+        super::peers::revive(t, &d.to.id)?;
+    }
     // Read back as the transaction leaves it, just before the commit.
     t.reserved.push(place, id.clone());
     Ok(id)

@@ -1,16 +1,18 @@
-//! Deliveries handed straight to a waiting delivery stream.
+//! Deliveries handed straight to a waiting consumer.
 //!
-//! A delivery stream that has sent everything it could lease opens its
-//! [`Handoff`] while it waits. A delivery queued for that peer meanwhile is
-//! then leased to the stream in the transaction that queues it (its
-//! `delivery_queued` and `delivery_leased` events in one commit) and, once
-//! that commits, handed to the stream in memory: the stream sends it with
-//! no lease transaction of its own and no read. Nothing is held only in
-//! memory: the row is `leased` as a stream lease would have left it, so a
-//! stream that goes away before sending it gives it back when the lease
-//! runs out, as any lease does.
+//! A consumer that waits for deliveries (a delivery stream that has sent
+//! all it could lease, a lease long-poll) opens its [`Handoff`] while it
+//! waits. A delivery queued for that peer meanwhile is then leased to it,
+//! for its route, in the transaction that queues it (its
+//! `delivery_queued` and `delivery_leased` events in one commit; a route
+//! that signals life revives the peer there, as its lease would have) and,
+//! once that commits, handed to the consumer in memory: it sends the
+//! delivery with no lease transaction of its own and no read. Nothing is
+//! held only in memory: the row is `leased` as the consumer's own lease
+//! would have left it, so one that goes away before sending it gives it
+//! back when the lease runs out, as any lease does.
 
-use repowire_core::delivery::{Delivery, DeliveryState};
+use repowire_core::delivery::{Delivery, DeliveryRoute, DeliveryState};
 use repowire_core::ids::{DeliveryId, PeerId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,10 @@ use std::sync::{Arc, Mutex};
 pub struct Handoff {
     peer: PeerId,
     lease_ms: i64,
+    route: DeliveryRoute,
     slot: Mutex<Slot>,
+    /// Woken when the last place in flight lands (handed or given back).
+    settled: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -32,6 +37,8 @@ struct Slot {
     /// Moves with every open and close: a place given back after either
     /// is not restored.
     epoch: u64,
+    /// Places taken by transactions not yet ended.
+    in_flight: usize,
 }
 
 impl Handoff {
@@ -51,9 +58,32 @@ impl Handoff {
         std::mem::take(&mut s.handed)
     }
 
+    /// Close, wait for the places taken before that to land, and take
+    /// all that was handed: for a consumer that answers once (a long-poll)
+    /// and must not leave a delivery leased to it behind.
+    pub async fn take_settled(&self) -> Vec<Delivery> {
+        loop {
+            let landed = self.settled.notified();
+            {
+                let mut s = self.lock();
+                s.room = 0;
+                s.epoch += 1;
+                if s.in_flight == 0 {
+                    return std::mem::take(&mut s.handed);
+                }
+            }
+            landed.await;
+        }
+    }
+
     /// The lease a delivery handed here gets.
     pub(crate) fn lease_ms(&self) -> i64 {
         self.lease_ms
+    }
+
+    /// The route it is leased for.
+    pub(crate) fn route(&self) -> DeliveryRoute {
+        self.route
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Slot> {
@@ -68,13 +98,25 @@ impl Handoff {
             return None;
         }
         s.room -= 1;
+        s.in_flight += 1;
         Some(s.epoch)
+    }
+
+    /// One place in flight landed.
+    fn landed(&self, mut s: std::sync::MutexGuard<'_, Slot>) {
+        s.in_flight -= 1;
+        if s.in_flight == 0 {
+            drop(s);
+            self.settled.notify_waiters();
+        }
     }
 
     /// The transaction that reserved a place committed `d` (leased to this
     /// stream whether or not it closed meanwhile: its next take gets it).
     fn hand(&self, d: Delivery) {
-        self.lock().handed.push(d);
+        let mut s = self.lock();
+        s.handed.push(d);
+        self.landed(s);
     }
 
     /// The transaction that reserved a place in `epoch` rolled back: give
@@ -84,6 +126,7 @@ impl Handoff {
         if s.epoch == epoch {
             s.room += 1;
         }
+        self.landed(s);
     }
 }
 
@@ -133,13 +176,21 @@ impl Drop for Registration {
 }
 
 impl super::Store {
-    /// Register a delivery stream of `peer` (leasing for `lease_ms`) for
-    /// handoffs; it is closed until it [opens](Handoff::open).
-    pub fn register_stream(&self, peer: &PeerId, lease_ms: i64) -> Registration {
+    /// Register a consumer of `peer`'s deliveries (leasing for `lease_ms`
+    /// on `route`) for handoffs; it is closed until it
+    /// [opens](Handoff::open).
+    pub fn register_consumer(
+        &self,
+        peer: &PeerId,
+        lease_ms: i64,
+        route: DeliveryRoute,
+    ) -> Registration {
         let handoff = Arc::new(Handoff {
             peer: peer.clone(),
             lease_ms,
+            route,
             slot: Mutex::new(Slot::default()),
+            settled: tokio::sync::Notify::new(),
         });
         self.waiting
             .lock()
@@ -252,7 +303,7 @@ mod tests {
     #[test]
     fn a_waiting_stream_is_handed_what_is_queued_up_to_its_room() {
         let (_dir, s, a, b) = setup();
-        let reg = s.register_stream(&b, 30_000);
+        let reg = s.register_consumer(&b, 30_000, DeliveryRoute::Stream);
         let before = note(&s, &a, "not open yet");
         reg.handoff().open(2);
         let ids: Vec<_> = (0..3).map(|i| note(&s, &a, &format!("n{i}"))).collect();
@@ -312,7 +363,7 @@ mod tests {
     #[test]
     fn an_undone_queue_gives_its_place_back() {
         let (_dir, s, a, b) = setup();
-        let reg = s.register_stream(&b, 30_000);
+        let reg = s.register_consumer(&b, 30_000, DeliveryRoute::Stream);
         reg.handoff().open(1);
         let (from, to) = (
             s.peer_by_id(&a).unwrap().unwrap(),
@@ -354,5 +405,75 @@ mod tests {
         let got = reg.handoff().take();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].delivery_id, kept);
+    }
+
+    /// A long-poll's consumer (the pull route) is handed what is queued
+    /// with the pull route's lease: recorded as pull, and the peer revived
+    /// (its own lease would have). Closing to answer waits for a place
+    /// taken by a transaction still in flight, so nothing leased to it is
+    /// left behind.
+    #[test]
+    fn a_long_poll_is_handed_its_deliveries_and_waits_for_one_in_flight() {
+        let (_dir, s, a, b) = setup();
+        let s = std::sync::Arc::new(s);
+        let reg = s.register_consumer(&b, 10_000, DeliveryRoute::Pull);
+        reg.handoff().open(1);
+        let (reserved_tx, reserved_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let s = s.clone();
+            let (from, to) = (
+                s.peer_by_id(&a).unwrap().unwrap(),
+                s.peer_by_id(&b).unwrap().unwrap(),
+            );
+            std::thread::spawn(move || {
+                s.write(|t| {
+                    let id = deliveries::enqueue(
+                        t,
+                        deliveries::NewDelivery {
+                            to: &to,
+                            from: Some(&from),
+                            kind: DeliveryKind::Notify,
+                            ask_id: None,
+                            job_id: None,
+                            text: "in flight",
+                        },
+                    )?;
+                    reserved_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    Ok(id)
+                })
+                .unwrap()
+            })
+        };
+        reserved_rx.recv().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        // Not while the transaction that took its place is open.
+        let early = rt.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_millis(50),
+                reg.handoff().take_settled(),
+            )
+            .await
+        });
+        assert!(early.is_err(), "answered with a place still in flight");
+        go_tx.send(()).unwrap();
+        let id = writer.join().unwrap();
+        let got = rt.block_on(reg.handoff().take_settled());
+        assert_eq!(
+            got.iter().map(|d| &d.delivery_id).collect::<Vec<_>>(),
+            vec![&id]
+        );
+        assert_eq!(
+            trail(&s, id.as_str()),
+            vec![
+                ("delivery_queued".to_string(), None),
+                ("delivery_leased".to_string(), Some("pull".to_string())),
+            ]
+        );
+        assert!(got[0].lease_until_ms.unwrap() >= got[0].created_at_ms + 10_000);
     }
 }

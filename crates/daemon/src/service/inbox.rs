@@ -61,7 +61,8 @@ pub struct LeaseAsk {
 }
 
 /// Lease the caller's pending deliveries for its route, long-polling up to
-/// `wait_ms` for the first. Deliveries already pushed live are handed out
+/// `wait_ms` for the first (one queued while it waits is handed to it by
+/// the transaction that queues it). Deliveries already pushed live are handed out
 /// too, marked (`pushed_at_ms`): pull and hook put them in front of the
 /// agent.
 pub async fn lease(h: &DaemonHandle, c: &Caller, ask: LeaseAsk) -> Result<Vec<Delivery>, Error> {
@@ -72,6 +73,9 @@ pub async fn lease(h: &DaemonHandle, c: &Caller, ask: LeaseAsk) -> Result<Vec<De
     let wait = Duration::from_millis(ask.wait_ms.unwrap_or(0).min(600_000));
     let deadline = tokio::time::Instant::now() + wait;
     let mut rx = h.store.subscribe();
+    // While it waits, what is queued for the peer is leased to it in the
+    // queuing transaction and handed over (no second look).
+    let reg = h.store.register_consumer(&me.id, lease_ms, route);
     loop {
         let items = h.store.lease(&me.id, max, lease_ms, route)?;
         let now = tokio::time::Instant::now();
@@ -82,7 +86,15 @@ pub async fn lease(h: &DaemonHandle, c: &Caller, ask: LeaseAsk) -> Result<Vec<De
         // that expired elsewhere (or were pushed live).
         let until = now + (deadline - now).min(wake::nap_for(h, &me.id, wake::nap(h)));
         let mine = |e: &EventRecord| wake::queued_for(e, &me.id);
-        wake::next(h, &mut rx, until, mine).await?;
+        reg.handoff().open(max as usize);
+        let woke = wake::next(h, &mut rx, until, mine).await;
+        // Whatever was handed meanwhile is leased to this call: it leaves
+        // with it, whatever ended the wait.
+        let handed = reg.handoff().take_settled().await;
+        if !handed.is_empty() {
+            return Ok(handed);
+        }
+        woke?;
         if *h.shutdown_flag() {
             return Ok(Vec::new());
         }
@@ -122,7 +134,9 @@ pub fn stream(
     tokio::spawn(async move {
         // While it waits, what is queued for the peer is leased to it in
         // the queuing transaction and handed over (no lease of its own).
-        let reg = h.store.register_stream(&me.id, lease_ms);
+        let reg = h
+            .store
+            .register_consumer(&me.id, lease_ms, DeliveryRoute::Stream);
         loop {
             // Lease only what the channel has room for now, so little is
             // leased but unsent when the consumer goes away.
