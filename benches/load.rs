@@ -282,12 +282,20 @@ async fn register_concurrent(d: &Daemon, clients: usize, total: usize) -> Throug
 struct AskStats {
     rtt: Vec<f64>,
     post: Vec<f64>,
+    /// The daemon's CPU over the measured round trips.
+    daemon_cpu: Duration,
 }
 
 /// A asks B; B long-polls its inbox, (optionally) confirms, and answers; A
 /// waits. Without the explicit confirm, the answer itself settles the
 /// delivery B holds (the daemon marks it delivered).
-async fn ask_round_trips(admin: &Client, warmup: usize, n: usize, confirm: bool) -> AskStats {
+async fn ask_round_trips(
+    d: &Daemon,
+    admin: &Client,
+    warmup: usize,
+    n: usize,
+    confirm: bool,
+) -> AskStats {
     let tag = if confirm { "c" } else { "n" };
     let a = register(admin, &format!("asker-{tag}")).await;
     let b = register(admin, &format!("answerer-{tag}")).await;
@@ -324,8 +332,13 @@ async fn ask_round_trips(admin: &Client, warmup: usize, n: usize, confirm: bool)
     let mut stats = AskStats {
         rtt: Vec::with_capacity(n),
         post: Vec::with_capacity(n),
+        daemon_cpu: Duration::ZERO,
     };
+    let mut c0 = Duration::ZERO;
     for i in 0..warmup + n {
+        if i == warmup {
+            c0 = cpu_time(d.pid);
+        }
         let req = repowire::api::AskReq {
             to: format!("answerer-{tag}"),
             text: format!("ping {i}"),
@@ -350,6 +363,7 @@ async fn ask_round_trips(admin: &Client, warmup: usize, n: usize, confirm: bool)
             stats.post.push(ms(posted));
         }
     }
+    stats.daemon_cpu = cpu_time(d.pid) - c0;
     answerer.abort();
     stats
 }
@@ -443,8 +457,8 @@ fn main() {
     let asks = rt.block_on(async {
         let (d, ..) = start(&["--max-pending", "1000000"]);
         let admin = Client::new(&d.url, Some(d.admin_token()), None);
-        let full = ask_round_trips(&admin, c.ask_warmup, c.asks, true).await;
-        let short = ask_round_trips(&admin, c.ask_warmup, c.asks, false).await;
+        let full = ask_round_trips(&d, &admin, c.ask_warmup, c.asks, true).await;
+        let short = ask_round_trips(&d, &admin, c.ask_warmup, c.asks, false).await;
         drop(d);
         (full, short)
     });
@@ -505,13 +519,14 @@ fn main() {
         let post = sorted(stats.post);
         let p99 = pct(&rtt, 99.0);
         println!(
-            "{name}  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  (n={}; ask POST alone p50 {:.3} ms)   target p99 <= {TARGET_ASK_P99_MS} ms {}   vs py0.17 p99 {PY_ASK_P99_MS} ms: {:.1}x faster",
+            "{name}  p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms  (n={}; ask POST alone p50 {:.3} ms; daemon CPU {:.0} us/ask)   target p99 <= {TARGET_ASK_P99_MS} ms {}   vs py0.17 p99 {PY_ASK_P99_MS} ms: {:.1}x faster",
             pct(&rtt, 50.0),
             pct(&rtt, 90.0),
             p99,
             pct(&rtt, 100.0),
             rtt.len(),
             pct(&post, 50.0),
+            stats.daemon_cpu.as_secs_f64() * 1e6 / rtt.len() as f64,
             verdict(p99 <= TARGET_ASK_P99_MS),
             PY_ASK_P99_MS / p99,
         );

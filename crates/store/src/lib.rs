@@ -126,7 +126,7 @@ impl Tx<'_> {
     }
 
     pub fn conn(&self) -> &Connection {
-        &self.tx
+        self.tx
     }
 }
 
