@@ -17,7 +17,7 @@ use repowire_core::ids::{DeliveryId, PeerId};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// One stream's side of the handoff: how many it can take now, and what it
+/// One consumer's side of the handoff: how many it can take now, and what it
 /// was handed.
 pub struct Handoff {
     peer: PeerId,
@@ -30,9 +30,9 @@ pub struct Handoff {
 
 #[derive(Default)]
 struct Slot {
-    /// How many more may be handed (0: closed, the stream is busy).
+    /// How many more may be handed (0: closed, the consumer is busy).
     room: usize,
-    /// Committed and handed, not yet taken by the stream.
+    /// Committed and handed, not yet taken by the consumer.
     handed: Vec<Delivery>,
     /// Moves with every open and close: a place given back after either
     /// is not restored.
@@ -42,8 +42,8 @@ struct Slot {
 }
 
 impl Handoff {
-    /// Open for up to `room` deliveries (the stream waits, with that much
-    /// room to send).
+    /// Open for up to `room` deliveries (the consumer waits, with that
+    /// much room to send).
     pub fn open(&self, room: usize) {
         let mut s = self.lock();
         s.room = room;
@@ -112,7 +112,7 @@ impl Handoff {
     }
 
     /// The transaction that reserved a place committed `d` (leased to this
-    /// stream whether or not it closed meanwhile: its next take gets it).
+    /// consumer whether or not it closed meanwhile: its next take gets it).
     fn hand(&self, d: Delivery) {
         let mut s = self.lock();
         s.handed.push(d);
@@ -120,7 +120,7 @@ impl Handoff {
     }
 
     /// The transaction that reserved a place in `epoch` rolled back: give
-    /// the place back, unless the stream closed or opened anew meanwhile.
+    /// the place back, unless the consumer closed or opened anew meanwhile.
     fn release(&self, epoch: u64) {
         let mut s = self.lock();
         if s.epoch == epoch {
@@ -130,7 +130,7 @@ impl Handoff {
     }
 }
 
-/// The streams waiting for deliveries, by peer.
+/// The consumers waiting for deliveries, by peer.
 #[derive(Default, Clone)]
 pub struct Waiting {
     by_peer: Arc<Mutex<HashMap<PeerId, Vec<Arc<Handoff>>>>>,
@@ -141,7 +141,7 @@ impl Waiting {
         self.by_peer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A place handed to one of `peer`'s open streams, if one has room.
+    /// A place in one of `peer`'s open consumers, if one has room.
     pub(crate) fn reserve(&self, peer: &PeerId) -> Option<(Arc<Handoff>, u64)> {
         let map = self.lock();
         map.get(peer)?
@@ -150,7 +150,7 @@ impl Waiting {
     }
 }
 
-/// A stream's registration: closed and forgotten when dropped.
+/// A consumer's registration: closed and forgotten when dropped.
 pub struct Registration {
     waiting: Waiting,
     handoff: Arc<Handoff>,

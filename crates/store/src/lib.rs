@@ -57,7 +57,8 @@ pub struct Store {
     /// No armed delivery becomes visible after this instant (the latest
     /// `not_before_ms` ever armed): a waiting consumer past it asks nothing.
     armed_horizon: AtomicI64,
-    /// Delivery streams waiting, to hand new deliveries to.
+    /// Consumers waiting (delivery streams, lease long-polls), to hand new
+    /// deliveries to.
     waiting: handoff::Waiting,
 }
 
