@@ -262,7 +262,7 @@ mod tests {
     use repowire_core::delivery::{DeliveryKind, DeliveryRoute, DeliveryState, NewNotify};
     use repowire_core::error::Error;
     use repowire_core::ids::PeerId;
-    use repowire_core::peer::Registration;
+    use repowire_core::peer::{Peer, Registration};
     use repowire_core::policy::Policy;
 
     fn setup() -> (tempfile::TempDir, Store, PeerId, PeerId) {
@@ -286,6 +286,25 @@ mod tests {
             ..Default::default()
         };
         s.notify(from, &n, false).unwrap().delivery_id
+    }
+
+    /// Queue a note from `from` to `to` inside the write `t`.
+    fn queue(
+        t: &mut super::super::Tx<'_>,
+        (from, to): (&Peer, &Peer),
+        text: &str,
+    ) -> Result<repowire_core::ids::DeliveryId, Error> {
+        deliveries::enqueue(
+            t,
+            deliveries::NewDelivery {
+                to,
+                from: Some(from),
+                kind: DeliveryKind::Notify,
+                ask_id: None,
+                job_id: None,
+                text,
+            },
+        )
     }
 
     /// The kinds of the events about delivery `id`, with the route of each lease.
@@ -369,19 +388,7 @@ mod tests {
             s.peer_by_id(&a).unwrap().unwrap(),
             s.peer_by_id(&b).unwrap().unwrap(),
         );
-        let queue = |t: &mut super::super::Tx<'_>| {
-            deliveries::enqueue(
-                t,
-                deliveries::NewDelivery {
-                    to: &to,
-                    from: Some(&from),
-                    kind: DeliveryKind::Notify,
-                    ask_id: None,
-                    job_id: None,
-                    text: "undone",
-                },
-            )
-        };
+        let queue = |t: &mut super::super::Tx<'_>| queue(t, (&from, &to), "undone");
         let r: Result<(), Error> = s.write(|t| {
             queue(t)?;
             Err(Error::internal("and then it failed"))
@@ -428,17 +435,7 @@ mod tests {
             );
             std::thread::spawn(move || {
                 s.write(|t| {
-                    let id = deliveries::enqueue(
-                        t,
-                        deliveries::NewDelivery {
-                            to: &to,
-                            from: Some(&from),
-                            kind: DeliveryKind::Notify,
-                            ask_id: None,
-                            job_id: None,
-                            text: "in flight",
-                        },
-                    )?;
+                    let id = queue(t, (&from, &to), "in flight")?;
                     reserved_tx.send(()).unwrap();
                     go_rx.recv().unwrap();
                     Ok(id)

@@ -15,12 +15,30 @@ use rusqlite::params;
 const COLS: &str = "id, name, circle, role, backend, project_path, tags, description, status, \
                     route, created_ms, last_seen_ms";
 
+/// The tmux-routed peers that do not say they are offline.
+const LIVE: &str = "WHERE route LIKE 'tmux:%' AND status != 'offline' ORDER BY id";
+
+/// Of those (as `p`), the ones with a delivery to hand out at `?1`: an open
+/// one unpushed or pushed (pending, or its lease ran out), or an armed one
+/// now visible.
+const DUE: &str = "WHERE route LIKE 'tmux:%' AND status != 'offline'
+   AND (EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_unpushed
+         WHERE d.to_peer = p.id
+         AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NULL
+         AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+    OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_pushed
+         WHERE d.to_peer = p.id
+         AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NOT NULL
+         AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+    OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_armed
+         WHERE d.to_peer = p.id
+         AND d.state = 'armed' AND d.not_before_ms <= ?1))
+ ORDER BY id";
+
 impl Store {
     /// Peers routed to a tmux pane that do not say they are offline.
     pub fn tmux_peers(&self) -> Result<Vec<Peer>> {
-        let sql = format!(
-            "SELECT {COLS} FROM peers WHERE route LIKE 'tmux:%' AND status != 'offline' ORDER BY id"
-        );
+        let sql = format!("SELECT {COLS} FROM peers {LIVE}");
         self.read(|c| {
             Ok(c.prepare_cached(&sql)?
                 .query_map([], from_row)?
@@ -31,21 +49,7 @@ impl Store {
     /// Of those, the ones with a delivery to hand out now.
     pub fn tmux_due(&self) -> Result<Vec<Peer>> {
         let now = self.clock.now_ms();
-        let sql = format!(
-            "SELECT {COLS} FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
-               AND (EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_unpushed
-                     WHERE d.to_peer = p.id
-                     AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NULL
-                     AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
-                OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_pushed
-                     WHERE d.to_peer = p.id
-                     AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NOT NULL
-                     AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
-                OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_armed
-                     WHERE d.to_peer = p.id
-                     AND d.state = 'armed' AND d.not_before_ms <= ?1))
-             ORDER BY id"
-        );
+        let sql = format!("SELECT {COLS} FROM peers p {DUE}");
         self.read(|c| {
             Ok(c.prepare_cached(&sql)?
                 .query_map([now], from_row)?
@@ -144,29 +148,17 @@ mod tests {
     #[test]
     fn tmux_peers_are_read_from_their_index() {
         for sql in [
-            "SELECT id FROM peers WHERE route LIKE 'tmux:%' AND status != 'offline' ORDER BY id",
-            "SELECT id FROM peers p WHERE route LIKE 'tmux:%' AND status != 'offline'
-               AND (EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_unpushed
-                     WHERE d.to_peer = p.id
-                     AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NULL
-                     AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
-                OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_pushed
-                     WHERE d.to_peer = p.id
-                     AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NOT NULL
-                     AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
-                OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_armed
-                     WHERE d.to_peer = p.id
-                     AND d.state = 'armed' AND d.not_before_ms <= ?1))
-             ORDER BY id",
+            format!("SELECT id FROM peers {}", super::LIVE),
+            format!("SELECT id FROM peers p {}", super::DUE),
         ] {
-            crate::assert_planned_through(&[(sql, "peers_tmux")]);
+            crate::assert_planned_through(&[(&sql, "peers_tmux")]);
             if sql.contains("EXISTS") {
                 // And a peer's open (unpushed, pushed) and armed
                 // deliveries, never through its delivered history.
                 crate::assert_planned_through(&[
-                    (sql, "deliveries_unpushed (to_peer=?)"),
-                    (sql, "deliveries_pushed (to_peer=?)"),
-                    (sql, "deliveries_armed (to_peer=?)"),
+                    (&sql, "deliveries_unpushed (to_peer=?)"),
+                    (&sql, "deliveries_pushed (to_peer=?)"),
+                    (&sql, "deliveries_armed (to_peer=?)"),
                 ]);
             }
         }
