@@ -61,13 +61,18 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
         ));
     }
     // A consumer of the recipient waits with room: lease it to that
-    // consumer now, in this transaction, and hand it over once committed.
+    // consumer now, in this transaction, and hand it over once committed
+    // (the place is settled when the transaction ends, whatever happens).
     let Some(place) = t.waiting.reserve(&d.to.id) else {
-        let id = insert(t, &d, Start::Pending)?;
-        queued_event(t, &id, &d)?;
-        return Ok(id);
+        return queue_pending(t, &d);
     };
     let (until, route) = (t.now + place.0.lease_ms(), place.0.route());
+    let i = t.reserved.push(place);
+    // Oldest first: not while an older one waits to be handed out on that
+    // route (queued before the consumer opened, or its lease ran out).
+    if !available(t.conn(), &d.to.id, t.now, 1, route)?.is_empty() {
+        return queue_pending(t, &d);
+    }
     let id = insert(t, &d, Start::Leased(until))?;
     queued_event(t, &id, &d)?;
     leased_event(t, &id, d.ask_id, d.to, (1, until), route)?;
@@ -76,7 +81,14 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
         super::peers::revive(t, &d.to.id)?;
     }
     // Read back as the transaction leaves it, just before the commit.
-    t.reserved.push(place, id.clone());
+    t.reserved.name(i, id.clone());
+    Ok(id)
+}
+
+/// Queue `d` pending, for whoever leases it.
+fn queue_pending(t: &mut Tx<'_>, d: &NewDelivery<'_>) -> Result<DeliveryId> {
+    let id = insert(t, d, Start::Pending)?;
+    queued_event(t, &id, d)?;
     Ok(id)
 }
 

@@ -204,26 +204,35 @@ impl super::Store {
     }
 }
 
-/// Places reserved by one transaction, settled when it ends.
+/// Places reserved by one transaction, settled when it ends: handed,
+/// or given back (a rollback, a delivery not leased after all, a place
+/// never used; dropped unsettled, by an error or a panic, gives back too).
 #[derive(Default)]
 pub(crate) struct Reserved(Vec<Place>);
 
 struct Place {
     handoff: Arc<Handoff>,
     epoch: u64,
-    id: DeliveryId,
+    /// The delivery leased for it, once inserted.
+    id: Option<DeliveryId>,
     got: Option<Delivery>,
 }
 
 impl Reserved {
-    /// Delivery `id` takes the place reserved in `handoff`.
-    pub(crate) fn push(&mut self, (handoff, epoch): (Arc<Handoff>, u64), id: DeliveryId) {
+    /// Hold the place reserved in `handoff`; returns its index.
+    pub(crate) fn push(&mut self, (handoff, epoch): (Arc<Handoff>, u64)) -> usize {
         self.0.push(Place {
             handoff,
             epoch,
-            id,
+            id: None,
             got: None,
         });
+        self.0.len() - 1
+    }
+
+    /// Delivery `id` takes place `i`.
+    pub(crate) fn name(&mut self, i: usize, id: DeliveryId) {
+        self.0[i].id = Some(id);
     }
 
     /// Just before the commit: read each delivery as the transaction
@@ -232,15 +241,16 @@ impl Reserved {
     /// by a savepoint) gives its place back.
     pub(crate) fn read(&mut self, c: &rusqlite::Connection) -> repowire_core::error::Result<()> {
         for p in &mut self.0 {
-            p.got = super::deliveries::one(c, &p.id)?
+            let Some(id) = &p.id else { continue };
+            p.got = super::deliveries::one(c, id)?
                 .filter(|d| d.state == DeliveryState::Leased && d.attempts == 1);
         }
         Ok(())
     }
 
     /// After the commit: hand each delivery over.
-    pub(crate) fn hand(self) {
-        for p in self.0 {
+    pub(crate) fn hand(mut self) {
+        for p in std::mem::take(&mut self.0) {
             match p.got {
                 Some(d) => p.handoff.hand(d),
                 None => p.handoff.release(p.epoch),
@@ -249,8 +259,16 @@ impl Reserved {
     }
 
     /// After a rollback: give every place back.
-    pub(crate) fn release(self) {
-        for p in self.0 {
+    pub(crate) fn release(mut self) {
+        for p in std::mem::take(&mut self.0) {
+            p.handoff.release(p.epoch);
+        }
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        for p in std::mem::take(&mut self.0) {
             p.handoff.release(p.epoch);
         }
     }
@@ -323,7 +341,17 @@ mod tests {
     fn a_waiting_stream_is_handed_what_is_queued_up_to_its_room() {
         let (_dir, s, a, b) = setup();
         let reg = s.register_consumer(&b, 30_000, DeliveryRoute::Stream);
+        // Oldest first: while one queued before it opened waits, a newer
+        // one is not handed over either; a lease takes both, in order.
         let before = note(&s, &a, "not open yet");
+        reg.handoff().open(2);
+        let after = note(&s, &a, "behind an older one");
+        assert!(reg.handoff().take().is_empty());
+        let leased = s.lease(&b, 10, 30_000, DeliveryRoute::Stream).unwrap();
+        assert_eq!(
+            leased.iter().map(|d| &d.delivery_id).collect::<Vec<_>>(),
+            vec![&before, &after]
+        );
         reg.handoff().open(2);
         let ids: Vec<_> = (0..3).map(|i| note(&s, &a, &format!("n{i}"))).collect();
         let got = reg.handoff().take();
@@ -348,16 +376,13 @@ mod tests {
                 ]
             );
         }
-        // No room left, and one queued before it opened: both pending, and
-        // a stream lease takes them, oldest first.
-        for id in [&before, &ids[2]] {
-            let d = s.delivery(&b, id).unwrap().unwrap();
-            assert_eq!(d.state, DeliveryState::Pending, "{id}");
-        }
+        // No room left: pending, for a lease.
+        let d = s.delivery(&b, &ids[2]).unwrap().unwrap();
+        assert_eq!(d.state, DeliveryState::Pending);
         let leased = s.lease(&b, 10, 30_000, DeliveryRoute::Stream).unwrap();
         assert_eq!(
             leased.iter().map(|d| &d.delivery_id).collect::<Vec<_>>(),
-            vec![&before, &ids[2]]
+            vec![&ids[2]]
         );
         // Taking closed it.
         let closed = note(&s, &a, "closed");
@@ -378,7 +403,7 @@ mod tests {
 
     /// A transaction that queued a delivery and then failed hands nothing
     /// and gives its place back; one whose delivery was withdrawn before
-    /// its commit too.
+    /// its commit, and one that panicked, too.
     #[test]
     fn an_undone_queue_gives_its_place_back() {
         let (_dir, s, a, b) = setup();
@@ -405,7 +430,32 @@ mod tests {
             s.delivery(&b, &withdrawn).unwrap().unwrap().state,
             DeliveryState::Dropped
         );
-        assert!(reg.handoff().take().is_empty(), "nothing handed");
+        // A write that panics after taking the place gives it back too.
+        let s = std::panic::AssertUnwindSafe(s);
+        let panicked = std::panic::catch_unwind(|| {
+            let _: Result<(), Error> = s.write(|t| {
+                queue(t)?;
+                panic!("mid-write");
+            });
+        });
+        assert!(panicked.is_err());
+        // Nothing handed, and nothing left in flight (a long-poll closing
+        // now answers rather than waiting for a place that never lands).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let settled = rt.block_on(async {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                reg.handoff().take_settled(),
+            )
+            .await
+        });
+        assert!(
+            settled.expect("a place left in flight").is_empty(),
+            "nothing handed"
+        );
         reg.handoff().open(1);
         // Its one place is still there.
         let kept = note(&s, &a, "kept");

@@ -266,9 +266,14 @@ pub(super) fn revive(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<()> {
 pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
     super::asks::end_for_removed_peer(t, p)?;
     super::schedules::settle_armed_for_peer(t, &p.id)?;
+    // Its open deliveries, by their two partial indexes (not its history).
     super::deliveries::drop_where(
         t,
-        "to_peer = ?1 AND state IN ('pending','leased')",
+        "id IN (SELECT id FROM deliveries INDEXED BY deliveries_unpushed
+                 WHERE to_peer = ?1 AND state IN ('pending','leased') AND pushed_at_ms IS NULL
+                UNION ALL
+                SELECT id FROM deliveries INDEXED BY deliveries_pushed
+                 WHERE to_peer = ?1 AND state IN ('pending','leased') AND pushed_at_ms IS NOT NULL)",
         &p.id,
         &format!("{} was {why}", p.name),
     )?;

@@ -144,8 +144,10 @@ pub fn stream(
                 return;
             };
             let room = (tx.capacity() as u32 + 1).min(max);
-            // What was handed while it waited (no more than the room it
-            // opened with, which only grew since); else a lease. Fewer
+            // What was handed while it waited (as a rule no more than the
+            // room it opened with, which only grew since; a place taken
+            // just before it opened anew can add one: that waits for
+            // room below); else a lease. Fewer
             // leased than there was room for: nothing else could be
             // handed out at that instant, and whatever comes later wakes
             // the wait below (the bus was subscribed before the first
@@ -174,7 +176,7 @@ pub fn stream(
                         p.send(item);
                         true
                     }
-                    None => tx.try_send(item).is_ok(),
+                    None => tx.send(item).await.is_ok(),
                 };
                 if !sent {
                     return; // gone: what it did not confirm comes back after its lease
