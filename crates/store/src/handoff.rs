@@ -280,7 +280,7 @@ mod tests {
     use repowire_core::delivery::{DeliveryKind, DeliveryRoute, DeliveryState, NewNotify};
     use repowire_core::error::Error;
     use repowire_core::ids::PeerId;
-    use repowire_core::peer::{Peer, Registration};
+    use repowire_core::peer::Registration;
     use repowire_core::policy::Policy;
 
     fn setup() -> (tempfile::TempDir, Store, PeerId, PeerId) {
@@ -306,23 +306,17 @@ mod tests {
         s.notify(from, &n, false).unwrap().delivery_id
     }
 
-    /// Queue a note from `from` to `to` inside the write `t`.
-    fn queue(
-        t: &mut super::super::Tx<'_>,
-        (from, to): (&Peer, &Peer),
-        text: &str,
-    ) -> Result<repowire_core::ids::DeliveryId, Error> {
-        deliveries::enqueue(
-            t,
-            deliveries::NewDelivery {
-                to,
-                from: Some(from),
-                kind: DeliveryKind::Notify,
-                ask_id: None,
-                job_id: None,
-                text,
-            },
-        )
+    /// Wait (at most `within`) for the handoff to settle and take what
+    /// it holds; `Err` while a place is still in flight.
+    fn settle(
+        reg: &super::Registration,
+        within: std::time::Duration,
+    ) -> Result<Vec<repowire_core::delivery::Delivery>, tokio::time::error::Elapsed> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async { tokio::time::timeout(within, reg.handoff().take_settled()).await })
     }
 
     /// The kinds of the events about delivery `id`, with the route of each lease.
@@ -413,7 +407,7 @@ mod tests {
             s.peer_by_id(&a).unwrap().unwrap(),
             s.peer_by_id(&b).unwrap().unwrap(),
         );
-        let queue = |t: &mut super::super::Tx<'_>| queue(t, (&from, &to), "undone");
+        let queue = |t: &mut super::super::Tx<'_>| t.notify_as(&from, &to, "undone");
         let r: Result<(), Error> = s.write(|t| {
             queue(t)?;
             Err(Error::internal("and then it failed"))
@@ -441,17 +435,7 @@ mod tests {
         assert!(panicked.is_err());
         // Nothing handed, and nothing left in flight (a long-poll closing
         // now answers rather than waiting for a place that never lands).
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let settled = rt.block_on(async {
-            tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                reg.handoff().take_settled(),
-            )
-            .await
-        });
+        let settled = settle(&reg, std::time::Duration::from_secs(5));
         assert!(
             settled.expect("a place left in flight").is_empty(),
             "nothing handed"
@@ -485,7 +469,7 @@ mod tests {
             );
             std::thread::spawn(move || {
                 s.write(|t| {
-                    let id = queue(t, (&from, &to), "in flight")?;
+                    let id = t.notify_as(&from, &to, "in flight")?;
                     reserved_tx.send(()).unwrap();
                     go_rx.recv().unwrap();
                     Ok(id)
@@ -494,22 +478,12 @@ mod tests {
             })
         };
         reserved_rx.recv().unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
         // Not while the transaction that took its place is open.
-        let early = rt.block_on(async {
-            tokio::time::timeout(
-                std::time::Duration::from_millis(50),
-                reg.handoff().take_settled(),
-            )
-            .await
-        });
+        let early = settle(&reg, std::time::Duration::from_millis(50));
         assert!(early.is_err(), "answered with a place still in flight");
         go_tx.send(()).unwrap();
         let id = writer.join().unwrap();
-        let got = rt.block_on(reg.handoff().take_settled());
+        let got = settle(&reg, std::time::Duration::from_secs(5)).expect("settled");
         assert_eq!(
             got.iter().map(|d| &d.delivery_id).collect::<Vec<_>>(),
             vec![&id]

@@ -146,12 +146,11 @@ pub fn stream(
             let room = (tx.capacity() as u32 + 1).min(max);
             // What was handed while it waited (as a rule no more than the
             // room it opened with, which only grew since; a place taken
-            // just before it opened anew can add one: that waits for
-            // room below); else a lease. Fewer
-            // leased than there was room for: nothing else could be
-            // handed out at that instant, and whatever comes later wakes
-            // the wait below (the bus was subscribed before the first
-            // look), so look again only after that.
+            // just before it opened anew can add one: that waits for room
+            // below); else a lease. Fewer leased than there was room for:
+            // nothing else could be handed out at that instant, and
+            // whatever comes later wakes the wait below (the bus was
+            // subscribed before the first look), so look again only after.
             let handed = reg.handoff().take();
             let (items, full) = if !handed.is_empty() {
                 (handed, true)
