@@ -6,6 +6,7 @@
 //! used by the store (to decide) and by the API types (to name things).
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod ask;
 pub mod delivery;
 pub mod error;

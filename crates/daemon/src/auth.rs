@@ -15,7 +15,6 @@ use repowire_client::api::{ErrorBody, Validate};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::ids::secrets_equal;
 use repowire_core::limits::Checker;
-use repowire_core::peer::Peer;
 use serde::de::DeserializeOwned;
 
 /// The header an admin uses to act as a peer.
@@ -50,43 +49,7 @@ impl IntoResponse for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
-/// The authenticated caller.
-#[derive(Clone)]
-pub enum Caller {
-    Admin,
-    AdminAs(Peer),
-    Peer(Peer),
-}
-
-impl Caller {
-    pub fn is_admin(&self) -> bool {
-        !matches!(self, Caller::Peer(_))
-    }
-
-    /// The peer this request acts as.
-    pub fn me(&self) -> Result<&Peer, Error> {
-        match self {
-            Caller::AdminAs(p) | Caller::Peer(p) => Ok(p),
-            Caller::Admin => Err(Error::new(
-                ErrorCode::IdentityRequired,
-                "this action is done as a peer: use a peer token (REPOWIRE_PEER_TOKEN) or --as NAME with the admin token",
-            )),
-        }
-    }
-
-    /// The peer whose view limits what this caller may read; `None` = admin.
-    pub fn viewer(&self) -> Option<&Peer> {
-        match self {
-            Caller::Peer(p) => Some(p),
-            _ => None,
-        }
-    }
-
-    /// The circle a read is limited to (see [`crate::policy::read_scope`]).
-    pub fn scope_circle(&self, asked: Option<String>) -> Result<Option<String>, Error> {
-        crate::policy::read_scope(self, asked)
-    }
-}
+pub use repowire_core::access::Caller;
 
 fn unauthorized(msg: &str) -> ApiError {
     ApiError(Error::new(ErrorCode::Unauthorized, msg))

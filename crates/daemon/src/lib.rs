@@ -7,7 +7,7 @@
 //!
 //! Where things live: `http` (handlers: parse, one service call, render),
 //! `service` (every rule, one function per thing a caller can do),
-//! `policy` (who may do what, one table), `pipeline` (decide and act: one
+//! `policy` (who may do what: `core::access`, one table), `pipeline` (decide and act: one
 //! path from persona to route carried out), background tasks (`scheduler`,
 //! `observe`, `tasks`, `streams`), and the persona host (`persona_host`).
 #![forbid(unsafe_code)]

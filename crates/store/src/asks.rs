@@ -4,6 +4,7 @@
 use super::deliveries::{NewDelivery, drop_for_ask, enqueue, settle_for_ask, target};
 use super::peers::{by_id, must};
 use super::{NewEvent, Store, Tx, parse_col};
+use repowire_core::access::{Action, Caller, Target, authorize};
 use repowire_core::ask::{
     Ask, AskAction, AskManyEntry, AskManyResult, AskManySent, AskSent, AskState, NewAsk, NewAskMany,
 };
@@ -52,16 +53,22 @@ fn get(c: &Connection, id: &AskId) -> Result<Ask> {
         .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
 }
 
-/// Why `who`, not a party to `a`, is refused: `cross_circle` when it is in
-/// another circle than the ask, else `forbidden`.
-fn outsider(a: &Ask, who: &Peer, forbidden: Error) -> Error {
-    if who.circle == a.circle || who.id == a.from_peer_id || who.id == a.to_peer_id {
-        forbidden
-    } else {
-        super::circles::refused(format!(
-            "ask {} belongs to circle {:?}, and {} is in circle {:?}",
-            a.correlation_id, a.circle, who.name, who.circle
-        ))
+/// An ask's facts, as [`authorize`] reads them.
+fn parties(a: &Ask) -> Target<'_> {
+    Target {
+        circle: Some(&a.circle),
+        asker: Some(a.from_peer_id.as_str()),
+        recipient: Some(a.to_peer_id.as_str()),
+        ..Target::default()
+    }
+}
+
+/// The peer `id` reading, as a caller: a peer that is gone reads as a
+/// stranger to everything.
+fn viewer(c: &Connection, id: &PeerId) -> Result<Caller> {
+    match by_id(c, id)? {
+        Some(p) => Ok(Caller::Peer(p)),
+        None => Err(Error::forbidden(format!("peer {id} is not registered"))),
     }
 }
 
@@ -250,13 +257,12 @@ impl Store {
             let to = target(t.conn(), &from, &req.to, req.circle.as_deref(), bypass)?;
             if let Some(r) = &req.reply_to {
                 let prior = get(t.conn(), r)?;
-                if prior.from_peer_id != from.id && prior.to_peer_id != from.id {
-                    let no = Error::forbidden(format!(
-                        "reply_to {r}: {} neither sent nor received that ask",
-                        from.name
-                    ));
-                    return Err(outsider(&prior, &from, no));
-                }
+                authorize(
+                    &Caller::Peer(from.clone()),
+                    Action::ReplyToAsk,
+                    parties(&prior),
+                )
+                .map_err(|e| Error::new(e.code, format!("reply_to {r}: {}", e.message)))?;
             }
             create_in(
                 t,
@@ -327,34 +333,28 @@ impl Store {
         })
     }
 
-    /// Who answered what, and who is still open. Only the asker (or admin).
+    /// Who answered what, and who is still open: its asker, or the admin
+    /// (`caller` None).
     pub fn ask_many_result(
         &self,
         parent_id: &AskGroupId,
         caller: Option<&PeerId>,
     ) -> Result<AskManyResult> {
         self.read(|c| {
-            let (from_peer, text): (PeerId, String) = c
-                .prepare_cached("SELECT from_peer, text FROM ask_groups WHERE id = ?1")?
-                .query_row([parent_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            let (from_peer, circle, text): (PeerId, String, String) = c
+                .prepare_cached("SELECT from_peer, circle, text FROM ask_groups WHERE id = ?1")?
+                .query_row([parent_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?
                 .ok_or_else(|| {
                     Error::new(ErrorCode::NotFound, format!("no ask group {parent_id}"))
                 })?;
-            if let Some(p) = caller
-                && *p != from_peer
-            {
-                let no = Error::forbidden("only the asker may read an ask-many result");
-                let circle: String = c
-                    .prepare_cached("SELECT circle FROM ask_groups WHERE id = ?1")?
-                    .query_row([parent_id], |r| r.get(0))?;
-                return Err(match by_id(c, p)? {
-                    Some(me) if me.circle != circle => super::circles::refused(format!(
-                        "ask group {parent_id} belongs to circle {circle:?}, and {} is in circle {:?}",
-                        me.name, me.circle
-                    )),
-                    _ => no,
-                });
+            if let Some(p) = caller {
+                let target = Target {
+                    circle: Some(&circle),
+                    asker: Some(from_peer.as_str()),
+                    ..Target::default()
+                };
+                authorize(&viewer(c, p)?, Action::ReadAskGroup, target)?;
             }
             let asks: Vec<Ask> = c
                 .prepare_cached(concat!(
@@ -391,15 +391,8 @@ impl Store {
     pub fn get_ask(&self, id: &AskId, caller: Option<&PeerId>) -> Result<Ask> {
         self.read(|c| {
             let a = get(c, id)?;
-            if let Some(p) = caller
-                && *p != a.from_peer_id
-                && *p != a.to_peer_id
-            {
-                let no = Error::forbidden(format!("ask {id} is between {} and {}", a.from, a.to));
-                return Err(match by_id(c, p)? {
-                    Some(me) => outsider(&a, &me, no),
-                    None => no,
-                });
+            if let Some(p) = caller {
+                authorize(&viewer(c, p)?, Action::ReadAsk, parties(&a))?;
             }
             Ok(a)
         })

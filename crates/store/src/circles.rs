@@ -67,17 +67,6 @@ pub(super) fn resolve_for(
     resolve_within(c, &caller.circle, &caller.name, addr, circle, bypass)
 }
 
-/// `actor` may act on `what` (an object of `circle`) only from inside it.
-pub(super) fn same_circle(actor: &Peer, circle: &str, what: &str) -> Result<()> {
-    if actor.circle == circle {
-        return Ok(());
-    }
-    Err(refused(format!(
-        "{what} belongs to circle {circle:?}, and {} is in circle {:?}",
-        actor.name, actor.circle
-    )))
-}
-
 impl Store {
     /// Resolve a peer named by `caller`'s request inside `caller`'s circle
     /// (see [`resolve_within`]; never a bypass).

@@ -2,16 +2,17 @@
 //! cancel, and dispatch to a chosen peer (which sends it an ask carrying the
 //! job id and brief).
 
-use super::circles::{resolve_for, resolve_within, same_circle};
+use super::circles::{resolve_for, resolve_within};
 use super::deliveries::{NewDelivery, enqueue};
 use super::peers::{by_id, must};
 use super::{NewEvent, Store, Tx, parse_col};
+use repowire_core::access::{Action, Caller, Target, authorize};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
 use repowire_core::event::{Event, JobMove};
 use repowire_core::ids::{DeliveryId, JobId, PeerId};
 use repowire_core::job::{Job, JobAction, JobNote, JobState, JobUpdate, NewJob};
-use repowire_core::peer::{Peer, Role};
+use repowire_core::peer::Peer;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 macro_rules! cols {
@@ -276,21 +277,25 @@ impl Store {
         let action = req.state.map(JobAction::to_reach).transpose()?;
         self.write(|t| {
             let j = get(t.conn(), id)?;
-            let actor_row = actor.map(|a| must(t.conn(), a)).transpose()?;
-            if let Some(a) = &actor_row {
-                same_circle(a, &j.info.circle, &format!("job {id}"))?;
-                let allowed = Some(&a.id) == j.assignee.as_ref()
-                    || a.id == j.owner
-                    || a.id == j.created_by
-                    || (a.role == Role::Orchestrator && a.circle == j.info.circle);
-                if !allowed {
-                    return Err(Error::forbidden(format!(
-                        "{} is not the assignee, owner or creator of job {id}, nor the orchestrator",
-                        a.name
-                    )));
-                }
-            }
-            let by = actor_row.as_ref().map_or("admin".to_string(), |a| a.name.clone());
+            let caller = match actor {
+                Some(a) => Caller::Peer(must(t.conn(), a)?),
+                None => Caller::Admin,
+            };
+            // Read here, in the write: the assignee changes under writes.
+            let who = format!("the assignee, owner or creator of job {id}");
+            let parties: Vec<&str> = [Some(&j.owner), Some(&j.created_by), j.assignee.as_ref()]
+                .into_iter()
+                .flatten()
+                .map(|p| p.as_str())
+                .collect();
+            let target = Target {
+                circle: Some(&j.info.circle),
+                parties: &parties,
+                who: Some(&who),
+                ..Target::default()
+            };
+            authorize(&caller, Action::Manage, target)?;
+            let by = caller.viewer().map_or("admin".to_string(), |a| a.name.clone());
             let edits = req.phase.is_some() || req.result.is_some() || req.result_data.is_some() || req.error.is_some();
             if j.info.state.is_terminal() && (edits || action.is_some()) {
                 return Err(Error::new(

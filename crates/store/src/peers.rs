@@ -3,6 +3,7 @@
 
 use super::deliveries::{NewDelivery, enqueue};
 use super::{NewEvent, Store, Tx, parse_col};
+use repowire_core::access::{Action, Caller, Target, authorize};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::delivery::DeliveryRoute;
 use repowire_core::error::{Error, ErrorCode, Result};
@@ -364,9 +365,24 @@ impl Store {
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {
             let existing = by_name(t.conn(), &circle, &req.name)?;
+            if let Some(tp) = token_peer {
+                // A peer token resumes its own peer, and nothing else.
+                let own: Vec<&str> = existing.iter().map(|o| o.id.as_str()).collect();
+                let who = format!(
+                    "the peer {:?} of circle {circle:?}: a peer token can only resume its own peer",
+                    req.name
+                );
+                let target = Target {
+                    circle: Some(&circle),
+                    parties: &own,
+                    who: Some(&who),
+                    ..Target::default()
+                };
+                authorize(&Caller::Peer(tp.clone()), Action::ActAsParty, target)?;
+            }
             let tags_json = req.tags.as_ref().map(serde_json::to_string).transpose()?;
             match (existing, token_peer) {
-                (Some(old), Some(tp)) if old.id == tp.id => {
+                (Some(old), Some(_)) => {
                     t.conn()
                         .prepare_cached(
                             "UPDATE peers SET backend = COALESCE(?2, backend),
@@ -402,14 +418,8 @@ impl Store {
                     row = must(t.conn(), &old.id)?;
                     Ok((row, None, true))
                 }
-                (_, Some(tp)) if tp.circle != circle => Err(super::circles::refused(format!(
-                    "this token belongs to peer {:?} in circle {:?}; it cannot register or resume a peer of circle {circle:?}",
-                    tp.name, tp.circle
-                ))),
-                (_, Some(tp)) => Err(Error::forbidden(format!(
-                    "this token belongs to peer {:?} in circle {:?}; a peer token can only resume its own peer",
-                    tp.name, tp.circle
-                ))),
+                // Refused above already; kept so that no peer token ever creates a peer.
+                (None, Some(_)) => Err(Error::forbidden("a peer token can only resume its own peer")),
                 (Some(_), None) => Err(Error::new(
                     ErrorCode::NameTaken,
                     format!(

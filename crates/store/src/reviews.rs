@@ -5,6 +5,7 @@ use super::circles::{resolve_for, resolve_within};
 use super::deliveries::{NewDelivery, enqueue};
 use super::peers::{by_id, must};
 use super::{NewEvent, Store, Tx};
+use repowire_core::access::{Action, Caller, Target, authorize};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
 use repowire_core::event::Event;
@@ -118,17 +119,16 @@ fn tell(t: &mut Tx<'_>, circle: &str, peer_id: &PeerId, text: &str) -> Result<()
 /// it, the circle's orchestrator, or the admin (`actor` None).
 fn may_manage(t: &Tx<'_>, row: &Row, actor: Option<&PeerId>) -> Result<()> {
     let Some(a) = actor else { return Ok(()) };
-    let a = must(t.conn(), a)?;
-    if a.id == row.author_id
-        || a.name == row.info.requested_by
-        || (a.role == repowire_core::peer::Role::Orchestrator && a.circle == row.info.circle)
-    {
-        return Ok(());
-    }
-    Err(Error::forbidden(format!(
-        "{} did not write or request {}, and is not the orchestrator",
-        a.name, row.info.reference
-    )))
+    let me = Caller::Peer(must(t.conn(), a)?);
+    let who = format!("the author or requester of {}", row.info.reference);
+    let target = Target {
+        circle: Some(&row.info.circle),
+        managers: &[row.info.requested_by.as_str()],
+        parties: &[row.author_id.as_str()],
+        who: Some(&who),
+        ..Target::default()
+    };
+    authorize(&me, Action::Manage, target)
 }
 
 /// Tell reviewers who already reviewed that the head moved.
@@ -358,16 +358,22 @@ impl Store {
             let me = must(t.conn(), reviewer_id)?;
             let sha = req.sha.clone().unwrap_or_else(|| row.info.head_sha.clone());
             check_sha(&sha)?;
-            let n = t
+            // Who reviews it, read in the write: routing assigns under writes.
+            let reviewers: Vec<PeerId> = t
                 .conn()
+                .prepare_cached("SELECT reviewer FROM review_assignments WHERE review_id = ?1")?
+                .query_map([&row.info.review_id], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let parties: Vec<&str> = reviewers.iter().map(|p| p.as_str()).collect();
+            let who = format!("a reviewer of {}", req.reference);
+            let target = Target { circle: Some(&row.info.circle), parties: &parties, who: Some(&who), ..Target::default() };
+            authorize(&Caller::Peer(me.clone()), Action::ActAsParty, target)?;
+            t.conn()
                 .prepare_cached(
                     "UPDATE review_assignments SET last_reviewed_sha = ?3, verdict = ?4, notes = ?5, updated_ms = ?6
                      WHERE review_id = ?1 AND reviewer = ?2",
                 )?
                 .execute(params![row.info.review_id, me.id, sha, verdict, req.notes, t.now])?;
-            if n == 0 {
-                return Err(Error::forbidden(format!("{} is not a reviewer of {}", me.name, req.reference)));
-            }
             let r = must_load(t.conn(), circle, &req.reference)?.info;
             review_event(t, &r, Event::ReviewMarked { reference: r.reference.clone(), reviewer: me.name.clone(), sha: sha.to_string(), verdict: verdict.to_string() })?;
             tell(
