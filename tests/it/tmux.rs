@@ -600,7 +600,13 @@ async fn nothing_is_typed_into_a_shell_prompt() {
 /// the CLI, in the socket name (`-L`) form.
 #[tokio::test]
 async fn a_live_pane_is_a_sign_of_life() {
-    let d = Daemon::start(&["--stale-after", "2s", "--tmux-check-every", "500ms"]);
+    let d = Daemon::start(&[
+        "--manual-clock",
+        "--stale-after",
+        "2s",
+        "--tmux-check-every",
+        "500ms",
+    ]);
     let srv = Server::start();
     let pane = srv.window("sleep 600");
     let route = format!("tmux:{}:{pane}", srv.name);
@@ -610,17 +616,24 @@ async fn a_live_pane_is_a_sign_of_life() {
         .json();
     assert_eq!(v["peer"]["route"], route.as_str());
     cli_peer(&d, "carol");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Past the stale threshold, without sleeping: neither has heartbeated
+    // since; bob's pane is checked again every 500 ms.
+    d.advance_clock(4_000).await;
     let carol = peer_json(&d, "carol");
     assert!(
         carol["stale"] == true,
         "the control peer is not stale: {carol}"
     );
-    let bob = peer_json(&d, "bob");
-    assert!(
-        bob["stale"] == false && bob["ghost"] == false && bob["status"] != "offline",
-        "{bob}"
-    );
+    eventually(
+        Duration::from_secs(10),
+        "bob's pane to count as life",
+        || async {
+            let bob = peer_json(&d, "bob");
+            (bob["stale"] == false && bob["ghost"] == false && bob["status"] != "offline")
+                .then_some(())
+        },
+    )
+    .await;
     srv.ok(&["kill-pane", "-t", &pane]);
     let took = offline_after(&d, "bob", Instant::now()).await;
     assert!(took <= GONE_WITHIN, "{took:?}");

@@ -102,6 +102,14 @@ pub struct HeartbeatReq {
     pub status: Option<Status>,
 }
 
+/// `POST /v1/debug/clock` (a daemon started with `--manual-clock` only):
+/// move its clock forward by `advance_ms` (0 to one year).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockReq {
+    pub advance_ms: i64,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PruneReq {

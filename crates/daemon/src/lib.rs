@@ -14,7 +14,6 @@
 
 mod auth;
 mod dashboard;
-mod debug;
 pub mod edge;
 mod http;
 mod observe;

@@ -7,7 +7,7 @@
 //! daemon's services.
 
 use super::*;
-use repowire_core::error::Result;
+use repowire_core::error::{Error, Result};
 use repowire_core::limits::{CONFIRM_IDS, Checker, PREVIOUS_ASSIGNEES};
 use repowire_core::mesh::{JobInput, ReviewInput};
 
@@ -33,6 +33,19 @@ impl Validate for UpdatePeerReq {
     fn validate(&self, c: &Checker) -> Result<()> {
         c.opt_text("description", &self.description)?;
         c.opt_tags(&self.tags)
+    }
+}
+
+impl Validate for ClockReq {
+    fn validate(&self, _: &Checker) -> Result<()> {
+        if (0..=365 * 86_400_000).contains(&self.advance_ms) {
+            Ok(())
+        } else {
+            Err(Error::bad_request(format!(
+                "advance_ms {} is out of range: 0 to one year",
+                self.advance_ms
+            )))
+        }
     }
 }
 

@@ -1,12 +1,12 @@
-//! The daemon over HTTP: health, traces, doctor, shutdown, and the answers
-//! for unknown routes and methods.
+//! The daemon over HTTP: health, traces, doctor, shutdown, the manual
+//! clock of tests, and the answers for unknown routes and methods.
 
 use crate::DaemonHandle;
-use crate::auth::{ApiError, ApiResult, Caller, Path};
+use crate::auth::{ApiError, ApiResult, Body, Caller, Path};
 use crate::service::admin;
 use axum::Json;
 use axum::extract::State;
-use repowire_client::api::{DoctorResp, Health, TraceResp};
+use repowire_client::api::{ClockReq, DoctorResp, Health, TraceResp};
 use repowire_core::error::{Error, ErrorCode};
 
 type H = State<DaemonHandle>;
@@ -41,4 +41,13 @@ pub async fn doctor(State(h): H, c: Caller) -> ApiResult<Json<DoctorResp>> {
 pub async fn shutdown(State(h): H, c: Caller) -> ApiResult<Json<serde_json::Value>> {
     admin::shutdown(&h, &c)?;
     Ok(Json(serde_json::json!({"ok": true, "stopping": true})))
+}
+
+pub async fn clock(
+    State(h): H,
+    c: Caller,
+    Body(req): Body<ClockReq>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let now_ms = admin::advance_clock(&h, &c, req.advance_ms).await?;
+    Ok(Json(serde_json::json!({"now_ms": now_ms})))
 }

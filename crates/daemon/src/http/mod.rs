@@ -91,7 +91,7 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/v1/trace/{id}", get(admin::trace))
         .route("/v1/doctor", get(admin::doctor))
         .route("/v1/shutdown", post(admin::shutdown))
-        .route("/v1/debug/clock", post(crate::debug::clock))
+        .route("/v1/debug/clock", post(admin::clock))
         .route("/v1/dashboard/login", post(dashboard::login_link))
         .route("/v1/dashboard/overview", get(dashboard::overview))
         .route("/dashboard", get(dashboard::page))

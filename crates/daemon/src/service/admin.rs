@@ -23,6 +23,28 @@ pub fn health(h: &DaemonHandle) -> Health {
     }
 }
 
+/// Test-only: move a manual clock (`--manual-clock`) forward by `ms`, run
+/// the background pass the new time makes due, and wake the scheduler, long
+/// polls and inbox streams; answers the new now. Integration tests cross a
+/// threshold (a lease, a stale heartbeat, an ask's expiry, a schedule's due
+/// time) with it instead of sleeping. In a daemon on the system clock the
+/// route does not exist (`not_found`, like any unknown route); the admin
+/// token only.
+pub async fn advance_clock(h: &DaemonHandle, c: &Caller, ms: i64) -> Result<i64, Error> {
+    if !h.clock.is_manual() {
+        return Err(Error::new(ErrorCode::NotFound, "no such route"));
+    }
+    policy::authorize(c, Action::Administer, Target::none())?;
+    let now_ms = h.clock.advance(ms);
+    let hh = h.clone();
+    tokio::task::spawn_blocking(move || crate::tasks::maintain(&hh, false))
+        .await
+        .map_err(|e| Error::internal(format!("background pass failed: {e}")))?;
+    h.schedules_changed.notify_one();
+    h.clock_moved.notify_waiters();
+    Ok(now_ms)
+}
+
 /// A one-time link that logs a browser into the dashboard (admin only).
 pub fn dashboard_login(h: &DaemonHandle, c: &Caller) -> Result<DashboardLogin, Error> {
     policy::authorize(c, Action::Administer, Target::none())?;
