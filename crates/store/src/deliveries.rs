@@ -26,8 +26,46 @@ pub(super) struct NewDelivery<'a> {
     pub text: &'a str,
 }
 
+/// Keep each peer's open (pending or leased) delivery count on `c` (the
+/// writer connection): a TEMP table, in memory, filled from the deliveries
+/// and kept by TEMP triggers on every insert and state change, inside the
+/// same transactions (a rollback undoes them too). Nothing of it is written
+/// to the WAL; it is counted again at every open, so it cannot drift. Read
+/// by the inbox cap (in O(1)) and the daemon's counts; a removed peer's row
+/// goes with it (`peers::remove_in`).
+pub(super) fn count_open(c: &Connection) -> Result<()> {
+    c.execute_batch(
+        "CREATE TEMP TABLE inbox_counts (
+             peer_id  TEXT PRIMARY KEY,
+             pending  INTEGER NOT NULL
+         ) WITHOUT ROWID;
+         INSERT INTO temp.inbox_counts (peer_id, pending)
+         SELECT to_peer, COUNT(*) FROM (
+             SELECT to_peer FROM main.deliveries INDEXED BY deliveries_unpushed
+              WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NULL
+             UNION ALL
+             SELECT to_peer FROM main.deliveries INDEXED BY deliveries_pushed
+              WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NOT NULL)
+         GROUP BY to_peer;
+         CREATE TEMP TRIGGER deliveries_count_insert AFTER INSERT ON main.deliveries
+         WHEN NEW.state IN ('pending', 'leased')
+         BEGIN
+             INSERT INTO temp.inbox_counts (peer_id, pending) VALUES (NEW.to_peer, 1)
+             ON CONFLICT (peer_id) DO UPDATE SET pending = pending + 1;
+         END;
+         CREATE TEMP TRIGGER deliveries_count_update AFTER UPDATE OF state ON main.deliveries
+         WHEN (OLD.state IN ('pending', 'leased')) != (NEW.state IN ('pending', 'leased'))
+         BEGIN
+             INSERT INTO temp.inbox_counts (peer_id, pending)
+             VALUES (NEW.to_peer, CASE WHEN NEW.state IN ('pending', 'leased') THEN 1 ELSE -1 END)
+             ON CONFLICT (peer_id) DO UPDATE SET pending = pending + excluded.pending;
+         END;",
+    )?;
+    Ok(())
+}
+
 /// What counts against a peer's (`?1`) inbox cap: its pending and leased
-/// deliveries (kept by triggers) and its armed ones.
+/// deliveries (kept in memory by [`count_open`]) and its armed ones.
 const UNDELIVERED: &str =
     "SELECT COALESCE((SELECT pending FROM inbox_counts WHERE peer_id = ?1), 0)
      + (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_armed

@@ -352,6 +352,18 @@ const MIGRATIONS: &[&str] = &[
       WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NOT NULL;
     CREATE INDEX deliveries_armed ON deliveries (to_peer, seq, not_before_ms) WHERE state = 'armed';
     "#,
+    // 18: the open-delivery counters leave the file. `inbox_counts` was
+    // written by triggers in every transaction that queued, confirmed or
+    // dropped a delivery: one more 1 KiB WAL page per commit (two of the
+    // twelve a delivered note wrote) for a number the deliveries already
+    // hold. The writer connection now keeps it as a TEMP table (memory, no
+    // WAL) with TEMP triggers, counted from the deliveries at every open
+    // (`deliveries::count_open`): it cannot drift, and a crash loses nothing.
+    r#"
+    DROP TRIGGER deliveries_count_insert;
+    DROP TRIGGER deliveries_count_update;
+    DROP TABLE inbox_counts;
+    "#,
 ];
 
 /// The schema version this binary writes.
