@@ -24,6 +24,7 @@ mod reviews;
 mod schedules;
 mod spawns;
 mod tmux;
+mod tokens;
 
 pub use handoff::{Handoff, Registration};
 pub use schedules::{Checkin, Due, SchedRow};
@@ -60,6 +61,8 @@ pub struct Store {
     /// Consumers waiting (delivery streams, lease long-polls), to hand new
     /// deliveries to.
     waiting: handoff::Waiting,
+    /// Peers by bearer token, while no `peers` row changes.
+    tokens: tokens::Tokens,
 }
 
 /// Counts of committed events that changed a circle's mesh snapshot: its
@@ -207,6 +210,8 @@ impl Store {
         let mut writer = writer;
         migrations::migrate(&mut writer)?;
         deliveries::count_open(&writer)?;
+        let tokens = tokens::Tokens::default();
+        tokens.watch(&writer)?;
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer)?;
         let (bus, _) = broadcast::channel(4096);
@@ -221,6 +226,7 @@ impl Store {
             clock: Clock::system(),
             armed_horizon: AtomicI64::new(armed_horizon),
             waiting: handoff::Waiting::default(),
+            tokens,
         })
     }
 

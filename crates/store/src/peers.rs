@@ -296,9 +296,15 @@ pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
 }
 
 impl Store {
+    /// The peer whose token this is (remembered while no peer changes:
+    /// `tokens`).
     pub fn peer_by_token(&self, token: &str) -> Result<Option<Peer>> {
+        let at = self.tokens.now();
+        if let Some(p) = self.tokens.get(token, at) {
+            return Ok(Some(p));
+        }
         let h = token_hash(token);
-        self.read(|c| {
+        let found = self.read(|c| {
             Ok(c.prepare_cached(concat!(
                 "SELECT ",
                 cols!(),
@@ -306,7 +312,11 @@ impl Store {
             ))?
             .query_row([h], from_row)
             .optional()?)
-        })
+        })?;
+        if let Some(p) = &found {
+            self.tokens.put(token, p, at);
+        }
+        Ok(found)
     }
 
     pub fn peer_by_id(&self, id: &PeerId) -> Result<Option<Peer>> {
