@@ -109,6 +109,7 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
     // Oldest first: not while an older one waits to be handed out on that
     // route (queued before the consumer opened, or its lease ran out).
     if !available(t.conn(), &d.to.id, t.now, 1, route)?.is_empty() {
+        t.waiting.missed(&d.to.id);
         return queue_pending(t, &d);
     }
     let id = insert(t, &d, Start::Leased(until))?;

@@ -39,6 +39,9 @@ struct Slot {
     epoch: u64,
     /// Places taken by transactions not yet ended.
     in_flight: usize,
+    /// A delivery was queued for the peer and not handed here (no room,
+    /// or an older one waited): it is for a lease to find.
+    missed: bool,
 }
 
 impl Handoff {
@@ -56,6 +59,15 @@ impl Handoff {
         s.room = 0;
         s.epoch += 1;
         std::mem::take(&mut s.handed)
+    }
+
+    /// Whether a delivery for the peer was queued without being handed
+    /// here since the last call (then only a lease finds it); clears it.
+    /// A consumer handed what it waited for, with nothing missed, has
+    /// nothing else to lease but leases that ran out and armed deliveries
+    /// come due, which no transaction announces (it naps for those).
+    pub fn take_missed(&self) -> bool {
+        std::mem::take(&mut self.lock().missed)
     }
 
     /// Close, wait for the places taken before that to land, and take
@@ -141,12 +153,26 @@ impl Waiting {
         self.by_peer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A place in one of `peer`'s open consumers, if one has room.
+    /// A place in one of `peer`'s open consumers, if one has room (if none
+    /// has, each notes that it [missed](Handoff::take_missed) one).
     pub(crate) fn reserve(&self, peer: &PeerId) -> Option<(Arc<Handoff>, u64)> {
         let map = self.lock();
-        map.get(peer)?
+        let consumers = map.get(peer)?;
+        let place = consumers
             .iter()
-            .find_map(|h| Some((h.clone(), h.reserve()?)))
+            .find_map(|h| Some((h.clone(), h.reserve()?)));
+        if place.is_none() {
+            consumers.iter().for_each(|h| h.lock().missed = true);
+        }
+        place
+    }
+
+    /// A delivery for `peer` is queued for leases, not handed: its
+    /// consumers note that they missed one.
+    pub(crate) fn missed(&self, peer: &PeerId) {
+        if let Some(consumers) = self.lock().get(peer) {
+            consumers.iter().for_each(|h| h.lock().missed = true);
+        }
     }
 }
 
@@ -326,6 +352,45 @@ mod tests {
             .into_iter()
             .map(|e| (e.kind, e.payload["route"].as_str().map(str::to_string)))
             .collect()
+    }
+
+    /// A consumer learns whether something queued for its peer was not
+    /// handed to it (no room, closed, or an older one waiting): only then
+    /// has a lease anything to find after what it was handed.
+    #[test]
+    fn a_consumer_knows_when_a_lease_has_something_to_find() {
+        let (_dir, s, a, b) = setup();
+        let reg = s.register_consumer(&b, 30_000, DeliveryRoute::Stream);
+        let h = reg.handoff();
+        h.open(2);
+        note(&s, &a, "handed");
+        assert_eq!(h.take().len(), 1);
+        assert!(!h.take_missed(), "all that was queued was handed");
+        h.open(1);
+        note(&s, &a, "handed too");
+        note(&s, &a, "no room left");
+        assert_eq!(h.take().len(), 1);
+        assert!(h.take_missed(), "one waits for a lease");
+        assert!(!h.take_missed(), "noted once");
+        note(&s, &a, "closed");
+        assert!(h.take_missed());
+        // Behind an older one (the lease of the first ran out): queued,
+        // noted, and the lease finds both in order.
+        assert_eq!(s.lease(&b, 10, 0, DeliveryRoute::Stream).unwrap().len(), 2);
+        h.open(2);
+        note(&s, &a, "behind");
+        assert!(h.take().is_empty());
+        assert!(h.take_missed());
+        // Another peer's note is nothing to this consumer.
+        let other = NewNotify {
+            to: "a".into(),
+            text: "to a".into(),
+            ..Default::default()
+        };
+        h.open(2);
+        s.notify(&b, &other, false).unwrap();
+        assert!(h.take().is_empty());
+        assert!(!h.take_missed());
     }
 
     /// An open stream is handed what is queued for its peer, up to its

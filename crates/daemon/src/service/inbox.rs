@@ -151,10 +151,16 @@ pub fn stream(
             // nothing else could be handed out at that instant, and
             // whatever comes later wakes the wait below (the bus was
             // subscribed before the first look), so look again only after.
+            // Handed, with nothing queued that was not: nothing else to
+            // lease either (leases that ran out and armed deliveries come
+            // due are what the wait's nap is for).
             let handed = reg.handoff().take();
             let (items, full) = if !handed.is_empty() {
-                (handed, true)
+                let missed = reg.handoff().take_missed();
+                (handed, missed)
             } else {
+                // A lease finds whatever was missed.
+                reg.handoff().take_missed();
                 match h.store.lease(&me.id, room, lease_ms, DeliveryRoute::Stream) {
                     Ok(items) => {
                         let full = items.len() as u32 >= room;
