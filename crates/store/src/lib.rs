@@ -108,7 +108,9 @@ impl Tx<'_> {
     pub fn event(&mut self, e: NewEvent<'_>) -> Result<()> {
         let kind = e.event.kind().as_str();
         let value = e.event.payload()?;
-        let payload = value.to_string();
+        // Written straight into bytes (`Display` goes through `fmt::Write`:
+        // several times the instructions for the same text).
+        let payload = serde_json::to_string(&value)?;
         self.tx
             .prepare_cached(
                 "INSERT INTO events (ts_ms, kind, subject, related, circle, payload)
