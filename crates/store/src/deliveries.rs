@@ -647,11 +647,13 @@ impl Store {
         })
     }
 
-    /// Mark the peer's deliveries `ids` delivered. Already-confirmed or
-    /// unknown ids are skipped (confirming twice is harmless).
-    pub fn confirm(&self, peer_id: &PeerId, ids: &[DeliveryId]) -> Result<usize> {
+    /// Mark the deliveries `ids` to peer `p` (as its caller read it: its
+    /// id, name and circle never change) delivered. Already-confirmed or
+    /// unknown ids are skipped (confirming twice is harmless), and so are
+    /// all of them once the peer is gone (its deliveries went with it).
+    pub fn confirm(&self, p: &Peer, ids: &[DeliveryId]) -> Result<usize> {
+        let peer_id = &p.id;
         self.write(|t| {
-            let p = must(t.conn(), peer_id)?;
             let mut n = 0;
             for id in ids {
                 let row: Option<(DeliveryKind, Option<String>)> = t
@@ -733,17 +735,18 @@ impl Store {
         })
     }
 
-    pub fn notify(&self, from_id: &PeerId, req: &NewNotify, bypass: bool) -> Result<Notified> {
+    /// A note from `from` (as its caller read it: a peer's id, name and
+    /// circle never change), to a peer named inside its circle.
+    pub fn notify(&self, from: &Peer, req: &NewNotify, bypass: bool) -> Result<Notified> {
         self.policy.check_text("message", &req.text)?;
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {
-            let from = must(t.conn(), from_id)?;
-            let to = target(t.conn(), &from, &req.to, req.circle.as_deref(), bypass)?;
+            let to = target(t.conn(), from, &req.to, req.circle.as_deref(), bypass)?;
             let id = enqueue(
                 t,
                 NewDelivery {
                     to: &to,
-                    from: Some(&from),
+                    from: Some(from),
                     kind: DeliveryKind::Notify,
                     ask_id: None,
                     job_id: None,

@@ -329,7 +329,9 @@ mod tests {
             text: text.into(),
             ..Default::default()
         };
-        s.notify(from, &n, false).unwrap().delivery_id
+        s.notify(&s.peer_by_id(from).unwrap().unwrap(), &n, false)
+            .unwrap()
+            .delivery_id
     }
 
     /// Wait (at most `within`) for the handoff to settle and take what
@@ -388,7 +390,8 @@ mod tests {
             ..Default::default()
         };
         h.open(2);
-        s.notify(&b, &other, false).unwrap();
+        s.notify(&s.peer_by_id(&b).unwrap().unwrap(), &other, false)
+            .unwrap();
         assert!(h.take().is_empty());
         assert!(!h.take_missed());
     }

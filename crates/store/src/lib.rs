@@ -462,7 +462,8 @@ mod tests {
             text: "after".into(),
             ..Default::default()
         };
-        s.notify(&a, &note, false).unwrap();
+        s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note, false)
+            .unwrap();
         assert_eq!(count(&s), 1);
     }
 
@@ -481,8 +482,10 @@ mod tests {
             ..Default::default()
         };
         for _ in 0..5 {
-            s.notify(&a, &note("b"), false).unwrap();
-            s.notify(&b, &note("c"), false).unwrap();
+            s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note("b"), false)
+                .unwrap();
+            s.notify(&s.peer_by_id(&b).unwrap().unwrap(), &note("c"), false)
+                .unwrap();
         }
         let all = NewBroadcast {
             text: "all".into(),
@@ -498,7 +501,8 @@ mod tests {
         let q2 = s.ask(&a, &ask("c"), false).unwrap().ask.correlation_id;
         let leased = s.lease(&b, 3, 30_000, DeliveryRoute::Pull).unwrap();
         let ids: Vec<_> = leased.iter().map(|d| d.delivery_id.clone()).collect();
-        s.confirm(&b, &ids).unwrap();
+        s.confirm(&s.peer_by_id(&b).unwrap().unwrap(), &ids)
+            .unwrap();
         s.act_on_ask(&q1, &b, AskAction::Answer, Some("done"))
             .unwrap();
         s.act_on_ask(&q2, &a, AskAction::Cancel, None).unwrap();
@@ -636,7 +640,11 @@ mod tests {
         let done = s.ask(&a, &ask("done"), false).unwrap().ask.correlation_id;
         let open = s.ask(&a, &ask("open"), false).unwrap().ask.correlation_id;
         let got = s.lease(&b, 10, 30_000, DeliveryRoute::Pull).unwrap();
-        s.confirm(&b, &[got[0].delivery_id.clone()]).unwrap();
+        s.confirm(
+            &s.peer_by_id(&b).unwrap().unwrap(),
+            &[got[0].delivery_id.clone()],
+        )
+        .unwrap();
         s.act_on_ask(&done, &b, AskAction::Answer, Some("yes"))
             .unwrap();
         assert_eq!(
@@ -682,7 +690,12 @@ mod tests {
             ..Default::default()
         };
         for i in 0..1_234 {
-            s.notify(&a, &note(&format!("old {i}")), false).unwrap();
+            s.notify(
+                &s.peer_by_id(&a).unwrap().unwrap(),
+                &note(&format!("old {i}")),
+                false,
+            )
+            .unwrap();
         }
         loop {
             let got = s.lease(&b, 1000, 30_000, DeliveryRoute::Pull).unwrap();
@@ -690,7 +703,8 @@ mod tests {
                 break;
             }
             let ids: Vec<_> = got.into_iter().map(|d| d.delivery_id).collect();
-            s.confirm(&b, &ids).unwrap();
+            s.confirm(&s.peer_by_id(&b).unwrap().unwrap(), &ids)
+                .unwrap();
         }
         s.write(|t| {
             t.conn().execute(
@@ -701,9 +715,14 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        s.notify(&a, &note("new"), false).unwrap();
+        s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note("new"), false)
+            .unwrap();
         let newest = s.lease(&b, 10, 30_000, DeliveryRoute::Pull).unwrap();
-        s.confirm(&b, &[newest[0].delivery_id.clone()]).unwrap();
+        s.confirm(
+            &s.peer_by_id(&b).unwrap().unwrap(),
+            &[newest[0].delivery_id.clone()],
+        )
+        .unwrap();
         assert_eq!(s.prune_finished(3_600_000).unwrap(), 1_234);
         let left: i64 = s
             .read(|c| Ok(c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get(0))?))

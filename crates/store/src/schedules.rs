@@ -973,7 +973,9 @@ mod tests {
             text: "direct".into(),
             ..Default::default()
         };
-        let Err(err) = w.s.notify(&w.olga, &note, false) else {
+        let Err(err) =
+            w.s.notify(&w.s.peer_by_id(&w.olga).unwrap().unwrap(), &note, false)
+        else {
             panic!("a note past the limit was accepted")
         };
         assert_eq!(err.code, ErrorCode::InboxFull);

@@ -124,7 +124,8 @@ mod tests {
             text: "x".into(),
             ..Default::default()
         };
-        s.notify(&a, &note, false).unwrap();
+        s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note, false)
+            .unwrap();
         assert!(cached(&ta).is_some(), "a note changes no peer");
         // Any statement that writes a peers row, even one the store never
         // runs, makes the next look-up read the row again.

@@ -116,7 +116,7 @@ pub fn decline(h: &DaemonHandle, c: &Caller, id: &AskId, reason: &str) -> Result
 
 pub fn notify(h: &DaemonHandle, c: &Caller, req: NotifyReq) -> Result<Notified, Error> {
     let bypass = policy::bypass(c, req.bypass_circle)?;
-    h.store.notify(&c.me()?.id, &req.into(), bypass)
+    h.store.notify(c.me()?, &req.into(), bypass)
 }
 
 /// Send to every peer of a circle, within the sender's per-minute budget

@@ -35,7 +35,7 @@ pub fn show(h: &DaemonHandle, c: &Caller, id: &DeliveryId) -> Result<Delivery, E
 /// Mark the caller's deliveries `ids` delivered: what put them in front of
 /// the agent says so (its inbox, a hook after printing).
 pub fn confirm(h: &DaemonHandle, c: &Caller, ids: &[DeliveryId]) -> Result<usize, Error> {
-    h.store.confirm(&c.me()?.id, ids)
+    h.store.confirm(c.me()?, ids)
 }
 
 /// A channel push sent the caller's deliveries `ids` into its session as

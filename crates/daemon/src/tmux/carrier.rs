@@ -167,9 +167,7 @@ async fn carry(h: &DaemonHandle, peer: Peer, shared: &Shared) {
             Ok(()) => {
                 lock(shared).backoff.remove(&peer.id);
                 if route.confirms()
-                    && let Err(e) = h
-                        .store
-                        .confirm(&peer.id, std::slice::from_ref(&d.delivery_id))
+                    && let Err(e) = h.store.confirm(&peer, std::slice::from_ref(&d.delivery_id))
                 {
                     tracing::warn!(peer = %peer.name, error = %e, "tmux carrier: confirm failed");
                     return;
