@@ -117,7 +117,7 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
     leased_event(t, &id, d.ask_id, d.to, (1, until), route)?;
     // A consumer that calls in is alive (what its own lease would record).
     if route.signals_life() {
-        super::peers::revive(t, &d.to.id)?;
+        super::peers::alive(t, &d.to.id)?;
     }
     // Read back as the transaction leaves it, just before the commit.
     t.reserved.name(i, id.clone());
@@ -596,7 +596,7 @@ impl Store {
                 )?;
             }
             if alive {
-                super::peers::revive(t, peer_id)?;
+                super::peers::alive(t, peer_id)?;
             }
             Ok(items)
         })

@@ -544,6 +544,61 @@ mod tests {
         assert_eq!(counts(&s), (counted.clone(), counted));
     }
 
+    /// A lease that takes something is a sign of life written at most
+    /// once a second (an eighth of `stale_after`), and at once for a
+    /// ghost: polling all the time does not write the peer's row each time.
+    #[test]
+    fn a_poll_is_a_sign_of_life_written_at_most_once_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Clock::fixed(1_700_000_000_000);
+        let s = Store::open(&dir.path().join("t.db"), Policy::default())
+            .unwrap()
+            .with_clock(clock.clone());
+        let (a, b) = (reg(&s, "a"), reg(&s, "b"));
+        let t0 = clock.now_ms();
+        let seen = |s: &Store| s.peer_by_id(&b).unwrap().unwrap().last_seen_ms;
+        // A poll that finds a note (an idle one is `touch`, every quarter
+        // of stale_after).
+        let poll = |s: &Store| {
+            let note = NewNotify {
+                to: "b".into(),
+                text: "x".into(),
+                ..Default::default()
+            };
+            s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note, false)
+                .unwrap();
+            assert_eq!(
+                s.lease(&b, 10, 30_000, DeliveryRoute::Pull).unwrap().len(),
+                1
+            );
+        };
+        clock.advance(999);
+        poll(&s);
+        assert_eq!(seen(&s), t0, "within the second: not written");
+        clock.advance(1);
+        poll(&s);
+        assert_eq!(seen(&s), t0 + 1_000);
+        s.write(|t| {
+            t.conn().execute(
+                "UPDATE peers SET ghost_since_ms = ?2 WHERE id = ?1",
+                rusqlite::params![b, t.now],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        poll(&s);
+        let ghost: Option<i64> = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT ghost_since_ms FROM peers WHERE id = ?1",
+                    [&b],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(ghost, None, "a ghost that polls is alive at once");
+    }
+
     /// Leases and ask timeouts are measured against the store's clock: a
     /// test moves it past them instead of waiting.
     #[test]

@@ -263,6 +263,24 @@ pub(super) fn revive(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<()> {
     Ok(())
 }
 
+/// A consumer's sign of life (a lease, a delivery handed to it): as
+/// [`revive`], but written only when the last one is older than an eighth
+/// of `--stale-after` (at most a second) or the peer is a ghost. A peer
+/// that long-polls all the time would otherwise write its row on every
+/// poll (a WAL page, and every cached token's peer read again: `tokens`),
+/// for a `last_seen` no reader needs to the millisecond.
+pub(super) fn alive(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<()> {
+    let every = (t.policy.stale_after_ms / 8).clamp(0, 1_000);
+    let due: bool = t
+        .conn()
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM peers WHERE id = ?1
+               AND (ghost_since_ms IS NOT NULL OR last_seen_ms <= ?2))",
+        )?
+        .query_row(params![peer_id, t.now - every], |r| r.get(0))?;
+    if due { revive(t, peer_id) } else { Ok(()) }
+}
+
 /// Remove a peer: its open asks fail, its undelivered messages are dropped.
 pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
     super::asks::end_for_removed_peer(t, p)?;
