@@ -348,7 +348,11 @@ impl Store {
                 .ok_or_else(|| {
                     Error::new(ErrorCode::NotFound, format!("no ask group {parent_id}"))
                 })?;
-            if let Some(p) = caller {
+            // Its asker reads it by id (as `get_ask`); anyone else gets the
+            // policy's refusal.
+            if let Some(p) = caller
+                && *p != from_peer
+            {
                 let target = Target {
                     circle: Some(&circle),
                     asker: Some(from_peer.as_str()),
@@ -391,7 +395,13 @@ impl Store {
     pub fn get_ask(&self, id: &AskId, caller: Option<&PeerId>) -> Result<Ask> {
         self.read(|c| {
             let a = get(c, id)?;
-            if let Some(p) = caller {
+            // Its parties read it by id, without a look-up (also one removed
+            // while it waited: it reads the ask its removal failed); anyone
+            // else gets the policy's refusal.
+            if let Some(p) = caller
+                && *p != a.from_peer_id
+                && *p != a.to_peer_id
+            {
                 authorize(&viewer(c, p)?, Action::ReadAsk, parties(&a))?;
             }
             Ok(a)

@@ -250,6 +250,10 @@ pub(super) fn book_armed(
         .conn()
         .prepare_cached("UPDATE deliveries SET state = ?2 WHERE id = ?1 AND state = 'armed'")?
         .execute(params![id, state])?;
+    if changed > 0 && !skip {
+        // Pending now, for a lease (it was never handed).
+        t.waiting.missed(&d.to.id);
+    }
     if skip && changed > 0 {
         t.event(NewEvent {
             subject: id,

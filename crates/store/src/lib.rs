@@ -599,6 +599,28 @@ mod tests {
         assert_eq!(ghost, None, "a ghost that polls is alive at once");
     }
 
+    /// A party reads its ask even after it was removed (its wait reads the
+    /// ask its removal failed); a stranger is refused.
+    #[test]
+    fn a_removed_party_still_reads_its_ask() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (a, _b, c) = (reg(&s, "a"), reg(&s, "b"), reg(&s, "c"));
+        let ask = NewAsk {
+            to: "b".into(),
+            text: "q".into(),
+            ..Default::default()
+        };
+        let q = s.ask(&a, &ask, false).unwrap().ask.correlation_id;
+        assert_eq!(
+            s.get_ask(&q, Some(&c)).unwrap_err().code,
+            repowire_core::ErrorCode::Forbidden
+        );
+        s.unregister(&a).unwrap();
+        let got = s.get_ask(&q, Some(&a)).unwrap();
+        assert!(got.state.is_terminal(), "{:?}", got.state);
+    }
+
     /// Leases and ask timeouts are measured against the store's clock: a
     /// test moves it past them instead of waiting.
     #[test]
