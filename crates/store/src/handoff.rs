@@ -303,35 +303,22 @@ impl Drop for Reserved {
 #[cfg(test)]
 mod tests {
     use super::super::{Store, deliveries};
-    use repowire_core::delivery::{DeliveryKind, DeliveryRoute, DeliveryState, NewNotify};
+    use crate::testing::register;
+    use repowire_core::delivery::{DeliveryKind, DeliveryRoute, DeliveryState};
     use repowire_core::error::Error;
     use repowire_core::ids::PeerId;
-    use repowire_core::peer::Registration;
     use repowire_core::policy::Policy;
 
     fn setup() -> (tempfile::TempDir, Store, PeerId, PeerId) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
-        let reg = |name: &str| {
-            let req = Registration {
-                name: name.into(),
-                ..Default::default()
-            };
-            s.register(req, None).unwrap().0.id
-        };
-        let (a, b) = (reg("a"), reg("b"));
+        let (a, b) = (register(&s, "a").0, register(&s, "b").0);
         (dir, s, a, b)
     }
 
+    /// A note to b.
     fn note(s: &Store, from: &PeerId, text: &str) -> repowire_core::ids::DeliveryId {
-        let n = NewNotify {
-            to: "b".into(),
-            text: text.into(),
-            ..Default::default()
-        };
-        s.notify(&s.peer_by_id(from).unwrap().unwrap(), &n, false)
-            .unwrap()
-            .delivery_id
+        crate::testing::note(s, from, "b", text)
     }
 
     /// Wait (at most `within`) for the handoff to settle and take what
@@ -384,14 +371,8 @@ mod tests {
         assert!(h.take().is_empty());
         assert!(h.take_missed());
         // Another peer's note is nothing to this consumer.
-        let other = NewNotify {
-            to: "a".into(),
-            text: "to a".into(),
-            ..Default::default()
-        };
         h.open(2);
-        s.notify(&s.peer_by_id(&b).unwrap().unwrap(), &other, false)
-            .unwrap();
+        crate::testing::note(&s, &b, "a", "to a");
         assert!(h.take().is_empty());
         assert!(!h.take_missed());
     }

@@ -408,20 +408,47 @@ pub(crate) fn assert_planned_through(cases: &[(&str, &str)]) {
     }
 }
 
+/// What the store's own tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use repowire_core::ask::AskAction;
-    use repowire_core::ask::NewAsk;
-    use repowire_core::delivery::{DeliveryRoute, NewBroadcast, NewNotify};
+pub(crate) mod testing {
+    use super::Store;
+    use repowire_core::delivery::NewNotify;
+    use repowire_core::ids::{DeliveryId, PeerId};
     use repowire_core::peer::Registration;
 
-    fn reg(s: &Store, name: &str) -> repowire_core::ids::PeerId {
+    /// Register `name` in the default circle: its id and its token.
+    pub fn register(s: &Store, name: &str) -> (PeerId, String) {
         let req = Registration {
             name: name.into(),
             ..Default::default()
         };
-        s.register(req, None).unwrap().0.id
+        let (p, token, _) = s.register(req, None).unwrap();
+        (p.id, token.unwrap())
+    }
+
+    /// A note from the peer `from` to the peer named `to`.
+    pub fn note(s: &Store, from: &PeerId, to: &str, text: &str) -> DeliveryId {
+        let n = NewNotify {
+            to: to.into(),
+            text: text.into(),
+            ..Default::default()
+        };
+        s.notify(&s.peer_by_id(from).unwrap().unwrap(), &n, false)
+            .unwrap()
+            .delivery_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::note;
+    use super::*;
+    use repowire_core::ask::AskAction;
+    use repowire_core::ask::NewAsk;
+    use repowire_core::delivery::{DeliveryRoute, NewBroadcast};
+
+    fn reg(s: &Store, name: &str) -> repowire_core::ids::PeerId {
+        super::testing::register(s, name).0
     }
 
     /// A write that fails, or panics, leaves nothing behind and the next
@@ -457,13 +484,7 @@ mod tests {
         });
         assert!(panicked.is_err());
         assert_eq!(count(&s), 0);
-        let note = NewNotify {
-            to: "b".into(),
-            text: "after".into(),
-            ..Default::default()
-        };
-        s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note, false)
-            .unwrap();
+        note(&s, &a, "b", "after");
         assert_eq!(count(&s), 1);
     }
 
@@ -476,16 +497,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
         let (a, b, c) = (reg(&s, "a"), reg(&s, "b"), reg(&s, "c"));
-        let note = |to: &str| NewNotify {
-            to: to.into(),
-            text: "x".into(),
-            ..Default::default()
-        };
         for _ in 0..5 {
-            s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note("b"), false)
-                .unwrap();
-            s.notify(&s.peer_by_id(&b).unwrap().unwrap(), &note("c"), false)
-                .unwrap();
+            note(&s, &a, "b", "x");
+            note(&s, &b, "c", "x");
         }
         let all = NewBroadcast {
             text: "all".into(),
@@ -560,13 +574,7 @@ mod tests {
         // A poll that finds a note (an idle one is `touch`, every quarter
         // of stale_after).
         let poll = |s: &Store| {
-            let note = NewNotify {
-                to: "b".into(),
-                text: "x".into(),
-                ..Default::default()
-            };
-            s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note, false)
-                .unwrap();
+            note(s, &a, "b", "x");
             assert_eq!(
                 s.lease(&b, 10, 30_000, DeliveryRoute::Pull).unwrap().len(),
                 1
@@ -761,18 +769,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
         let (a, b) = (reg(&s, "a"), reg(&s, "b"));
-        let note = |text: &str| NewNotify {
-            to: "b".into(),
-            text: text.into(),
-            ..Default::default()
-        };
         for i in 0..1_234 {
-            s.notify(
-                &s.peer_by_id(&a).unwrap().unwrap(),
-                &note(&format!("old {i}")),
-                false,
-            )
-            .unwrap();
+            note(&s, &a, "b", &format!("old {i}"));
         }
         loop {
             let got = s.lease(&b, 1000, 30_000, DeliveryRoute::Pull).unwrap();
@@ -792,8 +790,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note("new"), false)
-            .unwrap();
+        note(&s, &a, "b", "new");
         let newest = s.lease(&b, 10, 30_000, DeliveryRoute::Pull).unwrap();
         s.confirm(
             &s.peer_by_id(&b).unwrap().unwrap(),

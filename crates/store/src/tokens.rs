@@ -92,8 +92,8 @@ impl Tokens {
 #[cfg(test)]
 mod tests {
     use crate::Store;
-    use repowire_core::delivery::NewNotify;
-    use repowire_core::peer::{Registration, Role};
+    use crate::testing::{note, register};
+    use repowire_core::peer::Role;
     use repowire_core::policy::Policy;
 
     /// A token's peer is remembered across writes that leave `peers` alone,
@@ -103,29 +103,15 @@ mod tests {
     fn a_remembered_peer_is_never_staler_than_its_row() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
-        let reg = |name: &str| {
-            let req = Registration {
-                name: name.into(),
-                ..Default::default()
-            };
-            let (p, token, _) = s.register(req, None).unwrap();
-            (p.id, token.unwrap())
-        };
-        let (a, ta) = reg("a");
-        let (_b, tb) = reg("b");
+        let (a, ta) = register(&s, "a");
+        let (_b, tb) = register(&s, "b");
         let cached = |token: &str| s.tokens.get(token, s.tokens.now());
         assert_eq!(s.peer_by_token(&ta).unwrap().unwrap().id, a);
         assert_eq!(cached(&ta).unwrap().id, a, "remembered");
         assert!(cached("not-a-token").is_none());
         assert!(s.peer_by_token("not-a-token").unwrap().is_none());
         // A note writes deliveries and events, no peer: still remembered.
-        let note = NewNotify {
-            to: "b".into(),
-            text: "x".into(),
-            ..Default::default()
-        };
-        s.notify(&s.peer_by_id(&a).unwrap().unwrap(), &note, false)
-            .unwrap();
+        note(&s, &a, "b", "x");
         assert!(cached(&ta).is_some(), "a note changes no peer");
         // Any statement that writes a peers row, even one the store never
         // runs, makes the next look-up read the row again.
