@@ -43,14 +43,9 @@ struct Cache {
 }
 
 impl Tokens {
-    /// The counter the writer's update hook moves.
-    pub(crate) fn counter(&self) -> Arc<AtomicU64> {
-        self.changes.clone()
-    }
-
     /// Count `peers` rows as the writer changes them.
     pub(crate) fn watch(&self, writer: &rusqlite::Connection) -> rusqlite::Result<()> {
-        let changes = self.counter();
+        let changes = self.changes.clone();
         writer.update_hook(Some(
             move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
                 if table == "peers" {
