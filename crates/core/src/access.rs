@@ -201,24 +201,12 @@ pub fn authorize(caller: &Caller, action: Action, target: Target<'_>) -> Result<
             }
             _ => Ok(()),
         },
-        Action::Spawn => match caller.viewer() {
-            Some(p) if p.role != Role::Orchestrator => Err(Error::forbidden(format!(
-                "{} is not the orchestrator of {:?}; only it (or the admin) may start or stop agent sessions",
-                p.name, p.circle
-            ))),
-            _ => Ok(()),
-        },
+        Action::Spawn => orchestrator_only(caller, "start or stop agent sessions"),
         Action::SpawnCommand => admin_only(
             caller,
             "only the admin token may name the command a spawned session runs; choose a configured --backend",
         ),
-        Action::ManagePersona => match caller.viewer() {
-            Some(p) if p.role != Role::Orchestrator => Err(Error::forbidden(format!(
-                "{} is not the orchestrator of {:?}; only it (or the admin) may change the persona",
-                p.name, p.circle
-            ))),
-            _ => Ok(()),
-        },
+        Action::ManagePersona => orchestrator_only(caller, "change the persona"),
         Action::NameScriptFile => admin_only(
             caller,
             "a check-in script file may only be named with the admin token; peers name personas",
@@ -327,6 +315,18 @@ fn in_circle(me: &Peer, target: Target<'_>) -> Result<(), Error> {
             me.name, me.circle
         ),
     ))
+}
+
+/// The circle's orchestrator (or the admin) only: a peer viewing as
+/// itself that is not its orchestrator may not `what`.
+fn orchestrator_only(caller: &Caller, what: &str) -> Result<(), Error> {
+    match caller.viewer() {
+        Some(p) if p.role != Role::Orchestrator => Err(Error::forbidden(format!(
+            "{} is not the orchestrator of {:?}; only it (or the admin) may {what}",
+            p.name, p.circle
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn admin_only(caller: &Caller, why: &str) -> Result<(), Error> {

@@ -416,6 +416,16 @@ pub(crate) mod testing {
     use repowire_core::ids::{DeliveryId, PeerId};
     use repowire_core::peer::Registration;
 
+    /// A store in a fresh directory (dropped with the returned guard), on
+    /// `clock`.
+    pub fn open_on(clock: &super::Clock) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), super::Policy::default())
+            .unwrap()
+            .with_clock(clock.clone());
+        (dir, s)
+    }
+
     /// Register `name` in the default circle: its id and its token.
     pub fn register(s: &Store, name: &str) -> (PeerId, String) {
         let req = Registration {
@@ -563,11 +573,8 @@ mod tests {
     /// ghost: polling all the time does not write the peer's row each time.
     #[test]
     fn a_poll_is_a_sign_of_life_written_at_most_once_a_second() {
-        let dir = tempfile::tempdir().unwrap();
         let clock = Clock::fixed(1_700_000_000_000);
-        let s = Store::open(&dir.path().join("t.db"), Policy::default())
-            .unwrap()
-            .with_clock(clock.clone());
+        let (_dir, s) = super::testing::open_on(&clock);
         let (a, b) = (reg(&s, "a"), reg(&s, "b"));
         let t0 = clock.now_ms();
         let seen = |s: &Store| s.peer_by_id(&b).unwrap().unwrap().last_seen_ms;
@@ -633,11 +640,8 @@ mod tests {
     /// test moves it past them instead of waiting.
     #[test]
     fn deadlines_follow_the_store_clock() {
-        let dir = tempfile::tempdir().unwrap();
         let clock = Clock::fixed(1_700_000_000_000);
-        let s = Store::open(&dir.path().join("t.db"), Policy::default())
-            .unwrap()
-            .with_clock(clock.clone());
+        let (_dir, s) = super::testing::open_on(&clock);
         let (a, b) = (reg(&s, "a"), reg(&s, "b"));
         let ask = NewAsk {
             to: "b".into(),
