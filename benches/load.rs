@@ -103,6 +103,8 @@ struct Throughput {
     elapsed: Duration,
     daemon_cpu: Duration,
     bench_cpu: Duration,
+    /// Writes per commit (the daemon's doctor report, before and after).
+    per_commit: Option<f64>,
 }
 
 impl Throughput {
@@ -116,8 +118,18 @@ impl Throughput {
             ms(self.elapsed),
             self.daemon_cpu.as_secs_f64() * 1e6 / self.msgs as f64,
             self.bench_cpu.as_secs_f64() * 1e6 / self.msgs as f64,
-        )
+        ) + &self
+            .per_commit
+            .map(|w| format!(", {w:.2} writes/commit"))
+            .unwrap_or_default()
     }
+}
+
+/// Commits and the writes they held so far (the doctor's report).
+async fn commits(d: &Daemon) -> (u64, u64) {
+    let admin = Client::new(&d.url, Some(d.admin_token()), None);
+    let r = admin.doctor().await.expect("doctor");
+    (r.commits, r.writes)
 }
 
 async fn notify_sequential(d: &Daemon, admin: &Client, n: usize) -> Throughput {
@@ -143,6 +155,7 @@ async fn notify_sequential(d: &Daemon, admin: &Client, n: usize) -> Throughput {
         elapsed,
         daemon_cpu: cpu_time(d.pid) - c0,
         bench_cpu: cpu_time(std::process::id()) - b0,
+        per_commit: None,
     }
 }
 
@@ -196,6 +209,7 @@ async fn delivered_sequential(d: &Daemon, admin: &Client, n: usize) -> (Throughp
         elapsed,
         daemon_cpu: cpu_time(d.pid) - c0,
         bench_cpu: cpu_time(std::process::id()) - b0,
+        per_commit: None,
     };
     (t, sorted(lat))
 }
@@ -240,17 +254,22 @@ async fn concurrently<F>(d: &Daemon, ops: usize, work: impl Iterator<Item = F>) 
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    let before = commits(d).await;
     let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
     let t0 = Instant::now();
     let tasks: Vec<_> = work.map(tokio::spawn).collect();
     for t in tasks {
         t.await.expect("client task");
     }
+    let (elapsed, daemon_cpu) = (t0.elapsed(), cpu_time(d.pid) - c0);
+    let bench_cpu = cpu_time(std::process::id()) - b0;
+    let after = commits(d).await;
     Throughput {
         msgs: ops,
-        elapsed: t0.elapsed(),
-        daemon_cpu: cpu_time(d.pid) - c0,
-        bench_cpu: cpu_time(std::process::id()) - b0,
+        elapsed,
+        daemon_cpu,
+        bench_cpu,
+        per_commit: Some((after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64),
     }
 }
 

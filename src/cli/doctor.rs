@@ -56,8 +56,8 @@ pub async fn run(ctx: &Ctx) -> CmdResult {
                     name: "database".into(),
                     ok: d.db_ok,
                     detail: format!(
-                        "quick_check {} · schema {} · {} peers · {} open asks · {} undelivered · {} events",
-                        d.db_check, d.schema_version, d.peers, d.open_asks, d.pending_deliveries, d.events
+                        "quick_check {} · schema {} · {} peers · {} open asks · {} undelivered · {} events · {} writes in {} commits since start",
+                        d.db_check, d.schema_version, d.peers, d.open_asks, d.pending_deliveries, d.events, d.writes, d.commits
                     ),
                 });
                 checks.push(Check {

@@ -528,6 +528,12 @@ pub struct DoctorResp {
     pub open_asks: i64,
     pub pending_deliveries: i64,
     pub events: i64,
+    /// Write transactions committed since the daemon started, and the
+    /// writes they held (writes queued behind one another share a commit).
+    #[serde(default)]
+    pub commits: u64,
+    #[serde(default)]
+    pub writes: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -271,14 +271,15 @@ pub async fn guard_route(
             }
         }
     }
-    if spec.body == Takes::Nothing {
+    let req = if spec.body == Takes::Nothing {
         match empty_body(req, spec).await {
-            Ok(req) => next.run(req).await,
-            Err(e) => ApiError(e).into_response(),
+            Ok(req) => req,
+            Err(e) => return ApiError(e).into_response(),
         }
     } else {
-        next.run(req).await
-    }
+        req
+    };
+    crate::commit::deferred(&h, next.run(req)).await
 }
 
 fn check_query(spec: &RouteSpec, uri: &axum::http::Uri) -> Result<(), Error> {

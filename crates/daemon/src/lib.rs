@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod commit;
 mod dashboard;
 pub mod edge;
 mod http;
@@ -79,6 +80,8 @@ pub struct Inner {
     /// Held by a background-maintenance pass: the periodic one and the one a
     /// manual clock move runs at once never overlap.
     maintenance: Mutex<()>,
+    /// A task is queued to commit the writes requests deferred.
+    commit_queued: std::sync::atomic::AtomicBool,
     /// Woken when a manual clock moves: long polls and inbox streams look
     /// again (a lease may have run out).
     clock_moved: tokio::sync::Notify,
@@ -237,6 +240,7 @@ pub async fn start(cfg: Config) -> Result<Running> {
         started_at_ms: cfg.clock.now_ms(),
         clock: cfg.clock.clone(),
         maintenance: Mutex::new(()),
+        commit_queued: Default::default(),
         clock_moved: tokio::sync::Notify::new(),
         personas: persona_host::PersonaHost::new(
             cfg.home.dir.clone(),

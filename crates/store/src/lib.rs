@@ -15,6 +15,7 @@ mod asks;
 mod circles;
 mod deliveries;
 mod events;
+mod group;
 mod handoff;
 mod jobs;
 mod migrations;
@@ -26,6 +27,7 @@ mod spawns;
 mod tmux;
 mod tokens;
 
+pub use group::{Deferred, deferring};
 pub use handoff::{Handoff, Registration};
 pub use schedules::{Checkin, Due, SchedRow};
 pub use spawns::{NewSpawn, SpawnRow, SpawnState};
@@ -44,7 +46,14 @@ use tokio::sync::broadcast;
 /// and its page cache stays warm), one for background checkpoints, and the
 /// event bus.
 pub struct Store {
-    writer: Mutex<Connection>,
+    /// The writer connection and the group commit left open on it.
+    writer: Mutex<group::Writer>,
+    /// Writes waiting to take the writer (a write with one behind it
+    /// leaves its transaction open for it: group commit).
+    queued: std::sync::atomic::AtomicUsize,
+    /// Commits, and the writes they held (for the benchmarks).
+    commits: std::sync::atomic::AtomicU64,
+    grouped: std::sync::atomic::AtomicU64,
     /// Checkpoints the WAL from the background, off the request path.
     checkpointer: Mutex<Connection>,
     bus: broadcast::Sender<Arc<EventRecord>>,
@@ -136,38 +145,6 @@ impl Tx<'_> {
     }
 }
 
-/// A `BEGIN IMMEDIATE` transaction on the writer, begun and committed
-/// with cached statements (rusqlite's `Transaction` parses `BEGIN` and
-/// `COMMIT` anew each time: about 5% of the instructions a delivered note
-/// costs); rolled back when dropped uncommitted (an error, a failed
-/// commit, a panic).
-struct Open<'c> {
-    conn: &'c Connection,
-    done: bool,
-}
-
-impl<'c> Open<'c> {
-    fn begin(conn: &'c Connection) -> Result<Self> {
-        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-        Ok(Self { conn, done: false })
-    }
-
-    fn commit(mut self) -> Result<()> {
-        self.conn.prepare_cached("COMMIT")?.execute([])?;
-        self.done = true;
-        Ok(())
-    }
-}
-
-impl Drop for Open<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            // Nothing to report to: the write already failed with its own error.
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-    }
-}
-
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // One plan per statement whatever its bound values: otherwise SQLite
@@ -219,7 +196,13 @@ impl Store {
         let (bus, _) = broadcast::channel(4096);
         let armed_horizon = deliveries::armed_horizon(&writer)?;
         Ok(Self {
-            writer: Mutex::new(writer),
+            writer: Mutex::new(group::Writer {
+                conn: writer,
+                group: None,
+            }),
+            queued: Default::default(),
+            commits: Default::default(),
+            grouped: Default::default(),
             checkpointer: Mutex::new(checkpointer),
             bus,
             version: std::sync::atomic::AtomicU64::new(0),
@@ -249,47 +232,149 @@ impl Store {
     }
 
     /// Run `f` in one `BEGIN IMMEDIATE` transaction; commit, then publish the
-    /// events it appended. An error rolls everything back.
+    /// events it appended. An error (or a panic) undoes everything `f` wrote.
+    ///
+    /// Writes queued behind one another share a commit ([`group`]): `f`
+    /// may run in a savepoint of a transaction that already holds other
+    /// writes, and this returns once that transaction committed.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let (out, events) = {
-            let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let open = Open::begin(&conn)?;
-            let mut t = Tx {
-                tx: &conn,
-                events: Vec::new(),
-                now: self.clock.now_ms(),
-                policy: &self.policy,
-                armed_horizon: &self.armed_horizon,
-                waiting: &self.waiting,
-                reserved: handoff::Reserved::default(),
-            };
-            let out = f(&mut t).and_then(|out| {
-                t.reserved.read(t.tx)?;
-                Ok(out)
-            });
-            let Tx {
-                events, reserved, ..
-            } = t;
-            match out.and_then(|out| open.commit().map(|()| out)) {
-                Ok(out) => {
-                    // Handed before the events are published: a stream
-                    // woken by its `delivery_queued` finds it there.
-                    reserved.hand();
-                    (out, events)
+        use std::sync::atomic::Ordering;
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+        let joined = w.group.is_some();
+        if joined {
+            if let Err(e) = group::exec(&w.conn, "SAVEPOINT part") {
+                let landed = self.hand_on(&mut w);
+                drop(w);
+                landed.map(|l| self.publish(l));
+                return Err(e);
+            }
+        } else {
+            group::exec(&w.conn, "BEGIN IMMEDIATE").inspect_err(|_| w.abandon())?;
+            w.group = Some(group::Group::default());
+        }
+        let mut t = Tx {
+            tx: &w.conn,
+            events: Vec::new(),
+            now: self.clock.now_ms(),
+            policy: &self.policy,
+            armed_horizon: &self.armed_horizon,
+            waiting: &self.waiting,
+            reserved: handoff::Reserved::default(),
+        };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut t)));
+        let Tx {
+            events, reserved, ..
+        } = t;
+        let ran = match ran {
+            Ok(Ok(out)) if joined => match group::exec(&w.conn, "RELEASE part") {
+                Ok(()) => Ok(Ok(out)),
+                Err(e) => Ok(Err(e)),
+            },
+            other => other,
+        };
+        let mut landed = None;
+        let mine = match &ran {
+            Ok(Ok(_)) => {
+                let g = w.group.as_mut().expect("a write's group is open");
+                g.members += 1;
+                g.events.extend(events);
+                g.reserved.push(reserved);
+                Some(g.landing.clone())
+            }
+            _ => {
+                reserved.release();
+                if joined {
+                    landed = group::undo_part(&mut w);
+                } else {
+                    w.abandon();
+                    w.group = None;
                 }
-                Err(e) => {
-                    reserved.release();
-                    return Err(e);
-                }
+                None
             }
         };
-        self.version
-            .fetch_add(1, std::sync::atomic::Ordering::Release);
-        self.count_mesh_changes(&events);
-        for e in events {
-            let _ = self.bus.send(Arc::new(e));
+        let deferred = mine.as_ref().is_some_and(group::defer);
+        if landed.is_none() {
+            landed = if deferred {
+                self.hand_on_deferred(&mut w)
+            } else {
+                self.hand_on(&mut w)
+            };
         }
-        Ok(out)
+        drop(w);
+        if let Some(l) = landed {
+            self.publish(l);
+        }
+        match ran {
+            Err(panic) => std::panic::resume_unwind(panic),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(out)) if deferred => Ok(out),
+            Ok(Ok(out)) => {
+                let landing = mine.expect("a part that ran is in a group");
+                landing.wait().map(|()| out)
+            }
+        }
+    }
+
+    /// The end of a write's turn on the connection: leave the group open
+    /// for a write queued behind (unless it is full), or commit it.
+    fn hand_on(&self, w: &mut group::Writer) -> Option<group::Landed> {
+        let members = w.group.as_ref()?.members;
+        let queued = self.queued.load(std::sync::atomic::Ordering::Acquire) > 0;
+        if members > 0 && queued && members < group::MAX_GROUP {
+            return None;
+        }
+        w.close()
+    }
+
+    /// The end of a deferred write's turn: the group stays open for the
+    /// daemon's commit (or the next write), unless it is full.
+    fn hand_on_deferred(&self, w: &mut group::Writer) -> Option<group::Landed> {
+        if w.group.as_ref()?.members < group::MAX_GROUP {
+            return None;
+        }
+        w.close()
+    }
+
+    /// Commit the group left open by [deferred](deferring) writes, if any.
+    pub fn commit_open(&self) {
+        drop(self.settled());
+    }
+
+    /// After a group's commit (the connection let go): publish its events
+    /// and answer the writes waiting for it.
+    fn publish(&self, l: group::Landed) {
+        use std::sync::atomic::Ordering;
+        if l.outcome.is_ok() {
+            self.version.fetch_add(1, Ordering::Release);
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            self.grouped.fetch_add(l.members as u64, Ordering::Relaxed);
+            self.count_mesh_changes(&l.events);
+            for e in l.events {
+                let _ = self.bus.send(Arc::new(e));
+            }
+        }
+        l.landing.set(l.outcome);
+    }
+
+    /// Commits so far, and the writes they held.
+    pub fn commits(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.commits.load(Ordering::Relaxed),
+            self.grouped.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The writer connection with no group left open on it (one open is
+    /// committed first: nothing reads a part not yet committed).
+    fn settled(&self) -> std::sync::MutexGuard<'_, group::Writer> {
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = w.close() {
+            self.publish(l);
+        }
+        w
     }
 
     /// Changes with every committed write.
@@ -334,6 +419,9 @@ impl Store {
     /// writers (`PASSIVE`), or fully and then truncate the WAL (`truncate`,
     /// at shutdown). Returns the number of WAL frames left uncopied.
     pub fn checkpoint(&self, truncate: bool) -> Result<i64> {
+        if truncate {
+            self.commit_open();
+        }
         let conn = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
         let mode = if truncate { "TRUNCATE" } else { "PASSIVE" };
         let (busy, log, done): (i64, i64, i64) =
@@ -346,8 +434,7 @@ impl Store {
 
     /// Run a read-only query.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn)
+        f(&self.settled().conn)
     }
 }
 

@@ -135,6 +135,7 @@ pub fn doctor(h: &DaemonHandle, c: &Caller) -> Result<DoctorResp, Error> {
         .filter(|p| repowire_core::peer::is_stale(p.last_seen_ms, now, stale_after))
         .map(|p| PeerInfo::of(p, now, stale_after))
         .collect();
+    let (commits, writes) = h.store.commits();
     Ok(DoctorResp {
         db_ok: counts.check == "ok",
         db_check: counts.check,
@@ -144,6 +145,8 @@ pub fn doctor(h: &DaemonHandle, c: &Caller) -> Result<DoctorResp, Error> {
         open_asks: counts.open_asks,
         pending_deliveries: counts.pending_deliveries,
         events: counts.events,
+        commits,
+        writes,
     })
 }
 
