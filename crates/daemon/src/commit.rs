@@ -12,7 +12,10 @@ use std::sync::atomic::Ordering;
 
 /// Run a request's handler with its writes deferred; answer once they
 /// committed (or with the commit's error, when they took no effect).
-pub(crate) async fn deferred(h: &DaemonHandle, handler: impl Future<Output = Response>) -> Response {
+pub(crate) async fn deferred(
+    h: &DaemonHandle,
+    handler: impl Future<Output = Response>,
+) -> Response {
     let mut handler = std::pin::pin!(handler);
     let mut writes = repowire_store::Deferred::default();
     let response = std::future::poll_fn(|cx| {

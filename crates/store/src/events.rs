@@ -120,7 +120,9 @@ impl Store {
     pub fn prune_events(&self, max_age_ms: i64, max_count: i64) -> Result<usize> {
         let now = self.clock.now_ms();
         let mut w = self.settled();
-        let tx = w.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = w
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // seq and ts_ms grow together, so the cut is found by walking only
         // the rows about to go (no index on ts_ms to pay for on every insert).
         // The newest event always stays, so a seq is never handed out twice

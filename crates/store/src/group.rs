@@ -232,7 +232,9 @@ pub(crate) fn undo_part(w: &mut Writer) -> Option<Landed> {
     w.abandon();
     g.reserved.into_iter().for_each(Reserved::release);
     Some(Landed {
-        outcome: Err(Error::internal("a write in the same group could not be undone alone")),
+        outcome: Err(Error::internal(
+            "a write in the same group could not be undone alone",
+        )),
         events: Vec::new(),
         landing: g.landing,
         members: g.members,
@@ -283,7 +285,10 @@ mod tests {
         s: &Store,
         first: impl FnOnce(&mut crate::Tx<'_>) -> crate::Result<T> + Send,
         second: impl FnOnce(&mut crate::Tx<'_>) -> crate::Result<U> + Send,
-    ) -> (std::thread::Result<crate::Result<T>>, std::thread::Result<crate::Result<U>>) {
+    ) -> (
+        std::thread::Result<crate::Result<T>>,
+        std::thread::Result<crate::Result<U>>,
+    ) {
         let inside = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|sc| {
             let one = sc.spawn(|| {
@@ -416,14 +421,101 @@ mod tests {
         let other = rusqlite::Connection::open(d.path().join("t.db")).unwrap();
         let count = || -> i64 {
             other
-                .query_row("SELECT COUNT(*) FROM deliveries WHERE id = ?1", [&id], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT COUNT(*) FROM deliveries WHERE id = ?1",
+                    [&id],
+                    |r| r.get(0),
+                )
                 .unwrap()
         };
         assert_eq!(count(), 0, "not committed yet");
         assert!(s.peer_by_id(&a.id).unwrap().is_some());
         assert_eq!(count(), 1, "the read committed it");
         assert!(landing.wait().is_ok());
+    }
+
+    fn count_in_file(d: &tempfile::TempDir, ids: &[&DeliveryId]) -> usize {
+        let other = rusqlite::Connection::open(d.path().join("t.db")).unwrap();
+        ids.iter()
+            .filter(|id| {
+                other
+                    .query_row("SELECT 1 FROM deliveries WHERE id = ?1", [id], |_| Ok(()))
+                    .is_ok()
+            })
+            .count()
+    }
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    /// Deferred writes return before their commit; they land together
+    /// with the one commit of their group.
+    #[test]
+    fn deferred_writes_land_with_one_commit() {
+        let (d, s, a, b) = setup();
+        let (c0, w0) = s.commits();
+        let (one, w1) = super::deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        let (two, w2) = super::deferring(|| s.write(|t| t.notify_as(&b, &a, "two")));
+        let (one, two) = (one.unwrap(), two.unwrap());
+        assert_eq!(count_in_file(&d, &[&one, &two]), 0, "not committed yet");
+        assert_eq!(s.commits(), (c0, w0));
+        s.commit_open();
+        let mut all = w1;
+        all.extend(w2);
+        assert!(block_on(all.landed()).is_ok());
+        assert_eq!(s.commits(), (c0 + 1, w0 + 2));
+        assert_eq!(count_in_file(&d, &[&one, &two]), 2);
+    }
+
+    /// A synchronous write on another thread joins the open group and,
+    /// with nobody behind it, commits it: the deferred write lands.
+    #[test]
+    fn a_write_from_another_thread_commits_a_deferred_group() {
+        let (d, s, a, b) = setup();
+        let (one, w1) = super::deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        let two = std::thread::scope(|sc| {
+            sc.spawn(|| s.write(|t| t.notify_as(&b, &a, "two")))
+                .join()
+                .unwrap()
+                .unwrap()
+        });
+        assert!(block_on(w1.landed()).is_ok());
+        assert_eq!(count_in_file(&d, &[&one.unwrap(), &two]), 2);
+    }
+
+    /// A commit that fails (here a deferred foreign key) fails every write
+    /// of its group: none of them took effect, each is told.
+    #[test]
+    fn a_failed_group_commit_fails_every_write_in_it() {
+        let (d, s, a, b) = setup();
+        s.write(|t| {
+            t.conn().execute_batch(
+                "CREATE TABLE late (p TEXT REFERENCES peers(id) DEFERRABLE INITIALLY DEFERRED)",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let (one, w1) = super::deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        let (bad, w2) = super::deferring(|| {
+            s.write(|t| {
+                t.conn()
+                    .execute("INSERT INTO late (p) VALUES ('peer-nobody')", [])?;
+                Ok(())
+            })
+        });
+        assert!(bad.is_ok(), "the part itself ran");
+        let (c0, _) = s.commits();
+        s.commit_open();
+        assert!(block_on(w1.landed()).is_err());
+        assert!(block_on(w2.landed()).is_err());
+        assert_eq!(s.commits().0, c0);
+        assert_eq!(count_in_file(&d, &[&one.unwrap()]), 0);
+        // The connection is usable again.
+        let after = crate::testing::note(&s, &a.id, "b", "after");
+        assert_eq!(count_in_file(&d, &[&after]), 1);
     }
 }
