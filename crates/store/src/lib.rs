@@ -247,7 +247,9 @@ impl Store {
             if let Err(e) = group::exec(&w.conn, "SAVEPOINT part") {
                 let landed = self.hand_on(&mut w);
                 drop(w);
-                landed.map(|l| self.publish(l));
+                if let Some(l) = landed {
+                    self.publish(l);
+                }
                 return Err(e);
             }
         } else {
