@@ -77,6 +77,71 @@ async fn order_is_preserved_per_recipient_and_nothing_is_lost_on_kill9() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
 }
 
+/// Sixteen senders at once: their notes share commits (group commit),
+/// and still every note acknowledged survives a kill -9 right after, in
+/// each sender's order.
+#[tokio::test]
+async fn concurrent_notes_share_commits_and_every_acknowledged_one_survives_kill9() {
+    let mut d = Daemon::start(&[]);
+    let bob_t = d.peer_token("bob", None).await;
+    let (senders, per) = (16, 25);
+    let mut clients = Vec::new();
+    for k in 0..senders {
+        let t = d.peer_token(&format!("s{k:02}"), None).await;
+        clients.push(Client::new(&d.url, Some(t), None));
+    }
+    let before = d.admin().doctor().await.unwrap();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(k, c)| {
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..per {
+                    let r = c
+                        .notify(&note("bob", &format!("s{k:02} {i}")))
+                        .await
+                        .unwrap();
+                    acked.push(r.delivery_id);
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.push(t.await.unwrap());
+    }
+    let after = d.admin().doctor().await.unwrap();
+    let (writes, commits) = (after.writes - before.writes, after.commits - before.commits);
+    assert!(writes >= (senders * per) as u64, "{writes} writes");
+    assert!(
+        commits < writes,
+        "{writes} writes in {commits} commits: some shared one"
+    );
+    d.kill9();
+    d.spawn();
+    let bob = Client::new(&d.url, Some(bob_t), None);
+    let got = bob
+        .lease(&LeaseReq {
+            max: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .deliveries;
+    assert_eq!(got.len(), senders * per, "every acknowledged note survived");
+    for (k, ids) in acked.iter().enumerate() {
+        let from = format!("s{k:02}");
+        let mine: Vec<&str> = got
+            .iter()
+            .filter(|d| d.from.as_deref() == Some(from.as_str()))
+            .map(|d| d.delivery_id.as_str())
+            .collect();
+        assert_eq!(mine, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
 #[tokio::test]
 async fn leases_expire_peek_consumes_nothing_confirm_is_idempotent() {
     // The clock is moved past the lease instead of waiting for it.

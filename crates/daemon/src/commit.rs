@@ -1,8 +1,9 @@
-//! Group commit for requests: a handler's writes leave their parts in
-//! the store's open transaction ([`repowire_store::deferring`]) instead of
-//! each committing; one task, queued behind every request already ready
-//! to run on the daemon's thread, commits them together, and each request
-//! is answered only once its writes landed (docs/durability.md).
+//! Group commit for requests: the writes of the frequent routes'
+//! handlers (`edge::GROUPED`) leave their parts in the store's open
+//! transaction ([`repowire_store::deferring`]) instead of each committing;
+//! one task, queued behind every request already ready to run on the
+//! daemon's thread, commits them together, and each request is answered
+//! only once its writes landed (docs/durability.md).
 
 use crate::DaemonHandle;
 use crate::auth::ApiError;
@@ -19,7 +20,18 @@ pub(crate) async fn deferred(
     let mut handler = std::pin::pin!(handler);
     let mut writes = repowire_store::Deferred::default();
     let response = std::future::poll_fn(|cx| {
-        let (polled, made) = repowire_store::deferring(|| handler.as_mut().poll(cx));
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            repowire_store::deferring(|| handler.as_mut().poll(cx))
+        }));
+        let (polled, made) = match polled {
+            Ok(p) => p,
+            Err(panic) => {
+                // What it wrote before it panicked is not waited for,
+                // but still committed, not left holding the database.
+                queue_commit(h);
+                std::panic::resume_unwind(panic)
+            }
+        };
         if !made.is_empty() {
             writes.extend(made);
             queue_commit(h);

@@ -279,7 +279,40 @@ pub async fn guard_route(
     } else {
         req
     };
-    crate::commit::deferred(&h, next.run(req)).await
+    if grouped(spec) {
+        crate::commit::deferred(&h, next.run(req)).await
+    } else {
+        next.run(req).await
+    }
+}
+
+/// The routes whose writes share a commit with other requests' (group
+/// commit: docs/durability.md): the frequent ones, whose handlers act on
+/// nothing outside the database after they write (a registration that
+/// binds a tmux pane lands its writes first). Every other route's writes
+/// commit before its handler goes on.
+const GROUPED: &[(&str, &str)] = &[
+    ("POST", "/v1/peers"),
+    ("PATCH", "/v1/peers/me"),
+    ("POST", "/v1/peers/me/heartbeat"),
+    ("POST", "/v1/asks"),
+    ("POST", "/v1/asks/many"),
+    ("POST", "/v1/asks/{id}/pickup"),
+    ("POST", "/v1/asks/{id}/ack"),
+    ("POST", "/v1/asks/{id}/decline"),
+    ("POST", "/v1/asks/{id}/answer"),
+    ("POST", "/v1/asks/{id}/cancel"),
+    ("POST", "/v1/notify"),
+    ("POST", "/v1/broadcast"),
+    ("POST", "/v1/inbox/lease"),
+    ("POST", "/v1/inbox/confirm"),
+    ("POST", "/v1/inbox/pushed"),
+];
+
+fn grouped(spec: &RouteSpec) -> bool {
+    GROUPED
+        .iter()
+        .any(|(m, p)| *m == spec.method && *p == spec.path)
 }
 
 fn check_query(spec: &RouteSpec, uri: &axum::http::Uri) -> Result<(), Error> {

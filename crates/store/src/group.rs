@@ -1,31 +1,27 @@
-//! Group commit: writes that queue behind one another share one
+//! Group commit: writes deferred by request handlers share one
 //! transaction and one WAL append.
 //!
-//! A write takes the writer connection, runs its part and, when another
-//! write is already queued for the connection, leaves the transaction open
-//! and waits instead of committing: the next write runs its part inside
-//! the same transaction (in a savepoint of its own, so an error or a panic
-//! undoes only its part), and the last write of the group — the one with
-//! nobody queued behind it, or the one that fills the group — commits for
-//! all. Nobody is answered before the commit that holds its part: a write
-//! returns only once its group committed (or with the commit's error, when
-//! nothing of the group was written). Anything else that takes the
-//! connection (a read, retention) commits an open group first, so no
-//! reader ever sees a part that is not committed.
-//!
-//! A request handler on the daemon's one async thread never blocks on
-//! another write: it runs its writes inside [`deferring`], which leaves
-//! each part in the open group and returns at once, and answers only once
-//! the group [landed](Deferred::landed). The daemon commits the group from
-//! a task that runs after every request already ready to run on that
-//! thread (so those share the commit).
+//! The daemon's request handlers all run on one async thread and call the
+//! store synchronously, so two of them never wait for the connection at
+//! once: grouping has to be asked for. A handler runs with its writes
+//! deferred ([`deferring`]): each write takes the connection, runs its
+//! part in the open transaction (in a savepoint of its own when it joins
+//! one, so an error or a panic undoes only its part) and returns at once,
+//! leaving the group open. Whoever takes the connection next without
+//! deferring — the daemon's commit task, queued behind every request
+//! ready to run, a write from a background thread, a read, retention —
+//! commits the group first (a write, with its own part in it). A handler
+//! answers only once its writes [landed](Deferred::landed); when the
+//! commit fails, or SQLite rolled the whole transaction back under a part
+//! (a full disk, an I/O error), or a failed part cannot be undone alone,
+//! every write of the group is told so and none took effect.
 
 use super::handoff::Reserved;
 use repowire_core::error::{Error, Result};
 use repowire_core::event::EventRecord;
 use rusqlite::Connection;
 use std::cell::RefCell;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 /// At most this many writes share one commit (bounds how long the first
 /// of a group waits for the others).
@@ -53,16 +49,13 @@ pub(crate) struct Group {
 #[derive(Default)]
 pub(crate) struct Landing {
     outcome: Mutex<Option<Result<()>>>,
-    landed: Condvar,
-    /// The same, for async waiters.
-    landed_async: tokio::sync::Notify,
+    landed: tokio::sync::Notify,
 }
 
 impl Landing {
     pub(crate) fn set(&self, r: Result<()>) {
         *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
-        self.landed.notify_all();
-        self.landed_async.notify_waiters();
+        self.landed.notify_waiters();
     }
 
     fn known(&self) -> Option<Result<()>> {
@@ -75,24 +68,13 @@ impl Landing {
     /// Wait (without blocking the thread) until the commit is known.
     async fn landed(&self) -> Result<()> {
         loop {
-            let notified = self.landed_async.notified();
+            let notified = self.landed.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
             if let Some(r) = self.known() {
                 return r;
             }
             notified.await;
-        }
-    }
-
-    /// Block until the group's commit is known.
-    pub(crate) fn wait(&self) -> Result<()> {
-        let mut o = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
-        loop {
-            if let Some(r) = o.as_ref() {
-                return r.clone();
-            }
-            o = self.landed.wait(o).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -152,8 +134,8 @@ pub fn deferring<T>(f: impl FnOnce() -> T) -> (T, Deferred) {
     (out, Deferred(mine))
 }
 
-/// Inside [`deferring`]: keep `landing` to wait on later (true), instead
-/// of waiting now (false).
+/// Inside [`deferring`]: keep `landing` to wait on later (true); outside,
+/// false (the write commits before it returns).
 pub(crate) fn defer(landing: &Arc<Landing>) -> bool {
     DEFERRED.with(|d| match d.borrow_mut().as_mut() {
         Some(v) => {
@@ -161,6 +143,17 @@ pub(crate) fn defer(landing: &Arc<Landing>) -> bool {
             true
         }
         None => false,
+    })
+}
+
+/// Whether every write this thread deferred so far took effect (each
+/// must have landed already).
+pub(crate) fn deferred_outcome() -> Result<()> {
+    DEFERRED.with(|d| {
+        d.borrow().iter().flatten().try_for_each(|l| {
+            l.known()
+                .unwrap_or_else(|| Err(Error::internal("a deferred write has not landed")))
+        })
     })
 }
 
@@ -213,6 +206,25 @@ impl Writer {
         })
     }
 
+    /// A group whose transaction SQLite rolled back by itself (a full
+    /// disk, an I/O error, under a part that went on): fail it, to be
+    /// published like a failed commit.
+    pub(crate) fn lost(&mut self) -> Option<Landed> {
+        if self.group.is_none() || !self.conn.is_autocommit() {
+            return None;
+        }
+        let g = self.group.take()?;
+        g.reserved.into_iter().for_each(Reserved::release);
+        Some(Landed {
+            outcome: Err(Error::internal(
+                "SQLite rolled the transaction back (a full disk or an I/O error): none of its writes took effect",
+            )),
+            events: Vec::new(),
+            landing: g.landing,
+            members: g.members,
+        })
+    }
+
     /// Roll back whatever transaction is open (nothing to report to: the
     /// caller already has its error).
     pub(crate) fn abandon(&self) {
@@ -223,8 +235,9 @@ impl Writer {
 }
 
 /// A part that failed inside a group: undo only it. If even that fails,
-/// the whole transaction goes and so does every part in it.
-pub(crate) fn undo_part(w: &mut Writer) -> Option<Landed> {
+/// the whole transaction goes and so does every part in it, each told
+/// `cause`.
+pub(crate) fn undo_part(w: &mut Writer, cause: &Error) -> Option<Landed> {
     if exec(&w.conn, "ROLLBACK TO part").is_ok() && exec(&w.conn, "RELEASE part").is_ok() {
         return None;
     }
@@ -232,9 +245,7 @@ pub(crate) fn undo_part(w: &mut Writer) -> Option<Landed> {
     w.abandon();
     g.reserved.into_iter().for_each(Reserved::release);
     Some(Landed {
-        outcome: Err(Error::internal(
-            "a write in the same group could not be undone alone",
-        )),
+        outcome: Err(cause.clone()),
         events: Vec::new(),
         landing: g.landing,
         members: g.members,
@@ -244,12 +255,12 @@ pub(crate) fn undo_part(w: &mut Writer) -> Option<Landed> {
 #[cfg(test)]
 mod tests {
     use super::super::Store;
+    use super::deferring;
     use crate::testing::register;
     use repowire_core::error::Error;
     use repowire_core::ids::DeliveryId;
     use repowire_core::peer::Peer;
     use repowire_core::policy::Policy;
-    use std::sync::atomic::Ordering;
 
     fn setup() -> (tempfile::TempDir, Store, Peer, Peer) {
         let dir = tempfile::tempdir().unwrap();
@@ -263,178 +274,9 @@ mod tests {
         (dir, s, a, b)
     }
 
-    /// Block until `cond` holds (a synchronisation, not a timing check).
-    fn until(cond: impl Fn() -> bool) {
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !cond() {
-            assert!(std::time::Instant::now() < end, "never happened");
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-    }
-
-    fn exists(s: &Store, id: &DeliveryId) -> bool {
-        crate::deliveries::one(&s.settled().conn, id)
-            .unwrap()
-            .is_some()
-    }
-
-    /// Two writes run while the first still holds the connection: the
-    /// second runs `second` behind the first (which waited until the
-    /// second queued), and both come back with one commit between them.
-    fn behind<T: Send, U: Send>(
-        s: &Store,
-        first: impl FnOnce(&mut crate::Tx<'_>) -> crate::Result<T> + Send,
-        second: impl FnOnce(&mut crate::Tx<'_>) -> crate::Result<U> + Send,
-    ) -> (
-        std::thread::Result<crate::Result<T>>,
-        std::thread::Result<crate::Result<U>>,
-    ) {
-        let inside = std::sync::atomic::AtomicBool::new(false);
-        std::thread::scope(|sc| {
-            let one = sc.spawn(|| {
-                s.write(|t| {
-                    inside.store(true, Ordering::SeqCst);
-                    let out = first(t);
-                    until(|| s.queued.load(Ordering::SeqCst) > 0);
-                    out
-                })
-            });
-            until(|| inside.load(Ordering::SeqCst));
-            let two = sc.spawn(|| s.write(second));
-            (one.join(), two.join())
-        })
-    }
-
-    #[test]
-    fn a_write_queued_behind_another_shares_its_commit() {
-        let (_d, s, a, b) = setup();
-        let mut bus = s.subscribe();
-        let (c0, w0) = s.commits();
-        let (one, two) = behind(
-            &s,
-            |t| t.notify_as(&a, &b, "first"),
-            |t| t.notify_as(&b, &a, "second"),
-        );
-        let (one, two) = (one.unwrap().unwrap(), two.unwrap().unwrap());
-        assert_eq!(s.commits(), (c0 + 1, w0 + 2), "one commit for both");
-        assert!(exists(&s, &one) && exists(&s, &two));
-        // Published in the order they were written.
-        let mut seqs = Vec::new();
-        while let Ok(e) = bus.try_recv() {
-            seqs.push(e.seq);
-        }
-        assert!(seqs.len() >= 2 && seqs.is_sorted(), "{seqs:?}");
-        // A commit the file holds: another connection reads both.
-        let other = rusqlite::Connection::open(_d.path().join("t.db")).unwrap();
-        let n: i64 = other
-            .query_row(
-                "SELECT COUNT(*) FROM deliveries WHERE id IN (?1, ?2)",
-                [&one, &two],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(n, 2);
-    }
-
-    #[test]
-    fn a_failing_write_in_a_group_is_undone_alone() {
-        let (_d, s, a, b) = setup();
-        let (c0, w0) = s.commits();
-        let undone = std::sync::Mutex::new(None);
-        let (one, two) = behind(
-            &s,
-            |t| t.notify_as(&a, &b, "kept"),
-            |t| {
-                *undone.lock().unwrap() = Some(t.notify_as(&b, &a, "undone")?);
-                Err::<(), _>(Error::internal("and then it failed"))
-            },
-        );
-        let kept = one.unwrap().unwrap();
-        assert!(two.unwrap().is_err());
-        assert_eq!(s.commits(), (c0 + 1, w0 + 1));
-        assert!(exists(&s, &kept));
-        assert!(!exists(&s, &undone.into_inner().unwrap().unwrap()));
-    }
-
-    #[test]
-    fn a_panicking_write_in_a_group_is_undone_alone() {
-        let (_d, s, a, b) = setup();
-        let undone = std::sync::Mutex::new(None);
-        let (one, two) = behind(
-            &s,
-            |t| t.notify_as(&a, &b, "kept"),
-            |t| -> crate::Result<()> {
-                *undone.lock().unwrap() = Some(t.notify_as(&b, &a, "undone")?);
-                panic!("mid-write")
-            },
-        );
-        let kept = one.unwrap().unwrap();
-        assert!(two.is_err(), "the panic reaches its own caller");
-        assert!(exists(&s, &kept));
-        assert!(!exists(&s, &undone.into_inner().unwrap().unwrap()));
-        let after = crate::testing::note(&s, &a.id, "b", "after");
-        assert!(exists(&s, &after));
-    }
-
-    #[test]
-    fn a_failing_first_write_leaves_nothing_for_the_one_behind() {
-        let (_d, s, a, b) = setup();
-        let undone = std::sync::Mutex::new(None);
-        let (one, two) = behind(
-            &s,
-            |t| {
-                *undone.lock().unwrap() = Some(t.notify_as(&a, &b, "undone")?);
-                Err::<(), _>(Error::internal("and then it failed"))
-            },
-            |t| t.notify_as(&b, &a, "kept"),
-        );
-        assert!(one.unwrap().is_err());
-        let kept = two.unwrap().unwrap();
-        assert!(exists(&s, &kept));
-        assert!(!exists(&s, &undone.into_inner().unwrap().unwrap()));
-    }
-
-    /// A group left open (its writer waiting) is committed by whatever
-    /// takes the connection next, a read included: nothing reads a part
-    /// that is not committed, and the writer is answered.
-    #[test]
-    fn a_read_commits_an_open_group_first() {
-        let (d, s, a, b) = setup();
-        let (id, landing) = {
-            let mut w = s.writer.lock().unwrap();
-            super::exec(&w.conn, "BEGIN IMMEDIATE").unwrap();
-            w.group = Some(super::Group::default());
-            let mut t = crate::Tx {
-                tx: &w.conn,
-                events: Vec::new(),
-                now: s.clock.now_ms(),
-                policy: &s.policy,
-                armed_horizon: &s.armed_horizon,
-                waiting: &s.waiting,
-                reserved: Default::default(),
-            };
-            let id = t.notify_as(&a, &b, "in a group").unwrap();
-            let g = w.group.as_mut().unwrap();
-            g.members = 1;
-            (id, g.landing.clone())
-        };
-        let other = rusqlite::Connection::open(d.path().join("t.db")).unwrap();
-        let count = || -> i64 {
-            other
-                .query_row(
-                    "SELECT COUNT(*) FROM deliveries WHERE id = ?1",
-                    [&id],
-                    |r| r.get(0),
-                )
-                .unwrap()
-        };
-        assert_eq!(count(), 0, "not committed yet");
-        assert!(s.peer_by_id(&a.id).unwrap().is_some());
-        assert_eq!(count(), 1, "the read committed it");
-        assert!(landing.wait().is_ok());
-    }
-
-    fn count_in_file(d: &tempfile::TempDir, ids: &[&DeliveryId]) -> usize {
+    /// How many of `ids` another connection reads from the file (what is
+    /// committed).
+    fn in_file(d: &tempfile::TempDir, ids: &[&DeliveryId]) -> usize {
         let other = rusqlite::Connection::open(d.path().join("t.db")).unwrap();
         ids.iter()
             .filter(|id| {
@@ -453,38 +295,118 @@ mod tests {
     }
 
     /// Deferred writes return before their commit; they land together
-    /// with the one commit of their group.
+    /// with the one commit of their group, their events published in order.
     #[test]
     fn deferred_writes_land_with_one_commit() {
         let (d, s, a, b) = setup();
+        let mut bus = s.subscribe();
         let (c0, w0) = s.commits();
-        let (one, w1) = super::deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
-        let (two, w2) = super::deferring(|| s.write(|t| t.notify_as(&b, &a, "two")));
+        let (one, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        let (two, mut all) = deferring(|| s.write(|t| t.notify_as(&b, &a, "two")));
         let (one, two) = (one.unwrap(), two.unwrap());
-        assert_eq!(count_in_file(&d, &[&one, &two]), 0, "not committed yet");
+        assert_eq!(in_file(&d, &[&one, &two]), 0, "not committed yet");
         assert_eq!(s.commits(), (c0, w0));
+        assert!(bus.try_recv().is_err(), "nothing published yet");
         s.commit_open();
-        let mut all = w1;
-        all.extend(w2);
+        all.extend(w1);
         assert!(block_on(all.landed()).is_ok());
         assert_eq!(s.commits(), (c0 + 1, w0 + 2));
-        assert_eq!(count_in_file(&d, &[&one, &two]), 2);
+        assert_eq!(in_file(&d, &[&one, &two]), 2);
+        let mut seqs = Vec::new();
+        while let Ok(e) = bus.try_recv() {
+            seqs.push(e.seq);
+        }
+        assert!(seqs.len() >= 2 && seqs.is_sorted(), "{seqs:?}");
     }
 
-    /// A synchronous write on another thread joins the open group and,
-    /// with nobody behind it, commits it: the deferred write lands.
+    /// A write that does not defer (a background thread's) commits the
+    /// open group with its own part: the deferred write lands.
     #[test]
-    fn a_write_from_another_thread_commits_a_deferred_group() {
+    fn a_write_that_does_not_defer_commits_the_open_group() {
         let (d, s, a, b) = setup();
-        let (one, w1) = super::deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        let (one, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        let (c0, w0) = s.commits();
         let two = std::thread::scope(|sc| {
             sc.spawn(|| s.write(|t| t.notify_as(&b, &a, "two")))
                 .join()
                 .unwrap()
                 .unwrap()
         });
+        assert_eq!(s.commits(), (c0 + 1, w0 + 2));
         assert!(block_on(w1.landed()).is_ok());
-        assert_eq!(count_in_file(&d, &[&one.unwrap(), &two]), 2);
+        assert_eq!(in_file(&d, &[&one.unwrap(), &two]), 2);
+    }
+
+    /// A read commits an open group first: nothing reads a part that is
+    /// not committed.
+    #[test]
+    fn a_read_commits_an_open_group_first() {
+        let (d, s, a, b) = setup();
+        let (one, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        let one = one.unwrap();
+        assert_eq!(in_file(&d, &[&one]), 0);
+        assert!(s.peer_by_id(&a.id).unwrap().is_some());
+        assert_eq!(in_file(&d, &[&one]), 1, "the read committed it");
+        assert!(block_on(w1.landed()).is_ok());
+    }
+
+    #[test]
+    fn a_failing_write_in_a_group_is_undone_alone() {
+        let (d, s, a, b) = setup();
+        let (kept, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "kept")));
+        let undone = std::cell::Cell::new(None);
+        let (failed, w2) = deferring(|| {
+            s.write(|t| {
+                undone.set(Some(t.notify_as(&b, &a, "undone")?));
+                Err::<(), _>(Error::internal("and then it failed"))
+            })
+        });
+        assert!(failed.is_err());
+        assert!(w2.is_empty(), "nothing to wait for");
+        s.commit_open();
+        assert!(block_on(w1.landed()).is_ok());
+        assert_eq!(in_file(&d, &[&kept.unwrap()]), 1);
+        assert_eq!(in_file(&d, &[&undone.take().unwrap()]), 0);
+    }
+
+    #[test]
+    fn a_panicking_write_in_a_group_is_undone_alone() {
+        let (d, s, a, b) = setup();
+        let (kept, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "kept")));
+        let undone = std::cell::Cell::new(None);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            deferring(|| {
+                s.write(|t| -> crate::Result<()> {
+                    undone.set(Some(t.notify_as(&b, &a, "undone")?));
+                    panic!("mid-write")
+                })
+            })
+        }));
+        assert!(panicked.is_err(), "the panic reaches its own caller");
+        s.commit_open();
+        assert!(block_on(w1.landed()).is_ok());
+        assert_eq!(in_file(&d, &[&kept.unwrap()]), 1);
+        assert_eq!(in_file(&d, &[&undone.take().unwrap()]), 0);
+        let after = crate::testing::note(&s, &a.id, "b", "after");
+        assert_eq!(in_file(&d, &[&after]), 1);
+    }
+
+    #[test]
+    fn a_failing_first_write_leaves_nothing_for_the_next() {
+        let (d, s, a, b) = setup();
+        let undone = std::cell::Cell::new(None);
+        let (failed, _) = deferring(|| {
+            s.write(|t| {
+                undone.set(Some(t.notify_as(&a, &b, "undone")?));
+                Err::<(), _>(Error::internal("and then it failed"))
+            })
+        });
+        assert!(failed.is_err());
+        let (kept, w) = deferring(|| s.write(|t| t.notify_as(&b, &a, "kept")));
+        s.commit_open();
+        assert!(block_on(w.landed()).is_ok());
+        assert_eq!(in_file(&d, &[&kept.unwrap()]), 1);
+        assert_eq!(in_file(&d, &[&undone.take().unwrap()]), 0);
     }
 
     /// A commit that fails (here a deferred foreign key) fails every write
@@ -499,8 +421,8 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let (one, w1) = super::deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
-        let (bad, w2) = super::deferring(|| {
+        let (one, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        let (bad, w2) = deferring(|| {
             s.write(|t| {
                 t.conn()
                     .execute("INSERT INTO late (p) VALUES ('peer-nobody')", [])?;
@@ -513,9 +435,53 @@ mod tests {
         assert!(block_on(w1.landed()).is_err());
         assert!(block_on(w2.landed()).is_err());
         assert_eq!(s.commits().0, c0);
-        assert_eq!(count_in_file(&d, &[&one.unwrap()]), 0);
-        // The connection is usable again.
+        assert_eq!(in_file(&d, &[&one.unwrap()]), 0);
         let after = crate::testing::note(&s, &a.id, "b", "after");
-        assert_eq!(count_in_file(&d, &[&after]), 1);
+        assert_eq!(in_file(&d, &[&after]), 1, "the connection works again");
+    }
+
+    /// SQLite may roll the whole transaction back under a part that goes
+    /// on (a full disk, an I/O error; here a part's own ROLLBACK): every
+    /// write of the group is failed, and the next write is not taken into
+    /// a transaction that no longer exists (its savepoint would begin and
+    /// commit one of its own).
+    #[test]
+    fn a_group_that_sqlite_rolled_back_fails_and_is_not_joined() {
+        let (d, s, a, b) = setup();
+        let rolled_back = |t: &mut crate::Tx<'_>, from: &Peer, to: &Peer| {
+            let id = t.notify_as(from, to, "rolled back")?;
+            t.conn().execute_batch("ROLLBACK")?;
+            Ok(id)
+        };
+        // The first part of a group.
+        let (zero, w0) = deferring(|| s.write(|t| rolled_back(t, &a, &b)));
+        assert!(zero.is_err(), "told at once: its part is gone");
+        assert!(w0.is_empty());
+        // A part that joined a group.
+        let (one, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        let (two, w2) = deferring(|| s.write(|t| rolled_back(t, &b, &a)));
+        assert!(two.is_err(), "its part is gone with the transaction");
+        assert!(w2.is_empty());
+        assert!(block_on(w1.landed()).is_err(), "so is every other part");
+        let (three, w3) = deferring(|| s.write(|t| t.notify_as(&a, &b, "three")));
+        let (c0, w0) = s.commits();
+        s.commit_open();
+        assert!(block_on(w3.landed()).is_ok());
+        assert_eq!(s.commits(), (c0 + 1, w0 + 1));
+        assert_eq!(in_file(&d, &[&one.unwrap()]), 0);
+        assert_eq!(in_file(&d, &[&three.unwrap()]), 1);
+    }
+
+    /// Before acting outside the database, a handler lands its writes.
+    #[test]
+    fn land_deferred_commits_and_tells() {
+        let (d, s, a, b) = setup();
+        let ((one, landed), w) = deferring(|| {
+            let one = s.write(|t| t.notify_as(&a, &b, "one")).unwrap();
+            (one, s.land_deferred())
+        });
+        assert!(landed.is_ok());
+        assert_eq!(in_file(&d, &[&one]), 1);
+        assert!(block_on(w.landed()).is_ok());
     }
 }

@@ -1,7 +1,8 @@
 //! The SQLite store: one file in WAL mode, written only by the daemon.
 //!
 //! Every state change runs in one `BEGIN IMMEDIATE` transaction through
-//! [`Store::write`], and the events it appends are written in that same
+//! [`Store::write`] (writes that request handlers defer may share one: see
+//! `group.rs`), and the events it appends are written in that same
 //! transaction. Committed events are then published on the in-memory bus that
 //! feeds long-polls and event streams. Migrations are append-only
 //! (`migrations.rs`). One module per aggregate: peers, asks, deliveries, jobs,
@@ -48,16 +49,13 @@ use tokio::sync::broadcast;
 pub struct Store {
     /// The writer connection and the group commit left open on it.
     writer: Mutex<group::Writer>,
-    /// Writes waiting to take the writer (a write with one behind it
-    /// leaves its transaction open for it: group commit).
-    queued: std::sync::atomic::AtomicUsize,
     /// Commits, and the writes they held (for the benchmarks).
     commits: std::sync::atomic::AtomicU64,
     grouped: std::sync::atomic::AtomicU64,
     /// Checkpoints the WAL from the background, off the request path.
     checkpointer: Mutex<Connection>,
     bus: broadcast::Sender<Arc<EventRecord>>,
-    /// Bumped by every committed write: lets readers cache derived views.
+    /// Bumped by every commit: lets readers cache derived views.
     version: std::sync::atomic::AtomicU64,
     /// What committed events changed of each circle's mesh snapshot.
     mesh_gens: Mutex<MeshGens>,
@@ -200,7 +198,6 @@ impl Store {
                 conn: writer,
                 group: None,
             }),
-            queued: Default::default(),
             commits: Default::default(),
             grouped: Default::default(),
             checkpointer: Mutex::new(checkpointer),
@@ -234,26 +231,40 @@ impl Store {
     /// Run `f` in one `BEGIN IMMEDIATE` transaction; commit, then publish the
     /// events it appended. An error (or a panic) undoes everything `f` wrote.
     ///
-    /// Writes queued behind one another share a commit ([`group`]): `f`
-    /// may run in a savepoint of a transaction that already holds other
-    /// writes, and this returns once that transaction committed.
+    /// Inside [`deferring`], `f` may run in a savepoint of a transaction
+    /// that already holds other deferred writes, and this returns before
+    /// that group commits ([`group`]). Outside it, the write commits the
+    /// open group with its own part before returning.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        use std::sync::atomic::Ordering;
-        self.queued.fetch_add(1, Ordering::AcqRel);
+        let mut done = Vec::new();
+        let out = self.write_locked(f, &mut done);
+        for l in done {
+            self.publish(l);
+        }
+        out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// The part of [`Store::write`] that holds the connection: groups it
+    /// closed go to `done`, published once the connection is let go. A
+    /// panic in `f` comes back as `Err`, to resume after publishing.
+    fn write_locked<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
+        done: &mut Vec<group::Landed>,
+    ) -> std::thread::Result<Result<T>> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        self.queued.fetch_sub(1, Ordering::AcqRel);
+        done.extend(w.lost());
         let joined = w.group.is_some();
         if joined {
             if let Err(e) = group::exec(&w.conn, "SAVEPOINT part") {
-                let landed = self.hand_on(&mut w);
-                drop(w);
-                if let Some(l) = landed {
-                    self.publish(l);
-                }
-                return Err(e);
+                done.extend(w.close());
+                return Ok(Err(e));
             }
         } else {
-            group::exec(&w.conn, "BEGIN IMMEDIATE").inspect_err(|_| w.abandon())?;
+            if let Err(e) = group::exec(&w.conn, "BEGIN IMMEDIATE") {
+                w.abandon();
+                return Ok(Err(e));
+            }
             w.group = Some(group::Group::default());
         }
         let mut t = Tx {
@@ -276,7 +287,6 @@ impl Store {
             },
             other => other,
         };
-        let mut landed = None;
         let mine = match &ran {
             Ok(Ok(_)) => {
                 let g = w.group.as_mut().expect("a write's group is open");
@@ -285,10 +295,14 @@ impl Store {
                 g.reserved.push(reserved);
                 Some(g.landing.clone())
             }
-            _ => {
+            failed => {
                 reserved.release();
                 if joined {
-                    landed = group::undo_part(&mut w);
+                    let cause = match failed {
+                        Ok(Err(e)) => e.clone(),
+                        _ => Error::internal("a write in the same group panicked"),
+                    };
+                    done.extend(group::undo_part(&mut w, &cause));
                 } else {
                     w.abandon();
                     w.group = None;
@@ -296,52 +310,51 @@ impl Store {
                 None
             }
         };
-        let deferred = mine.as_ref().is_some_and(group::defer);
-        if landed.is_none() {
-            landed = if deferred {
-                self.hand_on_deferred(&mut w)
-            } else {
-                self.hand_on(&mut w)
-            };
+        // SQLite itself may have rolled the whole transaction back under a
+        // part that went on (a full disk, an I/O error).
+        done.extend(w.lost());
+        // Deferred only while its part waits in the open group (not when
+        // that group was just lost: its outcome is known).
+        let waits = mine
+            .as_ref()
+            .is_some_and(|m| w.group.as_ref().is_some_and(|g| Arc::ptr_eq(&g.landing, m)));
+        let deferred = waits && mine.as_ref().is_some_and(group::defer);
+        if !deferred
+            || w.group
+                .as_ref()
+                .is_some_and(|g| g.members >= group::MAX_GROUP)
+        {
+            done.extend(w.close());
         }
         drop(w);
-        if let Some(l) = landed {
-            self.publish(l);
-        }
-        match ran {
-            Err(panic) => std::panic::resume_unwind(panic),
+        Ok(match ran {
+            Err(panic) => return Err(panic),
             Ok(Err(e)) => Err(e),
             Ok(Ok(out)) if deferred => Ok(out),
             Ok(Ok(out)) => {
+                // Closed above, by this write: its outcome is known.
                 let landing = mine.expect("a part that ran is in a group");
-                landing.wait().map(|()| out)
+                let known = done
+                    .iter()
+                    .find(|l| Arc::ptr_eq(&l.landing, &landing))
+                    .map(|l| l.outcome.clone())
+                    .unwrap_or_else(|| Err(Error::internal("a write's group was not committed")));
+                known.map(|()| out)
             }
-        }
-    }
-
-    /// The end of a write's turn on the connection: leave the group open
-    /// for a write queued behind (unless it is full), or commit it.
-    fn hand_on(&self, w: &mut group::Writer) -> Option<group::Landed> {
-        let members = w.group.as_ref()?.members;
-        let queued = self.queued.load(std::sync::atomic::Ordering::Acquire) > 0;
-        if members > 0 && queued && members < group::MAX_GROUP {
-            return None;
-        }
-        w.close()
-    }
-
-    /// The end of a deferred write's turn: the group stays open for the
-    /// daemon's commit (or the next write), unless it is full.
-    fn hand_on_deferred(&self, w: &mut group::Writer) -> Option<group::Landed> {
-        if w.group.as_ref()?.members < group::MAX_GROUP {
-            return None;
-        }
-        w.close()
+        })
     }
 
     /// Commit the group left open by [deferred](deferring) writes, if any.
     pub fn commit_open(&self) {
         drop(self.settled());
+    }
+
+    /// Inside [`deferring`]: commit the open group now, and tell whether
+    /// every write this thread deferred so far took effect (before acting
+    /// outside the database on what they wrote).
+    pub fn land_deferred(&self) -> Result<()> {
+        self.commit_open();
+        group::deferred_outcome()
     }
 
     /// After a group's commit (the connection let go): publish its events
@@ -373,7 +386,7 @@ impl Store {
     /// committed first: nothing reads a part not yet committed).
     fn settled(&self) -> std::sync::MutexGuard<'_, group::Writer> {
         let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = w.close() {
+        for l in w.lost().into_iter().chain(w.close()) {
             self.publish(l);
         }
         w

@@ -34,6 +34,8 @@ pub async fn register(
     };
     let (row, token, resumed) = h.store.register(req.into(), c.viewer())?;
     if let Some(v) = &pane {
+        // The pane is marked only for a peer that is committed.
+        h.store.land_deferred()?;
         claim::bind(h, v, &row.id).await;
     }
     Ok(RegisterResp {
