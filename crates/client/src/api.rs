@@ -529,7 +529,7 @@ pub struct DoctorResp {
     pub pending_deliveries: i64,
     pub events: i64,
     /// Write transactions committed since the daemon started, and the
-    /// writes they held (writes queued behind one another share a commit).
+    /// writes they held (the frequent requests' writes share commits).
     #[serde(default)]
     pub commits: u64,
     #[serde(default)]

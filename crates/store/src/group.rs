@@ -3,8 +3,9 @@
 //!
 //! The daemon's request handlers all run on one async thread and call the
 //! store synchronously, so two of them never wait for the connection at
-//! once: grouping has to be asked for. A handler runs with its writes
-//! deferred ([`deferring`]): each write takes the connection, runs its
+//! once: grouping has to be asked for. A handler of the frequent routes
+//! (the daemon's `edge::GROUPED`) runs with its writes deferred
+//! ([`deferring`]): each write takes the connection, runs its
 //! part in the open transaction (in a savepoint of its own when it joins
 //! one, so an error or a panic undoes only its part) and returns at once,
 //! leaving the group open. Whoever takes the connection next without
@@ -42,7 +43,21 @@ pub(crate) struct Group {
     /// The places each member took in waiting consumers, in order.
     pub(crate) reserved: Vec<Reserved>,
     /// Where the members who left the connection wait for the commit.
-    pub(crate) landing: Arc<Landing>,
+    pub(crate) landing: Pending,
+}
+
+/// A group's landing, failed if it is dropped before its outcome is set
+/// (a panic between taking a group and publishing it): nobody waits for
+/// it forever.
+#[derive(Default)]
+pub(crate) struct Pending(pub(crate) Arc<Landing>);
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.0.set(Err(Error::internal(
+            "a write's group was dropped before it landed",
+        )));
+    }
 }
 
 /// The outcome of a group's commit, once known.
@@ -53,8 +68,12 @@ pub(crate) struct Landing {
 }
 
 impl Landing {
+    /// The first outcome set stands.
     pub(crate) fn set(&self, r: Result<()>) {
-        *self.outcome.lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+        self.outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert(r);
         self.landed.notify_waiters();
     }
 
@@ -162,7 +181,7 @@ pub(crate) fn deferred_outcome() -> Result<()> {
 pub(crate) struct Landed {
     pub(crate) outcome: Result<()>,
     pub(crate) events: Vec<EventRecord>,
-    pub(crate) landing: Arc<Landing>,
+    pub(crate) landing: Pending,
     pub(crate) members: usize,
 }
 
@@ -235,17 +254,26 @@ impl Writer {
 }
 
 /// A part that failed inside a group: undo only it. If even that fails,
-/// the whole transaction goes and so does every part in it, each told
-/// `cause`.
+/// the whole transaction goes and so does every part in it. The others
+/// are told what failed, not the part's own refusal (another caller's
+/// business), unless that was SQLite's own (a full disk).
 pub(crate) fn undo_part(w: &mut Writer, cause: &Error) -> Option<Landed> {
-    if exec(&w.conn, "ROLLBACK TO part").is_ok() && exec(&w.conn, "RELEASE part").is_ok() {
+    let undone = exec(&w.conn, "ROLLBACK TO part").and_then(|()| exec(&w.conn, "RELEASE part"));
+    let Err(undo) = undone else {
         return None;
-    }
+    };
     let g = w.group.take()?;
     w.abandon();
     g.reserved.into_iter().for_each(Reserved::release);
+    let told = match cause.code {
+        repowire_core::error::ErrorCode::StorageFull => cause.clone(),
+        _ => Error::internal(format!(
+            "a write sharing this commit failed and could not be undone alone: {}",
+            undo.message
+        )),
+    };
     Some(Landed {
-        outcome: Err(cause.clone()),
+        outcome: Err(told),
         events: Vec::new(),
         landing: g.landing,
         members: g.members,
@@ -483,5 +511,19 @@ mod tests {
         assert!(landed.is_ok());
         assert_eq!(in_file(&d, &[&one]), 1);
         assert!(block_on(w.landed()).is_ok());
+    }
+
+    /// A group dropped before it landed (a panic between taking it and
+    /// publishing it) fails its writes instead of leaving them waiting.
+    #[test]
+    fn a_group_dropped_before_it_landed_fails_its_writes() {
+        let (_d, s, a, b) = setup();
+        let (one, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+        assert!(one.is_ok());
+        let mut w = s.writer.lock().unwrap();
+        drop(w.group.take());
+        w.abandon();
+        drop(w);
+        assert!(block_on(w1.landed()).is_err());
     }
 }

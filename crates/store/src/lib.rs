@@ -237,22 +237,26 @@ impl Store {
     /// open group with its own part before returning.
     pub fn write<T>(&self, f: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         let mut done = Vec::new();
-        let out = self.write_locked(f, &mut done);
+        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let out = self.write_locked(&mut w, f, &mut done);
+        // Published before the connection is let go: whoever takes it
+        // next finds every group it closed landed.
         for l in done {
             self.publish(l);
         }
+        drop(w);
         out.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     }
 
-    /// The part of [`Store::write`] that holds the connection: groups it
-    /// closed go to `done`, published once the connection is let go. A
-    /// panic in `f` comes back as `Err`, to resume after publishing.
+    /// The part of [`Store::write`] on the connection: the groups it
+    /// closed go to `done`. A panic in `f` comes back as `Err`, to resume
+    /// once they are published.
     fn write_locked<T>(
         &self,
+        w: &mut group::Writer,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
         done: &mut Vec<group::Landed>,
     ) -> std::thread::Result<Result<T>> {
-        let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         done.extend(w.lost());
         let joined = w.group.is_some();
         if joined {
@@ -293,7 +297,7 @@ impl Store {
                 g.members += 1;
                 g.events.extend(events);
                 g.reserved.push(reserved);
-                Some(g.landing.clone())
+                Some(g.landing.0.clone())
             }
             failed => {
                 reserved.release();
@@ -302,7 +306,7 @@ impl Store {
                         Ok(Err(e)) => e.clone(),
                         _ => Error::internal("a write in the same group panicked"),
                     };
-                    done.extend(group::undo_part(&mut w, &cause));
+                    done.extend(group::undo_part(w, &cause));
                 } else {
                     w.abandon();
                     w.group = None;
@@ -315,9 +319,11 @@ impl Store {
         done.extend(w.lost());
         // Deferred only while its part waits in the open group (not when
         // that group was just lost: its outcome is known).
-        let waits = mine
-            .as_ref()
-            .is_some_and(|m| w.group.as_ref().is_some_and(|g| Arc::ptr_eq(&g.landing, m)));
+        let waits = mine.as_ref().is_some_and(|m| {
+            w.group
+                .as_ref()
+                .is_some_and(|g| Arc::ptr_eq(&g.landing.0, m))
+        });
         let deferred = waits && mine.as_ref().is_some_and(group::defer);
         if !deferred
             || w.group
@@ -326,7 +332,6 @@ impl Store {
         {
             done.extend(w.close());
         }
-        drop(w);
         Ok(match ran {
             Err(panic) => return Err(panic),
             Ok(Err(e)) => Err(e),
@@ -336,7 +341,7 @@ impl Store {
                 let landing = mine.expect("a part that ran is in a group");
                 let known = done
                     .iter()
-                    .find(|l| Arc::ptr_eq(&l.landing, &landing))
+                    .find(|l| Arc::ptr_eq(&l.landing.0, &landing))
                     .map(|l| l.outcome.clone())
                     .unwrap_or_else(|| Err(Error::internal("a write's group was not committed")));
                 known.map(|()| out)
@@ -350,8 +355,9 @@ impl Store {
     }
 
     /// Inside [`deferring`]: commit the open group now, and tell whether
-    /// every write this thread deferred so far took effect (before acting
-    /// outside the database on what they wrote).
+    /// every write deferred so far in this `deferring` call (for a request
+    /// handler: in this poll) took effect, before acting outside the
+    /// database on what they wrote.
     pub fn land_deferred(&self) -> Result<()> {
         self.commit_open();
         group::deferred_outcome()
@@ -370,7 +376,7 @@ impl Store {
                 let _ = self.bus.send(Arc::new(e));
             }
         }
-        l.landing.set(l.outcome);
+        l.landing.0.set(l.outcome);
     }
 
     /// Commits so far, and the writes they held.
