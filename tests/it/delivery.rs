@@ -16,6 +16,21 @@ fn note(to: &str, text: &str) -> NotifyReq {
     }
 }
 
+/// kill -9 the daemon, start it again, and lease everything the peer
+/// with `token` has waiting.
+async fn crash_and_lease_all(d: &mut Daemon, token: String) -> Vec<repowire::api::DeliveryInfo> {
+    d.kill9();
+    d.spawn();
+    Client::new(&d.url, Some(token), None)
+        .lease(&LeaseReq {
+            max: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .deliveries
+}
+
 #[tokio::test]
 async fn order_is_preserved_per_recipient_and_nothing_is_lost_on_kill9() {
     let mut d = Daemon::start(&[]);
@@ -48,17 +63,7 @@ async fn order_is_preserved_per_recipient_and_nothing_is_lost_on_kill9() {
             .unwrap();
     }
     // Crash the daemon right after the acknowledgements; no clean shutdown.
-    d.kill9();
-    d.spawn();
-    let bob = Client::new(&d.url, Some(bob_t), None);
-    let got = bob
-        .lease(&LeaseReq {
-            max: Some(1000),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .deliveries;
+    let got = crash_and_lease_all(&mut d, bob_t).await;
     assert_eq!(got.len(), 80, "every acknowledged message survived");
     let from_alice: Vec<&str> = got
         .iter()
@@ -119,17 +124,7 @@ async fn concurrent_notes_share_commits_and_every_acknowledged_one_survives_kill
         commits < writes,
         "{writes} writes in {commits} commits: some shared one"
     );
-    d.kill9();
-    d.spawn();
-    let bob = Client::new(&d.url, Some(bob_t), None);
-    let got = bob
-        .lease(&LeaseReq {
-            max: Some(1000),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .deliveries;
+    let got = crash_and_lease_all(&mut d, bob_t).await;
     assert_eq!(got.len(), senders * per, "every acknowledged note survived");
     for (k, ids) in acked.iter().enumerate() {
         let from = format!("s{k:02}");
