@@ -1,8 +1,9 @@
 //! The HTTP edge: what every request must pass before a handler runs.
 //!
 //! Two guards, both answering coded JSON errors like every handler:
-//! - [`guard_head`] (every request, routed or not): the request target and
-//!   the header block are within [`limits`] (`uri_too_long`,
+//! - [`guard_edge`] (every request, routed or not): a loopback daemon is
+//!   named by a loopback `Host` (`forbidden`); the request target and the
+//!   header block are within [`limits`] (`uri_too_long`,
 //!   `headers_too_large`).
 //! - [`guard_route`] (matched routes): [`ROUTES`] says which query
 //!   parameters each route takes and whether it takes a body; an unknown
@@ -154,8 +155,28 @@ fn refuse(code: ErrorCode, message: String) -> Response {
     ApiError(Error::new(code, message)).into_response()
 }
 
-/// The request target and the header block, for every request.
-pub async fn guard_head(req: Request, next: Next) -> Response {
+/// Every request, routed or not, in this order (one layer: each layer
+/// is a boxed future and a clone of the router per request):
+///
+/// 1. A daemon on a loopback address answers only requests naming a
+///    loopback host (`127.0.0.1`, `localhost`, `[::1]`, any port): a web
+///    page whose own name was made to resolve to 127.0.0.1 (DNS rebinding)
+///    is refused, so it cannot read even what needs no token. A daemon
+///    listening beyond loopback (`--allow-remote`) takes any Host.
+/// 2. The request target and the header block are within [`limits`].
+pub async fn guard_edge(State(h): State<DaemonHandle>, req: Request, next: Next) -> Response {
+    if loopback_url(&h.url)
+        && let Some(host) = req.headers().get(axum::http::header::HOST)
+        && !loopback_host(host.as_bytes())
+    {
+        return refuse(
+            ErrorCode::Forbidden,
+            format!(
+                "the Host header {:?} is not this daemon's: it answers 127.0.0.1, localhost or [::1]",
+                String::from_utf8_lossy(host.as_bytes())
+            ),
+        );
+    }
     let uri = req.uri();
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len());
@@ -196,41 +217,21 @@ pub async fn guard_head(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// A daemon on a loopback address answers only requests naming a loopback
-/// host (`127.0.0.1`, `localhost`, `[::1]`, any port): a web page whose
-/// own name was made to resolve to 127.0.0.1 (DNS rebinding) is refused,
-/// so it cannot read even what needs no token. A daemon listening beyond
-/// loopback (`--allow-remote`) takes any Host.
-pub async fn guard_host(State(h): State<DaemonHandle>, req: Request, next: Next) -> Response {
-    if loopback_url(&h.url)
-        && let Some(host) = req.headers().get(axum::http::header::HOST)
-        && !loopback_host(host.as_bytes())
-    {
-        return refuse(
-            ErrorCode::Forbidden,
-            format!(
-                "the Host header {:?} is not this daemon's: it answers 127.0.0.1, localhost or [::1]",
-                String::from_utf8_lossy(host.as_bytes())
-            ),
-        );
-    }
-    next.run(req).await
-}
-
 fn loopback_url(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     loopback_host(rest.split('/').next().unwrap_or("").as_bytes())
 }
 
-/// `host[:port]` names this machine's loopback.
+/// `host[:port]` names this machine's loopback (any case; no allocation:
+/// it runs for every request).
 fn loopback_host(host: &[u8]) -> bool {
-    let host = String::from_utf8_lossy(host).to_ascii_lowercase();
-    let name = if let Some(rest) = host.strip_prefix('[') {
-        rest.split(']').next().unwrap_or("")
-    } else {
-        host.split(':').next().unwrap_or("")
+    let name = match host.strip_prefix(b"[") {
+        Some(rest) => rest.split(|&b| b == b']').next().unwrap_or_default(),
+        None => host.split(|&b| b == b':').next().unwrap_or_default(),
     };
-    matches!(name, "127.0.0.1" | "localhost" | "::1")
+    [&b"127.0.0.1"[..], b"localhost", b"::1"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
 }
 
 /// A body-less route reads at most this much before refusing the body.

@@ -17,7 +17,7 @@ pub mod schedules;
 use crate::{DaemonHandle, edge};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
 pub fn router(h: DaemonHandle) -> Router {
@@ -103,9 +103,8 @@ pub fn router(h: DaemonHandle) -> Router {
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        // Target and header sizes of every request, routed or not.
-        .layer(from_fn(edge::guard_head))
-        // Only loopback names on a loopback daemon (no DNS rebinding).
-        .layer(from_fn_with_state(h.clone(), edge::guard_host))
+        // Every request, routed or not: only loopback names on a loopback
+        // daemon (no DNS rebinding), then target and header sizes.
+        .layer(from_fn_with_state(h.clone(), edge::guard_edge))
         .with_state(h)
 }
