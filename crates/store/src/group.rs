@@ -176,8 +176,8 @@ pub(crate) fn deferred_outcome() -> Result<()> {
     })
 }
 
-/// A group that has been committed (or failed), to publish once the
-/// connection is let go.
+/// A group that has been committed (or failed), to publish: its events
+/// sent, its landing set.
 pub(crate) struct Landed {
     pub(crate) outcome: Result<()>,
     pub(crate) events: Vec<EventRecord>,
@@ -212,9 +212,7 @@ impl Writer {
             }
             Err(e) => {
                 self.abandon();
-                g.reserved.into_iter().for_each(Reserved::release);
-                g.events.clear();
-                Err(e)
+                return Some(failed(g, e));
             }
         };
         Some(Landed {
@@ -233,15 +231,12 @@ impl Writer {
             return None;
         }
         let g = self.group.take()?;
-        g.reserved.into_iter().for_each(Reserved::release);
-        Some(Landed {
-            outcome: Err(Error::internal(
+        Some(failed(
+            g,
+            Error::internal(
                 "SQLite rolled the transaction back (a full disk or an I/O error): none of its writes took effect",
-            )),
-            events: Vec::new(),
-            landing: g.landing,
-            members: g.members,
-        })
+            ),
+        ))
     }
 
     /// Roll back whatever transaction is open (nothing to report to: the
@@ -264,7 +259,6 @@ pub(crate) fn undo_part(w: &mut Writer, cause: &Error) -> Option<Landed> {
     };
     let g = w.group.take()?;
     w.abandon();
-    g.reserved.into_iter().for_each(Reserved::release);
     let told = match cause.code {
         repowire_core::error::ErrorCode::StorageFull => cause.clone(),
         _ => Error::internal(format!(
@@ -272,12 +266,19 @@ pub(crate) fn undo_part(w: &mut Writer, cause: &Error) -> Option<Landed> {
             undo.message
         )),
     };
-    Some(Landed {
-        outcome: Err(told),
+    Some(failed(g, told))
+}
+
+/// A group whose transaction is gone: its places given back, nothing to
+/// publish, every member told `e`.
+fn failed(g: Group, e: Error) -> Landed {
+    g.reserved.into_iter().for_each(Reserved::release);
+    Landed {
+        outcome: Err(e),
         events: Vec::new(),
         landing: g.landing,
         members: g.members,
-    })
+    }
 }
 
 #[cfg(test)]
