@@ -70,6 +70,9 @@ pub struct Store {
     waiting: handoff::Waiting,
     /// Peers by bearer token, while no `peers` row changes.
     tokens: tokens::Tokens,
+    /// Whether any peer is routed to a tmux pane, and the count of `peers`
+    /// changes it was read at ([`Store::tmux_routed`]).
+    tmux_routed: Mutex<Option<(u64, bool)>>,
 }
 
 /// Counts of committed events that changed a circle's mesh snapshot: its
@@ -209,6 +212,7 @@ impl Store {
             armed_horizon: AtomicI64::new(armed_horizon),
             waiting: handoff::Waiting::default(),
             tokens,
+            tmux_routed: Mutex::new(None),
         })
     }
 

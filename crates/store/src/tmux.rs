@@ -46,6 +46,33 @@ impl Store {
         })
     }
 
+    /// Whether any peer is routed to a tmux pane and does not say it is
+    /// offline: what the carrier asks before it looks for deliveries to
+    /// type, after every queued delivery. The answer is remembered while
+    /// no `peers` row changes (the count [`tokens`](super::tokens) keeps),
+    /// so a mesh without tmux peers costs no read per delivery; any write
+    /// to a peer, even one rolled back, makes the next call read again.
+    pub fn tmux_routed(&self) -> Result<bool> {
+        let at = self.tokens.now();
+        let lock = || self.tmux_routed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, any)) = *lock()
+            && seen == at
+        {
+            return Ok(any);
+        }
+        // Read after `at` was taken: a change since makes the next call
+        // find the count moved and read again.
+        let any = self.read(|c| {
+            Ok(c.prepare_cached(concat!(
+                "SELECT EXISTS (SELECT 1 FROM peers ",
+                "WHERE route LIKE 'tmux:%' AND status != 'offline')"
+            ))?
+            .query_row([], |r| r.get(0))?)
+        })?;
+        *lock() = Some((at, any));
+        Ok(any)
+    }
+
     /// Of those, the ones with a delivery to hand out now.
     pub fn tmux_due(&self) -> Result<Vec<Peer>> {
         let now = self.clock.now_ms();
@@ -142,6 +169,57 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::Store;
+    use crate::testing::{note, register};
+
+    /// Whether any peer is tmux-routed is remembered, and answered anew
+    /// after any write to a peer: a route set, a peer gone offline, one
+    /// back, a change rolled back. It always matches the rows.
+    #[test]
+    fn tmux_routed_follows_every_peer_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Default::default()).unwrap();
+        let (a, _) = register(&s, "a");
+        register(&s, "b");
+        let rows = |s: &Store| -> bool {
+            s.read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) > 0 FROM peers WHERE route LIKE 'tmux:%' AND status != 'offline'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap()
+        };
+        let set = |sql: &str| {
+            s.write(|t| {
+                t.conn().execute(sql, [&a])?;
+                Ok(())
+            })
+            .unwrap()
+        };
+        assert!(!s.tmux_routed().unwrap());
+        note(&s, &a, "b", "x");
+        assert!(!s.tmux_routed().unwrap(), "a note changes no peer");
+        set("UPDATE peers SET route = 'tmux:/tmp/t:%1' WHERE id = ?1");
+        assert!(s.tmux_routed().unwrap() && rows(&s));
+        note(&s, &a, "b", "y");
+        assert!(s.tmux_routed().unwrap());
+        s.mark_gone(&a, "pane gone").unwrap();
+        assert!(!s.tmux_routed().unwrap() && !rows(&s));
+        let undone: crate::Result<()> = s.write(|t| {
+            t.conn()
+                .execute("UPDATE peers SET status = 'online' WHERE id = ?1", [&a])?;
+            Err(repowire_core::Error::internal("undone"))
+        });
+        assert!(undone.is_err());
+        assert!(!s.tmux_routed().unwrap() && !rows(&s));
+        set("UPDATE peers SET status = 'idle' WHERE id = ?1");
+        assert!(s.tmux_routed().unwrap() && rows(&s));
+        s.unregister(&a).unwrap();
+        assert!(!s.tmux_routed().unwrap() && !rows(&s));
+    }
+
     /// The carrier's queries read only tmux-routed peers (the partial index
     /// `peers_tmux`), never every peer: they run after every queued delivery
     /// and every registration.

@@ -66,7 +66,14 @@ pub async fn run(h: DaemonHandle) {
                 Err(RecvError::Closed) => return,
             },
         }
-        let due = match h.store.tmux_due() {
+        // Most meshes have no tmux peer: then nothing is read per delivery.
+        let due = match h.store.tmux_routed().and_then(|any| {
+            if any {
+                h.store.tmux_due()
+            } else {
+                Ok(Vec::new())
+            }
+        }) {
             Ok(d) => d,
             Err(e) => {
                 tracing::warn!(error = %e, "tmux carrier: reading peers failed");
