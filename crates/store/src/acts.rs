@@ -20,17 +20,17 @@ impl Tx<'_> {
 
     /// The peer with id `id`, if it still exists.
     pub fn peer(&self, id: &PeerId) -> Result<Option<Peer>> {
-        by_id(self.conn(), id)
+        by_id(self, id)
     }
 
     /// Resolve `addr` inside `from`'s circle (never a bypass).
     pub fn resolve_peer_for(&self, from: &Peer, addr: &str) -> Result<Peer> {
-        resolve_for(self.conn(), from, addr, None, false)
+        resolve_for(self, from, addr, None, false)
     }
 
     /// Resolve `addr` (`NAME` or `NAME@CIRCLE`) with `circle` for a bare name.
     pub fn resolve_in(&self, circle: &str, addr: &str) -> Result<Peer> {
-        super::peers::resolve(self.conn(), addr, Some(circle))
+        super::peers::resolve(self, addr, Some(circle))
     }
 
     /// A note from `from` to `to`; its delivery id.

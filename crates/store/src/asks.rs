@@ -3,7 +3,7 @@
 
 use super::deliveries::{NewDelivery, drop_for_ask, enqueue, settle_for_ask, target};
 use super::peers::{by_id, must};
-use super::{NewEvent, Store, Tx, parse_col};
+use super::{NewEvent, Store, Tx, parse_col, states_in};
 use repowire_core::access::{Action, Caller, Target, authorize};
 use repowire_core::ask::{
     Ask, AskAction, AskManyEntry, AskManyResult, AskManySent, AskSent, AskState, NewAsk, NewAskMany,
@@ -84,21 +84,49 @@ fn ask_event(t: &mut Tx<'_>, a: &Ask, event: Event) -> Result<()> {
 /// Compare-and-swap the state: `UPDATE … WHERE state IN (allowed)`. Returns
 /// the ask after the move, or `invalid_state` naming where it actually is.
 fn cas(t: &mut Tx<'_>, id: &AskId, action: AskAction) -> Result<Ask> {
-    let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
-    let target = action.target();
-    let closed = target.is_terminal().then_some(t.now);
+    cas_to(t, id, action, action.target(), Texts::default())
+}
+
+/// What a move writes beside the state, in the same row write.
+#[derive(Default)]
+struct Texts<'a> {
+    answer: Option<&'a str>,
+    ack_message: Option<&'a str>,
+}
+
+/// [`cas`] from the states `action` allows to `to`: its target, or past it
+/// when the ask goes on inside this transaction (an answer closes its ask
+/// at once; one row write, not one per state), writing `texts` with it.
+fn cas_to(
+    t: &mut Tx<'_>,
+    id: &AskId,
+    action: AskAction,
+    to: AskState,
+    texts: Texts<'_>,
+) -> Result<Ask> {
+    let allowed: Vec<&'static str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
+    let [s1, s2, s3] = states_in::<3>(&allowed)?;
+    let closed = to.is_terminal().then_some(t.now);
+    // Equalities, not `IN (?, ?, ?)` (nor `RETURNING`): SQLite builds a
+    // temporary table for either on every execution, which costs more than
+    // the statement that reads the row back.
     let n = t
         .conn()
         .prepare_cached(
-            "UPDATE asks SET state = ?2, updated_ms = ?3, closed_ms = COALESCE(?4, closed_ms)
-             WHERE id = ?1 AND state IN (SELECT value FROM json_each(?5))",
+            "UPDATE asks SET state = ?2, updated_ms = ?3, closed_ms = COALESCE(?4, closed_ms),
+               answer = COALESCE(?8, answer), ack_message = COALESCE(?9, ack_message)
+             WHERE id = ?1 AND (state = ?5 OR state = ?6 OR state = ?7)",
         )?
         .execute(params![
             id,
-            target.as_str(),
+            to.as_str(),
             t.now,
             closed,
-            serde_json::to_string(&allowed)?
+            s1,
+            s2,
+            s3,
+            texts.answer,
+            texts.ack_message
         ])?;
     let a = get(t.conn(), id)?;
     if n == 0 {
@@ -197,7 +225,7 @@ fn timeout(policy_default: i64, req: Option<u64>) -> Result<i64> {
 /// have seen it, send it a notice saying why (so a late answer is no surprise).
 fn withdraw(t: &mut Tx<'_>, a: &Ask, why: &str) -> Result<()> {
     let seen = drop_for_ask(t, &a.correlation_id)?;
-    if seen && let Some(rcpt) = by_id(t.conn(), &a.to_peer_id)? {
+    if seen && let Some(rcpt) = by_id(t, &a.to_peer_id)? {
         enqueue(
             t,
             NewDelivery {
@@ -253,8 +281,8 @@ impl Store {
         self.policy.check_text("question", &req.text)?;
         let timeout_ms = timeout(self.policy.ask_timeout_ms, req.timeout_ms)?;
         self.write(|t| {
-            let from = must(t.conn(), from_id)?;
-            let to = target(t.conn(), &from, &req.to, req.circle.as_deref(), bypass)?;
+            let from = must(t, from_id)?;
+            let to = target(t, &from, &req.to, req.circle.as_deref(), bypass)?;
             if let Some(r) = &req.reply_to {
                 let prior = get(t.conn(), r)?;
                 authorize(
@@ -301,7 +329,7 @@ impl Store {
             }
         }
         self.write(|t| {
-            let from = must(t.conn(), from_id)?;
+            let from = must(t, from_id)?;
             let parent = AskGroupId::generate(t.now);
             t.conn()
                 .prepare_cached(
@@ -317,7 +345,7 @@ impl Store {
             let mut asks = Vec::with_capacity(req.to.len());
             let mut seen_ids = HashSet::new();
             for addr in &req.to {
-                let to = target(t.conn(), &from, addr, req.circle.as_deref(), bypass)?;
+                let to = target(t, &from, addr, req.circle.as_deref(), bypass)?;
                 if !seen_ids.insert(to.id.clone()) {
                     return Err(Error::bad_request(format!(
                         "{addr:?} names {} again",
@@ -462,29 +490,43 @@ impl Store {
         }
         self.write(|t| {
             // Who may move the ask is the daemon's policy; here only the move.
-            let actor = must(t.conn(), actor_id)?;
-            let mut a = cas(t, id, action)?;
+            let actor = must(t, actor_id)?;
+            let a = match action {
+                AskAction::Answer => {
+                    let answer = Some(text.unwrap_or_default());
+                    let texts = Texts {
+                        answer,
+                        ..Texts::default()
+                    };
+                    cas_to(t, id, action, AskState::Closed, texts)?
+                }
+                AskAction::Ack => {
+                    let texts = Texts {
+                        ack_message: text,
+                        ..Texts::default()
+                    };
+                    cas_to(t, id, action, action.target(), texts)?
+                }
+                _ => cas(t, id, action)?,
+            };
             if action != AskAction::Cancel {
                 settle_for_ask(t, id, &a.circle)?;
             }
             match action {
                 AskAction::Answer => {
+                    // Answered and closed in the one row write above;
+                    // each step is still an event.
                     let text = text.unwrap_or_default();
-                    t.conn()
-                        .prepare_cached("UPDATE asks SET answer = ?2 WHERE id = ?1")?
-                        .execute(params![id, text])?;
-                    a.answer = Some(text.to_string());
                     let answered = AskMove::Answered {
                         by: actor.name.clone(),
                         answer_bytes: text.len(),
                     };
                     ask_event(t, &a, Event::AskAnswered(answered))?;
-                    a = cas(t, id, AskAction::Close)?;
                     let by = AskMove::By {
                         by: actor.name.clone(),
                     };
                     ask_event(t, &a, Event::AskClosed(by))?;
-                    if let Some(asker) = by_id(t.conn(), &a.from_peer_id)? {
+                    if let Some(asker) = by_id(t, &a.from_peer_id)? {
                         enqueue(
                             t,
                             NewDelivery {
@@ -499,16 +541,12 @@ impl Store {
                     }
                 }
                 AskAction::Ack => {
-                    t.conn()
-                        .prepare_cached("UPDATE asks SET ack_message = ?2 WHERE id = ?1")?
-                        .execute(params![id, text])?;
-                    a.ack_message = text.map(str::to_string);
                     let acked = AskMove::Acked {
                         by: actor.name.clone(),
                         ack_message_bytes: text.map(str::len),
                     };
                     ask_event(t, &a, Event::AskClosed(acked))?;
-                    if let (Some(msg), Some(asker)) = (text, by_id(t.conn(), &a.from_peer_id)?) {
+                    if let (Some(msg), Some(asker)) = (text, by_id(t, &a.from_peer_id)?) {
                         enqueue(
                             t,
                             NewDelivery {
@@ -588,7 +626,7 @@ impl Store {
                 t.conn()
                     .prepare_cached("UPDATE asks SET reminded_ms = ?2 WHERE id = ?1")?
                     .execute(params![id, t.now])?;
-                let (Some(to), from) = (by_id(t.conn(), to_id)?, by_id(t.conn(), from_id)?) else {
+                let (Some(to), from) = (by_id(t, to_id)?, by_id(t, from_id)?) else {
                     continue;
                 };
                 let dlv = enqueue(

@@ -16,11 +16,10 @@
 //! circle. (`peers::resolve` with no circle still does, for the admin.)
 
 use super::Store;
-use super::peers::by_name;
+use super::peers::{Lookup, by_name};
 use repowire_core::error::{Error, ErrorCode, Result};
 use repowire_core::peer::Peer;
 use repowire_core::peer::{split_address, validate_name};
-use rusqlite::Connection;
 
 /// The `cross_circle` refusal.
 pub(super) fn refused(message: String) -> Error {
@@ -32,7 +31,7 @@ pub(super) fn refused(message: String) -> Error {
 /// the address (a `circle` field); `@CIRCLE` in the address wins over it.
 /// Any circle but `home` is `cross_circle` unless `bypass`.
 pub(super) fn resolve_within(
-    c: &Connection,
+    c: &impl Lookup,
     home: &str,
     who: &str,
     addr: &str,
@@ -58,7 +57,7 @@ pub(super) fn resolve_within(
 
 /// [`resolve_within`] the circle of `caller`.
 pub(super) fn resolve_for(
-    c: &Connection,
+    c: &impl Lookup,
     caller: &Peer,
     addr: &str,
     circle: Option<&str>,

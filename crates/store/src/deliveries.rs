@@ -478,6 +478,11 @@ pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &AskId) -> Result<bool> {
 /// Mark the undelivered deliveries matching `cond` (with `?1` = `arg`)
 /// dropped, one `delivery_dropped` event each.
 pub(super) fn drop_where(t: &mut Tx<'_>, cond: &str, arg: &str, why: &str) -> Result<usize> {
+    // Usually there is none: look first (`RETURNING` builds and frees a
+    // temporary table on every execution, rows or not).
+    if !matching(t, cond, arg)? {
+        return Ok(0);
+    }
     let rows: Vec<(String, Option<String>, String)> = t
         .conn()
         .prepare_cached(&format!(
@@ -505,19 +510,32 @@ pub(super) fn drop_where(t: &mut Tx<'_>, cond: &str, arg: &str, why: &str) -> Re
     Ok(rows.len())
 }
 
+/// Whether any delivery matches `cond` (with `?1` = `arg`).
+fn matching(t: &Tx<'_>, cond: &str, arg: &str) -> Result<bool> {
+    Ok(t.conn()
+        .prepare_cached(&format!(
+            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE {cond})"
+        ))?
+        .query_row([arg], |r| r.get(0))?)
+}
+
 /// The recipient acted on an ask (picked it up, acked or answered it): the
 /// copies it holds under a lease count as delivered (no separate confirm
 /// needed), and copies never handed out are withdrawn.
 pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Result<()> {
-    let held: Vec<String> = t
-        .conn()
-        .prepare_cached(
+    const HELD: &str = "ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'leased'";
+    let mut held: Vec<String> = Vec::new();
+    if matching(t, HELD, ask_id)? {
+        let sql = format!(
             "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
-             WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'leased'
-             RETURNING id",
-        )?
-        .query_map(params![ask_id, t.now], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+             WHERE {HELD} RETURNING id"
+        );
+        held = t
+            .conn()
+            .prepare_cached(&sql)?
+            .query_map(params![ask_id, t.now], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+    }
     for id in &held {
         t.event(NewEvent {
             subject: id,
@@ -540,7 +558,7 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Re
 /// Resolve a message target for `from`, enforcing circles (an admin may
 /// bypass explicitly).
 pub(super) fn target(
-    c: &Connection,
+    c: &impl super::peers::Lookup,
     from: &Peer,
     addr: &str,
     circle: Option<&str>,
@@ -577,7 +595,7 @@ impl Store {
             return Ok(Vec::new());
         }
         self.write(|t| {
-            let p = must(t.conn(), peer_id)?;
+            let p = must(t, peer_id)?;
             let mut items = available(t.conn(), peer_id, t.now, max, route)?;
             let until = t.now + lease_ms;
             for d in &mut items {
@@ -660,19 +678,26 @@ impl Store {
         self.write(|t| {
             let mut n = 0;
             for id in ids {
-                let row: Option<(DeliveryKind, Option<String>)> = t
+                // Read, then written by its row id: `UPDATE … RETURNING`
+                // builds and frees a temporary table every time.
+                let row: Option<(i64, DeliveryKind, Option<String>)> = t
                     .conn()
                     .prepare_cached(
-                        "UPDATE deliveries SET state = 'delivered', delivered_ms = ?3, lease_until_ms = NULL
+                        "SELECT seq, kind, ask_id FROM deliveries
                          WHERE id = ?1 AND to_peer = ?2 AND (state IN ('pending','leased')
-                           OR (state = 'armed' AND not_before_ms <= ?3))
-                         RETURNING kind, ask_id",
+                           OR (state = 'armed' AND not_before_ms <= ?3))",
                     )?
                     .query_row(params![id, peer_id, t.now], |r| {
-                        Ok((parse_col(r.get(0)?, DeliveryKind::parse)?, r.get(1)?))
+                        Ok((r.get(0)?, parse_col(r.get(1)?, DeliveryKind::parse)?, r.get(2)?))
                     })
                     .optional()?;
-                let Some((kind, ask_id)) = row else { continue };
+                let Some((seq, kind, ask_id)) = row else { continue };
+                t.conn()
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
+                         WHERE seq = ?1",
+                    )?
+                    .execute(params![seq, t.now])?;
                 let ask_id: Option<AskId> = ask_id.map(AskId::trusted);
                 n += 1;
                 t.event(NewEvent {
@@ -700,7 +725,7 @@ impl Store {
     /// many were recorded.
     pub fn pushed(&self, peer_id: &PeerId, ids: &[DeliveryId]) -> Result<usize> {
         self.write(|t| {
-            let p = must(t.conn(), peer_id)?;
+            let p = must(t, peer_id)?;
             for id in ids {
                 let mine: bool = t
                     .conn()
@@ -745,7 +770,7 @@ impl Store {
         self.policy.check_text("message", &req.text)?;
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {
-            let to = target(t.conn(), from, &req.to, req.circle.as_deref(), bypass)?;
+            let to = target(t, from, &req.to, req.circle.as_deref(), bypass)?;
             let id = enqueue(
                 t,
                 NewDelivery {
@@ -780,7 +805,7 @@ impl Store {
         }
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {
-            let from = must(t.conn(), from_id)?;
+            let from = must(t, from_id)?;
             let circle = req.circle.clone().unwrap_or_else(|| from.circle.clone());
             if circle != from.circle && !bypass {
                 return Err(Error::new(
@@ -801,7 +826,7 @@ impl Store {
             let mut deliveries = Vec::with_capacity(peers.len());
             let mut skipped = Vec::new();
             for pid in peers {
-                let to = must(t.conn(), &pid)?;
+                let to = must(t, &pid)?;
                 let sent = enqueue(
                     t,
                     NewDelivery {

@@ -288,7 +288,7 @@ mod tests {
     use crate::testing::register;
     use repowire_core::error::Error;
     use repowire_core::ids::DeliveryId;
-    use repowire_core::peer::Peer;
+    use repowire_core::peer::{Peer, Role};
     use repowire_core::policy::Policy;
 
     fn setup() -> (tempfile::TempDir, Store, Peer, Peer) {
@@ -374,7 +374,7 @@ mod tests {
         let (one, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
         let one = one.unwrap();
         assert_eq!(in_file(&d, &[&one]), 0);
-        assert!(s.peer_by_id(&a.id).unwrap().is_some());
+        assert_eq!(s.peek(&b.id, 10).unwrap().len(), 1);
         assert_eq!(in_file(&d, &[&one]), 1, "the read committed it");
         assert!(block_on(w1.landed()).is_ok());
     }
@@ -467,6 +467,63 @@ mod tests {
         assert_eq!(in_file(&d, &[&one.unwrap()]), 0);
         let after = crate::testing::note(&s, &a.id, "b", "after");
         assert_eq!(in_file(&d, &[&after]), 1, "the connection works again");
+    }
+
+    /// A peer a later part of a group read (and the store remembered)
+    /// while an earlier part had changed it is forgotten when the group
+    /// fails: the rollback counts as a change to every remembered peer.
+    #[test]
+    fn a_failed_group_leaves_no_peer_it_read_remembered() {
+        let (_d, s, a, _b) = setup();
+        s.write(|t| {
+            t.conn().execute_batch(
+                "CREATE TABLE late (p TEXT REFERENCES peers(id) DEFERRABLE INITIALLY DEFERRED)",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let (changed, w1) = deferring(|| {
+            s.write(|t| {
+                t.conn()
+                    .execute("UPDATE peers SET role = 'service' WHERE id = ?1", [&a.id])?;
+                t.conn()
+                    .execute("INSERT INTO late (p) VALUES ('peer-nobody')", [])?;
+                Ok(())
+            })
+        });
+        assert!(changed.is_ok());
+        let (seen, w2) = deferring(|| s.write(|t| crate::peers::must(t, &a.id)));
+        assert_eq!(seen.unwrap().role, Role::Service, "read uncommitted");
+        s.commit_open();
+        assert!(block_on(w1.landed()).is_err());
+        assert!(block_on(w2.landed()).is_err());
+        assert_eq!(s.peer_by_id(&a.id).unwrap().unwrap().role, Role::Agent);
+        let inside = s.write(|t| crate::peers::must(t, &a.id)).unwrap();
+        assert_eq!(inside.role, Role::Agent);
+    }
+
+    /// A part undone alone (its savepoint rolled back, the group goes on)
+    /// leaves nothing it changed and read back remembered.
+    #[test]
+    fn a_part_undone_alone_leaves_no_peer_it_changed_remembered() {
+        let (_d, s, a, b) = setup();
+        let (kept, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "kept")));
+        assert!(kept.is_ok());
+        let (undone, w2) = deferring(|| {
+            s.write(|t| {
+                t.conn()
+                    .execute("UPDATE peers SET role = 'service' WHERE id = ?1", [&a.id])?;
+                assert_eq!(crate::peers::must(t, &a.id)?.role, Role::Service);
+                Err::<(), _>(Error::internal("and then it failed"))
+            })
+        });
+        assert!(undone.is_err());
+        assert!(w2.is_empty());
+        let inside = s.write(|t| crate::peers::must(t, &a.id)).unwrap();
+        assert_eq!(inside.role, Role::Agent, "in the group still open");
+        s.commit_open();
+        assert!(block_on(w1.landed()).is_ok());
+        assert_eq!(s.peer_by_id(&a.id).unwrap().unwrap().role, Role::Agent);
     }
 
     /// SQLite may roll the whole transaction back under a part that goes

@@ -5,7 +5,7 @@
 use super::circles::{resolve_for, resolve_within};
 use super::deliveries::{NewDelivery, enqueue};
 use super::peers::{by_id, must};
-use super::{NewEvent, Store, Tx, parse_col};
+use super::{NewEvent, Store, Tx, parse_col, states_in};
 use repowire_core::access::{Action, Caller, Target, authorize};
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
@@ -99,18 +99,23 @@ fn job_event(t: &mut Tx<'_>, j: &Job, event: Event) -> Result<()> {
 
 /// Compare-and-swap the state; `invalid_state` names where it really is.
 fn cas(t: &mut Tx<'_>, id: &JobId, action: JobAction) -> Result<JobRow> {
-    let allowed: Vec<&str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
+    let allowed: Vec<&'static str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
+    let [s1, s2, s3, s4, s5] = states_in::<5>(&allowed)?;
     let n = t
         .conn()
         .prepare_cached(
             "UPDATE jobs SET state = ?2, updated_ms = ?3
-             WHERE id = ?1 AND state IN (SELECT value FROM json_each(?4))",
+             WHERE id = ?1 AND (state = ?4 OR state = ?5 OR state = ?6 OR state = ?7 OR state = ?8)",
         )?
         .execute(params![
             id,
             action.target().as_str(),
             t.now,
-            serde_json::to_string(&allowed)?
+            s1,
+            s2,
+            s3,
+            s4,
+            s5
         ])?;
     let row = get(t.conn(), id)?;
     if n == 0 {
@@ -126,14 +131,14 @@ fn tell_owner(t: &mut Tx<'_>, j: &JobRow, actor: Option<&PeerId>) -> Result<()> 
         .prepare_cached("SELECT id FROM peers WHERE circle = ?1 AND role = 'orchestrator'")?
         .query_row([&j.info.circle], |r| r.get::<_, PeerId>(0))
         .optional()?
-        .map(|id| by_id(t.conn(), &id))
+        .map(|id| by_id(t, &id))
         .transpose()?
         .flatten();
     // Only someone of the job's circle hears of it (an owner named across
     // circles before that was refused is passed over).
     let inside = |p: Option<Peer>| p.filter(|p| p.circle == j.info.circle);
-    let who = inside(by_id(t.conn(), &j.owner)?)
-        .or(inside(by_id(t.conn(), &j.created_by)?))
+    let who = inside(by_id(t, &j.owner)?)
+        .or(inside(by_id(t, &j.created_by)?))
         .or(orchestrator);
     if let Some(owner) = who
         && Some(&owner.id) != actor
@@ -278,7 +283,7 @@ impl Store {
         self.write(|t| {
             let j = get(t.conn(), id)?;
             let caller = match actor {
-                Some(a) => Caller::Peer(must(t.conn(), a)?),
+                Some(a) => Caller::Peer(must(t, a)?),
                 None => Caller::Admin,
             };
             // Read here, in the write: the assignee changes under writes.
@@ -333,7 +338,7 @@ impl Store {
                         .prepare_cached("UPDATE jobs SET cancel_requested_ms = ?2, updated_ms = ?2 WHERE id = ?1")?
                         .execute(params![id, t.now])?;
                     job_event(t, &j.info, Event::JobCancelRequested { by: by.clone(), grace_ms: t.policy.cancel_grace_ms })?;
-                    if let Some(who) = assignee.as_ref().map(|a| by_id(t.conn(), a)).transpose()?.flatten() {
+                    if let Some(who) = assignee.as_ref().map(|a| by_id(t, a)).transpose()?.flatten() {
                         enqueue(
                             t,
                             NewDelivery {
@@ -413,8 +418,8 @@ impl Tx<'_> {
             false,
         )?;
         let sender = match sender_id {
-            Some(s) => must(t.conn(), s)?,
-            None => must(t.conn(), &j.owner).or_else(|_| must(t.conn(), &j.created_by))?,
+            Some(s) => must(t, s)?,
+            None => must(t, &j.owner).or_else(|_| must(t, &j.created_by))?,
         };
         let dlv = dispatch_in(t, id, &to, &sender, note)?;
         Ok((get(t.conn(), id)?.info, dlv))
@@ -566,7 +571,7 @@ impl Store {
         self.write(|t| {
             let j = get(t.conn(), id)?;
             // Who may retry is the daemon's policy; the peer must still exist.
-            actor.map(|a| must(t.conn(), a)).transpose()?;
+            actor.map(|a| must(t, a)).transpose()?;
             if !j.info.state.is_terminal() || j.info.state == JobState::Succeeded {
                 return Err(Error::new(
                     ErrorCode::InvalidState,
@@ -616,9 +621,9 @@ pub(super) fn create_job_in(t: &mut Tx<'_>, creator_id: &PeerId, req: &NewJob) -
         repowire_core::peer::validate_name("tag", t)?;
     }
     {
-        let creator = must(t.conn(), creator_id)?;
+        let creator = must(t, creator_id)?;
         let owner = match &req.owner {
-            Some(o) => resolve_for(t.conn(), &creator, o, None, false)?,
+            Some(o) => resolve_for(t, &creator, o, None, false)?,
             None => creator.clone(),
         };
         let id = JobId::generate(t.now);
@@ -654,7 +659,7 @@ pub(super) fn create_job_in(t: &mut Tx<'_>, creator_id: &PeerId, req: &NewJob) -
         };
         job_event(t, &j.info, created)?;
         if let Some(peer) = &req.assign {
-            let to = resolve_for(t.conn(), &creator, peer, None, false)?;
+            let to = resolve_for(t, &creator, peer, None, false)?;
             dispatch_in(t, &id, &to, &creator, None)?;
         }
         Ok(get(t.conn(), &id)?.info)

@@ -19,6 +19,7 @@ mod events;
 mod group;
 mod handoff;
 mod jobs;
+mod known;
 mod migrations;
 mod peers;
 mod personas;
@@ -26,7 +27,6 @@ mod reviews;
 mod schedules;
 mod spawns;
 mod tmux;
-mod tokens;
 
 pub use group::{Deferred, deferring};
 pub use handoff::{Handoff, Registration};
@@ -68,8 +68,8 @@ pub struct Store {
     /// Consumers waiting (delivery streams, lease long-polls), to hand new
     /// deliveries to.
     waiting: handoff::Waiting,
-    /// Peers by bearer token, while no `peers` row changes.
-    tokens: tokens::Tokens,
+    /// Peers by bearer token, id and name, while no `peers` row changes.
+    known: known::Known,
     /// Whether any peer is routed to a tmux pane, and the count of `peers`
     /// changes it was read at ([`Store::tmux_routed`]).
     tmux_routed: Mutex<Option<(u64, bool)>>,
@@ -102,6 +102,10 @@ pub struct Tx<'a> {
     waiting: &'a handoff::Waiting,
     /// Places this transaction took in waiting streams.
     reserved: handoff::Reserved,
+    /// The peers remembered, and their count of changes when this write
+    /// began (a row read while it still holds may be remembered).
+    known: &'a known::Known,
+    known_at: u64,
 }
 
 /// An event to append: subject id, related id, circle, and the typed event
@@ -190,8 +194,8 @@ impl Store {
         let mut writer = writer;
         migrations::migrate(&mut writer)?;
         deliveries::count_open(&writer)?;
-        let tokens = tokens::Tokens::default();
-        tokens.watch(&writer)?;
+        let known = known::Known::default();
+        known.watch(&writer)?;
         let checkpointer = Connection::open(path)?;
         configure(&checkpointer)?;
         let (bus, _) = broadcast::channel(4096);
@@ -211,7 +215,7 @@ impl Store {
             clock: Clock::system(),
             armed_horizon: AtomicI64::new(armed_horizon),
             waiting: handoff::Waiting::default(),
-            tokens,
+            known,
             tmux_routed: Mutex::new(None),
         })
     }
@@ -283,6 +287,8 @@ impl Store {
             armed_horizon: &self.armed_horizon,
             waiting: &self.waiting,
             reserved: handoff::Reserved::default(),
+            known: &self.known,
+            known_at: self.known.now(),
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut t)));
         let Tx {
@@ -491,6 +497,22 @@ fn private_db_files(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `states` as `N` values to bind to `(state = ? OR …)`, padded with the
+/// empty text (no row's state). `IN (SELECT value FROM json_each(?))`, and
+/// `IN` with more than two values, build and free a temporary table on
+/// every execution (a fifth of a compare-and-swap).
+fn states_in<const N: usize>(states: &[&'static str]) -> Result<[&'static str; N]> {
+    if states.len() > N {
+        return Err(Error::internal(format!(
+            "{} states where at most {N} are bound",
+            states.len()
+        )));
+    }
+    let mut out = [""; N];
+    out[..states.len()].copy_from_slice(states);
+    Ok(out)
+}
+
 /// Parse a stored enum column.
 fn parse_col<T>(s: String, parse: fn(&str) -> Result<T>) -> rusqlite::Result<T> {
     parse(&s).map_err(|e| {
@@ -646,7 +668,7 @@ mod tests {
         let pushed = s.lease(&b, 1, 30_000, DeliveryRoute::Pull).unwrap();
         assert_eq!(s.pushed(&b, &[pushed[0].delivery_id.clone()]).unwrap(), 1);
         let failed: Result<()> = s.write(|t| {
-            let (from, to) = (peers::must(t.conn(), &a)?, peers::must(t.conn(), &b)?);
+            let (from, to) = (peers::must(t, &a)?, peers::must(t, &b)?);
             t.notify_as(&from, &to, "undone")?;
             Err(Error::internal("undone"))
         });

@@ -42,16 +42,75 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Peer> {
     })
 }
 
-pub(super) fn by_id(c: &Connection, id: &PeerId) -> Result<Option<Peer>> {
-    Ok(
-        c.prepare_cached(concat!("SELECT ", cols!(), " FROM peers WHERE id = ?1"))?
-            .query_row([id], from_row)
-            .optional()?,
+/// Where peers are read: a connection as it is, or a write's transaction,
+/// which first asks the peers the store remembers ([`known`](super::known)).
+pub(super) trait Lookup {
+    /// The connection, for any other statement.
+    fn conn(&self) -> &Connection;
+
+    /// A peer `hit` finds among those remembered, else `read` from the
+    /// database (and remembered, when it may be).
+    fn peer(
+        &self,
+        hit: impl FnOnce(&super::known::Known, u64) -> Option<Peer>,
+        read: impl FnOnce(&Connection) -> Result<Option<Peer>>,
+    ) -> Result<Option<Peer>>;
+}
+
+impl Lookup for Connection {
+    fn conn(&self) -> &Connection {
+        self
+    }
+
+    fn peer(
+        &self,
+        _: impl FnOnce(&super::known::Known, u64) -> Option<Peer>,
+        read: impl FnOnce(&Connection) -> Result<Option<Peer>>,
+    ) -> Result<Option<Peer>> {
+        read(self)
+    }
+}
+
+impl Lookup for Tx<'_> {
+    fn conn(&self) -> &Connection {
+        Tx::conn(self)
+    }
+
+    fn peer(
+        &self,
+        hit: impl FnOnce(&super::known::Known, u64) -> Option<Peer>,
+        read: impl FnOnce(&Connection) -> Result<Option<Peer>>,
+    ) -> Result<Option<Peer>> {
+        let at = self.known.now();
+        if let Some(p) = hit(self.known, at) {
+            return Ok(Some(p));
+        }
+        let found = read(self.conn())?;
+        // Not a row this write changed (it would be uncommitted).
+        if let Some(p) = &found
+            && at == self.known_at
+        {
+            self.known.keep(p, at);
+        }
+        Ok(found)
+    }
+}
+
+pub(super) fn by_id(c: &impl Lookup, id: &PeerId) -> Result<Option<Peer>> {
+    c.peer(
+        |k, at| k.by_id(id, at),
+        |c| {
+            Ok(
+                c.prepare_cached(concat!("SELECT ", cols!(), " FROM peers WHERE id = ?1"))?
+                    .query_row([id], from_row)
+                    .optional()?,
+            )
+        },
     )
 }
 
 /// Load a peer that must exist (inside a write, after auth looked it up).
-pub(super) fn must(c: &Connection, id: &PeerId) -> Result<Peer> {
+pub(super) fn must(c: &impl Lookup, id: &PeerId) -> Result<Peer> {
     by_id(c, id)?.ok_or_else(|| Error::new(ErrorCode::UnknownPeer, format!("peer {id} is gone")))
 }
 
@@ -66,14 +125,19 @@ pub(super) fn orchestrator_of(c: &Connection, circle: &str) -> Result<Option<Pee
     .optional()?)
 }
 
-pub(super) fn by_name(c: &Connection, circle: &str, name: &str) -> Result<Option<Peer>> {
-    Ok(c.prepare_cached(concat!(
-        "SELECT ",
-        cols!(),
-        " FROM peers WHERE circle = ?1 AND name = ?2"
-    ))?
-    .query_row([circle, name], from_row)
-    .optional()?)
+pub(super) fn by_name(c: &impl Lookup, circle: &str, name: &str) -> Result<Option<Peer>> {
+    c.peer(
+        |k, at| k.by_name(circle, name, at),
+        |c| {
+            Ok(c.prepare_cached(concat!(
+                "SELECT ",
+                cols!(),
+                " FROM peers WHERE circle = ?1 AND name = ?2"
+            ))?
+            .query_row([circle, name], from_row)
+            .optional()?)
+        },
+    )
 }
 
 /// A name in any circle (two rows tell it is ambiguous).
@@ -81,7 +145,7 @@ const BY_BARE_NAME: &str = concat!("SELECT ", cols!(), " FROM peers WHERE name =
 
 /// Resolve `NAME` or `NAME@CIRCLE`; a bare name is looked up in `circle`
 /// when given, else across circles (ambiguous if it exists in several).
-pub(super) fn resolve(c: &Connection, addr: &str, circle: Option<&str>) -> Result<Peer> {
+pub(super) fn resolve(c: &impl Lookup, addr: &str, circle: Option<&str>) -> Result<Peer> {
     let (name, at) = split_address(addr);
     validate_name("peer name", name)?;
     let circle = at.or(circle);
@@ -94,7 +158,7 @@ pub(super) fn resolve(c: &Connection, addr: &str, circle: Option<&str>) -> Resul
             )
         });
     }
-    let mut st = c.prepare_cached(BY_BARE_NAME)?;
+    let mut st = c.conn().prepare_cached(BY_BARE_NAME)?;
     let mut rows: Vec<Peer> = st
         .query_map([name], from_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -229,7 +293,7 @@ fn claim_in(t: &mut Tx<'_>, p: &Peer, force: bool, stale_after: i64) -> Result<C
             takeover: takeover.clone(),
         },
     })?;
-    let holder = must(t.conn(), &p.id)?;
+    let holder = must(t, &p.id)?;
     Ok(Claimed {
         circle: p.circle.clone(),
         holder,
@@ -267,7 +331,7 @@ pub(super) fn revive(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<()> {
 /// [`revive`], but written only when the last one is older than an eighth
 /// of `--stale-after` (at most a second) or the peer is a ghost. A peer
 /// that long-polls all the time would otherwise write its row on every
-/// poll (a WAL page, and every cached token's peer read again: `tokens`),
+/// poll (a WAL page, and every remembered peer read again: `known`),
 /// for a `last_seen` no reader needs to the millisecond.
 pub(super) fn alive(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<()> {
     let every = (t.policy.stale_after_ms / 8).clamp(0, 1_000);
@@ -315,10 +379,10 @@ pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
 
 impl Store {
     /// The peer whose token this is (remembered while no peer changes:
-    /// `tokens`).
+    /// [`known`](super::known)).
     pub fn peer_by_token(&self, token: &str) -> Result<Option<Peer>> {
-        let at = self.tokens.now();
-        if let Some(p) = self.tokens.get(token, at) {
+        let at = self.known.now();
+        if let Some(p) = self.known.get(token, at) {
             return Ok(Some(p));
         }
         let h = token_hash(token);
@@ -332,13 +396,22 @@ impl Store {
             .optional()?)
         })?;
         if let Some(p) = &found {
-            self.tokens.put(token, p, at);
+            self.known.put(token, p, at);
         }
         Ok(found)
     }
 
+    /// The peer `id` (remembered while no peer changes: [`known`](super::known)).
     pub fn peer_by_id(&self, id: &PeerId) -> Result<Option<Peer>> {
-        self.read(|c| by_id(c, id))
+        let at = self.known.now();
+        if let Some(p) = self.known.by_id(id, at) {
+            return Ok(Some(p));
+        }
+        let found = self.read(|c| by_id(c, id))?;
+        if let Some(p) = &found {
+            self.known.keep(p, at);
+        }
+        Ok(found)
     }
 
     pub fn resolve_peer(&self, addr: &str, circle: Option<&str>) -> Result<Peer> {
@@ -392,7 +465,7 @@ impl Store {
         )?;
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {
-            let existing = by_name(t.conn(), &circle, &req.name)?;
+            let existing = by_name(t, &circle, &req.name)?;
             if let Some(tp) = token_peer {
                 // A peer token resumes its own peer, and nothing else.
                 let own: Vec<&str> = existing.iter().map(|o| o.id.as_str()).collect();
@@ -435,7 +508,7 @@ impl Store {
                         circle: Some(&old.circle),
                         event: Event::PeerResumed { name: old.name.clone() },
                     })?;
-                    let mut row = must(t.conn(), &old.id)?;
+                    let mut row = must(t, &old.id)?;
                     match req.role {
                         Some(Role::Orchestrator) if row.role != Role::Orchestrator => {
                             claim_in(t, &row, false, stale_after)?;
@@ -443,7 +516,7 @@ impl Store {
                         Some(r) if r != row.role => set_role(t, &row, r, "re-registered")?,
                         _ => {}
                     }
-                    row = must(t.conn(), &old.id)?;
+                    row = must(t, &old.id)?;
                     Ok((row, None, true))
                 }
                 // Refused above already; kept so that no peer token ever creates a peer.
@@ -486,10 +559,10 @@ impl Store {
                         event: Event::PeerRegistered { name: req.name.clone(), role, backend: req.backend.clone() },
                     })?;
                     if role == Role::Orchestrator {
-                        let row = must(t.conn(), &id)?;
+                        let row = must(t, &id)?;
                         claim_in(t, &row, false, stale_after)?;
                     }
-                    Ok((must(t.conn(), &id)?, Some(token), false))
+                    Ok((must(t, &id)?, Some(token), false))
                 }
             }
         })
@@ -503,7 +576,7 @@ impl Store {
             check_field("description", d, self.policy.max_message_bytes)?;
         }
         self.write(|t| {
-            let p = must(t.conn(), peer_id)?;
+            let p = must(t, peer_id)?;
             let tags_json = req.tags.as_ref().map(serde_json::to_string).transpose()?;
             t.conn()
                 .prepare_cached(
@@ -521,14 +594,14 @@ impl Store {
                     tags: req.tags.clone(),
                 },
             })?;
-            must(t.conn(), peer_id)
+            must(t, peer_id)
         })
     }
 
     /// A sign of life: refresh last_seen, optionally set the status.
     pub fn heartbeat(&self, peer_id: &PeerId, status: Option<Status>) -> Result<Peer> {
         self.write(|t| {
-            let p = must(t.conn(), peer_id)?;
+            let p = must(t, peer_id)?;
             let status = status.unwrap_or(if p.status == Status::Offline {
                 Status::Online
             } else {
@@ -550,7 +623,7 @@ impl Store {
                     },
                 })?;
             }
-            must(t.conn(), peer_id)
+            must(t, peer_id)
         })
     }
 
@@ -567,7 +640,7 @@ impl Store {
 
     pub fn unregister(&self, peer_id: &PeerId) -> Result<Peer> {
         self.write(|t| {
-            let p = must(t.conn(), peer_id)?;
+            let p = must(t, peer_id)?;
             remove_in(t, &p, "unregistered")?;
             Ok(p)
         })
@@ -601,14 +674,14 @@ impl Store {
     pub fn claim_orchestrator(&self, peer_id: &PeerId, force: bool) -> Result<Claimed> {
         let stale_after = self.policy.stale_after_ms;
         self.write(|t| {
-            let p = must(t.conn(), peer_id)?;
+            let p = must(t, peer_id)?;
             claim_in(t, &p, force, stale_after)
         })
     }
 
     pub fn release_orchestrator(&self, peer_id: &PeerId) -> Result<Peer> {
         self.write(|t| {
-            let p = must(t.conn(), peer_id)?;
+            let p = must(t, peer_id)?;
             if p.role != Role::Orchestrator {
                 return Err(Error::new(
                     ErrorCode::InvalidState,
@@ -625,7 +698,7 @@ impl Store {
                     role: Role::Orchestrator,
                 },
             })?;
-            must(t.conn(), peer_id)
+            must(t, peer_id)
         })
     }
 
@@ -697,7 +770,7 @@ impl Store {
 
     pub fn mark_gone(&self, peer_id: &PeerId, why: &str) -> Result<Option<Peer>> {
         self.write(|t| {
-            let Some(p) = by_id(t.conn(), peer_id)? else {
+            let Some(p) = by_id(t, peer_id)? else {
                 return Ok(None);
             };
             if p.status == Status::Offline {
@@ -715,7 +788,7 @@ impl Store {
                     why: why.to_string(),
                 },
             })?;
-            must(t.conn(), peer_id).map(Some)
+            must(t, peer_id).map(Some)
         })
     }
 }

@@ -99,7 +99,7 @@ fn review_event(t: &mut Tx<'_>, r: &Review, event: Event) -> Result<()> {
 /// Tell a peer of the review's circle (an author named across circles
 /// before that was refused is passed over).
 fn tell(t: &mut Tx<'_>, circle: &str, peer_id: &PeerId, text: &str) -> Result<()> {
-    if let Some(p) = by_id(t.conn(), peer_id)?.filter(|p| p.circle == circle) {
+    if let Some(p) = by_id(t, peer_id)?.filter(|p| p.circle == circle) {
         enqueue(
             t,
             NewDelivery {
@@ -119,7 +119,7 @@ fn tell(t: &mut Tx<'_>, circle: &str, peer_id: &PeerId, text: &str) -> Result<()
 /// it, the circle's orchestrator, or the admin (`actor` None).
 fn may_manage(t: &Tx<'_>, row: &Row, actor: Option<&PeerId>) -> Result<()> {
     let Some(a) = actor else { return Ok(()) };
-    let me = Caller::Peer(must(t.conn(), a)?);
+    let me = Caller::Peer(must(t, a)?);
     let who = format!("the author or requester of {}", row.info.reference);
     let target = Target {
         circle: Some(&row.info.circle),
@@ -174,9 +174,9 @@ impl Store {
         }
         check_sha(&req.head_sha)?;
         self.write(|t| {
-            let caller = must(t.conn(), caller_id)?;
+            let caller = must(t, caller_id)?;
             let author = match &req.author {
-                Some(a) => resolve_for(t.conn(), &caller, a, None, false)?,
+                Some(a) => resolve_for(t, &caller, a, None, false)?,
                 None => caller.clone(),
             };
             if let Some(existing) = load(t.conn(), &caller.circle, &req.reference)? {
@@ -355,7 +355,7 @@ impl Store {
         }
         self.write(|t| {
             let row = must_load(t.conn(), circle, &req.reference)?;
-            let me = must(t.conn(), reviewer_id)?;
+            let me = must(t, reviewer_id)?;
             let sha = req.sha.clone().unwrap_or_else(|| row.info.head_sha.clone());
             check_sha(&sha)?;
             // Who reviews it, read in the write: routing assigns under writes.
@@ -439,7 +439,7 @@ impl Tx<'_> {
         {
             let row = must_load(t.conn(), circle, reference)?;
             for name in names {
-                let p = resolve_within(t.conn(), circle, reference, name, None, false)?;
+                let p = resolve_within(t, circle, reference, name, None, false)?;
                 if p.id == row.author_id {
                     return Err(Error::bad_request(format!(
                         "{} wrote {reference}: a reviewer is never the author",

@@ -154,12 +154,12 @@ impl Store {
             }
         };
         self.write(|t| {
-            let owner = must(t.conn(), owner_id)?;
+            let owner = must(t, owner_id)?;
             let target = if req.to == "self" {
                 // `self` with a circle: that circle must be the owner's.
-                resolve_for(t.conn(), &owner, &owner.name, req.circle.as_deref(), false)?
+                resolve_for(t, &owner, &owner.name, req.circle.as_deref(), false)?
             } else {
-                resolve_for(t.conn(), &owner, &req.to, req.circle.as_deref(), false)?
+                resolve_for(t, &owner, &req.to, req.circle.as_deref(), false)?
             };
             let id = ScheduleId::generate(t.now);
             t.conn()
@@ -226,7 +226,7 @@ impl Store {
         self.write(|t| {
             let s = get(t.conn(), id)?;
             // The peer it is done as must still exist.
-            actor.map(|a| must(t.conn(), a)).transpose()?;
+            actor.map(|a| must(t, a)).transpose()?;
             // An armed fire first: booked (it happened) or withdrawn. Then
             // the schedule as that left it.
             settle_armed(t, &s)?;
@@ -509,13 +509,13 @@ fn advance(t: &mut Tx<'_>, s: &SchedRow, next: Option<i64>, at: i64, what: &str)
 
 /// The schedule's owner and target, both still registered.
 fn peers_of(t: &mut Tx<'_>, s: &SchedRow) -> Result<(Peer, Peer)> {
-    let owner = by_id(t.conn(), &s.owner_id)?.ok_or_else(|| {
+    let owner = by_id(t, &s.owner_id)?.ok_or_else(|| {
         Error::new(
             ErrorCode::UnknownPeer,
             format!("{} (the owner) is gone", s.info.owner),
         )
     })?;
-    let target = by_id(t.conn(), &s.target_id)?.ok_or_else(|| {
+    let target = by_id(t, &s.target_id)?.ok_or_else(|| {
         Error::new(
             ErrorCode::UnknownPeer,
             format!("{} (the target) is gone", s.info.to),

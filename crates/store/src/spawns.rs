@@ -233,7 +233,7 @@ impl Store {
                 ));
             }
             let name = match s.name {
-                Some(n) if by_name(t.conn(), s.circle, n)?.is_some() => {
+                Some(n) if by_name(t, s.circle, n)?.is_some() => {
                     return Err(Error::new(
                         ErrorCode::NameTaken,
                         format!(
@@ -284,7 +284,7 @@ impl Store {
                     t.now
                 ])?;
             let spawn = get(t.conn(), t.conn().last_insert_rowid())?;
-            Ok((must(t.conn(), &id)?, token, spawn))
+            Ok((must(t, &id)?, token, spawn))
         })
     }
 
@@ -325,9 +325,9 @@ impl Store {
                     job: s.job.as_ref().map(|j| j.to_string()),
                 },
             })?;
-            let peer = must(t.conn(), &s.peer_id)?;
+            let peer = must(t, &s.peer_id)?;
             if let Some(text) = message {
-                let from = by_name(t.conn(), &s.circle, &s.by)?.filter(|f| f.id != peer.id);
+                let from = by_name(t, &s.circle, &s.by)?.filter(|f| f.id != peer.id);
                 enqueue(
                     t,
                     NewDelivery {
@@ -352,7 +352,7 @@ impl Store {
             set_state(t, id, SpawnState::Failed, Some(why))?;
             failed_event(t, &s, why)?;
             release_job(t, s.job.as_ref())?;
-            if let Some(p) = by_id(t.conn(), &s.peer_id)? {
+            if let Some(p) = by_id(t, &s.peer_id)? {
                 remove_in(t, &p, "never started (its tmux window could not start)")?;
             }
             Ok(())

@@ -49,11 +49,11 @@ impl Store {
     /// Whether any peer is routed to a tmux pane and does not say it is
     /// offline: what the carrier asks before it looks for deliveries to
     /// type, after every queued delivery. The answer is remembered while
-    /// no `peers` row changes (the count [`tokens`](super::tokens) keeps),
+    /// no `peers` row changes (the count [`known`](super::known) keeps),
     /// so a mesh without tmux peers costs no read per delivery; any write
     /// to a peer, even one rolled back, makes the next call read again.
     pub fn tmux_routed(&self) -> Result<bool> {
-        let at = self.tokens.now();
+        let at = self.known.now();
         let lock = || self.tmux_routed.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((seen, any)) = *lock()
             && seen == at
