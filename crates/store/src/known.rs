@@ -7,23 +7,23 @@
 //! ask). The peers read are kept here for as long as no row of `peers`
 //! changes: the writer connection's update hook counts every inserted,
 //! updated or deleted `peers` row (a registration, a heartbeat, a role, a
-//! token rotated or a peer removed) as it is written, its rollback hook
-//! counts every transaction rolled back, and a count that moved empties the
-//! cache before it is read again. A remembered peer is therefore the row as
-//! the database has it now; nothing an authorization reads can be stale.
+//! token rotated or a peer removed) as it is written, and a count that moved
+//! empties the cache before it is read again. A remembered peer is
+//! therefore the row as the database has it, committed; nothing an
+//! authorization reads can be stale.
 //!
-//! The count moves inside the writing transaction, before its commit: a
-//! look-up that sees the new count reads the row after the write is done
-//! (reads share the writer's connection and wait for it), and one that saw
-//! the old count stores its row under the old count, which the next look-up
-//! finds outdated. Inside a write ([`Tx`](crate::Tx)) a row read is kept only
-//! while the count is still where it was when that write began: a write
-//! that changed a peer reads its own uncommitted rows, never kept. Rows an
-//! earlier write of the same group left uncommitted are kept, and counted
-//! out again by the rollback hook should that group roll back. Only tokens
-//! that belong to a peer are kept (an unknown token costs the database each
-//! time, as before); they are compared in constant time, keyed by a hash
-//! with a per-process random key.
+//! The count moves inside the writing transaction, before its commit (and
+//! stays moved should it roll back): a look-up that sees the new count reads
+//! the row after the write is done (reads share the writer's connection,
+//! wait for it, and commit an open group first), and one that saw the old
+//! count stores its row under the old count, which the next look-up finds
+//! outdated. Inside a write ([`Tx`](crate::Tx)) a row read is kept only while
+//! the count is still where it was when the transaction began: then no write
+//! of that transaction (of its whole group) changed a peer, and what it read
+//! is committed; otherwise it may be a change not yet committed, which may
+//! never be, and is not kept. Only tokens that belong to a peer are kept (an
+//! unknown token costs the database each time, as before); they are compared
+//! in constant time, keyed by a hash with a per-process random key.
 
 use repowire_core::ids::secrets_equal;
 use repowire_core::peer::Peer;
@@ -35,8 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Default)]
 pub(crate) struct Known {
-    /// `peers` rows written, and transactions rolled back, so far (by the
-    /// hooks).
+    /// `peers` rows written so far (by the update hook).
     changes: Arc<AtomicU64>,
     cache: Mutex<Cache>,
 }
@@ -79,7 +78,7 @@ impl Cache {
 }
 
 impl Known {
-    /// Count `peers` rows as the writer changes them, and its rollbacks.
+    /// Count `peers` rows as the writer changes them.
     pub(crate) fn watch(&self, writer: &rusqlite::Connection) -> rusqlite::Result<()> {
         let changes = self.changes.clone();
         writer.update_hook(Some(
@@ -88,11 +87,7 @@ impl Known {
                     changes.fetch_add(1, Ordering::AcqRel);
                 }
             },
-        ))?;
-        let changes = self.changes.clone();
-        writer.rollback_hook(Some(move || {
-            changes.fetch_add(1, Ordering::AcqRel);
-        }))
+        ))
     }
 
     /// Where a look-up starts: the count to read (and store) at.

@@ -102,8 +102,9 @@ pub struct Tx<'a> {
     waiting: &'a handoff::Waiting,
     /// Places this transaction took in waiting streams.
     reserved: handoff::Reserved,
-    /// The peers remembered, and their count of changes when this write
-    /// began (a row read while it still holds may be remembered).
+    /// The peers remembered, and their count of changes when this write's
+    /// transaction began (a row read while it still holds is committed, and
+    /// may be remembered).
     known: &'a known::Known,
     known_at: u64,
 }
@@ -277,8 +278,12 @@ impl Store {
                 w.abandon();
                 return Ok(Err(e));
             }
-            w.group = Some(group::Group::default());
+            w.group = Some(group::Group {
+                known_at: self.known.now(),
+                ..Default::default()
+            });
         }
+        let known_at = w.group.as_ref().map_or(0, |g| g.known_at);
         let mut t = Tx {
             tx: &w.conn,
             events: Vec::new(),
@@ -288,7 +293,7 @@ impl Store {
             waiting: &self.waiting,
             reserved: handoff::Reserved::default(),
             known: &self.known,
-            known_at: self.known.now(),
+            known_at,
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut t)));
         let Tx {

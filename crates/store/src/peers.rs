@@ -86,7 +86,7 @@ impl Lookup for Tx<'_> {
             return Ok(Some(p));
         }
         let found = read(self.conn())?;
-        // Not a row this write changed (it would be uncommitted).
+        // Committed: nothing in this transaction changed a peer.
         if let Some(p) = &found
             && at == self.known_at
         {
