@@ -185,7 +185,28 @@ pub(super) fn create_in(
             reply_to
         ])?;
     let queued_offline = !to.reachable(t.now, t.policy.stale_after_ms);
-    let a = get(t.conn(), &id)?;
+    // The row as just written (not read back: a statement and a row
+    // decoded; the asks tests compare it with a read).
+    let a = Ask {
+        correlation_id: id.clone(),
+        parent_id: parent.cloned(),
+        from: from.name.clone(),
+        from_peer_id: from.id.clone(),
+        to: to.name.clone(),
+        to_peer_id: to.id.clone(),
+        circle: to.circle.clone(),
+        text: text.to_string(),
+        state: AskState::Queued,
+        answer: None,
+        ack_message: None,
+        created_at_ms: t.now,
+        updated_at_ms: t.now,
+        expires_at_ms: t.now + timeout_ms,
+        reminded_at_ms: None,
+        closed_at_ms: None,
+        reply_to: reply_to.cloned(),
+        job_id: None,
+    };
     let queued = AskMove::Queued {
         from: from.name.clone(),
         to: to.name.clone(),
@@ -660,6 +681,54 @@ const DUE: &str = "SELECT id, to_peer, from_peer, text FROM asks INDEXED BY asks
 
 #[cfg(test)]
 mod tests {
+    /// A new ask is handed back as built, not read back: it is the row as
+    /// stored, for a plain ask, a reply, and each ask of an ask-many.
+    #[test]
+    fn a_new_ask_is_returned_as_stored() {
+        use crate::testing::register;
+        use repowire_core::ask::{NewAsk, NewAskMany};
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::Store::open(&dir.path().join("t.db"), Default::default()).unwrap();
+        let (a, _) = register(&s, "a");
+        let (b, _) = register(&s, "b");
+        register(&s, "c");
+        let stored = |x: &repowire_core::ask::Ask| s.get_ask(&x.correlation_id, None).unwrap();
+        let ask =
+            |from: &repowire_core::ids::PeerId, req: NewAsk| s.ask(from, &req, false).unwrap();
+        let first = ask(
+            &a,
+            NewAsk {
+                to: "b".into(),
+                text: "q".into(),
+                timeout_ms: Some(60_000),
+                ..Default::default()
+            },
+        );
+        assert_eq!(first.ask, stored(&first.ask));
+        let reply = ask(
+            &b,
+            NewAsk {
+                to: "a".into(),
+                text: "and?".into(),
+                reply_to: Some(first.ask.correlation_id.clone()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(reply.ask.reply_to.as_ref(), Some(&first.ask.correlation_id));
+        assert_eq!(reply.ask, stored(&reply.ask));
+        let many = NewAskMany {
+            to: vec!["b".into(), "c".into()],
+            text: "all?".into(),
+            ..Default::default()
+        };
+        let sent = s.ask_many(&a, &many, false).unwrap();
+        assert_eq!(sent.asks.len(), 2);
+        for one in &sent.asks {
+            assert_eq!(one.ask.parent_id.as_ref(), Some(&sent.parent_id));
+            assert_eq!(one.ask, stored(&one.ask));
+        }
+    }
+
     #[test]
     fn reminders_are_read_from_their_index() {
         crate::assert_planned_through(&[(super::DUE, "asks_to_remind")]);

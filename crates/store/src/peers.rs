@@ -631,7 +631,7 @@ impl Store {
     /// sign of life from consumers; writes only when needed).
     pub fn touch(&self, peer_id: &PeerId, min_interval_ms: i64) -> Result<()> {
         let now = self.clock.now_ms();
-        let seen = self.read(|c| Ok(by_id(c, peer_id)?.map(|p| p.last_seen_ms)))?;
+        let seen = self.peer_by_id(peer_id)?.map(|p| p.last_seen_ms);
         if seen.is_some_and(|s| now - s >= min_interval_ms) {
             self.write(|t| revive(t, peer_id))?;
         }
