@@ -441,11 +441,8 @@ mod tests {
         assert_eq!(in_file(&d, &[&undone.take().unwrap()]), 0);
     }
 
-    /// A commit that fails (here a deferred foreign key) fails every write
-    /// of its group: none of them took effect, each is told.
-    #[test]
-    fn a_failed_group_commit_fails_every_write_in_it() {
-        let (d, s, a, b) = setup();
+    /// A table whose foreign key is checked at commit ([`doom_commit`]).
+    fn deferred_fk(s: &Store) {
         s.write(|t| {
             t.conn().execute_batch(
                 "CREATE TABLE late (p TEXT REFERENCES peers(id) DEFERRABLE INITIALLY DEFERRED)",
@@ -453,14 +450,24 @@ mod tests {
             Ok(())
         })
         .unwrap();
+    }
+
+    /// A write that runs, and makes its transaction's commit fail (after
+    /// [`deferred_fk`]).
+    fn doom_commit(t: &mut crate::Tx<'_>) -> repowire_core::error::Result<()> {
+        t.conn()
+            .execute("INSERT INTO late (p) VALUES ('peer-nobody')", [])?;
+        Ok(())
+    }
+
+    /// A commit that fails (here a deferred foreign key) fails every write
+    /// of its group: none of them took effect, each is told.
+    #[test]
+    fn a_failed_group_commit_fails_every_write_in_it() {
+        let (d, s, a, b) = setup();
+        deferred_fk(&s);
         let (one, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
-        let (bad, w2) = deferring(|| {
-            s.write(|t| {
-                t.conn()
-                    .execute("INSERT INTO late (p) VALUES ('peer-nobody')", [])?;
-                Ok(())
-            })
-        });
+        let (bad, w2) = deferring(|| s.write(doom_commit));
         assert!(bad.is_ok(), "the part itself ran");
         let (c0, _) = s.commits();
         s.commit_open();
@@ -479,20 +486,12 @@ mod tests {
     #[test]
     fn a_failed_group_leaves_no_peer_it_read_remembered() {
         let (_d, s, a, _b) = setup();
-        s.write(|t| {
-            t.conn().execute_batch(
-                "CREATE TABLE late (p TEXT REFERENCES peers(id) DEFERRABLE INITIALLY DEFERRED)",
-            )?;
-            Ok(())
-        })
-        .unwrap();
+        deferred_fk(&s);
         let (changed, w1) = deferring(|| {
             s.write(|t| {
                 t.conn()
                     .execute("UPDATE peers SET role = 'service' WHERE id = ?1", [&a.id])?;
-                t.conn()
-                    .execute("INSERT INTO late (p) VALUES ('peer-nobody')", [])?;
-                Ok(())
+                doom_commit(t)
             })
         });
         assert!(changed.is_ok());
