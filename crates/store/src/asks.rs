@@ -135,6 +135,48 @@ fn cas_to(
     Ok(a)
 }
 
+/// [`cas_to`] for an ask just read in this transaction (`prior`): the row
+/// after the move is `prior` moved, not read again.
+fn move_read(
+    t: &mut Tx<'_>,
+    mut prior: Ask,
+    action: AskAction,
+    to: AskState,
+    texts: Texts<'_>,
+) -> Result<Ask> {
+    let id = prior.correlation_id.clone();
+    action.apply(&id, prior.state)?;
+    let closed = to.is_terminal().then_some(t.now);
+    let n = t
+        .conn()
+        .prepare_cached(
+            "UPDATE asks SET state = ?2, updated_ms = ?3, closed_ms = COALESCE(?4, closed_ms),
+               answer = COALESCE(?5, answer), ack_message = COALESCE(?6, ack_message)
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            to.as_str(),
+            t.now,
+            closed,
+            texts.answer,
+            texts.ack_message
+        ])?;
+    if n != 1 {
+        return Err(Error::internal(format!("ask {id} was read but not moved")));
+    }
+    prior.state = to;
+    prior.updated_at_ms = t.now;
+    prior.closed_at_ms = closed.or(prior.closed_at_ms);
+    if let Some(answer) = texts.answer {
+        prior.answer = Some(answer.to_string());
+    }
+    if let Some(ack) = texts.ack_message {
+        prior.ack_message = Some(ack.to_string());
+    }
+    Ok(prior)
+}
+
 /// A move that is skipped quietly when the ask is already past it (used when
 /// a delivery confirmation arrives after the ask moved on).
 pub(super) fn transition_quiet(t: &mut Tx<'_>, id: &AskId, action: AskAction) -> Result<()> {
@@ -497,39 +539,46 @@ impl Store {
         })
     }
 
-    /// The recipient picks up, acks or answers; the asker cancels (the
-    /// daemon's policy checked who `actor_id` is).
+    /// The recipient picks up, acks or answers; the asker cancels: as
+    /// `caller`, whom the policy must let act on this ask (checked in the
+    /// same transaction as the move, on the row it moves).
     pub fn act_on_ask(
         &self,
+        caller: &Caller,
         id: &AskId,
-        actor_id: &PeerId,
         action: AskAction,
         text: Option<&str>,
     ) -> Result<Ask> {
-        if let Some(text) = text {
-            self.policy.check_text("text", text)?;
-        }
+        let actor_id = &caller.me()?.id;
         self.write(|t| {
-            // Who may move the ask is the daemon's policy; here only the move.
+            let prior = get(t.conn(), id)?;
+            let may = match action {
+                AskAction::Cancel => Action::CancelAsk,
+                _ => Action::AnswerAsk,
+            };
+            authorize(caller, may, parties(&prior))?;
+            if let Some(text) = text {
+                self.policy.check_text("text", text)?;
+            }
             let actor = must(t, actor_id)?;
-            let a = match action {
-                AskAction::Answer => {
-                    let answer = Some(text.unwrap_or_default());
-                    let texts = Texts {
-                        answer,
+            let (to, texts) = match action {
+                AskAction::Answer => (
+                    AskState::Closed,
+                    Texts {
+                        answer: Some(text.unwrap_or_default()),
                         ..Texts::default()
-                    };
-                    cas_to(t, id, action, AskState::Closed, texts)?
-                }
-                AskAction::Ack => {
-                    let texts = Texts {
+                    },
+                ),
+                AskAction::Ack => (
+                    action.target(),
+                    Texts {
                         ack_message: text,
                         ..Texts::default()
-                    };
-                    cas_to(t, id, action, action.target(), texts)?
-                }
-                _ => cas(t, id, action)?,
+                    },
+                ),
+                _ => (action.target(), Texts::default()),
             };
+            let a = move_read(t, prior, action, to, texts)?;
             if action != AskAction::Cancel {
                 settle_for_ask(t, id, &a.circle)?;
             }
@@ -727,6 +776,54 @@ mod tests {
             assert_eq!(one.ask.parent_id.as_ref(), Some(&sent.parent_id));
             assert_eq!(one.ask, stored(&one.ask));
         }
+    }
+
+    /// A moved ask is handed back as moved, not read back: the row as
+    /// stored after a pick-up, an answer, an ack and a cancel; and who may
+    /// move it is checked on that row (a stranger is refused, nothing moves).
+    #[test]
+    fn a_moved_ask_is_returned_as_stored() {
+        use crate::testing::register;
+        use repowire_core::access::Caller;
+        use repowire_core::ask::{Ask, AskAction, AskState, NewAsk};
+        use repowire_core::error::ErrorCode;
+        use repowire_core::ids::AskId;
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::Store::open(&dir.path().join("t.db"), Default::default()).unwrap();
+        let (a, _) = register(&s, "a");
+        let (b, _) = register(&s, "b");
+        let (c, _) = register(&s, "c");
+        let who = |p| Caller::Peer(s.peer_by_id(p).unwrap().unwrap());
+        let stored = |x: &Ask| s.get_ask(&x.correlation_id, None).unwrap();
+        let new = || {
+            let req = NewAsk {
+                to: "b".into(),
+                text: "q".into(),
+                ..Default::default()
+            };
+            s.ask(&a, &req, false).unwrap().ask.correlation_id
+        };
+        let act = |p, id: &AskId, action, text| s.act_on_ask(&who(p), id, action, text);
+        let one = new();
+        let refused = act(&c, &one, AskAction::Answer, Some("mine")).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Forbidden);
+        let picked = act(&b, &one, AskAction::Pickup, None).unwrap();
+        assert_eq!(picked.state, AskState::PickedUp);
+        assert_eq!(picked, stored(&picked));
+        let answered = act(&b, &one, AskAction::Answer, Some("yes")).unwrap();
+        assert_eq!(answered.state, AskState::Closed);
+        assert_eq!(answered.answer.as_deref(), Some("yes"));
+        assert_eq!(answered, stored(&answered));
+        let late = act(&b, &one, AskAction::Answer, Some("again")).unwrap_err();
+        assert_eq!(late.code, ErrorCode::InvalidState);
+        let two = new();
+        let acked = act(&b, &two, AskAction::Ack, Some("seen")).unwrap();
+        assert_eq!(acked.ack_message.as_deref(), Some("seen"));
+        assert_eq!(acked, stored(&acked));
+        let three = new();
+        let canceled = act(&a, &three, AskAction::Cancel, None).unwrap();
+        assert_eq!(canceled.state, AskState::Canceled);
+        assert_eq!(canceled, stored(&canceled));
     }
 
     #[test]

@@ -666,9 +666,11 @@ mod tests {
         let ids: Vec<_> = leased.iter().map(|d| d.delivery_id.clone()).collect();
         s.confirm(&s.peer_by_id(&b).unwrap().unwrap(), &ids)
             .unwrap();
-        s.act_on_ask(&q1, &b, AskAction::Answer, Some("done"))
+        let as_peer = |p| repowire_core::access::Caller::Peer(s.peer_by_id(p).unwrap().unwrap());
+        s.act_on_ask(&as_peer(&b), &q1, AskAction::Answer, Some("done"))
             .unwrap();
-        s.act_on_ask(&q2, &a, AskAction::Cancel, None).unwrap();
+        s.act_on_ask(&as_peer(&a), &q2, AskAction::Cancel, None)
+            .unwrap();
         s.unregister(&c).unwrap();
         let pushed = s.lease(&b, 1, 30_000, DeliveryRoute::Pull).unwrap();
         assert_eq!(s.pushed(&b, &[pushed[0].delivery_id.clone()]).unwrap(), 1);
@@ -873,7 +875,8 @@ mod tests {
             &[got[0].delivery_id.clone()],
         )
         .unwrap();
-        s.act_on_ask(&done, &b, AskAction::Answer, Some("yes"))
+        let caller = repowire_core::access::Caller::Peer(s.peer_by_id(&b).unwrap().unwrap());
+        s.act_on_ask(&caller, &done, AskAction::Answer, Some("yes"))
             .unwrap();
         assert_eq!(
             s.prune_finished(3_600_000).unwrap(),
