@@ -84,7 +84,25 @@ fn ask_event(t: &mut Tx<'_>, a: &Ask, event: Event) -> Result<()> {
 /// Compare-and-swap the state: `UPDATE … WHERE state IN (allowed)`. Returns
 /// the ask after the move, or `invalid_state` naming where it actually is.
 fn cas(t: &mut Tx<'_>, id: &AskId, action: AskAction) -> Result<Ask> {
-    cas_to(t, id, action, action.target(), Texts::default())
+    let allowed: Vec<&'static str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
+    let [s1, s2, s3] = states_in::<3>(&allowed)?;
+    let to = action.target();
+    let closed = to.is_terminal().then_some(t.now);
+    // Equalities, not `IN (?, ?, ?)` (nor `RETURNING`): SQLite builds a
+    // temporary table for either on every execution, which costs more than
+    // the statement that reads the row back.
+    let n = t
+        .conn()
+        .prepare_cached(
+            "UPDATE asks SET state = ?2, updated_ms = ?3, closed_ms = COALESCE(?4, closed_ms)
+             WHERE id = ?1 AND (state = ?5 OR state = ?6 OR state = ?7)",
+        )?
+        .execute(params![id, to.as_str(), t.now, closed, s1, s2, s3])?;
+    let a = get(t.conn(), id)?;
+    if n == 0 {
+        action.apply(id, a.state)?;
+    }
+    Ok(a)
 }
 
 /// What a move writes beside the state, in the same row write.
@@ -94,49 +112,10 @@ struct Texts<'a> {
     ack_message: Option<&'a str>,
 }
 
-/// [`cas`] from the states `action` allows to `to`: its target, or past it
-/// when the ask goes on inside this transaction (an answer closes its ask
-/// at once; one row write, not one per state), writing `texts` with it.
-fn cas_to(
-    t: &mut Tx<'_>,
-    id: &AskId,
-    action: AskAction,
-    to: AskState,
-    texts: Texts<'_>,
-) -> Result<Ask> {
-    let allowed: Vec<&'static str> = action.allowed_from().iter().map(|s| s.as_str()).collect();
-    let [s1, s2, s3] = states_in::<3>(&allowed)?;
-    let closed = to.is_terminal().then_some(t.now);
-    // Equalities, not `IN (?, ?, ?)` (nor `RETURNING`): SQLite builds a
-    // temporary table for either on every execution, which costs more than
-    // the statement that reads the row back.
-    let n = t
-        .conn()
-        .prepare_cached(
-            "UPDATE asks SET state = ?2, updated_ms = ?3, closed_ms = COALESCE(?4, closed_ms),
-               answer = COALESCE(?8, answer), ack_message = COALESCE(?9, ack_message)
-             WHERE id = ?1 AND (state = ?5 OR state = ?6 OR state = ?7)",
-        )?
-        .execute(params![
-            id,
-            to.as_str(),
-            t.now,
-            closed,
-            s1,
-            s2,
-            s3,
-            texts.answer,
-            texts.ack_message
-        ])?;
-    let a = get(t.conn(), id)?;
-    if n == 0 {
-        action.apply(id, a.state)?;
-    }
-    Ok(a)
-}
-
-/// [`cas_to`] for an ask just read in this transaction (`prior`): the row
-/// after the move is `prior` moved, not read again.
+/// Move an ask just read in this transaction (`prior`) by `action` to `to`
+/// (its target, or past it when the ask goes on at once: an answer closes
+/// its ask in one row write), writing `texts` with it. The row after the
+/// move is `prior` moved, not read again.
 fn move_read(
     t: &mut Tx<'_>,
     mut prior: Ask,
@@ -730,17 +709,24 @@ const DUE: &str = "SELECT id, to_peer, from_peer, text FROM asks INDEXED BY asks
 
 #[cfg(test)]
 mod tests {
+    /// A store with the peers a, b and c.
+    fn three_peers() -> (
+        tempfile::TempDir,
+        crate::Store,
+        [repowire_core::ids::PeerId; 3],
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = crate::Store::open(&dir.path().join("t.db"), Default::default()).unwrap();
+        let peers = ["a", "b", "c"].map(|n| crate::testing::register(&s, n).0);
+        (dir, s, peers)
+    }
+
     /// A new ask is handed back as built, not read back: it is the row as
     /// stored, for a plain ask, a reply, and each ask of an ask-many.
     #[test]
     fn a_new_ask_is_returned_as_stored() {
-        use crate::testing::register;
         use repowire_core::ask::{NewAsk, NewAskMany};
-        let dir = tempfile::tempdir().unwrap();
-        let s = crate::Store::open(&dir.path().join("t.db"), Default::default()).unwrap();
-        let (a, _) = register(&s, "a");
-        let (b, _) = register(&s, "b");
-        register(&s, "c");
+        let (_d, s, [a, b, _]) = three_peers();
         let stored = |x: &repowire_core::ask::Ask| s.get_ask(&x.correlation_id, None).unwrap();
         let ask =
             |from: &repowire_core::ids::PeerId, req: NewAsk| s.ask(from, &req, false).unwrap();
@@ -783,16 +769,11 @@ mod tests {
     /// move it is checked on that row (a stranger is refused, nothing moves).
     #[test]
     fn a_moved_ask_is_returned_as_stored() {
-        use crate::testing::register;
         use repowire_core::access::Caller;
         use repowire_core::ask::{Ask, AskAction, AskState, NewAsk};
         use repowire_core::error::ErrorCode;
         use repowire_core::ids::AskId;
-        let dir = tempfile::tempdir().unwrap();
-        let s = crate::Store::open(&dir.path().join("t.db"), Default::default()).unwrap();
-        let (a, _) = register(&s, "a");
-        let (b, _) = register(&s, "b");
-        let (c, _) = register(&s, "c");
+        let (_d, s, [a, b, c]) = three_peers();
         let who = |p| Caller::Peer(s.peer_by_id(p).unwrap().unwrap());
         let stored = |x: &Ask| s.get_ask(&x.correlation_id, None).unwrap();
         let new = || {
