@@ -886,6 +886,62 @@ mod tests {
         ]);
     }
 
+    /// A delivered note (queued, leased, confirmed) writes only the pages
+    /// of what it changes: its row, the id index the row carries, the open
+    /// index it enters and leaves, the event log, and the file's header
+    /// page when the file grows. Read from the WAL itself, frame by frame,
+    /// so an index that every note pays for (as `events_subject` and
+    /// `deliveries_to` were, a third of a note's pages) shows here.
+    #[test]
+    fn a_delivered_note_writes_only_its_own_pages() {
+        let clock = repowire_core::time::Clock::fixed(1_000_000);
+        let (dir, s) = crate::testing::open_on(&clock);
+        let (a, _) = crate::testing::register(&s, "a");
+        let (b, _) = crate::testing::register(&s, "b");
+        let deliver = |i: usize| {
+            let id = crate::testing::note(&s, &a, "b", &format!("note {i}"));
+            let got = s.lease(&b, 10, 60_000, DeliveryRoute::Stream).unwrap();
+            assert_eq!(got.len(), 1);
+            let bp = s.peer_by_id(&b).unwrap().unwrap();
+            assert_eq!(s.confirm(&bp, &[id]).unwrap(), 1);
+            clock.advance(1);
+        };
+        deliver(0);
+        let wal = dir.path().join("t.db-wal");
+        let from = std::fs::metadata(&wal).unwrap().len() as usize;
+        for i in 1..=60 {
+            deliver(i);
+        }
+        let data = std::fs::read(&wal).unwrap();
+        let names: std::collections::HashMap<u32, String> = s
+            .read(|c| {
+                let mut st = c.prepare("SELECT pageno, name FROM dbstat")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        let page = u32::from_be_bytes(data[8..12].try_into().unwrap()) as usize;
+        let mut written = std::collections::BTreeMap::<String, usize>::new();
+        for frame in data[from..].chunks_exact(24 + page) {
+            let no = u32::from_be_bytes(frame[..4].try_into().unwrap());
+            let name = names.get(&no).cloned().unwrap_or(format!("page {no}"));
+            *written.entry(name).or_default() += 1;
+        }
+        let own = [
+            "deliveries",
+            "sqlite_autoindex_deliveries_1",
+            "deliveries_unpushed",
+            "events",
+            "sqlite_schema",
+        ];
+        let others: Vec<_> = written
+            .iter()
+            .filter(|(name, _)| !own.contains(&name.as_str()))
+            .collect();
+        assert!(others.is_empty(), "pages of {others:?} (all: {written:?})");
+        assert!(written.contains_key("deliveries_unpushed"), "{written:?}");
+    }
+
     /// The hot statements are planned once: binding their values again
     /// never makes SQLite parse and plan them anew. (SQLite reads a bound
     /// `LIMIT ?` when planning, and then re-prepares the statement at every

@@ -364,6 +364,18 @@ const MIGRATIONS: &[&str] = &[
     DROP TRIGGER deliveries_count_update;
     DROP TABLE inbox_counts;
     "#,
+    // 19: two indexes no hot statement reads, written on every delivered
+    // message. `events_subject` took a quarter of a note's WAL pages (its
+    // keys land mid-tree, so its 1 KiB leaves split often); only the
+    // admin's `trace` looked events up by subject, and it now reads the
+    // retained log through (a bounded scan of a diagnostic command).
+    // `deliveries_to` (a peer's deliveries of any state) had no reader
+    // left once migration 18 counted open deliveries from their own
+    // indexes.
+    r#"
+    DROP INDEX events_subject;
+    DROP INDEX deliveries_to;
+    "#,
 ];
 
 /// The schema version this binary writes.
