@@ -88,6 +88,9 @@ impl Store {
 
     /// Every event about `id`: the object itself and what hangs off it (an
     /// ask's deliveries; an ask group's asks and their deliveries).
+    /// A diagnostic: it reads the retained log through (at most
+    /// `event_max_count` rows) rather than have every event pay for an
+    /// index by subject.
     pub fn trace(&self, id: &str) -> Result<Vec<EventRecord>> {
         self.read(|c| {
             let mut ids = vec![id.to_string()];
