@@ -279,10 +279,37 @@ id_type!(
     IdKind::Schedule
 );
 
+/// How many bytes of OS randomness a thread draws at a time: an id takes
+/// 10 and a token 32, so one `getrandom` call serves a few dozen of them
+/// rather than one (a system call per delivered note).
+const POOL: usize = 512;
+
+thread_local! {
+    /// Bytes drawn from the OS CSPRNG and not yet handed out, and how many
+    /// of them have been. Each byte is handed out once and zeroed as it
+    /// goes. (The binary never runs Rust code in a forked child, which
+    /// would share the pool: child processes are spawned to `exec`.)
+    static DRAWN: std::cell::RefCell<([u8; POOL], usize)> =
+        const { std::cell::RefCell::new(([0; POOL], POOL)) };
+}
+
 fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    getrandom::fill(&mut buf).expect("the OS random source failed");
-    buf
+    let mut out = [0u8; N];
+    if N > POOL {
+        getrandom::fill(&mut out).expect("the OS random source failed");
+        return out;
+    }
+    DRAWN.with_borrow_mut(|(pool, used)| {
+        if *used + N > POOL {
+            getrandom::fill(pool).expect("the OS random source failed");
+            *used = 0;
+        }
+        let take = &mut pool[*used..*used + N];
+        out.copy_from_slice(take);
+        take.fill(0);
+        *used += N;
+    });
+    out
 }
 
 /// A new id of `kind` stamped with `now_ms`.
@@ -363,6 +390,26 @@ mod tests {
         );
         assert_eq!(IdKind::of("ask-short"), None);
         assert_eq!(IdKind::of("zzz-0123456789ABCDEFGHJKMNPQ"), None);
+    }
+
+    /// Random parts come from a pool refilled from the OS: across many
+    /// refills no bytes are handed out twice (a pool read past its refill,
+    /// or not advanced, would repeat a random part).
+    #[test]
+    fn random_parts_never_repeat_across_pool_refills() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..(20 * POOL / 10) {
+            let id = new_id(IdKind::Delivery, 5);
+            // The last 16 characters are the 80 random bits.
+            assert!(
+                seen.insert(id[id.len() - 16..].to_string()),
+                "{id} repeated"
+            );
+            let t = new_token();
+            assert!(seen.insert(t), "a token repeated");
+        }
+        // What the pool hands out is gone from it.
+        DRAWN.with_borrow(|(pool, used)| assert!(pool[..*used].iter().all(|b| *b == 0)));
     }
 
     #[test]
