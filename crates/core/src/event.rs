@@ -111,6 +111,15 @@ impl EventKind {
             _ => Family::Peer,
         }
     }
+
+    /// Whether an event of this kind moves an ask to a terminal state
+    /// (what someone waiting for the ask's outcome waits for).
+    pub fn ends_an_ask(self) -> bool {
+        matches!(
+            self,
+            Self::AskClosed | Self::AskExpired | Self::AskCanceled | Self::AskFailed
+        )
+    }
 }
 
 /// What of a circle's mesh snapshot an event can change: its `peers` (a

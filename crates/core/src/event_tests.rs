@@ -495,6 +495,7 @@ fn state_moves_name_the_state() {
     for st in AskState::ALL {
         let e = Event::ask_moved(*st, AskMove::By { by: s("b") });
         assert_eq!(e.kind().as_str(), format!("ask_{st}"));
+        assert_eq!(e.kind().ends_an_ask(), st.is_terminal(), "{st}");
     }
     for st in JobState::ALL {
         let e = Event::job_moved(*st, JobMove::By { by: s("b") });

@@ -9,7 +9,7 @@ use crate::streams::{self, Slot};
 use bytes::Bytes;
 use repowire_core::ask::Ask;
 use repowire_core::error::Error;
-use repowire_core::event::EventRecord;
+use repowire_core::event::{EventKind, EventRecord};
 use repowire_core::ids::AskId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,7 +79,13 @@ pub async fn wait_ask(
         if a.state.is_terminal() {
             return Ok((a, true));
         }
-        match wake::next(h, &mut rx, deadline, |e| e.subject == *id).await? {
+        // Only a move to a terminal state can end the wait: the ask is
+        // read again for that alone, not for its pick-up or its answer
+        // (which comes with its close).
+        let ends = |e: &EventRecord| {
+            e.subject == *id && EventKind::parse(&e.kind).is_ok_and(EventKind::ends_an_ask)
+        };
+        match wake::next(h, &mut rx, deadline, ends).await? {
             Wake::Event => {}
             Wake::Done => {
                 let a = h.store.get_ask(id, viewer.as_ref())?;
