@@ -88,11 +88,12 @@ impl Store {
 
     /// Every event about `id`: the object itself and what hangs off it (an
     /// ask's deliveries; an ask group's asks and their deliveries).
-    /// A diagnostic: it reads the retained log through (at most
-    /// `event_max_count` rows) rather than have every event pay for an
-    /// index by subject.
+    /// It reads the retained log through (at most `event_max_count` rows,
+    /// tens of milliseconds) rather than have every event pay for an index
+    /// by subject, so it reads on the connection aside: requests and
+    /// writes go on meanwhile. (Callers run it off the async thread.)
     pub fn trace(&self, id: &str) -> Result<Vec<EventRecord>> {
-        self.read(|c| {
+        self.read_aside(|c| {
             let mut ids = vec![id.to_string()];
             if IdKind::of(id) == Some(IdKind::AskGroup) {
                 let mut st = c.prepare_cached("SELECT id FROM asks WHERE parent_id = ?1")?;

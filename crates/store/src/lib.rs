@@ -44,7 +44,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 /// The store: one connection for requests (reads and writes: one writer,
-/// and its page cache stays warm), one for background checkpoints, and the
+/// and its page cache stays warm), one aside for work that must not hold
+/// the writer (checkpoints, the trace's read of the whole log), and the
 /// event bus.
 pub struct Store {
     /// The writer connection and the group commit left open on it.
@@ -52,8 +53,9 @@ pub struct Store {
     /// Commits, and the writes they held (for the benchmarks).
     commits: std::sync::atomic::AtomicU64,
     grouped: std::sync::atomic::AtomicU64,
-    /// Checkpoints the WAL from the background, off the request path.
-    checkpointer: Mutex<Connection>,
+    /// Off the request path: checkpoints the WAL, and reads what would
+    /// hold the writer too long (it sees committed writes only).
+    aside: Mutex<Connection>,
     bus: broadcast::Sender<Arc<EventRecord>>,
     /// Bumped by every commit: lets readers cache derived views.
     version: std::sync::atomic::AtomicU64,
@@ -197,8 +199,8 @@ impl Store {
         deliveries::count_open(&writer)?;
         let known = known::Known::default();
         known.watch(&writer)?;
-        let checkpointer = Connection::open(path)?;
-        configure(&checkpointer)?;
+        let aside = Connection::open(path)?;
+        configure(&aside)?;
         let (bus, _) = broadcast::channel(4096);
         let armed_horizon = deliveries::armed_horizon(&writer)?;
         Ok(Self {
@@ -208,7 +210,7 @@ impl Store {
             }),
             commits: Default::default(),
             grouped: Default::default(),
-            checkpointer: Mutex::new(checkpointer),
+            aside: Mutex::new(aside),
             bus,
             version: std::sync::atomic::AtomicU64::new(0),
             mesh_gens: Mutex::new(MeshGens::default()),
@@ -458,7 +460,7 @@ impl Store {
         if truncate {
             self.commit_open();
         }
-        let conn = self.checkpointer.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = self.aside.lock().unwrap_or_else(|p| p.into_inner());
         let mode = if truncate { "TRUNCATE" } else { "PASSIVE" };
         let (busy, log, done): (i64, i64, i64) =
             conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
@@ -471,6 +473,14 @@ impl Store {
     /// Run a read-only query.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         f(&self.settled().conn)
+    }
+
+    /// Run a long read-only query on the connection aside, so that it
+    /// holds no request or write up. It sees what is committed, so every
+    /// write already answered: a group still open holds only writes whose
+    /// callers are still waiting for it.
+    pub(crate) fn read_aside<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&self.aside.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 
@@ -598,6 +608,25 @@ mod tests {
 
     fn reg(s: &Store, name: &str) -> repowire_core::ids::PeerId {
         super::testing::register(s, name).0
+    }
+
+    /// A trace reads the whole log on the connection aside: it runs while
+    /// the writer is held (by a write, or by requests queued for it), so
+    /// its scan holds none of them up.
+    #[test]
+    fn a_trace_does_not_wait_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (a, _b) = (reg(&s, "a"), reg(&s, "b"));
+        let id = note(&s, &a, "b", "hello");
+        let held = s.writer.lock().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| tx.send(s.trace(id.as_str()).map(|e| e.len())).unwrap());
+            let got = rx.recv_timeout(std::time::Duration::from_secs(20));
+            drop(held);
+            assert_eq!(got.expect("the trace waited for the writer").unwrap(), 1);
+        });
     }
 
     /// A write that fails, or panics, leaves nothing behind and the next

@@ -366,9 +366,10 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 19: two indexes no hot statement reads, written on every delivered
     // message. `events_subject` took a quarter of a note's WAL pages (its
-    // keys land mid-tree, so its 1 KiB leaves split often); only the
-    // admin's `trace` looked events up by subject, and it now reads the
-    // retained log through (a bounded scan of a diagnostic command).
+    // keys land mid-tree, so its 1 KiB leaves split often); only `trace`
+    // looked events up by subject, and it now reads the retained log
+    // through (a bounded scan, on a connection aside from the writer, off
+    // the async thread).
     // `deliveries_to` (a peer's deliveries of any state) had no reader
     // left once migration 18 counted open deliveries from their own
     // indexes.
