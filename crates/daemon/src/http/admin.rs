@@ -29,8 +29,8 @@ pub async fn health(State(h): H) -> Json<Health> {
 pub async fn trace(State(h): H, c: Caller, Path(id): Path<String>) -> ApiResult<Json<TraceResp>> {
     // A trace reads the whole retained log: off the async thread, so the
     // requests it serves go on meanwhile.
-    let (hh, id2) = (h.clone(), id.clone());
-    let events = tokio::task::spawn_blocking(move || admin::trace(&hh, &c, &id2))
+    let asked = id.clone();
+    let events = tokio::task::spawn_blocking(move || admin::trace(&h, &c, &asked))
         .await
         .map_err(|e| Error::internal(format!("trace: {e}")))??;
     Ok(Json(TraceResp {
