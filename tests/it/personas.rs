@@ -350,6 +350,38 @@ end"#,
     assert!(!r.route.fallback);
 }
 
+/// The persona watcher wakes the daemon only when its directory changes:
+/// an idle daemon (background pass once a second) blocks a few times a
+/// second in all. The debouncer it replaced polled every 25 ms, 40
+/// wake-ups a second on its own.
+#[tokio::test]
+async fn an_idle_daemon_is_not_polled_by_its_persona_watcher() {
+    let d = Daemon::start(&["--tick", "1s"]);
+    let wakeups = || -> u64 {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", d.pid())).unwrap();
+        tasks
+            .map(|t| {
+                let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap();
+                let line = status
+                    .lines()
+                    .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+                    .unwrap()
+                    .to_string();
+                line.split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            })
+            .sum()
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = wakeups();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let n = wakeups() - before;
+    assert!(n < 45, "{n} wake-ups in 3 s of idling");
+}
+
 #[tokio::test]
 async fn hot_reload_swaps_keeps_last_good_and_records_errors() {
     let d = Daemon::start(&[]);

@@ -30,34 +30,35 @@ pub fn load_active(h: &DaemonHandle) {
     }
 }
 
+/// How long the personas directory must stay quiet before a reload: an
+/// editor's save is often several events (write, rename, attributes).
+const SETTLE: Duration = Duration::from_millis(100);
+
 /// Watch `<home>/personas` and reload changed personas. The watcher lives as
-/// long as the returned value.
+/// long as the returned value. It wakes the daemon only when the directory
+/// changes (inotify; the debouncer crate it replaces woke every 25 ms).
 pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
-    use notify_debouncer_full::notify::{EventKind, RecursiveMode};
+    use notify::{EventKind, RecursiveMode, Watcher};
     let dir = catalog::user_dir(&h.home.dir);
     repowire_client::home::private_dir(&dir)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut debouncer = notify_debouncer_full::new_debouncer(
-        Duration::from_millis(100),
-        None,
-        move |res: notify_debouncer_full::DebounceEventResult| {
-            // Reading a file is an Access event: never reload on those, or
-            // every reload would trigger the next.
-            let relevant = match res {
-                Ok(events) => events
-                    .iter()
-                    .any(|e| !matches!(e.event.kind, EventKind::Access(_))),
-                Err(_) => true,
-            };
-            if relevant {
-                let _ = tx.send(());
-            }
-        },
-    )?;
-    debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Reading a file is an Access event: never reload on those, or
+        // every reload would trigger the next.
+        let relevant = match res {
+            Ok(e) => !matches!(e.kind, EventKind::Access(_)),
+            Err(_) => true,
+        };
+        if relevant {
+            let _ = tx.send(());
+        }
+    })?;
+    watcher.watch(&dir, RecursiveMode::NonRecursive)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {
-            while rx.try_recv().is_ok() {}
+            // Reload once no event has come for SETTLE: each event of the
+            // same save starts the wait over.
+            while let Ok(Some(())) = tokio::time::timeout(SETTLE, rx.recv()).await {}
             let hh = h.clone();
             let changes = tokio::task::spawn_blocking(move || hh.personas.reload_changed())
                 .await
@@ -88,7 +89,7 @@ pub fn watch(h: DaemonHandle) -> anyhow::Result<impl Send + 'static> {
             }
         }
     });
-    Ok(debouncer)
+    Ok(watcher)
 }
 
 /// The circle a persona command is about: asked, else the caller's, else
