@@ -715,8 +715,7 @@ mod tests {
         crate::Store,
         [repowire_core::ids::PeerId; 3],
     ) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = crate::Store::open(&dir.path().join("t.db"), Default::default()).unwrap();
+        let (dir, s) = crate::testing::open();
         let peers = ["a", "b", "c"].map(|n| crate::testing::register(&s, n).0);
         (dir, s, peers)
     }

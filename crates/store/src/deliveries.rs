@@ -949,8 +949,7 @@ mod tests {
     /// once cost a fifth of the daemon's CPU per delivered message.)
     #[test]
     fn hot_statements_are_not_prepared_again_for_new_values() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), super::super::Policy::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         for sql in [AVAILABLE, AVAILABLE_UNPUSHED, OPEN] {
             let reprepared = s
                 .read(|c| {

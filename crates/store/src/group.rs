@@ -292,11 +292,9 @@ mod tests {
     use repowire_core::error::Error;
     use repowire_core::ids::DeliveryId;
     use repowire_core::peer::{Peer, Role};
-    use repowire_core::policy::Policy;
 
     fn setup() -> (tempfile::TempDir, Store, Peer, Peer) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (dir, s) = crate::testing::open();
         let a = register(&s, "a").0;
         let b = register(&s, "b").0;
         let (a, b) = (

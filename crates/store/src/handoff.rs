@@ -307,11 +307,9 @@ mod tests {
     use repowire_core::delivery::{DeliveryKind, DeliveryRoute, DeliveryState};
     use repowire_core::error::Error;
     use repowire_core::ids::PeerId;
-    use repowire_core::policy::Policy;
 
     fn setup() -> (tempfile::TempDir, Store, PeerId, PeerId) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (dir, s) = crate::testing::open();
         let (a, b) = (register(&s, "a").0, register(&s, "b").0);
         (dir, s, a, b)
     }

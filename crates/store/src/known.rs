@@ -144,15 +144,13 @@ mod tests {
     use crate::Store;
     use crate::testing::{note, register};
     use repowire_core::peer::Role;
-    use repowire_core::policy::Policy;
 
     /// A token's peer is remembered across writes that leave `peers` alone,
     /// and read again, as it now is, after any write to a `peers` row: a
     /// role or status set by any statement, a rolled-back change, a removal.
     #[test]
     fn a_remembered_peer_is_never_staler_than_its_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         let (a, ta) = register(&s, "a");
         let (_b, tb) = register(&s, "b");
         let cached = |token: &str| s.known.get(token, s.known.now());
@@ -204,8 +202,7 @@ mod tests {
     /// look-up; a change that commits is read again.
     #[test]
     fn a_write_never_leaves_its_own_change_remembered() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         let (a, _) = register(&s, "a");
         let inside = |s: &Store| {
             s.write(|t| {

@@ -539,8 +539,7 @@ fn parse_col<T>(s: String, parse: fn(&str) -> Result<T>) -> rusqlite::Result<T> 
 /// (a temp B-tree): the plan tests of each module. Parameters are bound to 0.
 #[cfg(test)]
 pub(crate) fn assert_planned_through(cases: &[(&str, &str)]) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+    let (_dir, s) = crate::testing::open();
     for (sql, index) in cases {
         let plan = s
             .read(|c| {
@@ -565,14 +564,17 @@ pub(crate) mod testing {
     use repowire_core::ids::{DeliveryId, PeerId};
     use repowire_core::peer::Registration;
 
-    /// A store in a fresh directory (dropped with the returned guard), on
-    /// `clock`.
-    pub fn open_on(clock: &super::Clock) -> (tempfile::TempDir, Store) {
+    /// A store in a fresh directory (dropped with the returned guard).
+    pub fn open() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), super::Policy::default())
-            .unwrap()
-            .with_clock(clock.clone());
+        let s = Store::open(&dir.path().join("t.db"), super::Policy::default()).unwrap();
         (dir, s)
+    }
+
+    /// The same, on `clock`.
+    pub fn open_on(clock: &super::Clock) -> (tempfile::TempDir, Store) {
+        let (dir, s) = open();
+        (dir, s.with_clock(clock.clone()))
     }
 
     /// Register `name` in the default circle: its id and its token.
@@ -615,8 +617,7 @@ mod tests {
     /// its scan holds none of them up.
     #[test]
     fn a_trace_does_not_wait_for_the_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         let (a, _b) = (reg(&s, "a"), reg(&s, "b"));
         let id = note(&s, &a, "b", "hello");
         let held = s.writer.lock().unwrap();
@@ -633,8 +634,7 @@ mod tests {
     /// write works (its transaction was rolled back, not left open).
     #[test]
     fn a_failed_or_panicking_write_is_rolled_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         let (a, _b) = (reg(&s, "a"), reg(&s, "b"));
         let count = |s: &Store| -> i64 {
             s.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM deliveries", [], |r| r.get(0))?))
@@ -672,8 +672,7 @@ mod tests {
     /// unpushed deliveries alike).
     #[test]
     fn inbox_counts_match_a_recount() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (dir, s) = crate::testing::open();
         let (a, b, c) = (reg(&s, "a"), reg(&s, "b"), reg(&s, "c"));
         for _ in 0..5 {
             note(&s, &a, "b", "x");
@@ -788,8 +787,7 @@ mod tests {
     /// ask its removal failed); a stranger is refused.
     #[test]
     fn a_removed_party_still_reads_its_ask() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         let (a, _b, c) = (reg(&s, "a"), reg(&s, "b"), reg(&s, "c"));
         let ask = NewAsk {
             to: "b".into(),
@@ -849,8 +847,7 @@ mod tests {
 
     #[test]
     fn event_retention_by_age_and_count() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         for i in 0..10 {
             reg(&s, &format!("p{i}"));
         }
@@ -888,8 +885,7 @@ mod tests {
 
     #[test]
     fn finished_rows_are_pruned_open_ones_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         let (a, b) = (reg(&s, "a"), reg(&s, "b"));
         let ask = |text: &str| NewAsk {
             to: "b".into(),
@@ -941,8 +937,7 @@ mod tests {
     /// transaction, and the rows created since the cut stay.
     #[test]
     fn pruning_goes_batch_by_batch_through_every_old_row() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         let (a, b) = (reg(&s, "a"), reg(&s, "b"));
         for i in 0..1_234 {
             note(&s, &a, "b", &format!("old {i}"));

@@ -3,11 +3,9 @@
 use super::*;
 use repowire_core::job::NewJob;
 use repowire_core::peer::Registration;
-use repowire_core::policy::Policy;
 
 fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(&dir.path().join("t.db"), Policy::default()).unwrap();
+    let (dir, s) = crate::testing::open();
     (dir, s)
 }
 

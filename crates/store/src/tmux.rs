@@ -177,8 +177,7 @@ mod tests {
     /// back, a change rolled back. It always matches the rows.
     #[test]
     fn tmux_routed_follows_every_peer_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("t.db"), Default::default()).unwrap();
+        let (_dir, s) = crate::testing::open();
         let (a, _) = register(&s, "a");
         register(&s, "b");
         let rows = |s: &Store| -> bool {
