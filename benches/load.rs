@@ -4,7 +4,10 @@
 //! smoke run). It spawns the release `repowire` binary with a fresh temp home
 //! per daemon and measures: cold start to `/health`, idle RSS, notify
 //! throughput (sequential and 16 concurrent clients), a note delivered to a
-//! live consumer (notify, its delivery stream, confirm) and the ask round trip.
+//! live consumer (notify, its delivery stream, confirm; one at a time and from
+//! 16 senders at once), the ask round trip, and the floor under them all (a
+//! `GET /health` that does nothing). `REPOWIRE_BENCH_ONLY=delivered` runs the
+//! delivered-note rows alone (to profile the daemon under them).
 //! Every daemon is SIGTERMed (then SIGKILLed) by a guard, also on panic.
 
 mod common;
@@ -214,6 +217,125 @@ async fn delivered_sequential(d: &Daemon, admin: &Client, n: usize) -> (Throughp
     (t, sorted(lat))
 }
 
+/// Notes from `clients` concurrent senders to one live consumer: its
+/// delivery stream hands them over, and it confirms whatever arrived
+/// meanwhile in one call (as `repowire mcp` and the yardstick's live peer
+/// do), reading on while a confirm is under way. Measured from the first
+/// send until every note is confirmed.
+async fn delivered_concurrent(
+    d: &Daemon,
+    admin: &Client,
+    clients: usize,
+    total: usize,
+) -> Throughput {
+    use futures_util::StreamExt;
+    let per = total / clients;
+    let receiver = register(admin, "creceiver").await;
+    let mut stream = Box::pin(
+        receiver
+            .delivery_stream(1000)
+            .await
+            .expect("delivery stream"),
+    );
+    let mut senders = Vec::new();
+    for k in 0..clients {
+        senders.push(register(admin, &format!("csender-{k:02}")).await);
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let reader = tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(Some(got)) => {
+                    if tx.send(got.delivery_id).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {} // keep-alive
+                Err(e) => panic!("delivery stream: {e}"),
+            }
+        }
+        panic!("the delivery stream ended");
+    });
+    // Warm every sender's connection and the consumer's, then drain.
+    for (k, s) in senders.iter().enumerate() {
+        s.notify(&notify_req("creceiver", k))
+            .await
+            .expect("warmup notify");
+    }
+    let mut warm = Vec::new();
+    while warm.len() < clients {
+        warm.push(rx.recv().await.expect("warmup delivery"));
+    }
+    receiver.confirm(warm).await.expect("warmup confirm");
+    let confirmer = async move {
+        let mut confirmed = 0;
+        while confirmed < per * clients {
+            let mut ids = vec![rx.recv().await.expect("a delivery")];
+            while ids.len() < 1000 {
+                match rx.try_recv() {
+                    Ok(id) => ids.push(id),
+                    Err(_) => break,
+                }
+            }
+            confirmed += receiver.confirm(ids).await.expect("confirm").confirmed;
+        }
+    };
+    let work = senders.into_iter().map(|s| {
+        Box::pin(async move {
+            for i in 0..per {
+                s.notify(&notify_req("creceiver", i)).await.expect("notify");
+            }
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    });
+    let t = concurrently(
+        d,
+        per * clients,
+        work.chain(std::iter::once(Box::pin(confirmer) as _)),
+    )
+    .await;
+    reader.abort();
+    t
+}
+
+/// The same floor from `clients` concurrent clients, each its own connection.
+async fn health_concurrent(d: &Daemon, clients: usize, total: usize) -> Throughput {
+    let per = total / clients;
+    let pool: Vec<Client> = (0..clients)
+        .map(|_| Client::new(&d.url, None, None))
+        .collect();
+    for c in &pool {
+        c.health().await.expect("warm the connection");
+    }
+    let work = pool.into_iter().map(|c| async move {
+        for _ in 0..per {
+            c.health().await.expect("health");
+        }
+    });
+    let mut t = concurrently(d, per * clients, work).await;
+    t.per_commit = None;
+    t
+}
+
+/// The floor under every operation above: a request that does nothing
+/// (`GET /health`, no token, no store), one at a time on one connection.
+async fn health_sequential(d: &Daemon, admin: &Client, n: usize) -> Throughput {
+    for _ in 0..(n / 60).max(5) {
+        admin.health().await.expect("warmup health");
+    }
+    let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
+    let t0 = Instant::now();
+    for _ in 0..n {
+        admin.health().await.expect("health");
+    }
+    Throughput {
+        msgs: n,
+        elapsed: t0.elapsed(),
+        daemon_cpu: cpu_time(d.pid) - c0,
+        bench_cpu: cpu_time(std::process::id()) - b0,
+        per_commit: None,
+    }
+}
+
 /// `clients` senders, each its own peer and connection pool; all to one
 /// receiver (`shared`) or each to its own.
 async fn notify_concurrent(
@@ -419,11 +541,49 @@ fn link_order() -> String {
     )
 }
 
+type Delivered = ((Throughput, Vec<f64>), Throughput);
+
+/// Phase 3b: notes delivered to a live consumer, on a fresh daemon.
+async fn delivered(c: &Counts) -> Delivered {
+    let (d, ..) = start(&[]);
+    let admin = Client::new(&d.url, Some(d.admin_token()), None);
+    let seq = delivered_sequential(&d, &admin, c.seq_notifies).await;
+    let conc = delivered_concurrent(&d, &admin, c.conc_clients, c.conc_total).await;
+    (seq, conc)
+}
+
+fn print_delivered(delivered: &Delivered) {
+    println!(
+        "note delivered, live    {:8.0} msg/s  ({}; notify -> stream -> confirm p50 {:.3} ms  p99 {:.3} ms)   target daemon CPU <= 50 us/msg {}",
+        delivered.0.0.rate(),
+        delivered.0.0.detail(),
+        pct(&delivered.0.1, 50.0),
+        pct(&delivered.0.1, 99.0),
+        verdict(delivered.0.0.daemon_cpu.as_secs_f64() * 1e6 / delivered.0.0.msgs as f64 <= 50.0),
+    );
+    println!(
+        "note delivered, 16->1 live {:6.0} msg/s  ({}; confirms batched as they come)   target daemon CPU <= 50 us/msg {}",
+        delivered.1.rate(),
+        delivered.1.detail(),
+        verdict(delivered.1.daemon_cpu.as_secs_f64() * 1e6 / delivered.1.msgs as f64 <= 50.0),
+    );
+}
+
 fn main() {
     let c = Counts::new(common::announce(
         "load",
         &format!("real daemon `{}`", bin().to_string_lossy()),
     ));
+
+    if std::env::var("REPOWIRE_BENCH_ONLY").as_deref() == Ok("delivered") {
+        // The delivered-note rows alone, for profiling the daemon under them.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        print_delivered(&rt.block_on(delivered(&c)));
+        return;
+    }
 
     // 1 + 2: cold start and idle RSS. One untimed start first to warm the page cache.
     drop(start(&[]));
@@ -454,23 +614,23 @@ fn main() {
         .expect("tokio runtime");
 
     // 3: notify throughput, one daemon.
-    let (seq, conc, conc1, loaded_rss) = rt.block_on(async {
+    let (floor, seq, conc, conc1, loaded_rss) = rt.block_on(async {
         let (d, ..) = start(&["--max-pending", "1000000"]);
         let admin = Client::new(&d.url, Some(d.admin_token()), None);
         admin.health().await.expect("typed client /health");
+        let floor = (
+            health_sequential(&d, &admin, c.seq_notifies).await,
+            health_concurrent(&d, c.conc_clients, c.conc_total).await,
+        );
         let seq = notify_sequential(&d, &admin, c.seq_notifies).await;
         let conc = notify_concurrent(&d, &admin, c.conc_clients, c.conc_total, "m", false).await;
         let conc1 = notify_concurrent(&d, &admin, c.conc_clients, c.conc_total, "o", true).await;
         let loaded = rss_mib(d.pid);
-        (seq, conc, conc1, loaded)
+        (floor, seq, conc, conc1, loaded)
     });
 
     // 3b: notes delivered to a live consumer, a fresh daemon.
-    let delivered = rt.block_on(async {
-        let (d, ..) = start(&[]);
-        let admin = Client::new(&d.url, Some(d.admin_token()), None);
-        delivered_sequential(&d, &admin, c.seq_notifies).await
-    });
+    let delivered = rt.block_on(delivered(&c));
 
     // 4: ask round trips, a fresh daemon.
     let asks = rt.block_on(async {
@@ -510,6 +670,16 @@ fn main() {
     );
     println!("{}", link_order());
     for (name, t) in [
+        ("GET /health, 1 client seq", &floor.0),
+        ("GET /health, 16 clients  ", &floor.1),
+    ] {
+        println!(
+            "{name} {:6.0} req/s  ({}; the floor: a request that does nothing)",
+            t.rate(),
+            t.detail(),
+        );
+    }
+    for (name, t) in [
         ("notify, 1 client seq  ", &seq),
         ("notify, 16 clients->16", &conc),
         ("notify, 16 clients->1 ", &conc1),
@@ -522,14 +692,7 @@ fn main() {
             t.rate() / PY_NOTIFY_PER_S,
         );
     }
-    println!(
-        "note delivered, live    {:8.0} msg/s  ({}; notify -> stream -> confirm p50 {:.3} ms  p99 {:.3} ms)   target daemon CPU <= 50 us/msg {}",
-        delivered.0.rate(),
-        delivered.0.detail(),
-        pct(&delivered.1, 50.0),
-        pct(&delivered.1, 99.0),
-        verdict(delivered.0.daemon_cpu.as_secs_f64() * 1e6 / delivered.0.msgs as f64 <= 50.0),
-    );
+    print_delivered(&delivered);
     for (name, stats) in [
         ("ask rtt: lease, confirm, answer", asks.0),
         ("ask rtt: lease, answer        ", asks.1),
