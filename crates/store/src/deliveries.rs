@@ -386,6 +386,24 @@ macro_rules! unpushed {
     };
 }
 
+/// Where a delivery sits in `deliveries_unpushed` after its state: a
+/// leased one at the end of its lease, a pending one at 0, so that a
+/// peer's pending deliveries are one range in seq order and its leases
+/// that ran out one range before now (migration 20). The index's own
+/// expression: a statement finds the index by it only written the same.
+macro_rules! lease_key {
+    () => {
+        "(CASE state WHEN 'leased' THEN lease_until_ms ELSE 0 END)"
+    };
+}
+
+/// Of a peer's unpushed deliveries, the pending ones (in seq order).
+macro_rules! pending {
+    () => {
+        concat!(" AND state = 'pending' AND ", lease_key!(), " = 0")
+    };
+}
+
 /// The same of those a channel push did send (`deliveries_pushed`: few,
 /// they stay open only until something confirms them).
 macro_rules! pushed {
@@ -408,12 +426,14 @@ macro_rules! takeable {
     };
 }
 
-/// A peer's deliveries that can be handed out now, in order. (It reads
-/// the peer's ranges of the partial indexes `deliveries_unpushed`,
-/// `deliveries_pushed` and `deliveries_armed`, merged by seq, never the
-/// delivered history: a test checks the plan.)
+/// A peer's deliveries that can be handed out now, in order, but for the
+/// unpushed ones whose lease ran out ([`EXPIRED`]). (It reads the peer's
+/// ranges of the partial indexes `deliveries_unpushed` (its pending
+/// range), `deliveries_pushed` and `deliveries_armed`, merged by seq:
+/// never a delivery still leased out, nor the delivered history; a test
+/// checks the plan.)
 const AVAILABLE: &str = concat!(
-    unpushed!(takeable!()),
+    unpushed!(pending!()),
     pushed!(takeable!()),
     armed_visible!(),
     " ORDER BY seq LIMIT ?3"
@@ -422,19 +442,53 @@ const AVAILABLE: &str = concat!(
 /// The same, but none a channel push already sent live (for a route that
 /// only hints: [`Route::takes_pushed`]). An armed delivery was never pushed.
 const AVAILABLE_UNPUSHED: &str = concat!(
-    unpushed!(takeable!()),
+    unpushed!(pending!()),
     armed_visible!(),
     " ORDER BY seq LIMIT ?3"
 );
 
-/// A peer's undelivered deliveries visible at `?2`, in order (read as
-/// [`AVAILABLE`] is).
+/// A peer's unpushed deliveries whose lease ran out by `?2`, in order:
+/// the range of them alone, sorted (as a rule there is none; a consumer
+/// that went away leaves its leases here until they are taken again).
+const EXPIRED: &str = concat!(
+    unpushed!(" AND state = 'leased' AND ", lease_key!(), " <= ?2"),
+    " ORDER BY seq LIMIT ?3"
+);
+
+/// A peer's undelivered deliveries visible at `?2`, in order, but for the
+/// unpushed ones leased out ([`LEASED`]; read as [`AVAILABLE`] is).
 const OPEN: &str = concat!(
-    unpushed!(),
+    unpushed!(pending!()),
     pushed!(),
     armed_visible!(),
     " ORDER BY seq LIMIT ?3"
 );
+
+/// A peer's unpushed deliveries leased out (`?2` at most), in order: the
+/// range of them alone, sorted.
+const LEASED: &str = concat!(unpushed!(" AND state = 'leased'"), " ORDER BY seq LIMIT ?2");
+
+/// The first `max` of two lists in seq order, in seq order.
+fn merged(a: Vec<Delivery>, b: Vec<Delivery>, max: u32) -> Vec<Delivery> {
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    while out.len() < max as usize {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.seq <= y.seq => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(d) => out.push(d),
+            None => break,
+        }
+    }
+    out
+}
 
 /// What `route` may hand out now (a route that only hints skips what was
 /// already pushed live).
@@ -450,9 +504,12 @@ fn available(
     } else {
         AVAILABLE_UNPUSHED
     };
-    Ok(c.prepare_cached(sql)?
-        .query_map(params![peer_id, now, max], from_row)?
-        .collect::<rusqlite::Result<_>>()?)
+    let read = |sql| -> Result<Vec<Delivery>> {
+        Ok(c.prepare_cached(sql)?
+            .query_map(params![peer_id, now, max], from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    };
+    Ok(merged(read(sql)?, read(EXPIRED)?, max))
 }
 
 /// Withdraw the undelivered copies of an ask that ended (the ask itself and
@@ -663,9 +720,15 @@ impl Store {
     pub fn peek(&self, peer_id: &PeerId, max: u32) -> Result<Vec<Delivery>> {
         let now = self.clock.now_ms();
         self.read(|c| {
-            Ok(c.prepare_cached(OPEN)?
+            let open: Vec<Delivery> = c
+                .prepare_cached(OPEN)?
                 .query_map(params![peer_id, now, max], from_row)?
-                .collect::<rusqlite::Result<_>>()?)
+                .collect::<rusqlite::Result<_>>()?;
+            let leased: Vec<Delivery> = c
+                .prepare_cached(LEASED)?
+                .query_map(params![peer_id, max], from_row)?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(merged(open, leased, max))
         })
     }
 
@@ -865,19 +928,106 @@ mod tests {
 
     /// How a peer's armed deliveries are read: its armed range, in order.
     const ARMED_PLAN: &str = "deliveries_armed (to_peer=?)";
+    /// How its pending unpushed ones are: their range, in seq order.
+    const PENDING_PLAN: &str = "deliveries_unpushed (to_peer=? AND state=? AND <expr>=?)";
+
+    /// A lease reads what it can hand out, not what is still leased out:
+    /// its statements take as many steps with 300 deliveries leased out
+    /// as with 3 (they read each of them before migration 20), and what
+    /// they find is the same: the two pending ones and the one lease that
+    /// ran out, in order.
+    #[test]
+    fn a_lease_does_not_read_the_deliveries_still_leased_out() {
+        let clock = repowire_core::time::Clock::fixed(1_000_000);
+        let (_dir, s) = crate::testing::open_on(&clock);
+        let (a, _) = crate::testing::register(&s, "a");
+        let mut steps = Vec::new();
+        for out in [3, 300] {
+            let name = format!("b{out}");
+            let (b, _) = crate::testing::register(&s, &name);
+            let first = crate::testing::note(&s, &a, &name, "runs out");
+            assert_eq!(s.lease(&b, 1, 10, DeliveryRoute::Stream).unwrap().len(), 1);
+            for i in 0..out {
+                crate::testing::note(&s, &a, &name, &format!("out {i}"));
+            }
+            let leased = s.lease(&b, 1000, 60_000, DeliveryRoute::Stream).unwrap();
+            assert_eq!(leased.len(), out);
+            let pending = [
+                crate::testing::note(&s, &a, &name, "one"),
+                crate::testing::note(&s, &a, &name, "two"),
+            ];
+            clock.advance(20);
+            let now = clock.now_ms();
+            let (found, n) = s
+                .read(|c| {
+                    let mut n = 0;
+                    let mut found = Vec::new();
+                    for sql in [AVAILABLE, EXPIRED] {
+                        let mut st = c.prepare_cached(sql)?;
+                        st.reset_status(rusqlite::StatementStatus::VmStep);
+                        let got = st
+                            .query_map(params![b, now, 50], from_row)?
+                            .collect::<rusqlite::Result<Vec<_>>>()?;
+                        n += st.get_status(rusqlite::StatementStatus::VmStep);
+                        found.push(got);
+                    }
+                    Ok((found, n))
+                })
+                .unwrap();
+            let [open, expired] = <[Vec<Delivery>; 2]>::try_from(found).unwrap();
+            let ids: Vec<_> = merged(open, expired, 50)
+                .into_iter()
+                .map(|d| d.delivery_id)
+                .collect();
+            assert_eq!(ids, [first, pending[0].clone(), pending[1].clone()]);
+            steps.push(n);
+        }
+        assert_eq!(steps[0], steps[1], "steps with 3 and 300 leased out");
+    }
+
+    /// The leased ones are read only by their own range (the ones whose
+    /// lease ran out, before now), sorted: never the pending ones nor the
+    /// delivered history.
+    #[test]
+    fn leased_deliveries_are_read_by_their_own_range() {
+        let (_dir, s) = crate::testing::open();
+        for (sql, range) in [
+            (
+                EXPIRED,
+                "deliveries_unpushed (to_peer=? AND state=? AND <expr><?)",
+            ),
+            (LEASED, "deliveries_unpushed (to_peer=? AND state=?)"),
+        ] {
+            let plan = s
+                .read(|c| {
+                    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                    let zeros = vec![0; st.parameter_count()];
+                    let rows = st
+                        .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(3))?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(rows.join("; "))
+                })
+                .unwrap();
+            assert!(
+                plan.starts_with(&format!("SEARCH deliveries USING INDEX {range}")),
+                "{plan}"
+            );
+        }
+    }
 
     /// Leases and peeks read only a peer's open deliveries (and its armed
     /// ones), in index order: no scan of its delivered history, no sort.
+    /// A lease reads the pending range, never a delivery still leased out.
     #[test]
     fn open_deliveries_are_read_from_the_partial_index() {
         crate::assert_planned_through(&[
-            (AVAILABLE, "deliveries_unpushed"),
+            (AVAILABLE, PENDING_PLAN),
             (AVAILABLE, "deliveries_pushed"),
             (AVAILABLE, ARMED_PLAN),
             // Not past the ones already pushed live, however many.
-            (AVAILABLE_UNPUSHED, "deliveries_unpushed"),
+            (AVAILABLE_UNPUSHED, PENDING_PLAN),
             (AVAILABLE_UNPUSHED, ARMED_PLAN),
-            (OPEN, "deliveries_unpushed"),
+            (OPEN, PENDING_PLAN),
             (OPEN, "deliveries_pushed"),
             (OPEN, ARMED_PLAN),
             (NEXT_ARMED, ARMED_PLAN),
@@ -950,7 +1100,7 @@ mod tests {
     #[test]
     fn hot_statements_are_not_prepared_again_for_new_values() {
         let (_dir, s) = crate::testing::open();
-        for sql in [AVAILABLE, AVAILABLE_UNPUSHED, OPEN] {
+        for sql in [AVAILABLE, AVAILABLE_UNPUSHED, OPEN, EXPIRED, LEASED] {
             let reprepared = s
                 .read(|c| {
                     let mut st = c.prepare_cached(sql)?;

@@ -377,6 +377,21 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX events_subject;
     DROP INDEX deliveries_to;
     "#,
+    // 20: a lease reads only what it can hand out. `deliveries_unpushed`
+    // was one range per peer, in seq order, with its leased deliveries
+    // among its pending ones: every lease read each delivery still leased
+    // out (a table row each) to find the pending ones, so a consumer that
+    // confirms in batches, or late, paid for every unconfirmed delivery on
+    // every lease (2,000 unconfirmed: 0.4 ms per lease). Keyed now by
+    // state, then a leased one's lease end (0 for a pending one), then
+    // seq: the pending ones are one range in seq order, and the leases
+    // that ran out one range of their own (`deliveries::lease_key!`).
+    r#"
+    DROP INDEX deliveries_unpushed;
+    CREATE INDEX deliveries_unpushed ON deliveries
+      (to_peer, state, (CASE state WHEN 'leased' THEN lease_until_ms ELSE 0 END), seq)
+      WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NULL;
+    "#,
 ];
 
 /// The schema version this binary writes.

@@ -25,7 +25,12 @@ const DUE: &str = "WHERE route LIKE 'tmux:%' AND status != 'offline'
    AND (EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_unpushed
          WHERE d.to_peer = p.id
          AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NULL
-         AND (d.state = 'pending' OR d.lease_until_ms <= ?1))
+         AND d.state = 'pending')
+    OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_unpushed
+         WHERE d.to_peer = p.id
+         AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NULL
+         AND d.state = 'leased'
+         AND (CASE d.state WHEN 'leased' THEN d.lease_until_ms ELSE 0 END) <= ?1)
     OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_pushed
          WHERE d.to_peer = p.id
          AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NOT NULL
@@ -230,10 +235,15 @@ mod tests {
         ] {
             crate::assert_planned_through(&[(&sql, "peers_tmux")]);
             if sql.contains("EXISTS") {
-                // And a peer's open (unpushed, pushed) and armed
-                // deliveries, never through its delivered history.
+                // And a peer's open (unpushed: pending, then leases that
+                // ran out; pushed) and armed deliveries, never through its
+                // delivered history nor a lease still running.
                 crate::assert_planned_through(&[
-                    (&sql, "deliveries_unpushed (to_peer=?)"),
+                    (&sql, "deliveries_unpushed (to_peer=? AND state=?)"),
+                    (
+                        &sql,
+                        "deliveries_unpushed (to_peer=? AND state=? AND <expr><?)",
+                    ),
                     (&sql, "deliveries_pushed (to_peer=?)"),
                     (&sql, "deliveries_armed (to_peer=?)"),
                 ]);
