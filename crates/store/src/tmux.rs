@@ -25,7 +25,8 @@ const DUE: &str = "WHERE route LIKE 'tmux:%' AND status != 'offline'
    AND (EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_unpushed
          WHERE d.to_peer = p.id
          AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NULL
-         AND d.state = 'pending')
+         AND d.state = 'pending'
+         AND (CASE d.state WHEN 'leased' THEN d.lease_until_ms ELSE 0 END) = 0)
     OR EXISTS (SELECT 1 FROM deliveries d INDEXED BY deliveries_unpushed
          WHERE d.to_peer = p.id
          AND d.state IN ('pending', 'leased') AND d.pushed_at_ms IS NULL
@@ -239,7 +240,10 @@ mod tests {
                 // ran out; pushed) and armed deliveries, never through its
                 // delivered history nor a lease still running.
                 crate::assert_planned_through(&[
-                    (&sql, "deliveries_unpushed (to_peer=? AND state=?)"),
+                    (
+                        &sql,
+                        "deliveries_unpushed (to_peer=? AND state=? AND <expr>=?)",
+                    ),
                     (
                         &sql,
                         "deliveries_unpushed (to_peer=? AND state=? AND <expr><?)",
