@@ -1071,16 +1071,7 @@ mod tests {
                 "deliveries_unpushed (to_peer=? AND state=? AND <expr>>?)",
             ),
         ] {
-            let plan = s
-                .read(|c| {
-                    let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                    let zeros = vec![0; st.parameter_count()];
-                    let rows = st
-                        .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(3))?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    Ok(rows.join("; "))
-                })
-                .unwrap();
+            let plan = crate::plan_of(&s, sql);
             assert!(
                 plan.starts_with(&format!("SEARCH deliveries USING INDEX {range}")),
                 "{plan}"

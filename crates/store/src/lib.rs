@@ -541,19 +541,25 @@ fn parse_col<T>(s: String, parse: fn(&str) -> Result<T>) -> rusqlite::Result<T> 
 pub(crate) fn assert_planned_through(cases: &[(&str, &str)]) {
     let (_dir, s) = crate::testing::open();
     for (sql, index) in cases {
-        let plan = s
-            .read(|c| {
-                let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-                let zeros = vec![0; st.parameter_count()];
-                let rows = st
-                    .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(3))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows.join("; "))
-            })
-            .unwrap();
+        let plan = plan_of(&s, sql);
         assert!(plan.contains(index), "{plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
+}
+
+/// How SQLite plans `sql` on `s` (its steps joined by "; "), with every
+/// parameter bound to 0.
+#[cfg(test)]
+pub(crate) fn plan_of(s: &Store, sql: &str) -> String {
+    s.read(|c| {
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let zeros = vec![0; st.parameter_count()];
+        let rows = st
+            .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(3))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows.join("; "))
+    })
+    .unwrap()
 }
 
 /// What the store's own tests share.
