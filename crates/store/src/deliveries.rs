@@ -450,20 +450,34 @@ const AVAILABLE_UNPUSHED: &str = concat!(
 /// A peer's unpushed deliveries whose lease ran out by `?2`, the first
 /// `?3` to run out: the range of them alone, in index order (as a rule
 /// there is none; a consumer that went away leaves its leases here until
-/// they are taken again). Not sorted by seq here: a sort opens a
-/// temporary table on every execution, a third more instructions per
-/// delivered note; [`expired`] sorts what it read.
+/// they are taken again). Not sorted by seq: a sort opens a temporary
+/// table on every execution, a third more instructions per delivered
+/// note. See [`expired`].
 const EXPIRED: &str = concat!(
     unpushed!(" AND state = 'leased' AND ", lease_key!(), " <= ?2"),
     " LIMIT ?3"
 );
 
-/// [`EXPIRED`], in seq order.
+/// The same range, its first `?3` by seq (sorted).
+const EXPIRED_BY_SEQ: &str = concat!(
+    unpushed!(" AND state = 'leased' AND ", lease_key!(), " <= ?2"),
+    " ORDER BY seq LIMIT ?3"
+);
+
+/// The first `max` by seq of a peer's unpushed deliveries whose lease ran
+/// out, in seq order. Fewer than `max` read by [`EXPIRED`] are all of
+/// them; `max` of them may not be the oldest (they came by lease end), so
+/// then the range is read again, sorted.
 fn expired(c: &Connection, peer_id: &PeerId, now: i64, max: u32) -> Result<Vec<Delivery>> {
-    let mut items: Vec<Delivery> = c
-        .prepare_cached(EXPIRED)?
-        .query_map(params![peer_id, now, max], from_row)?
-        .collect::<rusqlite::Result<_>>()?;
+    let read = |sql| -> Result<Vec<Delivery>> {
+        Ok(c.prepare_cached(sql)?
+            .query_map(params![peer_id, now, max], from_row)?
+            .collect::<rusqlite::Result<_>>()?)
+    };
+    let mut items = read(EXPIRED)?;
+    if items.len() >= max as usize && max > 0 {
+        return read(EXPIRED_BY_SEQ);
+    }
     items.sort_unstable_by_key(|d| d.seq);
     Ok(items)
 }
@@ -1055,6 +1069,34 @@ mod tests {
         assert_eq!(steps[0], steps[1], "steps with 3 and 300 leased out");
     }
 
+    /// Leases that ran out come back oldest first, whenever they ran out:
+    /// seq 1 leased again (so its lease ends after seq 2's) still comes
+    /// before seq 2, also one at a time.
+    #[test]
+    fn leases_that_ran_out_come_back_oldest_first() {
+        let clock = repowire_core::time::Clock::fixed(1_000_000);
+        let (_dir, s) = crate::testing::open_on(&clock);
+        let (a, _) = crate::testing::register(&s, "a");
+        let (b, _) = crate::testing::register(&s, "b");
+        let ids: Vec<_> = (1..=3)
+            .map(|i| crate::testing::note(&s, &a, "b", &format!("n{i}")))
+            .collect();
+        let lease = |max| -> Vec<DeliveryId> {
+            s.lease(&b, max, 1_000, DeliveryRoute::Pull)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.delivery_id)
+                .collect()
+        };
+        assert_eq!(lease(2), ids[..2]);
+        clock.advance(1_000);
+        assert_eq!(lease(1), ids[..1]);
+        clock.advance(1_000);
+        // 1's lease ran out last, 2's first: 1 is still the older.
+        assert_eq!(lease(1), ids[..1]);
+        assert_eq!(s.peek(&b, 10).unwrap().len(), 3);
+    }
+
     /// The leased ones are read only by their own range (the ones whose
     /// lease ran out, before now, unsorted; all of them for a peek,
     /// sorted): never the pending ones nor the delivered history.
@@ -1178,7 +1220,14 @@ mod tests {
     #[test]
     fn hot_statements_are_not_prepared_again_for_new_values() {
         let (_dir, s) = crate::testing::open();
-        for sql in [AVAILABLE, AVAILABLE_UNPUSHED, OPEN, EXPIRED, LEASED] {
+        for sql in [
+            AVAILABLE,
+            AVAILABLE_UNPUSHED,
+            OPEN,
+            EXPIRED,
+            EXPIRED_BY_SEQ,
+            LEASED,
+        ] {
             let reprepared = s
                 .read(|c| {
                     let mut st = c.prepare_cached(sql)?;
