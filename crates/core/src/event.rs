@@ -585,12 +585,28 @@ impl Event {
 
     /// The payload as it is stored and sent (a JSON object).
     pub fn payload(&self) -> Result<Value> {
-        match serde_json::to_value(self)? {
-            Value::Object(m) if m.len() == 1 => {
-                Ok(m.into_iter().next().map(|(_, v)| v).unwrap_or_default())
-            }
-            other => Err(Error::internal(format!("event rendered as {other}"))),
+        Ok(serde_json::from_str(&self.payload_json()?)?)
+    }
+
+    /// The payload as JSON text, written in one pass: serde renders the
+    /// event as `{"<kind>":<payload>}`, and the kind's wrapper is cut off
+    /// (no `Value` tree built and dropped per event).
+    pub fn payload_json(&self) -> Result<String> {
+        let mut s = serde_json::to_string(self)?;
+        let kind = self.kind().as_str();
+        let head = kind.len() + 4; // {"<kind>":
+        let wrapped = s.len() > head
+            && s.ends_with('}')
+            && s.as_bytes()[0] == b'{'
+            && s.as_bytes()[1] == b'"'
+            && s[2..].starts_with(kind)
+            && &s.as_bytes()[kind.len() + 2..head] == b"\":";
+        if !wrapped {
+            return Err(Error::internal(format!("event rendered as {s}")));
         }
+        s.pop();
+        s.drain(..head);
+        Ok(s)
     }
 
     /// Read an event back from its kind and payload (as stored or received).
@@ -618,7 +634,19 @@ pub struct EventRecord {
     pub subject: String,
     pub related: Option<String>,
     pub circle: Option<String>,
-    pub payload: serde_json::Value,
+    /// The payload as stored: JSON text (an object).
+    pub payload: String,
+    /// The typed event, on records this daemon committed just now (what
+    /// the event bus carries, so its readers match on it without parsing);
+    /// `None` on rows read back from the log.
+    pub event: Option<Event>,
+}
+
+impl EventRecord {
+    /// The payload as a JSON value (`Null` if the stored text is not JSON).
+    pub fn payload_value(&self) -> Value {
+        serde_json::from_str(&self.payload).unwrap_or(Value::Null)
+    }
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ fn execute(
 /// What `on_event` is handed: the event without identity internals.
 fn event_view(e: &EventRecord) -> serde_json::Value {
     json!({"seq": e.seq, "ts_ms": e.ts_ms, "kind": e.kind, "subject": e.subject,
-           "related": e.related, "circle": e.circle, "payload": e.payload})
+           "related": e.related, "circle": e.circle, "payload": e.payload_value()})
 }
 
 /// Run until the daemon stops: feed ask events to the circles' personas.
@@ -127,8 +127,8 @@ pub async fn run(h: DaemonHandle) {
         let arrived = match kind {
             EventKind::PeerRegistered | EventKind::PeerResumed | EventKind::PeerAlive => true,
             EventKind::PeerStatus => matches!(
-                Event::parse(&e.kind, &e.payload),
-                Ok(Event::PeerStatus {
+                &e.event,
+                Some(Event::PeerStatus {
                     to: Status::Online | Status::Idle,
                     ..
                 })

@@ -13,7 +13,6 @@ macro_rules! cols {
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
-    let payload: String = r.get(6)?;
     Ok(EventRecord {
         seq: r.get(0)?,
         ts_ms: r.get(1)?,
@@ -21,7 +20,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
         subject: r.get(3)?,
         related: r.get(4)?,
         circle: r.get(5)?,
-        payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+        payload: r.get(6)?,
+        event: None,
     })
 }
 

@@ -337,7 +337,10 @@ mod tests {
         s.trace(id)
             .unwrap()
             .into_iter()
-            .map(|e| (e.kind, e.payload["route"].as_str().map(str::to_string)))
+            .map(|e| {
+                let route = e.payload_value()["route"].as_str().map(str::to_string);
+                (e.kind, route)
+            })
             .collect()
     }
 

@@ -124,10 +124,7 @@ impl Tx<'_> {
     /// Append an event row in this transaction.
     pub fn event(&mut self, e: NewEvent<'_>) -> Result<()> {
         let kind = e.event.kind().as_str();
-        let value = e.event.payload()?;
-        // Written straight into bytes (`Display` goes through `fmt::Write`:
-        // several times the instructions for the same text).
-        let payload = serde_json::to_string(&value)?;
+        let payload = e.event.payload_json()?;
         self.tx
             .prepare_cached(
                 "INSERT INTO events (ts_ms, kind, subject, related, circle, payload)
@@ -143,7 +140,8 @@ impl Tx<'_> {
             subject: e.subject.to_string(),
             related: e.related.map(str::to_string),
             circle: e.circle.map(str::to_string),
-            payload: value,
+            payload,
+            event: Some(e.event),
         });
         Ok(())
     }
@@ -616,6 +614,41 @@ mod tests {
 
     fn reg(s: &Store, name: &str) -> repowire_core::ids::PeerId {
         super::testing::register(s, name).0
+    }
+
+    /// The bus carries each committed event typed, with the payload text
+    /// the log holds (byte for byte); a row read back has the same text
+    /// and no typed event.
+    #[test]
+    fn the_bus_carries_the_typed_event_and_the_stored_payload() {
+        let (_dir, s) = crate::testing::open();
+        let (a, b) = (reg(&s, "a"), reg(&s, "b"));
+        let mut bus = s.subscribe();
+        let id = note(&s, &a, "b", "hello");
+        let e = bus.try_recv().expect("the note's event was published");
+        match &e.event {
+            Some(Event::DeliveryQueued { to_peer_id, .. }) => assert_eq!(to_peer_id, &b),
+            other => panic!("expected delivery_queued, got {other:?}"),
+        }
+        assert_eq!(e.kind, "delivery_queued");
+        assert_eq!(e.subject, id.as_str());
+        let typed = e.event.as_ref().unwrap();
+        assert_eq!(e.payload, typed.payload_json().unwrap());
+        assert_eq!(e.payload_value(), typed.payload().unwrap());
+        assert!(e.payload_value().is_object(), "{}", e.payload);
+        let stored: String = s
+            .read(|c| {
+                Ok(
+                    c.query_row("SELECT payload FROM events WHERE seq = ?1", [e.seq], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .unwrap();
+        assert_eq!(stored, e.payload);
+        let back = s.events_since(e.seq - 1, 1, None).unwrap();
+        assert_eq!(back[0].payload, e.payload);
+        assert_eq!(back[0].event, None);
     }
 
     /// A trace reads the whole log on the connection aside: it runs while

@@ -236,21 +236,22 @@ impl From<&EventRecord> for EventInfo {
             subject: e.subject.clone(),
             related: e.related.clone(),
             circle: e.circle.clone(),
-            payload: e.payload.clone(),
+            payload: e.payload_value(),
         }
     }
 }
 
 impl From<EventRecord> for EventInfo {
     fn from(e: EventRecord) -> Self {
+        let payload = e.payload_value();
         EventInfo {
+            payload,
             seq: e.seq,
             ts_ms: e.ts_ms,
             kind: e.kind,
             subject: e.subject,
             related: e.related,
             circle: e.circle,
-            payload: e.payload,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::DaemonHandle;
 use repowire_core::error::Error;
-use repowire_core::event::{Event, EventKind, EventRecord};
+use repowire_core::event::{Event, EventRecord};
 use repowire_core::ids::PeerId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,8 +47,7 @@ pub async fn next(
 
 /// Does `e` say a delivery was queued for `peer_id`?
 pub fn queued_for(e: &EventRecord, peer_id: &str) -> bool {
-    matches!(EventKind::parse(&e.kind), Ok(EventKind::DeliveryQueued))
-        && matches!(Event::parse(&e.kind, &e.payload), Ok(Event::DeliveryQueued { to_peer_id, .. }) if to_peer_id == peer_id)
+    matches!(&e.event, Some(Event::DeliveryQueued { to_peer_id, .. }) if to_peer_id == peer_id)
 }
 
 /// How long a waiting inbox naps between looks for leases that expired
