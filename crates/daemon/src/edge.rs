@@ -1,7 +1,8 @@
 //! The HTTP edge: what every request must pass before a handler runs.
 //!
 //! Two guards, both answering coded JSON errors like every handler:
-//! - [`guard_edge`] (every request, routed or not): a loopback daemon is
+//! - [`refused`] (every request, routed or not, before the router: called
+//!   by `serve::handle`, not a layer, so it costs no boxed service): a loopback daemon is
 //!   named by a loopback `Host` (`forbidden`); the request target and the
 //!   header block are within [`limits`] (`uri_too_long`,
 //!   `headers_too_large`).
@@ -155,8 +156,9 @@ fn refuse(code: ErrorCode, message: String) -> Response {
     ApiError(Error::new(code, message)).into_response()
 }
 
-/// Every request, routed or not, in this order (one layer: each layer
-/// is a boxed future and a clone of the router per request):
+/// Every request, routed or not, in this order, before the router sees it
+/// (`serve::handle` calls it: a layer would box a future and clone a
+/// service per request); `Some` is the refusal to answer:
 ///
 /// 1. A daemon on a loopback address answers only requests naming a
 ///    loopback host (`127.0.0.1`, `localhost`, `[::1]`, any port): a web
@@ -164,41 +166,41 @@ fn refuse(code: ErrorCode, message: String) -> Response {
 ///    is refused, so it cannot read even what needs no token. A daemon
 ///    listening beyond loopback (`--allow-remote`) takes any Host.
 /// 2. The request target and the header block are within [`limits`].
-pub async fn guard_edge(State(h): State<DaemonHandle>, req: Request, next: Next) -> Response {
-    if loopback_url(&h.url)
+pub fn refused<B>(loopback_only: bool, req: &axum::http::Request<B>) -> Option<Response> {
+    if loopback_only
         && let Some(host) = req.headers().get(axum::http::header::HOST)
         && !loopback_host(host.as_bytes())
     {
-        return refuse(
+        return Some(refuse(
             ErrorCode::Forbidden,
             format!(
                 "the Host header {:?} is not this daemon's: it answers 127.0.0.1, localhost or [::1]",
                 String::from_utf8_lossy(host.as_bytes())
             ),
-        );
+        ));
     }
     let uri = req.uri();
     let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
         + uri.authority().map_or(0, |a| a.as_str().len());
     if target > limits::URI_BYTES {
-        return refuse(
+        return Some(refuse(
             ErrorCode::UriTooLong,
             format!(
                 "the request target is {target} bytes, over the limit of {} bytes",
                 limits::URI_BYTES
             ),
-        );
+        ));
     }
     let headers = req.headers();
     if headers.len() > limits::HEADERS {
-        return refuse(
+        return Some(refuse(
             ErrorCode::HeadersTooLarge,
             format!(
                 "{} request headers, over the limit of {}",
                 headers.len(),
                 limits::HEADERS
             ),
-        );
+        ));
     }
     // As on the wire: `name: value\r\n`.
     let size: usize = headers
@@ -206,18 +208,19 @@ pub async fn guard_edge(State(h): State<DaemonHandle>, req: Request, next: Next)
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
     if size > limits::HEADER_BYTES {
-        return refuse(
+        return Some(refuse(
             ErrorCode::HeadersTooLarge,
             format!(
                 "the request headers are {size} bytes, over the limit of {} bytes",
                 limits::HEADER_BYTES
             ),
-        );
+        ));
     }
-    next.run(req).await
+    None
 }
 
-fn loopback_url(url: &str) -> bool {
+/// The daemon at `url` listens on loopback only.
+pub fn loopback_url(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     loopback_host(rest.split('/').next().unwrap_or("").as_bytes())
 }

@@ -105,6 +105,8 @@ pub(super) async fn serve(
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_BUF);
     let mut stop = h.shutdown.subscribe();
+    let loopback_only = super::edge::loopback_url(&h.url);
+    let body_limit = repowire_core::limits::body_bytes(&h.store.policy);
     loop {
         let (tcp, _) = tokio::select! {
             r = listener.accept() => match r {
@@ -133,7 +135,12 @@ pub(super) async fn serve(
         let kill = conn.kill.clone();
         let (app, body_timeout) = (app.clone(), limits.body_timeout);
         let svc = hyper::service::service_fn(move |req| {
-            handle(app.clone(), conn.clone(), body_timeout, req)
+            let edge = Edge {
+                loopback_only,
+                body_limit,
+                body_timeout,
+            };
+            handle(app.clone(), conn.clone(), edge, req)
         });
         let served = http.serve_connection(TokioIo::new(tcp), svc);
         let mut stop = h.shutdown.subscribe();
@@ -163,14 +170,30 @@ async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = rx.wait_for(|v| *v).await;
 }
 
-/// One request: the body under its deadline, the connection handle in the
-/// extensions, then the router.
+/// What every request meets before the router.
+#[derive(Clone, Copy)]
+struct Edge {
+    /// Only loopback names in `Host` (a daemon on a loopback address).
+    loopback_only: bool,
+    /// The cap on a JSON body (`limits::body_bytes`).
+    body_limit: usize,
+    /// A request body must have arrived within this of its head.
+    body_timeout: Duration,
+}
+
+/// One request: the edge's checks (Host, target and header sizes), the
+/// body under its deadline and its size limit, the connection handle in
+/// the extensions, then the router.
 async fn handle(
     mut app: Router,
     conn: Conn,
-    body_timeout: Duration,
+    edge: Edge,
     req: hyper::Request<Incoming>,
 ) -> Result<axum::response::Response, Infallible> {
+    if let Some(refusal) = super::edge::refused(edge.loopback_only, &req) {
+        return Ok(refusal);
+    }
+    let body_timeout = edge.body_timeout;
     let timed_out = Arc::new(AtomicBool::new(false));
     let deadline = tokio::time::Instant::now() + body_timeout;
     let mut req = req.map(|inner| {
@@ -182,6 +205,7 @@ async fn handle(
         })
     });
     req.extensions_mut().insert(conn);
+    axum::extract::DefaultBodyLimit::max(edge.body_limit).apply(&mut req);
     let Ok(resp) = tower_service::Service::call(&mut app, req).await;
     if timed_out.load(Ordering::Relaxed) {
         let err = Error::new(

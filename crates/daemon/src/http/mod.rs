@@ -16,12 +16,10 @@ pub mod schedules;
 
 use crate::{DaemonHandle, edge};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
 pub fn router(h: DaemonHandle) -> Router {
-    let body_limit = repowire_core::limits::body_bytes(&h.store.policy);
     Router::new()
         .route("/health", get(admin::health))
         .route("/v1/peers", post(peers::register).get(peers::list_peers))
@@ -102,9 +100,8 @@ pub fn router(h: DaemonHandle) -> Router {
         .route_layer(from_fn_with_state(h.clone(), edge::guard_route))
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
-        // Every request, routed or not: only loopback names on a loopback
-        // daemon (no DNS rebinding), then target and header sizes.
-        .layer(from_fn_with_state(h.clone(), edge::guard_edge))
+        // Host, target and header sizes are checked, and the body limit
+        // set, before the router (`serve::handle`): as layers they would
+        // wrap every route in a boxed service, cloned per request.
         .with_state(h)
 }
