@@ -22,13 +22,15 @@
 
 use crate::error::{Error, ErrorCode};
 use crate::peer::{Peer, Role};
+use std::sync::Arc;
 
-/// The authenticated caller.
+/// The authenticated caller. The peer is shared, not copied: a peer
+/// token's is the one the store remembers for it (`store::known`).
 #[derive(Debug, Clone)]
 pub enum Caller {
     Admin,
-    AdminAs(Peer),
-    Peer(Peer),
+    AdminAs(Arc<Peer>),
+    Peer(Arc<Peer>),
 }
 
 impl Caller {
@@ -397,25 +399,25 @@ mod tests {
             ("admin", Caller::Admin),
             (
                 "admin --as a peer",
-                Caller::AdminAs(peer("wes", "a", Role::Agent)),
+                Caller::AdminAs(peer("wes", "a", Role::Agent).into()),
             ),
-            ("peer", Caller::Peer(peer("wes", "a", Role::Agent))),
-            ("owner", Caller::Peer(peer("owen", "a", Role::Agent))),
+            ("peer", Caller::Peer(peer("wes", "a", Role::Agent).into())),
+            ("owner", Caller::Peer(peer("owen", "a", Role::Agent).into())),
             (
                 "orchestrator",
-                Caller::Peer(peer("olga", "a", Role::Orchestrator)),
+                Caller::Peer(peer("olga", "a", Role::Orchestrator).into()),
             ),
             (
                 "other circle's peer",
-                Caller::Peer(peer("wes", "b", Role::Agent)),
+                Caller::Peer(peer("wes", "b", Role::Agent).into()),
             ),
             (
                 "other circle's orchestrator",
-                Caller::Peer(peer("olga", "b", Role::Orchestrator)),
+                Caller::Peer(peer("olga", "b", Role::Orchestrator).into()),
             ),
             (
                 "other circle's owner namesake",
-                Caller::Peer(peer("owen", "b", Role::Agent)),
+                Caller::Peer(peer("owen", "b", Role::Agent).into()),
             ),
         ];
         const OK: Option<ErrorCode> = None;
@@ -475,9 +477,9 @@ mod tests {
     /// circle only; the refusal names who may.
     #[test]
     fn manage_by_party_id() {
-        let wes = Caller::Peer(peer("wes", "a", Role::Agent));
-        let ida = Caller::Peer(peer("ida", "a", Role::Agent));
-        let wes_b = Caller::Peer(peer("wes", "b", Role::Agent));
+        let wes = Caller::Peer(peer("wes", "a", Role::Agent).into());
+        let ida = Caller::Peer(peer("ida", "a", Role::Agent).into());
+        let wes_b = Caller::Peer(peer("wes", "b", Role::Agent).into());
         let job = Target {
             circle: Some("a"),
             parties: &["peer-wes-a"],
@@ -502,7 +504,7 @@ mod tests {
     #[test]
     fn scopes_and_bypass() {
         let admin = Caller::Admin;
-        let wes = Caller::Peer(peer("wes", "a", Role::Agent));
+        let wes = Caller::Peer(peer("wes", "a", Role::Agent).into());
         assert_eq!(read_scope(&admin, None).unwrap(), None);
         assert_eq!(
             read_scope(&admin, Some("b".into())).unwrap().as_deref(),

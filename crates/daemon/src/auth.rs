@@ -109,7 +109,7 @@ fn admin(parts: &Parts, h: &DaemonHandle) -> Result<Caller, ApiError> {
     let as_name = as_name
         .to_str()
         .map_err(|_| ApiError(Error::bad_request("malformed X-Repowire-As header")))?;
-    Ok(Caller::AdminAs(h.store.resolve_peer(as_name, None)?))
+    Ok(Caller::AdminAs(h.store.resolve_peer(as_name, None)?.into()))
 }
 
 /// A request without a bearer token: a dashboard session — its cookie and

@@ -67,7 +67,7 @@ fn parties(a: &Ask) -> Target<'_> {
 /// stranger to everything.
 fn viewer(c: &Connection, id: &PeerId) -> Result<Caller> {
     match by_id(c, id)? {
-        Some(p) => Ok(Caller::Peer(p)),
+        Some(p) => Ok(Caller::Peer(p.into())),
         None => Err(Error::forbidden(format!("peer {id} is not registered"))),
     }
 }
@@ -328,7 +328,7 @@ impl Store {
             if let Some(r) = &req.reply_to {
                 let prior = get(t.conn(), r)?;
                 authorize(
-                    &Caller::Peer(from.clone()),
+                    &Caller::Peer(from.clone().into()),
                     Action::ReplyToAsk,
                     parties(&prior),
                 )
@@ -773,7 +773,7 @@ mod tests {
         use repowire_core::error::ErrorCode;
         use repowire_core::ids::AskId;
         let (_d, s, [a, b, c]) = three_peers();
-        let who = |p| Caller::Peer(s.peer_by_id(p).unwrap().unwrap());
+        let who = |p| Caller::Peer(s.peer_by_id(p).unwrap().unwrap().into());
         let stored = |x: &Ask| s.get_ask(&x.correlation_id, None).unwrap();
         let new = || {
             let req = NewAsk {

@@ -283,7 +283,7 @@ impl Store {
         self.write(|t| {
             let j = get(t.conn(), id)?;
             let caller = match actor {
-                Some(a) => Caller::Peer(must(t, a)?),
+                Some(a) => Caller::Peer(must(t, a)?.into()),
                 None => Caller::Admin,
             };
             // Read here, in the write: the assignee changes under writes.

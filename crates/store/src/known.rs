@@ -45,7 +45,7 @@ struct Cache {
     /// The count of changes the entries were read at.
     at: u64,
     keys: RandomState,
-    by_token: HashMap<u64, (String, Peer)>,
+    by_token: HashMap<u64, (String, Arc<Peer>)>,
     by_id: HashMap<String, Peer>,
     /// Circle, then name, to id.
     by_name: HashMap<String, HashMap<String, String>>,
@@ -100,7 +100,7 @@ impl Known {
     }
 
     /// The peer of `token`, if it was read at count `at` and nothing changed since.
-    pub(crate) fn get(&self, token: &str, at: u64) -> Option<Peer> {
+    pub(crate) fn get(&self, token: &str, at: u64) -> Option<Arc<Peer>> {
         let c = self.lock();
         let c = c.at(at)?;
         let (known, peer) = c.by_token.get(&c.keys.hash_one(token))?;
@@ -108,7 +108,7 @@ impl Known {
     }
 
     /// Remember `peer` for `token`, read from the database at count `at`.
-    pub(crate) fn put(&self, token: &str, peer: &Peer, at: u64) {
+    pub(crate) fn put(&self, token: &str, peer: &Arc<Peer>, at: u64) {
         let mut c = self.lock();
         if c.start(at) {
             let key = c.keys.hash_one(token);

@@ -733,7 +733,8 @@ mod tests {
         let ids: Vec<_> = leased.iter().map(|d| d.delivery_id.clone()).collect();
         s.confirm(&s.peer_by_id(&b).unwrap().unwrap(), &ids)
             .unwrap();
-        let as_peer = |p| repowire_core::access::Caller::Peer(s.peer_by_id(p).unwrap().unwrap());
+        let as_peer =
+            |p| repowire_core::access::Caller::Peer(s.peer_by_id(p).unwrap().unwrap().into());
         s.act_on_ask(&as_peer(&b), &q1, AskAction::Answer, Some("done"))
             .unwrap();
         s.act_on_ask(&as_peer(&a), &q2, AskAction::Cancel, None)
@@ -939,7 +940,7 @@ mod tests {
             &[got[0].delivery_id.clone()],
         )
         .unwrap();
-        let caller = repowire_core::access::Caller::Peer(s.peer_by_id(&b).unwrap().unwrap());
+        let caller = repowire_core::access::Caller::Peer(s.peer_by_id(&b).unwrap().unwrap().into());
         s.act_on_ask(&caller, &done, AskAction::Answer, Some("yes"))
             .unwrap();
         assert_eq!(

@@ -380,21 +380,23 @@ pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
 impl Store {
     /// The peer whose token this is (remembered while no peer changes:
     /// [`known`](super::known)).
-    pub fn peer_by_token(&self, token: &str) -> Result<Option<Peer>> {
+    pub fn peer_by_token(&self, token: &str) -> Result<Option<std::sync::Arc<Peer>>> {
         let at = self.known.now();
         if let Some(p) = self.known.get(token, at) {
             return Ok(Some(p));
         }
         let h = token_hash(token);
-        let found = self.read(|c| {
-            Ok(c.prepare_cached(concat!(
-                "SELECT ",
-                cols!(),
-                " FROM peers WHERE token_hash = ?1"
-            ))?
-            .query_row([h], from_row)
-            .optional()?)
-        })?;
+        let found = self
+            .read(|c| {
+                Ok(c.prepare_cached(concat!(
+                    "SELECT ",
+                    cols!(),
+                    " FROM peers WHERE token_hash = ?1"
+                ))?
+                .query_row([h], from_row)
+                .optional()?)
+            })?
+            .map(std::sync::Arc::new);
         if let Some(p) = &found {
             self.known.put(token, p, at);
         }
@@ -479,7 +481,7 @@ impl Store {
                     who: Some(&who),
                     ..Target::default()
                 };
-                authorize(&Caller::Peer(tp.clone()), Action::ActAsParty, target)?;
+                authorize(&Caller::Peer(tp.clone().into()), Action::ActAsParty, target)?;
             }
             let tags_json = req.tags.as_ref().map(serde_json::to_string).transpose()?;
             match (existing, token_peer) {

@@ -119,7 +119,7 @@ fn tell(t: &mut Tx<'_>, circle: &str, peer_id: &PeerId, text: &str) -> Result<()
 /// it, the circle's orchestrator, or the admin (`actor` None).
 fn may_manage(t: &Tx<'_>, row: &Row, actor: Option<&PeerId>) -> Result<()> {
     let Some(a) = actor else { return Ok(()) };
-    let me = Caller::Peer(must(t, a)?);
+    let me = Caller::Peer(must(t, a)?.into());
     let who = format!("the author or requester of {}", row.info.reference);
     let target = Target {
         circle: Some(&row.info.circle),
@@ -367,7 +367,7 @@ impl Store {
             let parties: Vec<&str> = reviewers.iter().map(|p| p.as_str()).collect();
             let who = format!("a reviewer of {}", req.reference);
             let target = Target { circle: Some(&row.info.circle), parties: &parties, who: Some(&who), ..Target::default() };
-            authorize(&Caller::Peer(me.clone()), Action::ActAsParty, target)?;
+            authorize(&Caller::Peer(me.clone().into()), Action::ActAsParty, target)?;
             t.conn()
                 .prepare_cached(
                     "UPDATE review_assignments SET last_reviewed_sha = ?3, verdict = ?4, notes = ?5, updated_ms = ?6
