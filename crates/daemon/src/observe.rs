@@ -107,6 +107,9 @@ fn event_view(e: &EventRecord) -> serde_json::Value {
 pub async fn run(h: DaemonHandle) {
     let guards = Arc::new(Mutex::new(Guards::default()));
     let mut rx = h.store.subscribe();
+    // Made once: a new one per turn subscribes and registers again.
+    let stopping = h.stopping();
+    tokio::pin!(stopping);
     loop {
         let e = tokio::select! {
             r = rx.recv() => match r {
@@ -117,7 +120,7 @@ pub async fn run(h: DaemonHandle) {
                 }
                 Err(RecvError::Closed) => return,
             },
-            _ = h.stopping() => return,
+            _ = &mut stopping => return,
         };
         // Every kind on the bus is one this daemon wrote; a kind it cannot name is not acted on.
         let Ok(kind) = EventKind::parse(&e.kind) else {

@@ -23,6 +23,9 @@ pub async fn run(h: DaemonHandle) {
     let ahead = h.store.policy.schedule_arm_ahead_ms.max(0);
     // The wake time the last round ran for.
     let mut last_at = None;
+    // Made once: a new one per turn subscribes and registers again.
+    let stopping = h.stopping();
+    tokio::pin!(stopping);
     loop {
         let next = h.store.next_wake_ms(ahead);
         let mut wait = match next {
@@ -44,7 +47,7 @@ pub async fn run(h: DaemonHandle) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = h.schedules_changed.notified() => continue,
-            _ = h.stopping() => return,
+            _ = &mut stopping => return,
         }
         last_at = at;
         fire_due(&h).await;

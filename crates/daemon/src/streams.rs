@@ -144,6 +144,9 @@ pub async fn run(h: DaemonHandle) {
     let mut last = h.store.tail_start(0, None).unwrap_or(0);
     h.streams.published.store(last, Ordering::Release);
     let mut published_at = tokio::time::Instant::now();
+    // Made once: a new one per turn subscribes and registers again.
+    let stopping = h.stopping();
+    tokio::pin!(stopping);
     loop {
         let mut got = Vec::new();
         let mut gap = false;
@@ -153,7 +156,7 @@ pub async fn run(h: DaemonHandle) {
                 Err(RecvError::Lagged(_)) => gap = true,
                 Err(RecvError::Closed) => return,
             },
-            _ = h.stopping() => return,
+            _ = &mut stopping => return,
         }
         let now = tokio::time::Instant::now();
         tokio::time::sleep_until((now + COALESCE).max(published_at + INTERVAL)).await;

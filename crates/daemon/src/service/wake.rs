@@ -29,10 +29,13 @@ pub async fn next(
     until: tokio::time::Instant,
     wanted: impl Fn(&EventRecord) -> bool,
 ) -> Result<Wake, Error> {
+    // Made once: a new one per turn subscribes and registers again.
+    let stopping = h.stopping();
+    tokio::pin!(stopping);
     loop {
         let got = tokio::select! {
             r = tokio::time::timeout_at(until, rx.recv()) => r,
-            _ = h.stopping() => return Ok(Wake::Stopping),
+            _ = &mut stopping => return Ok(Wake::Stopping),
             _ = h.clock_moved.notified() => return Ok(Wake::Event),
         };
         match got {

@@ -51,9 +51,12 @@ pub async fn run(h: DaemonHandle) {
     let mut bus = h.store.subscribe();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Made once: a new one per turn subscribes and registers again.
+    let stopping = h.stopping();
+    tokio::pin!(stopping);
     loop {
         tokio::select! {
-            _ = h.stopping() => return,
+            _ = &mut stopping => return,
             _ = tick.tick() => {}
             _ = h.tmux_wake.notified() => {}
             r = bus.recv() => match r {

@@ -23,9 +23,12 @@ use std::collections::BTreeMap;
 pub async fn run(h: DaemonHandle) {
     let mut tick = tokio::time::interval(h.tmux.check_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Made once: a new one per turn subscribes and registers again.
+    let stopping = h.stopping();
+    tokio::pin!(stopping);
     loop {
         tokio::select! {
-            _ = h.stopping() => return,
+            _ = &mut stopping => return,
             _ = tick.tick() => check(&h).await,
         }
     }
