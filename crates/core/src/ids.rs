@@ -15,6 +15,18 @@ use sha2::{Digest, Sha256};
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
+/// Which bytes are [`CROCKFORD`] digits, by byte value (a table: every
+/// id from the outside is checked byte by byte).
+const IS_CROCKFORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < CROCKFORD.len() {
+        t[CROCKFORD[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// The kinds of object that carry an id, with their prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
@@ -84,7 +96,7 @@ impl IdKind {
     /// Which kind an id string is, if it is well-formed.
     pub fn of(id: &str) -> Option<Self> {
         let (prefix, body) = id.split_once('-')?;
-        if body.len() != 26 || !body.bytes().all(|b| CROCKFORD.contains(&b)) {
+        if body.len() != 26 || !body.bytes().all(|b| IS_CROCKFORD[b as usize]) {
             return None;
         }
         [
@@ -444,6 +456,27 @@ mod tests {
         assert_eq!(json, format!("\"{j}\""));
         assert_eq!(serde_json::from_str::<JobId>(&json).unwrap(), j);
         assert!(serde_json::from_str::<JobId>("\"job-nope\"").is_err());
+    }
+
+    /// An id's body takes exactly the 32 Crockford digits: every other byte
+    /// (lower case, `I`, `L`, `O`, `U`, punctuation, non-ASCII) at any
+    /// place makes it no id.
+    #[test]
+    fn id_bodies_take_exactly_the_crockford_digits() {
+        let id = new_id(IdKind::Job, 3);
+        assert_eq!(IdKind::of(&id), Some(IdKind::Job));
+        let at = id.len() - 7;
+        for b in 0..=255u8 {
+            let mut bytes = id.clone().into_bytes();
+            bytes[at] = b;
+            let Ok(s) = String::from_utf8(bytes) else {
+                continue; // not a string: cannot reach IdKind::of
+            };
+            let digit = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains(&b);
+            assert_eq!(IdKind::of(&s).is_some(), digit, "byte {b:#04x}");
+        }
+        let wide = format!("{}é", &id[..id.len() - 2]);
+        assert_eq!(IdKind::of(&wide), None);
     }
 
     #[test]
