@@ -557,6 +557,38 @@ async fn every_edge_refusal_is_coded_json() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "bad_request");
+    // Any JSON media type is taken (parameters, a `+json` suffix); other
+    // types are not. (`application/json` alone is read without parsing it.)
+    for (ct, ok) in [
+        ("application/json; charset=utf-8", true),
+        ("application/merge-patch+json", true),
+        ("text/plain", false),
+        ("application/jsonx", false),
+    ] {
+        let r = reqwest::Client::new()
+            .post(format!("{u}/v1/peers"))
+            .header("authorization", format!("Bearer {admin}"))
+            .header("content-type", ct)
+            .body(json!({"name": format!("ct-{}", ct.len())}).to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        if ok {
+            assert!(status < 300, "{ct}: {status} {v}");
+        } else {
+            assert_eq!(
+                (status, v["code"].as_str()),
+                (400, Some("bad_request")),
+                "{ct}: {v}"
+            );
+            assert!(
+                v["message"].as_str().unwrap().contains("Content-Type"),
+                "{ct}: {v}"
+            );
+        }
+    }
     // What hyper refuses itself, as documented (docs/http-api.md, Limits):
     // a target over 65,534 bytes is a bare 414 before any daemon code runs
     // (a bare 431 if the serve loop's read buffer is set below that).
