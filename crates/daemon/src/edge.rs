@@ -2,10 +2,10 @@
 //!
 //! Two guards, both answering coded JSON errors like every handler:
 //! - [`refused`] (every request, routed or not, before the router: called
-//!   by `serve::handle`, not a layer, so it costs no boxed service): a loopback daemon is
-//!   named by a loopback `Host` (`forbidden`); the request target and the
-//!   header block are within [`limits`] (`uri_too_long`,
-//!   `headers_too_large`).
+//!   by `serve::handle`, not a layer, so it costs no boxed service): a
+//!   loopback daemon is named by a loopback `Host` (`forbidden`); the
+//!   request target and the header block are within [`limits`]
+//!   (`uri_too_long`, `headers_too_large`).
 //! - [`guard_route`] (matched routes): [`ROUTES`] says which query
 //!   parameters each route takes and whether it takes a body; an unknown
 //!   parameter, an over-long query value or path parameter, or a body sent
