@@ -5,8 +5,10 @@
 //! and [`Event::payload`] renders it, so a writer cannot pair a kind with the
 //! wrong payload, and a reader matches on [`EventKind`] or on the typed
 //! [`Event`] ([`Event::parse`]) instead of comparing strings and indexing
-//! `payload["to"]`. The strings and the JSON are exactly what the log held
-//! before these types existed; the unit tests pin both.
+//! `payload["to"]`. The strings and the JSON values are exactly what the log
+//! held before these types existed; the unit tests pin both. (The stored text
+//! lists an object's keys in field order, not sorted, since the payload is
+//! written in one pass, [`Event::payload_json`]; every reader parses it.)
 //!
 //! Kinds named after a state (`ask_closed`, `job_failed`, …) are written from
 //! several places with different payloads, so their payload is an untagged
