@@ -5,9 +5,11 @@
 //! per daemon and measures: cold start to `/health`, idle RSS, notify
 //! throughput (sequential and 16 concurrent clients), a note delivered to a
 //! live consumer (notify, its delivery stream, confirm; one at a time and from
-//! 16 senders at once), the ask round trip, and the floor under them all (a
+//! 16 senders at once), the ask round trip (one at a time and 16 pairs at
+//! once), and the floor under them all (a
 //! `GET /health` that does nothing). `REPOWIRE_BENCH_ONLY=delivered` runs the
-//! delivered-note rows alone (to profile the daemon under them).
+//! delivered-note rows alone, `REPOWIRE_BENCH_ONLY=asks` the round trips of 16
+//! pairs at once (to profile the daemon under them).
 //! Every daemon is SIGTERMed (then SIGKILLed) by a guard, also on panic.
 
 mod common;
@@ -509,6 +511,83 @@ async fn ask_round_trips(
     stats
 }
 
+/// `pairs` conversations at once: each asker asks its own answerer and
+/// waits for the answer, `per` times; each answerer long-polls its inbox and
+/// answers what it holds (the answer settles the delivery). Returns the
+/// throughput (one "msg" = one round trip) and each round trip in ms.
+async fn ask_concurrent(
+    d: &Daemon,
+    admin: &Client,
+    pairs: usize,
+    per: usize,
+) -> (Throughput, Vec<f64>) {
+    let mut askers = Vec::new();
+    let mut answerers = Vec::new();
+    for k in 0..pairs {
+        askers.push(register(admin, &format!("pasker-{k:02}")).await);
+        let b = register(admin, &format!("panswerer-{k:02}")).await;
+        answerers.push(tokio::spawn(async move {
+            loop {
+                let inbox = b
+                    .lease(&LeaseReq {
+                        max: Some(100),
+                        wait_ms: Some(5000),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("lease");
+                for d in &inbox.deliveries {
+                    if d.kind == DeliveryKind::Ask
+                        && let Some(id) = &d.correlation_id
+                    {
+                        b.answer(id, "pong").await.expect("answer");
+                    }
+                }
+            }
+        }));
+    }
+    async fn round_trip(a: &Client, to: &str, i: usize) -> f64 {
+        let req = repowire::api::AskReq {
+            to: to.to_string(),
+            text: format!("ping {i}"),
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let id = a.ask(&req).await.expect("ask").ask.correlation_id;
+        let w = a.wait(&id, Duration::from_secs(10)).await.expect("wait");
+        assert!(
+            w.done,
+            "ask {id} not done after 10s (state {:?})",
+            w.ask.state
+        );
+        ms(t0.elapsed())
+    }
+    // Warm every connection: one round trip per pair.
+    for (k, a) in askers.iter().enumerate() {
+        round_trip(a, &format!("panswerer-{k:02}"), 0).await;
+    }
+    let rtts = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(pairs * per)));
+    let work = askers.into_iter().enumerate().map(|(k, a)| {
+        let rtts = rtts.clone();
+        async move {
+            let to = format!("panswerer-{k:02}");
+            for i in 0..per {
+                let rtt = round_trip(&a, &to, i).await;
+                rtts.lock().unwrap().push(rtt);
+            }
+        }
+    });
+    let t = concurrently(d, pairs * per, work).await;
+    for a in &answerers {
+        if a.is_finished() {
+            panic!("an answerer loop stopped");
+        }
+        a.abort();
+    }
+    let rtts = std::mem::take(&mut *rtts.lock().unwrap());
+    (t, rtts)
+}
+
 /// How much of `src/link-order.txt` the binary has (idle RSS depends on
 /// it: src/build.rs). A list written for another toolchain, lock file or
 /// profile names symbols the build no longer has. (That the names are
@@ -569,6 +648,18 @@ fn print_delivered(delivered: &Delivered) {
     );
 }
 
+fn print_ask_concurrent(t: &Throughput, rtts: Vec<f64>) {
+    let rtts = sorted(rtts);
+    println!(
+        "ask rtt, 16 pairs at once {:6.0} asks/s  ({}; \"msg\" = a round trip: ask, wait / lease, answer; p50 {:.3} ms  p99 {:.3} ms)   target daemon CPU <= 100 us/ask {}",
+        t.rate(),
+        t.detail(),
+        pct(&rtts, 50.0),
+        pct(&rtts, 99.0),
+        verdict(t.daemon_cpu.as_secs_f64() * 1e6 / t.msgs as f64 <= 100.0),
+    );
+}
+
 fn main() {
     let c = Counts::new(common::announce(
         "load",
@@ -582,6 +673,20 @@ fn main() {
             .build()
             .expect("tokio runtime");
         print_delivered(&rt.block_on(delivered(&c)));
+        return;
+    }
+    if std::env::var("REPOWIRE_BENCH_ONLY").as_deref() == Ok("asks") {
+        // The concurrent ask row alone, for profiling the daemon under it.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let (t, rtts) = rt.block_on(async {
+            let (d, ..) = start(&["--max-pending", "1000000"]);
+            let admin = Client::new(&d.url, Some(d.admin_token()), None);
+            ask_concurrent(&d, &admin, c.conc_clients, c.asks / c.conc_clients * 4).await
+        });
+        print_ask_concurrent(&t, rtts);
         return;
     }
 
@@ -638,8 +743,9 @@ fn main() {
         let admin = Client::new(&d.url, Some(d.admin_token()), None);
         let full = ask_round_trips(&d, &admin, c.ask_warmup, c.asks, true).await;
         let short = ask_round_trips(&d, &admin, c.ask_warmup, c.asks, false).await;
+        let conc = ask_concurrent(&d, &admin, c.conc_clients, c.asks / c.conc_clients * 4).await;
         drop(d);
-        (full, short)
+        (full, short, conc)
     });
 
     // 5: registrations, a fresh daemon.
@@ -713,6 +819,7 @@ fn main() {
             PY_ASK_P99_MS / p99,
         );
     }
+    print_ask_concurrent(&asks.2.0, asks.2.1);
     println!(
         "register, 16 clients    {:8.0} peers/s  ({}, \"msg\" = a registration)   target >= 10,000/s {}",
         regs.rate(),

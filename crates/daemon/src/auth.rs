@@ -75,7 +75,16 @@ impl FromRequestParts<DaemonHandle> for Caller {
         if secrets_equal(token, &h.admin_token) {
             return admin(parts, h);
         }
-        match h.store.peer_by_token(token)? {
+        let remembered = h.store.remembered_peer(token);
+        if remembered.is_none() {
+            // Its look-up reads: after the open group (not committing it).
+            h.store.open_group_landed().await;
+        }
+        let found = match remembered {
+            Some(p) => Some(p),
+            None => h.store.peer_by_token(token)?,
+        };
+        match found {
             Some(p) => {
                 // The client may say whom it means to be (REPOWIRE_PEER): a
                 // token of another peer is refused rather than silently used.

@@ -286,6 +286,12 @@ pub async fn guard_route(
     if grouped(spec) {
         crate::commit::deferred(&h, next.run(req)).await
     } else {
+        if spec.method == "GET" {
+            // A read commits a group left open (nothing reads a part not
+            // yet committed): it waits for the group's own commit instead,
+            // so that the writes of the requests ready now still share it.
+            h.store.open_group_landed().await;
+        }
         next.run(req).await
     }
 }

@@ -88,7 +88,7 @@ impl Landing {
     }
 
     /// Wait (without blocking the thread) until the commit is known.
-    async fn landed(&self) -> Result<()> {
+    pub(crate) async fn landed(&self) -> Result<()> {
         loop {
             let notified = self.landed.notified();
             let mut notified = std::pin::pin!(notified);
@@ -378,6 +378,44 @@ mod tests {
         assert_eq!(s.peek(&b.id, 10).unwrap().len(), 1);
         assert_eq!(in_file(&d, &[&one]), 1, "the read committed it");
         assert!(block_on(w1.landed()).is_ok());
+    }
+
+    /// A reader that first waits for the open group's landing leaves the
+    /// group open for the writes still to come: they share its commit,
+    /// and the read that follows finds all of them committed.
+    #[test]
+    fn a_reader_waits_for_the_open_group_instead_of_committing_it() {
+        let (d, s, a, b) = setup();
+        let s = std::sync::Arc::new(s);
+        let (c0, w0) = s.commits();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let (one, w1) = deferring(|| s.write(|t| t.notify_as(&a, &b, "one")));
+                let one = one.unwrap();
+                let reader = {
+                    let (s, b) = (s.clone(), b.id.clone());
+                    tokio::spawn(async move {
+                        s.open_group_landed().await;
+                        s.peek(&b, 10).unwrap().len()
+                    })
+                };
+                // The reader runs first: it waits, committing nothing.
+                tokio::task::yield_now().await;
+                assert!(!reader.is_finished());
+                assert_eq!(in_file(&d, &[&one]), 0, "the reader committed nothing");
+                // A write that comes later still joins the group.
+                let (two, w2) = deferring(|| s.write(|t| t.notify_as(&a, &b, "two")));
+                let two = two.unwrap();
+                s.commit_open();
+                assert_eq!(s.commits(), (c0 + 1, w0 + 2), "one commit for both");
+                assert_eq!(reader.await.unwrap(), 2, "the read saw both");
+                assert!(w1.landed().await.is_ok() && w2.landed().await.is_ok());
+                assert_eq!(in_file(&d, &[&one, &two]), 2);
+            });
+        // With no group open it does not wait at all.
+        block_on(s.open_group_landed());
     }
 
     #[test]

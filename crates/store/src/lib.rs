@@ -468,6 +468,25 @@ impl Store {
         Ok((log - done).max(0))
     }
 
+    /// Wait (without blocking the thread) until the group open now, if
+    /// any, has landed: an async reader calls this first, so that its read
+    /// finds nothing to commit and leaves the open group to gather the
+    /// writes of the requests ready now (a read commits an open group
+    /// itself: nothing reads a part not yet committed). Its commit is
+    /// already queued: whoever defers a write queues it ([`deferring`]).
+    /// Waits for one group only, so a steady stream of writes cannot keep
+    /// a reader waiting.
+    pub async fn open_group_landed(&self) {
+        let open = {
+            let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            w.group.as_ref().map(|g| g.landing.0.clone())
+        };
+        if let Some(landing) = open {
+            // Its outcome is the writers' to report; the read comes after.
+            let _ = landing.landed().await;
+        }
+    }
+
     /// Run a read-only query.
     pub fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         f(&self.settled().conn)

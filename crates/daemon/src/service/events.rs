@@ -75,6 +75,7 @@ pub async fn wait_ask(
     let deadline = tokio::time::Instant::now() + timeout;
     let mut rx = h.store.subscribe();
     loop {
+        h.store.open_group_landed().await;
         let a = h.store.get_ask(id, viewer.as_ref())?;
         if a.state.is_terminal() {
             return Ok((a, true));
@@ -88,6 +89,7 @@ pub async fn wait_ask(
         match wake::next(h, &mut rx, deadline, ends).await? {
             Wake::Event => {}
             Wake::Done => {
+                h.store.open_group_landed().await;
                 let a = h.store.get_ask(id, viewer.as_ref())?;
                 let done = a.state.is_terminal();
                 return Ok((a, done));

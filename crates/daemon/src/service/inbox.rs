@@ -77,6 +77,8 @@ pub async fn lease(h: &DaemonHandle, c: &Caller, ask: LeaseAsk) -> Result<Vec<De
     // queuing transaction and handed over (no second look).
     let reg = h.store.register_consumer(&me.id, lease_ms, route);
     loop {
+        // Its first look reads: after the open group (not committing it).
+        h.store.open_group_landed().await;
         let items = h.store.lease(&me.id, max, lease_ms, route)?;
         let now = tokio::time::Instant::now();
         if !items.is_empty() || now >= deadline {
