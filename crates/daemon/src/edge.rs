@@ -286,10 +286,11 @@ pub async fn guard_route(
     if grouped(spec) {
         crate::commit::deferred(&h, next.run(req)).await
     } else {
-        if spec.method == "GET" {
+        if spec.method == "GET" && spec.path.starts_with("/v1/") {
             // A read commits a group left open (nothing reads a part not
             // yet committed): it waits for the group's own commit instead,
             // so that the writes of the requests ready now still share it.
+            // (`/health` and the dashboard's files read no store.)
             h.store.open_group_landed().await;
         }
         next.run(req).await

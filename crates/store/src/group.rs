@@ -418,6 +418,47 @@ mod tests {
         block_on(s.open_group_landed());
     }
 
+    /// While another thread holds the writer (a background write), a
+    /// reader does not wait for it on the async thread: whatever group was
+    /// open, that write commits it.
+    #[test]
+    fn a_reader_never_waits_on_a_writer_held_elsewhere() {
+        let (_d, s) = crate::testing::open();
+        let s = std::sync::Arc::new(s);
+        let (held_tx, held) = std::sync::mpsc::channel();
+        let (release_tx, release) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                s.write(|_| {
+                    held_tx.send(()).unwrap();
+                    release.recv().unwrap();
+                    Ok(())
+                })
+                .unwrap()
+            })
+        };
+        held.recv().unwrap();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let reader = {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                block_on(s.open_group_landed());
+                done_tx.send(()).unwrap();
+            })
+        };
+        // A hang detector, not a speed claim: it returns at once, or only
+        // once the writer lets go (never, without the release below).
+        let waited = done.recv_timeout(std::time::Duration::from_secs(30));
+        release_tx.send(()).unwrap();
+        writer.join().unwrap();
+        reader.join().unwrap();
+        assert!(
+            waited.is_ok(),
+            "the reader waited on the writer held elsewhere"
+        );
+    }
+
     #[test]
     fn a_failing_write_in_a_group_is_undone_alone() {
         let (d, s, a, b) = setup();

@@ -472,14 +472,22 @@ impl Store {
     /// any, has landed: an async reader calls this first, so that its read
     /// finds nothing to commit and leaves the open group to gather the
     /// writes of the requests ready now (a read commits an open group
-    /// itself: nothing reads a part not yet committed). Its commit is
-    /// already queued: whoever defers a write queues it ([`deferring`]).
-    /// Waits for one group only, so a steady stream of writes cannot keep
-    /// a reader waiting.
+    /// itself: nothing reads a part not yet committed). The group's commit
+    /// is queued by whoever deferred a write into it, once the poll that
+    /// wrote returns (`daemon::commit::deferred`): also when the caller
+    /// is that handler itself, awaiting here in a later step. Waits for one
+    /// group only (per call), so a steady stream of writes cannot keep a
+    /// reader waiting. Never blocks on the writer: while another thread
+    /// holds it (a background write, which commits any open group with its
+    /// own part, or a read, which commits it first), there is nothing to
+    /// wait for.
     pub async fn open_group_landed(&self) {
-        let open = {
-            let w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            w.group.as_ref().map(|g| g.landing.0.clone())
+        let open = match self.writer.try_lock() {
+            Ok(w) => w.group.as_ref().map(|g| g.landing.0.clone()),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                p.into_inner().group.as_ref().map(|g| g.landing.0.clone())
+            }
+            Err(std::sync::TryLockError::WouldBlock) => None,
         };
         if let Some(landing) = open {
             // Its outcome is the writers' to report; the read comes after.

@@ -378,14 +378,14 @@ pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
 }
 
 impl Store {
-    /// The peer whose token this is (remembered while no peer changes:
-    /// [`known`](super::known)).
     /// The peer of `token` if it is remembered ([`known`](super::known)),
     /// without reading the database.
     pub fn remembered_peer(&self, token: &str) -> Option<std::sync::Arc<Peer>> {
         self.known.get(token, self.known.now())
     }
 
+    /// The peer whose token this is (remembered while no peer changes:
+    /// [`known`](super::known)).
     pub fn peer_by_token(&self, token: &str) -> Result<Option<std::sync::Arc<Peer>>> {
         let at = self.known.now();
         if let Some(p) = self.known.get(token, at) {
