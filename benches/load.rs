@@ -429,6 +429,17 @@ struct AskStats {
     daemon_cpu: Duration,
 }
 
+/// An answerer's long-poll of its inbox (up to 100, waiting up to 5 s).
+async fn long_poll(b: &Client) -> repowire::api::InboxResp {
+    b.lease(&LeaseReq {
+        max: Some(100),
+        wait_ms: Some(5000),
+        ..Default::default()
+    })
+    .await
+    .expect("lease")
+}
+
 /// A asks B; B long-polls its inbox, (optionally) confirms, and answers; A
 /// waits. Without the explicit confirm, the answer itself settles the
 /// delivery B holds (the daemon marks it delivered).
@@ -444,14 +455,7 @@ async fn ask_round_trips(
     let b = register(admin, &format!("answerer-{tag}")).await;
     let answerer = tokio::spawn(async move {
         loop {
-            let inbox = b
-                .lease(&LeaseReq {
-                    max: Some(100),
-                    wait_ms: Some(5000),
-                    ..Default::default()
-                })
-                .await
-                .expect("lease");
+            let inbox = long_poll(&b).await;
             if inbox.deliveries.is_empty() {
                 continue;
             }
@@ -528,14 +532,7 @@ async fn ask_concurrent(
         let b = register(admin, &format!("panswerer-{k:02}")).await;
         answerers.push(tokio::spawn(async move {
             loop {
-                let inbox = b
-                    .lease(&LeaseReq {
-                        max: Some(100),
-                        wait_ms: Some(5000),
-                        ..Default::default()
-                    })
-                    .await
-                    .expect("lease");
+                let inbox = long_poll(&b).await;
                 for d in &inbox.deliveries {
                     if d.kind == DeliveryKind::Ask
                         && let Some(id) = &d.correlation_id
