@@ -75,14 +75,13 @@ impl FromRequestParts<DaemonHandle> for Caller {
         if secrets_equal(token, &h.admin_token) {
             return admin(parts, h);
         }
-        let remembered = h.store.remembered_peer(token);
-        if remembered.is_none() {
-            // Its look-up reads: after the open group (not committing it).
-            h.store.open_group_landed().await;
-        }
-        let found = match remembered {
+        let found = match h.store.remembered_peer(token) {
             Some(p) => Some(p),
-            None => h.store.peer_by_token(token)?,
+            None => {
+                // Its look-up reads: after the open group (not committing it).
+                h.store.open_group_landed().await;
+                h.store.peer_by_token(token)?
+            }
         };
         match found {
             Some(p) => {

@@ -482,13 +482,12 @@ impl Store {
     /// own part, or a read, which commits it first), there is nothing to
     /// wait for.
     pub async fn open_group_landed(&self) {
-        let open = match self.writer.try_lock() {
-            Ok(w) => w.group.as_ref().map(|g| g.landing.0.clone()),
-            Err(std::sync::TryLockError::Poisoned(p)) => {
-                p.into_inner().group.as_ref().map(|g| g.landing.0.clone())
-            }
+        let writer = match self.writer.try_lock() {
+            Ok(w) => Some(w),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => None,
         };
+        let open = writer.and_then(|w| w.group.as_ref().map(|g| g.landing.0.clone()));
         if let Some(landing) = open {
             // Its outcome is the writers' to report; the read comes after.
             let _ = landing.landed().await;
