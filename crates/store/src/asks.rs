@@ -509,8 +509,9 @@ impl Store {
                 "SELECT ",
                 cols!(),
                 " FROM asks
-                 WHERE state IN ('queued','delivered','picked_up','answered')
-                   AND (?1 IS NULL OR circle = ?1)
+                 WHERE ",
+                open!(),
+                " AND (?1 IS NULL OR circle = ?1)
                  ORDER BY created_ms DESC, id DESC LIMIT ?2"
             ))?
             .query_map(params![circle, limit], from_row)?
@@ -631,10 +632,8 @@ impl Store {
     pub fn expire_due(&self) -> Result<usize> {
         let now = self.clock.now_ms();
         let due = self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT COUNT(*) FROM asks WHERE state IN ('queued','delivered','picked_up') AND expires_ms <= ?1",
-            )?
-            .query_row([now], |r| r.get::<_, i64>(0))?)
+            Ok(c.prepare_cached(concat!("SELECT COUNT(*)", expiring!()))?
+                .query_row([now], |r| r.get::<_, i64>(0))?)
         })?;
         if due == 0 {
             return Ok(0);
@@ -642,15 +641,20 @@ impl Store {
         self.write(|t| {
             let ids: Vec<AskId> = t
                 .conn()
-                .prepare_cached(
-                    "SELECT id FROM asks WHERE state IN ('queued','delivered','picked_up') AND expires_ms <= ?1",
-                )?
+                .prepare_cached(concat!("SELECT id", expiring!()))?
                 .query_map([t.now], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?;
             for id in &ids {
                 let a = cas(t, id, AskAction::Expire)?;
                 withdraw(t, &a, "it expired")?;
-                ask_event(t, &a, Event::AskExpired(AskMove::Expired { to: a.to.clone(), expires_at_ms: a.expires_at_ms }))?;
+                ask_event(
+                    t,
+                    &a,
+                    Event::AskExpired(AskMove::Expired {
+                        to: a.to.clone(),
+                        expires_at_ms: a.expires_at_ms,
+                    }),
+                )?;
             }
             Ok(ids.len())
         })
@@ -704,6 +708,29 @@ impl Store {
 /// Open asks not reminded yet, oldest first, from the partial index
 /// `asks_to_remind` (its WHERE, word for word; named, since the planner
 /// would otherwise read every open ask through `asks_open`).
+/// The asks not closed yet, in the words of `asks_open`'s condition
+/// (migration 22): a statement that names them so reads that index, one
+/// that says `state IN (…)` reads every ask.
+macro_rules! open {
+    () => {
+        "(state = 'queued' OR state = 'delivered' OR state = 'picked_up' OR state = 'answered')"
+    };
+}
+pub(crate) use open;
+
+/// The open asks past their expiry (`?1`), through `asks_open`; an answered
+/// ask does not expire.
+macro_rules! expiring {
+    () => {
+        concat!(
+            " FROM asks WHERE ",
+            open!(),
+            " AND state != 'answered' AND expires_ms <= ?1"
+        )
+    };
+}
+use expiring;
+
 const DUE: &str = "SELECT id, to_peer, from_peer, text FROM asks INDEXED BY asks_to_remind
      WHERE reminded_ms IS NULL AND state IN ('queued','delivered') AND created_ms <= ?1";
 
@@ -807,7 +834,14 @@ mod tests {
     }
 
     #[test]
-    fn reminders_are_read_from_their_index() {
-        crate::assert_planned_through(&[(super::DUE, "asks_to_remind")]);
+    fn reminders_and_expiries_are_read_from_their_indexes() {
+        crate::assert_planned_through(&[
+            (super::DUE, "asks_to_remind"),
+            (concat!("SELECT id", super::expiring!()), "asks_open"),
+            (
+                concat!("SELECT COUNT(*) FROM asks WHERE ", open!()),
+                "asks_open",
+            ),
+        ]);
     }
 }

@@ -219,9 +219,11 @@ impl Store {
             let one = |sql: &str| -> Result<i64> { Ok(c.query_row(sql, [], |r| r.get(0))?) };
             Ok(Counts {
                 peers: one("SELECT COUNT(*) FROM peers")?,
-                open_asks: one(
-                    "SELECT COUNT(*) FROM asks WHERE state IN ('queued','delivered','picked_up')",
-                )?,
+                open_asks: one(concat!(
+                    "SELECT COUNT(*) FROM asks WHERE ",
+                    crate::asks::open!(),
+                    " AND state != 'answered'"
+                ))?,
                 // Kept by triggers (a recount would read every delivery).
                 pending_deliveries: one("SELECT COALESCE(SUM(pending), 0) FROM inbox_counts")?,
                 events: one("SELECT COUNT(*) FROM events")?,

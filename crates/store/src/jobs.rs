@@ -482,7 +482,7 @@ fn dispatch_in(
 /// `jobs_open_deadline` (its WHERE, word for word). Named, because the
 /// planner otherwise takes `jobs_by_state` and reads every queued job.
 const LATE: &str = "SELECT id FROM jobs INDEXED BY jobs_open_deadline WHERE deadline_ms IS NOT NULL
-       AND state IN ('queued','dispatched','running') AND deadline_ms <= ?1";
+       AND (state = 'queued' OR state = 'dispatched' OR state = 'running') AND deadline_ms <= ?1";
 
 impl Store {
     /// Background repair: jobs whose assignee went away (offline, stale, or

@@ -93,11 +93,14 @@ impl Store {
         circle: Option<&str>,
     ) -> Result<std::collections::HashMap<String, i64>> {
         self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT to_peer, COUNT(*) FROM asks
-                 WHERE (?1 IS NULL OR circle = ?1) AND state IN ('queued','delivered','picked_up')
-                 GROUP BY to_peer",
-            )?
+            // The open asks only (`asks_open`), not every ask's entry in
+            // `asks_to`, which SQLite would otherwise scan.
+            Ok(c.prepare_cached(concat!(
+                "SELECT to_peer, COUNT(*) FROM asks INDEXED BY asks_open
+                 WHERE (?1 IS NULL OR circle = ?1) AND ",
+                crate::asks::open!(),
+                " AND state != 'answered' GROUP BY to_peer"
+            ))?
             .query_map([circle], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?)
         })
