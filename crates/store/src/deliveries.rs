@@ -661,18 +661,24 @@ fn matching(t: &Tx<'_>, cond: &str, arg: &str) -> Result<bool> {
 /// copies it holds under a lease count as delivered (no separate confirm
 /// needed), and copies never handed out are withdrawn.
 pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Result<()> {
-    const HELD: &str = "ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'leased'";
-    let mut held: Vec<String> = Vec::new();
-    if matching(t, HELD, ask_id)? {
-        let sql = format!(
-            "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
-             WHERE {HELD} RETURNING id"
-        );
-        held = t
-            .conn()
-            .prepare_cached(&sql)?
-            .query_map(params![ask_id, t.now], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+    // Read, then write each by key: usually one is held, and an
+    // `UPDATE … RETURNING` builds and frees a temporary table on every
+    // execution (it was a third of an answer).
+    let held: Vec<String> = t
+        .conn()
+        .prepare_cached(
+            "SELECT id FROM deliveries
+             WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'leased'",
+        )?
+        .query_map([ask_id], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for id in &held {
+        t.conn()
+            .prepare_cached(
+                "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, t.now])?;
     }
     for id in &held {
         t.event(NewEvent {
@@ -883,16 +889,22 @@ impl Store {
             }
             let mut n = 0;
             for id in ids {
+                // Read, then written by key (not `RETURNING`, a temporary
+                // table on every execution).
                 let hit = t
                     .conn()
                     .prepare_cached(
-                        "UPDATE deliveries SET pushed_at_ms = ?2, lease_until_ms = ?2
-                         WHERE id = ?1 AND state = 'leased' AND pushed_at_ms IS NULL
-                         RETURNING ask_id",
+                        "SELECT ask_id FROM deliveries
+                         WHERE id = ?1 AND state = 'leased' AND pushed_at_ms IS NULL",
                     )?
-                    .query_row(params![id, t.now], |r| r.get::<_, Option<String>>(0))
+                    .query_row([id], |r| r.get::<_, Option<String>>(0))
                     .optional()?;
                 let Some(ask_id) = hit else { continue };
+                t.conn()
+                    .prepare_cached(
+                        "UPDATE deliveries SET pushed_at_ms = ?2, lease_until_ms = ?2 WHERE id = ?1",
+                    )?
+                    .execute(params![id, t.now])?;
                 n += 1;
                 t.event(NewEvent {
                     subject: id,
