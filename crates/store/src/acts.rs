@@ -63,7 +63,7 @@ impl Tx<'_> {
     /// Run `f` inside a savepoint: on error everything it wrote (rows and
     /// events) is undone and the rest of the transaction goes on.
     pub fn attempt<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
-        let mark = self.events.len();
+        let (mark, opened) = (self.events.len(), self.opened.len());
         self.conn().execute_batch("SAVEPOINT attempt")?;
         match f(self) {
             Ok(v) => {
@@ -74,6 +74,8 @@ impl Tx<'_> {
                 self.conn()
                     .execute_batch("ROLLBACK TO attempt; RELEASE attempt")?;
                 self.events.truncate(mark);
+                let undone = self.opened.split_off(opened);
+                self.open.undo(&undone);
                 Err(e)
             }
         }

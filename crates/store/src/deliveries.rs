@@ -26,51 +26,6 @@ pub(super) struct NewDelivery<'a> {
     pub text: &'a str,
 }
 
-/// Keep each peer's open (pending or leased) delivery count on `c` (the
-/// writer connection): a TEMP table, in memory, filled from the deliveries
-/// and kept by TEMP triggers on every insert and state change, inside the
-/// same transactions (a rollback undoes them too). Nothing of it is written
-/// to the WAL; it is counted again at every open, so it cannot drift. Read
-/// by the inbox cap (in O(1)) and the daemon's counts; a removed peer's row
-/// goes with it (`peers::remove_in`).
-pub(super) fn count_open(c: &Connection) -> Result<()> {
-    c.execute_batch(
-        "CREATE TEMP TABLE inbox_counts (
-             peer_id  TEXT PRIMARY KEY,
-             pending  INTEGER NOT NULL
-         ) WITHOUT ROWID;
-         INSERT INTO temp.inbox_counts (peer_id, pending)
-         SELECT to_peer, COUNT(*) FROM (
-             SELECT to_peer FROM main.deliveries INDEXED BY deliveries_unpushed
-              WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NULL
-             UNION ALL
-             SELECT to_peer FROM main.deliveries INDEXED BY deliveries_pushed
-              WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NOT NULL)
-         GROUP BY to_peer;
-         CREATE TEMP TRIGGER deliveries_count_insert AFTER INSERT ON main.deliveries
-         WHEN NEW.state IN ('pending', 'leased')
-         BEGIN
-             INSERT INTO temp.inbox_counts (peer_id, pending) VALUES (NEW.to_peer, 1)
-             ON CONFLICT (peer_id) DO UPDATE SET pending = pending + 1;
-         END;
-         CREATE TEMP TRIGGER deliveries_count_update AFTER UPDATE OF state ON main.deliveries
-         WHEN (OLD.state IN ('pending', 'leased')) != (NEW.state IN ('pending', 'leased'))
-         BEGIN
-             INSERT INTO temp.inbox_counts (peer_id, pending)
-             VALUES (NEW.to_peer, CASE WHEN NEW.state IN ('pending', 'leased') THEN 1 ELSE -1 END)
-             ON CONFLICT (peer_id) DO UPDATE SET pending = pending + excluded.pending;
-         END;",
-    )?;
-    Ok(())
-}
-
-/// What counts against a peer's (`?1`) inbox cap: its pending and leased
-/// deliveries (kept in memory by [`count_open`]) and its armed ones.
-const UNDELIVERED: &str =
-    "SELECT COALESCE((SELECT pending FROM inbox_counts WHERE peer_id = ?1), 0)
-     + (SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_armed
-          WHERE to_peer = ?1 AND state = 'armed')";
-
 /// Append a delivery (and its event). Asks, notes and broadcasts are refused
 /// when the recipient's inbox is full; replies, reminders and notices the
 /// daemon owes are never refused (a full inbox must not block an answer or a
@@ -80,14 +35,13 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
         d.kind,
         DeliveryKind::Ask | DeliveryKind::Notify | DeliveryKind::Broadcast
     );
-    // Armed deliveries (schedule fires written ahead) count too: they are
-    // pending from their instant on.
+    // What counts against the cap: its pending and leased deliveries
+    // (counted in memory, see `open`) and its armed ones (schedule fires
+    // written ahead: pending from their instant on).
     let pending: i64 = if !capped {
         0
     } else {
-        t.conn()
-            .prepare_cached(UNDELIVERED)?
-            .query_row([&d.to.id], |r| r.get(0))?
+        t.open_to(&d.to.id) + count_armed(t, &d.to.id)?
     };
     if pending >= t.policy.max_pending_per_peer {
         return Err(Error::new(
@@ -150,6 +104,9 @@ fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, start: Start) -> Result<DeliveryI
         Start::Leased(until) => ("leased", t.now, None, Some(until), 1),
         Start::Armed(at) => ("armed", at, Some(at), None, 0),
     };
+    if armed_until.is_none() {
+        t.opened(&d.to.id, 1);
+    }
     t.conn()
         .prepare_cached(
             "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
@@ -190,12 +147,7 @@ pub(super) fn arm(
     armed_already: i64,
 ) -> Result<DeliveryId> {
     if matches!(d.kind, DeliveryKind::Notify) {
-        let pending: i64 = t
-            .conn()
-            .prepare_cached("SELECT pending FROM inbox_counts WHERE peer_id = ?1")?
-            .query_row([&d.to.id], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0);
+        let pending = t.open_to(&d.to.id);
         if pending + armed_already >= t.policy.max_pending_per_peer {
             return Err(Error::new(
                 ErrorCode::InboxFull,
@@ -252,6 +204,7 @@ pub(super) fn book_armed(
         .execute(params![id, state])?;
     if changed > 0 && !skip {
         // Pending now, for a lease (it was never handed).
+        t.opened(&d.to.id, 1);
         t.waiting.missed(&d.to.id);
     }
     if skip && changed > 0 {
@@ -613,29 +566,35 @@ pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &AskId) -> Result<bool> {
     Ok(seen)
 }
 
-/// Mark the undelivered deliveries matching `cond` (with `?1` = `arg`)
-/// dropped, one `delivery_dropped` event each.
+/// Mark the undelivered (pending or leased) deliveries matching `cond`
+/// (with `?1` = `arg`) dropped, one `delivery_dropped` event each.
 pub(super) fn drop_where(t: &mut Tx<'_>, cond: &str, arg: &str, why: &str) -> Result<usize> {
+    let cond = format!("({cond}) AND state IN ('pending', 'leased')");
     // Usually there is none: look first (`RETURNING` builds and frees a
     // temporary table on every execution, rows or not).
-    if !matching(t, cond, arg)? {
+    if !matching(t, &cond, arg)? {
         return Ok(0);
     }
-    let rows: Vec<(String, Option<String>, String)> = t
+    let rows: Vec<(String, Option<String>, String, PeerId)> = t
         .conn()
         .prepare_cached(&format!(
             "UPDATE deliveries SET state = 'dropped', lease_until_ms = NULL WHERE {cond}
-             RETURNING id, ask_id, (SELECT circle FROM peers WHERE peers.id = deliveries.to_peer)"
+             RETURNING id, ask_id, (SELECT circle FROM peers WHERE peers.id = deliveries.to_peer),
+               to_peer"
         ))?
         .query_map([arg], |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
                 r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                PeerId::trusted(r.get(3)?),
             ))
         })?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, ask_id, circle) in &rows {
+    for (.., to) in &rows {
+        t.opened(to, -1);
+    }
+    for (id, ask_id, circle, _) in &rows {
         t.event(NewEvent {
             subject: id,
             related: ask_id.as_deref(),
@@ -664,23 +623,24 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Re
     // Read, then write each by key: usually one is held, and an
     // `UPDATE … RETURNING` builds and frees a temporary table on every
     // execution (it was a third of an answer).
-    let held: Vec<String> = t
+    let held: Vec<(String, PeerId)> = t
         .conn()
         .prepare_cached(
-            "SELECT id FROM deliveries
+            "SELECT id, to_peer FROM deliveries
              WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'leased'",
         )?
-        .query_map([ask_id], |r| r.get(0))?
+        .query_map([ask_id], |r| Ok((r.get(0)?, PeerId::trusted(r.get(1)?))))?
         .collect::<rusqlite::Result<_>>()?;
-    for id in &held {
+    for (id, to) in &held {
         t.conn()
             .prepare_cached(
                 "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
                  WHERE id = ?1",
             )?
             .execute(params![id, t.now])?;
+        t.opened(to, -1);
     }
-    for id in &held {
+    for (id, _) in &held {
         t.event(NewEvent {
             subject: id,
             related: Some(ask_id),
@@ -740,12 +700,23 @@ impl Store {
             let mut items = available(t.conn(), peer_id, t.now, max, route)?;
             let until = t.now + lease_ms;
             for d in &mut items {
-                t.conn()
+                // An armed one (visible now, read as pending) opens here.
+                let leased = t
+                    .conn()
                     .prepare_cached(
                         "UPDATE deliveries SET state = 'leased', lease_until_ms = ?2,
-                           attempts = attempts + 1 WHERE id = ?1",
+                           attempts = attempts + 1 WHERE id = ?1 AND state != 'armed'",
                     )?
                     .execute(params![d.delivery_id, until])?;
+                if leased == 0 {
+                    t.conn()
+                        .prepare_cached(
+                            "UPDATE deliveries SET state = 'leased', lease_until_ms = ?2,
+                               attempts = attempts + 1 WHERE id = ?1",
+                        )?
+                        .execute(params![d.delivery_id, until])?;
+                    t.opened(peer_id, 1);
+                }
                 d.state = DeliveryState::Leased;
                 d.attempts += 1;
                 d.lease_until_ms = Some(until);
@@ -827,18 +798,21 @@ impl Store {
             for id in ids {
                 // Read, then written by its row id: `UPDATE … RETURNING`
                 // builds and frees a temporary table every time.
-                let row: Option<(i64, DeliveryKind, Option<String>)> = t
+                let row: Option<(i64, DeliveryKind, Option<String>, bool)> = t
                     .conn()
                     .prepare_cached(
-                        "SELECT seq, kind, ask_id FROM deliveries
+                        "SELECT seq, kind, ask_id, state != 'armed' FROM deliveries
                          WHERE id = ?1 AND to_peer = ?2 AND (state IN ('pending','leased')
                            OR (state = 'armed' AND not_before_ms <= ?3))",
                     )?
                     .query_row(params![id, peer_id, t.now], |r| {
-                        Ok((r.get(0)?, parse_col(r.get(1)?, DeliveryKind::parse)?, r.get(2)?))
+                        Ok((r.get(0)?, parse_col(r.get(1)?, DeliveryKind::parse)?, r.get(2)?, r.get(3)?))
                     })
                     .optional()?;
-                let Some((seq, kind, ask_id)) = row else { continue };
+                let Some((seq, kind, ask_id, was_open)) = row else { continue };
+                if was_open {
+                    t.opened(peer_id, -1);
+                }
                 t.conn()
                     .prepare_cached(
                         "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
@@ -1164,7 +1138,6 @@ mod tests {
             (ANY_AVAILABLE_UNPUSHED, ARMED_PLAN),
             (NEXT_ARMED, ARMED_PLAN),
             (COUNT_ARMED, ARMED_PLAN),
-            (UNDELIVERED, ARMED_PLAN),
         ]);
     }
 

@@ -18,6 +18,7 @@
 //! every write of the group is told so and none took effect.
 
 use super::handoff::Reserved;
+use super::open::{Journal, OpenCounts};
 use repowire_core::error::{Error, Result};
 use repowire_core::event::EventRecord;
 use rusqlite::Connection;
@@ -32,6 +33,8 @@ pub(crate) const MAX_GROUP: usize = 64;
 pub(crate) struct Writer {
     pub(crate) conn: Connection,
     pub(crate) group: Option<Group>,
+    /// Open deliveries by recipient, as the open group leaves them.
+    pub(crate) open: OpenCounts,
 }
 
 /// Writes whose parts sit in the open transaction, not yet committed.
@@ -42,6 +45,8 @@ pub(crate) struct Group {
     pub(crate) events: Vec<EventRecord>,
     /// The places each member took in waiting consumers, in order.
     pub(crate) reserved: Vec<Reserved>,
+    /// What the members changed of the open-delivery counts.
+    pub(crate) opened: Journal,
     /// Where the members who left the connection wait for the commit.
     pub(crate) landing: Pending,
     /// The count of `peers` changes when its transaction began
@@ -211,11 +216,12 @@ impl Writer {
         let outcome = match committed {
             Ok(()) => {
                 g.reserved.into_iter().for_each(Reserved::hand);
+                self.open.check(conn);
                 Ok(())
             }
             Err(e) => {
                 self.abandon();
-                return Some(failed(g, e));
+                return Some(self.failed(g, e));
             }
         };
         Some(Landed {
@@ -234,7 +240,7 @@ impl Writer {
             return None;
         }
         let g = self.group.take()?;
-        Some(failed(
+        Some(self.failed(
             g,
             Error::internal(
                 "SQLite rolled the transaction back (a full disk or an I/O error): none of its writes took effect",
@@ -269,18 +275,22 @@ pub(crate) fn undo_part(w: &mut Writer, cause: &Error) -> Option<Landed> {
             undo.message
         )),
     };
-    Some(failed(g, told))
+    Some(w.failed(g, told))
 }
 
-/// A group whose transaction is gone: its places given back, nothing to
-/// publish, every member told `e`.
-fn failed(g: Group, e: Error) -> Landed {
-    g.reserved.into_iter().for_each(Reserved::release);
-    Landed {
-        outcome: Err(e),
-        events: Vec::new(),
-        landing: g.landing,
-        members: g.members,
+impl Writer {
+    /// A group whose transaction is gone: its places given back, its
+    /// changes to the open-delivery counts taken back, nothing to publish,
+    /// every member told `e`.
+    fn failed(&mut self, g: Group, e: Error) -> Landed {
+        g.reserved.into_iter().for_each(Reserved::release);
+        self.open.undo(&g.opened);
+        Landed {
+            outcome: Err(e),
+            events: Vec::new(),
+            landing: g.landing,
+            members: g.members,
+        }
     }
 }
 

@@ -21,6 +21,7 @@ mod handoff;
 mod jobs;
 mod known;
 mod migrations;
+mod open;
 mod peers;
 mod personas;
 mod reviews;
@@ -109,6 +110,10 @@ pub struct Tx<'a> {
     /// may be remembered).
     known: &'a known::Known,
     known_at: u64,
+    /// Open deliveries by recipient, as this transaction (and its group)
+    /// leaves them, and the changes it made to them ([`open`]).
+    open: &'a mut open::OpenCounts,
+    opened: open::Journal,
 }
 
 /// An event to append: subject id, related id, circle, and the typed event
@@ -194,7 +199,7 @@ impl Store {
         writer.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         let mut writer = writer;
         migrations::migrate(&mut writer)?;
-        deliveries::count_open(&writer)?;
+        let open = open::OpenCounts::recount(&writer)?;
         let known = known::Known::default();
         known.watch(&writer)?;
         let aside = Connection::open(path)?;
@@ -205,6 +210,7 @@ impl Store {
             writer: Mutex::new(group::Writer {
                 conn: writer,
                 group: None,
+                open,
             }),
             commits: Default::default(),
             grouped: Default::default(),
@@ -294,10 +300,15 @@ impl Store {
             reserved: handoff::Reserved::default(),
             known: &self.known,
             known_at,
+            open: &mut w.open,
+            opened: Vec::new(),
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut t)));
         let Tx {
-            events, reserved, ..
+            events,
+            reserved,
+            opened,
+            ..
         } = t;
         let ran = match ran {
             Ok(Ok(out)) if joined => match group::exec(&w.conn, "RELEASE part") {
@@ -312,10 +323,12 @@ impl Store {
                 g.members += 1;
                 g.events.extend(events);
                 g.reserved.push(reserved);
+                g.opened.extend(opened);
                 Some(g.landing.0.clone())
             }
             failed => {
                 reserved.release();
+                w.open.undo(&opened);
                 if joined {
                     let cause = match failed {
                         Ok(Err(e)) => e.clone(),
@@ -731,7 +744,7 @@ mod tests {
         assert_eq!(count(&s), 1);
     }
 
-    /// The inbox counters (kept in memory by triggers) always equal a
+    /// The inbox counters (kept in memory, `open.rs`) always equal a
     /// recount: after every kind of change, after a write that failed, and
     /// after the store is opened again (counted from the file: pushed and
     /// unpushed deliveries alike).
@@ -776,20 +789,18 @@ mod tests {
         assert!(failed.is_err());
         type Counts = Vec<(String, i64)>;
         let counts = |s: &Store| -> (Counts, Counts) {
-            s.read(|conn| {
-                let q = |sql: &str| -> Result<Vec<(String, i64)>> {
+            let counted = s
+                .read(|conn| {
                     Ok(conn
-                        .prepare(sql)?
+                        .prepare(
+                            "SELECT to_peer, COUNT(*) FROM deliveries
+                             WHERE state IN ('pending','leased') GROUP BY to_peer ORDER BY to_peer",
+                        )?
                         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                         .collect::<rusqlite::Result<_>>()?)
-                };
-                Ok((
-                    q("SELECT to_peer, COUNT(*) FROM deliveries
-                       WHERE state IN ('pending','leased') GROUP BY to_peer ORDER BY to_peer")?,
-                    q("SELECT peer_id, pending FROM inbox_counts WHERE pending > 0 ORDER BY peer_id")?,
-                ))
-            })
-            .unwrap()
+                })
+                .unwrap();
+            (counted, s.open_counts())
         };
         let (counted, kept) = counts(&s);
         assert_eq!(counted, kept);

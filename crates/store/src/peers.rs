@@ -363,9 +363,6 @@ pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
     t.conn()
         .prepare_cached("DELETE FROM peers WHERE id = ?1")?
         .execute([&p.id])?;
-    t.conn()
-        .prepare_cached("DELETE FROM inbox_counts WHERE peer_id = ?1")?
-        .execute([&p.id])?;
     t.event(NewEvent {
         subject: &p.id,
         related: None,
