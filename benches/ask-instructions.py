@@ -10,7 +10,8 @@ asker's GET /v1/asks/{id}/wait. Prints the run's total instructions
 which leaves start-up and registration out.
 
   BIN=target/release/repowire python3 benches/ask-instructions.py 600
-  NOVG=1 ...   no valgrind: microseconds per round trip (client included)
+  NOVG=1 ...   no valgrind: microseconds per round trip (client included),
+               and the daemon's CPU per round trip (user and system, /proc)
   WAL=1 ...    also print the WAL's frames after the run (before shutdown)
   KEEP=1 ...   keep the home (and its cg.out for callgrind_annotate)
 """
@@ -55,6 +56,15 @@ c = conn()
 a = req(c, "POST", "/v1/peers", admin, {"name": "asker"})["token"]
 b = req(c, "POST", "/v1/peers", admin, {"name": "answerer"})["token"]
 ca, cb = conn(), conn()
+
+
+def cpu():
+    f = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(f[11]) / tick, int(f[12]) / tick
+
+
+c0 = cpu() if novg else None
 t0 = time.perf_counter()
 for i in range(N):
     aid = req(ca, "POST", "/v1/asks", a, {"to": "answerer", "text": f"q{i}"})["ask"]["correlation_id"]
@@ -63,12 +73,15 @@ for i in range(N):
     w = req(ca, "GET", f"/v1/asks/{aid}/wait?timeout_ms=10000", a)
     assert w["done"], w
 dt = time.perf_counter() - t0
+c1 = cpu() if novg else None
 if os.environ.get("WAL"):
     print("wal_frames", (os.path.getsize(home + "/state.db-wal") - 32) / (1024 + 24))
 req(c, "POST", "/v1/shutdown", admin, {})
 p.wait()
 if novg:
     print(f"{dt / N * 1e6:.1f} us/round trip")
+    user, system = ((c1[i] - c0[i]) / N * 1e6 for i in (0, 1))
+    print(f"daemon CPU {user + system:.1f} us/round trip (user {user:.1f}, system {system:.1f})")
 else:
     for line in open(home + "/cg.out"):
         if line.startswith(("summary:", "totals:")):
