@@ -546,23 +546,41 @@ fn available(
     Ok(merged(open, expired(c, peer_id, now, max)?, max))
 }
 
+/// The copies of an ask its recipient gets (the ask itself and its
+/// reminders), in the words of `deliveries_ask`'s condition (migration 24),
+/// so that SQLite reads them through it. Replies are not in it.
+macro_rules! copies {
+    () => {
+        "(kind = 'ask' OR kind = 'reminder')"
+    };
+}
+
+/// Whether an ask's (`?1`) recipient may have seen it.
+const SEEN: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE ask_id = ?1 AND ",
+    copies!(),
+    " AND state IN ('leased','delivered'))"
+);
+/// An ask's (`?1`) undelivered copies.
+const UNDELIVERED_COPIES: &str = concat!("ask_id = ?1 AND ", copies!());
+/// Those never handed out.
+const PENDING_COPIES: &str = concat!("ask_id = ?1 AND ", copies!(), " AND state = 'pending'");
+/// Those held under a lease, and their recipient.
+const HELD_COPIES: &str = concat!(
+    "SELECT id, to_peer FROM deliveries WHERE ask_id = ?1 AND ",
+    copies!(),
+    " AND state = 'leased'"
+);
+
 /// Withdraw the undelivered copies of an ask that ended (the ask itself and
 /// any reminder). Returns whether the recipient may already have seen it
 /// (a copy was handed out or confirmed).
 pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &AskId) -> Result<bool> {
     let seen: bool = t
         .conn()
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM deliveries WHERE ask_id = ?1
-               AND kind IN ('ask','reminder') AND state IN ('leased','delivered'))",
-        )?
+        .prepare_cached(SEEN)?
         .query_row([ask_id], |r| r.get(0))?;
-    drop_where(
-        t,
-        "ask_id = ?1 AND kind IN ('ask','reminder') AND state IN ('pending','leased')",
-        ask_id,
-        "the ask ended",
-    )?;
+    drop_where(t, UNDELIVERED_COPIES, ask_id, "the ask ended")?;
     Ok(seen)
 }
 
@@ -625,10 +643,7 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Re
     // execution (it was a third of an answer).
     let held: Vec<(String, PeerId)> = t
         .conn()
-        .prepare_cached(
-            "SELECT id, to_peer FROM deliveries
-             WHERE ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'leased'",
-        )?
+        .prepare_cached(HELD_COPIES)?
         .query_map([ask_id], |r| Ok((r.get(0)?, PeerId::trusted(r.get(1)?))))?
         .collect::<rusqlite::Result<_>>()?;
     for (id, to) in &held {
@@ -650,12 +665,7 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Re
             }),
         })?;
     }
-    drop_where(
-        t,
-        "ask_id = ?1 AND kind IN ('ask','reminder') AND state = 'pending'",
-        ask_id,
-        "the recipient acted on the ask",
-    )?;
+    drop_where(t, PENDING_COPIES, ask_id, "the recipient acted on the ask")?;
     Ok(())
 }
 
@@ -1105,6 +1115,41 @@ mod tests {
                 "{plan}"
             );
         }
+    }
+
+    /// An ask's copies are read through `deliveries_ask`, which holds
+    /// only them (not the replies): found by the ask, never by a scan.
+    #[test]
+    fn an_asks_copies_are_read_from_their_index() {
+        let (_dir, s) = crate::testing::open();
+        let drop = |cond: &str| {
+            format!(
+                "UPDATE deliveries SET state = 'dropped' WHERE ({cond}) AND state IN ('pending', 'leased')"
+            )
+        };
+        for sql in [
+            SEEN.to_string(),
+            HELD_COPIES.to_string(),
+            drop(UNDELIVERED_COPIES),
+            drop(PENDING_COPIES),
+        ] {
+            let plan = crate::plan_of(&s, &sql);
+            assert!(
+                plan.contains("USING INDEX deliveries_ask (ask_id=?)"),
+                "{sql}: {plan}"
+            );
+        }
+        let replies: i64 = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'deliveries_ask'
+                       AND sql LIKE '%' || ?1 || '%'",
+                    [copies!()],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(replies, 1, "the index's condition is copies!()");
     }
 
     /// Leases and peeks read only a peer's open deliveries (and its armed

@@ -426,6 +426,14 @@ const MIGRATIONS: &[&str] = &[
       WHERE deadline_ms IS NOT NULL
         AND (state = 'queued' OR state = 'dispatched' OR state = 'running');
     "#,
+    // 24: `deliveries_ask` holds an ask's own copies (the ask and its
+    // reminders), not the reply to its asker: nothing looks a reply up by
+    // its ask, and its entry was a WAL page of every answer. Its readers
+    // name the kinds in the same words (`deliveries::copies!`).
+    r#"
+    DROP INDEX deliveries_ask;
+    CREATE INDEX deliveries_ask ON deliveries (ask_id) WHERE (kind = 'ask' OR kind = 'reminder');
+    "#,
 ];
 
 /// The schema version this binary writes.
