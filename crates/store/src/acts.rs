@@ -71,11 +71,11 @@ impl Tx<'_> {
                 Ok(v)
             }
             Err(e) => {
-                self.conn()
-                    .execute_batch("ROLLBACK TO attempt; RELEASE attempt")?;
+                self.conn().execute_batch("ROLLBACK TO attempt")?;
                 self.events.truncate(mark);
                 let undone = self.opened.split_off(opened);
                 self.open.undo(&undone);
+                self.conn().execute_batch("RELEASE attempt")?;
                 Err(e)
             }
         }

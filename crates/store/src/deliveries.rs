@@ -104,9 +104,6 @@ fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, start: Start) -> Result<DeliveryI
         Start::Leased(until) => ("leased", t.now, None, Some(until), 1),
         Start::Armed(at) => ("armed", at, Some(at), None, 0),
     };
-    if armed_until.is_none() {
-        t.opened(&d.to.id, 1);
-    }
     t.conn()
         .prepare_cached(
             "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
@@ -129,6 +126,9 @@ fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, start: Start) -> Result<DeliveryI
             lease_until,
             attempts
         ])?;
+    if armed_until.is_none() {
+        t.opened(&d.to.id, 1);
+    }
     Ok(id)
 }
 
@@ -719,13 +719,16 @@ impl Store {
                     )?
                     .execute(params![d.delivery_id, until])?;
                 if leased == 0 {
-                    t.conn()
+                    let armed = t
+                        .conn()
                         .prepare_cached(
                             "UPDATE deliveries SET state = 'leased', lease_until_ms = ?2,
                                attempts = attempts + 1 WHERE id = ?1",
                         )?
                         .execute(params![d.delivery_id, until])?;
-                    t.opened(peer_id, 1);
+                    if armed > 0 {
+                        t.opened(peer_id, 1);
+                    }
                 }
                 d.state = DeliveryState::Leased;
                 d.attempts += 1;
@@ -820,15 +823,15 @@ impl Store {
                     })
                     .optional()?;
                 let Some((seq, kind, ask_id, was_open)) = row else { continue };
-                if was_open {
-                    t.opened(peer_id, -1);
-                }
                 t.conn()
                     .prepare_cached(
                         "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
                          WHERE seq = ?1",
                     )?
                     .execute(params![seq, t.now])?;
+                if was_open {
+                    t.opened(peer_id, -1);
+                }
                 let ask_id: Option<AskId> = ask_id.map(AskId::trusted);
                 n += 1;
                 t.event(NewEvent {

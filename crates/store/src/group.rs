@@ -279,12 +279,24 @@ pub(crate) fn undo_part(w: &mut Writer, cause: &Error) -> Option<Landed> {
 }
 
 impl Writer {
-    /// A group whose transaction is gone: its places given back, its
-    /// changes to the open-delivery counts taken back, nothing to publish,
-    /// every member told `e`.
+    /// The transaction is gone: count the open deliveries again from the
+    /// file (SQLite may have rolled it back by itself, and statements run
+    /// after that committed on their own, so undoing `journal` alone could
+    /// take back rows that are there). Undone by the journal only if the
+    /// file cannot be read.
+    pub(crate) fn recount_open(&mut self, journal: &[(repowire_core::ids::PeerId, i64)]) {
+        match OpenCounts::recount(&self.conn) {
+            Ok(counts) => self.open = counts,
+            Err(_) => self.open.undo(journal),
+        }
+    }
+
+    /// A group whose transaction is gone: its places given back, the
+    /// open-delivery counts read again, nothing to publish, every member
+    /// told `e`.
     fn failed(&mut self, g: Group, e: Error) -> Landed {
         g.reserved.into_iter().for_each(Reserved::release);
-        self.open.undo(&g.opened);
+        self.recount_open(&g.opened);
         Landed {
             outcome: Err(e),
             events: Vec::new(),

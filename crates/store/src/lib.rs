@@ -328,7 +328,13 @@ impl Store {
             }
             failed => {
                 reserved.release();
-                w.open.undo(&opened);
+                // SQLite may have rolled the whole transaction back under
+                // this part (statements after that commit on their own):
+                // then the file is counted again, below.
+                let gone = w.conn.is_autocommit();
+                if !gone {
+                    w.open.undo(&opened);
+                }
                 if joined {
                     let cause = match failed {
                         Ok(Err(e)) => e.clone(),
@@ -338,6 +344,9 @@ impl Store {
                 } else {
                     w.abandon();
                     w.group = None;
+                }
+                if gone {
+                    w.recount_open(&opened);
                 }
                 None
             }

@@ -358,7 +358,7 @@ const MIGRATIONS: &[&str] = &[
     // twelve a delivered note wrote) for a number the deliveries already
     // hold. The writer connection now keeps it as a TEMP table (memory, no
     // WAL) with TEMP triggers, counted from the deliveries at every open
-    // (`deliveries::count_open`): it cannot drift, and a crash loses nothing.
+    // (`deliveries::count_open`; since 2026-12-05 the writer counts in memory instead, `open.rs`): it cannot drift, and a crash loses nothing.
     r#"
     DROP TRIGGER deliveries_count_insert;
     DROP TRIGGER deliveries_count_update;

@@ -157,4 +157,36 @@ mod tests {
         .unwrap();
         assert_eq!(s.open_counts(), vec![(b.to_string(), 1)]);
     }
+
+    /// When SQLite rolls a whole transaction back by itself (a full disk,
+    /// an I/O error; here a bare ROLLBACK), what runs after it commits on
+    /// its own: the counts are read again from the file, not undone from
+    /// the journal.
+    #[test]
+    fn a_transaction_sqlite_rolled_back_is_counted_from_the_file() {
+        let (_dir, s) = open();
+        let (a, _) = register(&s, "a");
+        let (b, _) = register(&s, "b");
+        let r = s.write(|t| {
+            let (from, to) = (must(t, &a)?, must(t, &b)?);
+            let _ = t.attempt(|t| {
+                t.notify_as(&from, &to, "rolled back")?;
+                t.conn().execute_batch("ROLLBACK")?;
+                Err::<(), _>(Error::internal("an I/O error"))
+            });
+            t.notify_as(&from, &to, "committed on its own")?;
+            Ok(())
+        });
+        let in_file: i64 = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM deliveries WHERE state IN ('pending','leased')",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        let kept: i64 = s.open_counts().iter().map(|(_, n)| n).sum();
+        assert_eq!(kept, in_file, "{r:?}");
+    }
 }
