@@ -67,6 +67,21 @@ fn config(e: ConfigError) -> Failure {
 pub async fn setup(ctx: &Ctx, a: SetupArgs) -> CmdResult {
     let mut env = env(ctx)?;
     env.channels = a.channels;
+    // Hooks are known as repowire's by their binary's name (`repowire hook
+    // …`): what another name wrote, neither a rerun nor `uninstall` could
+    // find again.
+    let named = std::path::Path::new(&env.exe).file_name();
+    if named.and_then(|n| n.to_str()) != Some("repowire") {
+        return Err(Failure::new(
+            ErrorCode::ClientConfig,
+            format!(
+                "setup must run from a binary named `repowire` (this one is {}): \
+the clients' hooks are recognised by that name; install it with `cargo install --path .` \
+or copy it as `repowire`",
+                env.exe
+            ),
+        ));
+    }
     let _held = setup::lock(&env).map_err(config)?;
     let scope = scope(&a.scope);
     let clients: Vec<Client> = if a.claude || a.codex {

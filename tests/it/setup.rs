@@ -823,3 +823,31 @@ fn a_users_own_codex_hook_stays_trusted_across_uninstall() {
         "{toml}"
     );
 }
+
+#[test]
+fn setup_from_a_binary_not_named_repowire_says_so_and_writes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let other = h.join("bin").join("rw-copy");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::copy(BIN, &other).unwrap();
+    let out = Command::new(&other)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", h)
+        .current_dir(h)
+        .args(["setup", "--claude", "--codex"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let r: Run = out.into();
+    r.fails(1, "client_config");
+    assert!(
+        r.stderr.contains("binary named `repowire`") && r.stderr.contains("rw-copy"),
+        "{}",
+        r.stderr
+    );
+    let mut left = tree(h);
+    left.retain(|p, _| !p.starts_with("bin"));
+    assert!(left.is_empty(), "{left:?}");
+}
