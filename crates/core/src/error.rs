@@ -343,7 +343,7 @@ impl ErrorCode {
                 "CLI `review request`/`update`: the reference is not a branch or commit (exit 5 when git itself cannot be run)"
             }
             Self::ClientConfig => {
-                "CLI `setup`/`uninstall`/`doctor`: an agent client's configuration file cannot be parsed or written (the message names the file; nothing was changed)"
+                "CLI `setup`/`uninstall`/`doctor`: an agent client's configuration file cannot be parsed or written (the message names the file; nothing was changed), or `setup` ran from a binary not named `repowire` (hooks are recognised by that name)"
             }
             Self::NoClient => {
                 "CLI `setup`: neither Claude Code nor Codex was found (pass `--claude` or `--codex` to wire one anyway)"
