@@ -67,11 +67,8 @@ fn config(e: ConfigError) -> Failure {
 pub async fn setup(ctx: &Ctx, a: SetupArgs) -> CmdResult {
     let mut env = env(ctx)?;
     env.channels = a.channels;
-    // Hooks are known as repowire's by their binary's name (`repowire hook
-    // …`): what another name wrote, neither a rerun nor `uninstall` could
-    // find again.
-    let named = std::path::Path::new(&env.exe).file_name();
-    if named.and_then(|n| n.to_str()) != Some("repowire") {
+    // What another name wrote, neither a rerun nor `uninstall` could find.
+    if !setup::hooks::named_ours(&env.exe) {
         return Err(Failure::new(
             ErrorCode::ClientConfig,
             format!(

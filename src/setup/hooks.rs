@@ -106,12 +106,20 @@ pub fn split(s: &str) -> Vec<String> {
     out
 }
 
+/// Whether a hook running `exe` is known as repowire's: by the binary's file
+/// name, so a rerun or `uninstall` finds it wherever the binary lives.
+pub fn named_ours(exe: &str) -> bool {
+    std::path::Path::new(exe)
+        .file_name()
+        .and_then(|n| n.to_str())
+        == Some("repowire")
+}
+
 /// What a repowire hook command runs: (its binary, the event, the client).
 pub fn parse_ours(cmd: &str) -> Option<(String, HookEvent, Option<Client>)> {
     let argv = split(cmd);
     let exe = argv.first()?;
-    let base = std::path::Path::new(exe).file_name()?.to_str()?;
-    if base != "repowire" {
+    if !named_ours(exe) {
         return None;
     }
     let at = argv.iter().position(|a| a == "hook")?;
