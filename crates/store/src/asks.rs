@@ -661,53 +661,111 @@ impl Store {
     }
 
     /// Re-deliver, once, asks still not picked up after `reminder_after`.
+    ///
+    /// Asks are walked in rowid order, which is the order they were made
+    /// in, from where the last pass stopped ([`Store::remind_from`]) to the
+    /// first ask not old enough yet: every ask is read once, and no index
+    /// is kept for it (`asks_to_remind` cost two 1 KiB WAL pages of every
+    /// ask, its entry's insert and its delete). An ask leaves `queued` and
+    /// `delivered` for good, so one the walk passed not waiting for a
+    /// reminder never needs one. One stamped more than an hour in the
+    /// future, by a clock that jumped, does not hold the walk up: it is
+    /// passed without a reminder.
     pub fn remind_due(&self) -> Result<usize> {
-        let cutoff = self.clock.now_ms() - self.policy.reminder_after_ms;
-        let any = self.read(|c| Ok(c.prepare_cached(DUE)?.exists([cutoff])?))?;
-        if !any {
-            return Ok(0);
-        }
-        self.write(|t| {
-            let due: Vec<(AskId, PeerId, PeerId, String)> = t
-                .conn()
-                .prepare_cached(DUE)?
-                .query_map([cutoff], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            for (id, to_id, from_id, text) in &due {
-                t.conn()
-                    .prepare_cached("UPDATE asks SET reminded_ms = ?2 WHERE id = ?1")?
-                    .execute(params![id, t.now])?;
-                let (Some(to), from) = (by_id(t, to_id)?, by_id(t, from_id)?) else {
-                    continue;
-                };
-                let dlv = enqueue(
-                    t,
-                    NewDelivery {
-                        to: &to,
-                        from: from.as_ref(),
-                        kind: DeliveryKind::Reminder,
-                        ask_id: Some(id),
-                        job_id: None,
-                        text,
-                    },
-                )?;
-                let a = get(t.conn(), id)?;
-                let reminded = Event::AskReminded {
-                    to: to.name.clone(),
-                    delivery_id: dlv.into_string(),
-                };
-                ask_event(t, &a, reminded)?;
+        const PAGE: i64 = 500;
+        let now = self.clock.now_ms();
+        let cutoff = now - self.policy.reminder_after_ms;
+        let future = now + 3_600_000;
+        let mut from = self.remind_from.lock().unwrap_or_else(|p| p.into_inner());
+        let mut reminded = 0;
+        loop {
+            let rows: Vec<(i64, i64, bool)> = self.read(|c| {
+                Ok(c.prepare_cached(WALK)?
+                    .query_map(params![*from, PAGE], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?)
+            })?;
+            let mut next = *from;
+            let mut reached = false;
+            let mut due = Vec::new();
+            for &(rowid, created, waiting) in &rows {
+                if created > cutoff && created <= future {
+                    reached = true;
+                    break;
+                }
+                if waiting && created <= cutoff {
+                    due.push(rowid);
+                }
+                next = rowid + 1;
             }
-            Ok(due.len())
-        })
+            if !due.is_empty() {
+                reminded += self.write(|t| {
+                    let mut n = 0;
+                    for rowid in &due {
+                        n += usize::from(remind(t, *rowid)?);
+                    }
+                    Ok(n)
+                })?;
+            }
+            *from = next;
+            if reached || (rows.len() as i64) < PAGE {
+                return Ok(reminded);
+            }
+        }
     }
 }
 
-/// Open asks not reminded yet, oldest first, from the partial index
-/// `asks_to_remind` (its WHERE, word for word; named, since the planner
-/// would otherwise read every open ask through `asks_open`).
+/// Remind the ask at `rowid` if it still waits for its one reminder:
+/// whether it did.
+fn remind(t: &mut Tx, rowid: i64) -> Result<bool> {
+    let row: Option<(AskId, PeerId, PeerId, String)> = t
+        .conn()
+        .prepare_cached(REMIND)?
+        .query_row(params![rowid, t.now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((id, to_id, from_id, text)) = row else {
+        return Ok(false);
+    };
+    let (Some(to), from) = (by_id(t, &to_id)?, by_id(t, &from_id)?) else {
+        return Ok(true);
+    };
+    let dlv = enqueue(
+        t,
+        NewDelivery {
+            to: &to,
+            from: from.as_ref(),
+            kind: DeliveryKind::Reminder,
+            ask_id: Some(&id),
+            job_id: None,
+            text: &text,
+        },
+    )?;
+    let a = get(t.conn(), &id)?;
+    let reminded = Event::AskReminded {
+        to: to.name.clone(),
+        delivery_id: dlv.into_string(),
+    };
+    ask_event(t, &a, reminded)?;
+    Ok(true)
+}
+
+/// Where the reminder pass starts after a restart: the oldest ask not
+/// closed yet (through `asks_open`), or past the newest ask.
+pub(crate) fn remind_start(c: &rusqlite::Connection) -> Result<i64> {
+    Ok(c.query_row(
+        concat!(
+            "SELECT COALESCE((SELECT MIN(rowid) FROM asks WHERE ",
+            open!(),
+            "), (SELECT COALESCE(MAX(rowid), 0) + 1 FROM asks))"
+        ),
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// The asks not closed yet, in the words of `asks_open`'s condition
 /// (migration 22): a statement that names them so reads that index, one
 /// that says `state IN (…)` reads every ask.
@@ -731,8 +789,16 @@ macro_rules! expiring {
 }
 use expiring;
 
-const DUE: &str = "SELECT id, to_peer, from_peer, text FROM asks INDEXED BY asks_to_remind
-     WHERE reminded_ms IS NULL AND state IN ('queued','delivered') AND created_ms <= ?1";
+/// The reminder pass's walk: asks from rowid `?1` in order, each with its
+/// creation time and whether it still waits for its one reminder.
+const WALK: &str = "SELECT rowid, created_ms,
+       reminded_ms IS NULL AND (state = 'queued' OR state = 'delivered')
+     FROM asks WHERE rowid >= ?1 ORDER BY rowid LIMIT ?2";
+
+/// Mark the ask at rowid `?1` reminded at `?2` if it still waits for it.
+const REMIND: &str = "UPDATE asks SET reminded_ms = ?2
+     WHERE rowid = ?1 AND reminded_ms IS NULL AND (state = 'queued' OR state = 'delivered')
+     RETURNING id, to_peer, from_peer, text";
 
 #[cfg(test)]
 mod tests {
@@ -833,10 +899,122 @@ mod tests {
         assert_eq!(canceled, stored(&canceled));
     }
 
+    /// The reminder pass walks asks in the order they were made: each one
+    /// waiting ten minutes is reminded once, a picked-up one never, one
+    /// stamped far ahead does not hold the walk up; the newest ask survives
+    /// pruning so a new one never takes an old rowid the walk has passed;
+    /// and a store opened again walks from its oldest open ask without
+    /// reminding anyone twice.
+    #[test]
+    fn reminders_walk_the_asks_once_in_order() {
+        use repowire_core::access::Caller;
+        use repowire_core::ask::{AskAction, NewAsk};
+        use repowire_core::delivery::DeliveryKind;
+        use repowire_core::ids::AskId;
+        use repowire_core::time::Clock;
+        let clock = Clock::fixed(1_000_000_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let open = || {
+            crate::Store::open(&path, Default::default())
+                .unwrap()
+                .with_clock(clock.clone())
+        };
+        let s = open();
+        let [a, b] = ["a", "b"].map(|n| crate::testing::register(&s, n).0);
+        let b_caller = || Caller::Peer(s.peer_by_id(&b).unwrap().unwrap().into());
+        let ask = |s: &crate::Store, text: &str| {
+            let req = NewAsk {
+                to: "b".into(),
+                text: text.into(),
+                ..Default::default()
+            };
+            s.ask(&a, &req, false).unwrap().ask.correlation_id
+        };
+        let reminded = |s: &crate::Store| -> Vec<String> {
+            s.peek(&b, 100)
+                .unwrap()
+                .into_iter()
+                .filter(|d| d.kind == DeliveryKind::Reminder)
+                .map(|d| d.text)
+                .collect()
+        };
+        let minutes = |m: i64| clock.advance(m * 60_000);
+
+        let one = ask(&s, "one");
+        let two = ask(&s, "two");
+        s.act_on_ask(&b_caller(), &two, AskAction::Pickup, None)
+            .unwrap();
+        let ahead = ask(&s, "ahead");
+        s.write(|t| {
+            t.conn().execute(
+                "UPDATE asks SET created_ms = created_ms + 86400000 WHERE id = ?1",
+                [&ahead],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        minutes(5);
+        ask(&s, "three");
+        assert_eq!(s.remind_due().unwrap(), 0, "nothing is ten minutes old");
+        minutes(6);
+        assert_eq!(s.remind_due().unwrap(), 1);
+        assert_eq!(s.remind_due().unwrap(), 0, "once");
+        assert_eq!(reminded(&s), ["one"]);
+        minutes(5);
+        assert_eq!(s.remind_due().unwrap(), 1, "past the one stamped ahead");
+        assert_eq!(reminded(&s), ["one", "three"]);
+
+        // Every ask finishes and ages two days (the one stamped ahead,
+        // one); pruning keeps the newest.
+        let all: Vec<AskId> = s
+            .read(|c| {
+                Ok(c.prepare("SELECT id FROM asks")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        for id in &all {
+            s.act_on_ask(&b_caller(), id, AskAction::Ack, None).unwrap();
+        }
+        s.write(|t| {
+            t.conn().execute_batch(
+                "UPDATE asks SET created_ms = created_ms - 172800000,
+                   closed_ms = closed_ms - 172800000",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        s.prune_finished(3_600_000).unwrap();
+        let left = |s: &crate::Store| -> i64 {
+            s.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM asks", [], |r| r.get(0))?))
+                .unwrap()
+        };
+        assert_eq!(left(&s), 1, "the newest ask stays");
+        ask(&s, "after the prune");
+        minutes(11);
+        assert_eq!(s.remind_due().unwrap(), 1);
+        assert!(reminded(&s).contains(&"after the prune".to_string()));
+
+        // Opened again: an ask made before is still reminded when due, one
+        // reminded already is not reminded twice.
+        ask(&s, "before the restart");
+        drop(s);
+        let s = open();
+        ask(&s, "after the restart");
+        minutes(11);
+        assert_eq!(s.remind_due().unwrap(), 2);
+        let texts = reminded(&s);
+        assert_eq!(texts.iter().filter(|t| *t == "after the prune").count(), 1);
+        assert!(texts.contains(&"before the restart".to_string()));
+        assert!(texts.contains(&"after the restart".to_string()));
+    }
+
     #[test]
     fn reminders_and_expiries_are_read_from_their_indexes() {
         crate::assert_planned_through(&[
-            (super::DUE, "asks_to_remind"),
+            (super::WALK, "INTEGER PRIMARY KEY"),
+            (super::REMIND, "INTEGER PRIMARY KEY"),
             (concat!("SELECT id", super::expiring!()), "asks_open"),
             (
                 concat!("SELECT COUNT(*) FROM asks WHERE ", open!()),

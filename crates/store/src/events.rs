@@ -45,14 +45,17 @@ const DELETE_DELIVERIES: &str = "DELETE FROM deliveries
      WHERE seq IN (SELECT value FROM json_each(?1))
        AND +state IN ('delivered','dropped') AND COALESCE(delivered_ms, created_ms) < ?2";
 
-/// The same for asks (terminal and closed before `?2`), by rowid.
+/// The same for asks (terminal and closed before `?2`), by rowid. The
+/// newest ask stays, so that rowids are never reused: the reminder pass
+/// walks asks by rowid (`Store::remind_due`).
 const ASKS_PAGE: &str = "SELECT rowid, created_ms,
        state IN ('closed','expired','canceled','failed') AND closed_ms < ?2
      FROM asks WHERE rowid > ?1 ORDER BY rowid LIMIT ?3";
 
 const DELETE_ASKS: &str = "DELETE FROM asks
      WHERE rowid IN (SELECT value FROM json_each(?1))
-       AND +state IN ('closed','expired','canceled','failed') AND closed_ms < ?2";
+       AND +state IN ('closed','expired','canceled','failed') AND closed_ms < ?2
+       AND rowid < (SELECT MAX(rowid) FROM asks)";
 
 impl Store {
     /// Events after `since` (a seq), oldest first, optionally one circle's.

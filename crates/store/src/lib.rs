@@ -76,6 +76,10 @@ pub struct Store {
     /// Whether any peer is routed to a tmux pane, and the count of `peers`
     /// changes it was read at ([`Store::tmux_routed`]).
     tmux_routed: Mutex<Option<(u64, bool)>>,
+    /// The rowid of the first ask the reminder pass has not walked past
+    /// ([`Store::remind_due`]); set at open from the asks not closed.
+    /// Rowids only grow: the newest ask is never pruned.
+    remind_from: Mutex<i64>,
 }
 
 /// Counts of committed events that changed a circle's mesh snapshot: its
@@ -206,6 +210,7 @@ impl Store {
         configure(&aside)?;
         let (bus, _) = broadcast::channel(4096);
         let armed_horizon = deliveries::armed_horizon(&writer)?;
+        let remind_from = asks::remind_start(&writer)?;
         Ok(Self {
             writer: Mutex::new(group::Writer {
                 conn: writer,
@@ -224,6 +229,7 @@ impl Store {
             waiting: handoff::Waiting::default(),
             known,
             tmux_routed: Mutex::new(None),
+            remind_from: Mutex::new(remind_from),
         })
     }
 

@@ -434,6 +434,13 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX deliveries_ask;
     CREATE INDEX deliveries_ask ON deliveries (ask_id) WHERE (kind = 'ask' OR kind = 'reminder');
     "#,
+    // 25: the reminder pass walks asks by rowid from where it stopped
+    // (`Store::remind_due`) instead of reading `asks_to_remind`, whose
+    // entry was written when an ask was made and again when it was picked
+    // up or answered: two 1 KiB WAL pages of every ask.
+    r#"
+    DROP INDEX asks_to_remind;
+    "#,
 ];
 
 /// The schema version this binary writes.
