@@ -2,7 +2,8 @@
 //!
 //! An id is `<prefix>-<26 chars>`: a ULID-shaped value (48-bit Unix ms then 80
 //! random bits from the OS CSPRNG) in Crockford base32, so ids sort by creation
-//! time and cannot be guessed. Tokens are 256 random bits; only their SHA-256
+//! time and cannot be guessed. A delivery id gives 40 of the 80 bits to its
+//! row's key ([`DeliveryId::with_seq`]), so the store needs no index on it. Tokens are 256 random bits; only their SHA-256
 //! is ever stored.
 //!
 //! Each kind of id has its own newtype ([`PeerId`], [`AskId`], [`JobId`], …)
@@ -271,10 +272,47 @@ id_type!(
     IdKind::AskGroup
 );
 id_type!(
-    /// A delivery's id (`dlv-…`).
+    /// A delivery's id (`dlv-…`). One made by [`DeliveryId::with_seq`]
+    /// carries its row's key, so the store finds it without an index.
     DeliveryId,
     IdKind::Delivery
 );
+
+/// How many bits of a delivery id hold its row's key ([`DeliveryId::seq`]).
+const SEQ_BITS: u32 = 40;
+
+impl DeliveryId {
+    /// The largest key a delivery id can carry.
+    pub const MAX_SEQ: i64 = (1 << SEQ_BITS) - 1;
+
+    /// A fresh id stamped with `now_ms` that carries `seq`, the key of the
+    /// delivery's row: 48 bits of Unix ms, then `seq` in 40 bits, then 40
+    /// random bits. It still sorts by creation time; it is still not
+    /// guessed from another id (2^40 tries each, and the store checks the
+    /// recipient besides). `seq` must be in `0..=MAX_SEQ`.
+    pub fn with_seq(now_ms: i64, seq: i64) -> Self {
+        debug_assert!((0..=Self::MAX_SEQ).contains(&seq), "{seq}");
+        let rand: [u8; 5] = random_bytes();
+        let mut low: u128 = (seq as u128 & Self::MAX_SEQ as u128) << 40;
+        for (i, b) in rand.iter().enumerate() {
+            low |= (*b as u128) << (8 * (4 - i));
+        }
+        Self(encode(IdKind::Delivery, now_ms, low))
+    }
+
+    /// The row key this id carries if it was made by [`Self::with_seq`];
+    /// for an older id, a number with no meaning (the store checks the row's
+    /// id as well).
+    pub fn seq(&self) -> i64 {
+        let body = &self.0.as_bytes()[self.0.len() - 16..];
+        let mut low: u128 = 0;
+        for b in body {
+            let digit = CROCKFORD.iter().position(|c| c == b).unwrap_or(0);
+            low = (low << 5) | digit as u128;
+        }
+        ((low >> 40) & Self::MAX_SEQ as u128) as i64
+    }
+}
 id_type!(
     /// A job's id (`job-…`).
     JobId,
@@ -327,10 +365,17 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 /// A new id of `kind` stamped with `now_ms`.
 pub fn new_id(kind: IdKind, now_ms: i64) -> String {
     let rand: [u8; 10] = random_bytes();
-    let mut value: u128 = (now_ms.max(0) as u128 & 0xFFFF_FFFF_FFFF) << 80;
+    let mut low: u128 = 0;
     for (i, b) in rand.iter().enumerate() {
-        value |= (*b as u128) << (8 * (9 - i));
+        low |= (*b as u128) << (8 * (9 - i));
     }
+    encode(kind, now_ms, low)
+}
+
+/// An id of `kind`: `now_ms` in the top 48 bits of 128, `low` (80 bits)
+/// under it, in Crockford base32.
+fn encode(kind: IdKind, now_ms: i64, low: u128) -> String {
+    let value: u128 = ((now_ms.max(0) as u128 & 0xFFFF_FFFF_FFFF) << 80) | low;
     let mut out = String::with_capacity(kind.prefix().len() + 27);
     out.push_str(kind.prefix());
     out.push('-');
@@ -422,6 +467,30 @@ mod tests {
         }
         // What the pool hands out is gone from it.
         DRAWN.with_borrow(|(pool, used)| assert!(pool[..*used].iter().all(|b| *b == 0)));
+    }
+
+    /// A delivery id made with its row's key carries it back out, whatever
+    /// the key (0, the largest, any between), still parses as a delivery id
+    /// of 30 characters, still sorts by time, and still has random bits.
+    #[test]
+    fn a_delivery_id_carries_its_seq() {
+        for seq in [
+            0,
+            1,
+            41,
+            1 << 20,
+            DeliveryId::MAX_SEQ - 1,
+            DeliveryId::MAX_SEQ,
+        ] {
+            let id = DeliveryId::with_seq(1_733_000_000_000, seq);
+            assert_eq!(id.seq(), seq, "{id}");
+            assert_eq!(DeliveryId::parse(id.as_str()).unwrap(), id);
+            assert_eq!(id.len(), 30);
+        }
+        let (a, b) = (DeliveryId::with_seq(5, 9), DeliveryId::with_seq(5, 9));
+        assert_ne!(a, b, "random part differs");
+        assert!(DeliveryId::with_seq(6, 1) > a, "later ms sorts later");
+        assert_eq!(DeliveryId::trusted(a.to_string()).seq(), 9);
     }
 
     #[test]

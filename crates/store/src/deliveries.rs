@@ -97,8 +97,48 @@ enum Start {
 
 /// The row of a new delivery: `pending` from now, leased to a waiting
 /// stream, or `armed` until its instant (then created at that instant).
+/// The delivery whose id is the parameter `$id` and whose id's key
+/// ([`DeliveryId::seq`]) is the parameter `$seq`: found by that key, or,
+/// for an id made before migration 26, through `deliveries_legacy`; the
+/// row's id must match either way. (Delivery rows have no index on their
+/// id: it was a 1 KiB WAL page and a half of every delivery.)
+macro_rules! at_id {
+    ($id:literal, $seq:literal) => {
+        concat!(
+            "seq IN (",
+            $seq,
+            ", (SELECT seq FROM deliveries WHERE id = ",
+            $id,
+            " AND legacy = 1)) AND id = ",
+            $id
+        )
+    };
+}
+
+impl Tx<'_> {
+    /// The key of the next delivery row, taken.
+    fn take_seq(&mut self) -> Result<i64> {
+        let seq = *self.next_seq;
+        if seq > DeliveryId::MAX_SEQ {
+            return Err(Error::internal("delivery keys are used up"));
+        }
+        *self.next_seq += 1;
+        Ok(seq)
+    }
+}
+
+/// The key the next delivery row takes: past every row's.
+pub(super) fn next_seq(c: &Connection) -> Result<i64> {
+    Ok(c.query_row(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, start: Start) -> Result<DeliveryId> {
-    let id = DeliveryId::generate(t.now);
+    let seq = t.take_seq()?;
+    let id = DeliveryId::with_seq(t.now, seq);
     let (state, created, armed_until, lease_until, attempts) = match start {
         Start::Pending => ("pending", t.now, None, None, 0),
         Start::Leased(until) => ("leased", t.now, None, Some(until), 1),
@@ -107,8 +147,8 @@ fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, start: Start) -> Result<DeliveryI
     t.conn()
         .prepare_cached(
             "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind, ask_id,
-               text, state, created_ms, job_id, not_before_ms, lease_until_ms, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+               text, state, created_ms, job_id, not_before_ms, lease_until_ms, attempts, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
         .execute(params![
             id,
@@ -124,7 +164,8 @@ fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, start: Start) -> Result<DeliveryI
             d.job_id,
             armed_until,
             lease_until,
-            attempts
+            attempts,
+            seq
         ])?;
     if armed_until.is_none() {
         t.opened(&d.to.id, 1);
@@ -200,8 +241,12 @@ pub(super) fn book_armed(
     let state = if skip { "dropped" } else { "pending" };
     let changed = t
         .conn()
-        .prepare_cached("UPDATE deliveries SET state = ?2 WHERE id = ?1 AND state = 'armed'")?
-        .execute(params![id, state])?;
+        .prepare_cached(concat!(
+            "UPDATE deliveries SET state = ?2 WHERE ",
+            at_id!("?1", "?3"),
+            " AND state = 'armed'"
+        ))?
+        .execute(params![id, state, id.seq()])?;
     if changed > 0 && !skip {
         // Pending now, for a lease (it was never handed).
         t.opened(&d.to.id, 1);
@@ -226,10 +271,12 @@ pub(super) fn book_armed(
 /// deleted or lost a peer): deleted, as nobody could have seen it.
 pub(super) fn disarm(t: &mut Tx<'_>, id: &DeliveryId) -> Result<()> {
     t.conn()
-        .prepare_cached(
-            "DELETE FROM deliveries WHERE id = ?1 AND state = 'armed' AND not_before_ms > ?2",
-        )?
-        .execute(params![id, t.now])?;
+        .prepare_cached(concat!(
+            "DELETE FROM deliveries WHERE ",
+            at_id!("?1", "?3"),
+            " AND state = 'armed' AND not_before_ms > ?2"
+        ))?
+        .execute(params![id, t.now, id.seq()])?;
     Ok(())
 }
 
@@ -305,9 +352,10 @@ pub(super) fn one(c: &Connection, id: &DeliveryId) -> Result<Option<Delivery>> {
     Ok(c.prepare_cached(concat!(
         "SELECT ",
         cols!(),
-        " FROM deliveries WHERE id = ?1"
+        " FROM deliveries WHERE ",
+        at_id!("?1", "?2")
     ))?
-    .query_row([id], from_row)
+    .query_row(params![id, id.seq()], from_row)
     .optional()?)
 }
 
@@ -567,7 +615,7 @@ const UNDELIVERED_COPIES: &str = concat!("ask_id = ?1 AND ", copies!());
 const PENDING_COPIES: &str = concat!("ask_id = ?1 AND ", copies!(), " AND state = 'pending'");
 /// Those held under a lease, and their recipient.
 const HELD_COPIES: &str = concat!(
-    "SELECT id, to_peer FROM deliveries WHERE ask_id = ?1 AND ",
+    "SELECT seq, id, to_peer FROM deliveries WHERE ask_id = ?1 AND ",
     copies!(),
     " AND state = 'leased'"
 );
@@ -641,21 +689,23 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Re
     // Read, then write each by key: usually one is held, and an
     // `UPDATE … RETURNING` builds and frees a temporary table on every
     // execution (it was a third of an answer).
-    let held: Vec<(String, PeerId)> = t
+    let held: Vec<(i64, String, PeerId)> = t
         .conn()
         .prepare_cached(HELD_COPIES)?
-        .query_map([ask_id], |r| Ok((r.get(0)?, PeerId::trusted(r.get(1)?))))?
+        .query_map([ask_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, PeerId::trusted(r.get(2)?)))
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    for (id, to) in &held {
+    for (seq, _, to) in &held {
         t.conn()
             .prepare_cached(
                 "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
-                 WHERE id = ?1",
+                 WHERE seq = ?1",
             )?
-            .execute(params![id, t.now])?;
+            .execute(params![seq, t.now])?;
         t.opened(to, -1);
     }
-    for (id, _) in &held {
+    for (_, id, _) in &held {
         t.event(NewEvent {
             subject: id,
             related: Some(ask_id),
@@ -715,17 +765,17 @@ impl Store {
                     .conn()
                     .prepare_cached(
                         "UPDATE deliveries SET state = 'leased', lease_until_ms = ?2,
-                           attempts = attempts + 1 WHERE id = ?1 AND state != 'armed'",
+                           attempts = attempts + 1 WHERE seq = ?1 AND state != 'armed'",
                     )?
-                    .execute(params![d.delivery_id, until])?;
+                    .execute(params![d.seq, until])?;
                 if leased == 0 {
                     let armed = t
                         .conn()
                         .prepare_cached(
                             "UPDATE deliveries SET state = 'leased', lease_until_ms = ?2,
-                               attempts = attempts + 1 WHERE id = ?1",
+                               attempts = attempts + 1 WHERE seq = ?1",
                         )?
-                        .execute(params![d.delivery_id, until])?;
+                        .execute(params![d.seq, until])?;
                     if armed > 0 {
                         t.opened(peer_id, 1);
                     }
@@ -776,10 +826,11 @@ impl Store {
             Ok(c.prepare_cached(concat!(
                 "SELECT ",
                 cols!(),
-                " FROM deliveries WHERE id = ?1 AND to_peer = ?2
-                   AND (state != 'armed' OR not_before_ms <= ?3)"
+                " FROM deliveries WHERE ",
+                at_id!("?1", "?4"),
+                " AND to_peer = ?2 AND (state != 'armed' OR not_before_ms <= ?3)"
             ))?
-            .query_row(params![id, peer_id, now], from_row)
+            .query_row(params![id, peer_id, now, id.seq()], from_row)
             .optional()?)
         })
     }
@@ -813,12 +864,13 @@ impl Store {
                 // builds and frees a temporary table every time.
                 let row: Option<(i64, DeliveryKind, Option<String>, bool)> = t
                     .conn()
-                    .prepare_cached(
-                        "SELECT seq, kind, ask_id, state != 'armed' FROM deliveries
-                         WHERE id = ?1 AND to_peer = ?2 AND (state IN ('pending','leased')
-                           OR (state = 'armed' AND not_before_ms <= ?3))",
-                    )?
-                    .query_row(params![id, peer_id, t.now], |r| {
+                    .prepare_cached(concat!(
+                        "SELECT seq, kind, ask_id, state != 'armed' FROM deliveries WHERE ",
+                        at_id!("?1", "?4"),
+                        " AND to_peer = ?2 AND (state IN ('pending','leased')
+                           OR (state = 'armed' AND not_before_ms <= ?3))"
+                    ))?
+                    .query_row(params![id, peer_id, t.now, id.seq()], |r| {
                         Ok((r.get(0)?, parse_col(r.get(1)?, DeliveryKind::parse)?, r.get(2)?, r.get(3)?))
                     })
                     .optional()?;
@@ -863,10 +915,12 @@ impl Store {
             for id in ids {
                 let mine: bool = t
                     .conn()
-                    .prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = ?1 AND to_peer = ?2)",
-                    )?
-                    .query_row(params![id, peer_id], |r| r.get(0))?;
+                    .prepare_cached(concat!(
+                        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE ",
+                        at_id!("?1", "?3"),
+                        " AND to_peer = ?2)"
+                    ))?
+                    .query_row(params![id, peer_id, id.seq()], |r| r.get(0))?;
                 if !mine {
                     return Err(Error::new(
                         ErrorCode::NotFound,
@@ -880,18 +934,21 @@ impl Store {
                 // table on every execution).
                 let hit = t
                     .conn()
-                    .prepare_cached(
-                        "SELECT ask_id FROM deliveries
-                         WHERE id = ?1 AND state = 'leased' AND pushed_at_ms IS NULL",
-                    )?
-                    .query_row([id], |r| r.get::<_, Option<String>>(0))
+                    .prepare_cached(concat!(
+                        "SELECT seq, ask_id FROM deliveries WHERE ",
+                        at_id!("?1", "?2"),
+                        " AND state = 'leased' AND pushed_at_ms IS NULL"
+                    ))?
+                    .query_row(params![id, id.seq()], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+                    })
                     .optional()?;
-                let Some(ask_id) = hit else { continue };
+                let Some((seq, ask_id)) = hit else { continue };
                 t.conn()
                     .prepare_cached(
-                        "UPDATE deliveries SET pushed_at_ms = ?2, lease_until_ms = ?2 WHERE id = ?1",
+                        "UPDATE deliveries SET pushed_at_ms = ?2, lease_until_ms = ?2 WHERE seq = ?1",
                     )?
-                    .execute(params![id, t.now])?;
+                    .execute(params![seq, t.now])?;
                 n += 1;
                 t.event(NewEvent {
                     subject: id,
@@ -1276,5 +1333,98 @@ mod tests {
                 .unwrap();
             assert_eq!(reprepared, 0, "prepared again {reprepared} times: {sql}");
         }
+    }
+
+    /// Deliveries made before migration 26 keep their ids (which carry no
+    /// key) and are found by them, through `deliveries_legacy`, as are the
+    /// new ones by the key theirs carry; an id with a real row's key but
+    /// not its id finds nothing. The table has no index on `id` left but
+    /// that partial one, which holds the old rows only.
+    #[test]
+    fn deliveries_from_before_migration_26_are_found_by_their_ids() {
+        use repowire_core::ids::{DeliveryId, PeerId};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let now = repowire_core::time::now_ms();
+        let (a, b) = (PeerId::generate(now), PeerId::generate(now));
+        let old: Vec<DeliveryId> = (0..3).map(|_| DeliveryId::generate(now)).collect();
+        {
+            let mut c = Connection::open(&path).unwrap();
+            crate::migrations::migrate_to(&mut c, 25).unwrap();
+            for (id, name) in [(&a, "a"), (&b, "b")] {
+                c.execute(
+                    "INSERT INTO peers (id, name, circle, role, status, token_hash, created_ms, last_seen_ms)
+                     VALUES (?1, ?2, 'default', 'agent', 'online', ?2, ?3, ?3)",
+                    params![id, name, now],
+                )
+                .unwrap();
+            }
+            for (i, id) in old.iter().enumerate() {
+                c.execute(
+                    "INSERT INTO deliveries (id, to_peer, from_peer, from_name, from_circle, kind,
+                       text, state, created_ms)
+                     VALUES (?1, ?2, ?3, 'a', 'default', 'notify', ?4, 'pending', ?5)",
+                    params![id, b, a, format!("old {i}"), now],
+                )
+                .unwrap();
+            }
+        }
+        let s = crate::Store::open(&path, Default::default()).unwrap();
+        let new = crate::testing::note(&s, &a, "b", "new");
+        let seq_of = |id: &DeliveryId| s.delivery(&b, id).unwrap().map(|d| d.seq);
+        assert_eq!(seq_of(&new), Some(new.seq()), "a new id carries its key");
+        assert_eq!(seq_of(&old[1]), Some(2), "an old id is found all the same");
+        let forged = DeliveryId::with_seq(now, new.seq());
+        assert_eq!(seq_of(&forged), None, "the key alone finds nothing");
+
+        let leased = s.lease(&b, 10, 60_000, DeliveryRoute::Pull).unwrap();
+        assert_eq!(leased.len(), 4);
+        let p = s.peer_by_id(&b).unwrap().unwrap();
+        let confirmed = [old[0].clone(), old[2].clone(), new.clone(), forged];
+        assert_eq!(s.confirm(&p, &confirmed).unwrap(), 3);
+        let state = |id: &DeliveryId| s.delivery(&b, id).unwrap().unwrap().state;
+        assert_eq!(state(&old[0]), DeliveryState::Delivered);
+        assert_eq!(state(&old[1]), DeliveryState::Leased);
+        assert_eq!(state(&new), DeliveryState::Delivered);
+
+        let (indexes, legacy): (Vec<String>, i64) = s
+            .read(|c| {
+                let names = c
+                    .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'deliveries' ORDER BY name")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let n = c.query_row(
+                    "SELECT COUNT(*) FROM deliveries INDEXED BY deliveries_legacy WHERE legacy = 1",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok((names, n))
+            })
+            .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "deliveries_armed",
+                "deliveries_ask",
+                "deliveries_legacy",
+                "deliveries_pushed",
+                "deliveries_unpushed"
+            ]
+        );
+        assert_eq!(legacy, 3, "only the old rows are in the legacy index");
+    }
+
+    /// A delivery is looked up by its id's key, or through the legacy
+    /// index: never by reading the table.
+    #[test]
+    fn a_delivery_is_found_by_key_not_by_a_scan() {
+        let (_dir, s) = crate::testing::open();
+        let plan = crate::plan_of(
+            &s,
+            concat!("SELECT text FROM deliveries WHERE ", at_id!("?1", "?2")),
+        );
+        assert!(plan.contains("INTEGER PRIMARY KEY"), "{plan}");
+        assert!(plan.contains("deliveries_legacy"), "{plan}");
+        assert!(!plan.contains("SCAN"), "{plan}");
     }
 }

@@ -35,6 +35,9 @@ pub(crate) struct Writer {
     pub(crate) group: Option<Group>,
     /// Open deliveries by recipient, as the open group leaves them.
     pub(crate) open: OpenCounts,
+    /// The key the next delivery row takes (its id carries it). Only ever
+    /// grows: a write rolled back leaves a gap, never a key used twice.
+    pub(crate) next_seq: i64,
 }
 
 /// Writes whose parts sit in the open transaction, not yet committed.

@@ -118,6 +118,8 @@ pub struct Tx<'a> {
     /// leaves them, and the changes it made to them ([`open`]).
     open: &'a mut open::OpenCounts,
     opened: open::Journal,
+    /// The writer's next delivery key ([`group::Writer::next_seq`]).
+    next_seq: &'a mut i64,
 }
 
 /// An event to append: subject id, related id, circle, and the typed event
@@ -211,11 +213,13 @@ impl Store {
         let (bus, _) = broadcast::channel(4096);
         let armed_horizon = deliveries::armed_horizon(&writer)?;
         let remind_from = asks::remind_start(&writer)?;
+        let next_seq = deliveries::next_seq(&writer)?;
         Ok(Self {
             writer: Mutex::new(group::Writer {
                 conn: writer,
                 group: None,
                 open,
+                next_seq,
             }),
             commits: Default::default(),
             grouped: Default::default(),
@@ -308,6 +312,7 @@ impl Store {
             known_at,
             open: &mut w.open,
             opened: Vec::new(),
+            next_seq: &mut w.next_seq,
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut t)));
         let Tx {

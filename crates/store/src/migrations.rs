@@ -441,6 +441,53 @@ const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX asks_to_remind;
     "#,
+    // 26: a delivery's id carries its row's key (`DeliveryId::with_seq`),
+    // so the table loses its UNIQUE index on `id`: a 1 KiB WAL page and a
+    // half of every delivery (an index leaf fills and is rebalanced with
+    // its neighbours, where a table's appends just add a page). SQLite
+    // keeps such an index for as long as the table, so the table is made
+    // again. The rows made before keep their ids, marked `legacy` and
+    // found through `deliveries_legacy`; a new row has `legacy` NULL and
+    // no entry there (`deliveries::at_id!`).
+    r#"
+    CREATE TABLE deliveries_new (
+        seq           INTEGER PRIMARY KEY,
+        id            TEXT NOT NULL,
+        to_peer       TEXT NOT NULL,
+        from_peer     TEXT,
+        from_name     TEXT,
+        from_circle   TEXT,
+        kind          TEXT NOT NULL,
+        ask_id        TEXT,
+        text          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        lease_until_ms INTEGER,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        created_ms    INTEGER NOT NULL,
+        delivered_ms  INTEGER,
+        job_id        TEXT,
+        pushed_at_ms  INTEGER,
+        not_before_ms INTEGER,
+        legacy        INTEGER
+    );
+    INSERT INTO deliveries_new (seq, id, to_peer, from_peer, from_name, from_circle, kind,
+        ask_id, text, state, lease_until_ms, attempts, created_ms, delivered_ms, job_id,
+        pushed_at_ms, not_before_ms, legacy)
+      SELECT seq, id, to_peer, from_peer, from_name, from_circle, kind,
+        ask_id, text, state, lease_until_ms, attempts, created_ms, delivered_ms, job_id,
+        pushed_at_ms, not_before_ms, 1
+      FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_new RENAME TO deliveries;
+    CREATE UNIQUE INDEX deliveries_legacy ON deliveries (id) WHERE legacy = 1;
+    CREATE INDEX deliveries_pushed ON deliveries (to_peer, seq)
+      WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NOT NULL;
+    CREATE INDEX deliveries_armed ON deliveries (to_peer, seq, not_before_ms) WHERE state = 'armed';
+    CREATE INDEX deliveries_unpushed ON deliveries
+      (to_peer, state, (CASE state WHEN 'leased' THEN lease_until_ms ELSE 0 END), seq)
+      WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NULL;
+    CREATE INDEX deliveries_ask ON deliveries (ask_id) WHERE (kind = 'ask' OR kind = 'reminder');
+    "#,
 ];
 
 /// The schema version this binary writes.
@@ -448,13 +495,23 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Bring the database up to [`SCHEMA_VERSION`], one transaction per step.
 pub fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, SCHEMA_VERSION)
+}
+
+/// Bring the database up to `version` (a test builds an older file).
+pub(crate) fn migrate_to(conn: &mut Connection, version: i64) -> Result<()> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > SCHEMA_VERSION {
         return Err(Error::internal(format!(
             "the database is at schema {current}, newer than this binary's {SCHEMA_VERSION}: upgrade repowire"
         )));
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(version as usize)
+        .skip(current as usize)
+    {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)
             .map_err(|e| Error::internal(format!("migration {}: {e}", i + 1)))?;

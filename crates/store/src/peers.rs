@@ -352,10 +352,10 @@ pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
     // Its open deliveries, by their two partial indexes (not its history).
     super::deliveries::drop_where(
         t,
-        "id IN (SELECT id FROM deliveries INDEXED BY deliveries_unpushed
+        "seq IN (SELECT seq FROM deliveries INDEXED BY deliveries_unpushed
                  WHERE to_peer = ?1 AND state IN ('pending','leased') AND pushed_at_ms IS NULL
                 UNION ALL
-                SELECT id FROM deliveries INDEXED BY deliveries_pushed
+                SELECT seq FROM deliveries INDEXED BY deliveries_pushed
                  WHERE to_peer = ?1 AND state IN ('pending','leased') AND pushed_at_ms IS NOT NULL)",
         &p.id,
         &format!("{} was {why}", p.name),

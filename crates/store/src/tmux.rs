@@ -106,9 +106,9 @@ impl Store {
             t.conn()
                 .prepare_cached(
                     "UPDATE deliveries SET state = 'pending', lease_until_ms = NULL
-                     WHERE id = ?1 AND to_peer = ?2 AND state = 'leased'",
+                     WHERE seq = ?1 AND id = ?3 AND to_peer = ?2 AND state = 'leased'",
                 )?
-                .execute(params![d.delivery_id, peer.id])?;
+                .execute(params![d.seq, peer.id, d.delivery_id])?;
             t.event(NewEvent {
                 subject: &d.delivery_id,
                 related: d.correlation_id.as_deref(),
