@@ -11,7 +11,7 @@ use repowire_core::ask::{
 use repowire_core::delivery::DeliveryKind;
 use repowire_core::error::{Error, ErrorCode, Result};
 use repowire_core::event::{AskMove, Event};
-use repowire_core::ids::{AskGroupId, AskId, PeerId};
+use repowire_core::ids::{AskGroupId, AskId, DeliveryId, PeerId};
 use repowire_core::peer::Peer;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::HashSet;
@@ -247,6 +247,7 @@ pub(super) fn create_in(
             text,
         },
     )?;
+    keep_copy(t, KEEP_COPY, &id, &delivery_id)?;
     Ok(AskSent {
         ask: a,
         delivery_id,
@@ -743,6 +744,7 @@ fn remind(t: &mut Tx, rowid: i64) -> Result<bool> {
             text: &text,
         },
     )?;
+    keep_copy(t, KEEP_REMINDER, &id, &dlv)?;
     let a = get(t.conn(), &id)?;
     let reminded = Event::AskReminded {
         to: to.name.clone(),
@@ -750,6 +752,19 @@ fn remind(t: &mut Tx, rowid: i64) -> Result<bool> {
     };
     ask_event(t, &a, reminded)?;
     Ok(true)
+}
+
+/// Keep on the ask's row (`?1`) the key (`?2`) of its copy, by which the
+/// copy is found again (`deliveries::copies!`): the ask itself, or its
+/// reminder.
+const KEEP_COPY: &str = "UPDATE asks SET copy_seq = ?2 WHERE id = ?1";
+const KEEP_REMINDER: &str = "UPDATE asks SET reminder_seq = ?2 WHERE id = ?1";
+
+fn keep_copy(t: &Tx, sql: &'static str, id: &AskId, dlv: &DeliveryId) -> Result<()> {
+    t.conn()
+        .prepare_cached(sql)?
+        .execute(params![id, dlv.seq()])?;
+    Ok(())
 }
 
 /// Where the reminder pass starts after a restart: the oldest ask not

@@ -488,6 +488,20 @@ const MIGRATIONS: &[&str] = &[
       WHERE state IN ('pending', 'leased') AND pushed_at_ms IS NULL;
     CREATE INDEX deliveries_ask ON deliveries (ask_id) WHERE (kind = 'ask' OR kind = 'reminder');
     "#,
+    // 27: an ask's row keeps the keys of its copies (the ask itself, its
+    // reminder), and `deliveries_ask` goes: its entry was a 1 KiB WAL page
+    // and a half of every ask, for look-ups two keys do
+    // (`deliveries::copies!`).
+    r#"
+    ALTER TABLE asks ADD COLUMN copy_seq INTEGER;
+    ALTER TABLE asks ADD COLUMN reminder_seq INTEGER;
+    UPDATE asks SET
+      copy_seq = (SELECT MAX(seq) FROM deliveries INDEXED BY deliveries_ask
+                   WHERE ask_id = asks.id AND kind = 'ask'),
+      reminder_seq = (SELECT MAX(seq) FROM deliveries INDEXED BY deliveries_ask
+                   WHERE ask_id = asks.id AND kind = 'reminder');
+    DROP INDEX deliveries_ask;
+    "#,
 ];
 
 /// The schema version this binary writes.
