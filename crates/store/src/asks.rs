@@ -956,7 +956,7 @@ mod tests {
         };
         let minutes = |m: i64| clock.advance(m * 60_000);
 
-        let one = ask(&s, "one");
+        ask(&s, "one");
         let two = ask(&s, "two");
         s.act_on_ask(&b_caller(), &two, AskAction::Pickup, None)
             .unwrap();
