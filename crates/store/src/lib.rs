@@ -619,6 +619,20 @@ pub(crate) fn plan_of(s: &Store, sql: &str) -> String {
     .unwrap()
 }
 
+/// The opcodes of SQLite's program for `sql` on `s`, in order.
+#[cfg(test)]
+pub(crate) fn opcodes_of(s: &Store, sql: &str) -> Vec<String> {
+    s.read(|c| {
+        let mut st = c.prepare(&format!("EXPLAIN {sql}"))?;
+        let zeros = vec![0; st.parameter_count()];
+        let rows = st
+            .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(1))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    })
+    .unwrap()
+}
+
 /// What the store's own tests share.
 #[cfg(test)]
 pub(crate) mod testing {
