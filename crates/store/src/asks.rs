@@ -186,11 +186,13 @@ pub(super) fn create_in(
         )));
     }
     let id = AskId::generate(t.now);
+    // The key its copy will take: the next delivery made (checked below).
+    let copy_seq = t.peek_seq();
     t.conn()
         .prepare_cached(
             "INSERT INTO asks (id, parent_id, from_peer, from_name, to_peer, to_name, circle, text,
-               state, created_ms, updated_ms, expires_ms, reply_to)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9, ?10, ?11)",
+               state, created_ms, updated_ms, expires_ms, reply_to, copy_seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             id,
@@ -203,7 +205,8 @@ pub(super) fn create_in(
             text,
             t.now,
             t.now + timeout_ms,
-            reply_to
+            reply_to,
+            copy_seq
         ])?;
     let queued_offline = !to.reachable(t.now, t.policy.stale_after_ms);
     // The row as just written (not read back: a statement and a row
@@ -247,7 +250,14 @@ pub(super) fn create_in(
             text,
         },
     )?;
-    keep_copy(t, KEEP_COPY, &id, &delivery_id)?;
+    debug_assert_eq!(
+        delivery_id.seq(),
+        copy_seq,
+        "an ask's copy takes the next key"
+    );
+    if delivery_id.seq() != copy_seq {
+        keep_copy(t, KEEP_COPY, &id, &delivery_id)?;
+    }
     Ok(AskSent {
         ask: a,
         delivery_id,

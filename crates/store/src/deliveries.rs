@@ -117,6 +117,11 @@ macro_rules! at_id {
 }
 
 impl Tx<'_> {
+    /// The key the next delivery row will take.
+    pub(super) fn peek_seq(&self) -> i64 {
+        *self.next_seq
+    }
+
     /// The key of the next delivery row, taken.
     fn take_seq(&mut self) -> Result<i64> {
         let seq = *self.next_seq;
@@ -614,10 +619,8 @@ const SEEN: &str = "SELECT EXISTS (SELECT 1 FROM deliveries
      WHERE seq = ?1 AND state IN ('leased','delivered'))";
 /// The copy at key `?1` (undelivered: [`drop_where`] says so).
 const COPY: &str = "seq = ?1";
-/// The copy at key `?1` if it was never handed out.
-const PENDING_COPY: &str = "seq = ?1 AND state = 'pending'";
-/// The copy at key `?1` if it is held under a lease, and its recipient.
-const HELD_COPY: &str = "SELECT id, to_peer FROM deliveries WHERE seq = ?1 AND state = 'leased'";
+/// The copy at key `?1`: its id, recipient and state.
+const COPY_STATE: &str = "SELECT id, to_peer, state FROM deliveries WHERE seq = ?1";
 
 /// Withdraw the undelivered copies of an ask that ended (the ask itself and
 /// any reminder). Returns whether the recipient may already have seen it
@@ -696,15 +699,21 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Re
     // Read, then write each by key: usually one is held, and an
     // `UPDATE … RETURNING` builds and frees a temporary table on every
     // execution (it was a third of an answer).
-    let keys = copy_keys(t.conn(), ask_id)?;
     let mut held: Vec<(i64, String, PeerId)> = Vec::new();
-    for &key in &keys {
-        let copy = t
+    let mut pending = Vec::new();
+    for key in copy_keys(t.conn(), ask_id)? {
+        let copy: Option<(String, String, String)> = t
             .conn()
-            .prepare_cached(HELD_COPY)?
-            .query_row([key], |r| Ok((key, r.get(0)?, PeerId::trusted(r.get(1)?))))
+            .prepare_cached(COPY_STATE)?
+            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        held.extend(copy);
+        match copy {
+            Some((id, to, state)) if state == "leased" => {
+                held.push((key, id, PeerId::trusted(to)));
+            }
+            Some((.., state)) if state == "pending" => pending.push(key),
+            _ => {}
+        }
     }
     for (seq, _, to) in &held {
         t.conn()
@@ -725,8 +734,8 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Re
             }),
         })?;
     }
-    for key in &keys {
-        drop_where(t, PENDING_COPY, key, "the recipient acted on the ask")?;
+    for key in &pending {
+        drop_where(t, COPY, key, "the recipient acted on the ask")?;
     }
     Ok(())
 }
@@ -1201,9 +1210,8 @@ mod tests {
         };
         for sql in [
             SEEN.to_string(),
-            HELD_COPY.to_string(),
+            COPY_STATE.to_string(),
             drop(COPY),
-            drop(PENDING_COPY),
             concat!("SELECT 1 FROM deliveries WHERE ", at_id!("?1", "?2")).to_string(),
         ] {
             let plan = crate::plan_of(&s, &sql);
