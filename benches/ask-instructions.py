@@ -13,9 +13,14 @@ which leaves start-up and registration out.
   NOVG=1 ...   no valgrind: microseconds per round trip (client included),
                and the daemon's CPU per round trip (user and system, /proc)
   WAL=1 ...    also print the WAL's frames after the run (before shutdown)
+  PAGES=1 ...  also print, over the second half of the round trips, the WAL
+               frames each request wrote and the frames by b-tree (table or
+               index, from SQLite's dbstat on a copy), per round trip. Keep
+               N * 23 under 10,000 frames (the WAL starts over at a
+               checkpoint): 300 round trips.
   KEEP=1 ...   keep the home (and its cg.out for callgrind_annotate)
 """
-import http.client, json, os, shutil, subprocess, sys, tempfile, time
+import collections, http.client, json, os, shutil, sqlite3, struct, subprocess, sys, tempfile, time
 
 BIN = os.environ["BIN"]
 N = int(sys.argv[1])
@@ -64,18 +69,54 @@ def cpu():
     return int(f[11]) / tick, int(f[12]) / tick
 
 
+wal = home + "/state.db-wal"
+FRAME = 1024 + 24
+pages = os.environ.get("PAGES")
+by_request = collections.Counter()
+
+
+def frames():
+    return os.path.getsize(wal) // FRAME if pages else 0
+
+
 c0 = cpu() if novg else None
 t0 = time.perf_counter()
 for i in range(N):
+    f0 = frames()
     aid = req(ca, "POST", "/v1/asks", a, {"to": "answerer", "text": f"q{i}"})["ask"]["correlation_id"]
+    f1 = frames()
     req(cb, "POST", "/v1/inbox/lease", b, {"max": 100})
+    f2 = frames()
     req(cb, "POST", f"/v1/asks/{aid}/answer", b, {"text": "a"})
+    f3 = frames()
     w = req(ca, "GET", f"/v1/asks/{aid}/wait?timeout_ms=10000", a)
     assert w["done"], w
+    if pages and i >= N // 2:
+        f4 = frames()
+        for name, x, y in [("ask", f0, f1), ("lease", f1, f2), ("answer", f2, f3), ("wait", f3, f4)]:
+            by_request[name] += y - x
 dt = time.perf_counter() - t0
 c1 = cpu() if novg else None
 if os.environ.get("WAL"):
-    print("wal_frames", (os.path.getsize(home + "/state.db-wal") - 32) / (1024 + 24))
+    print("wal_frames", (os.path.getsize(wal) - 32) / FRAME)
+if pages:
+    half = N - N // 2
+    print("frames per request:", {k: round(v / half, 2) for k, v in by_request.items()})
+    data = open(wal, "rb").read()
+    n = (len(data) - 32) // FRAME
+    written = collections.Counter(
+        struct.unpack(">I", data[32 + f * FRAME : 36 + f * FRAME])[0] for f in range(n - sum(by_request.values()), n)
+    )
+    copy = tempfile.mkdtemp(prefix="ask-pages-")
+    shutil.copy(home + "/state.db", copy + "/state.db")
+    shutil.copy(wal, copy + "/state.db-wal")
+    owner = dict((pg, name) for name, pg in sqlite3.connect(copy + "/state.db").execute("SELECT name, pageno FROM dbstat"))
+    shutil.rmtree(copy, ignore_errors=True)
+    trees = collections.Counter()
+    for pg, k in written.items():
+        trees[owner.get(pg, "?")] += k
+    for name, k in trees.most_common():
+        print(f"{k / half:6.2f}  {name}")
 req(c, "POST", "/v1/shutdown", admin, {})
 p.wait()
 if novg:
