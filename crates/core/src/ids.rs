@@ -2,8 +2,9 @@
 //!
 //! An id is `<prefix>-<26 chars>`: a ULID-shaped value (48-bit Unix ms then 80
 //! random bits from the OS CSPRNG) in Crockford base32, so ids sort by creation
-//! time and cannot be guessed. A delivery id gives 40 of the 80 bits to its
-//! row's key ([`DeliveryId::with_seq`]), so the store needs no index on it. Tokens are 256 random bits; only their SHA-256
+//! time and cannot be guessed. A delivery or ask id gives 40 of the 80 bits
+//! to its row's key ([`DeliveryId::with_seq`], [`key_of`]), so the store
+//! needs no index on it. Tokens are 256 random bits; only their SHA-256
 //! is ever stored.
 //!
 //! Each kind of id has its own newtype ([`PeerId`], [`AskId`], [`JobId`], …)
@@ -278,41 +279,71 @@ id_type!(
     IdKind::Delivery
 );
 
-/// How many bits of a delivery id hold its row's key ([`DeliveryId::seq`]).
+/// How many bits of a keyed id hold its row's key ([`key_of`]).
 const SEQ_BITS: u32 = 40;
 
-impl DeliveryId {
-    /// The largest key a delivery id can carry.
-    pub const MAX_SEQ: i64 = (1 << SEQ_BITS) - 1;
+/// The largest row key an id can carry.
+pub const MAX_KEY: i64 = (1 << SEQ_BITS) - 1;
 
-    /// A fresh id stamped with `now_ms` that carries `seq`, the key of the
-    /// delivery's row: 48 bits of Unix ms, then `seq` in 40 bits, then 40
-    /// random bits. It still sorts by creation time; it is still not
-    /// guessed from another id (2^40 tries each, and the store checks the
-    /// recipient besides). `seq` must be in `0..=MAX_SEQ`.
+/// A fresh id of `kind` stamped with `now_ms` that carries `key`, the key
+/// of its row: 48 bits of Unix ms, then `key` in 40 bits, then 40 random
+/// bits. It still sorts by creation time; it is still not guessed from
+/// another id (2^40 tries each, and the store checks who may see it
+/// besides). `key` must be in `0..=MAX_KEY`.
+fn keyed(kind: IdKind, now_ms: i64, key: i64) -> String {
+    debug_assert!((0..=MAX_KEY).contains(&key), "{key}");
+    let rand: [u8; 5] = random_bytes();
+    let mut low: u128 = (key as u128 & MAX_KEY as u128) << 40;
+    for (i, b) in rand.iter().enumerate() {
+        low |= (*b as u128) << (8 * (4 - i));
+    }
+    encode(kind, now_ms, low)
+}
+
+/// The row key an id made with one carries (bits 40 to 79 of its value);
+/// for an id made without, a number with no meaning (the store checks the
+/// row's id as well). Anything shorter than an id body: 0.
+pub fn key_of(id: &str) -> i64 {
+    let Some(body) = id
+        .len()
+        .checked_sub(16)
+        .and_then(|at| id.as_bytes().get(at..))
+    else {
+        return 0;
+    };
+    let mut low: u128 = 0;
+    for b in body {
+        let digit = CROCKFORD.iter().position(|c| c == b).unwrap_or(0);
+        low = (low << 5) | digit as u128;
+    }
+    ((low >> 40) & MAX_KEY as u128) as i64
+}
+
+impl DeliveryId {
+    /// A fresh id that carries `seq`, the key of the delivery's row
+    /// ([`keyed`]).
     pub fn with_seq(now_ms: i64, seq: i64) -> Self {
-        debug_assert!((0..=Self::MAX_SEQ).contains(&seq), "{seq}");
-        let rand: [u8; 5] = random_bytes();
-        let mut low: u128 = (seq as u128 & Self::MAX_SEQ as u128) << 40;
-        for (i, b) in rand.iter().enumerate() {
-            low |= (*b as u128) << (8 * (4 - i));
-        }
-        Self(encode(IdKind::Delivery, now_ms, low))
+        Self(keyed(IdKind::Delivery, now_ms, seq))
     }
 
-    /// The row key this id carries if it was made by [`Self::with_seq`];
-    /// for an older id, a number with no meaning (the store checks the row's
-    /// id as well).
+    /// The row key this id carries ([`key_of`]).
     pub fn seq(&self) -> i64 {
-        let body = &self.0.as_bytes()[self.0.len() - 16..];
-        let mut low: u128 = 0;
-        for b in body {
-            let digit = CROCKFORD.iter().position(|c| c == b).unwrap_or(0);
-            low = (low << 5) | digit as u128;
-        }
-        ((low >> 40) & Self::MAX_SEQ as u128) as i64
+        key_of(&self.0)
     }
 }
+
+impl AskId {
+    /// A fresh id that carries `seq`, the key of the ask's row ([`keyed`]).
+    pub fn with_seq(now_ms: i64, seq: i64) -> Self {
+        Self(keyed(IdKind::Ask, now_ms, seq))
+    }
+
+    /// The row key this id carries ([`key_of`]).
+    pub fn seq(&self) -> i64 {
+        key_of(&self.0)
+    }
+}
+
 id_type!(
     /// A job's id (`job-…`).
     JobId,
@@ -474,14 +505,7 @@ mod tests {
     /// of 30 characters, still sorts by time, and still has random bits.
     #[test]
     fn a_delivery_id_carries_its_seq() {
-        for seq in [
-            0,
-            1,
-            41,
-            1 << 20,
-            DeliveryId::MAX_SEQ - 1,
-            DeliveryId::MAX_SEQ,
-        ] {
+        for seq in [0, 1, 41, 1 << 20, MAX_KEY - 1, MAX_KEY] {
             let id = DeliveryId::with_seq(1_733_000_000_000, seq);
             assert_eq!(id.seq(), seq, "{id}");
             assert_eq!(DeliveryId::parse(id.as_str()).unwrap(), id);
@@ -491,6 +515,10 @@ mod tests {
         assert_ne!(a, b, "random part differs");
         assert!(DeliveryId::with_seq(6, 1) > a, "later ms sorts later");
         assert_eq!(DeliveryId::trusted(a.to_string()).seq(), 9);
+        let ask = AskId::with_seq(5, 77);
+        assert_eq!((ask.seq(), key_of(ask.as_str())), (77, 77));
+        assert_eq!(AskId::parse(ask.as_str()).unwrap(), ask);
+        assert_eq!(key_of("short"), 0);
     }
 
     #[test]

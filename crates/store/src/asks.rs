@@ -16,6 +16,50 @@ use repowire_core::peer::Peer;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::HashSet;
 
+/// The ask row `$t` (a table name or alias) whose id is `$id` (a
+/// parameter or a column): found by the key the id carries
+/// ([`AskId::with_seq`], `rw_key`), or, for an id made before migration 28,
+/// through `asks_legacy`; the row's id must match either way. (Ask rows
+/// have no index on their id: it was a 1 KiB WAL page and a half of every
+/// ask.) One key, not `IN (…)`, which builds a temporary table.
+macro_rules! at_ask {
+    ($t:literal, $id:literal) => {
+        concat!(
+            $t,
+            ".seq = COALESCE((SELECT l.seq FROM asks l WHERE l.id = ",
+            $id,
+            " AND l.legacy = 1), rw_key(",
+            $id,
+            ")) AND ",
+            $t,
+            ".id = ",
+            $id
+        )
+    };
+}
+pub(crate) use at_ask;
+
+impl Tx<'_> {
+    /// The key of the next ask row, taken.
+    fn take_ask_seq(&mut self) -> Result<i64> {
+        let seq = *self.next_ask_seq;
+        if seq > repowire_core::ids::MAX_KEY {
+            return Err(Error::internal("ask keys are used up"));
+        }
+        *self.next_ask_seq += 1;
+        Ok(seq)
+    }
+}
+
+/// The key the next ask row takes: past every row's.
+pub(super) fn next_seq(c: &Connection) -> Result<i64> {
+    Ok(
+        c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM asks", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
 macro_rules! cols {
     () => {
         "id, parent_id, from_peer, from_name, to_peer, to_name, circle, text, state, \
@@ -47,10 +91,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Ask> {
 }
 
 fn get(c: &Connection, id: &AskId) -> Result<Ask> {
-    c.prepare_cached(concat!("SELECT ", cols!(), " FROM asks WHERE id = ?1"))?
-        .query_row([id], from_row)
-        .optional()?
-        .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
+    c.prepare_cached(concat!(
+        "SELECT ",
+        cols!(),
+        " FROM asks WHERE ",
+        at_ask!("asks", "?1")
+    ))?
+    .query_row([id], from_row)
+    .optional()?
+    .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
 }
 
 /// An ask's facts, as [`authorize`] reads them.
@@ -93,10 +142,12 @@ fn cas(t: &mut Tx<'_>, id: &AskId, action: AskAction) -> Result<Ask> {
     // the statement that reads the row back.
     let n = t
         .conn()
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE asks SET state = ?2, updated_ms = ?3, closed_ms = COALESCE(?4, closed_ms)
-             WHERE id = ?1 AND (state = ?5 OR state = ?6 OR state = ?7)",
-        )?
+             WHERE ",
+            at_ask!("asks", "?1"),
+            " AND (state = ?5 OR state = ?6 OR state = ?7)"
+        ))?
         .execute(params![id, to.as_str(), t.now, closed, s1, s2, s3])?;
     let a = get(t.conn(), id)?;
     if n == 0 {
@@ -128,11 +179,12 @@ fn move_read(
     let closed = to.is_terminal().then_some(t.now);
     let n = t
         .conn()
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE asks SET state = ?2, updated_ms = ?3, closed_ms = COALESCE(?4, closed_ms),
                answer = COALESCE(?5, answer), ack_message = COALESCE(?6, ack_message)
-             WHERE id = ?1",
-        )?
+             WHERE ",
+            at_ask!("asks", "?1")
+        ))?
         .execute(params![
             id,
             to.as_str(),
@@ -185,14 +237,15 @@ pub(super) fn create_in(
             from.name
         )));
     }
-    let id = AskId::generate(t.now);
+    let seq = t.take_ask_seq()?;
+    let id = AskId::with_seq(t.now, seq);
     // The key its copy will take: the next delivery made (checked below).
     let copy_seq = t.peek_seq();
     t.conn()
         .prepare_cached(
             "INSERT INTO asks (id, parent_id, from_peer, from_name, to_peer, to_name, circle, text,
-               state, created_ms, updated_ms, expires_ms, reply_to, copy_seq)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9, ?10, ?11, ?12)",
+               state, created_ms, updated_ms, expires_ms, reply_to, copy_seq, seq)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'queued', ?9, ?9, ?10, ?11, ?12, ?13)",
         )?
         .execute(params![
             id,
@@ -206,7 +259,8 @@ pub(super) fn create_in(
             t.now,
             t.now + timeout_ms,
             reply_to,
-            copy_seq
+            copy_seq,
+            seq
         ])?;
     let queued_offline = !to.reachable(t.now, t.policy.stale_after_ms);
     // The row as just written (not read back: a statement and a row
@@ -767,8 +821,14 @@ fn remind(t: &mut Tx, rowid: i64) -> Result<bool> {
 /// Keep on the ask's row (`?1`) the key (`?2`) of its copy, by which the
 /// copy is found again (`deliveries::copies!`): the ask itself, or its
 /// reminder.
-const KEEP_COPY: &str = "UPDATE asks SET copy_seq = ?2 WHERE id = ?1";
-const KEEP_REMINDER: &str = "UPDATE asks SET reminder_seq = ?2 WHERE id = ?1";
+const KEEP_COPY: &str = concat!(
+    "UPDATE asks SET copy_seq = ?2 WHERE ",
+    at_ask!("asks", "?1")
+);
+const KEEP_REMINDER: &str = concat!(
+    "UPDATE asks SET reminder_seq = ?2 WHERE ",
+    at_ask!("asks", "?1")
+);
 
 fn keep_copy(t: &Tx, sql: &'static str, id: &AskId, dlv: &DeliveryId) -> Result<()> {
     t.conn()
@@ -1033,6 +1093,52 @@ mod tests {
         assert_eq!(texts.iter().filter(|t| *t == "after the prune").count(), 1);
         assert!(texts.contains(&"before the restart".to_string()));
         assert!(texts.contains(&"after the restart".to_string()));
+    }
+
+    /// An ask is found by the key its id carries (or through
+    /// `asks_legacy`), from a parameter or from a delivery's `ask_id`:
+    /// never by a scan, nor through a temporary table; and the key a new
+    /// ask's id carries is its row's.
+    #[test]
+    fn an_ask_is_found_by_key_not_by_a_scan() {
+        let (_d, s, [a, _, _]) = three_peers();
+        let by_ask = |t: &str| format!("SELECT seq FROM asks WHERE {t}");
+        for sql in [
+            by_ask(at_ask!("asks", "?1")),
+            format!(
+                "SELECT {} FROM deliveries WHERE seq = ?1",
+                crate::deliveries::cols_for_tests()
+            ),
+        ] {
+            let plan = crate::plan_of(&s, &sql);
+            assert!(plan.contains("asks_legacy"), "{sql}: {plan}");
+            assert!(
+                plan.contains(" USING INTEGER PRIMARY KEY (rowid=?)"),
+                "{sql}: {plan}"
+            );
+            assert!(!plan.contains("SCAN"), "{sql}: {plan}");
+            let ops = crate::opcodes_of(&s, &sql);
+            assert!(
+                !ops.contains(&"OpenEphemeral".to_string()),
+                "{sql}: {ops:?}"
+            );
+        }
+        let req = repowire_core::ask::NewAsk {
+            to: "b".into(),
+            text: "q".into(),
+            ..Default::default()
+        };
+        let id = s.ask(&a, &req, false).unwrap().ask.correlation_id;
+        let seq: i64 = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT seq FROM asks WHERE id = ?1 AND legacy IS NULL",
+                    [&id],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(seq, id.seq());
     }
 
     #[test]

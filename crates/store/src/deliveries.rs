@@ -125,7 +125,7 @@ impl Tx<'_> {
     /// The key of the next delivery row, taken.
     fn take_seq(&mut self) -> Result<i64> {
         let seq = *self.next_seq;
-        if seq > DeliveryId::MAX_SEQ {
+        if seq > repowire_core::ids::MAX_KEY {
             return Err(Error::internal("delivery keys are used up"));
         }
         *self.next_seq += 1;
@@ -325,12 +325,16 @@ fn leased_event(
 
 macro_rules! cols {
     () => {
-        "id, seq, kind, from_name, from_circle, ask_id, text, \
-                    CASE state WHEN 'armed' THEN 'pending' ELSE state END, attempts, \
-                    created_ms, lease_until_ms, \
-                    COALESCE(job_id, (SELECT a.job_id FROM asks a WHERE a.id = deliveries.ask_id)), \
-                    (SELECT a.reply_to FROM asks a WHERE a.id = deliveries.ask_id), \
-                    pushed_at_ms"
+        concat!(
+            "id, seq, kind, from_name, from_circle, ask_id, text, \
+             CASE state WHEN 'armed' THEN 'pending' ELSE state END, attempts, \
+             created_ms, lease_until_ms, \
+             COALESCE(job_id, (SELECT a.job_id FROM asks a WHERE ",
+            crate::asks::at_ask!("a", "deliveries.ask_id"),
+            ")), (SELECT a.reply_to FROM asks a WHERE ",
+            crate::asks::at_ask!("a", "deliveries.ask_id"),
+            "), pushed_at_ms"
+        )
     };
 }
 
@@ -351,6 +355,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
         reply_to: r.get(12)?,
         pushed_at_ms: r.get(13)?,
     })
+}
+
+/// The columns every read of a delivery takes (for the asks' plan test).
+#[cfg(test)]
+pub(crate) fn cols_for_tests() -> &'static str {
+    cols!()
 }
 
 /// One delivery, as every read sees it.
@@ -607,7 +617,10 @@ fn available(
 /// ask.
 fn copy_keys(c: &Connection, ask_id: &AskId) -> Result<Vec<i64>> {
     let keys: Option<(Option<i64>, Option<i64>)> = c
-        .prepare_cached("SELECT copy_seq, reminder_seq FROM asks WHERE id = ?1")?
+        .prepare_cached(concat!(
+            "SELECT copy_seq, reminder_seq FROM asks WHERE ",
+            crate::asks::at_ask!("asks", "?1")
+        ))?
         .query_row([ask_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (copy, reminder) = keys.unwrap_or_default();
@@ -1455,6 +1468,23 @@ mod tests {
             ]
         );
         assert_eq!(legacy, 5, "only the old rows are in the legacy index");
+        let ask_indexes: Vec<String> = s
+            .read(|c| {
+                Ok(c.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'asks' ORDER BY name")?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?)
+            })
+            .unwrap();
+        assert_eq!(
+            ask_indexes,
+            [
+                "asks_from",
+                "asks_legacy",
+                "asks_open",
+                "asks_parent",
+                "asks_to"
+            ]
+        );
     }
 
     /// A delivery is looked up by its id's key, or through the legacy

@@ -473,7 +473,10 @@ fn dispatch_in(
     let timeout = t.policy.ask_timeout_ms;
     let ask = super::asks::create_in(t, sender, to, &text, timeout, None, None)?;
     t.conn()
-        .prepare_cached("UPDATE asks SET job_id = ?2 WHERE id = ?1")?
+        .prepare_cached(concat!(
+            "UPDATE asks SET job_id = ?2 WHERE ",
+            super::asks::at_ask!("asks", "?1")
+        ))?
         .execute(params![ask.ask.correlation_id, id])?;
     Ok(Some(ask.delivery_id))
 }

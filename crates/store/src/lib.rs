@@ -120,6 +120,8 @@ pub struct Tx<'a> {
     opened: open::Journal,
     /// The writer's next delivery key ([`group::Writer::next_seq`]).
     next_seq: &'a mut i64,
+    /// The writer's next ask key ([`group::Writer::next_ask_seq`]).
+    next_ask_seq: &'a mut i64,
 }
 
 /// An event to append: subject id, related id, circle, and the typed event
@@ -179,6 +181,22 @@ fn configure(conn: &Connection) -> Result<()> {
     // WAL + NORMAL: a commit survives a process crash (kill -9); see docs/durability.md.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // The row key an ask or delivery id carries, for statements that find
+    // a row by an id held in another row (`asks::at_ask!`).
+    conn.create_scalar_function(
+        "rw_key",
+        1,
+        rusqlite::functions::FunctionFlags::SQLITE_UTF8
+            | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Text(t) => {
+                    std::str::from_utf8(t).ok().map(repowire_core::ids::key_of)
+                }
+                _ => None,
+            })
+        },
+    )?;
     Ok(())
 }
 
@@ -214,12 +232,14 @@ impl Store {
         let armed_horizon = deliveries::armed_horizon(&writer)?;
         let remind_from = asks::remind_start(&writer)?;
         let next_seq = deliveries::next_seq(&writer)?;
+        let next_ask_seq = asks::next_seq(&writer)?;
         Ok(Self {
             writer: Mutex::new(group::Writer {
                 conn: writer,
                 group: None,
                 open,
                 next_seq,
+                next_ask_seq,
             }),
             commits: Default::default(),
             grouped: Default::default(),
@@ -313,6 +333,7 @@ impl Store {
             open: &mut w.open,
             opened: Vec::new(),
             next_seq: &mut w.next_seq,
+            next_ask_seq: &mut w.next_ask_seq,
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut t)));
         let Tx {

@@ -502,6 +502,54 @@ const MIGRATIONS: &[&str] = &[
                    WHERE ask_id = asks.id AND kind = 'reminder');
     DROP INDEX deliveries_ask;
     "#,
+    // 28: an ask's id carries its row's key (`AskId::with_seq`), so the
+    // table loses the index its `id TEXT PRIMARY KEY` kept: a 1 KiB WAL
+    // page and a half of every ask. As for deliveries (migration 26), the
+    // table is made again, the key is named (`seq`, the rowid the rows had,
+    // so the reminder walk's order stays), and the rows from before keep
+    // their ids, marked `legacy` and found through `asks_legacy`
+    // (`asks::at_ask!`).
+    r#"
+    CREATE TABLE asks_new (
+        seq           INTEGER PRIMARY KEY,
+        id            TEXT NOT NULL,
+        parent_id     TEXT REFERENCES ask_groups (id),
+        from_peer     TEXT NOT NULL,
+        from_name     TEXT NOT NULL,
+        to_peer       TEXT NOT NULL,
+        to_name       TEXT NOT NULL,
+        circle        TEXT NOT NULL,
+        text          TEXT NOT NULL,
+        state         TEXT NOT NULL,
+        answer        TEXT,
+        ack_message   TEXT,
+        created_ms    INTEGER NOT NULL,
+        updated_ms    INTEGER NOT NULL,
+        expires_ms    INTEGER NOT NULL,
+        reminded_ms   INTEGER,
+        closed_ms     INTEGER,
+        reply_to      TEXT,
+        job_id        TEXT,
+        copy_seq      INTEGER,
+        reminder_seq  INTEGER,
+        legacy        INTEGER
+    );
+    INSERT INTO asks_new (seq, id, parent_id, from_peer, from_name, to_peer, to_name, circle,
+        text, state, answer, ack_message, created_ms, updated_ms, expires_ms, reminded_ms,
+        closed_ms, reply_to, job_id, copy_seq, reminder_seq, legacy)
+      SELECT rowid, id, parent_id, from_peer, from_name, to_peer, to_name, circle,
+        text, state, answer, ack_message, created_ms, updated_ms, expires_ms, reminded_ms,
+        closed_ms, reply_to, job_id, copy_seq, reminder_seq, 1
+      FROM asks;
+    DROP TABLE asks;
+    ALTER TABLE asks_new RENAME TO asks;
+    CREATE UNIQUE INDEX asks_legacy ON asks (id) WHERE legacy = 1;
+    CREATE INDEX asks_from ON asks (from_peer, created_ms);
+    CREATE INDEX asks_to ON asks (to_peer, created_ms);
+    CREATE INDEX asks_parent ON asks (parent_id) WHERE parent_id IS NOT NULL;
+    CREATE INDEX asks_open ON asks (expires_ms)
+      WHERE (state = 'queued' OR state = 'delivered' OR state = 'picked_up' OR state = 'answered');
+    "#,
 ];
 
 /// The schema version this binary writes.
