@@ -29,6 +29,18 @@ const IS_CROCKFORD: [bool; 256] = {
     t
 };
 
+/// Each [`CROCKFORD`] digit's value, by byte value (0 for other bytes):
+/// a row key is read back out of an id on every look-up ([`key_of`]).
+const CROCKFORD_VALUE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < CROCKFORD.len() {
+        t[CROCKFORD[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// The kinds of object that carry an id, with their prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
@@ -300,23 +312,21 @@ fn keyed(kind: IdKind, now_ms: i64, key: i64) -> String {
     encode(kind, now_ms, low)
 }
 
-/// The row key an id made with one carries (bits 40 to 79 of its value);
-/// for an id made without, a number with no meaning (the store checks the
-/// row's id as well). Anything shorter than an id body: 0.
+/// The row key an id made with one carries (bits 40 to 79 of its value:
+/// the 8 digits that start 16 from the end); for an id made without, a
+/// number with no meaning (the store checks the row's id as well).
+/// Anything shorter than an id body: 0.
 pub fn key_of(id: &str) -> i64 {
-    let Some(body) = id
+    let Some(digits) = id
         .len()
         .checked_sub(16)
-        .and_then(|at| id.as_bytes().get(at..))
+        .and_then(|at| id.as_bytes().get(at..at + 8))
     else {
         return 0;
     };
-    let mut low: u128 = 0;
-    for b in body {
-        let digit = CROCKFORD.iter().position(|c| c == b).unwrap_or(0);
-        low = (low << 5) | digit as u128;
-    }
-    ((low >> 40) & MAX_KEY as u128) as i64
+    digits.iter().fold(0i64, |key, b| {
+        (key << 5) | CROCKFORD_VALUE[*b as usize] as i64
+    })
 }
 
 impl DeliveryId {
