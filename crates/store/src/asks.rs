@@ -39,27 +39,6 @@ macro_rules! at_ask {
 }
 pub(crate) use at_ask;
 
-impl Tx<'_> {
-    /// The key of the next ask row, taken.
-    fn take_ask_seq(&mut self) -> Result<i64> {
-        let seq = *self.next_ask_seq;
-        if seq > repowire_core::ids::MAX_KEY {
-            return Err(Error::internal("ask keys are used up"));
-        }
-        *self.next_ask_seq += 1;
-        Ok(seq)
-    }
-}
-
-/// The key the next ask row takes: past every row's.
-pub(super) fn next_seq(c: &Connection) -> Result<i64> {
-    Ok(
-        c.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM asks", [], |r| {
-            r.get(0)
-        })?,
-    )
-}
-
 macro_rules! cols {
     () => {
         "id, parent_id, from_peer, from_name, to_peer, to_name, circle, text, state, \
@@ -237,10 +216,10 @@ pub(super) fn create_in(
             from.name
         )));
     }
-    let seq = t.take_ask_seq()?;
+    let seq = t.keys.take_ask()?;
     let id = AskId::with_seq(t.now, seq);
     // The key its copy will take: the next delivery made (checked below).
-    let copy_seq = t.peek_seq();
+    let copy_seq = t.keys.delivery;
     t.conn()
         .prepare_cached(
             "INSERT INTO asks (id, parent_id, from_peer, from_name, to_peer, to_name, circle, text,

@@ -116,34 +116,8 @@ macro_rules! at_id {
     };
 }
 
-impl Tx<'_> {
-    /// The key the next delivery row will take.
-    pub(super) fn peek_seq(&self) -> i64 {
-        *self.next_seq
-    }
-
-    /// The key of the next delivery row, taken.
-    fn take_seq(&mut self) -> Result<i64> {
-        let seq = *self.next_seq;
-        if seq > repowire_core::ids::MAX_KEY {
-            return Err(Error::internal("delivery keys are used up"));
-        }
-        *self.next_seq += 1;
-        Ok(seq)
-    }
-}
-
-/// The key the next delivery row takes: past every row's.
-pub(super) fn next_seq(c: &Connection) -> Result<i64> {
-    Ok(c.query_row(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries",
-        [],
-        |r| r.get(0),
-    )?)
-}
-
 fn insert(t: &mut Tx<'_>, d: &NewDelivery<'_>, start: Start) -> Result<DeliveryId> {
-    let seq = t.take_seq()?;
+    let seq = t.keys.take_delivery()?;
     let id = DeliveryId::with_seq(t.now, seq);
     let (state, created, armed_until, lease_until, attempts) = match start {
         Start::Pending => ("pending", t.now, None, None, 0),

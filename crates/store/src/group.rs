@@ -35,12 +35,8 @@ pub(crate) struct Writer {
     pub(crate) group: Option<Group>,
     /// Open deliveries by recipient, as the open group leaves them.
     pub(crate) open: OpenCounts,
-    /// The key the next delivery row takes (its id carries it). Only ever
-    /// grows: a write rolled back leaves a gap, never a key used twice.
-    pub(crate) next_seq: i64,
-    /// The same for ask rows; asks are never pruned to the last, so a key
-    /// is not handed out twice even across restarts.
-    pub(crate) next_ask_seq: i64,
+    /// The next row keys ([`crate::Keys`]).
+    pub(crate) keys: crate::Keys,
 }
 
 /// Writes whose parts sit in the open transaction, not yet committed.

@@ -118,10 +118,55 @@ pub struct Tx<'a> {
     /// leaves them, and the changes it made to them ([`open`]).
     open: &'a mut open::OpenCounts,
     opened: open::Journal,
-    /// The writer's next delivery key ([`group::Writer::next_seq`]).
-    next_seq: &'a mut i64,
-    /// The writer's next ask key ([`group::Writer::next_ask_seq`]).
-    next_ask_seq: &'a mut i64,
+    /// The writer's next row keys.
+    keys: &'a mut Keys,
+}
+
+/// The keys the next delivery and ask rows take: their ids carry them
+/// ([`repowire_core::ids::key_of`]), so those tables need no index on
+/// their ids. Read at open (past every row's), then counted by the writer;
+/// they only grow: a write rolled back leaves a gap, never a key used
+/// twice. (The newest ask is never pruned; a delivery key used again after
+/// its row was pruned and the daemon restarted cannot match the old id,
+/// whose random bits differ.)
+pub(crate) struct Keys {
+    pub(crate) delivery: i64,
+    pub(crate) ask: i64,
+}
+
+impl Keys {
+    fn read(c: &Connection) -> Result<Self> {
+        Ok(c.query_row(
+            "SELECT (SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries),
+                    (SELECT COALESCE(MAX(seq), 0) + 1 FROM asks)",
+            [],
+            |r| {
+                Ok(Self {
+                    delivery: r.get(0)?,
+                    ask: r.get(1)?,
+                })
+            },
+        )?)
+    }
+
+    /// The next delivery key, taken.
+    pub(crate) fn take_delivery(&mut self) -> Result<i64> {
+        take(&mut self.delivery, "delivery")
+    }
+
+    /// The next ask key, taken.
+    pub(crate) fn take_ask(&mut self) -> Result<i64> {
+        take(&mut self.ask, "ask")
+    }
+}
+
+fn take(next: &mut i64, what: &str) -> Result<i64> {
+    let key = *next;
+    if key > repowire_core::ids::MAX_KEY {
+        return Err(Error::internal(format!("{what} keys are used up")));
+    }
+    *next += 1;
+    Ok(key)
 }
 
 /// An event to append: subject id, related id, circle, and the typed event
@@ -231,15 +276,13 @@ impl Store {
         let (bus, _) = broadcast::channel(4096);
         let armed_horizon = deliveries::armed_horizon(&writer)?;
         let remind_from = asks::remind_start(&writer)?;
-        let next_seq = deliveries::next_seq(&writer)?;
-        let next_ask_seq = asks::next_seq(&writer)?;
+        let keys = Keys::read(&writer)?;
         Ok(Self {
             writer: Mutex::new(group::Writer {
                 conn: writer,
                 group: None,
                 open,
-                next_seq,
-                next_ask_seq,
+                keys,
             }),
             commits: Default::default(),
             grouped: Default::default(),
@@ -332,8 +375,7 @@ impl Store {
             known_at,
             open: &mut w.open,
             opened: Vec::new(),
-            next_seq: &mut w.next_seq,
-            next_ask_seq: &mut w.next_ask_seq,
+            keys: &mut w.keys,
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut t)));
         let Tx {
