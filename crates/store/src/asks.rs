@@ -707,32 +707,40 @@ impl Store {
     /// Re-deliver, once, asks still not picked up after `reminder_after`.
     ///
     /// Asks are walked in rowid order, which is the order they were made
-    /// in, from where the last pass stopped ([`Store::remind_from`]) to the
-    /// first ask not old enough yet: every ask is read once, and no index
-    /// is kept for it (`asks_to_remind` cost two 1 KiB WAL pages of every
-    /// ask, its entry's insert and its delete). An ask leaves `queued` and
+    /// in, from where the last pass stopped ([`RemindWalk`]) to the first
+    /// ask not old enough yet: every ask is read once, and no index is kept
+    /// for it (`asks_to_remind` cost two 1 KiB WAL pages of every ask, its
+    /// entry's insert and its delete). An ask leaves `queued` and
     /// `delivered` for good, so one the walk passed not waiting for a
     /// reminder never needs one. One stamped more than an hour in the
-    /// future, by a clock that jumped, does not hold the walk up: it is
-    /// passed without a reminder.
+    /// future (the clock was set back) does not hold the walk up: it is set
+    /// aside and reminded when its time comes. (A smaller step back holds
+    /// the asks made after it until the clock is past the one it stopped
+    /// at.)
     pub fn remind_due(&self) -> Result<usize> {
         const PAGE: i64 = 500;
         let now = self.clock.now_ms();
         let cutoff = now - self.policy.reminder_after_ms;
         let future = now + 3_600_000;
-        let mut from = self.remind_from.lock().unwrap_or_else(|p| p.into_inner());
+        let mut walk = self.remind_from.lock().unwrap_or_else(|p| p.into_inner());
         let mut reminded = 0;
+        let mut due: Vec<i64> = walk
+            .ahead
+            .iter()
+            .filter(|(created, _)| *created <= cutoff)
+            .map(|(_, rowid)| *rowid)
+            .collect();
         loop {
             let rows: Vec<(i64, i64, bool)> = self.read(|c| {
                 Ok(c.prepare_cached(WALK)?
-                    .query_map(params![*from, PAGE], |r| {
+                    .query_map(params![walk.from, PAGE], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })?
                     .collect::<rusqlite::Result<_>>()?)
             })?;
-            let mut next = *from;
+            let mut next = walk.from;
             let mut reached = false;
-            let mut due = Vec::new();
+            let mut ahead = Vec::new();
             for &(rowid, created, waiting) in &rows {
                 if created > cutoff && created <= future {
                     reached = true;
@@ -740,6 +748,8 @@ impl Store {
                 }
                 if waiting && created <= cutoff {
                     due.push(rowid);
+                } else if waiting {
+                    ahead.push((created, rowid));
                 }
                 next = rowid + 1;
             }
@@ -751,13 +761,25 @@ impl Store {
                     }
                     Ok(n)
                 })?;
+                walk.ahead.retain(|(_, rowid)| !due.contains(rowid));
+                due.clear();
             }
-            *from = next;
+            walk.ahead.extend(ahead);
+            walk.from = next;
             if reached || (rows.len() as i64) < PAGE {
                 return Ok(reminded);
             }
         }
     }
+}
+
+/// Where the reminder pass stands: the rowid of the first ask it has not
+/// walked past (set at open from the asks not closed; rowids only grow,
+/// the newest ask is never pruned), and the asks it passed that were
+/// stamped ahead of the clock, waiting for their time (creation, rowid).
+pub(crate) struct RemindWalk {
+    pub(crate) from: i64,
+    pub(crate) ahead: Vec<(i64, i64)>,
 }
 
 /// Remind the ask at `rowid` if it still waits for its one reminder:
@@ -798,7 +820,7 @@ fn remind(t: &mut Tx, rowid: i64) -> Result<bool> {
 }
 
 /// Keep on the ask's row (`?1`) the key (`?2`) of its copy, by which the
-/// copy is found again (`deliveries::copies!`): the ask itself, or its
+/// copy is found again (`deliveries::copy_keys`): the ask itself, or its
 /// reminder.
 const KEEP_COPY: &str = concat!(
     "UPDATE asks SET copy_seq = ?2 WHERE ",
@@ -965,7 +987,8 @@ mod tests {
 
     /// The reminder pass walks asks in the order they were made: each one
     /// waiting ten minutes is reminded once, a picked-up one never, one
-    /// stamped far ahead does not hold the walk up; the newest ask survives
+    /// stamped far ahead does not hold the walk up and is reminded in its
+    /// time; the newest ask survives
     /// pruning so a new one never takes an old rowid the walk has passed;
     /// and a store opened again walks from its oldest open ask without
     /// reminding anyone twice.
@@ -1028,6 +1051,14 @@ mod tests {
         minutes(5);
         assert_eq!(s.remind_due().unwrap(), 1, "past the one stamped ahead");
         assert_eq!(reminded(&s), ["one", "three"]);
+        minutes(24 * 60);
+        assert_eq!(
+            s.remind_due().unwrap(),
+            1,
+            "the one stamped ahead, in its time"
+        );
+        assert_eq!(s.remind_due().unwrap(), 0, "once");
+        assert_eq!(reminded(&s), ["one", "three", "ahead"]);
 
         // Every ask finishes and ages two days (the one stamped ahead,
         // one); pruning keeps the newest.

@@ -601,13 +601,16 @@ fn copy_keys(c: &Connection, ask_id: &AskId) -> Result<Vec<i64>> {
     Ok(copy.into_iter().chain(reminder).collect())
 }
 
-/// Whether the copy at key `?1` was handed out or confirmed.
+// Each statement on a copy checks that the row at the key is the ask's
+// (`ask_id = ?2`): a key whose row was pruned can be handed out again after
+// a restart (`Keys`), to another delivery.
+/// Whether the copy at key `?1` of the ask `?2` was handed out or confirmed.
 const SEEN: &str = "SELECT EXISTS (SELECT 1 FROM deliveries
-     WHERE seq = ?1 AND state IN ('leased','delivered'))";
-/// The copy at key `?1` (undelivered: [`drop_where`] says so).
-const COPY: &str = "seq = ?1";
-/// The copy at key `?1`: its id, recipient and state.
-const COPY_STATE: &str = "SELECT id, to_peer, state FROM deliveries WHERE seq = ?1";
+     WHERE seq = ?1 AND ask_id = ?2 AND state IN ('leased','delivered'))";
+/// The copy at key `?1` of the ask `?2` (undelivered: [`drop_where`] says so).
+const COPY: &str = "seq = ?1 AND ask_id = ?2";
+/// The copy at key `?1` of the ask `?2`: its id, recipient and state.
+const COPY_STATE: &str = "SELECT id, to_peer, state FROM deliveries WHERE seq = ?1 AND ask_id = ?2";
 
 /// Withdraw the undelivered copies of an ask that ended (the ask itself and
 /// any reminder). Returns whether the recipient may already have seen it
@@ -618,24 +621,25 @@ pub(super) fn drop_for_ask(t: &mut Tx<'_>, ask_id: &AskId) -> Result<bool> {
         seen |= t
             .conn()
             .prepare_cached(SEEN)?
-            .query_row([key], |r| r.get::<_, bool>(0))?;
-        drop_where(t, COPY, &key, "the ask ended")?;
+            .query_row(params![key, ask_id], |r| r.get::<_, bool>(0))?;
+        drop_where(t, COPY, &[&key, ask_id], "the ask ended")?;
     }
     Ok(seen)
 }
 
 /// Mark the undelivered (pending or leased) deliveries matching `cond`
-/// (with `?1` = `arg`) dropped, one `delivery_dropped` event each.
+/// (with `args` bound to its parameters) dropped, one `delivery_dropped`
+/// event each.
 pub(super) fn drop_where(
     t: &mut Tx<'_>,
     cond: &str,
-    arg: &dyn rusqlite::ToSql,
+    args: &[&dyn rusqlite::ToSql],
     why: &str,
 ) -> Result<usize> {
     let cond = format!("({cond}) AND state IN ('pending', 'leased')");
     // Usually there is none: look first (`RETURNING` builds and frees a
     // temporary table on every execution, rows or not).
-    if !matching(t, &cond, arg)? {
+    if !matching(t, &cond, args)? {
         return Ok(0);
     }
     let rows: Vec<(String, Option<String>, String, PeerId)> = t
@@ -645,7 +649,7 @@ pub(super) fn drop_where(
              RETURNING id, ask_id, (SELECT circle FROM peers WHERE peers.id = deliveries.to_peer),
                to_peer"
         ))?
-        .query_map([arg], |r| {
+        .query_map(args, |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -670,13 +674,13 @@ pub(super) fn drop_where(
     Ok(rows.len())
 }
 
-/// Whether any delivery matches `cond` (with `?1` = `arg`).
-fn matching(t: &Tx<'_>, cond: &str, arg: &dyn rusqlite::ToSql) -> Result<bool> {
+/// Whether any delivery matches `cond` (with `args` bound).
+fn matching(t: &Tx<'_>, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<bool> {
     Ok(t.conn()
         .prepare_cached(&format!(
             "SELECT EXISTS (SELECT 1 FROM deliveries WHERE {cond})"
         ))?
-        .query_row([arg], |r| r.get(0))?)
+        .query_row(args, |r| r.get(0))?)
 }
 
 /// The recipient acted on an ask (picked it up, acked or answered it): the
@@ -692,7 +696,9 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Re
         let copy: Option<(String, String, String)> = t
             .conn()
             .prepare_cached(COPY_STATE)?
-            .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(params![key, ask_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()?;
         match copy {
             Some((id, to, state)) if state == "leased" => {
@@ -722,7 +728,7 @@ pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Re
         })?;
     }
     for key in &pending {
-        drop_where(t, COPY, key, "the recipient acted on the ask")?;
+        drop_where(t, COPY, &[key, ask_id], "the recipient acted on the ask")?;
     }
     Ok(())
 }
@@ -1458,6 +1464,64 @@ mod tests {
                 "asks_parent",
                 "asks_to"
             ]
+        );
+    }
+
+    /// A copy's key handed out again (its row pruned, the store opened
+    /// again) names another delivery: acting on the ask leaves that one
+    /// alone.
+    #[test]
+    fn a_copy_key_handed_out_again_is_not_taken_for_the_copy() {
+        use repowire_core::access::Caller;
+        use repowire_core::ask::{AskAction, NewAsk};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = crate::Store::open(&path, Default::default()).unwrap();
+        let (a, b) = (
+            crate::testing::register(&s, "a").0,
+            crate::testing::register(&s, "b").0,
+        );
+        let req = NewAsk {
+            to: "b".into(),
+            text: "q".into(),
+            ..Default::default()
+        };
+        let sent = s.ask(&a, &req, false).unwrap();
+        let p = s.peer_by_id(&b).unwrap().unwrap();
+        s.lease(&b, 10, 60_000, DeliveryRoute::Pull).unwrap();
+        assert_eq!(
+            s.confirm(&p, std::slice::from_ref(&sent.delivery_id))
+                .unwrap(),
+            1
+        );
+        // The confirmed copy goes, as pruning would take it.
+        s.write(|t| {
+            t.conn().execute("DELETE FROM deliveries", [])?;
+            Ok(())
+        })
+        .unwrap();
+        drop(s);
+        let s = crate::Store::open(&path, Default::default()).unwrap();
+        let note = crate::testing::note(&s, &a, "b", "another");
+        assert_eq!(
+            note.seq(),
+            sent.delivery_id.seq(),
+            "the key is handed out again"
+        );
+        s.lease(&b, 10, 60_000, DeliveryRoute::Pull).unwrap();
+        let by_b = Caller::Peer(p.clone().into());
+        s.act_on_ask(
+            &by_b,
+            &sent.ask.correlation_id,
+            AskAction::Answer,
+            Some("yes"),
+        )
+        .unwrap();
+        let left = s.delivery(&b, &note).unwrap().unwrap();
+        assert_eq!(
+            left.state,
+            DeliveryState::Leased,
+            "the note is not the ask's copy"
         );
     }
 

@@ -466,7 +466,7 @@ mod tests {
         let withdrawn = s
             .write(|t| {
                 let id = queue(t)?;
-                deliveries::drop_where(t, "seq = ?1", &id.seq(), "test")?;
+                deliveries::drop_where(t, "seq = ?1", &[&id.seq()], "test")?;
                 Ok(id)
             })
             .unwrap();

@@ -76,10 +76,8 @@ pub struct Store {
     /// Whether any peer is routed to a tmux pane, and the count of `peers`
     /// changes it was read at ([`Store::tmux_routed`]).
     tmux_routed: Mutex<Option<(u64, bool)>>,
-    /// The rowid of the first ask the reminder pass has not walked past
-    /// ([`Store::remind_due`]); set at open from the asks not closed.
-    /// Rowids only grow: the newest ask is never pruned.
-    remind_from: Mutex<i64>,
+    /// Where the reminder pass stands ([`Store::remind_due`]).
+    remind_from: Mutex<asks::RemindWalk>,
 }
 
 /// Counts of committed events that changed a circle's mesh snapshot: its
@@ -126,9 +124,11 @@ pub struct Tx<'a> {
 /// ([`repowire_core::ids::key_of`]), so those tables need no index on
 /// their ids. Read at open (past every row's), then counted by the writer;
 /// they only grow: a write rolled back leaves a gap, never a key used
-/// twice. (The newest ask is never pruned; a delivery key used again after
-/// its row was pruned and the daemon restarted cannot match the old id,
-/// whose random bits differ.)
+/// twice. The newest ask is never pruned, so ask keys are never used
+/// again; a delivery key can be, after its row was pruned and the daemon
+/// restarted, so whatever holds one checks the row is still its own: an
+/// id's random bits differ (`deliveries::at_id!`), an ask's copy names its
+/// ask (`deliveries::copy_keys`).
 pub(crate) struct Keys {
     pub(crate) delivery: i64,
     pub(crate) ask: i64,
@@ -296,7 +296,10 @@ impl Store {
             waiting: handoff::Waiting::default(),
             known,
             tmux_routed: Mutex::new(None),
-            remind_from: Mutex::new(remind_from),
+            remind_from: Mutex::new(asks::RemindWalk {
+                from: remind_from,
+                ahead: Vec::new(),
+            }),
         })
     }
 

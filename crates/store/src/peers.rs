@@ -357,7 +357,7 @@ pub(super) fn remove_in(t: &mut Tx<'_>, p: &Peer, why: &str) -> Result<()> {
                 UNION ALL
                 SELECT seq FROM deliveries INDEXED BY deliveries_pushed
                  WHERE to_peer = ?1 AND state IN ('pending','leased') AND pushed_at_ms IS NOT NULL)",
-        &p.id,
+        &[&p.id],
         &format!("{} was {why}", p.name),
     )?;
     t.conn()
