@@ -1127,11 +1127,7 @@ mod tests {
                 "{sql}: {plan}"
             );
             assert!(!plan.contains("SCAN"), "{sql}: {plan}");
-            let ops = crate::opcodes_of(&s, &sql);
-            assert!(
-                !ops.contains(&"OpenEphemeral".to_string()),
-                "{sql}: {ops:?}"
-            );
+            crate::assert_no_temp_table(&s, &sql);
         }
         let req = repowire_core::ask::NewAsk {
             to: "b".into(),

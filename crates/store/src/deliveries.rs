@@ -1213,11 +1213,7 @@ mod tests {
                 "{sql}: {plan}"
             );
             assert!(!plan.contains("SCAN deliveries"), "{sql}: {plan}");
-            let ops = crate::opcodes_of(&s, &sql);
-            assert!(
-                !ops.contains(&"OpenEphemeral".to_string()),
-                "{sql}: {ops:?}"
-            );
+            crate::assert_no_temp_table(&s, &sql);
         }
     }
 

@@ -670,33 +670,35 @@ pub(crate) fn assert_planned_through(cases: &[(&str, &str)]) {
     }
 }
 
-/// How SQLite plans `sql` on `s` (its steps joined by "; "), with every
-/// parameter bound to 0.
+/// Column `col` of `explain` (`EXPLAIN` or `EXPLAIN QUERY PLAN`) run on
+/// `sql` on `s`, row by row, with every parameter bound to 0.
 #[cfg(test)]
-pub(crate) fn plan_of(s: &Store, sql: &str) -> String {
+fn explained(s: &Store, explain: &str, sql: &str, col: usize) -> Vec<String> {
     s.read(|c| {
-        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let mut st = c.prepare(&format!("{explain} {sql}"))?;
         let zeros = vec![0; st.parameter_count()];
         let rows = st
-            .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(3))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows.join("; "))
-    })
-    .unwrap()
-}
-
-/// The opcodes of SQLite's program for `sql` on `s`, in order.
-#[cfg(test)]
-pub(crate) fn opcodes_of(s: &Store, sql: &str) -> Vec<String> {
-    s.read(|c| {
-        let mut st = c.prepare(&format!("EXPLAIN {sql}"))?;
-        let zeros = vec![0; st.parameter_count()];
-        let rows = st
-            .query_map(rusqlite::params_from_iter(zeros), |r| r.get::<_, String>(1))?
+            .query_map(rusqlite::params_from_iter(zeros), |r| {
+                r.get::<_, String>(col)
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     })
     .unwrap()
+}
+
+/// How SQLite plans `sql` on `s` (its steps joined by "; ").
+#[cfg(test)]
+pub(crate) fn plan_of(s: &Store, sql: &str) -> String {
+    explained(s, "EXPLAIN QUERY PLAN", sql, 3).join("; ")
+}
+
+/// Fail if SQLite's program for `sql` on `s` builds a temporary table
+/// (`OpenEphemeral`: an `IN (…)` list, a `RETURNING`) on every execution.
+#[cfg(test)]
+pub(crate) fn assert_no_temp_table(s: &Store, sql: &str) {
+    let ops = explained(s, "EXPLAIN", sql, 1);
+    assert!(!ops.iter().any(|o| o == "OpenEphemeral"), "{sql}: {ops:?}");
 }
 
 /// What the store's own tests share.
