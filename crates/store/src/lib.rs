@@ -169,6 +169,21 @@ fn take(next: &mut i64, what: &str) -> Result<i64> {
     Ok(key)
 }
 
+/// Most event rows one statement writes.
+const EVENT_ROWS: usize = 8;
+
+/// `INSERT INTO events` of 1 to [`EVENT_ROWS`] rows, six parameters a row.
+static INSERT_EVENTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (1..=EVENT_ROWS)
+        .map(|n| {
+            let rows = vec!["(?, ?, ?, ?, ?, ?)"; n].join(", ");
+            format!(
+                "INSERT INTO events (ts_ms, kind, subject, related, circle, payload) VALUES {rows}"
+            )
+        })
+        .collect()
+});
+
 /// An event to append: subject id, related id, circle, and the typed event
 /// (which names the kind and renders the JSON payload).
 pub struct NewEvent<'a> {
@@ -179,28 +194,50 @@ pub struct NewEvent<'a> {
 }
 
 impl Tx<'_> {
-    /// Append an event row in this transaction.
+    /// Append an event row in this transaction. The row is written with the
+    /// part's other events when the part's work is done ([`Tx::write_events`]):
+    /// one statement for them all, not one each.
     pub fn event(&mut self, e: NewEvent<'_>) -> Result<()> {
-        let kind = e.event.kind().as_str();
         let payload = e.event.payload_json()?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO events (ts_ms, kind, subject, related, circle, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(rusqlite::params![
-                self.now, kind, e.subject, e.related, e.circle, payload
-            ])?;
         self.events.push(EventRecord {
-            seq: self.tx.last_insert_rowid(),
+            // Known once written.
+            seq: 0,
             ts_ms: self.now,
-            kind: kind.to_string(),
+            kind: e.event.kind().as_str().to_string(),
             subject: e.subject.to_string(),
             related: e.related.map(str::to_string),
             circle: e.circle.map(str::to_string),
             payload,
             event: Some(e.event),
         });
+        Ok(())
+    }
+
+    /// Write the events appended since `from` (the ones already written
+    /// come before it), in as few statements as [`EVENT_ROWS`] allows, and
+    /// give each its `seq`. Nothing of the part reads the event log, so
+    /// the rows can wait for its end.
+    fn write_events(&mut self, from: usize) -> Result<()> {
+        for chunk in self.events[from..].chunks_mut(EVENT_ROWS) {
+            let mut st = self.tx.prepare_cached(&INSERT_EVENTS[chunk.len() - 1])?;
+            for (i, e) in chunk.iter().enumerate() {
+                let at = i * 6;
+                st.raw_bind_parameter(at + 1, e.ts_ms)?;
+                st.raw_bind_parameter(at + 2, &e.kind)?;
+                st.raw_bind_parameter(at + 3, &e.subject)?;
+                st.raw_bind_parameter(at + 4, &e.related)?;
+                st.raw_bind_parameter(at + 5, &e.circle)?;
+                st.raw_bind_parameter(at + 6, &e.payload)?;
+            }
+            st.raw_execute()?;
+            // One statement's rows take consecutive keys (`seq` is the
+            // rowid, the next one past the largest), the last one this.
+            let last = self.tx.last_insert_rowid();
+            let n = chunk.len() as i64;
+            for (i, e) in chunk.iter_mut().enumerate() {
+                e.seq = last - n + 1 + i as i64;
+            }
+        }
         Ok(())
     }
 
@@ -380,7 +417,11 @@ impl Store {
             opened: Vec::new(),
             keys: &mut w.keys,
         };
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut t)));
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let out = f(&mut t)?;
+            t.write_events(0)?;
+            Ok(out)
+        }));
         let Tx {
             events,
             reserved,
@@ -790,6 +831,90 @@ mod tests {
         let back = s.events_since(e.seq - 1, 1, None).unwrap();
         assert_eq!(back[0].payload, e.payload);
         assert_eq!(back[0].event, None);
+    }
+
+    /// A write's events are written at the end of its part, several rows a
+    /// statement: each published record names its own row (seq, kind,
+    /// subject, payload), in the order appended, past a statement's worth
+    /// of rows too; the events of an `attempt` that failed are in neither
+    /// the log nor the bus; and the next write's rows come after.
+    #[test]
+    fn a_parts_events_are_written_together_each_under_its_own_seq() {
+        let (_dir, s) = crate::testing::open();
+        let a = reg(&s, "a");
+        let mut bus = s.subscribe();
+        let dropped = |t: &mut Tx<'_>, i: usize| {
+            t.event(NewEvent {
+                subject: &format!("dlv-{i}"),
+                related: i.is_multiple_of(2).then_some("ask-x"),
+                circle: Some("default"),
+                event: Event::DeliveryDropped {
+                    why: format!("number {i}"),
+                },
+            })
+        };
+        let n = EVENT_ROWS * 2 + 3;
+        s.write(|t| {
+            for i in 0..n {
+                dropped(t, i)?;
+                if i == 4 {
+                    let failed: Result<()> = t.attempt(|t| {
+                        dropped(t, 1000)?;
+                        Err(Error::internal("undo me"))
+                    });
+                    assert!(failed.is_err());
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        note(&s, &a, "a", "after");
+        let mut got = Vec::new();
+        while let Ok(e) = bus.try_recv() {
+            got.push(e);
+        }
+        assert_eq!(
+            got.len(),
+            n + 1,
+            "every event once, none of the failed attempt"
+        );
+        for (i, e) in got[..n].iter().enumerate() {
+            assert_eq!(e.subject, format!("dlv-{i}"));
+            let row: (String, String, Option<String>, String) = s
+                .read(|c| {
+                    Ok(c.query_row(
+                        "SELECT kind, subject, related, payload FROM events WHERE seq = ?1",
+                        [e.seq],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                    )?)
+                })
+                .unwrap();
+            assert_eq!(
+                row,
+                (
+                    e.kind.clone(),
+                    e.subject.clone(),
+                    e.related.clone(),
+                    e.payload.clone()
+                )
+            );
+        }
+        let seqs: Vec<i64> = got.iter().map(|e| e.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        let rows: i64 = s
+            .read(|c| {
+                Ok(c.query_row(
+                    "SELECT COUNT(*) FROM events WHERE subject LIKE 'dlv-%'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .unwrap();
+        assert_eq!(
+            rows,
+            n as i64 + 1,
+            "n drops and the note; no row of the failed attempt"
+        );
     }
 
     /// A trace reads the whole log on the connection aside: it runs while
