@@ -19,8 +19,14 @@ which leaves start-up and registration out.
                N * 23 under 10,000 frames (the WAL starts over at a
                checkpoint): 300 round trips.
   KEEP=1 ...   keep the home (and its cg.out for callgrind_annotate)
+  WAITING=1 ...  the flow of agents that wait (and of the load bench's 16
+               pairs): the answerer's lease long-polls before the ask comes
+               (the ask is handed to it by the transaction that queues it),
+               and the asker's wait long-polls before the answer comes. Each
+               side starts DELAY seconds (0.05 under valgrind, 0.005
+               without) before the other acts. Not with PAGES.
 """
-import collections, http.client, json, os, shutil, sqlite3, struct, subprocess, sys, tempfile, time
+import collections, http.client, threading, json, os, shutil, sqlite3, struct, subprocess, sys, tempfile, time
 
 BIN = os.environ["BIN"]
 N = int(sys.argv[1])
@@ -79,9 +85,35 @@ def frames():
     return os.path.getsize(wal) // FRAME if pages else 0
 
 
+waiting = os.environ.get("WAITING")
+delay = float(os.environ.get("DELAY", "0.005" if novg else "0.05"))
+
+
+def started(f):
+    """Run f on a thread of its own; give it `delay` to reach the daemon."""
+    box = {}
+    t = threading.Thread(target=lambda: box.update(r=f()))
+    t.start()
+    time.sleep(delay)
+    return t, box
+
+
+def waiting_round_trip(i):
+    lease, got = started(lambda: req(cb, "POST", "/v1/inbox/lease", b, {"max": 100, "wait_ms": 30000}))
+    aid = req(ca, "POST", "/v1/asks", a, {"to": "answerer", "text": f"q{i}"})["ask"]["correlation_id"]
+    lease.join()
+    assert [d["correlation_id"] for d in got["r"]["deliveries"]] == [aid], got
+    wait, w = started(lambda: req(ca, "GET", f"/v1/asks/{aid}/wait?timeout_ms=30000", a))
+    req(cb, "POST", f"/v1/asks/{aid}/answer", b, {"text": "a"})
+    wait.join()
+    assert w["r"]["done"], w
+
+
 c0 = cpu() if novg else None
 t0 = time.perf_counter()
-for i in range(N):
+for i in range(N if waiting else 0):
+    waiting_round_trip(i)
+for i in range(0 if waiting else N):
     f0 = frames()
     aid = req(ca, "POST", "/v1/asks", a, {"to": "answerer", "text": f"q{i}"})["ask"]["correlation_id"]
     f1 = frames()
@@ -117,7 +149,8 @@ if pages:
         trees[owner.get(pg, "?")] += k
     for name, k in trees.most_common():
         print(f"{k / half:6.2f}  {name}")
-req(c, "POST", "/v1/shutdown", admin, {})
+# A fresh connection: the first one may have idled past the daemon's keep-alive.
+req(conn(), "POST", "/v1/shutdown", admin, {})
 p.wait()
 if novg:
     print(f"{dt / N * 1e6:.1f} us/round trip")

@@ -62,7 +62,7 @@ pub(super) fn enqueue(t: &mut Tx<'_>, d: NewDelivery<'_>) -> Result<DeliveryId> 
     let i = t.reserved.push(place);
     // Oldest first: not while an older one waits to be handed out on that
     // route (queued before the consumer opened, or its lease ran out).
-    if any_available(t.conn(), &d.to.id, t.now, route)? {
+    if any_available(t.conn(), Hints::of(t, &d.to.id), &d.to.id, t.now, route)? {
         t.waiting.missed(&d.to.id);
         return queue_pending(t, &d);
     }
@@ -204,7 +204,7 @@ pub(super) fn count_armed(t: &mut Tx<'_>, peer_id: &PeerId) -> Result<i64> {
     // None was armed since the store opened, and none was armed then: no
     // read (the horizon only grows, and grows before an armed row is
     // written).
-    if t.armed_horizon.load(std::sync::atomic::Ordering::Acquire) == i64::MIN {
+    if !armed_since_open(t.armed_horizon) {
         return Ok(0);
     }
     Ok(t.conn()
@@ -535,13 +535,47 @@ const ANY_AVAILABLE: &str = concat!(
 /// Whether [`AVAILABLE_UNPUSHED`] would.
 const ANY_AVAILABLE_UNPUSHED: &str = concat!("SELECT ", any_unpushed!(), " OR ", any_armed!());
 
+/// Whether an armed delivery of the peer `?1` is visible at `?2`.
+const ANY_ARMED: &str = concat!("SELECT ", any_armed!());
+
+/// What decides, before any read, whether a peer may have something to
+/// hand out: its open deliveries (pending or leased, counted in memory:
+/// [`open`](super::open)) and whether anything was ever armed since the
+/// store opened (the horizon only grows, before an armed row is written).
+#[derive(Clone, Copy)]
+struct Hints {
+    open: i64,
+    armed: bool,
+}
+
+impl Hints {
+    fn of(t: &Tx<'_>, peer_id: &PeerId) -> Self {
+        Hints {
+            open: t.open_to(peer_id),
+            armed: armed_since_open(t.armed_horizon),
+        }
+    }
+}
+
+fn armed_since_open(horizon: &std::sync::atomic::AtomicI64) -> bool {
+    horizon.load(std::sync::atomic::Ordering::Acquire) != i64::MIN
+}
+
 /// Whether `route` may hand out anything now (what [`available`] would
-/// find, without reading it).
-fn any_available(c: &Connection, peer_id: &PeerId, now: i64, route: DeliveryRoute) -> Result<bool> {
-    let sql = if route.takes_pushed() {
-        ANY_AVAILABLE
-    } else {
-        ANY_AVAILABLE_UNPUSHED
+/// find, without reading it). With no open delivery only an armed one
+/// could be: that one probe, or none when nothing was armed.
+fn any_available(
+    c: &Connection,
+    hints: Hints,
+    peer_id: &PeerId,
+    now: i64,
+    route: DeliveryRoute,
+) -> Result<bool> {
+    let sql = match (hints.open, hints.armed) {
+        (0, false) => return Ok(false),
+        (0, true) => ANY_ARMED,
+        _ if route.takes_pushed() => ANY_AVAILABLE,
+        _ => ANY_AVAILABLE_UNPUSHED,
     };
     Ok(c.prepare_cached(sql)?
         .query_row(params![peer_id, now], |r| r.get(0))?)
@@ -768,7 +802,15 @@ impl Store {
     ) -> Result<Vec<Delivery>> {
         let alive = route.signals_life();
         let now = self.clock.now_ms();
-        if !self.read(|c| any_available(c, peer_id, now, route))? {
+        let anything = {
+            let w = self.settled();
+            let hints = Hints {
+                open: w.open.of(peer_id),
+                armed: armed_since_open(&self.armed_horizon),
+            };
+            any_available(&w.conn, hints, peer_id, now, route)?
+        };
+        if !anything {
             // An idle consumer is alive too: keep it from turning into a ghost.
             if alive {
                 self.touch(peer_id, self.policy.stale_after_ms / 4)?;
@@ -1252,6 +1294,7 @@ mod tests {
                 "deliveries_unpushed (to_peer=? AND state=? AND <expr><?)",
             ),
             (ANY_AVAILABLE_UNPUSHED, ARMED_PLAN),
+            (ANY_ARMED, ARMED_PLAN),
             (NEXT_ARMED, ARMED_PLAN),
             (COUNT_ARMED, ARMED_PLAN),
         ]);
