@@ -25,7 +25,7 @@ impl Tx<'_> {
 
     /// Resolve `addr` inside `from`'s circle (never a bypass).
     pub fn resolve_peer_for(&self, from: &Peer, addr: &str) -> Result<Peer> {
-        resolve_for(self, from, addr, None, false)
+        resolve_for(self, from, addr, None, false).map(std::sync::Arc::unwrap_or_clone)
     }
 
     /// Resolve `addr` (`NAME` or `NAME@CIRCLE`) with `circle` for a bare name.

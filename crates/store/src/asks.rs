@@ -2,7 +2,7 @@
 //! compare-and-swap per move), reminders, expiry, and ends for removed peers.
 
 use super::deliveries::{NewDelivery, drop_for_ask, enqueue, settle_for_ask, target};
-use super::peers::{by_id, must};
+use super::peers::{by_id, must, must_shared, shared_by_id};
 use super::{NewEvent, Store, Tx, parse_col, states_in};
 use repowire_core::access::{Action, Caller, Target, authorize};
 use repowire_core::ask::{
@@ -79,6 +79,37 @@ fn get(c: &Connection, id: &AskId) -> Result<Ask> {
     .query_row([id], from_row)
     .optional()?
     .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
+}
+
+/// [`get`], with the keys of its copies (`copy_seq`, `reminder_seq`: the
+/// ask and its reminder, where the row keeps them).
+fn get_keyed(c: &Connection, id: &AskId) -> Result<(Ask, Vec<i64>)> {
+    c.prepare_cached(concat!(
+        "SELECT ",
+        cols!(),
+        ", copy_seq, reminder_seq FROM asks WHERE ",
+        at_ask!("asks", "?1")
+    ))?
+    .query_row([id], |r| {
+        let keys: [Option<i64>; 2] = [r.get(18)?, r.get(19)?];
+        Ok((from_row(r)?, keys.into_iter().flatten().collect()))
+    })
+    .optional()?
+    .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
+}
+
+/// Whether `caller` (None: admin) may read an ask with these `parties`. Its
+/// parties read it by id, without a look-up (also one removed while it
+/// waited: it reads the ask its removal failed); anyone else gets the
+/// policy's refusal.
+fn may_read(c: &Connection, caller: Option<&PeerId>, parties: Target<'_>) -> Result<()> {
+    if let Some(p) = caller
+        && Some(p.as_str()) != parties.asker
+        && Some(p.as_str()) != parties.recipient
+    {
+        authorize(&viewer(c, p)?, Action::ReadAsk, parties)?;
+    }
+    Ok(())
 }
 
 /// An ask's facts, as [`authorize`] reads them.
@@ -509,16 +540,34 @@ impl Store {
     pub fn get_ask(&self, id: &AskId, caller: Option<&PeerId>) -> Result<Ask> {
         self.read(|c| {
             let a = get(c, id)?;
-            // Its parties read it by id, without a look-up (also one removed
-            // while it waited: it reads the ask its removal failed); anyone
-            // else gets the policy's refusal.
-            if let Some(p) = caller
-                && *p != a.from_peer_id
-                && *p != a.to_peer_id
-            {
-                authorize(&viewer(c, p)?, Action::ReadAsk, parties(&a))?;
-            }
+            may_read(c, caller, parties(&a))?;
             Ok(a)
+        })
+    }
+
+    /// Whether an ask has ended (a terminal state), read as [`get_ask`]
+    /// reads it for `caller` (the same refusals), but only its state and
+    /// parties: what a wait's first look needs while the ask is open.
+    ///
+    /// [`get_ask`]: Store::get_ask
+    pub fn ask_ended(&self, id: &AskId, caller: Option<&PeerId>) -> Result<bool> {
+        self.read(|c| {
+            let (state, from, to, circle): (String, String, String, String) = c
+                .prepare_cached(concat!(
+                    "SELECT state, from_peer, to_peer, circle FROM asks WHERE ",
+                    at_ask!("asks", "?1")
+                ))?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()?
+                .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))?;
+            let parties = Target {
+                circle: Some(&circle),
+                asker: Some(&from),
+                recipient: Some(&to),
+                ..Target::default()
+            };
+            may_read(c, caller, parties)?;
+            Ok(parse_col(state, AskState::parse)?.is_terminal())
         })
     }
 
@@ -575,7 +624,7 @@ impl Store {
     ) -> Result<Ask> {
         let actor_id = &caller.me()?.id;
         self.write(|t| {
-            let prior = get(t.conn(), id)?;
+            let (prior, copies) = get_keyed(t.conn(), id)?;
             let may = match action {
                 AskAction::Cancel => Action::CancelAsk,
                 _ => Action::AnswerAsk,
@@ -584,7 +633,7 @@ impl Store {
             if let Some(text) = text {
                 self.policy.check_text("text", text)?;
             }
-            let actor = must(t, actor_id)?;
+            let actor = must_shared(t, actor_id)?;
             let (to, texts) = match action {
                 AskAction::Answer => (
                     AskState::Closed,
@@ -604,7 +653,7 @@ impl Store {
             };
             let a = move_read(t, prior, action, to, texts)?;
             if action != AskAction::Cancel {
-                settle_for_ask(t, id, &a.circle)?;
+                settle_for_ask(t, id, &a.circle, &copies)?;
             }
             match action {
                 AskAction::Answer => {
@@ -620,7 +669,7 @@ impl Store {
                         by: actor.name.clone(),
                     };
                     ask_event(t, &a, Event::AskClosed(by))?;
-                    if let Some(asker) = by_id(t, &a.from_peer_id)? {
+                    if let Some(asker) = shared_by_id(t, &a.from_peer_id)? {
                         enqueue(
                             t,
                             NewDelivery {
@@ -640,7 +689,7 @@ impl Store {
                         ack_message_bytes: text.map(str::len),
                     };
                     ask_event(t, &a, Event::AskClosed(acked))?;
-                    if let (Some(msg), Some(asker)) = (text, by_id(t, &a.from_peer_id)?) {
+                    if let (Some(msg), Some(asker)) = (text, shared_by_id(t, &a.from_peer_id)?) {
                         enqueue(
                             t,
                             NewDelivery {

@@ -16,10 +16,11 @@
 //! circle. (`peers::resolve` with no circle still does, for the admin.)
 
 use super::Store;
-use super::peers::{Lookup, by_name};
+use super::peers::{Lookup, shared_by_name};
 use repowire_core::error::{Error, ErrorCode, Result};
 use repowire_core::peer::Peer;
 use repowire_core::peer::{split_address, validate_name};
+use std::sync::Arc;
 
 /// The `cross_circle` refusal.
 pub(super) fn refused(message: String) -> Error {
@@ -37,7 +38,7 @@ pub(super) fn resolve_within(
     addr: &str,
     circle: Option<&str>,
     bypass: bool,
-) -> Result<Peer> {
+) -> Result<Arc<Peer>> {
     let (name, at) = split_address(addr);
     validate_name("peer name", name)?;
     let named = at.or(circle).unwrap_or(home);
@@ -47,7 +48,7 @@ pub(super) fn resolve_within(
             "{addr:?} names circle {named:?}, but {who} is in circle {home:?}: a request names only peers of its own circle (an admin may cross where a command offers --cross-circle)"
         )));
     }
-    by_name(c, named, name)?.ok_or_else(|| {
+    shared_by_name(c, named, name)?.ok_or_else(|| {
         Error::new(
             ErrorCode::UnknownPeer,
             format!("no peer named {name:?} in circle {named:?}"),
@@ -62,7 +63,7 @@ pub(super) fn resolve_for(
     addr: &str,
     circle: Option<&str>,
     bypass: bool,
-) -> Result<Peer> {
+) -> Result<Arc<Peer>> {
     resolve_within(c, &caller.circle, &caller.name, addr, circle, bypass)
 }
 
@@ -75,6 +76,6 @@ impl Store {
         addr: &str,
         circle: Option<&str>,
     ) -> Result<Peer> {
-        self.read(|c| resolve_for(c, caller, addr, circle, false))
+        self.read(|c| resolve_for(c, caller, addr, circle, false).map(Arc::unwrap_or_clone))
     }
 }

@@ -1,7 +1,7 @@
 //! Deliveries: durable per-peer messages (asks, replies, notifies,
 //! broadcasts, reminders, system notices), leased out and confirmed.
 
-use super::peers::must;
+use super::peers::{must, must_shared};
 use super::{NewEvent, Store, Tx, parse_col};
 use repowire_core::ask::AskAction;
 use repowire_core::delivery::{
@@ -726,13 +726,19 @@ fn matching(t: &Tx<'_>, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<boo
 /// The recipient acted on an ask (picked it up, acked or answered it): the
 /// copies it holds under a lease count as delivered (no separate confirm
 /// needed), and copies never handed out are withdrawn.
-pub(super) fn settle_for_ask(t: &mut Tx<'_>, ask_id: &AskId, circle: &str) -> Result<()> {
+/// `keys`: the copies' keys, as the ask's row keeps them (read with it).
+pub(super) fn settle_for_ask(
+    t: &mut Tx<'_>,
+    ask_id: &AskId,
+    circle: &str,
+    keys: &[i64],
+) -> Result<()> {
     // Read, then write each by key: usually one is held, and an
     // `UPDATE … RETURNING` builds and frees a temporary table on every
     // execution (it was a third of an answer).
     let mut held: Vec<(i64, String, PeerId)> = Vec::new();
     let mut pending = Vec::new();
-    for key in copy_keys(t.conn(), ask_id)? {
+    for &key in keys {
         let copy: Option<(String, String, String)> = t
             .conn()
             .prepare_cached(COPY_STATE)?
@@ -781,7 +787,7 @@ pub(super) fn target(
     addr: &str,
     circle: Option<&str>,
     bypass_circle: bool,
-) -> Result<Peer> {
+) -> Result<std::sync::Arc<Peer>> {
     super::circles::resolve_for(c, from, addr, circle, bypass_circle)
 }
 
@@ -818,7 +824,7 @@ impl Store {
             return Ok(Vec::new());
         }
         self.write(|t| {
-            let p = must(t, peer_id)?;
+            let p = must_shared(t, peer_id)?;
             let mut items = available(t.conn(), peer_id, t.now, max, route)?;
             let until = t.now + lease_ms;
             for d in &mut items {
@@ -973,7 +979,7 @@ impl Store {
     /// many were recorded.
     pub fn pushed(&self, peer_id: &PeerId, ids: &[DeliveryId]) -> Result<usize> {
         self.write(|t| {
-            let p = must(t, peer_id)?;
+            let p = must_shared(t, peer_id)?;
             for id in ids {
                 let mine: bool = t
                     .conn()
@@ -1044,8 +1050,8 @@ impl Store {
             Ok(Notified {
                 delivery_id: id,
                 queued_offline: !to.reachable(t.now, stale_after),
-                to: to.name,
-                circle: to.circle,
+                to: to.name.clone(),
+                circle: to.circle.clone(),
             })
         })
     }

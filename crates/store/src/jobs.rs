@@ -626,7 +626,7 @@ pub(super) fn create_job_in(t: &mut Tx<'_>, creator_id: &PeerId, req: &NewJob) -
     {
         let creator = must(t, creator_id)?;
         let owner = match &req.owner {
-            Some(o) => resolve_for(t, &creator, o, None, false)?,
+            Some(o) => std::sync::Arc::unwrap_or_clone(resolve_for(t, &creator, o, None, false)?),
             None => creator.clone(),
         };
         let id = JobId::generate(t.now);

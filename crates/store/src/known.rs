@@ -46,7 +46,7 @@ struct Cache {
     at: u64,
     keys: RandomState,
     by_token: HashMap<u64, (String, Arc<Peer>)>,
-    by_id: HashMap<String, Peer>,
+    by_id: HashMap<String, Arc<Peer>>,
     /// Circle, then name, to id.
     by_name: HashMap<String, HashMap<String, String>>,
 }
@@ -68,7 +68,7 @@ impl Cache {
         at == self.at
     }
 
-    fn keep(&mut self, peer: &Peer) {
+    fn keep(&mut self, peer: &Arc<Peer>) {
         self.by_id.insert(peer.id.to_string(), peer.clone());
         self.by_name
             .entry(peer.circle.clone())
@@ -118,12 +118,12 @@ impl Known {
     }
 
     /// The peer `id`, if it was read at count `at`.
-    pub(crate) fn by_id(&self, id: &str, at: u64) -> Option<Peer> {
+    pub(crate) fn by_id(&self, id: &str, at: u64) -> Option<Arc<Peer>> {
         self.lock().at(at)?.by_id.get(id).cloned()
     }
 
     /// The peer named `name` in `circle`, if it was read at count `at`.
-    pub(crate) fn by_name(&self, circle: &str, name: &str, at: u64) -> Option<Peer> {
+    pub(crate) fn by_name(&self, circle: &str, name: &str, at: u64) -> Option<Arc<Peer>> {
         let c = self.lock();
         let c = c.at(at)?;
         let id = c.by_name.get(circle)?.get(name)?;
@@ -131,7 +131,7 @@ impl Known {
     }
 
     /// Remember `peer`, read from the database at count `at`.
-    pub(crate) fn keep(&self, peer: &Peer, at: u64) {
+    pub(crate) fn keep(&self, peer: &Arc<Peer>, at: u64) {
         let mut c = self.lock();
         if c.start(at) {
             c.keep(peer);

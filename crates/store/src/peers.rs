@@ -14,6 +14,7 @@ use repowire_core::peer::{
     decide_claim, split_address, validate_name, validate_route,
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::sync::Arc;
 
 const MAX_TAGS: usize = repowire_core::limits::TAGS;
 
@@ -52,9 +53,9 @@ pub(super) trait Lookup {
     /// database (and remembered, when it may be).
     fn peer(
         &self,
-        hit: impl FnOnce(&super::known::Known, u64) -> Option<Peer>,
+        hit: impl FnOnce(&super::known::Known, u64) -> Option<Arc<Peer>>,
         read: impl FnOnce(&Connection) -> Result<Option<Peer>>,
-    ) -> Result<Option<Peer>>;
+    ) -> Result<Option<Arc<Peer>>>;
 }
 
 impl Lookup for Connection {
@@ -64,10 +65,10 @@ impl Lookup for Connection {
 
     fn peer(
         &self,
-        _: impl FnOnce(&super::known::Known, u64) -> Option<Peer>,
+        _: impl FnOnce(&super::known::Known, u64) -> Option<Arc<Peer>>,
         read: impl FnOnce(&Connection) -> Result<Option<Peer>>,
-    ) -> Result<Option<Peer>> {
-        read(self)
+    ) -> Result<Option<Arc<Peer>>> {
+        Ok(read(self)?.map(Arc::new))
     }
 }
 
@@ -78,14 +79,14 @@ impl Lookup for Tx<'_> {
 
     fn peer(
         &self,
-        hit: impl FnOnce(&super::known::Known, u64) -> Option<Peer>,
+        hit: impl FnOnce(&super::known::Known, u64) -> Option<Arc<Peer>>,
         read: impl FnOnce(&Connection) -> Result<Option<Peer>>,
-    ) -> Result<Option<Peer>> {
+    ) -> Result<Option<Arc<Peer>>> {
         let at = self.known.now();
         if let Some(p) = hit(self.known, at) {
             return Ok(Some(p));
         }
-        let found = read(self.conn())?;
+        let found = read(self.conn())?.map(Arc::new);
         // Committed: nothing in this transaction changed a peer.
         if let Some(p) = &found
             && at == self.known_at
@@ -97,6 +98,11 @@ impl Lookup for Tx<'_> {
 }
 
 pub(super) fn by_id(c: &impl Lookup, id: &PeerId) -> Result<Option<Peer>> {
+    Ok(shared_by_id(c, id)?.map(Arc::unwrap_or_clone))
+}
+
+/// [`by_id`], shared with the peers remembered (no copy of the row).
+pub(super) fn shared_by_id(c: &impl Lookup, id: &PeerId) -> Result<Option<Arc<Peer>>> {
     c.peer(
         |k, at| k.by_id(id, at),
         |c| {
@@ -111,7 +117,13 @@ pub(super) fn by_id(c: &impl Lookup, id: &PeerId) -> Result<Option<Peer>> {
 
 /// Load a peer that must exist (inside a write, after auth looked it up).
 pub(super) fn must(c: &impl Lookup, id: &PeerId) -> Result<Peer> {
-    by_id(c, id)?.ok_or_else(|| Error::new(ErrorCode::UnknownPeer, format!("peer {id} is gone")))
+    Ok(Arc::unwrap_or_clone(must_shared(c, id)?))
+}
+
+/// [`must`], shared with the peers remembered (no copy of the row).
+pub(super) fn must_shared(c: &impl Lookup, id: &PeerId) -> Result<Arc<Peer>> {
+    shared_by_id(c, id)?
+        .ok_or_else(|| Error::new(ErrorCode::UnknownPeer, format!("peer {id} is gone")))
 }
 
 /// The orchestrator of `circle`, if it has one.
@@ -126,6 +138,15 @@ pub(super) fn orchestrator_of(c: &Connection, circle: &str) -> Result<Option<Pee
 }
 
 pub(super) fn by_name(c: &impl Lookup, circle: &str, name: &str) -> Result<Option<Peer>> {
+    Ok(shared_by_name(c, circle, name)?.map(Arc::unwrap_or_clone))
+}
+
+/// [`by_name`], shared with the peers remembered (no copy of the row).
+pub(super) fn shared_by_name(
+    c: &impl Lookup,
+    circle: &str,
+    name: &str,
+) -> Result<Option<Arc<Peer>>> {
     c.peer(
         |k, at| k.by_name(circle, name, at),
         |c| {
@@ -410,13 +431,13 @@ impl Store {
     pub fn peer_by_id(&self, id: &PeerId) -> Result<Option<Peer>> {
         let at = self.known.now();
         if let Some(p) = self.known.by_id(id, at) {
-            return Ok(Some(p));
+            return Ok(Some(Arc::unwrap_or_clone(p)));
         }
-        let found = self.read(|c| by_id(c, id))?;
+        let found = self.read(|c| shared_by_id(c, id))?;
         if let Some(p) = &found {
             self.known.keep(p, at);
         }
-        Ok(found)
+        Ok(found.map(Arc::unwrap_or_clone))
     }
 
     pub fn resolve_peer(&self, addr: &str, circle: Option<&str>) -> Result<Peer> {

@@ -176,7 +176,7 @@ impl Store {
         self.write(|t| {
             let caller = must(t, caller_id)?;
             let author = match &req.author {
-                Some(a) => resolve_for(t, &caller, a, None, false)?,
+                Some(a) => std::sync::Arc::unwrap_or_clone(resolve_for(t, &caller, a, None, false)?),
                 None => caller.clone(),
             };
             if let Some(existing) = load(t.conn(), &caller.circle, &req.reference)? {

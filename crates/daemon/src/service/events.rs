@@ -74,11 +74,17 @@ pub async fn wait_ask(
     let timeout = Duration::from_millis(timeout_ms.unwrap_or(600_000).min(3_600_000));
     let deadline = tokio::time::Instant::now() + timeout;
     let mut rx = h.store.subscribe();
+    // The first look reads only the ask's state (and whether the caller may
+    // see it): usually it is still open. Once an event may have ended it,
+    // the whole ask is read.
+    let mut woke = false;
     loop {
         h.store.open_group_landed().await;
-        let a = h.store.get_ask(id, viewer.as_ref())?;
-        if a.state.is_terminal() {
-            return Ok((a, true));
+        if woke || h.store.ask_ended(id, viewer.as_ref())? {
+            let a = h.store.get_ask(id, viewer.as_ref())?;
+            if a.state.is_terminal() {
+                return Ok((a, true));
+            }
         }
         // Only a move to a terminal state can end the wait: the ask is
         // read again for that alone, not for its pick-up or its answer
@@ -87,7 +93,7 @@ pub async fn wait_ask(
             e.subject == *id && EventKind::parse(&e.kind).is_ok_and(EventKind::ends_an_ask)
         };
         match wake::next(h, &mut rx, deadline, ends).await? {
-            Wake::Event => {}
+            Wake::Event => woke = true,
             Wake::Done => {
                 h.store.open_group_landed().await;
                 let a = h.store.get_ask(id, viewer.as_ref())?;
