@@ -71,8 +71,9 @@ impl Tx<'_> {
                 Ok(v)
             }
             Err(e) => {
-                self.conn().execute_batch("ROLLBACK TO attempt")?;
+                // Its events go whatever happens next (they are not written yet).
                 self.events.truncate(mark);
+                self.conn().execute_batch("ROLLBACK TO attempt")?;
                 let undone = self.opened.split_off(opened);
                 self.open.undo(&undone);
                 self.conn().execute_batch("RELEASE attempt")?;

@@ -660,6 +660,16 @@ mod tests {
         assert_eq!(s.commits(), (c0 + 1, w0 + 1));
         assert_eq!(in_file(&d, &[&one.unwrap()]), 0);
         assert_eq!(in_file(&d, &[&three.unwrap()]), 1);
+        // Nor did the rolled-back parts' events commit on their own.
+        let other = rusqlite::Connection::open(d.path().join("t.db")).unwrap();
+        let queued: i64 = other
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE kind = 'delivery_queued'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(queued, 1, "only the third note's");
     }
 
     /// Before acting outside the database, a handler lands its writes.

@@ -419,6 +419,14 @@ impl Store {
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let out = f(&mut t)?;
+            // SQLite rolled the whole transaction back under a part that
+            // went on (a full disk, an I/O error): its events would commit
+            // on their own, naming rows that are gone.
+            if t.tx.is_autocommit() {
+                return Err(Error::internal(
+                    "the transaction was rolled back under this write",
+                ));
+            }
             t.write_events(0)?;
             Ok(out)
         }));
