@@ -70,30 +70,19 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Ask> {
 }
 
 fn get(c: &Connection, id: &AskId) -> Result<Ask> {
-    c.prepare_cached(concat!(
-        "SELECT ",
-        cols!(),
-        " FROM asks WHERE ",
-        at_ask!("asks", "?1")
-    ))?
-    .query_row([id], from_row)
-    .optional()?
-    .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
+    Ok(get_keyed(c, id)?.0)
 }
 
 /// [`get`], with the keys of its copies (`copy_seq`, `reminder_seq`: the
 /// ask and its reminder, where the row keeps them).
-fn get_keyed(c: &Connection, id: &AskId) -> Result<(Ask, Vec<i64>)> {
+fn get_keyed(c: &Connection, id: &AskId) -> Result<(Ask, [Option<i64>; 2])> {
     c.prepare_cached(concat!(
         "SELECT ",
         cols!(),
         ", copy_seq, reminder_seq FROM asks WHERE ",
         at_ask!("asks", "?1")
     ))?
-    .query_row([id], |r| {
-        let keys: [Option<i64>; 2] = [r.get(18)?, r.get(19)?];
-        Ok((from_row(r)?, keys.into_iter().flatten().collect()))
-    })
+    .query_row([id], |r| Ok((from_row(r)?, [r.get(18)?, r.get(19)?])))
     .optional()?
     .ok_or_else(|| Error::new(ErrorCode::UnknownAsk, format!("no ask {id}")))
 }
@@ -653,7 +642,7 @@ impl Store {
             };
             let a = move_read(t, prior, action, to, texts)?;
             if action != AskAction::Cancel {
-                settle_for_ask(t, id, &a.circle, &copies)?;
+                settle_for_ask(t, id, &a.circle, copies.into_iter().flatten())?;
             }
             match action {
                 AskAction::Answer => {

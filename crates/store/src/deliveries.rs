@@ -731,14 +731,14 @@ pub(super) fn settle_for_ask(
     t: &mut Tx<'_>,
     ask_id: &AskId,
     circle: &str,
-    keys: &[i64],
+    keys: impl IntoIterator<Item = i64>,
 ) -> Result<()> {
     // Read, then write each by key: usually one is held, and an
     // `UPDATE … RETURNING` builds and frees a temporary table on every
     // execution (it was a third of an answer).
     let mut held: Vec<(i64, String, PeerId)> = Vec::new();
     let mut pending = Vec::new();
-    for &key in keys {
+    for key in keys {
         let copy: Option<(String, String, String)> = t
             .conn()
             .prepare_cached(COPY_STATE)?
