@@ -2,9 +2,10 @@
 //! `--follow` long-polls and rides out daemon restarts) and `peer wait`.
 
 use super::{CmdResult, Ctx, Failure, term};
-use crate::api::{DeliveryInfo, LeaseReq};
+use crate::api::{AskInfo, DeliveryInfo, LeaseReq, WaitResp};
 use crate::client::{Client, ClientError};
 use crate::core::ErrorCode;
+use crate::core::ask::AskState;
 use crate::core::delivery::DeliveryKind;
 use crate::core::time::fmt_ms;
 use std::io::Write;
@@ -46,16 +47,28 @@ pub fn pushed_mark(d: &DeliveryInfo) -> &'static str {
 }
 
 pub async fn wait(ctx: &Ctx, c: &Client, id: &str, timeout: Duration) -> CmdResult {
-    // The daemon holds one long-poll for at most an hour: chain them, and
-    // ride out a daemon restart until our own deadline.
+    let r = wait_for(ctx, c, id, timeout).await?;
+    ctx.out(&r, |r| how_it_ended(&r.ask));
+    ended_with_answer(&r.ask, r.done, timeout)
+}
+
+/// Wait for an ask to end, up to `timeout`. The daemon holds one long-poll
+/// for at most an hour: chain them, and ride out a daemon restart until our
+/// own deadline.
+pub async fn wait_for(
+    ctx: &Ctx,
+    c: &Client,
+    id: &str,
+    timeout: Duration,
+) -> Result<WaitResp, Failure> {
     let deadline = std::time::Instant::now()
         .checked_add(timeout)
         .ok_or_else(|| Failure::usage("--timeout is too large"))?;
     let mut c = c.clone();
-    let r = loop {
+    loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match c.wait(id, left.min(Duration::from_secs(3600))).await {
-            Ok(r) if r.done || left <= Duration::from_secs(3600) => break r,
+            Ok(r) if r.done || left <= Duration::from_secs(3600) => return Ok(r),
             Ok(_) => {}
             Err(e)
                 if matches!(e, ClientError::Unreachable { .. })
@@ -69,32 +82,40 @@ pub async fn wait(ctx: &Ctx, c: &Client, id: &str, timeout: Duration) -> CmdResu
             }
             Err(e) => return Err(e.into()),
         }
-    };
-    ctx.out(&r, |r| {
-        let a = &r.ask;
-        match (&a.answer, a.state) {
-            (Some(ans), _) => ans.clone(),
-            (None, crate::core::ask::AskState::Closed) => format!(
-                "{} closed{}",
-                a.correlation_id,
-                a.ack_message
-                    .as_deref()
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            ),
-            (None, st) => format!("{} is {st}", a.correlation_id),
-        }
-    });
-    if !r.done {
+    }
+}
+
+/// An ask at the end of a wait, for a person: its answer, how it closed
+/// without one, or its state.
+pub fn how_it_ended(a: &AskInfo) -> String {
+    match (&a.answer, a.state) {
+        (Some(ans), _) => ans.clone(),
+        (None, AskState::Closed) => format!(
+            "{} closed{}",
+            a.correlation_id,
+            a.ack_message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        ),
+        (None, st) => format!("{} is {st}", a.correlation_id),
+    }
+}
+
+/// A wait's outcome as an exit: `timeout` (4) when the ask is still open
+/// after `waited`, `invalid_state` when it ended without an answer or ack.
+pub fn ended_with_answer(a: &AskInfo, done: bool, waited: Duration) -> CmdResult {
+    let id = &a.correlation_id;
+    if !done {
         return Err(Failure::new(
             ErrorCode::Timeout,
-            format!("{id} is still {} after {timeout:?}", r.ask.state),
+            format!("{id} is still {} after {waited:?}", a.state),
         ));
     }
-    if r.ask.state != crate::core::ask::AskState::Closed {
+    if a.state != AskState::Closed {
         return Err(Failure::new(
             ErrorCode::InvalidState,
-            format!("{id} ended {} without an answer", r.ask.state),
+            format!("{id} ended {} without an answer", a.state),
         ));
     }
     Ok(())

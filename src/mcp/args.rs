@@ -29,6 +29,10 @@ pub struct AskArgs {
     /// The target's circle (default: yours; another circle is refused).
     #[serde(default)]
     pub circle: Option<String>,
+    /// Wait up to this many seconds (at most 3600) for the answer and
+    /// return it with the ask, as `wait_on_ack` would; omit to return at once.
+    #[serde(default)]
+    pub wait_seconds: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

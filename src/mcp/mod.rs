@@ -155,7 +155,7 @@ impl Mesh {
     }
 
     #[tool(
-        description = "Ask a peer a tracked question. Returns a correlation_id; the answer arrives as a reply (see inbox) and wait_on_ack returns it. Asking an offline peer queues the question."
+        description = "Ask a peer a tracked question. Returns a correlation_id; the answer arrives as a reply (see inbox) and wait_on_ack returns it. With wait_seconds, waits for the answer in the same call and returns it (done=false: still open after the wait). Asking an offline peer queues the question."
     )]
     async fn ask(&self, Parameters(a): Parameters<AskArgs>) -> ToolResult {
         let req = AskReq {
@@ -163,16 +163,23 @@ impl Mesh {
             circle: a.circle,
             text: a.query,
             reply_to: a.reply_to,
+            wait_ms: a.wait_seconds.map(|s| s.min(3600) * 1000),
             ..Default::default()
         };
         done(self.client.ask(&req).await.map(|r| {
-            json!({
+            let mut out = json!({
                 "correlation_id": r.ask.correlation_id,
                 "to": r.ask.to,
                 "state": r.ask.state,
                 "reply_to": r.ask.reply_to,
                 "queued_offline": r.queued_offline,
-            })
+            });
+            if let Some(done) = r.done {
+                out["done"] = json!(done);
+                out["answer"] = json!(r.ask.answer);
+                out["ack_message"] = json!(r.ask.ack_message);
+            }
+            out
         }))
     }
 

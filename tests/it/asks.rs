@@ -471,3 +471,155 @@ fn cli_ask(d: &Daemon, text: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// `wait_ms`: an ask and its wait in one request. Bob long-polls first, so
+/// the ask is handed to him by the transaction that queues it and he
+/// answers at once: the answer can land before Alice's request goes on to
+/// wait, and must not be missed.
+#[tokio::test]
+async fn a_blocking_ask_returns_the_answer_in_one_request() {
+    let d = Daemon::start(&[]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    let answerer = {
+        let bob = bob.clone();
+        tokio::spawn(async move {
+            loop {
+                let got = bob
+                    .lease(&LeaseReq {
+                        wait_ms: Some(30_000),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                for d in got.deliveries {
+                    let id = d.correlation_id.as_deref().unwrap();
+                    bob.answer(id, &format!("re: {}", d.text)).await.unwrap();
+                }
+            }
+        })
+    };
+    for i in 0..20 {
+        let r = alice
+            .ask(&AskReq {
+                wait_ms: Some(30_000),
+                ..ask("bob", &format!("q{i}"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.done, Some(true), "{r:?}");
+        assert_eq!(r.ask.state, AskState::Closed);
+        assert_eq!(r.ask.answer, Some(format!("re: q{i}")));
+        assert!(r.delivery_id.starts_with("dlv-"));
+    }
+    answerer.abort();
+    // Without wait_ms the answer is at once, and says nothing of done.
+    let r = alice.ask(&ask("bob", "later?")).await.unwrap();
+    assert_eq!((r.done, r.ask.state), (None, AskState::Queued));
+}
+
+/// A blocking ask nobody answers comes back open when its wait ends (and
+/// stays answerable); one the daemon refuses is refused at once, not after
+/// its wait.
+#[tokio::test]
+async fn a_blocking_ask_nobody_answers_comes_back_open() {
+    let d = Daemon::start(&[]);
+    let alice = d.peer("alice", None).await;
+    let bob = d.peer("bob", None).await;
+    let t0 = std::time::Instant::now();
+    let r = alice
+        .ask(&AskReq {
+            wait_ms: Some(300),
+            ..ask("bob", "anyone?")
+        })
+        .await
+        .unwrap();
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    assert_eq!((r.done, r.ask.state), (Some(false), AskState::Queued));
+    assert_eq!(r.ask.answer, None);
+    let id = r.ask.correlation_id;
+    bob.answer(&id, "late, but here").await.unwrap();
+    let w = alice.wait(&id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(w.ask.answer.as_deref(), Some("late, but here"));
+
+    let long = |to: &str| AskReq {
+        wait_ms: Some(600_000),
+        ..ask(to, "q")
+    };
+    let refused = tokio::time::timeout(Duration::from_secs(20), async {
+        (
+            code_of(alice.ask(&long("nobody")).await),
+            code_of(alice.ask(&long("alice")).await),
+            code_of(
+                alice
+                    .ask(&AskReq {
+                        text: " ".into(),
+                        ..long("bob")
+                    })
+                    .await,
+            ),
+        )
+    })
+    .await
+    .expect("refused without waiting");
+    assert_eq!(
+        refused,
+        (
+            ErrorCode::UnknownPeer,
+            ErrorCode::BadRequest,
+            ErrorCode::BadRequest
+        )
+    );
+}
+
+/// `peer ask --wait`: the answer on stdout (as `peer wait`); an ask still
+/// open when the wait ends exits 4 with `timeout` and names the ask; only
+/// an ask sent with a wait says whether it is done.
+#[test]
+fn cli_ask_wait_prints_the_answer() {
+    let d = Daemon::start(&[]);
+    for n in ["alice", "bob"] {
+        d.cli(&["peer", "register", n]).ok();
+    }
+    let args = ["--as", "alice", "peer", "ask", "bob", "ship it?", "--wait"];
+    let asking = cli_command(d.home_path(), &[&args[..], &["30s"]].concat(), &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = loop {
+        let v = d
+            .cli(&[
+                "--as",
+                "bob",
+                "peer",
+                "asks",
+                "--received",
+                "--open",
+                "--json",
+            ])
+            .ok()
+            .json();
+        if let Some(id) = v[0]["correlation_id"].as_str() {
+            break id.to_string();
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    d.cli(&["--as", "bob", "peer", "answer", &id, "shipped"])
+        .ok();
+    let out: Run = asking.wait_with_output().unwrap().into();
+    assert_eq!(out.ok().stdout.trim(), "shipped");
+
+    let r = d.cli(&[&args[..], &["200ms", "--json"]].concat());
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(r.stderr.contains(r#""code":"timeout""#), "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(
+        (v["done"].as_bool(), v["ask"]["state"].as_str()),
+        (Some(false), Some("queued"))
+    );
+    let open = v["ask"]["correlation_id"].as_str().unwrap();
+    assert!(r.stderr.contains(open), "{}", r.stderr);
+    let r = d.cli(&["--as", "alice", "peer", "ask", "bob", "no wait", "--json"]);
+    assert!(r.ok().json().get("done").is_none(), "{}", r.stdout);
+}

@@ -3,6 +3,7 @@
 
 use crate::support::*;
 use repowire::api::NotifyReq;
+use repowire::client::Client;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
@@ -315,6 +316,53 @@ fn help_explains_commands() {
     }
     let r = run_cli(&home, &["peer", "frobnicate"], &[]);
     assert_eq!(r.code, 2);
+}
+
+/// A blocking ask (`wait_ms`) cut short by a graceful stop is answered
+/// with the ask still open, so the asker keeps its id; the ask survives the
+/// restart and is answered.
+#[tokio::test]
+async fn a_blocking_ask_cut_short_by_a_stop_keeps_its_id() {
+    let mut d = Daemon::start(&[]);
+    let (alice_t, bob_t) = (
+        d.peer_token("alice", None).await,
+        d.peer_token("bob", None).await,
+    );
+    let alice = Client::new(&d.url, Some(alice_t.clone()), None);
+    let bob = Client::new(&d.url, Some(bob_t.clone()), None);
+    let asking = {
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            alice
+                .ask(&repowire::api::AskReq {
+                    to: "bob".into(),
+                    text: "still there?".into(),
+                    wait_ms: Some(600_000),
+                    ..Default::default()
+                })
+                .await
+        })
+    };
+    eventually(Duration::from_secs(10), "the ask", || async {
+        let open = bob.list_asks("received", true, 10).await.unwrap();
+        (!open.is_empty()).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    assert_eq!(d.signal_and_wait("-TERM").code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(9));
+    let r = asking.await.unwrap().unwrap();
+    assert_eq!(r.done, Some(false));
+    assert_eq!(r.ask.state, repowire::core::ask::AskState::Queued);
+    d.spawn();
+    let alice = Client::new(&d.url, Some(alice_t), None);
+    let bob = Client::new(&d.url, Some(bob_t), None);
+    bob.answer(&r.ask.correlation_id, "yes").await.unwrap();
+    let w = alice
+        .wait(&r.ask.correlation_id, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(w.ask.answer.as_deref(), Some("yes"));
 }
 
 #[tokio::test]

@@ -173,6 +173,51 @@ async fn mesh_tools_and_their_errors() {
     .await;
     assert_eq!(w["done"], false);
 
+    // ask with wait_seconds: the answer in the same call (bob answers while
+    // alice's call waits), or the ask still open when the wait ends.
+    let waited = json!({"peer_name": "bob", "query": "up?", "wait_seconds": 20});
+    let bob_answers = async {
+        loop {
+            let open = d.cli(&[
+                "--as",
+                "bob",
+                "peer",
+                "asks",
+                "--received",
+                "--open",
+                "--json",
+            ]);
+            let v = open.ok().json();
+            let up = v.as_array().unwrap().iter().find(|a| a["text"] == "up?");
+            if let Some(id) = up.and_then(|a| a["correlation_id"].as_str()) {
+                works(&bob, "answer", json!({"correlation_id": id, "text": "yes"})).await;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    };
+    let (a, ()) = tokio::join!(works(&alice, "ask", waited), bob_answers);
+    assert_eq!(
+        (a["done"].as_bool(), a["answer"].as_str()),
+        (Some(true), Some("yes")),
+        "{a}"
+    );
+    assert_eq!(a["state"], "closed");
+    let a = works(
+        &alice,
+        "ask",
+        json!({"peer_name": "bob", "query": "still up?", "wait_seconds": 1}),
+    )
+    .await;
+    assert_eq!(
+        (a["done"].as_bool(), a["state"].as_str()),
+        (Some(false), Some("queued")),
+        "{a}"
+    );
+    assert!(a["correlation_id"].as_str().unwrap().starts_with("ask-"));
+    let still = a["correlation_id"].as_str().unwrap();
+    d.cli(&["--as", "alice", "peer", "cancel", still]).ok();
+
     // answer, ack, decline, and their errors.
     let inbox = works(&alice, "inbox", json!({"limit": 1})).await;
     assert_eq!(inbox["deliveries"].as_array().unwrap().len(), 1);

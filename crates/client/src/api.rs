@@ -247,6 +247,11 @@ pub struct AskReq {
     /// have sent or received it).
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// Wait up to this long (at most an hour) for the ask to end, and answer
+    /// with it as it is then (`AskResp::done` says whether it ended): an ask
+    /// and its wait in one request, as repowire 0.17's blocking `/query`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -281,6 +286,11 @@ pub struct AskResp {
     pub delivery_id: String,
     /// The recipient is offline or stale: the ask waits in its inbox.
     pub queued_offline: bool,
+    /// Only for an ask sent with `wait_ms`: whether it ended within the wait
+    /// (`ask` then holds its answer or how it ended); false: it is still
+    /// open, as after a timed-out `GET /v1/asks/{id}/wait`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -163,6 +163,14 @@ pub fn deferring<T>(f: impl FnOnce() -> T) -> (T, Deferred) {
     (out, Deferred(mine))
 }
 
+/// Inside [`deferring`]: the writes this thread deferred so far in this
+/// poll, for a handler that goes on after its write and must know it
+/// landed first (a blocking ask, before it waits for the answer); outside,
+/// none: every write already committed before it returned.
+pub fn deferred_so_far() -> Deferred {
+    DEFERRED.with(|d| Deferred(d.borrow().iter().flatten().cloned().collect()))
+}
+
 /// Inside [`deferring`]: keep `landing` to wait on later (true); outside,
 /// false (the write commits before it returns).
 pub(crate) fn defer(landing: &Arc<Landing>) -> bool {

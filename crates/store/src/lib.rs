@@ -29,7 +29,7 @@ mod schedules;
 mod spawns;
 mod tmux;
 
-pub use group::{Deferred, deferring};
+pub use group::{Deferred, deferred_so_far, deferring};
 pub use handoff::{Handoff, Registration};
 pub use schedules::{Checkin, Due, SchedRow};
 pub use spawns::{NewSpawn, SpawnRow, SpawnState};

@@ -26,6 +26,10 @@ pub struct AskArgs {
     /// The correlation id of an ask this one follows up (one you sent or received).
     #[arg(long)]
     reply_to: Option<String>,
+    /// Wait up to this long for the answer and print it (as `peer wait`,
+    /// same exit codes) instead of the ask's id: one request for both.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    wait: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -63,12 +67,14 @@ pub(super) async fn ask(ctx: &Ctx, c: &Client, a: AskArgs) -> CmdResult {
         to: a.to,
         circle: a.circle,
         text: text_arg(a.text)?,
-        timeout_ms: a
-            .timeout
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        timeout_ms: a.timeout.map(ms),
         bypass_circle: a.cross_circle,
         reply_to: a.reply_to,
+        wait_ms: a.wait.map(|w| ms(w.min(HOUR))),
     };
+    if let Some(wait) = a.wait {
+        return ask_and_wait(ctx, c, &req, wait).await;
+    }
     let r = c.ask(&req).await?;
     ctx.out(&r, |r| {
         let mut s = r.ask.correlation_id.clone();
@@ -81,6 +87,38 @@ pub(super) async fn ask(ctx: &Ctx, c: &Client, a: AskArgs) -> CmdResult {
         s
     });
     Ok(())
+}
+
+/// The longest one request waits (the daemon's cap); longer waits go on
+/// with `peer wait`'s chained long-polls.
+const HOUR: Duration = Duration::from_secs(3600);
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `peer ask --wait`: the ask and its first hour of waiting in one request,
+/// then (a longer wait, or a daemon that shut down meanwhile) `peer wait`.
+async fn ask_and_wait(ctx: &Ctx, c: &Client, req: &AskReq, wait: Duration) -> CmdResult {
+    let t0 = std::time::Instant::now();
+    let mut r = c.ask(req).await.map_err(|e| {
+        let unreachable = matches!(e, crate::client::ClientError::Unreachable { .. });
+        let mut f = super::super::Failure::from(e);
+        if unreachable {
+            f.message.push_str(
+                ". If the daemon went away while waiting, the ask may have been sent: \
+                 `repowire peer asks --sent --open` lists it",
+            );
+        }
+        f
+    })?;
+    let left = wait.saturating_sub(t0.elapsed());
+    if r.done == Some(false) && !left.is_zero() {
+        let w = super::super::inbox::wait_for(ctx, c, &r.ask.correlation_id, left).await?;
+        (r.ask, r.done) = (w.ask, Some(w.done));
+    }
+    ctx.out(&r, |r| super::super::inbox::how_it_ended(&r.ask));
+    super::super::inbox::ended_with_answer(&r.ask, r.done == Some(true), wait)
 }
 
 pub(super) async fn ask_many(ctx: &Ctx, c: &Client, a: AskManyArgs) -> CmdResult {

@@ -106,6 +106,7 @@ impl From<AskSent> for AskResp {
             ask: s.ask.into(),
             delivery_id: s.delivery_id.into(),
             queued_offline: s.queued_offline,
+            done: None,
         }
     }
 }

@@ -17,7 +17,14 @@ use serde::Deserialize;
 type H = State<DaemonHandle>;
 
 pub async fn ask(State(h): H, c: Caller, Body(req): Body<AskReq>) -> ApiResult<Json<AskResp>> {
-    Ok(Json(asks::ask(&h, &c, req)?.into()))
+    let Some(wait_ms) = req.wait_ms else {
+        return Ok(Json(asks::ask(&h, &c, req)?.into()));
+    };
+    let (sent, done) = asks::ask_and_wait(&h, &c, req, wait_ms).await?;
+    Ok(Json(AskResp {
+        done: Some(done),
+        ..sent.into()
+    }))
 }
 
 pub async fn ask_many(

@@ -6,6 +6,7 @@
 use crate::DaemonHandle;
 use crate::auth::Caller;
 use crate::policy::{self, Action, Target};
+use crate::service::events::{self, Look};
 use repowire_client::api::{AskManyReq, AskReq, BroadcastReq, NotifyReq};
 use repowire_core::ask::{Ask, AskAction, AskManyResult, AskManySent, AskSent};
 use repowire_core::delivery::{Broadcasted, Notified};
@@ -15,6 +16,37 @@ use repowire_core::ids::{AskGroupId, AskId};
 pub fn ask(h: &DaemonHandle, c: &Caller, req: AskReq) -> Result<AskSent, Error> {
     let bypass = policy::bypass(c, req.bypass_circle)?;
     h.store.ask(&c.me()?.id, &req.try_into()?, bypass)
+}
+
+/// Ask, then wait up to `wait_ms` (at most an hour) for the ask to end:
+/// what was sent, with the ask as it is at the end of the wait, and whether
+/// it ended. A wait cut short by the daemon's shutdown answers with the ask
+/// still open (done: false), so the asker keeps its id.
+pub async fn ask_and_wait(
+    h: &DaemonHandle,
+    c: &Caller,
+    req: AskReq,
+    wait_ms: u64,
+) -> Result<(AskSent, bool), Error> {
+    // Subscribed before the ask exists: whatever ends it comes after.
+    let rx = h.store.subscribe();
+    let mut sent = ask(h, c, req)?;
+    // A grouped request's write commits with its group: the wait starts
+    // once it landed (and fails as the request does when it did not).
+    repowire_store::deferred_so_far().landed().await?;
+    let id = sent.ask.correlation_id.clone();
+    let end = events::until_ended(h, c, &id, Some(wait_ms), rx, Look::Skip).await?;
+    let done = match end {
+        Some((a, done)) => {
+            sent.ask = a;
+            done
+        }
+        None => {
+            sent.ask = h.store.get_ask(&id, c.viewer().map(|p| &p.id))?;
+            sent.ask.state.is_terminal()
+        }
+    };
+    Ok((sent, done))
 }
 
 pub fn ask_many(h: &DaemonHandle, c: &Caller, req: AskManyReq) -> Result<AskManySent, Error> {

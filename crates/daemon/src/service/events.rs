@@ -70,20 +70,52 @@ pub async fn wait_ask(
     id: &AskId,
     timeout_ms: Option<u64>,
 ) -> Result<(Ask, bool), Error> {
+    let rx = h.store.subscribe();
+    // The first look reads only the ask's state (and whether the caller may
+    // see it): usually it is still open.
+    until_ended(h, c, id, timeout_ms, rx, Look::Light)
+        .await?
+        .ok_or_else(|| super::inbox::shutting_down("wait"))
+}
+
+/// How a wait takes its first look at the ask.
+pub(super) enum Look {
+    /// Whether it ended (its state only); the whole ask once it did.
+    Light,
+    /// None: the caller just sent it, saw it committed, and subscribed
+    /// before that, so it is open and whatever ends it is on the bus.
+    Skip,
+}
+
+/// Wait (`timeout_ms`: default 10 min, at most an hour) for an event on
+/// `rx` that ends the ask; the ask as it is then and whether it ended, or
+/// `None` when the daemon began shutting down.
+pub(super) async fn until_ended(
+    h: &DaemonHandle,
+    c: &Caller,
+    id: &AskId,
+    timeout_ms: Option<u64>,
+    mut rx: tokio::sync::broadcast::Receiver<Arc<EventRecord>>,
+    first: Look,
+) -> Result<Option<(Ask, bool)>, Error> {
     let viewer = c.viewer().map(|p| p.id.clone());
     let timeout = Duration::from_millis(timeout_ms.unwrap_or(600_000).min(3_600_000));
     let deadline = tokio::time::Instant::now() + timeout;
-    let mut rx = h.store.subscribe();
-    // The first look reads only the ask's state (and whether the caller may
-    // see it): usually it is still open. Once an event may have ended it,
-    // the whole ask is read.
-    let mut woke = false;
+    // Once an event may have ended it, the whole ask is read.
+    let mut look = Some(first);
     loop {
-        h.store.open_group_landed().await;
-        if woke || h.store.ask_ended(id, viewer.as_ref())? {
+        let ended = match look.take() {
+            Some(Look::Skip) => false,
+            Some(Look::Light) => {
+                h.store.open_group_landed().await;
+                h.store.ask_ended(id, viewer.as_ref())?
+            }
+            None => true,
+        };
+        if ended {
             let a = h.store.get_ask(id, viewer.as_ref())?;
             if a.state.is_terminal() {
-                return Ok((a, true));
+                return Ok(Some((a, true)));
             }
         }
         // Only a move to a terminal state can end the wait: the ask is
@@ -93,14 +125,14 @@ pub async fn wait_ask(
             e.subject == *id && EventKind::parse(&e.kind).is_ok_and(EventKind::ends_an_ask)
         };
         match wake::next(h, &mut rx, deadline, ends).await? {
-            Wake::Event => woke = true,
+            Wake::Event => h.store.open_group_landed().await,
             Wake::Done => {
                 h.store.open_group_landed().await;
                 let a = h.store.get_ask(id, viewer.as_ref())?;
                 let done = a.state.is_terminal();
-                return Ok((a, done));
+                return Ok(Some((a, done)));
             }
-            Wake::Stopping => return Err(super::inbox::shutting_down("wait")),
+            Wake::Stopping => return Ok(None),
         }
     }
 }
