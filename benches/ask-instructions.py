@@ -25,6 +25,8 @@ which leaves start-up and registration out.
                and the asker's wait long-polls before the answer comes. Each
                side starts DELAY seconds (0.05 under valgrind, 0.005
                without) before the other acts. Not with PAGES.
+  BLOCKING=1 ... as WAITING, but the asker asks and waits in one request
+               (POST /v1/asks with wait_ms): three requests a round trip.
 """
 import collections, http.client, threading, json, os, shutil, sqlite3, struct, subprocess, sys, tempfile, time
 
@@ -109,11 +111,27 @@ def waiting_round_trip(i):
     assert w["r"]["done"], w
 
 
+def blocking_round_trip(i):
+    lease, got = started(lambda: req(cb, "POST", "/v1/inbox/lease", b, {"max": 100, "wait_ms": 30000}))
+    body = {"to": "answerer", "text": f"q{i}", "wait_ms": 30000}
+    ask, r = started(lambda: req(ca, "POST", "/v1/asks", a, body))
+    lease.join()
+    [d] = got["r"]["deliveries"]
+    req(cb, "POST", f"/v1/asks/{d['correlation_id']}/answer", b, {"text": "a"})
+    ask.join()
+    assert r["r"]["done"] and r["r"]["ask"]["answer"] == "a", r
+
+
+blocking = os.environ.get("BLOCKING")
+if blocking:
+    waiting = None
 c0 = cpu() if novg else None
 t0 = time.perf_counter()
 for i in range(N if waiting else 0):
     waiting_round_trip(i)
-for i in range(0 if waiting else N):
+for i in range(N if blocking else 0):
+    blocking_round_trip(i)
+for i in range(0 if waiting or blocking else N):
     f0 = frames()
     aid = req(ca, "POST", "/v1/asks", a, {"to": "answerer", "text": f"q{i}"})["ask"]["correlation_id"]
     f1 = frames()

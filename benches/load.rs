@@ -515,61 +515,106 @@ async fn ask_round_trips(
     stats
 }
 
+/// How the 16 pairs' round trips go.
+#[derive(Clone, Copy, PartialEq)]
+enum AskFlow {
+    /// Ask, then wait; the answerer long-polls its inbox.
+    AskWait,
+    /// Ask and wait in one request (`wait_ms`); the answerer long-polls.
+    Blocking,
+    /// Ask and wait in one request; the answerer follows its delivery
+    /// stream (as `repowire mcp` does): the ask comes as a frame.
+    BlockingStream,
+}
+
+impl AskFlow {
+    const ALL: [AskFlow; 3] = [Self::AskWait, Self::Blocking, Self::BlockingStream];
+    fn tag(self) -> &'static str {
+        match self {
+            Self::AskWait => "p",
+            Self::Blocking => "b",
+            Self::BlockingStream => "s",
+        }
+    }
+}
+
 /// `pairs` conversations at once: each asker asks its own answerer and
-/// waits for the answer, `per` times; each answerer long-polls its inbox and
-/// answers what it holds (the answer settles the delivery). Returns the
+/// waits for the answer, `per` times, as `flow` says; each answerer answers
+/// what it is handed (the answer settles the delivery). Returns the
 /// throughput (one "msg" = one round trip) and each round trip in ms.
 async fn ask_concurrent(
     d: &Daemon,
     admin: &Client,
     pairs: usize,
     per: usize,
+    flow: AskFlow,
 ) -> (Throughput, Vec<f64>) {
+    use futures_util::StreamExt;
+    let tag = flow.tag();
+    let blocking = flow != AskFlow::AskWait;
     let mut askers = Vec::new();
     let mut answerers = Vec::new();
     for k in 0..pairs {
-        askers.push(register(admin, &format!("pasker-{k:02}")).await);
-        let b = register(admin, &format!("panswerer-{k:02}")).await;
+        askers.push(register(admin, &format!("{tag}asker-{k:02}")).await);
+        let b = register(admin, &format!("{tag}answerer-{k:02}")).await;
+        let answer = async |b: &Client, d: &repowire::api::DeliveryInfo| {
+            if d.kind == DeliveryKind::Ask
+                && let Some(id) = &d.correlation_id
+            {
+                b.answer(id, "pong").await.expect("answer");
+            }
+        };
         answerers.push(tokio::spawn(async move {
-            loop {
-                let inbox = long_poll(&b).await;
-                for d in &inbox.deliveries {
-                    if d.kind == DeliveryKind::Ask
-                        && let Some(id) = &d.correlation_id
-                    {
-                        b.answer(id, "pong").await.expect("answer");
+            if flow != AskFlow::BlockingStream {
+                loop {
+                    for d in &long_poll(&b).await.deliveries {
+                        answer(&b, d).await;
                     }
                 }
             }
+            let mut stream = Box::pin(b.delivery_stream(50).await.expect("delivery stream"));
+            while let Some(item) = stream.next().await {
+                if let Some(d) = item.expect("delivery stream") {
+                    answer(&b, &d).await;
+                }
+            }
+            panic!("the delivery stream ended");
         }));
     }
-    async fn round_trip(a: &Client, to: &str, i: usize) -> f64 {
+    async fn round_trip(a: &Client, to: &str, i: usize, blocking: bool) -> f64 {
         let req = repowire::api::AskReq {
             to: to.to_string(),
             text: format!("ping {i}"),
+            wait_ms: blocking.then_some(10_000),
             ..Default::default()
         };
         let t0 = Instant::now();
-        let id = a.ask(&req).await.expect("ask").ask.correlation_id;
-        let w = a.wait(&id, Duration::from_secs(10)).await.expect("wait");
-        assert!(
-            w.done,
-            "ask {id} not done after 10s (state {:?})",
-            w.ask.state
-        );
+        let sent = a.ask(&req).await.expect("ask");
+        let (id, done, state) = if blocking {
+            (
+                sent.ask.correlation_id,
+                sent.done == Some(true),
+                sent.ask.state,
+            )
+        } else {
+            let id = sent.ask.correlation_id;
+            let w = a.wait(&id, Duration::from_secs(10)).await.expect("wait");
+            (id, w.done, w.ask.state)
+        };
+        assert!(done, "ask {id} not done after 10s (state {state:?})");
         ms(t0.elapsed())
     }
     // Warm every connection: one round trip per pair.
     for (k, a) in askers.iter().enumerate() {
-        round_trip(a, &format!("panswerer-{k:02}"), 0).await;
+        round_trip(a, &format!("{tag}answerer-{k:02}"), 0, blocking).await;
     }
     let rtts = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(pairs * per)));
     let work = askers.into_iter().enumerate().map(|(k, a)| {
         let rtts = rtts.clone();
         async move {
-            let to = format!("panswerer-{k:02}");
+            let to = format!("{tag}answerer-{k:02}");
             for i in 0..per {
-                let rtt = round_trip(&a, &to, i).await;
+                let rtt = round_trip(&a, &to, i, blocking).await;
                 rtts.lock().unwrap().push(rtt);
             }
         }
@@ -645,10 +690,21 @@ fn print_delivered(delivered: &Delivered) {
     );
 }
 
-fn print_ask_concurrent(t: &Throughput, rtts: Vec<f64>) {
+fn print_ask_concurrent(t: &Throughput, rtts: Vec<f64>, flow: AskFlow) {
     let rtts = sorted(rtts);
+    let (name, flow) = match flow {
+        AskFlow::AskWait => ("ask rtt, 16 pairs at once", "ask, wait / lease, answer"),
+        AskFlow::Blocking => (
+            "blocking ask, 16 pairs  ",
+            "ask with wait_ms / lease, answer",
+        ),
+        AskFlow::BlockingStream => (
+            "blocking ask, 16 streams",
+            "ask with wait_ms / stream frame, answer",
+        ),
+    };
     println!(
-        "ask rtt, 16 pairs at once {:6.0} asks/s  ({}; \"msg\" = a round trip: ask, wait / lease, answer; p50 {:.3} ms  p99 {:.3} ms)   target daemon CPU <= 100 us/ask {}",
+        "{name} {:6.0} asks/s  ({}; \"msg\" = a round trip: {flow}; p50 {:.3} ms  p99 {:.3} ms)   target daemon CPU <= 100 us/ask {}",
         t.rate(),
         t.detail(),
         pct(&rtts, 50.0),
@@ -678,12 +734,15 @@ fn main() {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let (t, rtts) = rt.block_on(async {
-            let (d, ..) = start(&["--max-pending", "1000000"]);
-            let admin = Client::new(&d.url, Some(d.admin_token()), None);
-            ask_concurrent(&d, &admin, c.conc_clients, c.asks / c.conc_clients * 4).await
-        });
-        print_ask_concurrent(&t, rtts);
+        for flow in AskFlow::ALL {
+            let (t, rtts) = rt.block_on(async {
+                let (d, ..) = start(&["--max-pending", "1000000"]);
+                let admin = Client::new(&d.url, Some(d.admin_token()), None);
+                let per = c.asks / c.conc_clients * 4;
+                ask_concurrent(&d, &admin, c.conc_clients, per, flow).await
+            });
+            print_ask_concurrent(&t, rtts, flow);
+        }
         return;
     }
 
@@ -740,7 +799,14 @@ fn main() {
         let admin = Client::new(&d.url, Some(d.admin_token()), None);
         let full = ask_round_trips(&d, &admin, c.ask_warmup, c.asks, true).await;
         let short = ask_round_trips(&d, &admin, c.ask_warmup, c.asks, false).await;
-        let conc = ask_concurrent(&d, &admin, c.conc_clients, c.asks / c.conc_clients * 4).await;
+        let per = c.asks / c.conc_clients * 4;
+        let mut conc = Vec::new();
+        for flow in AskFlow::ALL {
+            conc.push((
+                ask_concurrent(&d, &admin, c.conc_clients, per, flow).await,
+                flow,
+            ));
+        }
         drop(d);
         (full, short, conc)
     });
@@ -816,7 +882,9 @@ fn main() {
             PY_ASK_P99_MS / p99,
         );
     }
-    print_ask_concurrent(&asks.2.0, asks.2.1);
+    for ((t, rtts), flow) in asks.2 {
+        print_ask_concurrent(&t, rtts, flow);
+    }
     println!(
         "register, 16 clients    {:8.0} peers/s  ({}, \"msg\" = a registration)   target >= 10,000/s {}",
         regs.rate(),
