@@ -9,7 +9,7 @@ use repowire_core::ids::PeerId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::Receiver;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// Why a wait ended.
 pub enum Wake {
@@ -23,29 +23,57 @@ pub enum Wake {
 
 /// Sleep until an event matching `wanted`, `until`, shutdown, or a move of a
 /// manual clock (tests: a lease may have run out; callers look again).
+///
+/// Every waiter hears every event on the bus, so the cost per event that
+/// is not for it is what many waiters multiply: the deadline, the stop and
+/// the clock are each registered once per call (not once per event), and
+/// the events already on the bus are read without waiting. Events come
+/// before the deadline, as a look at them is what the caller wants.
 pub async fn next(
     h: &DaemonHandle,
     rx: &mut Receiver<Arc<EventRecord>>,
     until: tokio::time::Instant,
     wanted: impl Fn(&EventRecord) -> bool,
 ) -> Result<Wake, Error> {
-    // Made once: a new one per turn subscribes and registers again.
     let stopping = h.stopping();
     tokio::pin!(stopping);
+    let moved = h.clock_moved.notified();
+    tokio::pin!(moved);
+    let deadline = tokio::time::sleep_until(until);
+    tokio::pin!(deadline);
     loop {
+        // What is already on the bus, a bounded number at a time (then the
+        // stop and the clock get their turn).
+        for _ in 0..DRAIN {
+            match rx.try_recv() {
+                Ok(e) if wanted(&e) => return Ok(Wake::Event),
+                Ok(_) => {}
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Lagged(_)) => return Ok(Wake::Event),
+                Err(TryRecvError::Closed) => return Err(closed()),
+            }
+        }
         let got = tokio::select! {
-            r = tokio::time::timeout_at(until, rx.recv()) => r,
+            biased;
             _ = &mut stopping => return Ok(Wake::Stopping),
-            _ = h.clock_moved.notified() => return Ok(Wake::Event),
+            _ = &mut moved => return Ok(Wake::Event),
+            r = rx.recv() => r,
+            _ = &mut deadline => return Ok(Wake::Done),
         };
         match got {
-            Err(_) => return Ok(Wake::Done),
-            Ok(Ok(e)) if wanted(&e) => return Ok(Wake::Event),
-            Ok(Ok(_)) => continue,
-            Ok(Err(RecvError::Lagged(_))) => return Ok(Wake::Event),
-            Ok(Err(RecvError::Closed)) => return Err(Error::internal("event bus closed")),
+            Ok(e) if wanted(&e) => return Ok(Wake::Event),
+            Ok(_) => continue,
+            Err(RecvError::Lagged(_)) => return Ok(Wake::Event),
+            Err(RecvError::Closed) => return Err(closed()),
         }
     }
+}
+
+/// Events read without waiting before the stop and the clock are looked at.
+const DRAIN: usize = 256;
+
+fn closed() -> Error {
+    Error::internal("event bus closed")
 }
 
 /// Does `e` say a delivery was queued for `peer_id`?
