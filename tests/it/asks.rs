@@ -622,4 +622,33 @@ fn cli_ask_wait_prints_the_answer() {
     assert!(r.stderr.contains(open), "{}", r.stderr);
     let r = d.cli(&["--as", "alice", "peer", "ask", "bob", "no wait", "--json"]);
     assert!(r.ok().json().get("done").is_none(), "{}", r.stdout);
+    // A wait too long to count is refused before anything is sent.
+    let open_before = d
+        .cli(&[
+            "--as",
+            "bob",
+            "peer",
+            "asks",
+            "--received",
+            "--open",
+            "--json",
+        ])
+        .ok()
+        .json();
+    let r = d.cli(&[&args[..], &["18446744073709551615s"]].concat());
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--wait is too large"), "{}", r.stderr);
+    let open_after = d
+        .cli(&[
+            "--as",
+            "bob",
+            "peer",
+            "asks",
+            "--received",
+            "--open",
+            "--json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(open_before, open_after);
 }

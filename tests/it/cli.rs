@@ -365,6 +365,40 @@ async fn a_blocking_ask_cut_short_by_a_stop_keeps_its_id() {
     assert_eq!(w.ask.answer.as_deref(), Some("yes"));
 }
 
+/// `peer ask --wait` whose daemon stops and does not come back within the
+/// wait: the ask was sent, so the failure names it.
+#[tokio::test]
+async fn a_cli_blocking_ask_whose_daemon_is_gone_names_the_ask() {
+    let mut d = Daemon::start(&[]);
+    let bob = d.peer("bob", None).await;
+    d.cli(&["peer", "register", "alice"]).ok();
+    let args = [
+        "--as",
+        "alice",
+        "peer",
+        "ask",
+        "bob",
+        "still there?",
+        "--wait",
+        "4s",
+    ];
+    let asking = cli_command(d.home_path(), &args, &[])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = eventually(Duration::from_secs(10), "the ask", || async {
+        let open = bob.list_asks("received", true, 10).await.unwrap();
+        open.first().map(|a| a.correlation_id.clone())
+    })
+    .await;
+    assert_eq!(d.signal_and_wait("-TERM").code(), Some(0));
+    let out: Run = asking.wait_with_output().unwrap().into();
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    assert!(out.stderr.contains(&id), "{}", out.stderr);
+    assert!(out.stderr.contains("peer wait"), "{}", out.stderr);
+}
+
 #[tokio::test]
 async fn graceful_stop_does_not_wait_for_long_polls() {
     let mut d = Daemon::start(&[]);

@@ -1,7 +1,7 @@
 //! `peer ask`, `ask-many`, `ask-many-result`, `asks`, and what a recipient
 //! or asker does with an ask (`pickup`, `ack`, `decline`, `answer`, `cancel`).
 
-use super::super::{CmdResult, Ctx, duration_arg, term, text_arg};
+use super::super::{CmdResult, Ctx, Failure, duration_arg, term, text_arg};
 use crate::api::*;
 use crate::client::Client;
 use crate::core::time::fmt_ms;
@@ -101,10 +101,16 @@ fn ms(d: Duration) -> u64 {
 /// then (a longer wait, or a daemon that shut down meanwhile) `peer wait`.
 async fn ask_and_wait(ctx: &Ctx, c: &Client, req: &AskReq, wait: Duration) -> CmdResult {
     let t0 = std::time::Instant::now();
+    // Refused before anything is sent, not after the ask and its wait.
+    if t0.checked_add(wait).is_none() {
+        return Err(Failure::usage("--wait is too large"));
+    }
     let mut r = c.ask(req).await.map_err(|e| {
-        let unreachable = matches!(e, crate::client::ClientError::Unreachable { .. });
-        let mut f = super::super::Failure::from(e);
-        if unreachable {
+        // A connection that broke after the request went out (not one
+        // refused: then nothing was sent, nor a coded answer: a refusal).
+        let maybe_sent = matches!(e, crate::client::ClientError::Other(_));
+        let mut f = Failure::from(e);
+        if maybe_sent {
             f.message.push_str(
                 ". If the daemon went away while waiting, the ask may have been sent: \
                  `repowire peer asks --sent --open` lists it",
@@ -114,7 +120,16 @@ async fn ask_and_wait(ctx: &Ctx, c: &Client, req: &AskReq, wait: Duration) -> Cm
     })?;
     let left = wait.saturating_sub(t0.elapsed());
     if r.done == Some(false) && !left.is_zero() {
-        let w = super::super::inbox::wait_for(ctx, c, &r.ask.correlation_id, left).await?;
+        let id = &r.ask.correlation_id;
+        let w = super::super::inbox::wait_for(ctx, c, id, left)
+            .await
+            .map_err(|mut f| {
+                f.message.push_str(&format!(
+                    ". The ask {id} was sent and may still be open: \
+                     `repowire peer wait {id}` waits on, `repowire peer asks {id}` shows it"
+                ));
+                f
+            })?;
         (r.ask, r.done) = (w.ask, Some(w.done));
     }
     ctx.out(&r, |r| super::super::inbox::how_it_ended(&r.ask));
