@@ -652,3 +652,34 @@ fn cli_ask_wait_prints_the_answer() {
         .json();
     assert_eq!(open_before, open_after);
 }
+
+/// A peer waiting on its ask (a blocking ask here; `GET …/wait` shares the
+/// wait) is alive, as one long-polling its inbox: a wait longer than
+/// `--stale-after` does not make it stale or a ghost.
+#[tokio::test]
+async fn a_peer_waiting_on_its_ask_stays_alive() {
+    let d = Daemon::start(&["--stale-after", "1s"]);
+    let alice = d.peer("alice", None).await;
+    d.peer("bob", None).await;
+    let r = alice
+        .ask(&repowire::api::AskReq {
+            to: "bob".into(),
+            text: "anyone?".into(),
+            wait_ms: Some(2500),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.done, Some(false));
+    let me = alice.whoami().await.unwrap();
+    assert!(
+        !me.stale,
+        "waiting on an ask counts as a sign of life: {me:?}"
+    );
+    let ev = d.admin().events(Some(0), None, None).await.unwrap().events;
+    assert!(
+        !ev.iter()
+            .any(|e| e.kind == "peer_ghost" && e.payload["name"] == "alice"),
+        "{ev:?}"
+    );
+}

@@ -124,8 +124,21 @@ pub(super) async fn until_ended(
         let ends = |e: &EventRecord| {
             e.subject == *id && EventKind::parse(&e.kind).is_ok_and(EventKind::ends_an_ask)
         };
-        match wake::next(h, &mut rx, deadline, ends).await? {
+        // Woken now and then before the deadline: a peer waiting on its ask
+        // is alive (as one long-polling its inbox), and not turned stale
+        // or a ghost by a long wait.
+        let nap = tokio::time::Instant::now() + wake::nap(h);
+        match wake::next(h, &mut rx, deadline.min(nap), ends).await? {
             Wake::Event => h.store.open_group_landed().await,
+            Wake::Done if tokio::time::Instant::now() < deadline => {
+                if let Some(me) = &viewer
+                    && let Err(e) = h.store.touch(me, h.store.policy.stale_after_ms / 4)
+                {
+                    tracing::debug!(error = %e, "a waiting peer's sign of life was not written");
+                }
+                // And a look at the ask, in case an event was missed.
+                h.store.open_group_landed().await;
+            }
             Wake::Done => {
                 h.store.open_group_landed().await;
                 let a = h.store.get_ask(id, viewer.as_ref())?;
