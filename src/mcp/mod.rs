@@ -155,7 +155,7 @@ impl Mesh {
     }
 
     #[tool(
-        description = "Ask a peer a tracked question. Returns a correlation_id; the answer arrives as a reply (see inbox) and wait_on_ack returns it. With wait_seconds, waits for the answer in the same call and returns it (done=false: still open after the wait). Asking an offline peer queues the question."
+        description = "Ask a peer a tracked question. Returns a correlation_id; the answer arrives as a reply (see inbox) and wait_on_ack returns it. With wait_seconds, waits for the answer in the same call and returns it (done=false: still open after the wait; an answer returned here is not left in the inbox too). Asking an offline peer queues the question."
     )]
     async fn ask(&self, Parameters(a): Parameters<AskArgs>) -> ToolResult {
         let req = AskReq {

@@ -512,6 +512,29 @@ async fn a_blocking_ask_returns_the_answer_in_one_request() {
         assert_eq!(r.ask.answer, Some(format!("re: q{i}")));
         assert!(r.delivery_id.starts_with("dlv-"));
     }
+    // The responses carried the answers: no reply waits in alice's inbox
+    // (it would be shown again, and pile up for a client that only asks
+    // this way), and each reply's trace says it was taken.
+    let inbox = alice.peek(100).await.unwrap().deliveries;
+    assert!(inbox.is_empty(), "{inbox:?}");
+    let ev = d.admin().events(Some(0), None, None).await.unwrap().events;
+    let confirmed = ev
+        .iter()
+        .filter(|e| e.kind == "delivery_confirmed" && e.payload["kind"] == "reply")
+        .count();
+    assert_eq!(confirmed, 20, "{ev:?}");
+    // An ask then a wait keeps the reply in the inbox, as documented.
+    let id = alice
+        .ask(&ask("bob", "q20"))
+        .await
+        .unwrap()
+        .ask
+        .correlation_id;
+    let w = alice.wait(&id, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(w.ask.answer.as_deref(), Some("re: q20"));
+    let inbox = alice.peek(100).await.unwrap().deliveries;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert_eq!(inbox[0].kind, DeliveryKind::Reply);
     answerer.abort();
     // Without wait_ms the answer is at once, and says nothing of done.
     let r = alice.ask(&ask("bob", "later?")).await.unwrap();

@@ -968,6 +968,29 @@ impl Store {
         })
     }
 
+    /// Confirm, as `p`'s consumer would, the replies to its ask `ask` still
+    /// open in its inbox: for a blocking ask, whose response carried the
+    /// answer (or ack message) they hold. Returns how many.
+    pub fn confirm_replies(&self, p: &Peer, ask: &AskId) -> Result<usize> {
+        // By the two partial indexes of open deliveries (the peer's open
+        // ones, not its history).
+        let ids: Vec<DeliveryId> = self.read(|c| {
+            Ok(c.prepare_cached(
+                "SELECT id FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
+                   AND pushed_at_ms IS NULL AND kind = 'reply' AND ask_id = ?2
+                 UNION ALL
+                 SELECT id FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
+                   AND pushed_at_ms IS NOT NULL AND kind = 'reply' AND ask_id = ?2",
+            )?
+            .query_map(params![p.id, ask], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?)
+        })?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.confirm(p, &ids)
+    }
+
     /// Record that a channel push sent the peer's deliveries `ids` into its
     /// session as live hints: each one leased and never pushed before gets
     /// `pushed_at_ms` and a `delivery_pushed` event, and its lease ends at

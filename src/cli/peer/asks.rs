@@ -27,7 +27,8 @@ pub struct AskArgs {
     #[arg(long)]
     reply_to: Option<String>,
     /// Wait up to this long for the answer and print it (as `peer wait`,
-    /// same exit codes) instead of the ask's id: one request for both.
+    /// same exit codes) instead of the ask's id: one request for both (its
+    /// first hour), and an answer it returns is not left in the inbox too.
     #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
     wait: Option<Duration>,
 }

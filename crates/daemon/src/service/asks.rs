@@ -46,6 +46,16 @@ pub async fn ask_and_wait(
             sent.ask.state.is_terminal()
         }
     };
+    // The response carries the answer (or ack message): its reply does
+    // not wait in the asker's inbox too (as repowire 0.17's `/query`).
+    // Not confirmed, it would be shown again, and pile up in the inbox of
+    // a client that only ever asks this way.
+    if done
+        && (sent.ask.answer.is_some() || sent.ask.ack_message.is_some())
+        && let Err(e) = h.store.confirm_replies(c.me()?, &id)
+    {
+        tracing::warn!(error = %e, ask = %id, "a blocking ask's reply was not confirmed");
+    }
     Ok((sent, done))
 }
 
