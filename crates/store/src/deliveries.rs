@@ -723,6 +723,60 @@ fn matching(t: &Tx<'_>, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<boo
         .query_row(args, |r| r.get(0))?)
 }
 
+/// Mark delivery `id` to `p` delivered, if it is `p`'s and still open
+/// (`confirm`); whether it was.
+fn confirm_in(t: &mut Tx<'_>, p: &Peer, id: &DeliveryId) -> Result<bool> {
+    let peer_id = &p.id;
+    // Read, then written by its row id: `UPDATE … RETURNING`
+    // builds and frees a temporary table every time.
+    let row: Option<(i64, DeliveryKind, Option<String>, bool)> = t
+        .conn()
+        .prepare_cached(concat!(
+            "SELECT seq, kind, ask_id, state != 'armed' FROM deliveries WHERE ",
+            at_id!("?1", "?4"),
+            " AND to_peer = ?2 AND (state IN ('pending','leased')
+               OR (state = 'armed' AND not_before_ms <= ?3))"
+        ))?
+        .query_row(params![id, peer_id, t.now, id.seq()], |r| {
+            Ok((
+                r.get(0)?,
+                parse_col(r.get(1)?, DeliveryKind::parse)?,
+                r.get(2)?,
+                r.get(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((seq, kind, ask_id, was_open)) = row else {
+        return Ok(false);
+    };
+    t.conn()
+        .prepare_cached(
+            "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
+             WHERE seq = ?1",
+        )?
+        .execute(params![seq, t.now])?;
+    if was_open {
+        t.opened(peer_id, -1);
+    }
+    let ask_id: Option<AskId> = ask_id.map(AskId::trusted);
+    t.event(NewEvent {
+        subject: id,
+        related: ask_id.as_deref(),
+        circle: Some(&p.circle),
+        event: Event::DeliveryConfirmed(Confirmed::Consumer {
+            to: p.name.clone(),
+            kind,
+        }),
+    })?;
+    if let (Some(ask_id), true) = (
+        &ask_id,
+        matches!(kind, DeliveryKind::Ask | DeliveryKind::Reminder),
+    ) {
+        super::asks::transition_quiet(t, ask_id, AskAction::Deliver)?;
+    }
+    Ok(true)
+}
+
 /// The recipient acted on an ask (picked it up, acked or answered it): the
 /// copies it holds under a lease count as delivered (no separate confirm
 /// needed), and copies never handed out are withdrawn.
@@ -924,45 +978,10 @@ impl Store {
     /// unknown ids are skipped (confirming twice is harmless), and so are
     /// all of them once the peer is gone (its deliveries went with it).
     pub fn confirm(&self, p: &Peer, ids: &[DeliveryId]) -> Result<usize> {
-        let peer_id = &p.id;
         self.write(|t| {
             let mut n = 0;
             for id in ids {
-                // Read, then written by its row id: `UPDATE … RETURNING`
-                // builds and frees a temporary table every time.
-                let row: Option<(i64, DeliveryKind, Option<String>, bool)> = t
-                    .conn()
-                    .prepare_cached(concat!(
-                        "SELECT seq, kind, ask_id, state != 'armed' FROM deliveries WHERE ",
-                        at_id!("?1", "?4"),
-                        " AND to_peer = ?2 AND (state IN ('pending','leased')
-                           OR (state = 'armed' AND not_before_ms <= ?3))"
-                    ))?
-                    .query_row(params![id, peer_id, t.now, id.seq()], |r| {
-                        Ok((r.get(0)?, parse_col(r.get(1)?, DeliveryKind::parse)?, r.get(2)?, r.get(3)?))
-                    })
-                    .optional()?;
-                let Some((seq, kind, ask_id, was_open)) = row else { continue };
-                t.conn()
-                    .prepare_cached(
-                        "UPDATE deliveries SET state = 'delivered', delivered_ms = ?2, lease_until_ms = NULL
-                         WHERE seq = ?1",
-                    )?
-                    .execute(params![seq, t.now])?;
-                if was_open {
-                    t.opened(peer_id, -1);
-                }
-                let ask_id: Option<AskId> = ask_id.map(AskId::trusted);
-                n += 1;
-                t.event(NewEvent {
-                    subject: id,
-                    related: ask_id.as_deref(),
-                    circle: Some(&p.circle),
-                    event: Event::DeliveryConfirmed(Confirmed::Consumer { to: p.name.clone(), kind }),
-                })?;
-                if let (Some(ask_id), true) = (&ask_id, matches!(kind, DeliveryKind::Ask | DeliveryKind::Reminder)) {
-                    super::asks::transition_quiet(t, ask_id, AskAction::Deliver)?;
-                }
+                n += usize::from(confirm_in(t, p, id)?);
             }
             Ok(n)
         })
@@ -972,23 +991,26 @@ impl Store {
     /// open in its inbox: for a blocking ask, whose response carried the
     /// answer (or ack message) they hold. Returns how many.
     pub fn confirm_replies(&self, p: &Peer, ask: &AskId) -> Result<usize> {
-        // By the two partial indexes of open deliveries (the peer's open
-        // ones, not its history).
-        let ids: Vec<DeliveryId> = self.read(|c| {
-            Ok(c.prepare_cached(
-                "SELECT id FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
-                   AND pushed_at_ms IS NULL AND kind = 'reply' AND ask_id = ?2
-                 UNION ALL
-                 SELECT id FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
-                   AND pushed_at_ms IS NOT NULL AND kind = 'reply' AND ask_id = ?2",
-            )?
-            .query_map(params![p.id, ask], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?)
-        })?;
-        if ids.is_empty() {
-            return Ok(0);
-        }
-        self.confirm(p, &ids)
+        self.write(|t| {
+            // By the two partial indexes of open deliveries (the peer's
+            // open ones, not its history).
+            let ids: Vec<DeliveryId> = t
+                .conn()
+                .prepare_cached(
+                    "SELECT id FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
+                       AND pushed_at_ms IS NULL AND kind = 'reply' AND ask_id = ?2
+                     UNION ALL
+                     SELECT id FROM deliveries WHERE to_peer = ?1 AND state IN ('pending','leased')
+                       AND pushed_at_ms IS NOT NULL AND kind = 'reply' AND ask_id = ?2",
+                )?
+                .query_map(params![p.id, ask], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut n = 0;
+            for id in &ids {
+                n += usize::from(confirm_in(t, p, id)?);
+            }
+            Ok(n)
+        })
     }
 
     /// Record that a channel push sent the peer's deliveries `ids` into its
