@@ -605,24 +605,25 @@ fn cli_ask_wait_prints_the_answer() {
         d.cli(&["peer", "register", n]).ok();
     }
     let args = ["--as", "alice", "peer", "ask", "bob", "ship it?", "--wait"];
+    let bobs_open = || {
+        let open = [
+            "--as",
+            "bob",
+            "peer",
+            "asks",
+            "--received",
+            "--open",
+            "--json",
+        ];
+        d.cli(&open).ok().json()
+    };
     let asking = cli_command(d.home_path(), &[&args[..], &["30s"]].concat(), &[])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let id = loop {
-        let v = d
-            .cli(&[
-                "--as",
-                "bob",
-                "peer",
-                "asks",
-                "--received",
-                "--open",
-                "--json",
-            ])
-            .ok()
-            .json();
+        let v = bobs_open();
         if let Some(id) = v[0]["correlation_id"].as_str() {
             break id.to_string();
         }
@@ -646,33 +647,11 @@ fn cli_ask_wait_prints_the_answer() {
     let r = d.cli(&["--as", "alice", "peer", "ask", "bob", "no wait", "--json"]);
     assert!(r.ok().json().get("done").is_none(), "{}", r.stdout);
     // A wait too long to count is refused before anything is sent.
-    let open_before = d
-        .cli(&[
-            "--as",
-            "bob",
-            "peer",
-            "asks",
-            "--received",
-            "--open",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let open_before = bobs_open();
     let r = d.cli(&[&args[..], &["18446744073709551615s"]].concat());
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("--wait is too large"), "{}", r.stderr);
-    let open_after = d
-        .cli(&[
-            "--as",
-            "bob",
-            "peer",
-            "asks",
-            "--received",
-            "--open",
-            "--json",
-        ])
-        .ok()
-        .json();
+    let open_after = bobs_open();
     assert_eq!(open_before, open_after);
 }
 
