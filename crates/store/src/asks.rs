@@ -39,6 +39,59 @@ macro_rules! at_ask {
 }
 pub(crate) use at_ask;
 
+/// Asks whose asker waits for them in a blocking ask, each with whether an
+/// answer's transaction already wrote its reply delivered: the response
+/// that ends the wait carries the answer, so the reply is not left in the
+/// asker's inbox too (and no second write is needed to confirm it).
+#[derive(Default)]
+pub(crate) struct Blocking(std::sync::Mutex<std::collections::HashMap<AskId, bool>>);
+
+impl Blocking {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<AskId, bool>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `id`'s asker waits in a blocking ask; if so, marks its reply
+    /// as written delivered by the caller's transaction.
+    fn settle(&self, id: &AskId) -> bool {
+        self.map().get_mut(id).map(|s| *s = true).is_some()
+    }
+}
+
+/// A blocking ask's wait, registered until [`BlockingWait::end`] (or drop).
+pub struct BlockingWait<'a> {
+    store: &'a Store,
+    id: AskId,
+}
+
+impl BlockingWait<'_> {
+    /// The wait is over: from here an answer leaves its reply in the inbox.
+    /// Whether an answer wrote the reply delivered while it lasted (a read
+    /// of the ask after this sees any such answer: a read commits the
+    /// group it is in).
+    pub fn end(self) -> bool {
+        self.store.blocking.map().remove(&self.id).unwrap_or(false)
+    }
+}
+
+impl Drop for BlockingWait<'_> {
+    fn drop(&mut self) {
+        self.store.blocking.map().remove(&self.id);
+    }
+}
+
+impl Store {
+    /// Register the asker of `id` as waiting for it in a blocking ask, until
+    /// the returned wait ends or is dropped (a client that went away).
+    pub fn blocking_wait(&self, id: &AskId) -> BlockingWait<'_> {
+        self.blocking.map().insert(id.clone(), false);
+        BlockingWait {
+            store: self,
+            id: id.clone(),
+        }
+    }
+}
+
 macro_rules! cols {
     () => {
         "id, parent_id, from_peer, from_name, to_peer, to_name, circle, text, state, \
@@ -659,17 +712,7 @@ impl Store {
                     };
                     ask_event(t, &a, Event::AskClosed(by))?;
                     if let Some(asker) = shared_by_id(t, &a.from_peer_id)? {
-                        enqueue(
-                            t,
-                            NewDelivery {
-                                to: &asker,
-                                from: Some(&actor),
-                                kind: DeliveryKind::Reply,
-                                ask_id: Some(id),
-                                job_id: None,
-                                text,
-                            },
-                        )?;
+                        self.reply(t, &asker, &actor, id, text)?;
                     }
                 }
                 AskAction::Ack => {
@@ -679,17 +722,7 @@ impl Store {
                     };
                     ask_event(t, &a, Event::AskClosed(acked))?;
                     if let (Some(msg), Some(asker)) = (text, shared_by_id(t, &a.from_peer_id)?) {
-                        enqueue(
-                            t,
-                            NewDelivery {
-                                to: &asker,
-                                from: Some(&actor),
-                                kind: DeliveryKind::Reply,
-                                ask_id: Some(id),
-                                job_id: None,
-                                text: msg,
-                            },
-                        )?;
+                        self.reply(t, &asker, &actor, id, msg)?;
                     }
                 }
                 AskAction::Cancel => {
@@ -708,6 +741,34 @@ impl Store {
             }
             Ok(a)
         })
+    }
+
+    /// Queue the reply (an answer or ack message) to ask `id` for its asker;
+    /// delivered at once when the asker waits for it in a blocking ask
+    /// (whose response carries it).
+    fn reply(
+        &self,
+        t: &mut Tx<'_>,
+        asker: &Peer,
+        actor: &Peer,
+        id: &AskId,
+        text: &str,
+    ) -> Result<()> {
+        let reply = enqueue(
+            t,
+            NewDelivery {
+                to: asker,
+                from: Some(actor),
+                kind: DeliveryKind::Reply,
+                ask_id: Some(id),
+                job_id: None,
+                text,
+            },
+        )?;
+        if self.blocking.settle(id) {
+            super::deliveries::confirm_in(t, asker, &reply)?;
+        }
+        Ok(())
     }
 
     /// Expire open asks past their timeout. Returns how many.

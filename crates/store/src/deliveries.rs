@@ -725,7 +725,7 @@ fn matching(t: &Tx<'_>, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<boo
 
 /// Mark delivery `id` to `p` delivered, if it is `p`'s and still open
 /// (`confirm`); whether it was.
-fn confirm_in(t: &mut Tx<'_>, p: &Peer, id: &DeliveryId) -> Result<bool> {
+pub(super) fn confirm_in(t: &mut Tx<'_>, p: &Peer, id: &DeliveryId) -> Result<bool> {
     let peer_id = &p.id;
     // Read, then written by its row id: `UPDATE … RETURNING`
     // builds and frees a temporary table every time.

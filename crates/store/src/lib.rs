@@ -71,6 +71,8 @@ pub struct Store {
     /// Consumers waiting (delivery streams, lease long-polls), to hand new
     /// deliveries to.
     waiting: handoff::Waiting,
+    /// Asks whose asker waits for them in a blocking ask (`asks::Blocking`).
+    blocking: asks::Blocking,
     /// Peers by bearer token, id and name, while no `peers` row changes.
     known: known::Known,
     /// Whether any peer is routed to a tmux pane, and the count of `peers`
@@ -331,6 +333,7 @@ impl Store {
             clock: Clock::system(),
             armed_horizon: AtomicI64::new(armed_horizon),
             waiting: handoff::Waiting::default(),
+            blocking: asks::Blocking::default(),
             known,
             tmux_routed: Mutex::new(None),
             remind_from: Mutex::new(asks::RemindWalk {

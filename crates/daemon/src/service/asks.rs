@@ -31,26 +31,33 @@ pub async fn ask_and_wait(
     // Subscribed before the ask exists: whatever ends it comes after.
     let rx = h.store.subscribe();
     let mut sent = ask(h, c, req)?;
+    let id = sent.ask.correlation_id.clone();
+    // Registered before the ask commits: an answer (which comes after)
+    // writes its reply delivered, as this response will carry it.
+    let waiting = h.store.blocking_wait(&id);
     // A grouped request's write commits with its group: the wait starts
     // once it landed (and fails as the request does when it did not).
     repowire_store::deferred_so_far().landed().await?;
-    let id = sent.ask.correlation_id.clone();
     let end = events::until_ended(h, c, &id, Some(wait_ms), rx, Look::Skip).await?;
+    // Over first, then the ask as it is: an answer that wrote its reply
+    // delivered is in what is read now.
+    let settled = waiting.end();
     let done = match end {
-        Some((a, done)) => {
+        Some((a, true)) => {
             sent.ask = a;
-            done
+            true
         }
-        None => {
+        _ => {
             sent.ask = h.store.get_ask(&id, c.viewer().map(|p| &p.id))?;
             sent.ask.state.is_terminal()
         }
     };
-    // The response carries the answer (or ack message): its reply does
-    // not wait in the asker's inbox too (as repowire 0.17's `/query`).
-    // Not confirmed, it would be shown again, and pile up in the inbox of
-    // a client that only ever asks this way.
+    // An answer that came once the wait was over left its reply in the
+    // inbox: confirmed here, as the response carries it (not confirmed, it
+    // would be shown again, and pile up for a client that only asks this
+    // way).
     if done
+        && !settled
         && (sent.ask.answer.is_some() || sent.ask.ack_message.is_some())
         && let Err(e) = h.store.confirm_replies(c.me()?, &id)
     {
