@@ -5,8 +5,8 @@
 //! per daemon and measures: cold start to `/health`, idle RSS, notify
 //! throughput (sequential and 16 concurrent clients), a note delivered to a
 //! live consumer (notify, its delivery stream, confirm; one at a time and from
-//! 16 senders at once), the ask round trip (one at a time and 16 pairs at
-//! once), and the floor under them all (a
+//! 16 senders at once), the ask round trip (one at a time, 16 pairs at
+//! once, and 16 pairs among 400 idle delivery streams), and the floor under them all (a
 //! `GET /health` that does nothing). `REPOWIRE_BENCH_ONLY=delivered` runs the
 //! delivered-note rows alone, `REPOWIRE_BENCH_ONLY=asks` the round trips of 16
 //! pairs at once (to profile the daemon under them).
@@ -525,16 +525,34 @@ enum AskFlow {
     /// Ask and wait in one request; the answerer follows its delivery
     /// stream (as `repowire mcp` does): the ask comes as a frame.
     BlockingStream,
+    /// The same among [`IDLE`] other peers following their delivery
+    /// streams, to whom nothing comes (idle `repowire mcp` sessions): what
+    /// waiters that are not concerned cost each round trip.
+    BlockingCrowd,
 }
 
+/// Idle peers around [`AskFlow::BlockingCrowd`]'s pairs.
+const IDLE: usize = 400;
+
 impl AskFlow {
-    const ALL: [AskFlow; 3] = [Self::AskWait, Self::Blocking, Self::BlockingStream];
+    const ALL: [AskFlow; 4] = [
+        Self::AskWait,
+        Self::Blocking,
+        Self::BlockingStream,
+        Self::BlockingCrowd,
+    ];
     fn tag(self) -> &'static str {
         match self {
             Self::AskWait => "p",
             Self::Blocking => "b",
             Self::BlockingStream => "s",
+            Self::BlockingCrowd => "c",
         }
+    }
+
+    /// Whether the answerer follows its delivery stream.
+    fn streams(self) -> bool {
+        matches!(self, Self::BlockingStream | Self::BlockingCrowd)
     }
 }
 
@@ -554,6 +572,21 @@ async fn ask_concurrent(
     let blocking = flow != AskFlow::AskWait;
     let mut askers = Vec::new();
     let mut answerers = Vec::new();
+    let idle = if flow == AskFlow::BlockingCrowd {
+        IDLE
+    } else {
+        0
+    };
+    for k in 0..idle {
+        let p = register(admin, &format!("{tag}idle-{k:03}")).await;
+        answerers.push(tokio::spawn(async move {
+            let mut stream = Box::pin(p.delivery_stream(50).await.expect("delivery stream"));
+            while let Some(item) = stream.next().await {
+                item.expect("delivery stream");
+            }
+            panic!("an idle delivery stream ended");
+        }));
+    }
     for k in 0..pairs {
         askers.push(register(admin, &format!("{tag}asker-{k:02}")).await);
         let b = register(admin, &format!("{tag}answerer-{k:02}")).await;
@@ -565,7 +598,7 @@ async fn ask_concurrent(
             }
         };
         answerers.push(tokio::spawn(async move {
-            if flow != AskFlow::BlockingStream {
+            if !flow.streams() {
                 loop {
                     for d in &long_poll(&b).await.deliveries {
                         answer(&b, d).await;
@@ -701,6 +734,10 @@ fn print_ask_concurrent(t: &Throughput, rtts: Vec<f64>, flow: AskFlow) {
         AskFlow::BlockingStream => (
             "blocking ask, 16 streams",
             "ask with wait_ms / stream frame, answer",
+        ),
+        AskFlow::BlockingCrowd => (
+            "same, 400 idle streams  ",
+            "as above, among 400 idle peers following their delivery streams",
         ),
     };
     println!(

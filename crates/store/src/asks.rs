@@ -3,7 +3,7 @@
 
 use super::deliveries::{NewDelivery, drop_for_ask, enqueue, settle_for_ask, target};
 use super::peers::{by_id, must, must_shared, shared_by_id};
-use super::{NewEvent, Store, Tx, parse_col, states_in};
+use super::{AskWatch, NewEvent, Store, Tx, parse_col, states_in};
 use repowire_core::access::{Action, Caller, Target, authorize};
 use repowire_core::ask::{
     Ask, AskAction, AskManyEntry, AskManyResult, AskManySent, AskSent, AskState, NewAsk, NewAskMany,
@@ -38,59 +38,6 @@ macro_rules! at_ask {
     };
 }
 pub(crate) use at_ask;
-
-/// Asks whose asker waits for them in a blocking ask, each with whether an
-/// answer's transaction already wrote its reply delivered: the response
-/// that ends the wait carries the answer, so the reply is not left in the
-/// asker's inbox too (and no second write is needed to confirm it).
-#[derive(Default)]
-pub(crate) struct Blocking(std::sync::Mutex<std::collections::HashMap<AskId, bool>>);
-
-impl Blocking {
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<AskId, bool>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether `id`'s asker waits in a blocking ask; if so, marks its reply
-    /// as written delivered by the caller's transaction.
-    fn settle(&self, id: &AskId) -> bool {
-        self.map().get_mut(id).map(|s| *s = true).is_some()
-    }
-}
-
-/// A blocking ask's wait, registered until [`BlockingWait::end`] (or drop).
-pub struct BlockingWait<'a> {
-    store: &'a Store,
-    id: AskId,
-}
-
-impl BlockingWait<'_> {
-    /// The wait is over: from here an answer leaves its reply in the inbox.
-    /// Whether an answer wrote the reply delivered while it lasted (a read
-    /// of the ask after this sees any such answer: a read commits the
-    /// group it is in).
-    pub fn end(self) -> bool {
-        self.store.blocking.map().remove(&self.id).unwrap_or(false)
-    }
-}
-
-impl Drop for BlockingWait<'_> {
-    fn drop(&mut self) {
-        self.store.blocking.map().remove(&self.id);
-    }
-}
-
-impl Store {
-    /// Register the asker of `id` as waiting for it in a blocking ask, until
-    /// the returned wait ends or is dropped (a client that went away).
-    pub fn blocking_wait(&self, id: &AskId) -> BlockingWait<'_> {
-        self.blocking.map().insert(id.clone(), false);
-        BlockingWait {
-            store: self,
-            id: id.clone(),
-        }
-    }
-}
 
 macro_rules! cols {
     () => {
@@ -437,6 +384,30 @@ pub(super) fn end_for_removed_peer(t: &mut Tx<'_>, p: &Peer) -> Result<()> {
 
 impl Store {
     pub fn ask(&self, from_id: &PeerId, req: &NewAsk, bypass: bool) -> Result<AskSent> {
+        self.ask_then(from_id, req, bypass, |_| ())
+            .map(|(sent, ())| sent)
+    }
+
+    /// Ask, with the asker registered as waiting on the ask in a blocking
+    /// ask ([`AskWatch`]) by the write that creates it: nothing that ends
+    /// it can come before.
+    pub fn ask_blocking(
+        &self,
+        from_id: &PeerId,
+        req: &NewAsk,
+        bypass: bool,
+    ) -> Result<(AskSent, AskWatch<'_>)> {
+        self.ask_then(from_id, req, bypass, |id| self.blocking_watch(id))
+    }
+
+    /// Ask, and do `then` with its id inside the write that creates it.
+    fn ask_then<W>(
+        &self,
+        from_id: &PeerId,
+        req: &NewAsk,
+        bypass: bool,
+        then: impl FnOnce(&AskId) -> W,
+    ) -> Result<(AskSent, W)> {
         self.policy.check_text("question", &req.text)?;
         let timeout_ms = timeout(self.policy.ask_timeout_ms, req.timeout_ms)?;
         self.write(|t| {
@@ -451,7 +422,7 @@ impl Store {
                 )
                 .map_err(|e| Error::new(e.code, format!("reply_to {r}: {}", e.message)))?;
             }
-            create_in(
+            let sent = create_in(
                 t,
                 &from,
                 &to,
@@ -459,7 +430,9 @@ impl Store {
                 timeout_ms,
                 None,
                 req.reply_to.as_ref(),
-            )
+            )?;
+            let w = then(&sent.ask.correlation_id);
+            Ok((sent, w))
         })
     }
 
@@ -765,7 +738,7 @@ impl Store {
                 text,
             },
         )?;
-        if self.blocking.settle(id) {
+        if self.ask_waits.settle(id) {
             super::deliveries::confirm_in(t, asker, &reply)?;
         }
         Ok(())

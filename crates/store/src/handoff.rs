@@ -26,6 +26,8 @@ pub struct Handoff {
     slot: Mutex<Slot>,
     /// Woken when the last place in flight lands (handed or given back).
     settled: tokio::sync::Notify,
+    /// Woken by a committed delivery queued for the peer (`waits.rs`).
+    woken: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -86,6 +88,13 @@ impl Handoff {
             }
             landed.await;
         }
+    }
+
+    /// Woken by a committed `delivery_queued` for the peer (handed here or
+    /// not): at once if one came since the last wake-up, or since the
+    /// registration.
+    pub fn woken(&self) -> &tokio::sync::Notify {
+        &self.woken
     }
 
     /// The lease a delivery handed here gets.
@@ -167,6 +176,13 @@ impl Waiting {
         place
     }
 
+    /// A delivery queued for `peer` committed: wake its consumers.
+    pub(crate) fn wake(&self, peer: &str) {
+        if let Some(consumers) = self.lock().get(peer) {
+            consumers.iter().for_each(|h| h.woken.notify_one());
+        }
+    }
+
     /// A delivery for `peer` is queued for leases, not handed: its
     /// consumers note that they missed one.
     pub(crate) fn missed(&self, peer: &PeerId) {
@@ -217,6 +233,7 @@ impl super::Store {
             route,
             slot: Mutex::new(Slot::default()),
             settled: tokio::sync::Notify::new(),
+            woken: tokio::sync::Notify::new(),
         });
         self.waiting
             .lock()

@@ -3,8 +3,9 @@
 //! Every state change runs in one `BEGIN IMMEDIATE` transaction through
 //! [`Store::write`] (writes that request handlers defer may share one: see
 //! `group.rs`), and the events it appends are written in that same
-//! transaction. Committed events are then published on the in-memory bus that
-//! feeds long-polls and event streams. Migrations are append-only
+//! transaction. Committed events then wake the long-polls they concern
+//! (`waits.rs`) and are published on the in-memory bus that feeds event
+//! streams and the daemon's followers. Migrations are append-only
 //! (`migrations.rs`). One module per aggregate: peers, asks, deliveries, jobs,
 //! reviews, schedules, personas, events. Domain types in and out (the records,
 //! commands and typed ids of `repowire_core`); the wire types are the
@@ -28,11 +29,13 @@ mod reviews;
 mod schedules;
 mod spawns;
 mod tmux;
+mod waits;
 
 pub use group::{Deferred, deferred_so_far, deferring};
 pub use handoff::{Handoff, Registration};
 pub use schedules::{Checkin, Due, SchedRow};
 pub use spawns::{NewSpawn, SpawnRow, SpawnState};
+pub use waits::AskWatch;
 
 use repowire_core::error::{Error, Result};
 use repowire_core::event::{Event, EventRecord};
@@ -71,8 +74,8 @@ pub struct Store {
     /// Consumers waiting (delivery streams, lease long-polls), to hand new
     /// deliveries to.
     waiting: handoff::Waiting,
-    /// Asks whose asker waits for them in a blocking ask (`asks::Blocking`).
-    blocking: asks::Blocking,
+    /// Waits on asks, woken by what ends them (`waits.rs`).
+    ask_waits: waits::AskWaits,
     /// Peers by bearer token, id and name, while no `peers` row changes.
     known: known::Known,
     /// Whether any peer is routed to a tmux pane, and the count of `peers`
@@ -333,7 +336,7 @@ impl Store {
             clock: Clock::system(),
             armed_horizon: AtomicI64::new(armed_horizon),
             waiting: handoff::Waiting::default(),
-            blocking: asks::Blocking::default(),
+            ask_waits: waits::AskWaits::default(),
             known,
             tmux_routed: Mutex::new(None),
             remind_from: Mutex::new(asks::RemindWalk {
@@ -539,6 +542,7 @@ impl Store {
             self.grouped.fetch_add(l.members as u64, Ordering::Relaxed);
             self.count_mesh_changes(&l.events);
             for e in l.events {
+                self.wake_waiters(&e);
                 let _ = self.bus.send(Arc::new(e));
             }
         }

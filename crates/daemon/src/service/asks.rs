@@ -28,20 +28,21 @@ pub async fn ask_and_wait(
     req: AskReq,
     wait_ms: u64,
 ) -> Result<(AskSent, bool), Error> {
-    // Subscribed before the ask exists: whatever ends it comes after.
-    let rx = h.store.subscribe();
-    let mut sent = ask(h, c, req)?;
-    let id = sent.ask.correlation_id.clone();
-    // Registered before the ask commits: an answer (which comes after)
+    let bypass = policy::bypass(c, req.bypass_circle)?;
+    // The asker is registered as waiting by the write that creates the ask
+    // (so whatever ends it wakes the wait), as a blocking ask's: an answer
     // writes its reply delivered, as this response will carry it.
-    let waiting = h.store.blocking_wait(&id);
+    let (mut sent, watch) = h
+        .store
+        .ask_blocking(&c.me()?.id, &req.try_into()?, bypass)?;
+    let id = sent.ask.correlation_id.clone();
     // A grouped request's write commits with its group: the wait starts
     // once it landed (and fails as the request does when it did not).
     repowire_store::deferred_so_far().landed().await?;
-    let end = events::until_ended(h, c, &id, Some(wait_ms), rx, Look::Skip).await?;
+    let end = events::until_ended(h, c, &id, Some(wait_ms), &watch, Look::Skip).await?;
     // Over first, then the ask as it is: an answer that wrote its reply
     // delivered is in what is read now.
-    let settled = waiting.end();
+    let settled = watch.end();
     let done = match end {
         Some((a, true)) => {
             sent.ask = a;

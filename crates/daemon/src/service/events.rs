@@ -9,7 +9,7 @@ use crate::streams::{self, Slot};
 use bytes::Bytes;
 use repowire_core::ask::Ask;
 use repowire_core::error::Error;
-use repowire_core::event::{EventKind, EventRecord};
+use repowire_core::event::EventRecord;
 use repowire_core::ids::AskId;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,10 +70,12 @@ pub async fn wait_ask(
     id: &AskId,
     timeout_ms: Option<u64>,
 ) -> Result<(Ask, bool), Error> {
-    let rx = h.store.subscribe();
+    // Registered before the first look: whatever ends the ask after it
+    // wakes the wait.
+    let watch = h.store.watch_ask(id);
     // The first look reads only the ask's state (and whether the caller may
     // see it): usually it is still open.
-    until_ended(h, c, id, timeout_ms, rx, Look::Light)
+    until_ended(h, c, id, timeout_ms, &watch, Look::Light)
         .await?
         .ok_or_else(|| super::inbox::shutting_down("wait"))
 }
@@ -82,20 +84,21 @@ pub async fn wait_ask(
 pub(super) enum Look {
     /// Whether it ended (its state only); the whole ask once it did.
     Light,
-    /// None: the caller just sent it, saw it committed, and subscribed
-    /// before that, so it is open and whatever ends it is on the bus.
+    /// None: the caller just sent it, saw it committed, and its watch was
+    /// registered by the write that created it, so it is open and
+    /// whatever ends it wakes the watch.
     Skip,
 }
 
-/// Wait (`timeout_ms`: default 10 min, at most an hour) for an event on
-/// `rx` that ends the ask; the ask as it is then and whether it ended, or
+/// Wait (`timeout_ms`: default 10 min, at most an hour) for `watch` (on
+/// ask `id`) to be woken by what ends the ask; the ask as it is then and whether it ended, or
 /// `None` when the daemon began shutting down.
 pub(super) async fn until_ended(
     h: &DaemonHandle,
     c: &Caller,
     id: &AskId,
     timeout_ms: Option<u64>,
-    mut rx: tokio::sync::broadcast::Receiver<Arc<EventRecord>>,
+    watch: &repowire_store::AskWatch<'_>,
     first: Look,
 ) -> Result<Option<(Ask, bool)>, Error> {
     let viewer = c.viewer().map(|p| p.id.clone());
@@ -118,17 +121,14 @@ pub(super) async fn until_ended(
                 return Ok(Some((a, true)));
             }
         }
-        // Only a move to a terminal state can end the wait: the ask is
+        // Only a move to a terminal state wakes the watch: the ask is
         // read again for that alone, not for its pick-up or its answer
         // (which comes with its close).
-        let ends = |e: &EventRecord| {
-            e.subject == *id && EventKind::parse(&e.kind).is_ok_and(EventKind::ends_an_ask)
-        };
         // Woken now and then before the deadline: a peer waiting on its ask
         // is alive (as one long-polling its inbox), and not turned stale
         // or a ghost by a long wait.
         let nap = tokio::time::Instant::now() + wake::nap(h);
-        match wake::next(h, &mut rx, deadline.min(nap), ends).await? {
+        match wake::next(h, watch.woken(), deadline.min(nap)).await {
             Wake::Event => h.store.open_group_landed().await,
             Wake::Done if tokio::time::Instant::now() < deadline => {
                 if let Some(me) = &viewer

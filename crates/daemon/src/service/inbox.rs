@@ -10,7 +10,6 @@ use crate::auth::Caller;
 use crate::streams::{self, Slot};
 use repowire_core::delivery::{Delivery, DeliveryRoute};
 use repowire_core::error::{Error, ErrorCode};
-use repowire_core::event::EventRecord;
 use repowire_core::ids::DeliveryId;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -72,9 +71,9 @@ pub async fn lease(h: &DaemonHandle, c: &Caller, ask: LeaseAsk) -> Result<Vec<De
     let lease_ms = lease_for(h, ask.lease_ms);
     let wait = Duration::from_millis(ask.wait_ms.unwrap_or(0).min(600_000));
     let deadline = tokio::time::Instant::now() + wait;
-    let mut rx = h.store.subscribe();
     // While it waits, what is queued for the peer is leased to it in the
-    // queuing transaction and handed over (no second look).
+    // queuing transaction and handed over (no second look); whatever is
+    // queued for it after this wakes it.
     let reg = h.store.register_consumer(&me.id, lease_ms, route);
     loop {
         // Its first look reads: after the open group (not committing it).
@@ -87,17 +86,15 @@ pub async fn lease(h: &DaemonHandle, c: &Caller, ask: LeaseAsk) -> Result<Vec<De
         // Wake on a new delivery for this peer, or now and then for leases
         // that expired elsewhere (or were pushed live).
         let until = now + (deadline - now).min(wake::nap_for(h, &me.id, wake::nap(h)));
-        let mine = |e: &EventRecord| wake::queued_for(e, &me.id);
         reg.handoff().open(max as usize);
-        let woke = wake::next(h, &mut rx, until, mine).await;
+        let woke = wake::next(h, reg.handoff().woken(), until).await;
         // Whatever was handed meanwhile is leased to this call: it leaves
         // with it, whatever ended the wait.
         let handed = reg.handoff().take_settled().await;
         if !handed.is_empty() {
             return Ok(handed);
         }
-        woke?;
-        if *h.shutdown_flag() {
+        if matches!(woke, Wake::Stopping) || *h.shutdown_flag() {
             return Ok(Vec::new());
         }
     }
@@ -130,7 +127,6 @@ pub fn stream(
     let lease_ms = lease_for(h, lease_ms);
     // Small: deliveries are leased only as fast as the consumer reads.
     let (tx, rx) = mpsc::channel::<StreamItem>(8);
-    let mut bus = h.store.subscribe();
     let nap = wake::nap(h);
     let h = h.clone();
     tokio::spawn(async move {
@@ -198,13 +194,13 @@ pub fn stream(
             // Wake on a new delivery for this peer (one handed over comes
             // with its `delivery_queued`), now and then for leases that
             // expired, or to end with the daemon or the consumer.
-            let mine = |e: &EventRecord| wake::queued_for(e, &me.id);
             let until = tokio::time::Instant::now() + wake::nap_for(&h, &me.id, nap);
             tokio::select! {
-                w = wake::next(&h, &mut bus, until, mine) => match w {
-                    Ok(Wake::Stopping) | Err(_) => return,
-                    Ok(_) => {}
-                },
+                w = wake::next(&h, reg.handoff().woken(), until) => {
+                    if let Wake::Stopping = w {
+                        return;
+                    }
+                }
                 _ = tx.closed() => return,
             }
         }

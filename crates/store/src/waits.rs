@@ -1,0 +1,281 @@
+//! Wake-ups addressed to the waiter an event concerns.
+//!
+//! A long-poll on an ask (`GET …/wait`, a blocking ask) waits for the event
+//! that ends that ask; a waiting consumer of a peer's deliveries (a lease
+//! long-poll, a delivery stream: `handoff.rs`) waits for a delivery queued
+//! for that peer. Each is registered under what it waits for, and a commit
+//! wakes only the waiters its events name ([`Store::wake_waiters`]), rather
+//! than every waiter reading every event off the bus (a cost that grows as
+//! waiters × events). A wake-up carries no event: the waiter looks again at
+//! what it waits for. One that comes between the registration and the wait
+//! is kept (a [`Notify`] permit), so none falls in between.
+//!
+//! A blocking ask's asker is registered as such: an answer's transaction
+//! then writes the reply delivered, as the response that ends the wait
+//! carries it (not left in the asker's inbox too, and no second write to
+//! confirm it).
+//!
+//! What does not live here: the event bus, which the daemon's own followers
+//! (event streams, the persona observer, the tmux carrier) still read whole.
+
+use super::Store;
+use repowire_core::event::{Event, EventRecord};
+use repowire_core::ids::AskId;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
+
+/// The waits on asks, by ask.
+#[derive(Default)]
+pub(crate) struct AskWaits(Mutex<HashMap<AskId, Vec<Arc<Waiter>>>>);
+
+struct Waiter {
+    woken: Notify,
+    /// The asker's own blocking ask (its reply is written delivered).
+    blocking: bool,
+    /// An answer's transaction wrote the reply delivered while it waited.
+    settled: AtomicBool,
+}
+
+impl AskWaits {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<AskId, Vec<Arc<Waiter>>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `id`'s asker waits for it in a blocking ask; if so, marks
+    /// its reply as written delivered by the caller's transaction.
+    pub(crate) fn settle(&self, id: &AskId) -> bool {
+        let map = self.map();
+        let mut any = false;
+        for w in map.get(id).into_iter().flatten().filter(|w| w.blocking) {
+            w.settled.store(true, Ordering::Relaxed);
+            any = true;
+        }
+        any
+    }
+
+    /// Wake whoever waits on ask `id`.
+    fn wake(&self, id: &str) {
+        if let Some(ws) = self.map().get(id) {
+            ws.iter().for_each(|w| w.woken.notify_one());
+        }
+    }
+
+    fn remove(&self, id: &AskId, w: &Arc<Waiter>) {
+        let mut map = self.map();
+        if let Some(ws) = map.get_mut(id) {
+            ws.retain(|x| !Arc::ptr_eq(x, w));
+            if ws.is_empty() {
+                map.remove(id);
+            }
+        }
+    }
+}
+
+/// A wait on one ask, registered until [`AskWatch::end`] (or drop: a
+/// client that went away).
+pub struct AskWatch<'a> {
+    store: &'a Store,
+    id: AskId,
+    w: Arc<Waiter>,
+}
+
+impl AskWatch<'_> {
+    fn new<'a>(store: &'a Store, id: &AskId, blocking: bool) -> AskWatch<'a> {
+        let w = Arc::new(Waiter {
+            woken: Notify::new(),
+            blocking,
+            settled: AtomicBool::new(false),
+        });
+        store
+            .ask_waits
+            .map()
+            .entry(id.clone())
+            .or_default()
+            .push(w.clone());
+        AskWatch {
+            store,
+            id: id.clone(),
+            w,
+        }
+    }
+
+    /// Woken by a committed event that ends the ask (at once if one came
+    /// since the last wake-up, or since the registration).
+    pub fn woken(&self) -> &Notify {
+        &self.w.woken
+    }
+
+    /// The wait is over: from here an answer leaves its reply in the
+    /// inbox. Whether an answer wrote the reply delivered while it lasted
+    /// (a blocking ask's; a read of the ask after this sees any such
+    /// answer, as a read commits the group it is in).
+    pub fn end(self) -> bool {
+        self.store.ask_waits.remove(&self.id, &self.w);
+        self.w.settled.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for AskWatch<'_> {
+    fn drop(&mut self) {
+        self.store.ask_waits.remove(&self.id, &self.w);
+    }
+}
+
+impl Store {
+    /// Wait on ask `id`: woken by what ends it.
+    pub fn watch_ask(&self, id: &AskId) -> AskWatch<'_> {
+        AskWatch::new(self, id, false)
+    }
+
+    /// The asker's wait on the ask it sends now, registered by the write
+    /// that creates it (so before anything can end it), as a blocking
+    /// ask's: an answer while it lasts writes its reply delivered.
+    pub(crate) fn blocking_watch(&self, id: &AskId) -> AskWatch<'_> {
+        AskWatch::new(self, id, true)
+    }
+
+    /// After a commit, before its events go on the bus: wake the waiters
+    /// they concern.
+    pub(crate) fn wake_waiters(&self, e: &EventRecord) {
+        match &e.event {
+            Some(Event::DeliveryQueued { to_peer_id, .. }) => self.waiting.wake(to_peer_id),
+            Some(ev) if ev.kind().ends_an_ask() => self.ask_waits.wake(&e.subject),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{note, register};
+    use repowire_core::access::Caller;
+    use repowire_core::ask::{AskAction, NewAsk};
+    use repowire_core::delivery::{DeliveryKind, DeliveryRoute};
+    use repowire_core::ids::{AskId, PeerId};
+    use std::time::Duration;
+    use tokio::sync::Notify;
+
+    /// Whether `n` was woken since it was last seen woken (a wake-up that
+    /// came with nobody waiting is kept for the next wait).
+    fn woken(n: &Notify) -> bool {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        // A timeout polls what it times once before it looks at the clock.
+        rt.block_on(async { tokio::time::timeout(Duration::ZERO, n.notified()).await })
+            .is_ok()
+    }
+
+    fn ask(s: &crate::Store, from: &PeerId, to: &str) -> AskId {
+        let req = NewAsk {
+            to: to.into(),
+            text: "q".into(),
+            ..Default::default()
+        };
+        s.ask(from, &req, false).unwrap().ask.correlation_id
+    }
+
+    fn by(s: &crate::Store, p: &PeerId) -> Caller {
+        Caller::Peer(s.peer_by_id(p).unwrap().unwrap().into())
+    }
+
+    /// A wait on an ask is woken by the commit that ends that ask, and by
+    /// nothing else: not its pick-up, not another ask's end, not a note.
+    #[test]
+    fn a_wait_on_an_ask_is_woken_by_its_end_only() {
+        let (_dir, s) = crate::testing::open();
+        let (a, b) = (register(&s, "a").0, register(&s, "b").0);
+        let (one, two) = (ask(&s, &a, "b"), ask(&s, &a, "b"));
+        let watch = s.watch_ask(&one);
+        assert!(!woken(watch.woken()), "nothing yet");
+        s.act_on_ask(&by(&s, &b), &one, AskAction::Pickup, None)
+            .unwrap();
+        s.act_on_ask(&by(&s, &b), &two, AskAction::Answer, Some("no"))
+            .unwrap();
+        note(&s, &b, "a", "hi");
+        assert!(!woken(watch.woken()), "a pick-up, another ask, a note");
+        s.act_on_ask(&by(&s, &b), &one, AskAction::Answer, Some("yes"))
+            .unwrap();
+        assert!(woken(watch.woken()), "its answer closed it");
+        assert!(!woken(watch.woken()), "one wake-up for one end");
+        let three = ask(&s, &a, "b");
+        let canceled = s.watch_ask(&three);
+        s.act_on_ask(&by(&s, &a), &three, AskAction::Cancel, None)
+            .unwrap();
+        assert!(woken(canceled.woken()), "a cancel ends it too");
+        assert!(!watch.end(), "a wait that is not a blocking ask's");
+        drop(canceled);
+        assert!(s.ask_waits.map().is_empty(), "ended and dropped: forgotten");
+    }
+
+    /// A waiting consumer of b's deliveries is woken by a delivery queued
+    /// for b (handed to it or not), not by one for another peer.
+    #[test]
+    fn a_consumer_is_woken_by_a_delivery_for_its_peer_only() {
+        let (_dir, s) = crate::testing::open();
+        let (a, b) = (register(&s, "a").0, register(&s, "b").0);
+        register(&s, "c");
+        let reg = s.register_consumer(&b, 60_000, DeliveryRoute::Pull);
+        note(&s, &a, "c", "not for b");
+        assert!(!woken(reg.handoff().woken()), "c's note");
+        note(&s, &a, "b", "closed: not handed");
+        assert!(woken(reg.handoff().woken()), "b's note");
+        assert!(!woken(reg.handoff().woken()), "one wake-up for one note");
+        // Handed only once nothing older waits for a lease.
+        assert_eq!(
+            s.lease(&b, 10, 60_000, DeliveryRoute::Pull).unwrap().len(),
+            1
+        );
+        reg.handoff().open(1);
+        let handed = note(&s, &a, "b", "handed");
+        assert!(woken(reg.handoff().woken()), "b's note, handed");
+        let got = reg.handoff().take();
+        assert_eq!(
+            got.iter().map(|d| &d.delivery_id).collect::<Vec<_>>(),
+            [&handed]
+        );
+    }
+
+    /// A blocking ask's wait is registered by the write that makes the
+    /// ask: an answer while it lasts wakes it and writes the reply
+    /// delivered; once it ended, an answer leaves the reply in the inbox.
+    #[test]
+    fn a_blocking_ask_is_watched_from_its_own_write() {
+        let (_dir, s) = crate::testing::open();
+        let (a, b) = (register(&s, "a").0, register(&s, "b").0);
+        let req = NewAsk {
+            to: "b".into(),
+            text: "q".into(),
+            ..Default::default()
+        };
+        let (sent, watch) = s.ask_blocking(&a, &req, false).unwrap();
+        let id = sent.ask.correlation_id;
+        let other = s.watch_ask(&id);
+        s.act_on_ask(&by(&s, &b), &id, AskAction::Answer, Some("yes"))
+            .unwrap();
+        assert!(woken(watch.woken()) && woken(other.woken()), "both woken");
+        assert!(watch.end(), "the answer wrote the reply delivered");
+        assert!(
+            !other.end(),
+            "the other wait is not the asker's blocking ask"
+        );
+        let replies = |kind| {
+            s.peek(&a, 10)
+                .unwrap()
+                .into_iter()
+                .filter(|d| d.kind == kind)
+                .count()
+        };
+        assert_eq!(replies(DeliveryKind::Reply), 0, "nothing left in a's inbox");
+
+        let (sent, watch) = s.ask_blocking(&a, &req, false).unwrap();
+        let late = sent.ask.correlation_id;
+        assert!(!watch.end(), "over before any answer");
+        s.act_on_ask(&by(&s, &b), &late, AskAction::Answer, Some("late"))
+            .unwrap();
+        assert_eq!(replies(DeliveryKind::Reply), 1, "an answer after the wait");
+    }
+}
