@@ -122,8 +122,14 @@ pub async fn run(h: DaemonHandle) {
             },
             _ = &mut stopping => return,
         };
-        // Every kind on the bus is one this daemon wrote; a kind it cannot name is not acted on.
-        let Ok(kind) = EventKind::parse(&e.kind) else {
+        // Every event on the bus is one this daemon committed (typed); a
+        // kind it cannot name is not acted on.
+        let Some(kind) = e
+            .event
+            .as_ref()
+            .map(Event::kind)
+            .or_else(|| EventKind::parse(&e.kind).ok())
+        else {
             continue;
         };
         // A peer arriving gives held-back jobs another chance.
@@ -149,9 +155,14 @@ pub async fn run(h: DaemonHandle) {
         if !matches!(kind.family(), Family::Ask | Family::Job | Family::Review) {
             continue;
         }
-        let Some(circle) = e.circle.clone() else {
+        // Cheap filters first, before anything is copied or a thread used:
+        // is there a persona to ask, and is the event not its own doing?
+        let Some(circle) = e.circle.as_deref() else {
             continue;
         };
+        if !h.personas.active_has(circle, "on_event") {
+            continue;
+        }
         if guards
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -160,15 +171,7 @@ pub async fn run(h: DaemonHandle) {
         {
             continue;
         }
-        // Cheap filter before a thread is used: is there a persona to ask?
-        if !h
-            .personas
-            .active_for(&circle)
-            .and_then(|n| h.personas.program(&n))
-            .is_some_and(|p| p.has("on_event"))
-        {
-            continue;
-        }
+        let circle = circle.to_string();
         let (hh, g) = (h.clone(), guards.clone());
         let work = move || {
             let view = event_view(&e);

@@ -288,6 +288,18 @@ impl PersonaHost {
     }
 
     /// The live program of `name`, if loaded.
+    /// Whether the circle's active persona has the entry point `entry`
+    /// (no allocation: what the observer asks of every event). Takes the
+    /// slots' lock inside the active map's read lock; nothing takes them
+    /// the other way round.
+    pub fn active_has(&self, circle: &str, entry: &str) -> bool {
+        let active = self.active.read().unwrap_or_else(|e| e.into_inner());
+        active
+            .get(circle)
+            .and_then(|n| self.with_slot(n, |s| s.program.has(entry)))
+            .unwrap_or(false)
+    }
+
     pub fn program(&self, name: &str) -> Option<Arc<Program>> {
         self.with_slot(name, |s| s.program.clone())
     }

@@ -76,6 +76,8 @@ pub struct Store {
     waiting: handoff::Waiting,
     /// Waits on asks, woken by what ends them (`waits.rs`).
     ask_waits: waits::AskWaits,
+    /// The news the spawn watcher and the tmux carrier wait for.
+    followers: waits::Followers,
     /// Peers by bearer token, id and name, while no `peers` row changes.
     known: known::Known,
     /// Whether any peer is routed to a tmux pane, and the count of `peers`
@@ -337,6 +339,7 @@ impl Store {
             armed_horizon: AtomicI64::new(armed_horizon),
             waiting: handoff::Waiting::default(),
             ask_waits: waits::AskWaits::default(),
+            followers: waits::Followers::default(),
             known,
             tmux_routed: Mutex::new(None),
             remind_from: Mutex::new(asks::RemindWalk {

@@ -79,6 +79,13 @@ impl Store {
         Ok(any)
     }
 
+    /// Whether a peer may be routed to tmux, from what [`Store::tmux_routed`]
+    /// remembers alone (no read): `false` only while it knows none is.
+    pub(crate) fn tmux_maybe_routed(&self) -> bool {
+        let known = *self.tmux_routed.lock().unwrap_or_else(|p| p.into_inner());
+        known != Some((self.known.now(), false))
+    }
+
     /// Of those, the ones with a delivery to hand out now.
     pub fn tmux_due(&self) -> Result<Vec<Peer>> {
         let now = self.clock.now_ms();

@@ -15,16 +15,30 @@
 //! carries it (not left in the asker's inbox too, and no second write to
 //! confirm it).
 //!
-//! What does not live here: the event bus, which the daemon's own followers
-//! (event streams, the persona observer, the tmux carrier) still read whole.
+//! Two of the daemon's own followers need no event either, only the news
+//! that one of a few kinds committed ([`Followers`]): the spawn watcher and
+//! the tmux carrier. What does not live here: the event bus, which event
+//! streams and the persona observer read whole.
 
 use super::Store;
-use repowire_core::event::{Event, EventRecord};
+use repowire_core::event::{Event, EventKind, EventRecord};
 use repowire_core::ids::AskId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
+
+/// The news the daemon's followers wait for: woken once for any number of
+/// events since they last looked (a [`Notify`] permit), not once per event.
+#[derive(Default)]
+pub(crate) struct Followers {
+    /// A peer resumed, moved status or was spawned (the spawn watcher).
+    spawns: Notify,
+    /// A tmux peer may have something to type, or may have become idle:
+    /// a delivery queued (unless no peer is routed to tmux), a peer
+    /// registered, resumed or moved status (the tmux carrier).
+    tmux: Notify,
+}
 
 /// The waits on asks, by ask.
 #[derive(Default)]
@@ -136,13 +150,43 @@ impl Store {
         AskWatch::new(self, id, true)
     }
 
+    /// Woken after a commit with a peer resumed, moved status or spawned.
+    pub fn spawn_news(&self) -> &Notify {
+        &self.followers.spawns
+    }
+
+    /// Woken after a commit after which a tmux peer may have something to
+    /// type or may have become idle (see [`Store::tmux_routed`]).
+    pub fn tmux_news(&self) -> &Notify {
+        &self.followers.tmux
+    }
+
     /// After a commit, before its events go on the bus: wake the waiters
     /// they concern.
     pub(crate) fn wake_waiters(&self, e: &EventRecord) {
-        match &e.event {
-            Some(Event::DeliveryQueued { to_peer_id, .. }) => self.waiting.wake(to_peer_id),
-            Some(ev) if ev.kind().ends_an_ask() => self.ask_waits.wake(&e.subject),
+        let Some(ev) = &e.event else { return };
+        let kind = ev.kind();
+        match ev {
+            Event::DeliveryQueued { to_peer_id, .. } => {
+                self.waiting.wake(to_peer_id);
+                if self.tmux_maybe_routed() {
+                    self.followers.tmux.notify_one();
+                }
+            }
+            _ if kind.ends_an_ask() => self.ask_waits.wake(&e.subject),
             _ => {}
+        }
+        if matches!(
+            kind,
+            EventKind::PeerResumed | EventKind::PeerStatus | EventKind::PeerSpawned
+        ) {
+            self.followers.spawns.notify_one();
+        }
+        if matches!(
+            kind,
+            EventKind::PeerRegistered | EventKind::PeerResumed | EventKind::PeerStatus
+        ) {
+            self.followers.tmux.notify_one();
         }
     }
 }
@@ -277,5 +321,36 @@ mod tests {
         s.act_on_ask(&by(&s, &b), &late, AskAction::Answer, Some("late"))
             .unwrap();
         assert_eq!(replies(DeliveryKind::Reply), 1, "an answer after the wait");
+    }
+
+    /// The spawn watcher and the tmux carrier hear of the kinds they act
+    /// on, once however many came; a delivery queued wakes the carrier
+    /// only while a peer may be routed to tmux.
+    #[test]
+    fn followers_hear_of_their_kinds_only() {
+        use repowire_core::peer::Status;
+        let (_dir, s) = crate::testing::open();
+        let a = register(&s, "a").0;
+        assert!(woken(s.tmux_news()), "a peer registered");
+        assert!(
+            !woken(s.spawn_news()),
+            "a registration is not a spawn's news"
+        );
+        register(&s, "b");
+        register(&s, "c");
+        assert!(woken(s.tmux_news()), "two registrations");
+        assert!(!woken(s.tmux_news()), "heard once");
+        note(&s, &a, "b", "nobody knows yet whether a tmux peer exists");
+        assert!(woken(s.tmux_news()), "not known: woken");
+        assert!(!s.tmux_routed().unwrap());
+        note(&s, &a, "b", "no tmux peer");
+        assert!(!woken(s.tmux_news()), "known: no tmux peer");
+        s.heartbeat(&a, Some(Status::Busy)).unwrap();
+        assert!(
+            woken(s.spawn_news()) && woken(s.tmux_news()),
+            "a status moved"
+        );
+        note(&s, &a, "b", "a peer changed since it was known");
+        assert!(woken(s.tmux_news()), "no longer known: woken");
     }
 }

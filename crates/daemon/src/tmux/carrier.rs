@@ -20,14 +20,12 @@
 use super::cmd::PaneState;
 use crate::DaemonHandle;
 use repowire_core::delivery::{DeliveryRoute, Route};
-use repowire_core::event::EventKind;
 use repowire_core::ids::PeerId;
 use repowire_core::peer::{Peer, Status};
 use repowire_core::tmux::{PaneAddr, typed_line};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast::error::RecvError;
 
 /// How often the carrier looks even when nothing woke it (leases that ran
 /// out, a pane that became still, backoffs that ended).
@@ -48,26 +46,19 @@ type Shared = Arc<Mutex<Carrying>>;
 /// Run until the daemon stops.
 pub async fn run(h: DaemonHandle) {
     let shared: Shared = Arc::default();
-    let mut bus = h.store.subscribe();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Made once: a new one per turn subscribes and registers again.
     let stopping = h.stopping();
     tokio::pin!(stopping);
     loop {
+        // Woken once for every commit since the last look that may give a
+        // tmux peer something to type (not once per event).
         tokio::select! {
             _ = &mut stopping => return,
             _ = tick.tick() => {}
             _ = h.tmux_wake.notified() => {}
-            r = bus.recv() => match r {
-                Ok(e) if wakes(&e.kind) => {
-                    // Take every event already waiting: one look for a burst.
-                    while bus.try_recv().is_ok() {}
-                }
-                Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
-            },
+            _ = h.store.tmux_news().notified() => {}
         }
         // Most meshes have no tmux peer: then nothing is read per delivery.
         let due = match h.store.tmux_routed().and_then(|any| {
@@ -95,15 +86,6 @@ pub async fn run(h: DaemonHandle) {
             });
         }
     }
-}
-
-/// Events after which a tmux peer may have something to type, or may have
-/// become idle.
-fn wakes(kind: &str) -> bool {
-    kind == EventKind::DeliveryQueued.as_str()
-        || kind == EventKind::PeerStatus.as_str()
-        || kind == EventKind::PeerResumed.as_str()
-        || kind == EventKind::PeerRegistered.as_str()
 }
 
 fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Carrying> {

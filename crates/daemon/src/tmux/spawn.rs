@@ -22,7 +22,6 @@
 use super::cmd::TmuxError;
 use crate::DaemonHandle;
 use repowire_core::error::{Error, ErrorCode};
-use repowire_core::event::EventKind;
 use repowire_core::ids::{JobId, PeerId};
 use repowire_core::limits::PATH_BYTES;
 use repowire_core::peer::{Peer, Status, validate_name};
@@ -32,7 +31,6 @@ use repowire_store::{NewSpawn, SpawnRow, SpawnState};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
 
 /// The backend that runs the command given with the spawn.
 pub const SHELL: &str = "shell";
@@ -480,25 +478,18 @@ async fn redispatch(h: &DaemonHandle, jobs: Vec<JobId>) {
 /// Follow open spawns until the daemon stops: woken by peers registering
 /// or resuming, and every second.
 pub async fn watch(h: DaemonHandle) {
-    let mut bus = h.store.subscribe();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Made once: a new one per turn subscribes and registers again.
     let stopping = h.stopping();
     tokio::pin!(stopping);
     loop {
+        // Woken once for every commit since the last look with a peer
+        // resumed, moved status or spawned (not once per event).
         tokio::select! {
             _ = &mut stopping => return,
             _ = tick.tick() => {}
-            r = bus.recv() => match r {
-                Ok(e) if matches!(
-                    EventKind::parse(&e.kind),
-                    Ok(EventKind::PeerResumed | EventKind::PeerStatus | EventKind::PeerSpawned)
-                ) => {}
-                Ok(_) => continue,
-                Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
-            },
+            _ = h.store.spawn_news().notified() => {}
         }
         look(&h).await;
     }
