@@ -91,8 +91,8 @@ pub(super) enum Look {
 }
 
 /// Wait (`timeout_ms`: default 10 min, at most an hour) for `watch` (on
-/// ask `id`) to be woken by what ends the ask; the ask as it is then and whether it ended, or
-/// `None` when the daemon began shutting down.
+/// ask `id`) to be woken by what ends the ask; the ask as it is then and
+/// whether it ended, or `None` when the daemon began shutting down.
 pub(super) async fn until_ended(
     h: &DaemonHandle,
     c: &Caller,

@@ -147,8 +147,8 @@ pub fn stream(
             // just before it opened anew can add one: that waits for room
             // below); else a lease. Fewer leased than there was room for:
             // nothing else could be handed out at that instant, and
-            // whatever comes later wakes the wait below (the bus was
-            // subscribed before the first look), so look again only after.
+            // whatever comes later wakes the wait below (the consumer was
+            // registered before the first look), so look again only after.
             // Handed, with nothing queued that was not: nothing else to
             // lease either (leases that ran out and armed deliveries come
             // due are what the wait's nap is for).
