@@ -37,6 +37,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(60);
 struct Carrying {
     /// Peers with a carry task running.
     busy: HashSet<PeerId>,
+    /// Of those, the ones found due again while their task ran: the task
+    /// may have looked for a lease just before that delivery came, so the
+    /// carrier looks again once it ends (not at its next tick).
+    again: HashSet<PeerId>,
     /// Failures in a row, and when the peer may be tried again.
     backoff: HashMap<PeerId, (u32, Instant)>,
 }
@@ -82,7 +86,9 @@ pub async fn run(h: DaemonHandle) {
             tokio::spawn(async move {
                 let id = peer.id.clone();
                 carry(&h, peer, &shared).await;
-                lock(&shared).busy.remove(&id);
+                if release(&shared, &id) {
+                    h.tmux_wake.notify_one();
+                }
             });
         }
     }
@@ -92,14 +98,27 @@ fn lock(s: &Shared) -> std::sync::MutexGuard<'_, Carrying> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Take the peer for one carry task, unless one runs or it backs off.
+/// Take the peer for one carry task, unless one runs (then it is looked
+/// at again when that ends) or it backs off.
 fn claim(s: &Shared, id: &PeerId) -> bool {
     let mut c = lock(s);
-    if c.busy.contains(id) || c.backoff.get(id).is_some_and(|(_, t)| Instant::now() < *t) {
+    if c.busy.contains(id) {
+        c.again.insert(id.clone());
+        return false;
+    }
+    if c.backoff.get(id).is_some_and(|(_, t)| Instant::now() < *t) {
         return false;
     }
     c.busy.insert(id.clone());
     true
+}
+
+/// The peer's carry task ended: whether the carrier should look again now
+/// (it was found due meanwhile).
+fn release(s: &Shared, id: &PeerId) -> bool {
+    let mut c = lock(s);
+    c.busy.remove(id);
+    c.again.remove(id)
 }
 
 /// Type the peer's deliveries while it stays idle; stop at the first thing
@@ -243,6 +262,23 @@ fn shell_left_behind(backend: &str, command: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// A peer found due while its carry task runs is looked at again when
+    /// the task ends: a delivery that came after the task's last lease is
+    /// not left for the next tick.
+    #[test]
+    fn a_peer_due_while_carried_is_looked_at_again() {
+        use super::{Shared, claim, release};
+        use repowire_core::ids::PeerId;
+        let s = Shared::default();
+        let (a, b) = (PeerId::generate(1), PeerId::generate(1));
+        assert!(claim(&s, &a) && claim(&s, &b));
+        assert!(!release(&s, &b), "nothing came for b meanwhile");
+        assert!(!claim(&s, &a), "a's task still runs");
+        assert!(release(&s, &a), "a was due meanwhile: look again");
+        assert!(claim(&s, &a), "free again");
+        assert!(!release(&s, &a), "looked at once only");
+    }
+
     #[test]
     fn an_agent_that_left_a_shell_is_not_typed_into() {
         use super::shell_left_behind as left;
