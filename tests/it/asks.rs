@@ -191,16 +191,7 @@ fn cli_ask_answer_wait_ack_cancel() {
         "{items}"
     );
     // Lists: sent/received/open.
-    let open = d.cli(&[
-        "--as",
-        "bob",
-        "peer",
-        "asks",
-        "--received",
-        "--open",
-        "--json",
-    ]);
-    assert_eq!(open.ok().json(), serde_json::json!([]));
+    assert_eq!(d.open_asks_to("bob"), serde_json::json!([]));
     let sent = d.cli(&["--as", "alice", "peer", "asks", "--sent", "--json"]);
     assert_eq!(sent.ok().json().as_array().unwrap().len(), 4);
     d.cli(&["--as", "alice", "peer", "asks", "ask-nonsense"])
@@ -605,18 +596,7 @@ fn cli_ask_wait_prints_the_answer() {
         d.cli(&["peer", "register", n]).ok();
     }
     let args = ["--as", "alice", "peer", "ask", "bob", "ship it?", "--wait"];
-    let bobs_open = || {
-        let open = [
-            "--as",
-            "bob",
-            "peer",
-            "asks",
-            "--received",
-            "--open",
-            "--json",
-        ];
-        d.cli(&open).ok().json()
-    };
+    let bobs_open = || d.open_asks_to("bob");
     let asking = cli_command(d.home_path(), &[&args[..], &["30s"]].concat(), &[])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

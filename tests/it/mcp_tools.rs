@@ -178,16 +178,7 @@ async fn mesh_tools_and_their_errors() {
     let waited = json!({"peer_name": "bob", "query": "up?", "wait_seconds": 20});
     let bob_answers = async {
         loop {
-            let open = d.cli(&[
-                "--as",
-                "bob",
-                "peer",
-                "asks",
-                "--received",
-                "--open",
-                "--json",
-            ]);
-            let v = open.ok().json();
+            let v = d.open_asks_to("bob");
             let up = v.as_array().unwrap().iter().find(|a| a["text"] == "up?");
             if let Some(id) = up.and_then(|a| a["correlation_id"].as_str()) {
                 works(&bob, "answer", json!({"correlation_id": id, "text": "yes"})).await;

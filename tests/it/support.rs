@@ -148,6 +148,21 @@ impl Daemon {
         self.cli_env(args, &[])
     }
 
+    /// The open asks `name` received, as `peer asks --received --open --json`
+    /// prints them.
+    pub fn open_asks_to(&self, name: &str) -> serde_json::Value {
+        let args = [
+            "--as",
+            name,
+            "peer",
+            "asks",
+            "--received",
+            "--open",
+            "--json",
+        ];
+        self.cli(&args).ok().json()
+    }
+
     pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         run_cli(self.home.path(), args, env)
     }
