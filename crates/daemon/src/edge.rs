@@ -6,7 +6,8 @@
 //!   loopback daemon is named by a loopback `Host` (`forbidden`); the
 //!   request target and the header block are within [`limits`]
 //!   (`uri_too_long`, `headers_too_large`).
-//! - [`guard_route`] (matched routes): [`ROUTES`] says which query
+//! - [`guard`] and [`run_route`] (requests that reach a route; also
+//!   before the router, in `serve::handle`): [`ROUTES`] says which query
 //!   parameters each route takes and whether it takes a body; an unknown
 //!   parameter, an over-long query value or path parameter, or a body sent
 //!   to a route that takes none is `bad_request`.
@@ -17,10 +18,8 @@
 
 use super::DaemonHandle;
 use super::auth::ApiError;
-use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::extract::Request;
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use repowire_core::error::{Error, ErrorCode};
 use repowire_core::limits::{self, Checker};
@@ -62,8 +61,8 @@ use Takes::{Json, Nothing};
 const CIRCLE: &[&str] = &["circle"];
 const EVENTS: &[&str] = &["since", "tail", "limit", "circle"];
 
-/// Every route of the router. A route missing here answers `internal` (a
-/// test sweeps this table against the router and `docs/http-api.md`).
+/// Every route of the router. A route missing here would pass unguarded
+/// (a test sweeps this table against the router and `docs/http-api.md`).
 pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/health", &[], Nothing),
     r("POST", "/v1/peers", &[], Json),
@@ -141,16 +140,6 @@ pub const ROUTES: &[RouteSpec] = &[
     r("POST", "/v1/shutdown", &[], Nothing),
     r("POST", "/v1/debug/clock", &[], Json),
 ];
-
-/// The spec of a matched route (HEAD is answered by the GET route).
-pub fn spec(method: &Method, path: &str) -> Option<&'static RouteSpec> {
-    let m = if method == Method::HEAD {
-        "GET"
-    } else {
-        method.as_str()
-    };
-    ROUTES.iter().find(|s| s.method == m && s.path == path)
-}
 
 fn refuse(code: ErrorCode, message: String) -> Response {
     ApiError(Error::new(code, message)).into_response()
@@ -240,41 +229,88 @@ fn loopback_host(host: &[u8]) -> bool {
 /// A body-less route reads at most this much before refusing the body.
 const NO_BODY_PEEK: usize = 64;
 
-/// Query names, query values, path parameters and body presence of a
-/// matched route.
-pub async fn guard_route(
-    State(h): State<DaemonHandle>,
-    matched: MatchedPath,
-    params: Result<RawPathParams, RawPathParamsRejection>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let Some(spec) = spec(req.method(), matched.as_str()) else {
-        return refuse(
-            ErrorCode::Internal,
-            format!(
-                "{} {} is missing from the route table (daemon::edge::ROUTES)",
-                req.method(),
-                matched.as_str()
-            ),
-        );
-    };
-    if let Err(e) = check_query(spec, req.uri()) {
-        return ApiError(e).into_response();
-    }
-    // Unreadable parameters (bad UTF-8) are left to the handler's extractor.
-    if let Ok(params) = params {
-        for (name, value) in &params {
-            let c = Checker::new(&h.store.policy);
-            let checked = match name {
-                "name" => c.address("peer name", value),
-                _ => c.id(name, value),
-            };
-            if let Err(e) = checked {
-                return ApiError(e).into_response();
+/// The routes of [`ROUTES`] by path pattern, matched the way the router
+/// matches them (the same `matchit`), each with its specs by method.
+static TABLE: std::sync::LazyLock<matchit::Router<Vec<&'static RouteSpec>>> =
+    std::sync::LazyLock::new(|| {
+        let mut by_path: Vec<(&str, Vec<&'static RouteSpec>)> = Vec::new();
+        for spec in ROUTES {
+            match by_path.iter_mut().find(|(p, _)| *p == spec.path) {
+                Some((_, specs)) => specs.push(spec),
+                None => by_path.push((spec.path, vec![spec])),
             }
         }
+        let mut table = matchit::Router::new();
+        for (path, specs) in by_path {
+            table
+                .insert(path, specs)
+                .unwrap_or_else(|e| panic!("route {path}: {e}"));
+        }
+        table
+    });
+
+/// What the route guard found out about a request before the router
+/// sees it: the spec of the route it will reach, or nothing to check (no
+/// route has its path and method: the router answers 404 or 405).
+pub enum Guard {
+    Pass,
+    Route(&'static RouteSpec),
+    Refuse(Response),
+}
+
+/// The route guard's checks that need no body, for the route the router
+/// will pick (HEAD is answered by the GET route): query names and values,
+/// path parameters (percent-decoded, as the handlers' extractors see
+/// them). Called by `serve::handle` before the router, not as a layer: a
+/// route layer boxes a future and clones the route per request.
+pub fn guard(policy: &repowire_core::policy::Policy, req: &Request) -> Guard {
+    let Ok(found) = TABLE.at(req.uri().path()) else {
+        return Guard::Pass;
+    };
+    let method = if req.method() == Method::HEAD {
+        "GET"
+    } else {
+        req.method().as_str()
+    };
+    let Some(spec) = found.value.iter().find(|s| s.method == method).copied() else {
+        return Guard::Pass;
+    };
+    if let Err(e) = check_query(spec, req.uri()) {
+        return Guard::Refuse(ApiError(e).into_response());
     }
+    // Unreadable parameters (bad UTF-8) are left to the handler's extractor.
+    let decoded: Option<Vec<(&str, std::borrow::Cow<'_, str>)>> = found
+        .params
+        .iter()
+        .map(|(name, raw)| {
+            let value = percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .ok()?;
+            Some((name, value))
+        })
+        .collect();
+    for (name, value) in decoded.unwrap_or_default() {
+        let c = Checker::new(policy);
+        let checked = match name {
+            "name" => c.address("peer name", &value),
+            _ => c.id(name, &value),
+        };
+        if let Err(e) = checked {
+            return Guard::Refuse(ApiError(e).into_response());
+        }
+    }
+    Guard::Route(spec)
+}
+
+/// Run the router for a request the guard passed: a body sent to a route
+/// that takes none is refused; the writes of a grouped route share a
+/// commit; a read first waits for the open group's commit.
+pub async fn run_route<F: Future<Output = Response>>(
+    h: &DaemonHandle,
+    spec: &'static RouteSpec,
+    req: Request,
+    router: impl FnOnce(Request) -> F,
+) -> Response {
     let req = if spec.body == Takes::Nothing {
         match empty_body(req, spec).await {
             Ok(req) => req,
@@ -284,7 +320,7 @@ pub async fn guard_route(
         req
     };
     if grouped(spec) {
-        crate::commit::deferred(&h, next.run(req)).await
+        crate::commit::deferred(h, router(req)).await
     } else {
         if spec.method == "GET" && spec.path.starts_with("/v1/") {
             // A read commits a group left open (nothing reads a part not
@@ -293,7 +329,7 @@ pub async fn guard_route(
             // (`/health` and the dashboard's files read no store.)
             h.store.open_group_landed().await;
         }
-        next.run(req).await
+        router(req).await
     }
 }
 

@@ -19,6 +19,7 @@
 
 use super::DaemonHandle;
 use super::auth::ApiError;
+use super::edge::Guard;
 use axum::Router;
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -133,14 +134,14 @@ pub(super) async fn serve(
             kill: Arc::new(Notify::new()),
         };
         let kill = conn.kill.clone();
-        let (app, body_timeout) = (app.clone(), limits.body_timeout);
+        let (app, hh, body_timeout) = (app.clone(), h.clone(), limits.body_timeout);
         let svc = hyper::service::service_fn(move |req| {
             let edge = Edge {
                 loopback_only,
                 body_limit,
                 body_timeout,
             };
-            handle(app.clone(), conn.clone(), edge, req)
+            handle(app.clone(), hh.clone(), conn.clone(), edge, req)
         });
         let served = http.serve_connection(TokioIo::new(tcp), svc);
         let mut stop = h.shutdown.subscribe();
@@ -183,9 +184,10 @@ struct Edge {
 
 /// One request: the edge's checks (Host, target and header sizes), the
 /// body under its deadline and its size limit, the connection handle in
-/// the extensions, then the router.
+/// the extensions, the route's checks (`edge::guard`), then the router.
 async fn handle(
     mut app: Router,
+    h: DaemonHandle,
     conn: Conn,
     edge: Edge,
     req: hyper::Request<Incoming>,
@@ -206,7 +208,18 @@ async fn handle(
     });
     req.extensions_mut().insert(conn);
     axum::extract::DefaultBodyLimit::max(edge.body_limit).apply(&mut req);
-    let Ok(resp) = tower_service::Service::call(&mut app, req).await;
+    let mut router = |req| {
+        let routed = tower_service::Service::call(&mut app, req);
+        async move {
+            let Ok(resp) = routed.await;
+            resp
+        }
+    };
+    let resp = match super::edge::guard(&h.store.policy, &req) {
+        Guard::Refuse(refusal) => refusal,
+        Guard::Pass => router(req).await,
+        Guard::Route(spec) => super::edge::run_route(&h, spec, req, router).await,
+    };
     if timed_out.load(Ordering::Relaxed) {
         let err = Error::new(
             ErrorCode::Timeout,

@@ -14,9 +14,8 @@ pub mod personas;
 pub mod reviews;
 pub mod schedules;
 
-use crate::{DaemonHandle, edge};
+use crate::DaemonHandle;
 use axum::Router;
-use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 
 pub fn router(h: DaemonHandle) -> Router {
@@ -96,12 +95,12 @@ pub fn router(h: DaemonHandle) -> Router {
         .route("/dashboard/login", get(dashboard::login))
         .route("/dashboard/app.js", get(dashboard::app_js))
         .route("/dashboard/app.css", get(dashboard::app_css))
-        // Query names, path parameters and body presence of each route.
-        .route_layer(from_fn_with_state(h.clone(), edge::guard_route))
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)
-        // Host, target and header sizes are checked, and the body limit
-        // set, before the router (`serve::handle`): as layers they would
-        // wrap every route in a boxed service, cloned per request.
+        // Host, target and header sizes, each route's query names, path
+        // parameters and body presence are checked, and the body limit
+        // set, before the router (`serve::handle`, `edge::guard`): as
+        // layers they would wrap every route in a boxed service, cloned
+        // per request.
         .with_state(h)
 }
