@@ -61,8 +61,10 @@ use Takes::{Json, Nothing};
 const CIRCLE: &[&str] = &["circle"];
 const EVENTS: &[&str] = &["since", "tail", "limit", "circle"];
 
-/// Every route of the router. A route missing here would pass unguarded
-/// (a test sweeps this table against the router and `docs/http-api.md`).
+/// Every route of the router. A path missing here answers `not_found`
+/// ([`Guard::Unrouted`]); a method missing here on a path that is here is
+/// logged as an error when it runs (a test sweeps this table against the
+/// router and `docs/http-api.md`).
 pub const ROUTES: &[RouteSpec] = &[
     r("GET", "/health", &[], Nothing),
     r("POST", "/v1/peers", &[], Json),
@@ -250,12 +252,23 @@ static TABLE: std::sync::LazyLock<matchit::Router<Vec<&'static RouteSpec>>> =
     });
 
 /// What the route guard found out about a request before the router
-/// sees it: the spec of the route it will reach, or nothing to check (no
-/// route has its path and method: the router answers 404 or 405).
+/// sees it.
 pub enum Guard {
-    Pass,
+    /// No route of [`ROUTES`] has its path: `not_found`, without the
+    /// router, so that a route the router has and the table lacks answers
+    /// nothing rather than run unchecked (fails closed).
+    Unrouted,
+    /// Routes have its path, none its method: the router answers 405.
+    OtherMethod,
+    /// The route the router will pick, its checks passed.
     Route(&'static RouteSpec),
+    /// A check failed: the answer.
     Refuse(Response),
+}
+
+/// Build the route table now (at start-up), not at the first request.
+pub fn table_ready() {
+    std::sync::LazyLock::force(&TABLE);
 }
 
 /// The route guard's checks that need no body, for the route the router
@@ -265,7 +278,7 @@ pub enum Guard {
 /// route layer boxes a future and clones the route per request.
 pub fn guard(policy: &repowire_core::policy::Policy, req: &Request) -> Guard {
     let Ok(found) = TABLE.at(req.uri().path()) else {
-        return Guard::Pass;
+        return Guard::Unrouted;
     };
     let method = if req.method() == Method::HEAD {
         "GET"
@@ -273,7 +286,7 @@ pub fn guard(policy: &repowire_core::policy::Policy, req: &Request) -> Guard {
         req.method().as_str()
     };
     let Some(spec) = found.value.iter().find(|s| s.method == method).copied() else {
-        return Guard::Pass;
+        return Guard::OtherMethod;
     };
     if let Err(e) = check_query(spec, req.uri()) {
         return Guard::Refuse(ApiError(e).into_response());
@@ -464,5 +477,76 @@ mod host_tests {
         assert!(u("http://127.0.0.1:8377"));
         assert!(!u("http://0.0.0.0:8377"));
         assert!(!u("http://192.168.1.5:8377"));
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::{Guard, ROUTES, guard};
+    use axum::extract::Request;
+
+    fn classify(method: &str, target: &str) -> Guard {
+        let req = Request::builder()
+            .method(method)
+            .uri(target)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        guard(&repowire_core::policy::Policy::default(), &req)
+    }
+
+    /// Each route of the table is found as itself (HEAD as its GET); a
+    /// path no route has is `Unrouted` (answered `not_found` without the
+    /// router: a route the table lacks fails closed), a method no route of
+    /// that path has is left to the router's 405.
+    #[test]
+    fn the_guard_finds_each_route_and_fails_closed_on_the_rest() {
+        for r in ROUTES {
+            let target = r.path.replace("{id}", "x1").replace("{name}", "n1");
+            for method in [r.method]
+                .into_iter()
+                .chain((r.method == "GET").then_some("HEAD"))
+            {
+                match classify(method, &target) {
+                    Guard::Route(spec) => {
+                        assert_eq!(
+                            (spec.method, spec.path),
+                            (r.method, r.path),
+                            "{method} {target}"
+                        )
+                    }
+                    _ => panic!("{method} {target} was not found as its route"),
+                }
+            }
+        }
+        for target in ["/v1/nope", "/v1/peers/", "/V1/peers", "/v1/asks/x/y/z", "/"] {
+            assert!(
+                matches!(classify("GET", target), Guard::Unrouted),
+                "{target}"
+            );
+        }
+        for (method, target) in [
+            ("PUT", "/v1/notify"),
+            ("OPTIONS", "/health"),
+            ("HEAD", "/v1/notify"),
+        ] {
+            assert!(
+                matches!(classify(method, target), Guard::OtherMethod),
+                "{method} {target}"
+            );
+        }
+        // The checks still run: an unknown query parameter, a percent-
+        // decoded path parameter.
+        assert!(matches!(
+            classify("GET", "/v1/asks/x1/wait?nope=1"),
+            Guard::Refuse(_)
+        ));
+        assert!(matches!(
+            classify("GET", "/v1/peers/by-name/a%20b"),
+            Guard::Refuse(_)
+        ));
+        assert!(matches!(
+            classify("GET", "/v1/peers/by-name/a%5Fb"),
+            Guard::Route(_)
+        ));
     }
 }

@@ -105,6 +105,7 @@ pub(super) async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_BUF);
+    super::edge::table_ready();
     let mut stop = h.shutdown.subscribe();
     let loopback_only = super::edge::loopback_url(&h.url);
     let body_limit = repowire_core::limits::body_bytes(&h.store.policy);
@@ -217,7 +218,19 @@ async fn handle(
     };
     let resp = match super::edge::guard(&h.store.policy, &req) {
         Guard::Refuse(refusal) => refusal,
-        Guard::Pass => router(req).await,
+        Guard::Unrouted => super::http::admin::not_found().await.into_response(),
+        Guard::OtherMethod => {
+            let resp = router(req).await;
+            if resp.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+                // A method the router has and `edge::ROUTES` lacks ran
+                // without the route's checks: a table to mend.
+                tracing::error!(status = %resp.status(), "a route missing from edge::ROUTES answered");
+                if cfg!(debug_assertions) {
+                    panic!("a route missing from edge::ROUTES answered");
+                }
+            }
+            resp
+        }
         Guard::Route(spec) => super::edge::run_route(&h, spec, req, router).await,
     };
     if timed_out.load(Ordering::Relaxed) {

@@ -98,7 +98,8 @@ fn routes_in_the_docs_match_the_route_table() {
 }
 
 /// Every `.route(path, get(..).post(..))` of the router is in the table
-/// (a route missing there would answer `internal`).
+/// (a path missing there answers `not_found`; a method missing there on a
+/// path that is there runs unchecked, logged as an error).
 #[test]
 fn the_router_matches_the_route_table() {
     let src = std::fs::read_to_string(concat!(
