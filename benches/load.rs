@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{Daemon, bin, cpu_time, ms, pct, rss_mib, sorted};
+use common::{Daemon, bin, cpu_time, ms, pct, rss_mib, sorted, sys_time};
 use repowire::api::{LeaseReq, NotifyReq, RegisterReq};
 use repowire::client::Client;
 use repowire::core::delivery::DeliveryKind;
@@ -107,6 +107,8 @@ struct Throughput {
     msgs: usize,
     elapsed: Duration,
     daemon_cpu: Duration,
+    /// The kernel's share of `daemon_cpu`.
+    daemon_sys: Duration,
     bench_cpu: Duration,
     /// Writes per commit (the daemon's doctor report, before and after).
     per_commit: Option<f64>,
@@ -118,10 +120,11 @@ impl Throughput {
     }
     fn detail(&self) -> String {
         format!(
-            "n={} in {:.0} ms; daemon CPU {:.0} us/msg, bench-client CPU {:.0} us/msg",
+            "n={} in {:.0} ms; daemon CPU {:.0} us/msg (system {:.0}), bench-client CPU {:.0} us/msg",
             self.msgs,
             ms(self.elapsed),
             self.daemon_cpu.as_secs_f64() * 1e6 / self.msgs as f64,
+            self.daemon_sys.as_secs_f64() * 1e6 / self.msgs as f64,
             self.bench_cpu.as_secs_f64() * 1e6 / self.msgs as f64,
         ) + &self
             .per_commit
@@ -146,7 +149,11 @@ async fn notify_sequential(d: &Daemon, admin: &Client, n: usize) -> Throughput {
             .await
             .expect("warmup notify");
     }
-    let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
+    let (c0, s0, b0) = (
+        cpu_time(d.pid),
+        sys_time(d.pid),
+        cpu_time(std::process::id()),
+    );
     let t0 = Instant::now();
     for i in 0..n {
         sender
@@ -159,6 +166,7 @@ async fn notify_sequential(d: &Daemon, admin: &Client, n: usize) -> Throughput {
         msgs: n,
         elapsed,
         daemon_cpu: cpu_time(d.pid) - c0,
+        daemon_sys: sys_time(d.pid) - s0,
         bench_cpu: cpu_time(std::process::id()) - b0,
         per_commit: None,
     }
@@ -176,11 +184,15 @@ async fn delivered_sequential(d: &Daemon, admin: &Client, n: usize) -> (Throughp
     let mut stream = Box::pin(receiver.delivery_stream(50).await.expect("delivery stream"));
     let warmup = (n / 60).max(5);
     let mut lat = Vec::with_capacity(n);
-    let (mut c0, mut b0) = (Duration::ZERO, Duration::ZERO);
+    let (mut c0, mut s0, mut b0) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut t0 = Instant::now();
     for i in 0..warmup + n {
         if i == warmup {
-            (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
+            (c0, s0, b0) = (
+                cpu_time(d.pid),
+                sys_time(d.pid),
+                cpu_time(std::process::id()),
+            );
             t0 = Instant::now();
         }
         let t = Instant::now();
@@ -213,6 +225,7 @@ async fn delivered_sequential(d: &Daemon, admin: &Client, n: usize) -> (Throughp
         msgs: n,
         elapsed,
         daemon_cpu: cpu_time(d.pid) - c0,
+        daemon_sys: sys_time(d.pid) - s0,
         bench_cpu: cpu_time(std::process::id()) - b0,
         per_commit: None,
     };
@@ -324,7 +337,11 @@ async fn health_sequential(d: &Daemon, admin: &Client, n: usize) -> Throughput {
     for _ in 0..(n / 60).max(5) {
         admin.health().await.expect("warmup health");
     }
-    let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
+    let (c0, s0, b0) = (
+        cpu_time(d.pid),
+        sys_time(d.pid),
+        cpu_time(std::process::id()),
+    );
     let t0 = Instant::now();
     for _ in 0..n {
         admin.health().await.expect("health");
@@ -333,6 +350,7 @@ async fn health_sequential(d: &Daemon, admin: &Client, n: usize) -> Throughput {
         msgs: n,
         elapsed: t0.elapsed(),
         daemon_cpu: cpu_time(d.pid) - c0,
+        daemon_sys: sys_time(d.pid) - s0,
         bench_cpu: cpu_time(std::process::id()) - b0,
         per_commit: None,
     }
@@ -379,19 +397,25 @@ where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     let before = commits(d).await;
-    let (c0, b0) = (cpu_time(d.pid), cpu_time(std::process::id()));
+    let (c0, s0, b0) = (
+        cpu_time(d.pid),
+        sys_time(d.pid),
+        cpu_time(std::process::id()),
+    );
     let t0 = Instant::now();
     let tasks: Vec<_> = work.map(tokio::spawn).collect();
     for t in tasks {
         t.await.expect("client task");
     }
     let (elapsed, daemon_cpu) = (t0.elapsed(), cpu_time(d.pid) - c0);
+    let daemon_sys = sys_time(d.pid) - s0;
     let bench_cpu = cpu_time(std::process::id()) - b0;
     let after = commits(d).await;
     Throughput {
         msgs: ops,
         elapsed,
         daemon_cpu,
+        daemon_sys,
         bench_cpu,
         per_commit: Some((after.1 - before.1) as f64 / (after.0 - before.0).max(1) as f64),
     }

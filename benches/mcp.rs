@@ -20,6 +20,7 @@
 //! Every child (the daemon and both sessions) is stopped by a guard, also on
 //! panic.
 
+#[allow(dead_code)]
 mod common;
 
 use common::{Daemon, bin, cpu_time, ms, pct, rss_mib, signal, sorted};

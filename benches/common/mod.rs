@@ -200,6 +200,19 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_secs_f64(ticks as f64 / clk_tck())
 }
 
+/// System CPU time of process `pid` so far (`stime`): the kernel's share
+/// of [`cpu_time`] (system calls, the loopback TCP stack, WAL writes).
+pub fn sys_time(pid: u32) -> Duration {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let ticks = rest
+        .split_whitespace()
+        .nth(12)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_secs_f64(ticks as f64 / clk_tck())
+}
+
 fn clk_tck() -> f64 {
     static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TCK.get_or_init(|| {
