@@ -189,27 +189,25 @@ pub fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 /// User + system CPU time of process `pid` so far (`utime + stime` from
 /// `/proc/<pid>/stat`; zero if it cannot be read).
 pub fn cpu_time(pid: u32) -> Duration {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
-    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
-        .sum();
-    Duration::from_secs_f64(ticks as f64 / clk_tck())
+    stat_time(pid, &[11, 12])
 }
 
 /// System CPU time of process `pid` so far (`stime`): the kernel's share
 /// of [`cpu_time`] (system calls, the loopback TCP stack, WAL writes).
 pub fn sys_time(pid: u32) -> Duration {
+    stat_time(pid, &[12])
+}
+
+/// The sum of clock-tick fields of `/proc/<pid>/stat`, counted after the
+/// `(comm)`: state is field 0 there, utime 11, stime 12.
+fn stat_time(pid: u32, fields: &[usize]) -> Duration {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let ticks = rest
-        .split_whitespace()
-        .nth(12)
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
     Duration::from_secs_f64(ticks as f64 / clk_tck())
 }
 
