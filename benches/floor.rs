@@ -15,7 +15,10 @@
 //!   request the daemon commits for (notify, confirm).
 //!
 //! The patterns: `GET /health`; a bare notify (nobody reading); a note
-//! delivered (notify, the receiver's stream frame, confirm). The figure is
+//! delivered (notify, the receiver's stream frame, confirm); a blocking ask
+//! (the ask held until answered, the answerer's stream frame, the answer,
+//! which settles the delivery it holds; the floor commits for the ask and
+//! the answer). The figure is
 //! each server's own CPU per operation from `/proc` (user + system), the
 //! median of the rounds. A daemon row below its commit floor would be a
 //! measuring error; the gap above it is what the daemon's own work costs.
@@ -27,7 +30,7 @@ use common::{Daemon, cpu_time, pct, sorted, sys_time};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 fn main() {
@@ -44,7 +47,8 @@ fn main() {
         ),
     );
     let (n, rounds) = if quick { (1000, 1) } else { (10_000, 3) };
-    let mut rows: Vec<[Vec<(f64, f64)>; 3]> = (0..3).map(|_| Default::default()).collect();
+    let mut rows: Vec<[Vec<(f64, f64)>; 3]> =
+        Pattern::ALL.iter().map(|_| Default::default()).collect();
     for _ in 0..rounds {
         for (server, kind) in [Server::Daemon, Server::Bare, Server::Commit]
             .into_iter()
@@ -95,16 +99,23 @@ enum Pattern {
     Health,
     Notify,
     Delivered,
+    Ask,
 }
 
 impl Pattern {
-    const ALL: [Pattern; 3] = [Pattern::Health, Pattern::Notify, Pattern::Delivered];
+    const ALL: [Pattern; 4] = [
+        Pattern::Health,
+        Pattern::Notify,
+        Pattern::Delivered,
+        Pattern::Ask,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Pattern::Health => "GET /health",
             Pattern::Notify => "bare notify (nobody reading)",
             Pattern::Delivered => "note delivered (notify, frame, confirm)",
+            Pattern::Ask => "blocking ask (ask held, frame, answer)",
         }
     }
 }
@@ -178,7 +189,7 @@ impl Target {
         let mut a = Conn::open(&self.addr);
         let mut c = Conn::open(&self.addr);
         let mut stream = match pattern {
-            Pattern::Delivered => Some(Stream::open(&self.addr, &r_tok)),
+            Pattern::Delivered | Pattern::Ask => Some(Stream::open(&self.addr, &r_tok)),
             _ => None,
         };
         let notify = |a: &mut Conn, i: usize| {
@@ -194,10 +205,27 @@ impl Target {
             Pattern::Notify => notify(&mut a, i),
             Pattern::Delivered => {
                 notify(&mut a, i);
-                let id = stream.as_mut().expect("a stream").next_id();
+                let (id, _) = stream.as_mut().expect("a stream").next_event();
                 let body = format!("{{\"ids\":[\"{id}\"]}}");
                 let (status, answer) = c.call("POST", "/v1/inbox/confirm", &r_tok, Some(&body));
                 assert_eq!(status, 200, "confirm: {}", String::from_utf8_lossy(&answer));
+            }
+            Pattern::Ask => {
+                // The ask is held until answered (the daemon's `wait_ms`); the
+                // answerer hears of it on its stream and answers, which settles
+                // the delivery it holds (no confirm), as `repowire mcp` does.
+                let body =
+                    format!("{{\"to\":\"{receiver}\",\"text\":\"ping {i}\",\"wait_ms\":10000}}");
+                a.send("POST", "/v1/asks", &s_tok, Some(&body));
+                let (_, data) = stream.as_mut().expect("a stream").next_event();
+                let d: serde_json::Value = serde_json::from_str(&data).expect("a delivery");
+                let ask = d["correlation_id"].as_str().expect("an ask's delivery");
+                let path = format!("/v1/asks/{ask}/answer");
+                let (status, answer) = c.call("POST", &path, &r_tok, Some("{\"text\":\"pong\"}"));
+                assert_eq!(status, 200, "answer: {}", String::from_utf8_lossy(&answer));
+                let (status, answer) = a.answer("POST /v1/asks");
+                let v: serde_json::Value = serde_json::from_slice(&answer).expect("ask answer");
+                assert!(status == 200 && v["done"] == true, "ask: {v}");
             }
         };
         for i in 0..(n / 20).max(20) {
@@ -239,6 +267,12 @@ impl Conn {
         token: &str,
         body: Option<&str>,
     ) -> (u16, Vec<u8>) {
+        self.send(method, path, token, body);
+        self.answer(&format!("{method} {path}"))
+    }
+
+    /// Send a request, not waiting for its answer.
+    fn send(&mut self, method: &str, path: &str, token: &str, body: Option<&str>) {
         let mut req = format!("{method} {path} HTTP/1.1\r\nhost: {}\r\n", self.host);
         if !token.is_empty() {
             req += &format!("authorization: Bearer {token}\r\n");
@@ -252,10 +286,14 @@ impl Conn {
             req += "\r\n";
         }
         self.r.get_mut().write_all(req.as_bytes()).expect("send");
+    }
+
+    /// The answer to the request sent last: its status and body.
+    fn answer(&mut self, what: &str) -> (u16, Vec<u8>) {
         let (status, headers) = read_head(&mut self.r);
         let len = header(&headers, "content-length")
             .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or_else(|| panic!("{method} {path}: no content-length in {headers:?}"));
+            .unwrap_or_else(|| panic!("{what}: no content-length in {headers:?}"));
         let mut body = vec![0; len];
         self.r.read_exact(&mut body).expect("answer body");
         (status, body)
@@ -318,13 +356,19 @@ impl Stream {
         }
     }
 
-    /// The `id:` of the next event that has one (keep-alives skipped).
-    fn next_id(&mut self) -> String {
+    /// The `id:` and `data:` of the next event that has an id (keep-alives skipped).
+    fn next_event(&mut self) -> (String, String) {
         loop {
             while let Some(end) = self.text.find("\n\n") {
                 let event: String = self.text.drain(..end + 2).collect();
-                if let Some(id) = event.lines().find_map(|l| l.strip_prefix("id:")) {
-                    return id.trim().to_string();
+                let field = |name: &str| {
+                    event
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(|v| v.trim().to_string())
+                };
+                if let Some(id) = field("id:") {
+                    return (id, field("data:").unwrap_or_default());
                 }
             }
             let mut size = String::new();
@@ -396,7 +440,7 @@ fn floor_server(commit: bool) {
             .expect("checkpoint");
         c.execute_batch("CREATE TABLE t (seq INTEGER PRIMARY KEY, v TEXT NOT NULL)")
             .expect("table");
-        Arc::new(Mutex::new(c))
+        Mutex::new(c)
     });
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     println!("{}", listener.local_addr().expect("addr"));
@@ -404,23 +448,50 @@ fn floor_server(commit: bool) {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
         std::process::exit(0);
     });
-    let stream: Arc<Mutex<Option<TcpStream>>> = Arc::default();
+    let shared = Arc::new(Shared {
+        db,
+        stream: Mutex::new(None),
+        frames: Mutex::new(0),
+        answered: Mutex::new(0),
+        answer: Condvar::new(),
+    });
     for conn in listener.incoming() {
         let conn = conn.expect("accept");
         conn.set_nodelay(true).expect("nodelay");
-        let (db, stream) = (db.clone(), stream.clone());
-        std::thread::spawn(move || serve_floor(conn, db.as_deref(), &stream));
+        let shared = shared.clone();
+        std::thread::spawn(move || serve_floor(conn, &shared));
     }
 }
 
-fn serve_floor(
-    conn: TcpStream,
-    db: Option<&Mutex<rusqlite::Connection>>,
-    stream: &Mutex<Option<TcpStream>>,
-) {
+/// What the floor server's connections share: the SQLite file (with
+/// `commit`), the open delivery stream, and the answers given so far (a
+/// held ask waits for the next one).
+struct Shared {
+    db: Option<Mutex<rusqlite::Connection>>,
+    stream: Mutex<Option<TcpStream>>,
+    frames: Mutex<u64>,
+    answered: Mutex<u64>,
+    answer: Condvar,
+}
+
+impl Shared {
+    /// A canned delivery frame to the open stream, if one is open.
+    fn frame(&self, kind: &str) {
+        if let Some(s) = self.stream.lock().expect("stream").as_mut() {
+            let mut n = self.frames.lock().expect("frames");
+            *n += 1;
+            let event = format!(
+                "event: delivery\nid: dlv-floor-{n}\ndata: {{\"delivery_id\":\"dlv-floor-{n}\",\"kind\":\"{kind}\",\"correlation_id\":\"ask-floor-{n}\",\"from\":\"s\",\"text\":\"hello\"}}\n\n"
+            );
+            s.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())
+                .expect("frame");
+        }
+    }
+}
+
+fn serve_floor(conn: TcpStream, shared: &Shared) {
     let mut w = conn.try_clone().expect("clone");
     let mut r = BufReader::new(conn);
-    let mut seq = 0u64;
     loop {
         let mut line = String::new();
         if r.read_line(&mut line).unwrap_or(0) == 0 {
@@ -443,7 +514,7 @@ fn serve_floor(
         let mut body = vec![0; len];
         r.read_exact(&mut body).expect("body");
         let commit = || {
-            if let Some(db) = db {
+            if let Some(db) = &shared.db {
                 let mut c = db.lock().expect("db");
                 let tx = c.transaction().expect("begin");
                 tx.prepare_cached("INSERT INTO t (v) VALUES (?1)")
@@ -463,12 +534,28 @@ fn serve_floor(
                 commit();
                 "{\"confirmed\":1}"
             }
+            "/v1/asks" => {
+                commit();
+                let mut answered = shared.answered.lock().expect("answered");
+                let next = *answered + 1;
+                shared.frame("ask");
+                while *answered < next {
+                    answered = shared.answer.wait(answered).expect("answered");
+                }
+                "{\"done\":true}"
+            }
+            p if p.starts_with("/v1/asks/") => {
+                commit();
+                *shared.answered.lock().expect("answered") += 1;
+                shared.answer.notify_all();
+                "{\"ok\":true}"
+            }
             p if p.starts_with("/v1/inbox/stream") => {
                 w.write_all(
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
                 )
                 .expect("stream head");
-                *stream.lock().expect("stream") = Some(w);
+                *shared.stream.lock().expect("stream") = Some(w);
                 return;
             }
             _ => "{\"ok\":true}",
@@ -478,15 +565,8 @@ fn serve_floor(
             answer.len()
         );
         w.write_all(head.as_bytes()).expect("answer");
-        if path == "/v1/notify"
-            && let Some(s) = stream.lock().expect("stream").as_mut()
-        {
-            seq += 1;
-            let event = format!(
-                "event: delivery\nid: dlv-floor-{seq}\ndata: {{\"delivery_id\":\"dlv-floor-{seq}\",\"kind\":\"notify\",\"from\":\"s\",\"text\":\"hello\"}}\n\n"
-            );
-            s.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())
-                .expect("frame");
+        if path == "/v1/notify" {
+            shared.frame("notify");
         }
     }
 }
