@@ -7,9 +7,10 @@
 //! interleaved rounds:
 //! - the real daemon (`repowire daemon run`, a fresh temp home);
 //! - a floor server with no commits: this bench's executable again
-//!   (`--floor-server`), a thread per connection that reads a request and
-//!   writes a canned answer (and, for a notify, a canned frame to the open
-//!   delivery stream): the network pattern and nothing else;
+//!   (`--floor-server`), one thread serving every connection from an event
+//!   loop, that reads a request and writes a canned answer (and, for a
+//!   notify or an ask, a canned frame to the open delivery stream): the
+//!   network pattern and nothing else;
 //! - the same floor server committing one small row to a SQLite file with
 //!   the store's settings (WAL, `synchronous=NORMAL`, 1 KiB pages) for each
 //!   request the daemon commits for (notify, confirm).
@@ -22,15 +23,21 @@
 //! each server's own CPU per operation from `/proc` (user + system), the
 //! median of the rounds. A daemon row below its commit floor would be a
 //! measuring error; the gap above it is what the daemon's own work costs.
+//!
+//! Three placements, each its own table: where the scheduler puts client
+//! and server; the client on CPU 0 and every server thread on CPU 1; both on
+//! CPU 0 (`taskset`; with one CPU or no `taskset`, the first alone). Most of
+//! an exchange's cost here is the answer waking a process on the other CPU,
+//! so the placement moves every row.
 
 #[allow(dead_code)]
 mod common;
 
 use common::{Daemon, cpu_time, pct, sorted, sys_time};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 fn main() {
@@ -47,37 +54,99 @@ fn main() {
         ),
     );
     let (n, rounds) = if quick { (1000, 1) } else { (10_000, 3) };
-    let mut rows: Vec<[Vec<(f64, f64)>; 3]> =
-        Pattern::ALL.iter().map(|_| Default::default()).collect();
-    for _ in 0..rounds {
-        for (server, kind) in [Server::Daemon, Server::Bare, Server::Commit]
-            .into_iter()
-            .enumerate()
-        {
-            let target = Target::start(kind);
-            for (pattern, row) in rows.iter_mut().enumerate() {
-                row[server].push(target.measure(Pattern::ALL[pattern], n));
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let all = format!("0-{}", cpus - 1);
+    // Pinned placements need two CPUs and `taskset` (util-linux).
+    let placements: &[Placement] = if cpus >= 2 && pin(std::process::id(), &all) {
+        &[Placement::Free, Placement::Apart, Placement::Same]
+    } else {
+        &[Placement::Free]
+    };
+    let me = std::process::id();
+    for &placement in placements {
+        let mut rows: Vec<[Vec<(f64, f64)>; 3]> =
+            Pattern::ALL.iter().map(|_| Default::default()).collect();
+        for _ in 0..rounds {
+            for (server, kind) in [Server::Daemon, Server::Bare, Server::Commit]
+                .into_iter()
+                .enumerate()
+            {
+                // Started with every CPU allowed, then placed.
+                assert!(placement == Placement::Free || pin(me, &all));
+                let target = Target::start(kind);
+                if let Some((client, server)) = placement.cpus() {
+                    assert!(pin(target.pid, server) && pin(me, client), "taskset");
+                }
+                for (pattern, row) in rows.iter_mut().enumerate() {
+                    row[server].push(target.measure(Pattern::ALL[pattern], n));
+                }
             }
         }
-    }
-    println!();
-    println!(
-        "one at a time, server CPU per op, median of {rounds} round(s) of {n}: daemon | bare floor (network only) | floor with its commits   (system share in brackets)"
-    );
-    for (pattern, row) in Pattern::ALL.iter().zip(&rows) {
-        let [d, b, c] = row.clone().map(median);
+        println!();
         println!(
-            "{:<34} daemon {:5.1} us ({:4.1}) | floor {:5.1} us ({:4.1}) | with commits {:5.1} us ({:4.1})   daemon / floor with commits {:.2}x",
-            pattern.name(),
-            d.0,
-            d.1,
-            b.0,
-            b.1,
-            c.0,
-            c.1,
-            d.0 / c.0,
+            "{}: one at a time, server CPU per op, median of {rounds} round(s) of {n}: daemon | bare floor (network only) | floor with its commits   (system share in brackets)",
+            placement.name()
         );
+        for (pattern, row) in Pattern::ALL.iter().zip(&rows) {
+            let [d, b, c] = row.clone().map(median);
+            println!(
+                "{:<40} daemon {:5.1} us ({:4.1}) | floor {:5.1} us ({:4.1}) | with commits {:5.1} us ({:4.1})   daemon / floor with commits {:.2}x",
+                pattern.name(),
+                d.0,
+                d.1,
+                b.0,
+                b.1,
+                c.0,
+                c.1,
+                d.0 / c.0,
+            );
+        }
     }
+    if placements.len() > 1 {
+        pin(me, &all);
+    }
+}
+
+/// Where the client (this process) and the server run.
+#[derive(Clone, Copy, PartialEq)]
+enum Placement {
+    /// Wherever the scheduler puts them.
+    Free,
+    /// The client on CPU 0, every thread of the server on CPU 1: each
+    /// answer wakes a process on the other CPU.
+    Apart,
+    /// Both on CPU 0: no wake-up crosses CPUs.
+    Same,
+}
+
+impl Placement {
+    fn name(self) -> &'static str {
+        match self {
+            Placement::Free => "placed by the scheduler",
+            Placement::Apart => "client on CPU 0, server on CPU 1",
+            Placement::Same => "client and server on CPU 0",
+        }
+    }
+
+    /// The CPUs of the client and the server, when pinned.
+    fn cpus(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Placement::Free => None,
+            Placement::Apart => Some(("0", "1")),
+            Placement::Same => Some(("0", "0")),
+        }
+    }
+}
+
+/// Every thread of process `pid` to the CPUs `cpus` (`taskset -a -p -c`);
+/// threads it starts later inherit that. Whether it worked.
+fn pin(pid: u32, cpus: &str) -> bool {
+    Command::new("taskset")
+        .args(["-a", "-p", "-c", cpus, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The median of (total, system) pairs, each by itself.
@@ -424,8 +493,10 @@ impl Drop for FloorChild {
 }
 
 /// The floor server: prints its address, serves until its stdin closes.
-/// A thread per connection; with `commit`, one row committed per notify and
-/// per confirm to `floor.db` in the working directory.
+/// One thread, an event loop (tokio's current-thread runtime, as the
+/// daemon's sockets are served): no hop between threads that the pattern
+/// does not need. With `commit`, one row committed per notify, confirm,
+/// ask and answer to `floor.db` in the working directory.
 fn floor_server(commit: bool) {
     let db = commit.then(|| {
         let c = rusqlite::Connection::open("floor.db").expect("floor.db");
@@ -440,27 +511,34 @@ fn floor_server(commit: bool) {
             .expect("checkpoint");
         c.execute_batch("CREATE TABLE t (seq INTEGER PRIMARY KEY, v TEXT NOT NULL)")
             .expect("table");
-        Mutex::new(c)
+        c
     });
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    println!("{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(|| {
-        let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        std::process::exit(0);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(|| {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            std::process::exit(0);
+        });
+        let shared = Arc::new(Shared {
+            db: db.map(Mutex::new),
+            stream: Mutex::new(None),
+            frames: Mutex::new(0),
+            answered: Mutex::new(0),
+            answer: tokio::sync::Notify::new(),
+        });
+        loop {
+            let (conn, _) = listener.accept().await.expect("accept");
+            conn.set_nodelay(true).expect("nodelay");
+            tokio::spawn(serve_floor(conn, shared.clone()));
+        }
     });
-    let shared = Arc::new(Shared {
-        db,
-        stream: Mutex::new(None),
-        frames: Mutex::new(0),
-        answered: Mutex::new(0),
-        answer: Condvar::new(),
-    });
-    for conn in listener.incoming() {
-        let conn = conn.expect("accept");
-        conn.set_nodelay(true).expect("nodelay");
-        let shared = shared.clone();
-        std::thread::spawn(move || serve_floor(conn, &shared));
-    }
 }
 
 /// What the floor server's connections share: the SQLite file (with
@@ -468,40 +546,62 @@ fn floor_server(commit: bool) {
 /// held ask waits for the next one).
 struct Shared {
     db: Option<Mutex<rusqlite::Connection>>,
-    stream: Mutex<Option<TcpStream>>,
+    stream: Mutex<Option<tokio::net::tcp::OwnedWriteHalf>>,
     frames: Mutex<u64>,
     answered: Mutex<u64>,
-    answer: Condvar,
+    answer: tokio::sync::Notify,
+}
+
+/// All of `bytes` to a socket with room for them (a frame or an answer head
+/// into an empty send buffer: one `write`, no waiting).
+fn put(w: &tokio::net::tcp::OwnedWriteHalf, bytes: &[u8]) {
+    assert_eq!(
+        w.try_write(bytes).expect("write"),
+        bytes.len(),
+        "a short write"
+    );
 }
 
 impl Shared {
     /// A canned delivery frame to the open stream, if one is open.
     fn frame(&self, kind: &str) {
-        if let Some(s) = self.stream.lock().expect("stream").as_mut() {
+        if let Some(s) = self.stream.lock().expect("stream").as_ref() {
             let mut n = self.frames.lock().expect("frames");
             *n += 1;
             let event = format!(
                 "event: delivery\nid: dlv-floor-{n}\ndata: {{\"delivery_id\":\"dlv-floor-{n}\",\"kind\":\"{kind}\",\"correlation_id\":\"ask-floor-{n}\",\"from\":\"s\",\"text\":\"hello\"}}\n\n"
             );
-            s.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())
-                .expect("frame");
+            put(s, format!("{:x}\r\n{event}\r\n", event.len()).as_bytes());
+        }
+    }
+
+    fn commit(&self, body: &[u8]) {
+        if let Some(db) = &self.db {
+            let mut c = db.lock().expect("db");
+            let tx = c.transaction().expect("begin");
+            tx.prepare_cached("INSERT INTO t (v) VALUES (?1)")
+                .expect("insert")
+                .execute([String::from_utf8_lossy(body)])
+                .expect("insert");
+            tx.commit().expect("commit");
         }
     }
 }
 
-fn serve_floor(conn: TcpStream, shared: &Shared) {
-    let mut w = conn.try_clone().expect("clone");
-    let mut r = BufReader::new(conn);
+async fn serve_floor(conn: tokio::net::TcpStream, shared: Arc<Shared>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let (r, w) = conn.into_split();
+    let mut r = tokio::io::BufReader::new(r);
     loop {
         let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
+        if r.read_line(&mut line).await.unwrap_or(0) == 0 {
             return;
         }
         let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
         let mut len = 0;
         loop {
             line.clear();
-            r.read_line(&mut line).expect("header");
+            r.read_line(&mut line).await.expect("header");
             if line.trim_end().is_empty() {
                 break;
             }
@@ -512,50 +612,41 @@ fn serve_floor(conn: TcpStream, shared: &Shared) {
             }
         }
         let mut body = vec![0; len];
-        r.read_exact(&mut body).expect("body");
-        let commit = || {
-            if let Some(db) = &shared.db {
-                let mut c = db.lock().expect("db");
-                let tx = c.transaction().expect("begin");
-                tx.prepare_cached("INSERT INTO t (v) VALUES (?1)")
-                    .expect("insert")
-                    .execute([String::from_utf8_lossy(&body)])
-                    .expect("insert");
-                tx.commit().expect("commit");
-            }
-        };
+        r.read_exact(&mut body).await.expect("body");
         let answer = match path.as_str() {
             "/v1/peers" => "{\"token\":\"floor\"}",
             "/v1/notify" => {
-                commit();
+                shared.commit(&body);
                 "{\"delivery_id\":\"dlv-floor\",\"queued_offline\":false}"
             }
             "/v1/inbox/confirm" => {
-                commit();
+                shared.commit(&body);
                 "{\"confirmed\":1}"
             }
             "/v1/asks" => {
-                commit();
-                let mut answered = shared.answered.lock().expect("answered");
-                let next = *answered + 1;
+                shared.commit(&body);
+                let next = *shared.answered.lock().expect("answered") + 1;
                 shared.frame("ask");
-                while *answered < next {
-                    answered = shared.answer.wait(answered).expect("answered");
+                while *shared.answered.lock().expect("answered") < next {
+                    shared.answer.notified().await;
                 }
                 "{\"done\":true}"
             }
             p if p.starts_with("/v1/asks/") => {
-                commit();
+                shared.commit(&body);
                 *shared.answered.lock().expect("answered") += 1;
-                shared.answer.notify_all();
+                shared.answer.notify_waiters();
                 "{\"ok\":true}"
             }
             p if p.starts_with("/v1/inbox/stream") => {
-                w.write_all(
+                // Taken as the stream before its head goes out: a request
+                // sent once the head is read finds it.
+                let mut slot = shared.stream.lock().expect("stream");
+                put(
+                    &w,
                     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
-                )
-                .expect("stream head");
-                *shared.stream.lock().expect("stream") = Some(w);
+                );
+                *slot = Some(w);
                 return;
             }
             _ => "{\"ok\":true}",
@@ -564,7 +655,7 @@ fn serve_floor(conn: TcpStream, shared: &Shared) {
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
             answer.len()
         );
-        w.write_all(head.as_bytes()).expect("answer");
+        put(&w, head.as_bytes());
         if path == "/v1/notify" {
             shared.frame("notify");
         }
