@@ -13,15 +13,13 @@
 //!   network pattern and nothing else;
 //! - the same floor server committing one small row to a SQLite file with
 //!   the store's settings (WAL, `synchronous=NORMAL`, 1 KiB pages) for each
-//!   request the daemon commits for (notify, confirm).
+//!   request the daemon commits for (notify, confirm, ask, answer).
 //!
 //! The patterns: `GET /health`; a bare notify (nobody reading); a note
 //! delivered (notify, the receiver's stream frame, confirm); a blocking ask
 //! (the ask held until answered, the answerer's stream frame, the answer,
-//! which settles the delivery it holds; the floor commits for the ask and
-//! the answer). The figure is
-//! each server's own CPU per operation from `/proc` (user + system), the
-//! median of the rounds. A daemon row below its commit floor would be a
+//! which settles the delivery it holds). The figure is each server's own
+//! CPU per operation from `/proc` (user + system), the median of the rounds. A daemon row below its commit floor would be a
 //! measuring error; the gap above it is what the daemon's own work costs.
 //!
 //! Three placements, each its own table: where the scheduler puts client
