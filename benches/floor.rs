@@ -88,7 +88,7 @@ fn main() {
         for (pattern, row) in Pattern::ALL.iter().zip(&rows) {
             let [d, b, c] = row.clone().map(median);
             println!(
-                "{:<40} daemon {:5.1} us ({:4.1}) | floor {:5.1} us ({:4.1}) | with commits {:5.1} us ({:4.1})   daemon / floor with commits {:.2}x",
+                "{:<40} daemon {:5.1} us ({:4.1}) | floor {:5.1} us ({:4.1}) | with commits {:5.1} us ({:4.1})   daemon / floor with commits {}",
                 pattern.name(),
                 d.0,
                 d.1,
@@ -96,7 +96,12 @@ fn main() {
                 b.1,
                 c.0,
                 c.1,
-                d.0 / c.0,
+                // Under a clock tick per operation (a quick run) a floor can read 0.
+                if c.0 > 0.0 {
+                    format!("{:.2}x", d.0 / c.0)
+                } else {
+                    "n/a (too few operations for the clock tick)".into()
+                },
             );
         }
     }
