@@ -313,6 +313,16 @@ impl Target {
     }
 }
 
+/// A client connection: no Nagle delay, and a read that gives up after 10 s
+/// (a lost answer fails the bench instead of hanging it).
+fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    s
+}
+
 /// One keep-alive connection, one request at a time.
 struct Conn {
     r: BufReader<TcpStream>,
@@ -321,12 +331,8 @@ struct Conn {
 
 impl Conn {
     fn open(addr: &str) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_nodelay(true).expect("nodelay");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
         Conn {
-            r: BufReader::new(s),
+            r: BufReader::new(connect(addr)),
             host: addr.to_string(),
         }
     }
@@ -410,11 +416,7 @@ struct Stream {
 
 impl Stream {
     fn open(addr: &str, token: &str) -> Stream {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_nodelay(true).expect("nodelay");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("read timeout");
-        let mut r = BufReader::new(s);
+        let mut r = BufReader::new(connect(addr));
         let req = format!(
             "GET /v1/inbox/stream?max=50 HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\r\n"
         );
