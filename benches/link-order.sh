@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Writes src/link-order.txt: the functions a release daemon runs while it
-# starts and idles (first), then those it runs for a few common requests,
-# in the order the linker should lay them out (src/build.rs passes the file
-# to LLD as --symbol-ordering-file). Needs valgrind (callgrind).
+# starts and idles (first), then those it runs for the requests agents make
+# all day (health, notify, a delivered note, a blocking ask, an ask and its
+# wait, the inbox), then those of a few CLI commands, in the order the
+# linker should lay them out (src/build.rs passes the file to LLD as
+# --symbol-ordering-file). Needs valgrind (callgrind) and python3.
 #
 #   bash benches/link-order.sh            # build, profile, write the list
 #   LINK_ORDER_BIN=path bash benches/link-order.sh   # profile that build
 #
 # The build is the ordinary release build (its symbol table names every
 # function; the order it was linked in does not change which run); the
-# daemon runs under callgrind in a temporary home on 127.0.0.1. Re-run it
-# when the start-up path changed a lot: a stale list only costs memory
-# (docs/benchmarks.md, "Idle memory: link order").
+# daemon runs under callgrind in a temporary home on 127.0.0.1. A binary
+# given as LINK_ORDER_BIN must come from `cargo build --release` too: one
+# that `cargo bench` or `cargo test --release` linked has the
+# dev-dependencies' features unified in, so other hashes in its generic
+# functions' names, which a plain build does not have. Re-run it when the
+# start-up or request paths changed a lot: a stale list only costs memory
+# and a cold request's time (docs/benchmarks.md, "Idle memory: link order"
+# and "Cold requests").
 set -euo pipefail
 [ -n "${LINK_ORDER_BIN:-}" ] && LINK_ORDER_BIN=$(realpath "$LINK_ORDER_BIN")
 cd "$(dirname "$0")/.."
@@ -45,6 +52,72 @@ fi
 # start) under callgrind's ~50x slowdown, then a dump: part 1.
 sleep 5
 callgrind_control --dump=startup "$pid" >/dev/null
+# The requests agents make all day, each flow its own part (parts 2-7),
+# over raw HTTP on 127.0.0.1: their functions are laid out next, the ones
+# every flow runs first, so that a request arriving at an idle daemon
+# touches few code pages (docs/benchmarks.md, "Cold requests").
+python3 - "$home" "$pid" <<'PY'
+import http.client, json, socket, subprocess, sys
+home, pid = sys.argv[1:]
+d = json.load(open(home + "/daemon.json"))
+host, port = d["url"].split("//")[1].split(":")
+admin = open(home + "/token").read().strip()
+def conn():
+    return http.client.HTTPConnection(host, int(port), timeout=60)
+def call(c, method, path, tok, body=None):
+    h = {"Authorization": "Bearer " + tok}
+    if body is not None:
+        h["Content-Type"] = "application/json"
+    c.request(method, path, body=None if body is None else json.dumps(body), headers=h)
+    r = c.getresponse()
+    out = r.read()
+    assert r.status < 300, (method, path, r.status, out)
+    return json.loads(out) if out else None
+c, c2 = conn(), conn()
+tok = {n: call(c, "POST", "/v1/peers", admin, {"name": n})["token"] for n in ("lo-a", "lo-b", "lo-c")}
+s = socket.create_connection((host, int(port)))
+s.sendall(("GET /v1/inbox/stream?max=50 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n" % tok["lo-b"]).encode())
+f = s.makefile("rb")
+while f.readline() not in (b"\r\n", b""):
+    pass
+def frame():
+    data = None
+    while True:
+        line = f.readline()
+        assert line, "the stream ended"
+        if line.startswith(b"data:"):
+            data = json.loads(line[5:])
+        elif line.strip() == b"" and data:
+            return data
+def health():
+    call(c, "GET", "/health", "")
+def notify():
+    call(c, "POST", "/v1/notify", tok["lo-a"], {"to": "lo-c", "text": "note"})
+def delivered():
+    call(c, "POST", "/v1/notify", tok["lo-a"], {"to": "lo-b", "text": "note"})
+    call(c2, "POST", "/v1/inbox/confirm", tok["lo-b"], {"ids": [frame()["delivery_id"]]})
+def blocking():
+    c.request("POST", "/v1/asks", body=json.dumps({"to": "lo-b", "text": "q?", "wait_ms": 60000}),
+              headers={"Authorization": "Bearer " + tok["lo-a"], "Content-Type": "application/json"})
+    ask = frame()["correlation_id"]
+    call(c2, "POST", "/v1/asks/%s/answer" % ask, tok["lo-b"], {"text": "a"})
+    r = c.getresponse()
+    assert r.status == 200, r.read()
+    r.read()
+def asked():
+    ask = call(c, "POST", "/v1/asks", tok["lo-a"], {"to": "lo-b", "text": "q?"})["ask"]["correlation_id"]
+    d = frame()
+    call(c2, "POST", "/v1/inbox/confirm", tok["lo-b"], {"ids": [d["delivery_id"]]})
+    call(c2, "POST", "/v1/asks/%s/answer" % ask, tok["lo-b"], {"text": "a"})
+    call(c, "GET", "/v1/asks/%s/wait?timeout_ms=60000" % ask, tok["lo-a"])
+def inbox():
+    call(c, "GET", "/v1/inbox", tok["lo-c"])
+for flow in (health, notify, delivered, blocking, asked, inbox):
+    for _ in range(20):
+        flow()
+    subprocess.run(["callgrind_control", "--dump=" + flow.__name__, pid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+s.close()
+PY
 cli() { "$bin" --home "$home" "$@" >/dev/null; }
 cli peer register alice
 cli peer register bob
@@ -88,10 +161,28 @@ def executed(path):
     return seen
 # Dumps are cg.1, cg.2, ...; what ran after the last dump is in cg.
 parts = sorted(glob.glob(work + "/cg.*"), key=lambda p: int(p.rsplit(".", 1)[1])) + [work + "/cg"]
-# Each part's new functions sorted by name: what matters is that a part's
-# functions sit together, and a sorted list changes little between runs.
+# Part 1 (start-up and idle) first, ending with those of its functions the
+# flows run too; then the flows' other functions. Flow functions go in
+# order of how many flows run them (the request path's core first), then
+# of the first flow that ran them, so that a request arriving at an idle
+# daemon touches few code pages. Other groups are sorted by name: what
+# matters is that a group's functions sit together, and a sorted list
+# changes little between runs.
 order, have = [], set()
-for part in parts:
+def named(part):
+    return {n for n in executed(part) if not n.startswith(("0x", "("))}
+startup = named(parts[0])
+ran = {}
+# Parts: start-up, one per flow, then the CLI's requests (the last).
+for i, part in enumerate(parts[1:-1]):
+    for n in named(part):
+        ran.setdefault(n, []).append(i)
+flow_key = lambda n: (-len(ran[n]), ran[n][0], n)
+order += sorted(startup - ran.keys())
+order += sorted(startup & ran.keys(), key=flow_key)
+order += sorted(ran.keys() - startup, key=flow_key)
+have = startup | ran.keys()
+for part in parts[-1:]:
     # Skip what has no symbol: addresses, "(below main)".
     new = {n for n in executed(part) if n not in have and not n.startswith(("0x", "("))}
     have |= new

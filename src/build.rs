@@ -10,12 +10,15 @@
 //!   (docs/benchmarks.md, "Idle memory"). A linker without the option
 //!   ignores it with a warning.
 //! - In release builds on x86-64, lay out first the functions a daemon runs
-//!   while it starts and idles, then those it runs for common requests
-//!   (`src/link-order.txt`, written by `benches/link-order.sh` from a
-//!   callgrind run). Code pages are mapped in 64 KB at a time as they are
-//!   first touched, so code the daemon runs scattered over an 11 MB text
-//!   section kept most of it resident; grouped, it takes a few pages
-//!   (docs/benchmarks.md, "Idle memory: link order"). Only LLD takes the
+//!   while it starts and idles, then those it runs for common requests, the
+//!   code every request runs first (`src/link-order.txt`, written by
+//!   `benches/link-order.sh` from a callgrind run). Code pages are mapped in
+//!   64 KB at a time as they are first touched, so code the daemon runs
+//!   scattered over an 11 MB text section kept most of it resident; grouped,
+//!   it takes a few pages (docs/benchmarks.md, "Idle memory: link order").
+//!   And a request that finds the daemon idle, as an agent's nearly always
+//!   does, starts with cold caches: the fewer code pages it touches, the
+//!   less it costs (docs/benchmarks.md, "Cold requests"). Only LLD takes the
 //!   list (`--symbol-ordering-file`): Rust links with its bundled LLD by
 //!   default on this target since 1.90, and the list is passed only when
 //!   the toolchain has it and no other linker is configured (cargo's
