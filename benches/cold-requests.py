@@ -21,37 +21,61 @@ FLOW: health   GET /health
       ask      a blocking ask: POST /v1/asks with wait_ms, the answerer's
                stream frame, POST /v1/asks/{id}/answer, the ask's answer
 
-Prints, per binary, the median, mean and quartiles in microseconds.
+Each daemon's CPU for an operation is read before it and again after the
+gap (at least 2 ms), so work it does after its answer counts too. Side by
+side, a daemon idles for at least two gaps and the other daemons'
+operations between two of its own. Prints, per binary, the median, mean
+and quartiles in microseconds. The daemons and their homes are removed at
+the end, also when a run fails.
 """
-import http.client, json, os, random, socket, statistics, subprocess, sys, tempfile, time
+import http.client, json, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time
 
-BINS = sys.argv[1].split(",")
-N = int(sys.argv[2])
-GAP = float(sys.argv[3]) / 1000
-FLOW = sys.argv[4]
-assert FLOW in ("health", "note", "ask"), "FLOW: health, note or ask"
+USAGE = "usage: cold-requests.py BIN[,BIN...] N GAP_MS health|note|ask"
+try:
+    BINS = sys.argv[1].split(",")
+    N = int(sys.argv[2])
+    GAP = float(sys.argv[3]) / 1000
+    FLOW = sys.argv[4]
+except (IndexError, ValueError):
+    sys.exit(USAGE)
+if FLOW not in ("health", "note", "ask") or N < 1 or GAP < 0:
+    sys.exit(USAGE)
+for b in BINS:
+    if not (os.path.isfile(b) and os.access(b, os.X_OK)):
+        sys.exit("cold-requests: %s is not an executable file" % b)
+TIMEOUT = 30  # seconds for any one answer or frame: a lost one fails the run
 
 
 class Daemon:
     def __init__(self, binary):
         self.home = tempfile.mkdtemp(prefix="cold-requests-")
+        self.p = None
         cmd = [binary, "daemon", "run", "--listen", "127.0.0.1:0", "--home", self.home]
+        self.log = open(self.home + "/daemon.log", "wb")
         self.p = subprocess.Popen(["taskset", "-c", os.environ.get("DCPU", "1")] + cmd,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=self.log, stderr=subprocess.STDOUT)
+        d = None
         for _ in range(600):
             try:
                 d = json.load(open(self.home + "/daemon.json"))
                 break
-            except Exception:
+            except (OSError, ValueError):
+                if self.p.poll() is not None:
+                    break
                 time.sleep(0.1)
+        if d is None:
+            out = open(self.home + "/daemon.log", errors="replace").read()[-2000:]
+            self.stop()
+            raise SystemExit("cold-requests: %s did not start (on CPU %s):\n%s" % (
+                binary, os.environ.get("DCPU", "1"), out))
         host, port = d["url"].split("//")[1].split(":")
         self.addr = (host, int(port))
         admin = open(self.home + "/token").read().strip()
-        self.ca = http.client.HTTPConnection(*self.addr)
-        self.cb = http.client.HTTPConnection(*self.addr)
+        self.ca = http.client.HTTPConnection(*self.addr, timeout=TIMEOUT)
+        self.cb = http.client.HTTPConnection(*self.addr, timeout=TIMEOUT)
         self.a = self.call(self.ca, "POST", "/v1/peers", admin, {"name": "a"})["token"]
         self.b = self.call(self.ca, "POST", "/v1/peers", admin, {"name": "b"})["token"]
-        self.stream = socket.create_connection(self.addr)
+        self.stream = socket.create_connection(self.addr, timeout=TIMEOUT)
         self.stream.sendall(("GET /v1/inbox/stream?max=50 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                              "Authorization: Bearer %s\r\n\r\n" % self.b).encode())
         self.f = self.stream.makefile("rb")
@@ -107,19 +131,27 @@ class Daemon:
     def measure(self, i):
         before = self.ns()
         self.one(i)
-        time.sleep(0.002)  # the daemon's last steps after its answer
+        time.sleep(max(GAP, 0.002))  # the gap, and what the daemon does after its answer
         self.cpu.append((self.ns() - before) / 1000)
 
+    def stop(self):
+        if self.p is not None:
+            self.p.kill()
+            self.p.wait()
+        self.log.close()
+        shutil.rmtree(self.home, ignore_errors=True)
 
-daemons = [Daemon(b) for b in BINS]
+
+daemons = []
 try:
+    for b in BINS:
+        daemons.append(Daemon(b))
     for d in daemons:
         for i in range(30):
             d.one(i)
     for i in range(N):
         for d in random.sample(daemons, len(daemons)):
             d.measure(i)
-            time.sleep(GAP)
     for b, d in zip(BINS, daemons):
         c = sorted(d.cpu)
         print("%s, idle gap %g ms, %s: median %.1f us, mean %.1f, quartiles %.1f-%.1f (%d operations)" % (
@@ -127,5 +159,4 @@ try:
             c[len(c) // 4], c[3 * len(c) // 4], len(c)))
 finally:
     for d in daemons:
-        d.p.kill()
-        d.p.wait()
+        d.stop()

@@ -51,11 +51,12 @@ fi
 # The daemon's first idle second (the memory benchmark measures 1 s after
 # start) under callgrind's ~50x slowdown, then a dump: part 1.
 sleep 5
-callgrind_control --dump=startup "$pid" >/dev/null
-# The requests agents make all day, each flow its own part (parts 2-7),
-# over raw HTTP on 127.0.0.1: their functions are laid out next, the ones
-# every flow runs first, so that a request arriving at an idle daemon
-# touches few code pages (docs/benchmarks.md, "Cold requests").
+callgrind_control --dump=startup "$pid" >/dev/null 2>&1
+# The requests agents make all day over raw HTTP on 127.0.0.1, after their
+# set-up (its own part, 2), each flow its own part (3-8): their functions
+# are laid out next, the code every flow runs in one run, so that a request
+# arriving at an idle daemon touches few code pages (docs/benchmarks.md,
+# "Cold requests").
 python3 - "$home" "$pid" <<'PY'
 import http.client, json, socket, subprocess, sys
 home, pid = sys.argv[1:]
@@ -75,11 +76,15 @@ def call(c, method, path, tok, body=None):
     return json.loads(out) if out else None
 c, c2 = conn(), conn()
 tok = {n: call(c, "POST", "/v1/peers", admin, {"name": n})["token"] for n in ("lo-a", "lo-b", "lo-c")}
-s = socket.create_connection((host, int(port)))
+s = socket.create_connection((host, int(port)), timeout=60)
 s.sendall(("GET /v1/inbox/stream?max=50 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n" % tok["lo-b"]).encode())
 f = s.makefile("rb")
 while f.readline() not in (b"\r\n", b""):
     pass
+def dump(name):
+    subprocess.run(["callgrind_control", "--dump=" + name, pid],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+dump("setup")
 def frame():
     data = None
     while True:
@@ -115,7 +120,7 @@ def inbox():
 for flow in (health, notify, delivered, blocking, asked, inbox):
     for _ in range(20):
         flow()
-    subprocess.run(["callgrind_control", "--dump=" + flow.__name__, pid], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    dump(flow.__name__)
 s.close()
 PY
 cli() { "$bin" --home "$home" "$@" >/dev/null; }
@@ -162,27 +167,28 @@ def executed(path):
 # Dumps are cg.1, cg.2, ...; what ran after the last dump is in cg.
 parts = sorted(glob.glob(work + "/cg.*"), key=lambda p: int(p.rsplit(".", 1)[1])) + [work + "/cg"]
 # Part 1 (start-up and idle) first, ending with those of its functions the
-# flows run too; then the flows' other functions. Flow functions go in
-# order of how many flows run them (the request path's core first), then
-# of the first flow that ran them, so that a request arriving at an idle
-# daemon touches few code pages. Other groups are sorted by name: what
-# matters is that a group's functions sit together, and a sorted list
-# changes little between runs.
+# flows run too; then the flows' other functions. Flow functions go by how
+# many flows run them, then by the first flow that ran them: fewest first
+# in the start-up group, most first after it, so that the code every flow
+# runs sits in one run across the two and a request arriving at an idle
+# daemon touches few code pages. The rest (the flows' set-up, the CLI's
+# requests) by part, sorted by name: what matters is that a group's
+# functions sit together, and a sorted list changes little between runs.
 order, have = [], set()
 def named(part):
     return {n for n in executed(part) if not n.startswith(("0x", "("))}
 startup = named(parts[0])
 ran = {}
-# Parts: start-up, one per flow, then the CLI's requests (the last).
-for i, part in enumerate(parts[1:-1]):
+# Parts: start-up, the flows' set-up, one per flow, the CLI's requests.
+for i, part in enumerate(parts[2:-1]):
     for n in named(part):
         ran.setdefault(n, []).append(i)
 flow_key = lambda n: (-len(ran[n]), ran[n][0], n)
 order += sorted(startup - ran.keys())
-order += sorted(startup & ran.keys(), key=flow_key)
+order += sorted(startup & ran.keys(), key=flow_key, reverse=True)
 order += sorted(ran.keys() - startup, key=flow_key)
 have = startup | ran.keys()
-for part in parts[-1:]:
+for part in (parts[1], parts[-1]):
     # Skip what has no symbol: addresses, "(below main)".
     new = {n for n in executed(part) if n not in have and not n.startswith(("0x", "("))}
     have |= new
