@@ -388,12 +388,39 @@ impl Store {
     /// The part of [`Store::write`] on the connection: the groups it
     /// closed go to `done`. A panic in `f` comes back as `Err`, to resume
     /// once they are published.
+    ///
+    /// Generic only in the value `f` returns: the work around `f` is one
+    /// function ([`Store::write_part`]) for every kind of write, so that a
+    /// request's writes run the same code instead of a copy each (a request
+    /// arriving at an idle daemon pays for every code line it touches:
+    /// docs/benchmarks.md, "Cold requests").
     fn write_locked<T>(
         &self,
         w: &mut group::Writer,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T>,
         done: &mut Vec<group::Landed>,
     ) -> std::thread::Result<Result<T>> {
+        let mut f = Some(f);
+        let mut out = None;
+        let ran = self.write_part(
+            w,
+            &mut |t| {
+                let f = f.take().expect("a write runs its part once");
+                out = Some(f(t)?);
+                Ok(())
+            },
+            done,
+        );
+        ran.map(|r| r.map(|()| out.expect("a part that succeeded left its value")))
+    }
+
+    /// [`Store::write_locked`] with the value kept by the caller.
+    fn write_part(
+        &self,
+        w: &mut group::Writer,
+        f: &mut dyn FnMut(&mut Tx<'_>) -> Result<()>,
+        done: &mut Vec<group::Landed>,
+    ) -> std::thread::Result<Result<()>> {
         done.extend(w.lost());
         let joined = w.group.is_some();
         if joined {
@@ -427,7 +454,7 @@ impl Store {
             keys: &mut w.keys,
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let out = f(&mut t)?;
+            f(&mut t)?;
             // SQLite rolled the whole transaction back under a part that
             // went on (a full disk, an I/O error): its events would commit
             // on their own, naming rows that are gone.
@@ -437,7 +464,7 @@ impl Store {
                 ));
             }
             t.write_events(0)?;
-            Ok(out)
+            Ok(())
         }));
         let Tx {
             events,
