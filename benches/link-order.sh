@@ -176,6 +176,7 @@ parts = sorted(glob.glob(work + "/cg.*"), key=lambda p: int(p.rsplit(".", 1)[1])
 # functions sit together, and a sorted list changes little between runs.
 order, have = [], set()
 def named(part):
+    # Skip what has no symbol: addresses, "(below main)".
     return {n for n in executed(part) if not n.startswith(("0x", "("))}
 startup = named(parts[0])
 ran = {}
@@ -189,8 +190,7 @@ order += sorted(startup & ran.keys(), key=flow_key, reverse=True)
 order += sorted(ran.keys() - startup, key=flow_key)
 have = startup | ran.keys()
 for part in (parts[1], parts[-1]):
-    # Skip what has no symbol: addresses, "(below main)".
-    new = {n for n in executed(part) if n not in have and not n.startswith(("0x", "("))}
+    new = named(part) - have
     have |= new
     order += sorted(new)
 if len(order) < 500:
