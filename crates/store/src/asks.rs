@@ -560,12 +560,13 @@ impl Store {
         })
     }
 
-    /// Whether an ask has ended (a terminal state), read as [`get_ask`]
-    /// reads it for `caller` (the same refusals), but only its state and
-    /// parties: what a wait's first look needs while the ask is open.
+    /// The ask if it has ended (a terminal state), read as [`get_ask`]
+    /// reads it for `caller` (the same refusals): while it is open, only
+    /// its state and parties are read (what a wait's first look needs);
+    /// once it ended, the whole ask, in the same read.
     ///
     /// [`get_ask`]: Store::get_ask
-    pub fn ask_ended(&self, id: &AskId, caller: Option<&PeerId>) -> Result<bool> {
+    pub fn ended_ask(&self, id: &AskId, caller: Option<&PeerId>) -> Result<Option<Ask>> {
         self.read(|c| {
             let (state, from, to, circle): (String, String, String, String) = c
                 .prepare_cached(concat!(
@@ -582,7 +583,11 @@ impl Store {
                 ..Target::default()
             };
             may_read(c, caller, parties)?;
-            Ok(parse_col(state, AskState::parse)?.is_terminal())
+            if !parse_col(state, AskState::parse)?.is_terminal() {
+                return Ok(None);
+            }
+            // Terminal: its row no longer changes.
+            get(c, id).map(Some)
         })
     }
 
@@ -711,6 +716,9 @@ impl Store {
                     };
                     ask_event(t, &a, Event::ask_moved(a.state, by))?
                 }
+            }
+            if a.state.is_terminal() {
+                t.ended(&a);
             }
             Ok(a)
         })

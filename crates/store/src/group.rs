@@ -47,6 +47,8 @@ pub(crate) struct Group {
     pub(crate) events: Vec<EventRecord>,
     /// The places each member took in waiting consumers, in order.
     pub(crate) reserved: Vec<Reserved>,
+    /// The asks the members ended, as they ended (`Tx::ended`).
+    pub(crate) ended: Vec<Arc<repowire_core::ask::Ask>>,
     /// What the members changed of the open-delivery counts.
     pub(crate) opened: Journal,
     /// Where the members who left the connection wait for the commit.
@@ -199,6 +201,8 @@ pub(crate) fn deferred_outcome() -> Result<()> {
 pub(crate) struct Landed {
     pub(crate) outcome: Result<()>,
     pub(crate) events: Vec<EventRecord>,
+    /// The asks its members ended (for their waiters, once committed).
+    pub(crate) ended: Vec<Arc<repowire_core::ask::Ask>>,
     pub(crate) landing: Pending,
     pub(crate) members: usize,
 }
@@ -237,6 +241,7 @@ impl Writer {
         Some(Landed {
             outcome,
             events: g.events,
+            ended: g.ended,
             landing: g.landing,
             members: g.members,
         })
@@ -310,6 +315,7 @@ impl Writer {
         Landed {
             outcome: Err(e),
             events: Vec::new(),
+            ended: Vec::new(),
             landing: g.landing,
             members: g.members,
         }

@@ -37,6 +37,7 @@ pub use schedules::{Checkin, Due, SchedRow};
 pub use spawns::{NewSpawn, SpawnRow, SpawnState};
 pub use waits::AskWatch;
 
+use repowire_core::ask::Ask;
 use repowire_core::error::{Error, Result};
 use repowire_core::event::{Event, EventRecord};
 use repowire_core::policy::Policy;
@@ -125,6 +126,9 @@ pub struct Tx<'a> {
     opened: open::Journal,
     /// The writer's next row keys.
     keys: &'a mut Keys,
+    /// Asks this transaction ended, as they are when it commits: handed to
+    /// whoever waits on them (`waits.rs`), who then need not read them.
+    ended: Vec<Arc<Ask>>,
 }
 
 /// The keys the next delivery and ask rows take: their ids carry them
@@ -201,6 +205,14 @@ pub struct NewEvent<'a> {
 }
 
 impl Tx<'_> {
+    /// Ask `a` ends in this transaction, and is as it will be once
+    /// committed: handed then to whoever waits on it (nothing later in the
+    /// transaction may change its row).
+    pub(crate) fn ended(&mut self, a: &Ask) {
+        debug_assert!(a.state.is_terminal());
+        self.ended.push(Arc::new(a.clone()));
+    }
+
     /// Append an event row in this transaction. The row is written with the
     /// part's other events when the part's work is done ([`Tx::write_events`]):
     /// one statement for them all, not one each.
@@ -452,6 +464,7 @@ impl Store {
             open: &mut w.open,
             opened: Vec::new(),
             keys: &mut w.keys,
+            ended: Vec::new(),
         };
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             f(&mut t)?;
@@ -470,6 +483,7 @@ impl Store {
             events,
             reserved,
             opened,
+            ended,
             ..
         } = t;
         let ran = match ran {
@@ -486,6 +500,7 @@ impl Store {
                 g.events.extend(events);
                 g.reserved.push(reserved);
                 g.opened.extend(opened);
+                g.ended.extend(ended);
                 Some(g.landing.0.clone())
             }
             failed => {
@@ -571,6 +586,11 @@ impl Store {
             self.commits.fetch_add(1, Ordering::Relaxed);
             self.grouped.fetch_add(l.members as u64, Ordering::Relaxed);
             self.count_mesh_changes(&l.events);
+            // Before the events wake their waiters: a waiter woken by an
+            // ask's end finds the ask as it ended.
+            for a in l.ended {
+                self.ask_waits.ended(a);
+            }
             for e in l.events {
                 self.wake_waiters(&e);
                 let _ = self.bus.send(Arc::new(e));

@@ -8,7 +8,10 @@
 //! than every waiter reading every event off the bus (a cost that grows as
 //! waiters × events). A wake-up carries no event: the waiter looks again at
 //! what it waits for. One that comes between the registration and the wait
-//! is kept (a [`Notify`] permit), so none falls in between.
+//! is kept (a [`Notify`] permit), so none falls in between. A write that
+//! ends an ask by an answer, an ack or a cancel also leaves the ask, as it
+//! committed, with the ask's waiters ([`AskWatch::ended`]): they need not
+//! read it again.
 //!
 //! A blocking ask's asker is registered as such: an answer's transaction
 //! then writes the reply delivered, as the response that ends the wait
@@ -21,6 +24,7 @@
 //! streams and the persona observer read whole.
 
 use super::Store;
+use repowire_core::ask::Ask;
 use repowire_core::event::{Event, EventKind, EventRecord};
 use repowire_core::ids::AskId;
 use std::collections::HashMap;
@@ -50,6 +54,8 @@ struct Waiter {
     blocking: bool,
     /// An answer's transaction wrote the reply delivered while it waited.
     settled: AtomicBool,
+    /// The ask as the committed transaction that ended it left it.
+    ended: Mutex<Option<Arc<Ask>>>,
 }
 
 impl AskWaits {
@@ -67,6 +73,16 @@ impl AskWaits {
             any = true;
         }
         any
+    }
+
+    /// Ask `a` ended as it is now (committed): for whoever waits on it,
+    /// before the event that ends it wakes them.
+    pub(crate) fn ended(&self, a: Arc<Ask>) {
+        if let Some(ws) = self.map().get(&a.correlation_id) {
+            for w in ws {
+                *w.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(a.clone());
+            }
+        }
     }
 
     /// Wake whoever waits on ask `id`.
@@ -101,6 +117,7 @@ impl AskWatch<'_> {
             woken: Notify::new(),
             blocking,
             settled: AtomicBool::new(false),
+            ended: Mutex::new(None),
         });
         store
             .ask_waits
@@ -119,6 +136,19 @@ impl AskWatch<'_> {
     /// since the last wake-up, or since the registration).
     pub fn woken(&self) -> &Notify {
         &self.w.woken
+    }
+
+    /// The ask as the write that ended it left it, once that write
+    /// committed, if that write said (an answer, an ack, a cancel: then
+    /// no read is needed to learn how it ended). Taken.
+    pub fn ended(&self) -> Option<Ask> {
+        let a = self
+            .w
+            .ended
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()?;
+        Some(Arc::unwrap_or_clone(a))
     }
 
     /// The wait is over: from here an answer leaves its reply in the
@@ -253,6 +283,123 @@ mod tests {
         assert!(!watch.end(), "a wait that is not a blocking ask's");
         drop(canceled);
         assert!(s.ask_waits.map().is_empty(), "ended and dropped: forgotten");
+    }
+
+    /// The write that ends an ask hands the ask, as committed, to whoever
+    /// waits on it: what a read after the commit finds, for an answer (and
+    /// a blocking ask's reply written delivered in the same write), an ack
+    /// and a cancel; nothing for a move that does not end it, or for a
+    /// refused one.
+    #[test]
+    fn a_wait_is_handed_the_ask_as_its_end_committed_it() {
+        let (_dir, s) = crate::testing::open();
+        let (a, b) = (register(&s, "a").0, register(&s, "b").0);
+        let c = register(&s, "c").0;
+        let read = |id: &AskId| s.get_ask(id, None).unwrap();
+        let one = ask(&s, &a, "b");
+        let watch = s.watch_ask(&one);
+        s.act_on_ask(&by(&s, &b), &one, AskAction::Pickup, None)
+            .unwrap();
+        assert_eq!(watch.ended(), None, "picked up: not ended");
+        assert!(
+            s.act_on_ask(&by(&s, &c), &one, AskAction::Answer, Some("no"))
+                .is_err()
+        );
+        assert_eq!(watch.ended(), None, "a refused answer ends nothing");
+        s.act_on_ask(&by(&s, &b), &one, AskAction::Answer, Some("yes"))
+            .unwrap();
+        let ended = watch.ended().expect("its answer ended it");
+        assert_eq!(ended.answer.as_deref(), Some("yes"));
+        assert_eq!(ended, read(&one));
+        assert_eq!(watch.ended(), None, "taken");
+
+        let two = ask(&s, &a, "b");
+        let acked = s.watch_ask(&two);
+        s.act_on_ask(&by(&s, &b), &two, AskAction::Ack, Some("seen"))
+            .unwrap();
+        assert_eq!(acked.ended(), Some(read(&two)));
+
+        let three = ask(&s, &a, "b");
+        let canceled = s.watch_ask(&three);
+        s.act_on_ask(&by(&s, &a), &three, AskAction::Cancel, None)
+            .unwrap();
+        assert_eq!(canceled.ended(), Some(read(&three)));
+
+        let req = NewAsk {
+            to: "b".into(),
+            text: "q".into(),
+            ..Default::default()
+        };
+        let (sent, blocking) = s.ask_blocking(&a, &req, false).unwrap();
+        let four = sent.ask.correlation_id;
+        s.act_on_ask(&by(&s, &b), &four, AskAction::Answer, Some("now"))
+            .unwrap();
+        assert_eq!(blocking.ended(), Some(read(&four)));
+        assert!(blocking.end(), "and its reply was written delivered");
+    }
+
+    /// A wait's first look: nothing while the ask is open, the whole ask
+    /// once it ended, and the refusals of a read of it.
+    #[test]
+    fn a_first_look_reads_the_ask_once_it_ended() {
+        let (_dir, s) = crate::testing::open();
+        let (a, b) = (register(&s, "a").0, register(&s, "b").0);
+        let c = register(&s, "c").0;
+        let one = ask(&s, &a, "b");
+        assert_eq!(s.ended_ask(&one, Some(&a)).unwrap(), None);
+        s.act_on_ask(&by(&s, &b), &one, AskAction::Answer, Some("yes"))
+            .unwrap();
+        let whole = s.get_ask(&one, Some(&a)).unwrap();
+        assert_eq!(s.ended_ask(&one, Some(&a)).unwrap(), Some(whole.clone()));
+        assert_eq!(s.ended_ask(&one, None).unwrap(), Some(whole));
+        let refused = |caller| s.ended_ask(&one, caller).unwrap_err().code;
+        assert_eq!(
+            refused(Some(&c)),
+            s.get_ask(&one, Some(&c)).unwrap_err().code
+        );
+        let gone = AskId::trusted("ask-01M97G4TPR0000000000000000".into());
+        assert_eq!(
+            s.ended_ask(&gone, None).unwrap_err().code,
+            repowire_core::error::ErrorCode::UnknownAsk
+        );
+    }
+
+    /// An ask ended by a part that is undone, or by a group whose commit
+    /// fails, is handed to nobody: the ask is not ended.
+    #[test]
+    fn an_end_that_did_not_commit_is_handed_to_nobody() {
+        use repowire_core::error::Error;
+        let (_dir, s) = crate::testing::open();
+        let (a, b) = (register(&s, "a").0, register(&s, "b").0);
+        let one = ask(&s, &a, "b");
+        let watch = s.watch_ask(&one);
+        // A part that said it ended the ask, then failed, inside a group.
+        let closed = {
+            let mut x = s.get_ask(&one, None).unwrap();
+            x.state = repowire_core::ask::AskState::Closed;
+            x
+        };
+        let ((), _) = crate::deferring(|| {
+            note(&s, &a, "b", "joined");
+            let undone = s.write(|t| {
+                t.ended(&closed);
+                Err::<(), _>(Error::bad_request("undone"))
+            });
+            assert!(undone.is_err());
+        });
+        s.commit_open();
+        assert!(!woken(watch.woken()) && watch.ended().is_none(), "undone");
+        // An answer in a group that SQLite rolls back under a later part.
+        let (answered, _) = crate::deferring(|| {
+            let answered = s.act_on_ask(&by(&s, &b), &one, AskAction::Answer, Some("lost"));
+            let lost = s.write(|t| Ok(t.conn().execute_batch("ROLLBACK")?));
+            assert!(lost.is_err());
+            answered
+        });
+        assert!(answered.is_ok(), "its part was written");
+        s.commit_open();
+        assert!(watch.ended().is_none(), "its group never committed");
+        assert!(!s.get_ask(&one, None).unwrap().state.is_terminal());
     }
 
     /// A waiting consumer of b's deliveries is woken by a delivery queued

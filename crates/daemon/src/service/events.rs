@@ -104,22 +104,21 @@ pub(super) async fn until_ended(
     let viewer = c.viewer().map(|p| p.id.clone());
     let timeout = Duration::from_millis(timeout_ms.unwrap_or(600_000).min(3_600_000));
     let deadline = tokio::time::Instant::now() + timeout;
-    // Once an event may have ended it, the whole ask is read.
+    // The whole ask is read once it may have ended (by the first look only
+    // if it had); after a wake-up it usually comes from the write that
+    // ended it instead.
     let mut look = Some(first);
     loop {
         let ended = match look.take() {
-            Some(Look::Skip) => false,
+            Some(Look::Skip) => None,
             Some(Look::Light) => {
                 h.store.open_group_landed().await;
-                h.store.ask_ended(id, viewer.as_ref())?
+                h.store.ended_ask(id, viewer.as_ref())?
             }
-            None => true,
+            None => Some(h.store.get_ask(id, viewer.as_ref())?).filter(|a| a.state.is_terminal()),
         };
-        if ended {
-            let a = h.store.get_ask(id, viewer.as_ref())?;
-            if a.state.is_terminal() {
-                return Ok(Some((a, true)));
-            }
+        if let Some(a) = ended {
+            return Ok(Some((a, true)));
         }
         // Only a move to a terminal state wakes the watch: the ask is
         // read again for that alone, not for its pick-up or its answer
@@ -129,7 +128,15 @@ pub(super) async fn until_ended(
         // or a ghost by a long wait.
         let nap = tokio::time::Instant::now() + wake::nap(h);
         match wake::next(h, watch.woken(), deadline.min(nap)).await {
-            Wake::Event => h.store.open_group_landed().await,
+            Wake::Event => {
+                // The write that ended it handed it over as it committed:
+                // nothing to read (the wait's first look was the caller's
+                // right to it, and an ask's parties never change).
+                if let Some(a) = watch.ended() {
+                    return Ok(Some((a, true)));
+                }
+                h.store.open_group_landed().await
+            }
             Wake::Done if tokio::time::Instant::now() < deadline => {
                 if let Some(me) = &viewer
                     && let Err(e) = h.store.touch(me, h.store.policy.stale_after_ms / 4)
