@@ -717,7 +717,9 @@ impl Store {
                     ask_event(t, &a, Event::ask_moved(a.state, by))?
                 }
             }
-            if a.state.is_terminal() {
+            // Handed to the waits registered by now; one registered later
+            // takes its first look once this write landed, and reads it.
+            if a.state.is_terminal() && self.ask_waits.watched(id) {
                 t.ended(&a);
             }
             Ok(a)

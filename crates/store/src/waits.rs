@@ -75,6 +75,11 @@ impl AskWaits {
         any
     }
 
+    /// Whether anyone waits on ask `id`.
+    pub(crate) fn watched(&self, id: &AskId) -> bool {
+        self.map().contains_key(id)
+    }
+
     /// Ask `a` ended as it is now (committed): for whoever waits on it,
     /// before the event that ends it wakes them.
     pub(crate) fn ended(&self, a: Arc<Ask>) {
@@ -336,6 +341,15 @@ mod tests {
             .unwrap();
         assert_eq!(blocking.ended(), Some(read(&four)));
         assert!(blocking.end(), "and its reply was written delivered");
+
+        // Nobody waited when it ended: nothing kept for a later wait, whose
+        // first look reads it.
+        let five = ask(&s, &a, "b");
+        s.act_on_ask(&by(&s, &b), &five, AskAction::Answer, Some("late"))
+            .unwrap();
+        let late = s.watch_ask(&five);
+        assert_eq!(late.ended(), None);
+        assert_eq!(s.ended_ask(&five, Some(&a)).unwrap(), Some(read(&five)));
     }
 
     /// A wait's first look: nothing while the ask is open, the whole ask
