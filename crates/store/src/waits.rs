@@ -8,10 +8,10 @@
 //! than every waiter reading every event off the bus (a cost that grows as
 //! waiters × events). A wake-up carries no event: the waiter looks again at
 //! what it waits for. One that comes between the registration and the wait
-//! is kept (a [`Notify`] permit), so none falls in between. A write that
-//! ends an ask by an answer, an ack or a cancel also leaves the ask, as it
-//! committed, with the ask's waiters ([`AskWatch::ended`]): they need not
-//! read it again.
+//! is kept (a [`Notify`] permit), so none falls in between. The one thing
+//! handed over with a wake-up: a write that ends an ask by an answer, an
+//! ack or a cancel leaves the ask, as it committed, with the waits on that
+//! ask registered by then ([`AskWatch::ended`]), which need not read it.
 //!
 //! A blocking ask's asker is registered as such: an answer's transaction
 //! then writes the reply delivered, as the response that ends the wait
@@ -350,6 +350,21 @@ mod tests {
         let late = s.watch_ask(&five);
         assert_eq!(late.ended(), None);
         assert_eq!(s.ended_ask(&five, Some(&a)).unwrap(), Some(read(&five)));
+        assert_eq!(watch.ended(), None, "handed only its own ask");
+
+        // Two asks ended in one group: each wait is handed its own.
+        let (six, seven) = (ask(&s, &a, "b"), ask(&s, &a, "b"));
+        let (w6, w7) = (s.watch_ask(&six), s.watch_ask(&seven));
+        let (answered, _) = crate::deferring(|| {
+            let b = by(&s, &b);
+            s.act_on_ask(&b, &six, AskAction::Answer, Some("6"))
+                .and_then(|_| s.act_on_ask(&b, &seven, AskAction::Answer, Some("7")))
+        });
+        answered.unwrap();
+        assert_eq!(w6.ended(), None, "not before the group committed");
+        s.commit_open();
+        assert_eq!(w6.ended(), Some(read(&six)));
+        assert_eq!(w7.ended(), Some(read(&seven)));
     }
 
     /// A wait's first look: nothing while the ask is open, the whole ask

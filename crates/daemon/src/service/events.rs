@@ -120,9 +120,9 @@ pub(super) async fn until_ended(
         if let Some(a) = ended {
             return Ok(Some((a, true)));
         }
-        // Only a move to a terminal state wakes the watch: the ask is
-        // read again for that alone, not for its pick-up or its answer
-        // (which comes with its close).
+        // Only a move to a terminal state wakes the watch (not a pick-up,
+        // nor an answer apart from its close), and the write that made it
+        // usually hands the ask over with the wake-up.
         // Woken now and then before the deadline: a peer waiting on its ask
         // is alive (as one long-polling its inbox), and not turned stale
         // or a ghost by a long wait.
