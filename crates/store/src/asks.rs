@@ -672,6 +672,9 @@ impl Store {
                 _ => (action.target(), Texts::default()),
             };
             let a = move_read(t, prior, action, to, texts)?;
+            // Whether its reply is written delivered (its asker waits for
+            // it in a blocking ask, whose response carries it).
+            let mut settled = false;
             if action != AskAction::Cancel {
                 settle_for_ask(t, id, &a.circle, copies.into_iter().flatten())?;
             }
@@ -690,7 +693,7 @@ impl Store {
                     };
                     ask_event(t, &a, Event::AskClosed(by))?;
                     if let Some(asker) = shared_by_id(t, &a.from_peer_id)? {
-                        self.reply(t, &asker, &actor, id, text)?;
+                        settled = self.reply(t, &asker, &actor, id, text)?;
                     }
                 }
                 AskAction::Ack => {
@@ -700,7 +703,7 @@ impl Store {
                     };
                     ask_event(t, &a, Event::AskClosed(acked))?;
                     if let (Some(msg), Some(asker)) = (text, shared_by_id(t, &a.from_peer_id)?) {
-                        self.reply(t, &asker, &actor, id, msg)?;
+                        settled = self.reply(t, &asker, &actor, id, msg)?;
                     }
                 }
                 AskAction::Cancel => {
@@ -720,7 +723,7 @@ impl Store {
             // Handed to the waits registered by now; one registered later
             // takes its first look once this write landed, and reads it.
             if a.state.is_terminal() && self.ask_waits.watched(id) {
-                t.ended(&a);
+                t.ended(&a, settled);
             }
             Ok(a)
         })
@@ -728,7 +731,7 @@ impl Store {
 
     /// Queue the reply (an answer or ack message) to ask `id` for its asker;
     /// delivered at once when the asker waits for it in a blocking ask
-    /// (whose response carries it).
+    /// (whose response carries it): whether it was.
     fn reply(
         &self,
         t: &mut Tx<'_>,
@@ -736,7 +739,7 @@ impl Store {
         actor: &Peer,
         id: &AskId,
         text: &str,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let reply = enqueue(
             t,
             NewDelivery {
@@ -748,10 +751,11 @@ impl Store {
                 text,
             },
         )?;
-        if self.ask_waits.settle(id) {
+        let settled = self.ask_waits.blocking(id);
+        if settled {
             super::deliveries::confirm_in(t, asker, &reply)?;
         }
-        Ok(())
+        Ok(settled)
     }
 
     /// Expire open asks past their timeout. Returns how many.

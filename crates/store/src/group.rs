@@ -48,7 +48,7 @@ pub(crate) struct Group {
     /// The places each member took in waiting consumers, in order.
     pub(crate) reserved: Vec<Reserved>,
     /// The asks the members ended, as they ended (`Tx::ended`).
-    pub(crate) ended: Vec<Arc<repowire_core::ask::Ask>>,
+    pub(crate) ended: Vec<super::waits::Ended>,
     /// What the members changed of the open-delivery counts.
     pub(crate) opened: Journal,
     /// Where the members who left the connection wait for the commit.
@@ -202,7 +202,7 @@ pub(crate) struct Landed {
     pub(crate) outcome: Result<()>,
     pub(crate) events: Vec<EventRecord>,
     /// The asks its members ended (for their waiters, once committed).
-    pub(crate) ended: Vec<Arc<repowire_core::ask::Ask>>,
+    pub(crate) ended: Vec<super::waits::Ended>,
     pub(crate) landing: Pending,
     pub(crate) members: usize,
 }

@@ -37,7 +37,6 @@ pub use schedules::{Checkin, Due, SchedRow};
 pub use spawns::{NewSpawn, SpawnRow, SpawnState};
 pub use waits::AskWatch;
 
-use repowire_core::ask::Ask;
 use repowire_core::error::{Error, Result};
 use repowire_core::event::{Event, EventRecord};
 use repowire_core::policy::Policy;
@@ -128,7 +127,7 @@ pub struct Tx<'a> {
     keys: &'a mut Keys,
     /// Asks this transaction ended, as they are when it commits: handed to
     /// whoever waits on them (`waits.rs`), who then need not read them.
-    ended: Vec<Arc<Ask>>,
+    ended: Vec<waits::Ended>,
 }
 
 /// The keys the next delivery and ask rows take: their ids carry them
@@ -207,10 +206,14 @@ pub struct NewEvent<'a> {
 impl Tx<'_> {
     /// Ask `a` ends in this transaction, and is as it will be once
     /// committed: handed then to whoever waits on it (nothing later in the
-    /// transaction may change its row).
-    pub(crate) fn ended(&mut self, a: &Ask) {
+    /// transaction may change its row), with whether this transaction wrote
+    /// its reply delivered to an asker waiting in a blocking ask.
+    pub(crate) fn ended(&mut self, a: &repowire_core::ask::Ask, settled: bool) {
         debug_assert!(a.state.is_terminal());
-        self.ended.push(Arc::new(a.clone()));
+        self.ended.push(waits::Ended {
+            ask: Arc::new(a.clone()),
+            settled,
+        });
     }
 
     /// Append an event row in this transaction. The row is written with the
@@ -588,8 +591,8 @@ impl Store {
             self.count_mesh_changes(&l.events);
             // Before the events wake their waiters: a waiter woken by an
             // ask's end finds the ask as it ended.
-            for a in l.ended {
-                self.ask_waits.ended(a);
+            for e in l.ended {
+                self.ask_waits.ended(e);
             }
             for e in l.events {
                 self.wake_waiters(&e);

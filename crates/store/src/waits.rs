@@ -44,6 +44,16 @@ pub(crate) struct Followers {
     tmux: Notify,
 }
 
+/// An ask a transaction ended, as it leaves it, for the ask's waiters once
+/// the transaction committed (`Tx::ended`).
+pub(crate) struct Ended {
+    pub(crate) ask: Arc<Ask>,
+    /// The transaction wrote the reply delivered to the asker, who waits in
+    /// a blocking ask (told only once that commit landed: a transaction
+    /// rolled back wrote nothing).
+    pub(crate) settled: bool,
+}
+
 /// The waits on asks, by ask.
 #[derive(Default)]
 pub(crate) struct AskWaits(Mutex<HashMap<AskId, Vec<Arc<Waiter>>>>);
@@ -63,16 +73,13 @@ impl AskWaits {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether `id`'s asker waits for it in a blocking ask; if so, marks
-    /// its reply as written delivered by the caller's transaction.
-    pub(crate) fn settle(&self, id: &AskId) -> bool {
-        let map = self.map();
-        let mut any = false;
-        for w in map.get(id).into_iter().flatten().filter(|w| w.blocking) {
-            w.settled.store(true, Ordering::Relaxed);
-            any = true;
-        }
-        any
+    /// Whether `id`'s asker waits for it in a blocking ask (then an
+    /// answer's transaction writes the reply delivered, and says so with
+    /// the ask it ended: [`Ended::settled`]).
+    pub(crate) fn blocking(&self, id: &AskId) -> bool {
+        self.map()
+            .get(id)
+            .is_some_and(|ws| ws.iter().any(|w| w.blocking))
     }
 
     /// Whether anyone waits on ask `id`.
@@ -80,12 +87,16 @@ impl AskWaits {
         self.map().contains_key(id)
     }
 
-    /// Ask `a` ended as it is now (committed): for whoever waits on it,
-    /// before the event that ends it wakes them.
-    pub(crate) fn ended(&self, a: Arc<Ask>) {
-        if let Some(ws) = self.map().get(&a.correlation_id) {
+    /// An ask ended as it is now (committed): for whoever waits on it,
+    /// before the event that ends it wakes them; a blocking ask's wait is
+    /// told its reply was written delivered, if it was.
+    pub(crate) fn ended(&self, e: Ended) {
+        if let Some(ws) = self.map().get(&e.ask.correlation_id) {
             for w in ws {
-                *w.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(a.clone());
+                *w.ended.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.ask.clone());
+                if e.settled && w.blocking {
+                    w.settled.store(true, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -157,9 +168,10 @@ impl AskWatch<'_> {
     }
 
     /// The wait is over: from here an answer leaves its reply in the
-    /// inbox. Whether an answer wrote the reply delivered while it lasted
-    /// (a blocking ask's; a read of the ask after this sees any such
-    /// answer, as a read commits the group it is in).
+    /// inbox. Whether an answer that committed while it lasted wrote the
+    /// reply delivered (a blocking ask's). One written but not yet
+    /// committed says false: a read of the ask after this commits it and
+    /// sees the answer, and the reply it finds is then confirmed already.
     pub fn end(self) -> bool {
         self.store.ask_waits.remove(&self.id, &self.w);
         self.w.settled.load(Ordering::Relaxed)
@@ -411,7 +423,7 @@ mod tests {
         let ((), _) = crate::deferring(|| {
             note(&s, &a, "b", "joined");
             let undone = s.write(|t| {
-                t.ended(&closed);
+                t.ended(&closed, false);
                 Err::<(), _>(Error::bad_request("undone"))
             });
             assert!(undone.is_err());
@@ -429,6 +441,29 @@ mod tests {
         s.commit_open();
         assert!(watch.ended().is_none(), "its group never committed");
         assert!(!s.get_ask(&one, None).unwrap().state.is_terminal());
+
+        // Nor is a blocking ask told that such an answer wrote its reply
+        // delivered: it did not (the reply of a later answer, once its wait
+        // is over, is then confirmed by the blocking ask itself).
+        let req = NewAsk {
+            to: "b".into(),
+            text: "q".into(),
+            ..Default::default()
+        };
+        let (sent, blocking) = s.ask_blocking(&a, &req, false).unwrap();
+        let two = sent.ask.correlation_id;
+        let (answered, _) = crate::deferring(|| {
+            let answered = s.act_on_ask(&by(&s, &b), &two, AskAction::Answer, Some("lost"));
+            assert!(
+                s.write(|t| Ok(t.conn().execute_batch("ROLLBACK")?))
+                    .is_err()
+            );
+            answered
+        });
+        assert!(answered.is_ok());
+        s.commit_open();
+        assert!(blocking.ended().is_none());
+        assert!(!blocking.end(), "no reply was written delivered");
     }
 
     /// A waiting consumer of b's deliveries is woken by a delivery queued
