@@ -62,7 +62,8 @@ struct Waiter {
     woken: Notify,
     /// The asker's own blocking ask (its reply is written delivered).
     blocking: bool,
-    /// An answer's transaction wrote the reply delivered while it waited.
+    /// An answer's transaction wrote the reply delivered while it waited,
+    /// and committed (set when its group is published).
     settled: AtomicBool,
     /// The ask as the committed transaction that ended it left it.
     ended: Mutex<Option<Arc<Ask>>>,
