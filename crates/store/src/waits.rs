@@ -261,13 +261,29 @@ mod tests {
             .is_ok()
     }
 
-    fn ask(s: &crate::Store, from: &PeerId, to: &str) -> AskId {
-        let req = NewAsk {
+    fn question(to: &str) -> NewAsk {
+        NewAsk {
             to: to.into(),
             text: "q".into(),
             ..Default::default()
-        };
-        s.ask(from, &req, false).unwrap().ask.correlation_id
+        }
+    }
+
+    fn ask(s: &crate::Store, from: &PeerId, to: &str) -> AskId {
+        s.ask(from, &question(to), false)
+            .unwrap()
+            .ask
+            .correlation_id
+    }
+
+    /// A blocking ask's id and its asker's wait.
+    fn ask_blocking<'a>(
+        s: &'a crate::Store,
+        from: &PeerId,
+        to: &str,
+    ) -> (AskId, crate::AskWatch<'a>) {
+        let (sent, watch) = s.ask_blocking(from, &question(to), false).unwrap();
+        (sent.ask.correlation_id, watch)
     }
 
     fn by(s: &crate::Store, p: &PeerId) -> Caller {
@@ -343,13 +359,7 @@ mod tests {
             .unwrap();
         assert_eq!(canceled.ended(), Some(read(&three)));
 
-        let req = NewAsk {
-            to: "b".into(),
-            text: "q".into(),
-            ..Default::default()
-        };
-        let (sent, blocking) = s.ask_blocking(&a, &req, false).unwrap();
-        let four = sent.ask.correlation_id;
+        let (four, blocking) = ask_blocking(&s, &a, "b");
         s.act_on_ask(&by(&s, &b), &four, AskAction::Answer, Some("now"))
             .unwrap();
         assert_eq!(blocking.ended(), Some(read(&four)));
@@ -446,13 +456,7 @@ mod tests {
         // Nor is a blocking ask told that such an answer wrote its reply
         // delivered: it did not (the reply of a later answer, once its wait
         // is over, is then confirmed by the blocking ask itself).
-        let req = NewAsk {
-            to: "b".into(),
-            text: "q".into(),
-            ..Default::default()
-        };
-        let (sent, blocking) = s.ask_blocking(&a, &req, false).unwrap();
-        let two = sent.ask.correlation_id;
+        let (two, blocking) = ask_blocking(&s, &a, "b");
         let (answered, _) = crate::deferring(|| {
             let answered = s.act_on_ask(&by(&s, &b), &two, AskAction::Answer, Some("lost"));
             assert!(
@@ -502,13 +506,7 @@ mod tests {
     fn a_blocking_ask_is_watched_from_its_own_write() {
         let (_dir, s) = crate::testing::open();
         let (a, b) = (register(&s, "a").0, register(&s, "b").0);
-        let req = NewAsk {
-            to: "b".into(),
-            text: "q".into(),
-            ..Default::default()
-        };
-        let (sent, watch) = s.ask_blocking(&a, &req, false).unwrap();
-        let id = sent.ask.correlation_id;
+        let (id, watch) = ask_blocking(&s, &a, "b");
         let other = s.watch_ask(&id);
         s.act_on_ask(&by(&s, &b), &id, AskAction::Answer, Some("yes"))
             .unwrap();
@@ -527,8 +525,7 @@ mod tests {
         };
         assert_eq!(replies(DeliveryKind::Reply), 0, "nothing left in a's inbox");
 
-        let (sent, watch) = s.ask_blocking(&a, &req, false).unwrap();
-        let late = sent.ask.correlation_id;
+        let (late, watch) = ask_blocking(&s, &a, "b");
         assert!(!watch.end(), "over before any answer");
         s.act_on_ask(&by(&s, &b), &late, AskAction::Answer, Some("late"))
             .unwrap();
